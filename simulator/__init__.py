@@ -1,0 +1,41 @@
+"""Gymnasium shopper simulator for cart recovery.
+
+Importing this package registers ``CartRecovery-v0`` (one abandoned cart per episode, with a
+native vector entry point).
+
+Example:
+    >>> import gymnasium as gym
+    >>> import simulator
+    >>> env = gym.make("CartRecovery-v0", n_shoppers=500)
+    >>> obs, info = env.reset(seed=0)
+    >>> sorted(info)
+    ['action_mask', 'context', 'expected_reward', 'shopper_type']
+    >>> action = simulator.oracle_action(info)
+    >>> obs, reward, terminated, truncated, info = env.step(action)
+    >>> terminated
+    True
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from simulator.config import SimConfig
+from simulator.constants import ACTION_CHANNELS, ACTION_NAMES, SHOPPER_TYPES
+from simulator.env import CartRecoveryEnv
+from simulator.oracle import oracle_action
+from simulator.vector_env import CartRecoveryVectorEnv, ContextBatch
+
+ENV_ID = "CartRecovery-v0"
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(
+        id=ENV_ID,
+        entry_point="simulator.env:CartRecoveryEnv",
+        vector_entry_point="simulator.vector_env:CartRecoveryVectorEnv",
+    )
+
+__all__ = [
+    "ACTION_CHANNELS", "ACTION_NAMES", "SHOPPER_TYPES", "ENV_ID", "SimConfig", "CartRecoveryEnv",
+    "CartRecoveryVectorEnv", "ContextBatch", "oracle_action",
+]

@@ -1,0 +1,144 @@
+"""``CartRecovery-v0``: one abandoned shopping cart per episode."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from simulator.config import SimConfig
+from simulator.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
+
+
+def make_config(config: SimConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> SimConfig:
+    """Merge a config (object or mapping) with keyword overrides; unknown keys raise ValueError."""
+    if isinstance(config, SimConfig):
+        base = dataclasses.asdict(config)
+    elif config is None:
+        base = {}
+    elif isinstance(config, Mapping):
+        base = dict(config)
+    else:
+        raise ValueError(f"config == {config!r}, must be a SimConfig, a mapping or None")
+    return SimConfig.from_dict({**base, **overrides})
+
+
+class CartRecoveryEnv(gym.Env):
+    """Recover an abandoned shopping cart.
+
+    ## Description
+    Each episode is one abandoned cart in a persistent simulated shop. A shopper of a hidden
+    behaviour type (``hesitant``, ``price_sensitive``, ``impulsive``, ``forgetful``) abandons a cart;
+    the agent picks one recovery action; the episode ends with the realised profit of that cart.
+    Shoppers come back across episodes, and their history (sessions, orders, coupons, past recovery
+    contacts) grows, with contact fatigue and coupon conditioning (see :mod:`simulator.response`).
+    ``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()`` without a seed continues the same
+    shop with the next abandoned cart.
+
+    ## Action Space
+    ``Discrete(7)``, in the order of ``env.action_names``: ``none``, ``recommendation``,
+    ``coupon_5``, ``coupon_10``, ``coupon_20``, ``time_limited_offer``, ``recall_message``.
+    Actions the shopper cannot receive (no opt-in on a suitable channel) are 0 in
+    ``info["action_mask"]``. The simulator does not enforce the mask (the engine's guardrails do):
+    an ineligible action is simulated as if it had been sent.
+
+    ## Observation Space
+    ``Box(24,)`` float32 with finite bounds (names in ``env.observation_names``): cart value and size,
+    session behaviour, device, lifetime activity, purchase and coupon history, past contacts,
+    channel opt-ins. Noisy evidence of the hidden type, never the type itself.
+
+    ## Rewards
+    Realised profit of the cart in USD: margin on the recovered order minus coupon and offer cost
+    minus contact cost if the shopper buys, minus the contact cost otherwise.
+
+    ## Episode End
+    Always terminates after one step (``terminated=True``); never truncated.
+
+    ## Info
+    On reset and step: ``context`` (the raw record checkout sends, docs/context-schema.md; its
+    history lists are shared, treat them as read-only), ``shopper_type``, ``expected_reward``
+    (true expected profit of every action, aligned with ``action_names``), ``action_mask``.
+    On step also: ``converted``, ``revenue``, ``coupon_cost``, ``profit``, ``contact_cost``,
+    ``purchase_delay_hours``.
+
+    ## Arguments
+    ``config`` (:class:`SimConfig` or mapping) and keyword overrides of its fields, e.g.
+    ``gym.make("CartRecovery-v0", n_shoppers=2000, coupon_conditioning=False)``;
+    ``block_size``: carts drawn per vectorised block (internal batching, does not change behaviour
+    beyond the simultaneity of carts within a block).
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+    action_names: tuple[str, ...] = ACTION_NAMES
+    observation_names: tuple[str, ...] = OBS_NAMES
+
+    def __init__(self, config: SimConfig | Mapping[str, Any] | None = None, block_size: int = 256,
+                 **overrides: Any) -> None:
+        self.config = make_config(config, overrides)
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"CartRecoveryEnv: block_size == {block_size!r}, must be an integer >= 1")
+        self.block_size = block_size
+        self.action_space = spaces.Discrete(len(ACTION_NAMES))
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.world: ShopWorld | None = None
+        self._batch: CartBatch | None = None
+        self._row = -1
+        self._dirty: set[int] = set()
+        self._info: dict[str, Any] | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or self.world is None:
+            self.world = ShopWorld(self.config, self.np_random)
+            self._batch = None
+        self._row += 1
+        if self._batch is None or self._row >= len(self._batch):
+            self._new_block()
+        batch, i = self._batch, self._row
+        shopper = int(batch.shopper[i])
+        if shopper in self._dirty:
+            self.world.evaluate(batch, np.array([i]))
+        self._info = {
+            "context": self.world.context(batch, i),
+            "shopper_type": SHOPPER_TYPES[batch.type_index[i]],
+            "expected_reward": batch.expected_reward[i].copy(),
+            "action_mask": batch.action_mask[i].copy(),
+        }
+        return batch.observation[i].copy(), dict(self._info)
+
+    def _new_block(self) -> None:
+        size = self.block_size
+        until_shift = self.world.episodes_until_shift()
+        if until_shift:  # end the block exactly where the type mixture shifts
+            size = min(size, until_shift)
+        batch = self.world.draw_batch(size)
+        self.world.arrive(batch)
+        self.world.evaluate(batch)
+        self._batch, self._row = batch, 0
+        self._dirty.clear()
+
+    def step(self, action: Any):
+        if self._info is None:
+            raise RuntimeError("CartRecoveryEnv: call reset() before step(); each episode has one step")
+        a = _check_action(action)
+        batch, i = self._batch, self._row
+        outcome = self.world.resolve_one(batch, i, a)
+        self._dirty.add(int(batch.shopper[i]))
+        info = self._info
+        self._info = None
+        info.update(outcome)
+        return batch.observation[i].copy(), outcome["profit"], True, False, info
+
+
+def _check_action(action: Any) -> int:
+    try:
+        a = int(action)
+    except (TypeError, ValueError):
+        raise ValueError(f"action == {action!r}, must be an integer in [0, {len(ACTION_NAMES)})") from None
+    if a != action or not 0 <= a < len(ACTION_NAMES):
+        raise ValueError(f"action == {action!r}, must be an integer in [0, {len(ACTION_NAMES)})")
+    return a

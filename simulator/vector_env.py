@@ -1,0 +1,145 @@
+"""A native numpy-batched vector version of ``CartRecovery-v0``: many carts per call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Mapping
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from simulator.config import SimConfig
+from simulator.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.env import make_config
+from simulator.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
+
+_TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
+
+
+class ContextBatch(Sequence):
+    """The context records of one batch, built on access (``contexts[i]`` is a plain dict).
+
+    Building a dict per cart costs more than simulating the cart, so a batch keeps its columns and
+    materialises records only when asked; each record is exactly what the single env would put in
+    ``info["context"]``.
+    """
+
+    def __init__(self, world: ShopWorld, batch: CartBatch) -> None:
+        self._world, self._batch = world, batch
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self._world.context(self._batch, j) for j in range(*i.indices(len(self)))]
+        j = int(i)
+        if j < 0:
+            j += len(self)
+        if not 0 <= j < len(self):
+            raise IndexError(f"context index {i} out of range for a batch of {len(self)}")
+        return self._world.context(self._batch, j)
+
+
+class CartRecoveryVectorEnv(VectorEnv):
+    """``num_envs`` abandoned carts per step, simulated together with numpy.
+
+    Every episode lasts one step, so the env auto-resets in the same step
+    (``AutoresetMode.SAME_STEP``): ``step(actions)`` resolves the current carts, returns their
+    rewards, and the observations and infos of the *next* carts. The resolved carts' outcomes are in
+    ``info["final_info"]`` (``converted``, ``revenue``, ``coupon_cost``, ``profit``,
+    ``contact_cost``, ``purchase_delay_hours``, ``expected_reward``, ``shopper_type``) and their
+    observations in ``info["final_obs"]``.
+
+    ``info`` holds ``context`` (a :class:`ContextBatch`), ``shopper_type`` (object array),
+    ``expected_reward`` (num_envs, 7) and ``action_mask`` (num_envs, 7). Carts of one step are
+    simultaneous: two carts of the same shopper in one batch both see the state before the batch.
+
+    Example:
+        >>> import gymnasium as gym, simulator
+        >>> envs = gym.make_vec("CartRecovery-v0", num_envs=8, vectorization_mode="vector_entry_point",
+        ...                     n_shoppers=300)
+        >>> obs, info = envs.reset(seed=1)
+        >>> obs.shape, info["expected_reward"].shape
+        ((8, 24), (8, 7))
+        >>> obs, reward, terminated, truncated, info = envs.step(info["expected_reward"].argmax(axis=1))
+        >>> bool(terminated.all()), reward.shape
+        (True, (8,))
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    action_names: tuple[str, ...] = ACTION_NAMES
+    observation_names: tuple[str, ...] = OBS_NAMES
+
+    def __init__(self, num_envs: int = 1, config: SimConfig | Mapping[str, Any] | None = None,
+                 **overrides: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"CartRecoveryVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1")
+        overrides.pop("render_mode", None)
+        self.config = make_config(config, overrides)
+        self.num_envs = num_envs
+        self.single_action_space = spaces.Discrete(len(ACTION_NAMES))
+        self.single_observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.world: ShopWorld | None = None
+        self._batch: CartBatch | None = None
+        self._np_random = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None or self.world is None:
+            self._np_random = np.random.default_rng(seed)
+            self.world = ShopWorld(self.config, self._np_random)
+        self._next_batch()
+        return self._batch.observation.copy(), self._infos()
+
+    def _next_batch(self) -> None:
+        batch = self.world.draw_batch(self.num_envs)
+        self.world.arrive(batch)
+        self.world.evaluate(batch)
+        self._batch = batch
+
+    def _infos(self) -> dict[str, Any]:
+        b = self._batch
+        return {
+            "context": ContextBatch(self.world, b),
+            "shopper_type": _TYPE_NAMES[b.type_index],
+            "expected_reward": b.expected_reward.copy(),
+            "action_mask": b.action_mask.copy(),
+        }
+
+    def step(self, actions: Any):
+        if self._batch is None:
+            raise RuntimeError("CartRecoveryVectorEnv: call reset() before step()")
+        acts = np.asarray(actions)
+        if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
+            raise ValueError(
+                f"actions has shape {acts.shape} and dtype {acts.dtype}, must be {self.num_envs} integers"
+            )
+        bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
+        if len(bad):
+            raise ValueError(f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})")
+        old = self._batch
+        outcome = self.world.resolve(old, np.arange(self.num_envs), acts.astype(np.int64))
+        outcome["expected_reward"] = old.expected_reward
+        outcome["shopper_type"] = _TYPE_NAMES[old.type_index]
+        final_obs = old.observation
+        self._next_batch()
+        infos = self._infos()
+        everyone = np.ones(self.num_envs, dtype=bool)
+        infos.update(final_obs=final_obs, _final_obs=everyone, final_info=outcome, _final_info=everyone)
+        return (
+            self._batch.observation.copy(),
+            outcome["profit"].astype(np.float64),
+            everyone.copy(),
+            np.zeros(self.num_envs, dtype=bool),
+            infos,
+        )
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        if self._np_random is None:
+            self._np_random = np.random.default_rng()
+        return self._np_random
