@@ -1,0 +1,227 @@
+"""Public entry points: :func:`evaluate`, :func:`summarize` and :func:`evaluate_stream`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.ope.estimators import (
+    DEFAULT_DROS_LAMBDA,
+    DEFAULT_SWITCH_THRESHOLD,
+    ESTIMATORS,
+    EstimatorParams,
+    RowTerms,
+    resolve,
+)
+from engine.ope.intervals import bootstrap_sums
+from engine.ope.merge import Summaries, Summary, finalize, weight_stats
+from engine.ope.reward_model import cross_fit_rewards
+from engine.ope.validation import (
+    BanditData,
+    check_confidence,
+    check_positive_int,
+    make_rng,
+    validate,
+)
+
+logger = logging.getLogger(__name__)
+
+CHUNK_KEYS = ("rewards", "actions", "logged_probs", "target_probs")
+OPTIONAL_CHUNK_KEYS = ("estimated_rewards", "contexts")
+
+
+def _check_ci(confidence: float, ci: str, n_bootstrap: int) -> tuple[float, int]:
+    """Validated confidence and the number of bootstrap replicates to collect (0: analytic)."""
+    confidence = check_confidence(confidence)
+    if ci not in ("analytic", "bootstrap"):
+        raise ValueError(f"ci == {ci!r}, must be 'analytic' or 'bootstrap'")
+    return confidence, check_positive_int("n_bootstrap", n_bootstrap) if ci == "bootstrap" else 0
+
+
+def _summarize_data(
+    data: BanditData,
+    names: tuple[str, ...],
+    params: EstimatorParams,
+    n_bootstrap: int,
+    rng: np.random.Generator | None,
+) -> Summaries:
+    terms = RowTerms.from_data(data)
+    zero_target = int(np.count_nonzero(terms.target_logged == 0.0))
+    blocks, weights = [], []
+    # ipw, snipw, dr and sndr share one weight array: summarise it once. Entries keep the
+    # array alive so that an id is never reused by a later temporary.
+    stats_by_id: dict[int, tuple[np.ndarray, tuple[float, float, float]]] = {}
+    for name in names:
+        est = ESTIMATORS[name]
+        blocks.append(np.stack(est.columns(terms, params)).astype(np.float64, copy=False))
+        if est.weights is None:
+            weights.append(None)
+            continue
+        w = est.weights(terms, params)
+        if id(w) not in stats_by_id:
+            stats_by_id[id(w)] = (w, weight_stats(w))
+        weights.append(stats_by_id[id(w)][1])
+    boots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(names)
+    if n_bootstrap:
+        # One set of resampling counts for all estimators: a single blocked product.
+        sums, counts = bootstrap_sums(np.vstack(blocks).T, n_bootstrap, rng)
+        edges = np.cumsum([0] + [b.shape[0] for b in blocks])
+        boots = [(sums[:, lo:hi], counts) for lo, hi in zip(edges[:-1], edges[1:])]
+    out = {}
+    for name, block, w, boot in zip(names, blocks, weights, boots):
+        est = ESTIMATORS[name]
+        p = () if est.parameter is None else (
+            (est.parameter, float(getattr(params, est.parameter))),
+        )
+        out[name] = Summary.from_terms(name, p, data.n_actions, block, w, zero_target, boot)
+    return Summaries(out)
+
+
+def summarize(
+    rewards: object,
+    actions: object,
+    logged_probs: object,
+    target_probs: object,
+    estimated_rewards: object | None = None,
+    contexts: object | None = None,
+    estimators: Sequence[str] | None = None,
+    *,
+    n_bootstrap: int = 0,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    switch_threshold: float = DEFAULT_SWITCH_THRESHOLD,
+    dros_lambda: float = DEFAULT_DROS_LAMBDA,
+    n_folds: int = 2,
+    reward_model: str = "auto",
+) -> Summaries:
+    """Mergeable sufficient statistics of each estimator over one chunk of rows.
+
+    Arguments are those of :func:`evaluate`; ``n_bootstrap > 0`` also stores Poisson-bootstrap
+    sums (so that ``finalize(..., ci="bootstrap")`` works on merged chunks). With
+    ``contexts=``, the reward model is cross-fitted *within this chunk*.
+
+    >>> a = summarize([1.0, 0.0], [0, 1], [0.5, 0.5], [[1.0, 0.0], [1.0, 0.0]], estimators=["ipw"])
+    >>> b = summarize([1.0], [0], [0.5], [[1.0, 0.0]], estimators=["ipw"])
+    >>> round((a + b)["ipw"].value, 6)  # mean of (2, 0, 2)
+    1.333333
+    """
+    data = validate(rewards, actions, logged_probs, target_probs, estimated_rewards, contexts)
+    if data.estimated_rewards is not None and data.contexts is not None:
+        raise ValueError("estimated_rewards and contexts both given, pass only one")
+    params = EstimatorParams(switch_threshold, dros_lambda)
+    names = resolve(estimators, data.estimated_rewards is not None or data.contexts is not None)
+    if n_bootstrap != 0:
+        n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+    need_model = any(ESTIMATORS[n].needs_model for n in names)
+    generator = make_rng(rng, seed)
+    if need_model and data.estimated_rewards is None:
+        q = cross_fit_rewards(
+            data.contexts, data.actions, data.rewards, data.n_actions, generator, n_folds,
+            reward_model,
+        )
+        data = BanditData(data.rewards, data.actions, data.logged_probs, data.target_probs, q, None)
+    return _summarize_data(data, names, params, n_bootstrap, generator)
+
+
+def evaluate(
+    rewards: object,
+    actions: object,
+    logged_probs: object,
+    target_probs: object,
+    estimated_rewards: object | None = None,
+    contexts: object | None = None,
+    estimators: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    *,
+    ci: str = "analytic",
+    n_bootstrap: int = 1000,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    switch_threshold: float = DEFAULT_SWITCH_THRESHOLD,
+    dros_lambda: float = DEFAULT_DROS_LAMBDA,
+    n_folds: int = 2,
+    reward_model: str = "auto",
+) -> pd.DataFrame:
+    """Estimate the value of a target policy from logged bandit feedback.
+
+    Args:
+        rewards: ``(n,)`` observed rewards.
+        actions: ``(n,)`` logged actions, integers in ``[0, n_actions)``.
+        logged_probs: ``(n,)`` logging propensity of each logged action, in ``(0, 1]``.
+        target_probs: ``(n, n_actions)`` the evaluated policy's distribution for each row.
+        estimated_rewards: ``(n, n_actions)`` reward-model predictions for DM/DR-type estimators.
+        contexts: ``(n, d)`` features; the reward model is then fitted by ``n_folds``-fold
+            cross-fitting (ridge or logistic regression, see ``reward_model``).
+        estimators: names among ``ipw, snipw, dm, dr, sndr, switch-dr, dr-os, on-policy``.
+            Default: ``ipw, snipw, dm, dr, sndr, switch-dr``, keeping only ``ipw, snipw`` when
+            there is no reward model. ``on-policy`` (mean logged reward) is always added.
+        confidence: level of the two-sided intervals.
+        ci: ``"analytic"`` (normal, delta method for the self-normalised estimators) or
+            ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap replicates).
+        rng, seed: randomness for the bootstrap and the cross-fitting folds (one of them).
+        switch_threshold: Switch-DR ``tau``; ``dros_lambda``: DR-OS ``lambda``.
+
+    Returns:
+        DataFrame indexed by estimator with ``value, ci_low, ci_high, se`` and diagnostics
+        ``n, ess, max_weight, mean_weight, zero_target_share`` (see :func:`finalize`).
+
+    >>> t = evaluate([1.0, 0.0, 1.0, 1.0], [0, 1, 0, 1], [0.5] * 4, [[1.0, 0.0]] * 4)
+    >>> list(t.index), float(t.loc["ipw", "value"])
+    (['ipw', 'snipw', 'on-policy'], 1.0)
+    """
+    confidence, n_boot = _check_ci(confidence, ci, n_bootstrap)
+    summaries = summarize(
+        rewards, actions, logged_probs, target_probs, estimated_rewards, contexts, estimators,
+        n_bootstrap=n_boot, rng=rng, seed=seed,
+        switch_threshold=switch_threshold, dros_lambda=dros_lambda, n_folds=n_folds,
+        reward_model=reward_model,
+    )
+    return finalize(summaries, confidence, ci)
+
+
+def evaluate_stream(
+    chunks: Iterable[Mapping[str, object]],
+    estimators: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    *,
+    ci: str = "analytic",
+    n_bootstrap: int = 1000,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    **params: object,
+) -> pd.DataFrame:
+    """Evaluate chunk by chunk, keeping only the mergeable summaries in memory.
+
+    Each chunk is a mapping with the keys ``rewards, actions, logged_probs, target_probs`` and
+    optionally ``estimated_rewards`` or ``contexts`` (cross-fitted within the chunk). ``params``
+    are passed to :func:`summarize` (``switch_threshold``, ``dros_lambda``, ``n_folds``,
+    ``reward_model``). Analytic results equal those of :func:`evaluate` on the concatenated
+    rows (to rounding); bootstrap ones are statistically equivalent but not identical.
+    """
+    confidence, n_boot = _check_ci(confidence, ci, n_bootstrap)
+    generator = make_rng(rng, seed)
+    total: Summaries | None = None
+    i = -1
+    for chunk in chunks:  # no enumerate(): its cached result tuple would pin the last chunk
+        i += 1
+        if not isinstance(chunk, Mapping):
+            raise ValueError(f"chunk {i} is a {type(chunk).__name__}, must be a mapping")
+        missing = [k for k in CHUNK_KEYS if k not in chunk]
+        unknown = [k for k in chunk if k not in CHUNK_KEYS + OPTIONAL_CHUNK_KEYS]
+        if missing or unknown:
+            raise ValueError(f"chunk {i} is missing {missing} / has unknown keys {unknown}")
+        try:
+            part = summarize(
+                **chunk, estimators=estimators,
+                n_bootstrap=n_boot, rng=generator, **params,
+            )
+        except ValueError as exc:
+            raise ValueError(f"chunk {i}: {exc}") from None
+        total = part if total is None else total + part
+        del chunk, part  # let the chunk's arrays go before the next one is produced
+    if total is None:
+        raise ValueError("chunks is empty, need at least one chunk")
+    return finalize(total, confidence, ci)

@@ -1,0 +1,205 @@
+"""Mergeable sufficient statistics of the per-row terms, and their finalisation.
+
+A :class:`Summary` holds, for one estimator, the row count, the mean vector and the matrix of
+centred cross-products of its per-row terms (merged exactly with Chan et al.'s pairwise
+update), the importance-weight sums for the diagnostics and, optionally, Poisson-bootstrap
+sums. Chunks summarised separately and added give the same table as the whole data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+
+from engine.ope.estimators import ESTIMATORS
+from engine.ope.intervals import normal_quantile, percentile_interval
+from engine.ope.validation import check_confidence
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = (
+    "value", "ci_low", "ci_high", "se", "n", "ess", "max_weight", "mean_weight",
+    "zero_target_share",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    """Sufficient statistics of one estimator over some rows (add two to merge them)."""
+
+    estimator: str
+    params: tuple[tuple[str, float], ...]
+    n_actions: int
+    n: int
+    mean: np.ndarray  # (p,)
+    comoment: np.ndarray  # (p, p): sum of outer products of centred terms
+    weight_sum: float
+    weight_sq_sum: float
+    weight_max: float
+    zero_target: int
+    boot_sums: np.ndarray | None = field(default=None)  # (B, p)
+    boot_counts: np.ndarray | None = field(default=None)  # (B,)
+
+    @classmethod
+    def from_terms(
+        cls,
+        estimator: str,
+        params: tuple[tuple[str, float], ...],
+        n_actions: int,
+        terms: np.ndarray,
+        weight_stats: tuple[float, float, float] | None,
+        zero_target: int,
+        boot: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Summary:
+        """Summarise the ``(p, n)`` per-row ``terms`` of one estimator.
+
+        ``weight_stats`` is ``(sum, sum of squares, max)`` of its importance weights (see
+        :func:`weight_stats`), or None for estimators without weights.
+        """
+        mean = terms.mean(axis=1)  # along contiguous rows: pairwise summation
+        centred = terms - mean[:, None]
+        w_sum, w_sq, w_max = (math.nan,) * 3 if weight_stats is None else weight_stats
+        return cls(
+            estimator, params, n_actions, terms.shape[1], mean, centred @ centred.T,
+            w_sum, w_sq, w_max, int(zero_target),
+            None if boot is None else boot[0], None if boot is None else boot[1],
+        )
+
+    def __add__(self, other: Summary) -> Summary:
+        if not isinstance(other, Summary):
+            return NotImplemented
+        for attr in ("estimator", "params", "n_actions"):
+            if getattr(self, attr) != getattr(other, attr):
+                raise ValueError(
+                    f"cannot merge summaries with {attr} == {getattr(self, attr)!r} "
+                    f"and {getattr(other, attr)!r}"
+                )
+        if (self.boot_sums is None) != (other.boot_sums is None) or (
+            self.boot_sums is not None and self.boot_sums.shape != other.boot_sums.shape
+        ):
+            raise ValueError("cannot merge summaries with different n_bootstrap")
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        comoment = self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n)
+        boot_sums = boot_counts = None
+        if self.boot_sums is not None:
+            boot_sums = self.boot_sums + other.boot_sums
+            boot_counts = self.boot_counts + other.boot_counts
+        return Summary(
+            self.estimator, self.params, self.n_actions, n, mean, comoment,
+            self.weight_sum + other.weight_sum, self.weight_sq_sum + other.weight_sq_sum,
+            max(self.weight_max, other.weight_max), self.zero_target + other.zero_target,
+            boot_sums, boot_counts,
+        )
+
+    @property
+    def value(self) -> float:
+        """Point estimate."""
+        return float(ESTIMATORS[self.estimator].value(self.mean))
+
+    @property
+    def se(self) -> float:
+        """Standard error by the delta method (the plain CLT one for linear estimators)."""
+        if self.n < 2:
+            return math.nan
+        grad = ESTIMATORS[self.estimator].gradient(self.mean)
+        if not np.all(np.isfinite(grad)):
+            return math.nan
+        var = float(grad @ (self.comoment / (self.n - 1)) @ grad) / self.n
+        return math.sqrt(var) if var >= 0 else math.nan
+
+    def row(self, confidence: float, ci: str) -> dict[str, float]:
+        """One table row: estimate, interval, standard error and diagnostics."""
+        value = self.value
+        if ci == "analytic":
+            se = self.se
+            half = normal_quantile(confidence) * se
+            low, high = value - half, value + half
+        else:
+            if self.boot_sums is None:
+                raise ValueError("ci == 'bootstrap' but the summary holds no bootstrap sums")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = self.boot_sums / self.boot_counts[:, None]
+            reps = np.asarray(ESTIMATORS[self.estimator].value(means), dtype=float)
+            finite = reps[np.isfinite(reps)]
+            if finite.size < reps.size:
+                logger.warning("%s: %d bootstrap replicates were not finite",
+                               self.estimator, reps.size - finite.size)
+            se = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+            low, high = percentile_interval(reps, confidence)
+        ess = (self.weight_sum**2 / self.weight_sq_sum) if self.weight_sq_sum > 0 else math.nan
+        return {
+            "value": value, "ci_low": low, "ci_high": high, "se": se, "n": self.n,
+            "ess": ess, "max_weight": self.weight_max, "mean_weight": self.weight_sum / self.n,
+            "zero_target_share": self.zero_target / self.n,
+        }
+
+
+def weight_stats(weights: np.ndarray) -> tuple[float, float, float]:
+    """Sum, sum of squares and maximum of importance weights (for ESS and max weight)."""
+    return float(weights.sum()), float(weights @ weights), float(weights.max())
+
+
+class Summaries(Mapping[str, Summary]):
+    """Summaries of several estimators over the same rows (estimator name -> Summary)."""
+
+    def __init__(self, items: Mapping[str, Summary]):
+        self._items = dict(items)
+
+    def __getitem__(self, name: str) -> Summary:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        n = next(iter(self._items.values())).n if self._items else 0
+        return f"Summaries(estimators={list(self._items)}, n={n})"
+
+    def __add__(self, other: Summaries) -> Summaries:
+        if not isinstance(other, Summaries):
+            return NotImplemented
+        if list(self) != list(other):
+            raise ValueError(f"cannot merge summaries of estimators {list(self)} and {list(other)}")
+        return Summaries({k: self[k] + other[k] for k in self})
+
+
+def merge(summaries: Iterable[Summary | Summaries]) -> Summary | Summaries:
+    """Merge summaries of disjoint chunks of rows (equivalent to ``a + b + ...``)."""
+    items = list(summaries)
+    if not items:
+        raise ValueError("summaries is empty, need at least one to merge")
+    return reduce(lambda a, b: a + b, items)
+
+
+def finalize(
+    summary: Summary | Summaries, confidence: float = 0.95, ci: str = "analytic"
+) -> pd.DataFrame:
+    """Turn (merged) summaries into the result table, indexed by estimator.
+
+    Columns: ``value, ci_low, ci_high, se`` and the diagnostics ``n, ess`` (effective sample
+    size ``(sum w)^2 / sum w^2`` of the importance weights the estimator uses), ``max_weight``,
+    ``mean_weight`` (near 1 when propensities are right) and ``zero_target_share`` (share of rows
+    whose logged action has zero target probability). Weight columns are NaN for ``dm`` and
+    ``on-policy``, which use no weights.
+    """
+    confidence = check_confidence(confidence)
+    if ci not in ("analytic", "bootstrap"):
+        raise ValueError(f"ci == {ci!r}, must be 'analytic' or 'bootstrap'")
+    items = {summary.estimator: summary} if isinstance(summary, Summary) else dict(summary)
+    rows = {name: s.row(confidence, ci) for name, s in items.items()}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS))
+    table.index.name = "estimator"
+    table["n"] = table["n"].astype(np.int64)
+    table.attrs.update(confidence=confidence, ci=ci)
+    return table
