@@ -1,0 +1,42 @@
+"""A/B analysis for growth teams: per-cart metrics randomised by user.
+
+- :func:`compare`: effects per metric and arm (delta method, CUPED, Holm, optional
+  always-valid confidence sequences) as a DataFrame.
+- :func:`srm`: sample-ratio-mismatch check of the split of units.
+- :func:`confidence_sequence`: asymptotic confidence sequences over looks (daily peeking).
+- :func:`decide`: ship / do not ship / inconclusive per arm, with reasons.
+- :func:`sample_size`, :func:`sample_size_from_pilot`, :func:`achieved_power`: planning.
+- :func:`effects_plot`, :func:`sequence_plot`: PNG figures.
+"""
+
+from .compare import DEFAULT_METRICS, compare
+from .cuped import cuped_difference
+from .decision import Guardrail, Verdict, decide
+from .delta import ratio_difference, ratio_mean_var
+from .multiple import holm
+from .plots import effects_plot, sequence_plot
+from .power import achieved_power, pilot_sd, sample_size, sample_size_from_pilot
+from .sequential import asymptotic_cs, confidence_sequence, optimal_rho2
+from .srm import srm
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "Guardrail",
+    "Verdict",
+    "achieved_power",
+    "asymptotic_cs",
+    "compare",
+    "confidence_sequence",
+    "cuped_difference",
+    "decide",
+    "effects_plot",
+    "holm",
+    "optimal_rho2",
+    "pilot_sd",
+    "ratio_difference",
+    "ratio_mean_var",
+    "sample_size",
+    "sample_size_from_pilot",
+    "sequence_plot",
+    "srm",
+]
