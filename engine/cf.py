@@ -1,0 +1,590 @@
+"""Collaborative filtering on purchase histories: item-item cosine CF and matrix factorisation.
+
+:class:`CFModel` is fitted on implicit feedback (who bought what) and serves two uses inside
+``decide``:
+
+* :meth:`CFModel.features` -- :data:`CF_FEATURES` for the bandit: affinity of the cart to the
+  shopper's tastes (a user factor folded in from their purchase history, cosine with the cart's
+  item factors), max/mean item-CF similarity of cart items to past purchases, cart popularity,
+  and two flags (cold user, share of unknown cart items). Unknown items and cold users never
+  raise; they give neutral values and set the flags.
+* :meth:`CFModel.recommend` -- item ids not in the cart, ranked by CF score, with popularity as
+  tie-breaker and fallback.
+
+Item CF keeps the top ``n_neighbors`` cosine neighbours of each item (sparse). The factorisation
+is implicit ALS (Hu, Koren & Volinsky 2008, batched with numpy) or a truncated SVD. A shopper's
+factor is *folded in* from their items as ``u = sum(W[h])`` with a fixed per-item projection
+``W`` (``V`` for SVD; ``Y (Y'Y + reg I)^-1`` for ALS, the least-squares fold-in with unit
+confidence), so it costs one small sum per decision and works for shoppers never seen in fit.
+
+>>> users = ["a", "a", "b", "b", "c", "c", "d"]
+>>> items = ["x", "y", "x", "y", "y", "z", "z"]
+>>> model = CFModel(n_factors=2, seed=0).fit((users, items))
+>>> model.recommend({"user_id": "e", "timestamp": 0.0,
+...                  "cart": [{"item_id": "x", "price": 1.0, "quantity": 1}]}, k=2)
+['y', 'z']
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import svds
+
+__all__ = [
+    "CF_FEATURES",
+    "CFModel",
+    "RankingMetrics",
+    "holdout_last_orders",
+    "interactions_from_contexts",
+    "precision_recall_at_k",
+]
+
+logger = logging.getLogger(__name__)
+
+CF_FEATURES: tuple[str, ...] = (
+    "cf_affinity",  # mean cosine of cart item factors with the folded-in user factor
+    "cf_similarity_max",  # max over cart items of their best item-CF similarity to a past purchase
+    "cf_similarity_mean",  # mean over cart items of the same
+    "cf_popularity",  # mean log-popularity of known cart items, scaled to [0, 1]
+    "cf_cold_user",  # 1 when no past purchase is known to the model
+    "cf_unknown_items",  # share of cart lines whose item the model has never seen
+)
+
+_FACTORIZATIONS = ("als", "svd")
+_METHODS = ("item", "mf", "popularity")
+_sum_rows = np.add.reduce
+_dot = np.dot
+_TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
+
+Interactions = tuple  # (user_ids, item_ids) or (user_ids, item_ids, weights), array-likes
+
+
+@dataclass(frozen=True)
+class RankingMetrics:
+    """Mean precision and recall at ``k`` over ``n_users`` evaluated users."""
+
+    precision: float
+    recall: float
+    n_users: int
+    k: int
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} == {value!r}, must be an int >= 1")
+    return int(value)
+
+
+def _check_nonneg_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} == {value!r}, must be a finite number >= 0")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} == {value!r}, must be a finite number >= 0")
+    return float(value)
+
+
+def _unpack(interactions: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(interactions, (tuple, list)) or len(interactions) not in (2, 3):
+        raise ValueError(
+            f"interactions == {type(interactions).__name__}, must be a tuple "
+            "(user_ids, item_ids) or (user_ids, item_ids, weights)"
+        )
+    users = np.asarray(interactions[0])
+    items = np.asarray(interactions[1])
+    if users.ndim != 1 or items.shape != users.shape:
+        raise ValueError(
+            f"interactions shapes == {users.shape} and {items.shape}, must be equal and 1-D"
+        )
+    if len(interactions) == 3:
+        weights = np.asarray(interactions[2], dtype=np.float64)
+        if weights.shape != users.shape:
+            raise ValueError(f"weights shape == {weights.shape}, must be {users.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+            raise ValueError("weights contain a value <= 0 or not finite, must be finite > 0")
+    else:
+        weights = np.ones(users.shape, dtype=np.float64)
+    return users.astype(str), items.astype(str), weights
+
+
+class CFModel:
+    """Item-based CF plus matrix factorisation on implicit purchase feedback.
+
+    Args:
+        n_factors: latent dimension of the factorisation.
+        n_neighbors: neighbours kept per item for item CF.
+        factorization: ``"als"`` (implicit ALS) or ``"svd"`` (truncated SVD).
+        regularization: L2 penalty of ALS.
+        alpha: ALS confidence slope, ``c = 1 + alpha * weight``.
+        n_iter: ALS sweeps.
+        recommend_method: scores used by :meth:`recommend`: ``"item"``, ``"mf"`` or
+            ``"popularity"``.
+        seed: seed of the ALS initialisation (SVD start vector).
+    """
+
+    def __init__(
+        self,
+        n_factors: int = 16,
+        n_neighbors: int = 50,
+        factorization: str = "als",
+        regularization: float = 1.0,
+        alpha: float = 10.0,
+        n_iter: int = 10,
+        recommend_method: str = "item",
+        seed: int = 0,
+    ) -> None:
+        self.n_factors = _check_positive_int("n_factors", n_factors)
+        self.n_neighbors = _check_positive_int("n_neighbors", n_neighbors)
+        if factorization not in _FACTORIZATIONS:
+            raise ValueError(
+                f"factorization == {factorization!r}, must be one of {_FACTORIZATIONS}"
+            )
+        self.factorization = factorization
+        self.regularization = _check_nonneg_float("regularization", regularization)
+        self.alpha = _check_nonneg_float("alpha", alpha)
+        self.n_iter = _check_positive_int("n_iter", n_iter)
+        if recommend_method not in _METHODS:
+            raise ValueError(f"recommend_method == {recommend_method!r}, must be one of {_METHODS}")
+        self.recommend_method = recommend_method
+        self.seed = int(seed)
+        self._fitted = False
+
+    # ------------------------------------------------------------------------------------------
+    # Fitting
+
+    def fit(self, interactions: Interactions) -> CFModel:
+        """Fit on ``(user_ids, item_ids[, weights])``; repeated pairs have their weights summed."""
+        users, items, weights = _unpack(interactions)
+        if users.size == 0:
+            raise ValueError("interactions has 0 rows, must have at least 1")
+        user_ids, user_idx = np.unique(users, return_inverse=True)
+        item_ids, item_idx = np.unique(items, return_inverse=True)
+        matrix = sp.csr_matrix(
+            (weights, (user_idx, item_idx)), shape=(user_ids.size, item_ids.size)
+        )
+        matrix.sum_duplicates()
+        popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
+        neighbors = self._item_neighbors(matrix)
+        k = min(self.n_factors, max(1, min(matrix.shape) - 1))
+        if self.factorization == "als":
+            factors, projection = self._als(matrix, k)
+        else:
+            factors, projection = self._svd(matrix, k)
+        self._set_state(item_ids, popularity, factors, projection, neighbors)
+        logger.info(
+            "CFModel fitted: %d users, %d items, %d interactions, %s k=%d",
+            user_ids.size, item_ids.size, matrix.nnz, self.factorization, k,
+        )
+        return self
+
+    def _item_neighbors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """Top-``n_neighbors`` cosine similarities between item columns (zero diagonal)."""
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
+        norms[norms == 0] = 1.0
+        scaled = sp.csc_matrix(matrix.multiply(1.0 / norms[None, :]))
+        sim = (scaled.T @ scaled).tocsr()
+        sim.setdiag(0.0)
+        sim.eliminate_zeros()
+        keep = self.n_neighbors
+        indptr = [0]
+        indices: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        for row in range(sim.shape[0]):
+            lo, hi = sim.indptr[row], sim.indptr[row + 1]
+            cols, vals = sim.indices[lo:hi], sim.data[lo:hi]
+            if vals.size > keep:
+                top = np.argpartition(-vals, keep - 1)[:keep]
+                cols, vals = cols[top], vals[top]
+            order = np.lexsort((cols, -vals))
+            indices.append(cols[order])
+            data.append(vals[order])
+            indptr.append(indptr[-1] + vals.size)
+        n = sim.shape[0]
+        return sp.csr_matrix(
+            (
+                np.concatenate(data) if data else np.empty(0),
+                np.concatenate(indices) if indices else np.empty(0, dtype=np.int32),
+                np.asarray(indptr),
+            ),
+            shape=(n, n),
+        )
+
+    def _als(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Implicit ALS; returns item factors ``Y`` and the fold-in projection ``W``."""
+        rng = np.random.default_rng(self.seed)
+        n_users, n_items = matrix.shape
+        extra = matrix.copy()
+        extra.data = self.alpha * extra.data  # c - 1
+        extra_t = extra.T.tocsr()
+        user_f = rng.normal(0.0, 0.1, size=(n_users, k))
+        item_f = rng.normal(0.0, 0.1, size=(n_items, k))
+        for _ in range(self.n_iter):
+            user_f = self._als_step(extra, item_f)
+            item_f = self._als_step(extra_t, user_f)
+        gram = item_f.T @ item_f + self.regularization * np.eye(k)
+        projection = np.linalg.solve(gram, item_f.T).T
+        return item_f, projection
+
+    def _als_step(self, extra: sp.csr_matrix, fixed: np.ndarray) -> np.ndarray:
+        """Solve every row's least squares at once: (F'F + F'(C-I)F + reg I) x = F'C p."""
+        k = fixed.shape[1]
+        gram = fixed.T @ fixed + self.regularization * np.eye(k)
+        outer = (fixed[:, :, None] * fixed[:, None, :]).reshape(fixed.shape[0], k * k)
+        lhs = np.asarray(extra @ outer).reshape(-1, k, k) + gram
+        pref = extra.copy()
+        pref.data = pref.data + 1.0  # c = 1 + alpha w on observed entries, p = 1
+        rhs = np.asarray(pref @ fixed)
+        return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
+
+    def _svd(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        binary = (matrix > 0).astype(np.float64)
+        start = np.random.default_rng(self.seed).uniform(size=min(binary.shape))
+        _, _, vt = svds(binary, k=k, v0=start)
+        factors = np.ascontiguousarray(vt.T)
+        return factors, factors.copy()
+
+    def _set_state(
+        self,
+        item_ids: np.ndarray,
+        popularity: np.ndarray,
+        factors: np.ndarray,
+        projection: np.ndarray,
+        neighbors: sp.csr_matrix,
+    ) -> None:
+        self.item_ids_ = np.asarray(item_ids).astype(str)
+        self.popularity_ = np.asarray(popularity, dtype=np.float64)
+        self.item_factors_ = np.asarray(factors, dtype=np.float64)
+        self.projection_ = np.asarray(projection, dtype=np.float64)
+        self.neighbors_ = neighbors
+        # Derived, fast-path structures.
+        self._index = {item: i for i, item in enumerate(self.item_ids_.tolist())}
+        top = self.popularity_.max() if self.popularity_.size else 0.0
+        pop_scaled = np.log1p(self.popularity_) / math.log1p(top) if top > 0 else self.popularity_
+        self._pop_scaled = pop_scaled
+        self._pop_list = pop_scaled.tolist()
+        norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        self._n_items = self.item_ids_.size
+        self._rows = np.ascontiguousarray(np.vstack([self.item_factors_ / norms, self.projection_]))
+        ptr, idx, val = neighbors.indptr, neighbors.indices.tolist(), neighbors.data.tolist()
+        self._nbr = [dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]]))
+                     for i in range(len(ptr) - 1)]
+        self._fitted = True
+
+    def _require_fitted(self) -> None:
+        if not self._fitted:
+            raise ValueError("CFModel is not fitted, call fit() or from_dict() first")
+
+    # ------------------------------------------------------------------------------------------
+    # Scoring
+
+    def _history_index(self, ctx: Mapping[str, Any]) -> set[int]:
+        history = ctx.get("history")
+        found: set[int] = set()
+        if not history:
+            return found
+        get = self._index.get
+        for order in history.get("orders") or ():
+            for item in order["items"]:
+                j = get(item)
+                if j is not None:
+                    found.add(j)
+        return found
+
+    def features(self, ctx: Mapping[str, Any]) -> list[float]:
+        """:data:`CF_FEATURES` of a validated context (neutral values for cold/unknown cases)."""
+        self._require_fitted()
+        get = self._index.get
+        cart = [get(line["item_id"]) for line in ctx["cart"]]
+        known = [c for c in cart if c is not None]
+        unknown_share = 1.0 - len(known) / len(cart)
+        hist = self._history_index(ctx)
+        cold = 0.0 if hist else 1.0
+        if not known:
+            return [0.0, 0.0, 0.0, 0.0, cold, unknown_share]
+        pop_list = self._pop_list
+        popularity = sum([pop_list[c] for c in known]) / len(known)
+        if not hist:
+            return [0.0, 0.0, 0.0, popularity, cold, unknown_share]
+        nbr = self._nbr
+        best = []
+        for c in known:
+            if c in hist:
+                best.append(1.0)
+            else:
+                row_get = nbr[c].get
+                best.append(max([row_get(h, 0.0) for h in hist]))
+        n_known = len(known)
+        # One take from [unit item factors; fold-in projections], one reduce, one mat-vec:
+        # dots[:n_known] are <y_c / |y_c|, u> and sum(dots[n_known:]) is <u, u>.
+        offset = self._n_items
+        rows = self._rows.take(known + [h + offset for h in hist], 0)
+        user = _sum_rows(rows[n_known:])
+        dots = _dot(rows, user).tolist()
+        norm2 = sum(dots[n_known:])
+        if norm2 > 1e-300:
+            affinity = sum(dots[:n_known]) / (n_known * math.sqrt(norm2))
+        else:
+            affinity = 0.0
+        return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
+
+    def _seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
+        """Scores of all items given seed item indices (ties and cold seeds: popularity)."""
+        scores = _TIE_BREAK * self._pop_scaled
+        if method == "popularity" or not seeds:
+            return scores.copy()
+        if method == "item":
+            ptr = self.neighbors_.indptr
+            cols = np.concatenate([self.neighbors_.indices[ptr[s] : ptr[s + 1]] for s in seeds])
+            vals = np.concatenate([self.neighbors_.data[ptr[s] : ptr[s + 1]] for s in seeds])
+            return scores + np.bincount(cols, weights=vals, minlength=scores.size)
+        user = self.projection_[list(seeds)].sum(axis=0)
+        return scores + self.item_factors_ @ user
+
+    def recommend(self, ctx: Mapping[str, Any], k: int = 5) -> list[str]:
+        """Up to ``k`` item ids not in the cart, best CF score first.
+
+        Seeds are the shopper's past purchases and the cart; with no known seed the ranking is
+        by popularity. Never raises for cold users or unknown items.
+        """
+        self._require_fitted()
+        k = _check_positive_int("k", k)
+        get = self._index.get
+        in_cart = {line["item_id"] for line in ctx["cart"]}
+        seeds = self._history_index(ctx)
+        seeds.update(j for j in (get(item) for item in in_cart) if j is not None)
+        scores = self._seed_scores(sorted(seeds), self.recommend_method)
+        for item in in_cart:
+            j = get(item)
+            if j is not None:
+                scores[j] = -np.inf
+        n_ok = int(np.isfinite(scores).sum())
+        take = min(k, n_ok)
+        if take == 0:
+            return []
+        neg = -scores
+        cutoff = np.partition(neg, take - 1)[take - 1]
+        top = np.flatnonzero(neg <= cutoff)  # ties at the cutoff kept, then broken by index
+        top = top[np.lexsort((top, neg[top]))][:take]
+        return self.item_ids_[top].tolist()
+
+    def score_matrix(self, seed_matrix: sp.csr_matrix, method: str = "item") -> np.ndarray:
+        """Dense scores ``(n_rows, n_items)`` for rows of a seed indicator matrix (evaluation)."""
+        self._require_fitted()
+        if method not in _METHODS:
+            raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
+        shape = (seed_matrix.shape[0], self._pop_scaled.size)
+        base = np.broadcast_to(_TIE_BREAK * self._pop_scaled, shape)
+        if method == "popularity":
+            return np.array(base)
+        if method == "item":
+            return base + (seed_matrix @ self.neighbors_).toarray()
+        return base + np.asarray(seed_matrix @ self.projection_) @ self.item_factors_.T
+
+    # ------------------------------------------------------------------------------------------
+    # Persistence
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """Model as a flat dict of numpy arrays (``np.savez(path, **model.to_dict())`` works)."""
+        self._require_fitted()
+        return {
+            "n_factors": np.asarray(self.n_factors),
+            "n_neighbors": np.asarray(self.n_neighbors),
+            "factorization": np.asarray(self.factorization),
+            "regularization": np.asarray(self.regularization),
+            "alpha": np.asarray(self.alpha),
+            "n_iter": np.asarray(self.n_iter),
+            "recommend_method": np.asarray(self.recommend_method),
+            "seed": np.asarray(self.seed),
+            "item_ids": self.item_ids_.copy(),
+            "popularity": self.popularity_.copy(),
+            "item_factors": self.item_factors_.copy(),
+            "projection": self.projection_.copy(),
+            "neighbors_indptr": self.neighbors_.indptr.copy(),
+            "neighbors_indices": self.neighbors_.indices.copy(),
+            "neighbors_data": self.neighbors_.data.copy(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> CFModel:
+        """Rebuild a fitted model from :meth:`to_dict` output (or an ``np.load`` of it)."""
+        try:
+            model = cls(
+                n_factors=int(state["n_factors"]),
+                n_neighbors=int(state["n_neighbors"]),
+                factorization=str(state["factorization"]),
+                regularization=float(state["regularization"]),
+                alpha=float(state["alpha"]),
+                n_iter=int(state["n_iter"]),
+                recommend_method=str(state["recommend_method"]),
+                seed=int(state["seed"]),
+            )
+            item_ids = np.asarray(state["item_ids"]).astype(str)
+            n = item_ids.size
+            neighbors = sp.csr_matrix(
+                (
+                    np.asarray(state["neighbors_data"], dtype=np.float64),
+                    np.asarray(state["neighbors_indices"]),
+                    np.asarray(state["neighbors_indptr"]),
+                ),
+                shape=(n, n),
+            )
+            model._set_state(
+                item_ids,
+                np.asarray(state["popularity"]),
+                np.asarray(state["item_factors"]),
+                np.asarray(state["projection"]),
+                neighbors,
+            )
+        except KeyError as err:
+            raise ValueError(f"state is missing key {err.args[0]!r}") from None
+        return model
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self._fitted:
+            return {"params": self._params(), "fitted": None}
+        return {"params": self._params(), "fitted": self.to_dict()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["fitted"] is not None:
+            self.__dict__.update(CFModel.from_dict(state["fitted"]).__dict__)
+        else:
+            self.__init__(**state["params"])
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "n_factors": self.n_factors,
+            "n_neighbors": self.n_neighbors,
+            "factorization": self.factorization,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "n_iter": self.n_iter,
+            "recommend_method": self.recommend_method,
+            "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"CFModel({args})"
+
+
+# ----------------------------------------------------------------------------------------------
+# Data helpers and evaluation
+
+
+def _latest_by_user(contexts: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    latest: dict[str, Mapping[str, Any]] = {}
+    for ctx in contexts:
+        user = ctx["user_id"]
+        seen = latest.get(user)
+        if seen is None or ctx["timestamp"] >= seen["timestamp"]:
+            latest[user] = ctx
+    return latest
+
+
+def _to_arrays(pairs: dict[tuple[str, str], float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not pairs:
+        empty = np.empty(0, dtype=str)
+        return empty, empty.copy(), np.empty(0, dtype=np.float64)
+    users, items = zip(*pairs)
+    return np.asarray(users), np.asarray(items), np.fromiter(pairs.values(), np.float64, len(pairs))
+
+
+def _orders_of(ctx: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    history = ctx.get("history") or {}
+    return sorted(history.get("orders") or (), key=lambda order: order["timestamp"])
+
+
+def interactions_from_contexts(
+    contexts: Iterable[Mapping[str, Any]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(user_ids, item_ids, weights)`` from each user's latest context's ``history.orders``.
+
+    Histories are cumulative, so only the latest context of a user is read (no double counting);
+    ``weights`` counts how often the user bought the item.
+    """
+    pairs: dict[tuple[str, str], float] = {}
+    for user, ctx in _latest_by_user(contexts).items():
+        for order in _orders_of(ctx):
+            for item in order["items"]:
+                pairs[(user, item)] = pairs.get((user, item), 0.0) + 1.0
+    return _to_arrays(pairs)
+
+
+def holdout_last_orders(
+    contexts: Iterable[Mapping[str, Any]], n_last: int = 1
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split each user's latest purchase history: the last ``n_last`` orders go to test.
+
+    Users with ``n_last`` orders or fewer stay entirely in train.
+    """
+    n_last = _check_positive_int("n_last", n_last)
+    train: dict[tuple[str, str], float] = {}
+    test: dict[tuple[str, str], float] = {}
+    for user, ctx in _latest_by_user(contexts).items():
+        orders = _orders_of(ctx)
+        cut = len(orders) - n_last if len(orders) > n_last else len(orders)
+        for i, order in enumerate(orders):
+            target = train if i < cut else test
+            for item in order["items"]:
+                target[(user, item)] = target.get((user, item), 0.0) + 1.0
+    return _to_arrays(train), _to_arrays(test)
+
+
+def precision_recall_at_k(
+    model: CFModel,
+    train: Interactions,
+    test: Interactions,
+    k: int = 10,
+    method: str = "item",
+) -> RankingMetrics:
+    """Mean precision@k and recall@k of held-out purchases.
+
+    For every user with test items, items are scored from the user's ``train`` items (folded in,
+    exactly as in production), train items are excluded, and the top ``k`` are compared with the
+    user's distinct test items. ``method="popularity"`` is the baseline. ``model`` should be fitted
+    on ``train``; test items unknown to it count as misses.
+    """
+    k = _check_positive_int("k", k)
+    if method not in _METHODS:
+        raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
+    model._require_fitted()
+    train_users, train_items, _ = _unpack(train)
+    test_users, test_items, _ = _unpack(test)
+    eval_users = np.unique(test_users)
+    if eval_users.size == 0:
+        raise ValueError("test has 0 rows, must have at least 1")
+    row_of = {user: i for i, user in enumerate(eval_users.tolist())}
+    index = model._index
+    n_items = model.item_ids_.size
+    rows, cols = [], []
+    for user, item in zip(train_users.tolist(), train_items.tolist()):
+        r, c = row_of.get(user), index.get(item)
+        if r is not None and c is not None:
+            rows.append(r)
+            cols.append(c)
+    seeds = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(eval_users.size, n_items)
+    )
+    seeds.data[:] = 1.0  # duplicates summed by the constructor: back to an indicator
+    scores = model.score_matrix(seeds, method)
+    scores[seeds.nonzero()] = -np.inf
+    take = min(k, n_items)
+    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+    truth: dict[int, set[str]] = {}
+    for user, item in zip(test_users.tolist(), test_items.tolist()):
+        truth.setdefault(row_of[user], set()).add(item)
+    ids = model.item_ids_
+    precision = recall = 0.0
+    for r, wanted in truth.items():
+        hits = sum(1 for item in ids[top[r]].tolist() if item in wanted)
+        precision += hits / k
+        recall += hits / len(wanted)
+    n = len(truth)
+    return RankingMetrics(precision=precision / n, recall=recall / n, n_users=n, k=k)

@@ -1,0 +1,389 @@
+"""Validation of the context record at the engine boundary.
+
+The context record is described in ``docs/context-schema.md``. :func:`validate_context` checks
+it once, on every ``decide``, so that everything downstream (profiles, CF, feature builder) can
+trust types and ranges. It is written as straight-line code on purpose: a normal context is
+checked in a few microseconds. Error messages are only formatted when a check fails.
+
+>>> ctx = {"user_id": "u1", "timestamp": 1767225600.0,
+...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}]}
+>>> validate_context(ctx)
+>>> ctx["cart"][0]["price"] = float("nan")
+>>> try:
+...     validate_context(ctx)
+... except ContextError as err:
+...     print(err.field, "|", err)
+cart[0].price | cart[0].price == nan, must be a finite number >= 0
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ContextError", "ContextLimits", "validate_context"]
+
+logger = logging.getLogger(__name__)
+
+_INF = math.inf
+_NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
+_MISSING = object()
+
+_SESSION_COUNTS = ("product_views", "shipping_page_views")
+_SESSION_DURATIONS = ("session_seconds", "minutes_cart_to_abandon", "minutes_since_abandon")
+_HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
+_CHANNELS = ("email", "sms", "push")
+
+
+class ContextError(ValueError):
+    """A context record that breaks the schema.
+
+    Attributes:
+        field: dotted path of the offending field, e.g. ``"cart[2].price"``.
+        value: the value found (``None`` when the field is missing).
+    """
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+    def __reduce__(self):  # keep the exception picklable (multiprocessing, logging handlers)
+        return (type(self), (self.field, self.value, self.args[0]))
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    """Size limits that protect ``decide`` from oversized input.
+
+    Attributes:
+        max_string: longest accepted string (ids, categories, device, action names).
+        max_cart_lines: most lines in ``cart``.
+        max_history_events: most entries in each of ``history.orders`` and ``history.contacts``.
+        max_order_items: most item ids in one past order.
+        max_count: largest accepted integer count (quantities, views, sessions).
+    """
+
+    max_string: int = 256
+    max_cart_lines: int = 100
+    max_history_events: int = 1_000
+    max_order_items: int = 100
+    max_count: int = 1_000_000_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_string", "max_cart_lines", "max_history_events", "max_order_items", "max_count"
+        ):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"ContextLimits.{name} == {value!r}, must be an int >= 1")
+
+
+_DEFAULT_LIMITS = ContextLimits()
+
+
+# ----------------------------------------------------------------------------------------------
+# Failure formatting (slow path only)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:40] + "...") + f" ({len(value)} chars)"
+    if isinstance(value, float):
+        return repr(value)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:60] + "..."
+    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, str)) else text
+
+
+def _fail(field: str, value: Any, requirement: str) -> ContextError:
+    if value is _MISSING:
+        return ContextError(field, None, f"{field} is missing, must be {requirement}")
+    return ContextError(field, value, f"{field} == {_show(value)}, must be {requirement}")
+
+
+def _as_number(value: Any) -> float | None:
+    """Numpy scalars are accepted as numbers; anything else (incl. bool) is not."""
+    if isinstance(value, (np.floating, np.integer)) and not isinstance(value, np.bool_):
+        return float(value)
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, np.integer):
+        return int(value)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Field checks. Each returns silently on the fast path and raises with a formatted message.
+
+
+def _check_string(field: str, value: Any, max_len: int) -> None:
+    if type(value) is str and 0 < len(value) <= max_len:
+        return
+    if type(value) is str and value:
+        raise _fail(field, value, f"a string of at most {max_len} characters")
+    raise _fail(field, value, "a non-empty string")
+
+
+def _check_finite(field: str, value: Any) -> None:
+    if type(value) in _NUMBER_TYPES and -_INF < value < _INF:
+        return
+    number = _as_number(value)
+    if number is None or not math.isfinite(number):
+        raise _fail(field, value, "a finite number")
+
+
+def _check_nonneg(field: str, value: Any) -> None:
+    if type(value) in _NUMBER_TYPES and 0 <= value < _INF:
+        return
+    number = _as_number(value) if type(value) not in _NUMBER_TYPES else float(value)
+    if number is None or not 0 <= number < _INF:
+        raise _fail(field, value, "a finite number >= 0")
+
+
+def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:
+    if type(value) is int and value >= low and (high is None or value <= high):
+        return
+    number = value if type(value) is int else _as_int(value)
+    requirement = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
+    if number is None or number < low or (high is not None and number > high):
+        raise _fail(field, value, requirement)
+
+
+def _check_bool(field: str, value: Any) -> None:
+    if type(value) is bool or isinstance(value, np.bool_):
+        return
+    raise _fail(field, value, "a bool")
+
+
+def _check_list(field: str, value: Any, max_len: int, non_empty: bool = False) -> None:
+    if type(value) is list or isinstance(value, (list, tuple)):
+        if len(value) > max_len:
+            raise ContextError(
+                field, value, f"{field} has {len(value)} entries, must have at most {max_len}"
+            )
+        if non_empty and not value:
+            raise _fail(field, value, "a non-empty list")
+        return
+    raise _fail(field, value, "a list")
+
+
+def _check_mapping(field: str, value: Any) -> None:
+    if type(value) is dict or isinstance(value, Mapping):
+        return
+    raise _fail(field, value, "a dict")
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections
+
+
+def _check_cart(cart: Any, limits: ContextLimits) -> None:
+    _check_list("cart", cart, limits.max_cart_lines, non_empty=True)
+    max_string = limits.max_string
+    max_count = limits.max_count
+    for i, line in enumerate(cart):
+        if type(line) is not dict:
+            _check_mapping(f"cart[{i}]", line)
+        item_id = line.get("item_id", _MISSING)
+        if type(item_id) is not str or not 0 < len(item_id) <= max_string:
+            _check_string(f"cart[{i}].item_id", item_id, max_string)
+        price = line.get("price", _MISSING)
+        if type(price) not in _NUMBER_TYPES or not 0 <= price < _INF:
+            _check_nonneg(f"cart[{i}].price", price)
+        quantity = line.get("quantity", _MISSING)
+        if type(quantity) is not int or not 1 <= quantity <= max_count:
+            _check_int(f"cart[{i}].quantity", quantity, 1, max_count)
+        category = line.get("category")
+        if category is not None and (type(category) is not str or len(category) > max_string):
+            _check_string(f"cart[{i}].category", category, max_string)
+
+
+def _check_session(session: Any, limits: ContextLimits) -> None:
+    if type(session) is not dict:
+        _check_mapping("session", session)
+    get = session.get
+    device = get("device")
+    if device is not None:
+        _check_string("session.device", device, limits.max_string)
+    hour = get("hour")
+    if hour is not None and (type(hour) is not int or not 0 <= hour <= 23):
+        _check_int("session.hour", hour, 0, 23)
+    max_count = limits.max_count
+    for name in _SESSION_COUNTS:
+        value = get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= max_count):
+            _check_int(f"session.{name}", value, 0, max_count)
+    for name in _SESSION_DURATIONS:
+        value = get(name)
+        if value is not None and (type(value) not in _NUMBER_TYPES or not 0 <= value < _INF):
+            _check_nonneg(f"session.{name}", value)
+
+
+def _check_channels(channels: Any) -> None:
+    if type(channels) is not dict:
+        _check_mapping("channels", channels)
+    for name in _CHANNELS:
+        value = channels.get(name)
+        if value is not None and type(value) is not bool:
+            _check_bool(f"channels.{name}", value)
+
+
+def _check_order_slow(i: int, order: Any, limits: ContextLimits) -> None:
+    """Field-by-field check of one order, used to name the field once the fast path failed."""
+    field = f"history.orders[{i}]"
+    _check_mapping(field, order)
+    _check_finite(f"{field}.timestamp", order.get("timestamp", _MISSING))
+    items = order.get("items", _MISSING)
+    _check_list(f"{field}.items", items, limits.max_order_items)
+    for j, item in enumerate(items):
+        _check_string(f"{field}.items[{j}]", item, limits.max_string)
+    _check_nonneg(f"{field}.value", order.get("value", _MISSING))
+    coupon = order.get("coupon_percent")
+    if coupon is not None:
+        number = coupon if type(coupon) in _NUMBER_TYPES else _as_number(coupon)
+        if number is None or not 0 <= number <= 100:
+            raise _fail(f"{field}.coupon_percent", coupon, "None or a number in [0, 100]")
+    recovered = order.get("recovered_by")
+    if recovered is not None:
+        _check_string(f"{field}.recovered_by", recovered, limits.max_string)
+
+
+def _check_orders(orders: Any, limits: ContextLimits) -> None:
+    _check_list("history.orders", orders, limits.max_history_events)
+    max_string = limits.max_string
+    max_items = limits.max_order_items
+    numbers = _NUMBER_TYPES
+    inf = _INF
+    # Fast path: plain dicts of plain values; any doubt goes to the slow, naming check.
+    for order in orders:
+        try:
+            ts = order["timestamp"]
+            items = order["items"]
+            value = order["value"]
+        except Exception:  # not subscriptable, missing key...: let the slow path name it
+            break
+        if (
+            type(order) is not dict
+            or type(ts) not in numbers
+            or not -inf < ts < inf
+            or type(items) is not list
+            or len(items) > max_items
+            or type(value) not in numbers
+            or not 0 <= value < inf
+        ):
+            break
+        for item in items:
+            if type(item) is not str or not 0 < len(item) <= max_string:
+                break
+        else:
+            coupon = order.get("coupon_percent")
+            if coupon is not None and (type(coupon) not in numbers or not 0 <= coupon <= 100):
+                break
+            recovered = order.get("recovered_by")
+            if recovered is None or (type(recovered) is str and len(recovered) <= max_string):
+                continue
+        break
+    else:
+        return
+    for i, order in enumerate(orders):
+        _check_order_slow(i, order, limits)
+
+
+def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
+    _check_list("history.contacts", contacts, limits.max_history_events)
+    max_string = limits.max_string
+    numbers = _NUMBER_TYPES
+    inf = _INF
+    for contact in contacts:
+        try:
+            ts = contact["timestamp"]
+            action = contact["action"]
+            converted = contact["converted"]
+        except Exception:  # not subscriptable, missing key...: let the slow path name it
+            break
+        if (
+            type(contact) is not dict
+            or type(ts) not in numbers
+            or not -inf < ts < inf
+            or type(action) is not str
+            or not 0 < len(action) <= max_string
+            or type(converted) is not bool
+        ):
+            break
+    else:
+        return
+    for i, contact in enumerate(contacts):
+        field = f"history.contacts[{i}]"
+        _check_mapping(field, contact)
+        _check_finite(f"{field}.timestamp", contact.get("timestamp", _MISSING))
+        _check_string(f"{field}.action", contact.get("action", _MISSING), max_string)
+        _check_bool(f"{field}.converted", contact.get("converted", _MISSING))
+
+
+def _check_history(history: Any, limits: ContextLimits) -> None:
+    if type(history) is not dict:
+        _check_mapping("history", history)
+    get = history.get
+    first_seen = get("first_seen")
+    if first_seen is not None and (
+        type(first_seen) not in _NUMBER_TYPES or not -_INF < first_seen < _INF
+    ):
+        _check_finite("history.first_seen", first_seen)
+    max_count = limits.max_count
+    for name in _HISTORY_COUNTS:
+        value = get(name)
+        if value is not None and (type(value) is not int or not 0 <= value <= max_count):
+            _check_int(f"history.{name}", value, 0, max_count)
+    orders = get("orders")
+    if orders is not None:
+        _check_orders(orders, limits)
+    contacts = get("contacts")
+    if contacts is not None:
+        _check_contacts(contacts, limits)
+
+
+def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> None:
+    """Check a context record against the schema; return ``None`` or raise :class:`ContextError`.
+
+    Required: ``user_id`` (non-empty str), ``timestamp`` (finite number) and ``cart`` (non-empty
+    list of lines with ``item_id`` str, ``price`` finite >= 0, ``quantity`` int >= 1, optional
+    ``category`` str). ``session``, ``channels`` and ``history`` may be missing or ``None``; when
+    present each of their known fields is type- and range-checked (a missing field is allowed).
+    Booleans are never accepted as numbers; numpy scalars are. Unknown keys are ignored.
+
+    Args:
+        ctx: the context record.
+        limits: size limits (strings, cart lines, history events).
+
+    Raises:
+        ContextError: naming the dotted field path and the value found.
+    """
+    if type(ctx) is not dict:
+        _check_mapping("context", ctx)
+    max_string = limits.max_string
+    get = ctx.get
+    user_id = get("user_id", _MISSING)
+    if type(user_id) is not str or not 0 < len(user_id) <= max_string:
+        _check_string("user_id", user_id, max_string)
+    ts = get("timestamp", _MISSING)
+    if type(ts) not in _NUMBER_TYPES or not -_INF < ts < _INF:
+        _check_finite("timestamp", ts)
+    _check_cart(get("cart", _MISSING), limits)
+    session = get("session")
+    if session is not None:
+        _check_session(session, limits)
+    channels = get("channels")
+    if channels is not None:
+        _check_channels(channels)
+    history = get("history")
+    if history is not None:
+        _check_history(history, limits)

@@ -1,0 +1,167 @@
+"""Abandonment-risk model: P(shopper returns and buys with no recovery action).
+
+A standardised L2 logistic regression (scikit-learn) fitted on profile features. After fitting,
+the scaler is folded into the coefficients, so a prediction is one dot product and a sigmoid:
+:meth:`RiskModel.predict_one` does that in plain Python for the single-row ``decide`` path.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> X = rng.normal(size=(2000, 2))
+>>> y = (rng.random(2000) < 1 / (1 + np.exp(-(2 * X[:, 0] - X[:, 1])))).astype(int)
+>>> model = RiskModel(feature_names=("a", "b")).fit(X, y)
+>>> [bool(s) for s in np.sign(model.coef_) == [1, -1]]
+[True, True]
+>>> abs(model.predict_one([0.5, 0.5]) - float(model.predict_proba([[0.5, 0.5]])[0])) < 1e-12
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from operator import mul
+from typing import Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from engine.profile import PROFILE_FEATURES
+
+__all__ = ["RiskModel"]
+
+logger = logging.getLogger(__name__)
+
+_exp = math.exp
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0.0:
+        return 1.0 / (1.0 + _exp(-z))
+    e = _exp(z)
+    return e / (1.0 + e)
+
+
+class RiskModel:
+    """Logistic regression on named features with a fast single-row predict.
+
+    Args:
+        feature_names: names of the columns of ``X`` (default: :data:`PROFILE_FEATURES`).
+        C: inverse L2 strength on standardised features (scikit-learn convention).
+        max_iter: solver iterations.
+
+    Attributes (after fit):
+        coef_: coefficients on the *raw* features, shape ``(n_features,)``.
+        intercept_: intercept on the raw features.
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str] = PROFILE_FEATURES,
+        C: float = 1.0,
+        max_iter: int = 1000,
+    ) -> None:
+        names = tuple(feature_names)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ValueError(
+                f"feature_names == {feature_names!r}, must be a non-empty sequence of str"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature_names == {feature_names!r}, must not repeat a name")
+        if isinstance(C, bool) or not isinstance(C, (int, float)) or not (0 < C < math.inf):
+            raise ValueError(f"C == {C!r}, must be a finite number > 0")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+            raise ValueError(f"max_iter == {max_iter!r}, must be an int >= 1")
+        self.feature_names = names
+        self.C = float(C)
+        self.max_iter = max_iter
+        self._coef_list: list[float] | None = None
+
+    def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"{name} shape == {arr.shape}, must be (n, {len(self.feature_names)})"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains a non-finite value, must be all finite")
+        return arr
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RiskModel:
+        """Fit on ``X`` (n, d) and binary labels ``y`` (1 = returned and bought unprompted)."""
+        X = self._check_X(X)
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y shape == {y.shape}, must be ({X.shape[0]},)")
+        labels = set(np.unique(y).tolist())
+        if not labels <= {0, 1}:
+            raise ValueError(f"y values == {sorted(labels)}, must be 0/1")
+        if len(labels) < 2:
+            raise ValueError(f"y has only class {labels.pop()}, must contain both 0 and 1")
+        scaler = StandardScaler().fit(X)
+        clf = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        clf.fit(scaler.transform(X), y.astype(int), sample_weight=sample_weight)
+        coef = clf.coef_[0] / scaler.scale_
+        self.coef_ = coef
+        self.intercept_ = float(clf.intercept_[0] - coef @ scaler.mean_)
+        self._coef_list = coef.tolist()
+        logger.info("RiskModel fitted on %d rows, base rate %.4f", X.shape[0], float(y.mean()))
+        return self
+
+    def _require_fitted(self) -> None:
+        if self._coef_list is None:
+            raise ValueError("RiskModel is not fitted, call fit() or from_dict() first")
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits, shape ``(n,)``."""
+        self._require_fitted()
+        return self._check_X(X) @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """P(return and buy with no action) for each row of ``X`` (n, d), shape ``(n,)``."""
+        z = self.decision_function(X)
+        out = np.empty_like(z)
+        pos = z >= 0
+        out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+        e = np.exp(z[~pos])
+        out[~pos] = e / (1.0 + e)
+        return out
+
+    def predict_one(self, x: Sequence[float]) -> float:
+        """Probability for one row given as a float sequence (no validation: decide path)."""
+        coef = self._coef_list
+        if coef is None:
+            self._require_fitted()
+        return _sigmoid(self.intercept_ + sum(map(mul, coef, x)))
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """Fitted state as numpy arrays."""
+        self._require_fitted()
+        return {
+            "feature_names": np.asarray(self.feature_names),
+            "C": np.asarray(self.C),
+            "max_iter": np.asarray(self.max_iter),
+            "coef": self.coef_.copy(),
+            "intercept": np.asarray(self.intercept_),
+        }
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> RiskModel:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            model = cls(
+                feature_names=[str(n) for n in np.asarray(state["feature_names"]).tolist()],
+                C=float(state["C"]),
+                max_iter=int(state["max_iter"]),
+            )
+            coef = np.asarray(state["coef"], dtype=np.float64)
+            intercept = float(state["intercept"])
+        except KeyError as err:
+            raise ValueError(f"state is missing key {err.args[0]!r}") from None
+        if coef.shape != (len(model.feature_names),):
+            raise ValueError(f"coef shape == {coef.shape}, must be ({len(model.feature_names)},)")
+        model.coef_ = coef
+        model.intercept_ = intercept
+        model._coef_list = coef.tolist()
+        return model

@@ -1,0 +1,278 @@
+"""Tests of engine.context: schema validation at the decide boundary."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.context import ContextError, ContextLimits, validate_context
+
+
+def _load_factory():
+    name = "cartwise_test_context_factory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("context_factory.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+factory = _load_factory()
+WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
+
+
+@pytest.fixture()
+def ctx():
+    rng = np.random.default_rng(7)
+    base = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
+    base["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
+    return base
+
+
+def test_synthetic_and_edge_contexts_are_valid():
+    for context in factory.make_contexts(WORLD, seed=1):
+        validate_context(context)
+    for name, context in factory.edge_contexts(WORLD).items():
+        validate_context(context)  # every named corner case is schema-valid
+
+
+def test_exact_message_field_and_value_for_nan_price(ctx):
+    ctx["cart"][2]["price"] = float("nan")
+    with pytest.raises(ContextError) as info:
+        validate_context(ctx)
+    err = info.value
+    assert str(err) == "cart[2].price == nan, must be a finite number >= 0"
+    assert err.field == "cart[2].price"
+    assert math.isnan(err.value)
+    assert isinstance(err, ValueError)
+
+
+def _set(ctx, path, value):
+    """Set (or delete, for value is DELETE) a dotted/indexed path like 'history.orders[1].value'."""
+    parts = path.replace("[", ".[").split(".")
+    node = ctx
+    for part in parts[:-1]:
+        node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+    last = parts[-1]
+    key = int(last[1:-1]) if last.startswith("[") else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+
+
+DELETE = object()
+
+BAD_CASES = [
+    # (path to change, new value, expected .field, fragment of the message)
+    ("user_id", DELETE, "user_id", "user_id is missing"),
+    ("user_id", 42, "user_id", "non-empty string"),
+    ("user_id", "", "user_id", "non-empty string"),
+    ("user_id", "x" * 257, "user_id", "at most 256 characters"),
+    ("timestamp", float("inf"), "timestamp", "finite number"),
+    ("timestamp", float("nan"), "timestamp", "finite number"),
+    ("timestamp", "1767225600", "timestamp", "finite number"),
+    ("timestamp", True, "timestamp", "finite number"),
+    ("timestamp", None, "timestamp", "finite number"),
+    ("cart", [], "cart", "non-empty list"),
+    ("cart", DELETE, "cart", "cart is missing"),
+    ("cart", "i1", "cart", "a list"),
+    ("cart", [{"item_id": "a", "price": 1.0, "quantity": 1}] * 101, "cart", "at most 100"),
+    ("cart[1]", "i0001", "cart[1]", "a dict"),
+    ("cart[0].item_id", 17, "cart[0].item_id", "non-empty string"),
+    ("cart[0].item_id", DELETE, "cart[0].item_id", "missing"),
+    ("cart[0].price", -0.01, "cart[0].price", ">= 0"),
+    ("cart[0].price", True, "cart[0].price", "finite number >= 0"),
+    ("cart[0].price", "9.99", "cart[0].price", "finite number >= 0"),
+    ("cart[1].quantity", 0, "cart[1].quantity", "an int in [1, 1000000000]"),
+    ("cart[1].quantity", 1.0, "cart[1].quantity", "an int"),
+    ("cart[1].quantity", True, "cart[1].quantity", "an int"),
+    ("cart[1].quantity", 10**10, "cart[1].quantity", "an int"),
+    ("cart[2].category", 3, "cart[2].category", "string"),
+    ("session", "mobile", "session", "a dict"),
+    ("session.hour", 24, "session.hour", "an int in [0, 23]"),
+    ("session.hour", -1, "session.hour", "[0, 23]"),
+    ("session.hour", 21.0, "session.hour", "an int"),
+    ("session.device", 1, "session.device", "string"),
+    ("session.product_views", -1, "session.product_views", "an int"),
+    ("session.shipping_page_views", False, "session.shipping_page_views", "an int"),
+    ("session.session_seconds", float("inf"), "session.session_seconds", "finite number >= 0"),
+    ("session.minutes_since_abandon", "5", "session.minutes_since_abandon", ">= 0"),
+    ("session.minutes_cart_to_abandon", -2.0, "session.minutes_cart_to_abandon", ">= 0"),
+    ("channels", ["email"], "channels", "a dict"),
+    ("channels.email", "yes", "channels.email", "a bool"),
+    ("channels.sms", 1, "channels.sms", "a bool"),
+    ("history", [], "history", "a dict"),
+    ("history.first_seen", float("nan"), "history.first_seen", "finite"),
+    ("history.sessions", -3, "history.sessions", "an int"),
+    ("history.carts_abandoned", 2.5, "history.carts_abandoned", "an int"),
+    ("history.orders", {"a": 1}, "history.orders", "a list"),
+    ("history.orders", [], None, None),  # an empty list is fine
+    ("history.orders[1]", None, "history.orders[1]", "a dict"),
+    ("history.orders[1].items", "i1", "history.orders[1].items", "a list"),
+    ("history.orders[1].items", ["i1"] * 101, "history.orders[1].items", "at most 100"),
+    ("history.orders[0].items[0]", 7, "history.orders[0].items[0]", "string"),
+    ("history.orders[0].value", -5.0, "history.orders[0].value", ">= 0"),
+    ("history.orders[0].value", DELETE, "history.orders[0].value", "missing"),
+    ("history.orders[0].timestamp", DELETE, "history.orders[0].timestamp", "missing"),
+    ("history.orders[2].coupon_percent", 150, "history.orders[2].coupon_percent", "[0, 100]"),
+    ("history.orders[2].coupon_percent", "10", "history.orders[2].coupon_percent", "[0, 100]"),
+    ("history.orders[2].recovered_by", 3, "history.orders[2].recovered_by", "string"),
+    ("history.contacts", "none", "history.contacts", "a list"),
+    ("history.contacts[1].converted", 1, "history.contacts[1].converted", "a bool"),
+    ("history.contacts[0].action", "", "history.contacts[0].action", "non-empty string"),
+    ("history.contacts[0].timestamp", float("-inf"), "history.contacts[0].timestamp", "finite"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "fragment"), BAD_CASES, ids=lambda v: str(v)[:30]
+)
+def test_bad_field_is_named_with_its_value(ctx, path, value, field, fragment):
+    _set(ctx, path, value)
+    if field is None:
+        validate_context(ctx)
+        return
+    with pytest.raises(ContextError) as info:
+        validate_context(ctx)
+    err = info.value
+    assert err.field == field
+    assert fragment in str(err)
+    assert str(err).startswith(field)
+    if value is DELETE:
+        assert err.value is None
+    elif isinstance(value, float) and math.isnan(value):
+        assert math.isnan(err.value)
+    elif path == field:
+        assert err.value is value or err.value == value
+
+
+def test_oversized_history_is_rejected_with_count(ctx):
+    ctx["history"]["contacts"] = ctx["history"]["contacts"][:1] * 1001
+    message = r"history.contacts has 1001 entries, must have at most 1000"
+    with pytest.raises(ContextError, match=message):
+        validate_context(ctx)
+
+
+def test_non_dict_context():
+    with pytest.raises(ContextError) as info:
+        validate_context(["user_id", "u1"])
+    assert info.value.field == "context"
+
+
+def test_limits_are_configurable(ctx):
+    validate_context(ctx, ContextLimits(max_cart_lines=3))
+    with pytest.raises(ContextError, match="at most 2"):
+        validate_context(ctx, ContextLimits(max_cart_lines=2))
+    ctx["user_id"] = "abcdef"
+    with pytest.raises(ContextError, match="at most 5 characters"):
+        validate_context(ctx, ContextLimits(max_string=5))
+    with pytest.raises(ContextError, match="history.orders has 3 entries"):
+        validate_context(ctx, ContextLimits(max_history_events=2))
+    for line in ctx["cart"]:
+        line["quantity"] = 1
+    ctx["session"] = {}
+    with pytest.raises(ContextError, match=r"history.sessions == \d+, must be an int in \[0, 1\]"):
+        validate_context(ctx, ContextLimits(max_count=1))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
+def test_limits_reject_bad_values(bad):
+    with pytest.raises(ValueError, match=r"ContextLimits.max_cart_lines == "):
+        ContextLimits(max_cart_lines=bad)
+
+
+def test_limits_are_frozen():
+    limits = ContextLimits()
+    with pytest.raises(AttributeError):
+        limits.max_string = 3  # type: ignore[misc]
+
+
+def test_numpy_scalars_and_extra_keys_are_accepted(ctx):
+    ctx["timestamp"] = np.float64(ctx["timestamp"])
+    ctx["cart"][0]["price"] = np.float32(3.5)
+    ctx["cart"][0]["quantity"] = np.int64(2)
+    ctx["session"]["hour"] = np.int32(5)
+    ctx["channels"]["email"] = np.bool_(True)
+    ctx["something_new"] = {"whatever": [1, 2]}
+    ctx["cart"][1]["sku_colour"] = "red"
+    validate_context(ctx)
+
+
+def test_numpy_bool_is_not_a_number(ctx):
+    ctx["cart"][0]["price"] = np.bool_(True)
+    with pytest.raises(ContextError, match=r"cart\[0\].price"):
+        validate_context(ctx)
+
+
+def test_optional_sections_may_be_missing_or_none(ctx):
+    for key in ("session", "channels", "history"):
+        partial = copy.deepcopy(ctx)
+        del partial[key]
+        validate_context(partial)
+        partial[key] = None
+        validate_context(partial)
+    ctx["session"] = {}
+    ctx["history"] = {}
+    ctx["channels"] = {}
+    validate_context(ctx)
+
+
+def test_error_pickles_with_field_and_value():
+    err = ContextError("cart[0].price", -1.0, "cart[0].price == -1.0, must be a finite number >= 0")
+    clone = pickle.loads(pickle.dumps(err))
+    assert (clone.field, clone.value, str(clone)) == (err.field, err.value, str(err))
+
+
+def test_long_values_are_truncated_in_message(ctx):
+    ctx["user_id"] = "x" * 10_000
+    with pytest.raises(ContextError) as info:
+        validate_context(ctx)
+    assert len(str(info.value)) < 200
+    assert "10000 chars" in str(info.value)
+
+
+def test_validation_does_not_mutate(ctx):
+    before = copy.deepcopy(ctx)
+    validate_context(ctx)
+    assert ctx == before
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factory.context_strategy())
+def test_random_valid_contexts_pass(context):
+    validate_context(context)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    max_leaves=8,
+)
+PATHS = [case[0] for case in BAD_CASES if case[1] is not DELETE]
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.sampled_from(PATHS), value=JSON)
+def test_arbitrary_values_raise_only_context_error(path, value):
+    rng = np.random.default_rng(7)
+    context = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
+    context["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
+    _set(context, path, value)
+    try:
+        validate_context(context)
+    except ContextError as err:
+        assert err.field.startswith(path.split(".")[0].split("[")[0]) or err.field == "context"

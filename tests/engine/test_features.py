@@ -1,0 +1,134 @@
+"""Tests of engine.features: the learners' feature vector."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from engine.cf import CF_FEATURES, CFModel, interactions_from_contexts
+from engine.context import validate_context
+from engine.features import BIAS_FEATURE, PROFILE_SCALING, RISK_FEATURE, FeatureBuilder
+from engine.profile import PROFILE_FEATURES, profile_matrix, profile_values
+from engine.risk import RiskModel
+
+
+def _load_factory():
+    name = "cartwise_test_context_factory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("context_factory.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+factory = _load_factory()
+WORLD = factory.make_world(seed=2, n_users=400, n_items=150)
+CONTEXTS = factory.make_contexts(WORLD, seed=8)
+CF = CFModel(seed=0).fit(interactions_from_contexts(CONTEXTS))
+_X = profile_matrix(CONTEXTS)
+_Y = (np.random.default_rng(1).random(len(_X)) < 0.2).astype(int)
+RISK = RiskModel().fit(_X, _Y)
+FULL = FeatureBuilder(cf=CF, risk=RISK)
+
+
+def test_names_per_configuration():
+    bare = FeatureBuilder()
+    assert bare.feature_names == PROFILE_FEATURES + (BIAS_FEATURE,)
+    assert FeatureBuilder(cf=CF).feature_names == PROFILE_FEATURES + CF_FEATURES + (BIAS_FEATURE,)
+    assert FULL.feature_names == PROFILE_FEATURES + CF_FEATURES + (RISK_FEATURE, BIAS_FEATURE)
+    assert FULL.n_features == 35 and len(set(FULL.feature_names)) == 35
+    assert set(PROFILE_SCALING) == set(PROFILE_FEATURES)
+
+
+@pytest.mark.parametrize("case", sorted(factory.edge_contexts(WORLD)))
+@pytest.mark.parametrize("config", ["bare", "cf", "full"])
+def test_shape_dtype_finite_on_edge_cases(case, config):
+    builder = {"bare": FeatureBuilder(), "cf": FeatureBuilder(cf=CF), "full": FULL}[config]
+    ctx = factory.edge_contexts(WORLD)[case]
+    validate_context(ctx)
+    x = builder.transform(ctx)
+    assert x.shape == (builder.n_features,) and x.dtype == np.float64
+    assert np.all(np.isfinite(x))
+    assert x[-1] == 1.0
+
+
+def test_values_are_built_from_the_parts():
+    ctx = CONTEXTS[11]
+    x = dict(zip(FULL.feature_names, FULL.transform(ctx)))
+    raw = profile_values(ctx)
+    for name, value in zip(PROFILE_FEATURES, raw):
+        centre, scale = PROFILE_SCALING[name]
+        assert x[name] == pytest.approx((value - centre) / scale, rel=1e-12, abs=1e-12)
+    for name, value in zip(CF_FEATURES, CF.features(ctx)):
+        assert x[name] == value
+    assert x[RISK_FEATURE] == pytest.approx(RISK.predict_proba([raw])[0], rel=1e-12)
+    assert FULL.named(ctx) == x
+
+
+def test_risk_on_a_subset_of_profile_features():
+    names = ("cart_value_log", "frequency_log", "device_mobile")
+    cols = [PROFILE_FEATURES.index(n) for n in names]
+    risk = RiskModel(feature_names=names).fit(_X[:, cols], _Y)
+    builder = FeatureBuilder(risk=risk)
+    ctx = CONTEXTS[3]
+    expected = risk.predict_proba(_X[3:4, cols])[0]
+    assert builder.named(ctx)[RISK_FEATURE] == pytest.approx(expected, rel=1e-12)
+
+
+def test_transform_many_equals_rows_and_is_deterministic():
+    batch = FULL.transform_many(CONTEXTS[:50])
+    assert batch.shape == (50, FULL.n_features)
+    for i in (0, 17, 49):
+        np.testing.assert_array_equal(batch[i], FULL.transform(CONTEXTS[i]))
+    np.testing.assert_array_equal(FULL.transform_many(CONTEXTS[:50]), batch)
+    rebuilt = FeatureBuilder(
+        cf=CFModel.from_dict(CF.to_dict()), risk=RiskModel.from_dict(RISK.to_dict())
+    )
+    np.testing.assert_array_equal(rebuilt.transform_many(CONTEXTS[:50]), batch)
+    assert FULL.transform_many([]).shape == (0, FULL.n_features)
+
+
+def test_transform_does_not_mutate_context():
+    ctx = CONTEXTS[4]
+    before = copy.deepcopy(ctx)
+    FULL.transform(ctx)
+    assert ctx == before
+
+
+def test_scales_are_roughly_standardised():
+    X = FULL.transform_many(CONTEXTS)
+    body = X[:, :-1]
+    assert np.all(np.abs(body.mean(axis=0)) < 1.5)
+    assert np.all(body.std(axis=0) < 2.0)
+    assert np.percentile(np.abs(body), 99) < 4.0
+
+
+def test_bad_components():
+    with pytest.raises(ValueError, match="cf == dict, must be a CFModel"):
+        FeatureBuilder(cf={})
+    with pytest.raises(ValueError, match="risk == str"):
+        FeatureBuilder(risk="model")
+    with pytest.raises(ValueError, match="not fitted"):
+        FeatureBuilder(cf=CFModel())
+    foreign = RiskModel(feature_names=("a", "b")).fit(np.eye(2).repeat(5, 0), [0, 1] * 5)
+    with pytest.raises(ValueError, match=r"risk.feature_names contains \['a', 'b'\]"):
+        FeatureBuilder(risk=foreign)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factory.context_strategy())
+def test_random_valid_contexts_give_finite_vectors(ctx):
+    validate_context(ctx)
+    x = FULL.transform(ctx)
+    assert x.shape == (FULL.n_features,)
+    assert np.all(np.isfinite(x))
+    np.testing.assert_array_equal(FULL.transform(ctx), x)
