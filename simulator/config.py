@@ -51,7 +51,7 @@ class SimConfig:
     completed_per_abandoned: float = 0.302 / 0.698  # Baymard: 69.8% of carts are abandoned
     coupon_conditioning: bool = True
     fatigue: bool = True
-    history_cap: int = 50
+    history_cap: int = 20
     pool_size: int = 30
     mixture_shift: Mapping[str, Any] | None = None
     seed_catalog: int | None = None

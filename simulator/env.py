@@ -128,10 +128,25 @@ class CartRecoveryEnv(gym.Env):
         batch, i = self._batch, self._row
         outcome = self.world.resolve_one(batch, i, a)
         self._dirty.add(int(batch.shopper[i]))
-        info = self._info
+        reset_info = self._info
         self._info = None
-        info.update(outcome)
+        info = {  # fresh objects: the reset info the caller holds must not change
+            "context": _copy_context(reset_info["context"]),
+            "shopper_type": reset_info["shopper_type"],
+            "expected_reward": reset_info["expected_reward"].copy(),
+            "action_mask": reset_info["action_mask"].copy(),
+            **outcome,
+        }
         return batch.observation[i].copy(), outcome["profit"], True, False, info
+
+
+def _copy_context(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A copy that shares no container with ``ctx`` (history records stay shared and read-only)."""
+    history = dict(ctx["history"])
+    history["orders"] = list(history["orders"])
+    history["contacts"] = list(history["contacts"])
+    return {**ctx, "cart": [dict(line) for line in ctx["cart"]], "session": dict(ctx["session"]),
+            "channels": dict(ctx["channels"]), "history": history}
 
 
 def _check_action(action: Any) -> int:

@@ -42,7 +42,7 @@ import numpy as np
 from simulator.config import SimConfig
 
 # Per-type parameters, in SHOPPER_TYPES order: hesitant, price_sensitive, impulsive, forgetful.
-P0_BASE = np.array([0.08, 0.06, 0.07, 0.11])
+P0_BASE = np.array([0.07, 0.05, 0.06, 0.10])
 REC_BASE = np.array([0.02, 0.01, 0.01, 0.06])
 REC_MATCH = np.array([0.14, 0.02, 0.02, 0.01])
 COUPON_MAX = np.array([0.05, 0.24, 0.05, 0.0])
@@ -51,7 +51,7 @@ COUPON_REMINDER = np.array([0.0, 0.0, 0.0, 0.10])
 TLO_URGENT = np.array([0.0, 0.0, 0.24, 0.0])
 TLO_BASE = np.array([0.02, 0.06, 0.02, 0.08])
 RECALL_URGENT = np.array([0.0, 0.0, 0.02, 0.0])
-RECALL_BASE = np.array([0.025, 0.015, 0.01, 0.10])
+RECALL_BASE = np.array([0.03, 0.02, 0.01, 0.12])
 URGENCY_MINUTES = 90.0
 FATIGUE_RATE = 0.35
 FATIGUE_DAYS = 7.0

@@ -51,12 +51,12 @@ OBS_HIGH = np.array([12, MAX_LINES, 8, 10, 10, 20, 1, 1, 1, 1, 1, 12, 14, 8, 1, 
                     dtype=np.float32)
 
 # Session habits by type (hesitant, price_sensitive, impulsive, forgetful): noisy evidence of type.
-_VIEWS_MEAN = np.array([14.0, 8.0, 3.0, 6.0])
-_MIN_TO_ABANDON = np.array([25.0, 12.0, 2.0, 8.0])  # median minutes from add-to-cart to abandonment
-_SHIPPING_VIEWS = np.array([0.6, 1.8, 0.2, 0.4])
-_HOUR_MEAN = np.array([19.0, 19.0, 22.5, 13.0])
-_SESSIONS_PER_CART = np.array([4.0, 2.5, 1.2, 2.0])
-_DIRECT_COUPON_SHARE = np.array([0.08, 0.40, 0.05, 0.05])
+_VIEWS_MEAN = np.array([10.0, 7.0, 4.5, 6.0])
+_MIN_TO_ABANDON = np.array([14.0, 9.0, 4.0, 8.0])  # median minutes from add-to-cart to abandonment
+_SHIPPING_VIEWS = np.array([0.7, 1.2, 0.4, 0.5])
+_HOUR_MEAN = np.array([19.0, 19.0, 21.5, 15.0])
+_SESSIONS_PER_CART = np.array([2.8, 2.4, 1.8, 2.1])
+_DIRECT_COUPON_SHARE = np.array([0.10, 0.25, 0.07, 0.07])
 _ACTION_MASK_MATRIX = np.array(
     [[a == "none" or c in ACTION_CHANNELS[a] for a in ACTION_NAMES] for c in CHANNELS]
 )  # (3 channels, 7 actions)
@@ -220,14 +220,14 @@ class ShopWorld:
         value = line_value.sum(axis=1)
         margin = (line_value * cat.margin_rate[safe]).sum(axis=1)
 
-        hour = np.mod(np.round(rng.normal(_HOUR_MEAN[t], 4.0)), 24).astype(np.int64)
-        views = 1 + rng.poisson(_VIEWS_MEAN[t])
+        hour = np.mod(np.round(rng.normal(_HOUR_MEAN[t], 5.0)), 24).astype(np.int64)
+        views = 1 + rng.poisson(_VIEWS_MEAN[t] * rng.lognormal(0, 0.7, n))
         session_seconds = np.round(views * rng.uniform(25, 70, n), 1)
-        minutes_to_abandon = np.round(_MIN_TO_ABANDON[t] * rng.lognormal(0, 0.8, n), 2)
+        minutes_to_abandon = np.round(_MIN_TO_ABANDON[t] * rng.lognormal(0, 1.1, n), 2)
         minutes_since = np.round(45.0 * rng.lognormal(0, 1.0, n), 1)
         shipping = rng.poisson(_SHIPPING_VIEWS[t])
         sessions_since = 1 + rng.poisson(_SESSIONS_PER_CART[t] - 1)
-        views_since = rng.poisson(sessions_since * _VIEWS_MEAN[t] * 0.7) + views
+        views_since = rng.poisson(sessions_since * _VIEWS_MEAN[t] * 0.7 * rng.lognormal(0, 0.5, n)) + views
 
         # Purchases completed without abandonment since this shopper's previous abandoned cart:
         # 30.2% of carts are bought in-session (Baymard's 69.8% abandonment).
