@@ -1,0 +1,114 @@
+"""Disjoint per-action ridge regression statistics (shared by LinUCB and linear TS).
+
+For each action ``a`` it keeps the precision ``P_a = ridge * I + sum z z^T``, its inverse
+``C_a`` (updated by Sherman-Morrison for single rows, recomputed for batches and every
+``REFRESH`` single updates to stop round-off drift), ``b_a = sum r z``, the coefficients
+``theta_a = C_a b_a``, the count and the sum of squared rewards (for the residual variance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["RidgeStats", "add_intercept"]
+
+REFRESH = 512
+_ROW_BLOCK = 8192
+
+
+def add_intercept(X: np.ndarray) -> np.ndarray:
+    """Append a constant-1 column to a ``(d,)`` vector or ``(n, d)`` matrix."""
+    if X.ndim == 1:
+        return np.append(X, 1.0)
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def _inverse_spd(matrix: np.ndarray) -> np.ndarray:
+    inverse = np.linalg.inv(matrix)
+    return (inverse + inverse.T) * 0.5
+
+
+class RidgeStats:
+    """Sufficient statistics of ``n_actions`` independent ridge regressions in ``n_dims``."""
+
+    ARRAYS = ("precision", "covariance", "xty", "coef", "counts", "sum_sq")
+
+    def __init__(self, n_actions: int, n_dims: int, ridge: float) -> None:
+        eye = np.eye(n_dims)
+        self.ridge = ridge
+        self.precision = np.repeat((eye * ridge)[None], n_actions, axis=0)
+        self.covariance = np.repeat((eye / ridge)[None], n_actions, axis=0)
+        self.xty = np.zeros((n_actions, n_dims))
+        self.coef = np.zeros((n_actions, n_dims))
+        self.counts = np.zeros(n_actions, dtype=np.int64)
+        self.sum_sq = np.zeros(n_actions)
+
+    def add(self, z: np.ndarray, action: int, reward: float) -> None:
+        """Add one observation ``(z, reward)`` to ``action``'s regression."""
+        cov = self.covariance[action]
+        cz = cov @ z
+        cov -= np.outer(cz, cz) / (1.0 + z @ cz)
+        self.precision[action] += np.outer(z, z)
+        self.xty[action] += reward * z
+        self.counts[action] += 1
+        self.sum_sq[action] += reward * reward
+        if self.counts[action] % REFRESH == 0:
+            self.covariance[action] = _inverse_spd(self.precision[action])
+        self.coef[action] = self.covariance[action] @ self.xty[action]
+
+    def add_many(self, Z: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Add ``n`` observations at once (same result as ``n`` calls of :meth:`add`)."""
+        for action in np.unique(actions):
+            rows = actions == action
+            Za, ra = Z[rows], rewards[rows]
+            self.precision[action] += Za.T @ Za
+            self.xty[action] += Za.T @ ra
+            self.counts[action] += Za.shape[0]
+            self.sum_sq[action] += ra @ ra
+            self.covariance[action] = _inverse_spd(self.precision[action])
+            self.coef[action] = self.covariance[action] @ self.xty[action]
+
+    def means(self, Z: np.ndarray) -> np.ndarray:
+        """Predicted rewards: ``(n_actions,)`` for a vector, ``(n, n_actions)`` for a matrix."""
+        return Z @ self.coef.T
+
+    def variances(self, Z: np.ndarray) -> np.ndarray:
+        """Quadratic forms ``z^T C_a z`` with the same shapes as :meth:`means`."""
+        if Z.ndim == 1:
+            return np.maximum(np.einsum("i,aij,j->a", Z, self.covariance, Z), 0.0)
+        n_actions, n_dims = self.coef.shape
+        # one matrix product for all actions: (n, p) @ (p, A * p) -> (n, A, p)
+        stacked = self.covariance.transpose(1, 0, 2).reshape(n_dims, n_actions * n_dims)
+        out = np.empty((Z.shape[0], n_actions))
+        for start in range(0, Z.shape[0], _ROW_BLOCK):
+            block = Z[start : start + _ROW_BLOCK]
+            projected = (block @ stacked).reshape(block.shape[0], n_actions, n_dims)
+            out[start : start + _ROW_BLOCK] = np.einsum("nap,np->na", projected, block)
+        return np.maximum(out, 0.0)
+
+    def residual_variance(self, prior_variance: float, prior_weight: float) -> np.ndarray:
+        """Per-action noise variance: residual sum of squares shrunk toward a prior value.
+
+        ``(prior_weight * prior_variance + RSS_a) / (prior_weight + n_a)``, where the ridge
+        residual sum of squares is ``sum r^2 - theta.b - ridge * |theta|^2``.
+        """
+        fit = np.einsum("ai,ai->a", self.coef, self.xty)
+        penalty = self.ridge * np.einsum("ai,ai->a", self.coef, self.coef)
+        rss = np.maximum(self.sum_sq - fit - penalty, 0.0)
+        return (prior_weight * prior_variance + rss) / (prior_weight + self.counts)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state as named arrays (for serialisation)."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore from :meth:`arrays`, checking the shapes."""
+        for name in self.ARRAYS:
+            if name not in arrays:
+                raise ValueError(f"state has no array {name!r}, found {sorted(arrays)}")
+            value = np.array(arrays[name], dtype=getattr(self, name).dtype)
+            if value.shape != getattr(self, name).shape:
+                raise ValueError(
+                    f"{name}.shape == {value.shape}, must be {getattr(self, name).shape}"
+                )
+            setattr(self, name, value)

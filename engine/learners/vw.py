@@ -1,0 +1,349 @@
+"""Vowpal Wabbit ``--cb_explore_adf`` behind the :class:`Learner` interface.
+
+Each decision is one multi-line example: a shared line (namespace ``U``: the context vector as
+``name:value``) and one line per *eligible* action (namespace ``A``: a one-hot id plus
+descriptors such as discount depth), with ``-q UA`` so every context feature gets a per-action
+weight. Ineligible actions are never shown to VW, hence get probability 0. VW minimises cost, so
+it learns ``cost = -reward / reward_scale``. A VW workspace is not thread-safe; the base class's
+lock serialises every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import tempfile
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import vowpalwabbit
+
+from ._checks import check_choice, check_int, check_real, check_seed
+from .base import Learner
+
+__all__ = ["EXPLORATIONS", "VWLearner", "default_action_features"]
+
+logger = logging.getLogger(__name__)
+
+EXPLORATIONS = ("epsilon", "squarecb", "bag", "cover", "rnd", "softmax")
+CB_TYPES = ("mtr", "dr", "ips", "dm")
+_FORBIDDEN_ARGS = {
+    "-i", "--initial_regressor", "-f", "--final_regressor", "-d", "--data",
+    "-c", "--cache", "--passes", "--cache_file",
+}  # fmt: skip
+_UNSAFE = re.compile(r"[\s|:%]")
+_COUPON = re.compile(r"coupon_(\d+(?:\.\d+)?)")
+
+
+def default_action_features(name: str) -> dict[str, float]:
+    """Descriptors of the default catalogue's actions (the one-hot id is added separately).
+
+    >>> default_action_features("coupon_10")
+    {'discount': 0.1, 'is_contact': 1.0}
+    >>> default_action_features("time_limited_offer")
+    {'is_contact': 1.0, 'is_urgent': 1.0}
+    >>> default_action_features("none"), default_action_features("something_new")
+    ({}, {})
+    """
+    coupon = _COUPON.fullmatch(name)
+    if coupon:
+        return {"discount": float(coupon.group(1)) / 100.0, "is_contact": 1.0}
+    known = {
+        "recommendation": {"is_contact": 1.0, "is_information": 1.0},
+        "time_limited_offer": {"is_contact": 1.0, "is_urgent": 1.0},
+        "recall_message": {"is_contact": 1.0},
+    }
+    return dict(known.get(name, {}))
+
+
+def _vw_name(name: str) -> str:
+    """A token VW can parse: no whitespace, ``|``, ``:`` (and no ``%`` for our templates)."""
+    return _UNSAFE.sub("_", name)
+
+
+class VWLearner(Learner):
+    """Contextual bandit with Vowpal Wabbit's ``cb_explore_adf`` reduction.
+
+    Parameters
+    ----------
+    exploration
+        One of ``EXPLORATIONS``: ``"epsilon"`` (epsilon-greedy), ``"squarecb"``
+        (``gamma_scale``, ``gamma_exponent``), ``"bag"`` (``bag_size`` bootstrapped policies,
+        mixed with ``epsilon``), ``"cover"`` (``cover_size`` policies, ``epsilon``), ``"rnd"``
+        (random network distillation, ``rnd_size``, ``epsilon``), ``"softmax"``
+        (``softmax_lambda``).
+    epsilon
+        Uniform exploration for ``epsilon``/``bag``/``cover``/``rnd``, in [0, 1] (unused by
+        ``squarecb`` and ``softmax``).
+    learning_rate, power_t, l2
+        VW's ``-l``, ``--power_t`` and ``--l2``.
+    cb_type
+        Policy-evaluation method in ``CB_TYPES`` (VW's ``--cb_type``).
+    interactions
+        Namespace interactions, e.g. ``("UA",)`` (namespaces ``U`` shared, ``A`` action).
+    bit_precision
+        Hash table size, ``-b`` (1..30).
+    action_features
+        Optional ``{action_name: {feature: value}}`` overriding :func:`default_action_features`.
+    extra_args
+        Further VW options (shell syntax); data/model-file options are refused.
+    seed
+        int, ``np.random.Generator`` or None; sets VW's ``--random_seed``.
+
+    Updates show VW every action with the label on the taken one (the eligibility at decision
+    time is not part of ``update``); with the default ``cb_type="mtr"`` VW regresses only the
+    taken action's example, so the other actions' presence does not change what is learnt.
+
+    >>> vw = VWLearner(["none", "coupon_5", "recall_message"], ["views", "price"],
+    ...                exploration="epsilon", epsilon=0.3, seed=0)
+    >>> x = np.array([3.0, 59.9])
+    >>> for _ in range(30):
+    ...     vw.update(x, 2, 0.5, 1.0)
+    >>> vw.probabilities(x, np.array([True, False, True])).round(2).tolist()
+    [0.15, 0.0, 0.85]
+    """
+
+    def __init__(
+        self,
+        action_names: Sequence[str],
+        feature_names: Sequence[str],
+        *,
+        exploration: str = "squarecb",
+        epsilon: float = 0.05,
+        gamma_scale: float = 10.0,
+        gamma_exponent: float = 0.5,
+        bag_size: int = 5,
+        cover_size: int = 4,
+        rnd_size: int = 3,
+        softmax_lambda: float = 10.0,
+        learning_rate: float = 0.5,
+        power_t: float = 0.5,
+        l2: float = 0.0,
+        cb_type: str = "mtr",
+        interactions: Sequence[str] = ("UA",),
+        bit_precision: int = 18,
+        action_features: Mapping[str, Mapping[str, float]] | None = None,
+        extra_args: str = "",
+        reward_scale: float = 10.0,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(action_names, feature_names, reward_scale=reward_scale)
+        self.exploration = check_choice("exploration", exploration, EXPLORATIONS)
+        self.epsilon = check_real("epsilon", epsilon, 0.0, 1.0)
+        self.gamma_scale = check_real("gamma_scale", gamma_scale, 0.0, low_open=True)
+        self.gamma_exponent = check_real("gamma_exponent", gamma_exponent, 0.0)
+        self.bag_size = check_int("bag_size", bag_size, 1)
+        self.cover_size = check_int("cover_size", cover_size, 1)
+        self.rnd_size = check_int("rnd_size", rnd_size, 1)
+        self.softmax_lambda = check_real("softmax_lambda", softmax_lambda, 0.0)
+        self.learning_rate = check_real("learning_rate", learning_rate, 0.0, low_open=True)
+        self.power_t = check_real("power_t", power_t, 0.0)
+        self.l2 = check_real("l2", l2, 0.0)
+        self.cb_type = check_choice("cb_type", cb_type, CB_TYPES)
+        self.interactions = _check_interactions(interactions)
+        self.bit_precision = check_int("bit_precision", bit_precision, 1, 30)
+        self.action_features = self._check_action_features(action_features)
+        self.extra_args = _check_extra_args(extra_args)
+        self.seed = seed
+        self._vw_seed = _vw_seed(seed)
+        self._shared_template = self._make_shared_template()
+        self._action_lines = self._make_action_lines()
+        self._ws = vowpalwabbit.Workspace(arg_list=self._vw_args())
+        # finish the workspace when the learner is collected or at interpreter exit (VW's own
+        # __del__ fails noisily during interpreter shutdown)
+        self._finalizer = weakref.finalize(self, self._ws.finish)
+
+    @property
+    def vw_examples(self) -> float:
+        """Examples VW has processed (predictions included) since construction or loading."""
+        with self._lock:
+            return float(self._ws.get_weighted_examples())
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_action_features(
+        self, action_features: Mapping[str, Mapping[str, float]] | None
+    ) -> dict[str, dict[str, float]] | None:
+        if action_features is None:
+            return None
+        if not isinstance(action_features, Mapping):
+            raise ValueError(f"action_features == {action_features!r}, must be a mapping or None")
+        out: dict[str, dict[str, float]] = {}
+        for action, features in action_features.items():
+            if action not in self.action_names:
+                raise ValueError(
+                    f"action_features has key {action!r}, must be one of {list(self.action_names)}"
+                )
+            if not isinstance(features, Mapping):
+                raise ValueError(f"action_features[{action!r}] == {features!r}, must be a mapping")
+            out[action] = {
+                str(k): check_real(f"action_features[{action!r}][{k!r}]", v)
+                for k, v in features.items()
+            }
+        return out
+
+    def _make_shared_template(self) -> str:
+        names = [_vw_name(n) for n in self.feature_names]
+        if len(set(names)) != len(names):
+            raise ValueError(
+                f"feature_names == {self.feature_names!r} collide once made VW-safe: {names}"
+            )
+        return "shared |U " + " ".join(f"{n}:%.7g" for n in names)
+
+    def _make_action_lines(self) -> list[str]:
+        ids = [_vw_name(n) for n in self.action_names]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"action_names == {self.action_names!r} collide once made VW-safe")
+        lines = []
+        for name, token in zip(self.action_names, ids):
+            if self.action_features is not None and name in self.action_features:
+                features = self.action_features[name]
+            else:
+                features = default_action_features(name)
+            described = " ".join(f"{_vw_name(k)}:{v:.7g}" for k, v in features.items() if v)
+            lines.append(f"|A id_{token} {described}".rstrip())
+        return lines
+
+    def _vw_args(self, with_seed: bool = True) -> list[str]:
+        args = [
+            "--cb_explore_adf", "--quiet", "--cb_type", self.cb_type,
+            "-b", str(self.bit_precision),
+            "-l", repr(self.learning_rate), "--power_t", repr(self.power_t),
+        ]  # fmt: skip
+        if with_seed:  # a saved model carries its own (possibly advanced) random state
+            args += ["--random_seed", str(self._vw_seed)]
+        if self.l2 > 0:
+            args += ["--l2", repr(self.l2)]
+        for interaction in self.interactions:
+            args += ["--interactions", interaction]
+        args += {
+            "epsilon": ["--epsilon", repr(self.epsilon)],
+            "squarecb": [
+                "--squarecb", "--gamma_scale", repr(self.gamma_scale),
+                "--gamma_exponent", repr(self.gamma_exponent),
+            ],
+            "bag": ["--bag", str(self.bag_size), "--epsilon", repr(self.epsilon)],
+            "cover": ["--cover", str(self.cover_size), "--epsilon", repr(self.epsilon)],
+            "rnd": ["--rnd", str(self.rnd_size), "--epsilon", repr(self.epsilon)],
+            "softmax": ["--softmax", "--lambda", repr(self.softmax_lambda)],
+        }[self.exploration]  # fmt: skip
+        return args + shlex.split(self.extra_args)
+
+    # ------------------------------------------------------------------ example strings
+    def _shared(self, x: np.ndarray) -> str:
+        return self._shared_template % tuple(_vw_values(x).tolist())
+
+    def _labelled(self, shared: str, action: int, probability: float, reward: float) -> list[str]:
+        lines = [shared, *self._action_lines]
+        lines[action + 1] = f"0:{-reward:.7g}:{probability:.7g} {lines[action + 1]}"
+        return lines
+
+    # ------------------------------------------------------------------ hooks
+    def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> list[float]:
+        return self._predict(self._shared(x), eligible.tolist())
+
+    def _predict(self, shared: str, eligible: list[bool]) -> list[float]:
+        """VW's pmf over the eligible actions, spread back to all actions (0 elsewhere)."""
+        action_lines = self._action_lines
+        lines = [shared]
+        lines += [line for line, ok in zip(action_lines, eligible) if ok]
+        pmf = self._ws.predict(lines)
+        if len(pmf) != len(lines) - 1:
+            raise RuntimeError(f"VW returned {len(pmf)} probabilities for {len(lines) - 1} actions")
+        values = iter(pmf)
+        return [next(values) if ok else 0.0 for ok in eligible]
+
+    def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        template = self._shared_template
+        rows = zip(_vw_values(X).tolist(), eligible.tolist())
+        return np.array([self._predict(template % tuple(x), mask) for x, mask in rows])
+
+    def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
+        self._ws.learn(self._labelled(self._shared(x), action, probability, reward))
+
+    def _update_batch(
+        self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
+    ) -> None:
+        template = self._shared_template
+        labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist())
+        for x, (a, p, r) in zip(_vw_values(X).tolist(), labels):
+            self._ws.learn(self._labelled(template % tuple(x), a, p, r))
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "exploration": self.exploration,
+            "epsilon": self.epsilon,
+            "gamma_scale": self.gamma_scale,
+            "gamma_exponent": self.gamma_exponent,
+            "bag_size": self.bag_size,
+            "cover_size": self.cover_size,
+            "rnd_size": self.rnd_size,
+            "softmax_lambda": self.softmax_lambda,
+            "learning_rate": self.learning_rate,
+            "power_t": self.power_t,
+            "l2": self.l2,
+            "cb_type": self.cb_type,
+            "interactions": list(self.interactions),
+            "bit_precision": self.bit_precision,
+            "action_features": self.action_features,
+            "extra_args": self.extra_args,
+        }
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        with tempfile.TemporaryDirectory(prefix="cartwise-vw-") as folder:
+            path = os.path.join(folder, "model.vw")
+            self._ws.save(path)
+            with open(path, "rb") as handle:
+                model = handle.read()
+        return {"vw_seed": self._vw_seed}, {"vw_model": np.frombuffer(model, dtype=np.uint8)}
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if "vw_model" not in arrays:
+            raise ValueError(f"state has no array 'vw_model', found {sorted(arrays)}")
+        self._vw_seed = int(meta["vw_seed"])
+        with tempfile.TemporaryDirectory(prefix="cartwise-vw-") as folder:
+            path = os.path.join(folder, "model.vw")
+            with open(path, "wb") as handle:
+                handle.write(np.asarray(arrays["vw_model"], dtype=np.uint8).tobytes())
+            loaded = vowpalwabbit.Workspace(arg_list=["-i", path, *self._vw_args(False)])
+        self._finalizer()  # finishes the workspace being replaced
+        self._ws = loaded
+        self._finalizer = weakref.finalize(self, loaded.finish)
+        logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
+
+
+def _vw_values(x: np.ndarray) -> np.ndarray:
+    """Values as VW stores them (float32): magnitudes below float32's range become 0, which
+    matters because VW's text parser turns e.g. ``3.5e-180`` into garbage."""
+    return x.astype(np.float32)
+
+
+def _check_interactions(interactions: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(interactions, str):
+        raise ValueError(f"interactions == {interactions!r}, must be a sequence like ('UA',)")
+    out = tuple(interactions)
+    for item in out:
+        if not isinstance(item, str) or not 2 <= len(item) <= 3 or set(item) - {"U", "A"}:
+            raise ValueError(
+                f"interactions contains {item!r}, each must be 2-3 letters from 'U' and 'A'"
+            )
+    return out
+
+
+def _check_extra_args(extra_args: str) -> str:
+    if not isinstance(extra_args, str):
+        raise ValueError(f"extra_args == {extra_args!r}, must be a string")
+    for token in shlex.split(extra_args):
+        if token.split("=")[0] in _FORBIDDEN_ARGS:
+            raise ValueError(f"extra_args == {extra_args!r}, must not set {token!r}")
+    return extra_args
+
+
+def _vw_seed(seed: int | np.random.Generator | None) -> int:
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed) % (2**31 - 1)
+    return int(check_seed("seed", seed).integers(2**31 - 1))
+
