@@ -1,0 +1,163 @@
+"""Read a decision log into pandas, or export it to Parquet.
+
+Readers open the database read-only, so they can run while a service is writing to it
+(WAL mode gives them a consistent snapshot).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import urllib.parse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .records import check_real
+from .schema import DECISION_COLUMNS, decode_names
+
+#: Columns every ``read_log`` frame starts with, in order (then ``p_<action>``, ``f_<feature>``).
+CORE_COLUMNS = (
+    "decision_id", "timestamp", "user_hash", "model_version", "action", "action_index",
+    "probability", "reward", "reward_source", "reward_timestamp", "order_id", "actions",
+    "eligible", "probabilities", "features", "payload", "fallback", "window_closes",
+)
+
+
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open an existing log read-only (raises FileNotFoundError if there is none)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"path == {os.fspath(path)!r}: no decision log there")
+    uri = "file:" + urllib.parse.quote(str(file.resolve())) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True)
+
+
+def read_log(
+    path: str | os.PathLike[str], *, since: float | None = None, until: float | None = None
+) -> pd.DataFrame:
+    """All decisions (``since <= timestamp < until`` if given) joined with their outcomes.
+
+    One row per decision; ``reward`` is NaN until an outcome is joined or defaulted.
+    ``actions``/``probabilities``/``eligible`` hold the catalogue, the policy's full
+    distribution and the eligible names; ``p_<action>`` repeat the probabilities as columns
+    (0 when the action was not in that row's catalogue) and ``f_<name>`` the features
+    (NaN when absent from that row).
+    """
+    where, params = [], []
+    if since is not None:
+        where.append("d.timestamp >= ?")
+        params.append(check_real("since", since))
+    if until is not None:
+        where.append("d.timestamp < ?")
+        params.append(check_real("until", until))
+    columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
+    sql = (
+        f"SELECT {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"
+        " LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY d.timestamp, d.rowid"
+    )
+    conn = connect_readonly(path)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+        # vocabularies are insert-only and committed with (or before) the rows using them:
+        # reading them second covers every row read above, even with a writer running
+        vocab = {vid: decode_names(names) for vid, names in conn.execute("SELECT vocab_id, names FROM vocabularies")}
+    finally:
+        conn.close()
+    return _frame(rows, vocab)
+
+
+def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame:
+    n = len(rows)
+    cols = list(zip(*rows)) if rows else [()] * 19
+    (ids, ts, users, versions, actions, index, prob, action_sets, prob_blobs, masks,
+     feature_sets, feature_blobs, payloads, fallback, closes, reward, source, reward_ts, order) = cols
+    probs = _decode(prob_blobs, action_sets, vocab, "<f8")
+    masks_ = _decode(masks, action_sets, vocab, "u1")
+    feats = _decode(feature_blobs, feature_sets, vocab, "<f4")
+    catalogue = [list(vocab[v]) for v in action_sets]
+    eligible: list[list[str]] = [[] for _ in range(n)]
+    for names, rows_, matrix in masks_:
+        for i, flags in zip(rows_, matrix.tolist()):
+            eligible[i] = [a for a, ok in zip(names, flags) if ok]
+    frame = {
+        "decision_id": list(ids),
+        "timestamp": np.asarray(ts, dtype=float),
+        "user_hash": list(users),
+        "model_version": list(versions),
+        "action": list(actions),
+        "action_index": np.asarray(index, dtype=np.int64),
+        "probability": np.asarray(prob, dtype=float),
+        "reward": np.array([np.nan if r is None else r for r in reward], dtype=float),
+        "reward_source": list(source),
+        "reward_timestamp": np.array([np.nan if t is None else t for t in reward_ts], dtype=float),
+        "order_id": list(order),
+        "actions": catalogue,
+        "eligible": eligible,
+        "probabilities": _per_row(probs, n, lambda names, values: values),
+        "features": _per_row(feats, n, lambda names, values: dict(zip(names, values))),
+        "payload": [json.loads(p) for p in payloads],
+        "fallback": np.asarray(fallback, dtype=bool),
+        "window_closes": np.asarray(closes, dtype=float),
+    }
+    df = pd.DataFrame(frame, columns=list(CORE_COLUMNS), index=pd.RangeIndex(n))
+    wide = {**_wide("p_", probs, n, 0.0, sort=False), **_wide("f_", feats, n, np.nan, sort=True)}
+    return pd.concat([df, pd.DataFrame(wide, index=df.index)], axis=1) if wide else df
+
+
+Group = tuple[tuple[str, ...], np.ndarray, np.ndarray]  # (names, row numbers, rows x names matrix)
+
+
+def _decode(blobs: tuple, set_ids: tuple, vocab: dict[str, tuple[str, ...]], dtype: str) -> list[Group]:
+    """Decode per-row blobs, vectorised per vocabulary (rows sharing a set share a width)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, vid in enumerate(set_ids):
+        groups[vid].append(i)
+    out = []
+    for vid, rows in groups.items():
+        names = vocab[vid]
+        matrix = np.frombuffer(b"".join(blobs[i] for i in rows), dtype=dtype).reshape(len(rows), len(names))
+        out.append((names, np.asarray(rows, dtype=np.int64), matrix))
+    return out
+
+
+def _per_row(groups: list[Group], n: int, build) -> list:
+    out: list = [None] * n
+    for names, rows, matrix in groups:
+        for i, values in zip(rows.tolist(), matrix.astype(float).tolist()):
+            out[i] = build(names, values)
+    return out
+
+
+def _wide(prefix: str, groups: list[Group], n: int, fill: float, *, sort: bool) -> dict[str, np.ndarray]:
+    names = list(dict.fromkeys(name for group in groups for name in group[0]))
+    columns = {name: np.full(n, fill) for name in (sorted(names) if sort else names)}
+    for group_names, rows, matrix in groups:
+        for j, name in enumerate(group_names):
+            columns[name][rows] = matrix[:, j]
+    return {prefix + name: column for name, column in columns.items()}
+
+
+def to_parquet(
+    path: str | os.PathLike[str], out: str | os.PathLike[str], *, since: float | None = None,
+    until: float | None = None,
+) -> Path:
+    """Write :func:`read_log` to a Parquet file (payload as JSON text, features as a map)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = read_log(path, since=since, until=until)
+    features = pa.array(
+        [list(f.items()) for f in df["features"]], type=pa.map_(pa.string(), pa.float64())
+    )
+    flat = df.drop(columns=["features"]).assign(payload=[json.dumps(p, separators=(",", ":")) for p in df["payload"]])
+    table = pa.Table.from_pandas(flat, preserve_index=False)
+    table = table.add_column(list(CORE_COLUMNS).index("features"), "features", features)
+    target = Path(out)
+    pq.write_table(table, target)
+    return target

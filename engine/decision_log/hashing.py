@@ -1,0 +1,46 @@
+"""Salted (keyed) hashing of user ids: the decision log never stores a raw id."""
+
+from __future__ import annotations
+
+import hashlib
+
+#: Length in hex characters of :func:`hash_user_id` digests.
+USER_HASH_HEX_CHARS = 32
+
+_MAX_KEY_BYTES = 64  # BLAKE2b key limit
+
+
+def salt_bytes(salt: str | bytes) -> bytes:
+    """Validate a salt and return it as bytes (1..64 bytes, BLAKE2b's key size).
+
+    >>> salt_bytes("pepper")
+    b'pepper'
+    """
+    if isinstance(salt, str):
+        raw = salt.encode("utf-8")
+    elif isinstance(salt, (bytes, bytearray)):
+        raw = bytes(salt)
+    else:
+        raise ValueError(f"salt == {salt!r} (type {type(salt).__name__}), must be str or bytes")
+    if not 1 <= len(raw) <= _MAX_KEY_BYTES:
+        raise ValueError(f"salt has {len(raw)} bytes, must have 1..{_MAX_KEY_BYTES}")
+    return raw
+
+
+def hash_user_id(user_id: str, salt: str | bytes) -> str:
+    """Return the keyed BLAKE2b-128 hex digest of ``user_id`` under ``salt``.
+
+    The salt acts as a secret key, so the hash cannot be reversed by hashing a list of
+    candidate ids without it. Same id and salt give the same hash; another salt gives an
+    unrelated one.
+
+    >>> h = hash_user_id("u000042", "s3cret")
+    >>> len(h), h == hash_user_id("u000042", "s3cret"), h == hash_user_id("u000042", "other")
+    (32, True, False)
+    """
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError(f"user_id == {user_id!r}, must be a non-empty str")
+    digest = hashlib.blake2b(
+        user_id.encode("utf-8"), key=salt_bytes(salt), digest_size=USER_HASH_HEX_CHARS // 2
+    )
+    return digest.hexdigest()

@@ -1,0 +1,86 @@
+"""In-memory index of events accepted by the log but not yet committed.
+
+Lookups (is this decision known? does it have an outcome? which decision of this user is
+open?) must see buffered events as well as stored ones. Events leave the index once
+committed (or dropped), so its size is bounded by the log's memory buffers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from .records import DecisionRecord, OutcomeRecord
+
+
+class PendingIndex:
+    """Buffered decisions (by id and by user) and outcomes (by decision id); thread-safe."""
+
+    def __init__(self, attribution_window: float) -> None:
+        self.attribution_window = attribution_window
+        self._lock = threading.Lock()
+        self._decisions: dict[str, DecisionRecord] = {}
+        self._by_user: dict[str, list[str]] = {}
+        self._outcomes: dict[str, OutcomeRecord] = {}
+
+    def add_decision(self, record: DecisionRecord) -> None:
+        with self._lock:
+            self._decisions[record.decision_id] = record
+            self._by_user.setdefault(record.user_hash, []).append(record.decision_id)
+
+    def add_outcome(self, outcome: OutcomeRecord) -> None:
+        with self._lock:
+            self._outcomes[outcome.decision_id] = outcome
+
+    def decision(self, decision_id: str) -> DecisionRecord | None:
+        with self._lock:
+            return self._decisions.get(decision_id)
+
+    def state(self, decision_id: str) -> tuple[bool, bool]:
+        """(decision buffered?, outcome buffered?)."""
+        with self._lock:
+            return decision_id in self._decisions, decision_id in self._outcomes
+
+    def latest_for_user(self, user_hash: str, at: float) -> tuple[float, str] | None:
+        """(timestamp, id) of the user's latest buffered decision whose window contains ``at``;
+        the last appended wins ties."""
+        best = None
+        with self._lock:
+            for decision_id in self._by_user.get(user_hash, ()):
+                rec = self._decisions.get(decision_id)
+                if rec is not None and rec.timestamp <= at < rec.timestamp + self.attribution_window:
+                    if best is None or rec.timestamp >= best[0]:
+                        best = (rec.timestamp, decision_id)
+        return best
+
+    def expired(self, now: float) -> tuple[dict[str, tuple[str, float]], set[str]]:
+        """Buffered decisions whose window closed by ``now`` ({id: (action, window close)}),
+        and the ids of decisions with a buffered outcome."""
+        with self._lock:
+            closed = {
+                rec.decision_id: (rec.action, rec.timestamp + self.attribution_window)
+                for rec in self._decisions.values()
+                if rec.timestamp + self.attribution_window <= now
+            }
+            return closed, set(self._outcomes)
+
+    def forget(self, events: Iterable[DecisionRecord | OutcomeRecord]) -> None:
+        """Remove committed (or dropped) events."""
+        with self._lock:
+            for event in events:
+                decision_id = event.decision_id
+                if type(event) is DecisionRecord:
+                    if self._decisions.get(decision_id) is event:
+                        del self._decisions[decision_id]
+                    ids = self._by_user.get(event.user_hash)
+                    if ids is not None and decision_id in ids:
+                        ids.remove(decision_id)
+                        if not ids:
+                            del self._by_user[event.user_hash]
+                elif self._outcomes.get(decision_id) is event:
+                    del self._outcomes[decision_id]
+
+    def sizes(self) -> tuple[int, int]:
+        """(buffered decisions, buffered outcomes)."""
+        with self._lock:
+            return len(self._decisions), len(self._outcomes)

@@ -1,0 +1,260 @@
+"""Validated, immutable records that go into the decision log.
+
+Validation happens once, when a record is built (by the engine, outside the log's lock),
+so the writer thread can never be handed a row that fails to encode.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from numbers import Real
+from typing import Any
+
+#: Allowed values of an outcome's ``source``.
+OUTCOME_SOURCES = ("reward", "event", "default")
+
+#: Largest magnitude a feature may have (features are stored as float32).
+FLOAT32_MAX = 3.4028234663852886e38
+
+#: Tolerance on ``sum(probabilities) == 1``.
+PROBABILITY_SUM_TOLERANCE = 1e-6
+
+
+def check_real(name: str, value: Any) -> float:
+    """``value`` as a finite float, or ValueError naming ``name``."""
+    if type(value) is float and math.isfinite(value):
+        return value
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} == {value!r}, must be a real number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} == {value!r}, must be finite")
+    return number
+
+
+def _text(name: str, value: Any, max_len: int = 256) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise ValueError(f"{name} == {value!r}, must be a non-empty str of at most {max_len} chars")
+    return value
+
+
+def _names(name: str, values: Any) -> tuple[str, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} == {values!r}, must be a sequence of names")
+    out = tuple(_text(f"{name}[{i}]", v) for i, v in enumerate(values))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} == {list(out)!r}, names must be unique")
+    return out
+
+
+def _hashable(name: str, values: Any) -> tuple:
+    if type(values) is tuple:
+        try:
+            hash(values)
+            return values
+        except TypeError:
+            raise ValueError(f"{name} == {values!r}, must contain only names") from None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} == {values!r}, must be a sequence of names")
+    out = tuple(values)
+    try:
+        hash(out)
+    except TypeError:
+        raise ValueError(f"{name} == {values!r}, must contain only names") from None
+    return out
+
+
+# The engine sends the same catalogue, eligibility sets and feature names over and over:
+# validate each distinct one once.
+@lru_cache(maxsize=1024)
+def _catalogue(actions: tuple) -> dict[str, int]:
+    names = _names("actions", actions)
+    if not names:
+        raise ValueError("actions == [], must name at least one action")
+    return {name: i for i, name in enumerate(names)}
+
+
+@lru_cache(maxsize=4096)
+def _ineligible(actions: tuple, eligible: tuple) -> tuple[int, ...]:
+    index = _catalogue(actions)
+    names = _names("eligible", eligible)
+    unknown = [name for name in names if name not in index]
+    if unknown:
+        raise ValueError(f"eligible contains {unknown!r}, not in actions {list(actions)}")
+    allowed = set(names)
+    return tuple(i for i, name in enumerate(actions) if name not in allowed)
+
+
+@lru_cache(maxsize=1024)
+def _feature_names(names: tuple) -> tuple[str, ...]:
+    return tuple(_text("feature name", name) for name in names)
+
+
+def _as_list(raw: Any) -> Any:
+    """numpy arrays -> lists of Python floats; other sequences unchanged."""
+    return raw.tolist() if hasattr(raw, "tolist") and not isinstance(raw, (str, bytes)) else raw
+
+
+def check_timestamp(name: str, value: Any) -> float:
+    """``value`` as unix seconds (finite, >= 0), or ValueError naming ``name``."""
+    number = check_real(name, value)
+    if number < 0:
+        raise ValueError(f"{name} == {value!r}, must be >= 0 (unix seconds)")
+    return number
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionRecord:
+    """One decision, as the engine made it.
+
+    ``actions`` is the full action catalogue (order fixed by the engine), ``probabilities``
+    the policy's distribution over all of it (0 for ineligible actions), ``eligible`` the
+    actions the guardrails allowed and ``action`` the one sampled.
+
+    >>> r = DecisionRecord(
+    ...     timestamp=1767225600.0, user_hash="ab12", model_version="m1",
+    ...     actions=("none", "coupon_5"), probabilities=(0.25, 0.75),
+    ...     eligible=("none", "coupon_5"), action="coupon_5", features={"cart_value": 59.9},
+    ... )
+    >>> r.action_index, r.probability
+    (1, 0.75)
+    """
+
+    timestamp: float
+    user_hash: str
+    model_version: str
+    actions: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    eligible: tuple[str, ...]
+    action: str
+    features: Mapping[str, float] = field(default_factory=dict)
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    fallback: bool = False
+    decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    action_index: int = field(init=False)
+    payload_json: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "decision_id", _text("decision_id", self.decision_id, 128))
+        put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
+        put(self, "user_hash", _text("user_hash", self.user_hash, 128))
+        put(self, "model_version", _text("model_version", self.model_version))
+        actions = _hashable("actions", self.actions)
+        index = _catalogue(actions)
+        put(self, "actions", actions)
+        eligible = _hashable("eligible", self.eligible)
+        ineligible = _ineligible(actions, eligible)
+        put(self, "eligible", eligible)
+        if self.action not in eligible:
+            if self.action not in index:
+                raise ValueError(f"action == {self.action!r}, must be one of {list(actions)}")
+            raise ValueError(f"action == {self.action!r}, must be in eligible {list(eligible)}")
+        put(self, "action_index", index[self.action])
+        put(self, "probabilities", self._checked_probabilities(actions, ineligible))
+        if self.probabilities[self.action_index] <= 0.0:
+            raise ValueError(f"probability of action {self.action!r} == 0.0, must be > 0")
+        put(self, "features", self._checked_features())
+        if type(self.payload) is not dict and not isinstance(self.payload, Mapping):
+            raise ValueError(f"payload == {self.payload!r}, must be a mapping")
+        try:
+            encoded = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload == {self.payload!r}, must be JSON-serialisable: {exc}") from None
+        put(self, "payload_json", encoded)
+        if not isinstance(self.fallback, bool):
+            raise ValueError(f"fallback == {self.fallback!r}, must be a bool")
+
+    def _checked_probabilities(self, actions: tuple[str, ...], ineligible: tuple[int, ...]) -> tuple[float, ...]:
+        raw = _as_list(self.probabilities)
+        if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__") or len(raw) != len(actions):
+            raise ValueError(f"probabilities == {raw!r}, must have one entry per action ({len(actions)})")
+        probs = tuple(raw)
+        if not all(type(p) is float and 0.0 <= p <= 1.0 for p in probs):  # slow path: convert or explain
+            probs = tuple(check_real(f"probabilities[{i}]", p) for i, p in enumerate(probs))
+            for name, p in zip(actions, probs):
+                if not 0.0 <= p <= 1.0:
+                    raise ValueError(f"probability of {name!r} == {p!r}, must be in [0, 1]")
+        for i in ineligible:
+            if probs[i] != 0.0:
+                raise ValueError(f"probability of ineligible action {actions[i]!r} == {probs[i]!r}, must be 0")
+        total = math.fsum(probs)
+        if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+            raise ValueError(f"sum(probabilities) == {total!r}, must be 1 (+-{PROBABILITY_SUM_TOLERANCE})")
+        return probs
+
+    def _checked_features(self) -> dict[str, float]:
+        features = self.features
+        if type(features) is not dict and not isinstance(features, Mapping):
+            raise ValueError(f"features == {features!r}, must be a mapping name -> float")
+        names = _feature_names(_hashable("feature names", tuple(features)))
+        values = tuple(features.values())
+        if all(type(v) is float and -FLOAT32_MAX <= v <= FLOAT32_MAX for v in values):
+            return dict(zip(names, values))
+        out: dict[str, float] = {}  # slow path: convert or explain
+        for name, value in zip(names, values):
+            number = check_real(f"features[{name!r}]", value)
+            if abs(number) > FLOAT32_MAX:
+                raise ValueError(f"features[{name!r}] == {value!r}, exceeds the float32 range")
+            out[name] = number
+        return out
+
+    @property
+    def probability(self) -> float:
+        """Probability with which the chosen action was drawn."""
+        return self.probabilities[self.action_index]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """The (first) observed outcome of a decision.
+
+    >>> OutcomeRecord("d1", 1767229200.0, 12.5, "event", order_id="o9").reward
+    12.5
+    """
+
+    decision_id: str
+    timestamp: float
+    reward: float
+    source: str = "reward"
+    order_id: str | None = None
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "decision_id", _text("decision_id", self.decision_id, 128))
+        put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
+        put(self, "reward", check_real("reward", self.reward))
+        if self.source not in OUTCOME_SOURCES:
+            raise ValueError(f"source == {self.source!r}, must be one of {list(OUTCOME_SOURCES)}")
+        if self.order_id is not None:
+            put(self, "order_id", _text("order_id", self.order_id))
+
+
+class OutcomeStatus(str, enum.Enum):
+    """What the log did with an outcome."""
+
+    ACCEPTED = "accepted"  #: first outcome of a known decision: stored
+    DUPLICATE = "duplicate"  #: the decision already had an outcome: counted, not stored
+    UNKNOWN = "unknown"  #: no such decision id: counted, logged at WARNING
+    UNATTRIBUTED = "unattributed"  #: no decision of that user inside its window
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeReceipt:
+    """Answer of ``append_outcome`` / ``outcome_for_user``.
+
+    Feed the learner only when :attr:`accepted` is true: that is the one outcome the log keeps.
+    """
+
+    decision_id: str | None
+    status: OutcomeStatus
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is OutcomeStatus.ACCEPTED

@@ -1,0 +1,271 @@
+"""SQLite access for the decision log: one write connection, one read connection.
+
+The store knows SQL and encodings, nothing about threads or buffering. Every write is one
+transaction (a single statement, or ``BEGIN IMMEDIATE`` ... ``COMMIT``); on any error it is
+rolled back and the connection discarded, so a failed write never leaves a partial batch
+behind and the next attempt starts from a fresh connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+
+from .records import DecisionRecord, OutcomeRecord
+from .schema import (
+    DDL,
+    DECISION_COLUMNS,
+    DECISION_INSERT,
+    OUTCOME_INSERT,
+    SCHEMA_VERSION,
+    VOCAB_INSERT,
+    decode_f32,
+    decode_f64,
+    decode_mask,
+    decode_names,
+    encode_f32,
+    encode_f64,
+    encode_mask,
+    encode_names,
+    padded_chunks,
+    values_sql,
+    vocab_id,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Signature of the connection factory: ``connect(path) -> sqlite3.Connection``.
+ConnectFn = Callable[[str], sqlite3.Connection]
+
+BUSY_TIMEOUT_S = 5.0
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def default_connect(path: str) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode, usable from any thread (callers serialise access)."""
+    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+
+
+class SQLiteStore:
+    """Reads and writes one decision-log database file.
+
+    Parameters
+    ----------
+    path:
+        Database file (created if missing).
+    synchronous:
+        SQLite ``synchronous`` level of the write connection: ``"FULL"`` fsyncs the WAL at
+        every commit (survives power loss), ``"NORMAL"`` survives a process crash.
+    connect:
+        Factory for the *write* connection; tests inject failures through it.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", connect: ConnectFn | None = None) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous == {synchronous!r}, must be 'FULL' or 'NORMAL'")
+        self.path = path
+        self.synchronous = synchronous
+        self._connect = connect or default_connect
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._vocab: dict[str, tuple[str, ...]] = {}  # vocab_id -> names, for reads
+        self._stored_vocab: set[str] = set()  # vocab ids known to be committed
+
+    # ------------------------------------------------------------------ connections
+    def open(self) -> None:
+        """Create the schema if needed and check its version (raises on failure)."""
+        conn = self._write_connection()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._discard_writer()
+            raise ValueError(f"{self.path!r} has schema version {version}, this code reads <= {SCHEMA_VERSION}")
+        if version < SCHEMA_VERSION:
+            try:
+                conn.executescript(f"BEGIN IMMEDIATE; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            except BaseException:
+                self._discard_writer()
+                raise
+
+    def _write_connection(self) -> sqlite3.Connection:
+        if self._writer is None:
+            conn = self._connect(self.path)
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    logger.warning("journal_mode == %r for %s, expected 'wal'", mode, self.path)
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            except BaseException:
+                conn.close()
+                raise
+            self._writer = conn
+        return self._writer
+
+    def _discard_writer(self) -> None:
+        conn, self._writer = self._writer, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the connection is being thrown away anyway
+            logger.debug("rollback failed: %s", exc)
+        try:
+            conn.close()
+        except sqlite3.Error as exc:
+            logger.debug("close failed: %s", exc)
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = default_connect(self.path)
+                self._reader.execute("PRAGMA query_only = 1")
+            try:
+                return self._reader.execute(sql, params).fetchall()
+            except sqlite3.Error:
+                self._reader.close()
+                self._reader = None
+                raise
+
+    def close(self) -> None:
+        self._discard_writer()
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    # ------------------------------------------------------------------ writes
+    def write(
+        self, decisions: Sequence[DecisionRecord], outcomes: Sequence[OutcomeRecord], window: float
+    ) -> tuple[int, int]:
+        """Write a batch in one transaction; return (decisions inserted, outcomes inserted).
+
+        Decisions whose id is already stored and outcomes of decisions that already have
+        one are ignored (not counted as inserted). On error the transaction is rolled back
+        and the exception re-raised.
+        """
+        vocab: dict[str, tuple[str, tuple[str, ...]]] = {}
+        rows = []
+        for rec in decisions:
+            action_set = vocab_id("actions", rec.actions)
+            names = tuple(rec.features)
+            feature_set = vocab_id("features", names)
+            vocab[action_set] = ("actions", rec.actions)
+            vocab[feature_set] = ("features", names)
+            rows.append((
+                rec.decision_id, rec.timestamp, rec.user_hash, rec.model_version, rec.action,
+                rec.action_index, rec.probabilities[rec.action_index], action_set,
+                encode_f64(rec.probabilities), encode_mask(rec.actions, rec.eligible), feature_set,
+                encode_f32(tuple(rec.features.values())), rec.payload_json, int(rec.fallback),
+                rec.timestamp + window,
+            ))
+        new_vocab = [(vid, kind, encode_names(names)) for vid, (kind, names) in vocab.items()
+                     if vid not in self._stored_vocab]
+        # (statement, parameters, counts as: 0 vocabulary, 1 decisions, 2 outcomes); the
+        # outcome_resolves_decision trigger marks the decisions of new outcomes resolved
+        statements = [
+            *((sql, params, 0) for sql, params in _statements(VOCAB_INSERT, new_vocab)),
+            *((sql, params, 1) for sql, params in _statements(DECISION_INSERT, rows)),
+            *((sql, params, 2) for sql, params in _statements(
+                OUTCOME_INSERT, [(o.decision_id, o.timestamp, o.reward, o.source, o.order_id) for o in outcomes])),
+        ]
+        inserted = [0, 0, 0]
+        conn = self._write_connection()
+        try:
+            if len(statements) == 1:  # one statement is its own atomic transaction
+                sql, params, kind = statements[0]
+                inserted[kind] += conn.execute(sql, params).rowcount
+            elif statements:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, params, kind in statements:
+                    inserted[kind] += conn.execute(sql, params).rowcount
+                conn.execute("COMMIT")
+        except BaseException:
+            self._discard_writer()
+            raise
+        self._stored_vocab.update(vid for vid, _, _ in new_vocab)
+        return inserted[1], inserted[2]
+
+    # ------------------------------------------------------------------ reads
+    def decision_state(self, decision_id: str) -> tuple[bool, bool]:
+        """(decision stored?, outcome stored?) for one id."""
+        row = self._read(
+            "SELECT EXISTS (SELECT 1 FROM decisions WHERE decision_id = ?),"
+            " EXISTS (SELECT 1 FROM outcomes WHERE decision_id = ?)",
+            (decision_id, decision_id),
+        )[0]
+        return bool(row[0]), bool(row[1])
+
+    def latest_for_user(self, user_hash: str, at: float) -> tuple[str, float] | None:
+        """Most recent stored decision of ``user_hash`` whose window contains time ``at``."""
+        rows = self._read(
+            "SELECT decision_id, timestamp FROM decisions"
+            " WHERE user_hash = ? AND timestamp <= ? AND window_closes > ?"
+            " ORDER BY timestamp DESC, rowid DESC LIMIT 1",
+            (user_hash, at, at),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def expired_open(self, now: float, limit: int | None = None) -> list[tuple[str, str, float]]:
+        """(decision_id, action, window_closes) of stored decisions closed by ``now`` with no outcome."""
+        return self._read(
+            "SELECT d.decision_id, d.action, d.window_closes FROM decisions AS d"
+            " WHERE d.resolved = 0 AND d.window_closes <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.decision_id = d.decision_id)"
+            " ORDER BY d.window_closes LIMIT ?",
+            (now, -1 if limit is None else limit),
+        )
+
+    def fetch_decision(self, decision_id: str) -> DecisionRecord | None:
+        """Rebuild a stored decision (features come back rounded to float32)."""
+        rows = self._read(f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = ?", (decision_id,))
+        if not rows:
+            return None
+        (did, ts, user_hash, model_version, action, _index, _prob, action_set, probs, mask,
+         feature_set, features, payload, fallback, _closes) = rows[0]
+        actions = self._names(action_set)
+        eligible = [name for name, ok in zip(actions, decode_mask(mask)) if ok]
+        return DecisionRecord(
+            decision_id=did, timestamp=ts, user_hash=user_hash, model_version=model_version,
+            actions=actions, probabilities=tuple(decode_f64(probs).tolist()), eligible=tuple(eligible),
+            action=action, features=dict(zip(self._names(feature_set), decode_f32(features).tolist())),
+            payload=json.loads(payload), fallback=bool(fallback),
+        )
+
+    def _names(self, vid: str) -> tuple[str, ...]:
+        names = self._vocab.get(vid)
+        if names is None:
+            rows = self._read("SELECT names FROM vocabularies WHERE vocab_id = ?", (vid,))
+            if not rows:
+                raise ValueError(f"vocabulary {vid!r} missing from {self.path!r}")
+            names = self._vocab[vid] = decode_names(rows[0][0])
+        return names
+
+
+def _statements(statement: tuple[str, int], rows: Sequence[tuple]) -> list[tuple[str, list]]:
+    """Multi-row INSERT statements (one per padded chunk) with their flat parameter lists.
+
+    Writing few statements matters: each one releases and re-acquires the GIL, and with
+    busy producer threads every re-acquisition can wait a whole switch interval.
+    """
+    head, width = statement
+    return [
+        (values_sql(head, width, len(chunk)), [value for row in chunk for value in row])
+        for chunk in padded_chunks(rows)
+    ]
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """Validate a database path (a real file in an existing directory) and return it as str."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or text == ":memory:" or text.startswith("file:"):
+        raise ValueError(f"path == {path!r}, must be a file path (in-memory databases cannot be shared)")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise ValueError(f"path == {path!r}: directory {parent!r} does not exist")
+    return text

@@ -1,0 +1,250 @@
+"""Buffered, batched, failure-tolerant hand-off of events to a commit function.
+
+Events enter a bounded in-memory queue. A commit takes *everything* buffered (so order is
+kept within one transaction) and calls ``commit(batch)``. A background thread commits every
+``flush_interval`` seconds, as soon as ``flush_events`` are queued, or at once when a
+caller waits in :meth:`BatchWriter.commit_through` (sync mode); callers waiting together
+share one commit (group commit).
+
+When the queue is full, or a commit fails (disk full, I/O error, read-only file), events
+go to a bounded spill buffer that later commits retry first, with exponential back-off;
+beyond that bound events are dropped and counted. Nothing here ever raises into a caller
+because of the storage.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 2.0  # longest pause between retries while commits fail
+SYNC_WAIT_S = 5.0  # longest a sync caller waits for its commit (SQLite's busy timeout is 5 s too)
+
+
+class BatchWriter:
+    """Feeds ``commit(batch)`` from a bounded buffer, in the background or synchronously.
+
+    Parameters
+    ----------
+    commit:
+        Writes a list of events in one transaction; raises on failure.
+    on_committed, on_dropped:
+        Called with the events just committed / dropped (outside the buffer lock).
+    queue_size, spill_size:
+        Bounds of the normal queue and of the spill buffer (events held after the queue
+        was full or a commit failed).
+    flush_interval, flush_events:
+        Background commit cadence: at least every ``flush_interval`` seconds, or sooner
+        once ``flush_events`` events are queued.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[Any]], None],
+        *,
+        on_committed: Callable[[Sequence[Any]], None],
+        on_dropped: Callable[[Sequence[Any]], None],
+        queue_size: int,
+        spill_size: int,
+        flush_interval: float,
+        flush_events: int,
+        name: str = "decision-log-writer",
+    ) -> None:
+        self._commit = commit
+        self._on_committed = on_committed
+        self._on_dropped = on_dropped
+        self._queue_size = queue_size
+        self._spill_size = spill_size
+        self._flush_interval = flush_interval
+        self._flush_events = flush_events
+        self._lock = threading.Lock()  # guards the buffers and counters below
+        self._wake = threading.Condition(self._lock)  # wakes the background thread
+        self._done = threading.Condition(self._lock)  # a commit attempt finished
+        self._write_lock = threading.Lock()  # one commit at a time
+        self._queue: collections.deque[Any] = collections.deque()
+        self._spill: collections.deque[Any] = collections.deque()
+        self._seq = 0  # events submitted so far
+        self._committed_seq = 0  # every event with seq <= this is committed or dropped
+        self._attempted_seq = 0  # every event with seq <= this went through a commit attempt
+        self._sync_wanted = False  # a caller waits for a commit (sync mode)
+        self._retry_at = 0.0
+        self._backoff = flush_interval
+        self._stopping = False
+        self.counts = collections.Counter()  # committed, spilled, dropped, failed_writes, commits
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_commit_at: float | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ producers
+    def submit(self, event: Any) -> int:
+        """Buffer one event; return its sequence number (for :meth:`commit_through`)."""
+        dropped = False
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            if len(self._queue) < self._queue_size:
+                self._queue.append(event)
+                if len(self._queue) == self._flush_events:
+                    self._wake.notify()
+            elif len(self._spill) < self._spill_size:
+                self._spill.append(event)
+                self.counts["spilled"] += 1
+            else:
+                self.counts["dropped"] += 1
+                dropped = True
+        if dropped:
+            self._report_drop([event])
+        return seq
+
+    def commit_through(self, seq: int) -> bool:
+        """Wait until event ``seq`` is committed (sync mode); False if storage is failing.
+
+        The background thread commits everything queued at once, so callers waiting at
+        the same time share one transaction (group commit). While commits are failing
+        (back-off), return at once, and never wait more than ``SYNC_WAIT_S``: the event
+        stays buffered and is retried later.
+        """
+        deadline = time.monotonic() + SYNC_WAIT_S
+        with self._lock:
+            while self._thread.is_alive() and not self._stopping:
+                now = time.monotonic()
+                if self._committed_seq >= seq:
+                    return True
+                if self._attempted_seq >= seq or now < self._retry_at:
+                    return False
+                if now >= deadline:  # storage hangs: stop waiting, the event stays queued
+                    self.counts["sync_timeouts"] += 1
+                    return False
+                self._sync_wanted = True
+                self._wake.notify()
+                self._done.wait(min(deadline - now, 1.0))
+        with self._write_lock:  # no background thread (closing): commit in this thread
+            if self._committed_seq < seq:
+                self._drain(force=False)
+            return self._committed_seq >= seq
+
+    def flush(self) -> bool:
+        """Commit everything buffered now, ignoring back-off; True if nothing is left."""
+        with self._write_lock:
+            return self._drain(force=True)
+
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """(events in the queue, events in the spill buffer)."""
+        with self._lock:
+            return len(self._queue), len(self._spill)
+
+    def stats(self) -> dict[str, Any]:
+        """A consistent snapshot of the counters and buffer sizes."""
+        with self._lock:
+            return {
+                "queued": len(self._queue),
+                "spill_buffered": len(self._spill),
+                "written": self.counts["committed"],
+                "commits": self.counts["commits"],
+                "failed_writes": self.counts["failed_writes"],
+                "memory_fallback_events": self.counts["spilled"],
+                "dropped_events": self.counts["dropped"],
+                "sync_timeouts": self.counts["sync_timeouts"],
+                "last_error": self.last_error,
+                "last_error_at": self.last_error_at,
+                "last_commit_at": self.last_commit_at,
+                "retrying": self._retry_at > 0.0,
+            }
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop the background thread and make a final commit; True if nothing was left unwritten."""
+        with self._lock:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return self.flush()
+
+    # ------------------------------------------------------------------ commit
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                pause = self._retry_at - time.monotonic()
+                if pause > 0:  # storage failing: wait for the back-off, whatever the demand
+                    self._wake.wait(min(pause, self._flush_interval))
+                elif not self._stopping and not self._sync_wanted and len(self._queue) < self._flush_events:
+                    self._wake.wait(self._flush_interval)
+                if self._stopping:
+                    return
+                idle = not self._queue and not self._spill
+                self._sync_wanted = self._sync_wanted and not idle
+            if not idle:
+                try:
+                    with self._write_lock:
+                        self._drain(force=False)
+                except Exception:  # a bug in a callback must not stop the writer
+                    logger.exception("decision log writer: unexpected error")
+
+    def _drain(self, force: bool) -> bool:
+        """Commit all buffered events (caller holds the write lock)."""
+        if not force and time.monotonic() < self._retry_at:
+            return False
+        with self._lock:
+            if not self._queue and not self._spill:
+                return True
+            from_spill, from_queue = list(self._spill), list(self._queue)
+            self._spill.clear()
+            self._queue.clear()
+            self._sync_wanted = False
+            seq = self._seq
+        batch = from_spill + from_queue
+        try:
+            self._commit(batch)
+        except Exception as exc:  # storage errors, and anything else: never lose the batch silently
+            self._commit_failed(batch, len(from_queue), exc, seq)
+            return False
+        now = time.time()
+        with self._lock:
+            self._committed_seq = self._attempted_seq = seq
+            self._done.notify_all()
+            self.counts["committed"] += len(batch)
+            self.counts["commits"] += 1
+            self.last_commit_at = now
+            self._backoff = self._flush_interval
+            self._retry_at = 0.0
+        self._on_committed(batch)
+        return True
+
+    def _commit_failed(self, batch: list[Any], n_new: int, exc: Exception, seq: int) -> None:
+        with self._lock:
+            self._attempted_seq = seq
+            self._done.notify_all()
+            self.counts["failed_writes"] += 1
+            self.counts["spilled"] += n_new
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error_at = time.time()
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
+            held = batch + list(self._spill)  # failed batch first: it is the oldest
+            dropped = held[self._spill_size:]
+            self._spill = collections.deque(held[: self._spill_size])
+            if dropped:
+                self.counts["dropped"] += len(dropped)
+            n_held = len(self._spill) + len(self._queue)
+        logger.error("decision log write failed (%s); %d events held in memory", self.last_error, n_held)
+        if dropped:
+            self._report_drop(dropped)
+
+    def _report_drop(self, events: Sequence[Any]) -> None:
+        total = self.counts["dropped"]
+        if total == len(events) or total // 10_000 != (total - len(events)) // 10_000:
+            logger.error("decision log memory buffer full: %d events dropped so far", total)
+        self._on_dropped(events)
