@@ -1,0 +1,29 @@
+"""Cartwise decision engine: what a checkout service embeds.
+
+>>> from engine import DecisionEngine, read_log
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from engine.actions import ACTION_NAMES
+from engine.decision import Decision
+from engine.engine import DecisionEngine
+from engine.model_file import ModelFileError
+
+__all__ = ["ACTION_NAMES", "Decision", "DecisionEngine", "ModelFileError", "read_log", "ope", "abtest"]
+
+
+def read_log(path: str, **kwargs: Any):
+    """The decision log at ``path`` as a pandas DataFrame (see :func:`engine.decision_log.read_log`)."""
+    from engine.decision_log import read_log as _read_log
+
+    return _read_log(path, **kwargs)
+
+
+def __getattr__(name: str) -> Any:  # lazy sub-packages: `from engine import ope, abtest`
+    if name in ("ope", "abtest", "learners", "decision_log"):
+        return importlib.import_module(f"engine.{name}")
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -1,0 +1,28 @@
+"""The default action catalogue: names, channels, costs and what checkout needs to act."""
+
+from __future__ import annotations
+
+ACTION_NAMES: tuple[str, ...] = (
+    "none",
+    "recommendation",
+    "coupon_5",
+    "coupon_10",
+    "coupon_20",
+    "time_limited_offer",
+    "recall_message",
+)
+
+ACTION_CHANNELS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "recommendation": ("email", "push"),
+    "coupon_5": ("email", "sms", "push"),
+    "coupon_10": ("email", "sms", "push"),
+    "coupon_20": ("email", "sms", "push"),
+    "time_limited_offer": ("sms", "push"),
+    "recall_message": ("email", "sms"),
+}
+"""Channels each action can be delivered through, in order of preference."""
+
+COUPON_PERCENT: dict[str, int] = {"coupon_5": 5, "coupon_10": 10, "coupon_20": 20}
+OFFER_HOURS = 2.0
+"""How long a time-limited offer lasts."""

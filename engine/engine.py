@@ -1,0 +1,447 @@
+"""``DecisionEngine``: what a checkout service embeds to decide, log and learn.
+
+Example:
+    >>> eng = DecisionEngine(seed=0, learner="linucb")        # no log_path: logging off
+    >>> ctx = {"user_id": "u1", "timestamp": 1767225600.0,
+    ...        "cart": [{"item_id": "i1", "price": 40.0, "quantity": 1}],
+    ...        "channels": {"email": True, "sms": False, "push": False}}
+    >>> d = eng.decide(ctx)
+    >>> d.action in d.probabilities and abs(sum(d.probabilities.values()) - 1) < 1e-9
+    True
+    >>> eng.reward(d.decision_id, 12.5)
+    True
+    >>> eng.decide({"user_id": "u1"}).fallback                # bad input never raises
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from engine.actions import ACTION_NAMES, COUPON_PERCENT, OFFER_HOURS
+from engine.cf import CFModel
+from engine.context import ContextError, ContextLimits, validate_context
+from engine.decision import Decision
+from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id
+from engine.features import FeatureBuilder
+from engine.guardrails import GuardrailConfig, Guardrails
+from engine.learners import Learner, make_learner
+from engine.model_file import ModelFileError, read_model, write_model
+from engine.risk import RiskModel
+
+logger = logging.getLogger(__name__)
+
+DEV_SALT = "cartwise-development-salt"
+COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
+            "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps")
+
+
+class DecisionEngine:
+    """Decide recovery actions for abandoned carts, log them, and learn from outcomes.
+
+    Args:
+        log_path: SQLite decision log (created if missing); ``None`` turns logging off.
+        seed: seeds the action sampling and the learner.
+        learner: a name for :func:`engine.learners.make_learner` (``"vw"``, ``"linucb"``,
+            ``"lints"``, ``"vw-squarecb"``...) or a ready :class:`~engine.learners.Learner`.
+        learner_options: extra constructor arguments for a named learner.
+        cf, risk: fitted collaborative-filtering and abandonment-risk models (optional features;
+            the CF model also ranks the items of the ``recommendation`` payload).
+        guardrails: :class:`~engine.guardrails.GuardrailConfig` (channels, coupon budget,
+            frequency caps, exploration floor).
+        strict: raise ``ValueError`` on bad input instead of returning a fallback decision.
+        fallback_action: the safe action returned on bad input (default ``"none"``).
+        durability: ``"batch"`` (background commits every 50 ms / 1,000 events) or ``"sync"``.
+        salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else a development salt).
+        attribution_window: seconds an outcome may take to arrive (default 72 h).
+        contact_cost: cost of one message; a decision with no outcome when its window closes
+            gets reward ``-contact_cost`` (``0`` for ``none``), unless ``default_reward`` is given.
+        online_learning: update the learner from rewards as they arrive.
+        limits: :class:`~engine.context.ContextLimits` for input validation.
+        recommend_k: items in a recommendation payload.
+    """
+
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str] | None = None,
+        *,
+        seed: int = 0,
+        learner: str | Learner = "vw",
+        learner_options: Mapping[str, Any] | None = None,
+        cf: CFModel | None = None,
+        risk: RiskModel | None = None,
+        guardrails: GuardrailConfig | None = None,
+        strict: bool = False,
+        fallback_action: str = "none",
+        durability: str = "batch",
+        salt: str | None = None,
+        attribution_window: float = 72 * 3600.0,
+        contact_cost: float = 0.25,
+        default_reward: float | Callable[[str], float] | None = None,
+        online_learning: bool = True,
+        limits: ContextLimits | None = None,
+        recommend_k: int = 5,
+        max_pending: int = 1_000_000,
+    ) -> None:
+        self.guardrails = Guardrails(guardrails or GuardrailConfig())
+        self.action_names: tuple[str, ...] = self.guardrails.action_names
+        if fallback_action not in self.action_names:
+            raise ValueError(f"fallback_action == {fallback_action!r}, must be one of {list(self.action_names)}")
+        if not (isinstance(attribution_window, (int, float)) and attribution_window > 0):
+            raise ValueError(f"attribution_window == {attribution_window!r}, must be a number > 0")
+        if not (isinstance(contact_cost, (int, float)) and math.isfinite(contact_cost) and contact_cost >= 0):
+            raise ValueError(f"contact_cost == {contact_cost!r}, must be a finite number >= 0")
+        if not isinstance(recommend_k, int) or recommend_k < 1:
+            raise ValueError(f"recommend_k == {recommend_k!r}, must be an integer >= 1")
+        self.strict = bool(strict)
+        self.fallback_action = fallback_action
+        self.seed = seed
+        self.attribution_window = float(attribution_window)
+        self.contact_cost = float(contact_cost)
+        self.default_reward = default_reward if default_reward is not None else self._contact_default
+        self.online_learning = online_learning
+        self.limits = limits or ContextLimits()
+        self.recommend_k = recommend_k
+        self.max_pending = max_pending
+        self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
+        if self._salt == DEV_SALT:
+            logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
+        self.features = FeatureBuilder(cf=cf, risk=risk)
+        self._learner_options = dict(learner_options or {})
+        if isinstance(learner, Learner):
+            self._learner = learner
+            self.learner_name = type(learner).__name__
+        else:
+            self.learner_name = learner
+            self._learner = make_learner(learner, self.action_names, self.features.feature_names,
+                                         seed=seed, **self._learner_options)
+        if tuple(self._learner.action_names) != self.action_names:
+            raise ValueError(f"learner.action_names == {self._learner.action_names!r}, must be {self.action_names!r}")
+        if tuple(self._learner.feature_names) != self.features.feature_names:
+            raise ValueError("learner.feature_names do not match the engine's feature builder")
+        self.model_version = f"{self.learner_name}-init"
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self._pending: OrderedDict[str, tuple[np.ndarray, int, float, float, Learner]] = OrderedDict()
+        self._settled: OrderedDict[str, None] = OrderedDict()
+        self._counts = dict.fromkeys(COUNTERS, 0)
+        self._fallback_reasons: dict[str, int] = {}
+        self._fallback_probs = {fallback_action: 1.0}
+        self._none_index = self.action_names.index("none")
+        self.log: DecisionLog | None = None
+        if log_path is not None:
+            self.log = DecisionLog(log_path, durability=durability, attribution_window=self.attribution_window,
+                                   default_reward=self.default_reward, salt=self._salt)
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, context: Mapping[str, Any]) -> Decision:
+        """Choose a recovery action for one abandoned cart. Never raises unless ``strict``."""
+        try:
+            validate_context(context, self.limits)
+        except ContextError as exc:
+            if self.strict:
+                raise
+            return self._fallback(context, f"{exc.field}: {exc}")
+        try:
+            return self._decide(context)
+        except Exception as exc:  # checkout must never see an engine failure
+            if self.strict:
+                raise
+            logger.exception("decide failed; returning the fallback action")
+            self._bump("errors")
+            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _decide(self, ctx: Mapping[str, Any]) -> Decision:
+        user_hash = hash_user_id(ctx["user_id"], self._salt)
+        eligible = self.guardrails.eligible(ctx, user_hash)
+        x = self.features.transform(ctx)
+        learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
+        version = self.model_version
+        probs = self.guardrails.apply_floor(learner.probabilities(x, eligible), eligible)
+        with self._rng_lock:
+            u = self._rng.random()
+        cdf = np.cumsum(probs)
+        a = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+        if a >= len(probs) or not eligible[a]:  # float edge cases: fall to the last eligible action
+            a = int(np.flatnonzero(eligible)[-1])
+        action = self.action_names[a]
+        p = float(probs[a])
+        payload = self._payload(action, ctx)
+        decision_id = os.urandom(16).hex()
+        names = self.action_names
+        probabilities = {names[j]: float(probs[j]) for j in np.flatnonzero(eligible)}
+        if self.log is not None:
+            self.log.append_decision(DecisionRecord(
+                decision_id=decision_id, timestamp=float(ctx["timestamp"]), user_hash=user_hash,
+                model_version=version, actions=names, probabilities=tuple(probs.tolist()),
+                eligible=tuple(probabilities), action=action,
+                features=dict(zip(self.features.feature_names, x.tolist())), payload=payload,
+            ))
+        self.guardrails.commit(ctx, user_hash, action)
+        with self._state_lock:
+            self._counts["decisions"] += 1
+            self._pending[decision_id] = (x, a, p, float(ctx["timestamp"]), learner)
+            if len(self._pending) > self.max_pending:
+                self._pending.popitem(last=False)
+                self._counts["evicted"] += 1
+        return Decision(decision_id, action, p, probabilities, payload, version, False, None)
+
+    def _payload(self, action: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+        if action == "none":
+            return {}
+        payload: dict[str, Any] = {"channel": self.guardrails.channel_for(action, ctx)}
+        if action in COUPON_PERCENT:
+            payload["coupon_percent"] = COUPON_PERCENT[action]
+        elif action == "time_limited_offer":
+            payload["offer"] = "free_shipping"
+            payload["expires_at"] = float(ctx["timestamp"]) + OFFER_HOURS * 3600.0
+        elif action == "recommendation":
+            cf = self.features.cf
+            payload["items"] = cf.recommend(ctx, self.recommend_k) if cf is not None else []
+        return payload
+
+    def _fallback(self, context: Any, reason: str) -> Decision:
+        logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
+        decision_id = os.urandom(16).hex()
+        with self._state_lock:
+            self._counts["fallbacks"] += 1
+            key = reason.split(":", 1)[0]
+            self._fallback_reasons[key] = self._fallback_reasons.get(key, 0) + 1
+        if self.log is not None:
+            try:
+                ts = context.get("timestamp") if isinstance(context, Mapping) else None
+                ts = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts) and ts >= 0 else time.time()
+                uid = context.get("user_id") if isinstance(context, Mapping) else None
+                user_hash = hash_user_id(uid, self._salt) if isinstance(uid, str) and 0 < len(uid) <= self.limits.max_string else "invalid"
+                probs = tuple(1.0 if a == self.fallback_action else 0.0 for a in self.action_names)
+                self.log.append_decision(DecisionRecord(
+                    decision_id=decision_id, timestamp=ts, user_hash=user_hash, model_version=self.model_version,
+                    actions=self.action_names, probabilities=probs, eligible=(self.fallback_action,),
+                    action=self.fallback_action, fallback=True, payload={"reason": reason[:200]},
+                ))
+            except Exception:  # the fallback path itself must never raise
+                logger.exception("could not log a fallback decision")
+        return Decision(decision_id, self.fallback_action, 1.0, dict(self._fallback_probs), {},
+                        self.model_version, True, reason)
+
+    # ------------------------------------------------------------------ outcomes
+    def reward(self, decision_id: str, value: float, timestamp: float | None = None) -> bool:
+        """Report the realised profit of a decision; True when it was new and inside its window.
+
+        Duplicates (first wins), unknown ids and late rewards are counted and never raise
+        (unless ``strict`` and the value itself is invalid).
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if self.strict:
+                raise ValueError(f"value == {value!r}, must be a finite number")
+            logger.warning("reward for %s ignored: value == %r is not a finite number", decision_id, value)
+            self._bump("invalid_rewards")
+            return False
+        with self._state_lock:
+            self._counts["rewards"] += 1
+            entry = self._pending.pop(decision_id, None)
+            if entry is None:
+                self._counts["duplicate_rewards" if decision_id in self._settled else "unknown_rewards"] += 1
+            else:
+                self._remember_settled(decision_id)
+        if entry is not None and timestamp is not None and timestamp - entry[3] > self.attribution_window:
+            self._bump("late_rewards")
+            entry = None
+        if self.log is not None:
+            ts = time.time() if timestamp is None else float(timestamp)
+            receipt = self.log.append_outcome(decision_id, float(value), ts if entry is None else max(ts, entry[3]))
+            if entry is not None and not receipt.accepted:
+                entry = None
+        if entry is None:
+            return False
+        self._learn(entry, float(value))
+        return True
+
+    def outcome(self, user_id: str, value: float, timestamp: float, order_id: str | None = None) -> str | None:
+        """An order event keyed by user: attributed to the user's latest decision in its window.
+
+        Returns the decision id it was joined to, or None. Requires a decision log.
+        """
+        if self.log is None:
+            raise ValueError("outcome() needs a decision log: create the engine with log_path=...")
+        receipt = self.log.outcome_for_user(hash_user_id(user_id, self._salt), float(value), float(timestamp),
+                                            order_id, hashed=True)
+        if not receipt.accepted:
+            return None
+        with self._state_lock:
+            entry = self._pending.pop(receipt.decision_id, None)
+            self._remember_settled(receipt.decision_id)
+        if entry is not None:
+            self._learn(entry, float(value))
+        return receipt.decision_id
+
+    def close_expired(self, now: float) -> int:
+        """Give the default reward to decisions whose attribution window closed by ``now``."""
+        expired: list[tuple[str, tuple]] = []
+        with self._state_lock:
+            while self._pending:
+                decision_id, entry = next(iter(self._pending.items()))
+                if entry[3] + self.attribution_window > now:
+                    break
+                self._pending.popitem(last=False)
+                self._remember_settled(decision_id)
+                expired.append((decision_id, entry))
+        if self.log is not None:
+            self.log.close_expired(now)
+        for _, entry in expired:
+            self._learn(entry, self._default_for(self.action_names[entry[1]]))
+        self._bump("defaulted", len(expired))
+        return len(expired)
+
+    def _learn(self, entry: tuple, value: float) -> None:
+        self._bump("rewards_learned")
+        x, a, p, _, learner = entry
+        if self.online_learning and learner is self._learner:
+            learner.update(x, a, p, value)
+
+    def _remember_settled(self, decision_id: str) -> None:
+        self._settled[decision_id] = None
+        if len(self._settled) > 100_000:
+            self._settled.popitem(last=False)
+
+    def _contact_default(self, action: str) -> float:
+        return 0.0 if action == "none" else -self.contact_cost
+
+    def _default_for(self, action: str) -> float:
+        d = self.default_reward
+        return float(d(action)) if callable(d) else float(d)
+
+    def _bump(self, key: str, n: int = 1) -> None:
+        with self._state_lock:
+            self._counts[key] += n
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def learner(self) -> Learner:
+        return self._learner
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Atomically save the model (learner, CF, risk, settings, sampling state); return its version."""
+        learner = self._learner
+        arrays: dict[str, np.ndarray] = {"learner": np.frombuffer(learner.to_bytes(), dtype=np.uint8)}
+        if self.features.cf is not None:
+            arrays.update({f"cf.{k}": np.asarray(v) for k, v in self.features.cf.to_dict().items()})
+        if self.features.risk is not None:
+            arrays.update({f"risk.{k}": np.asarray(v) for k, v in self.features.risk.to_dict().items()})
+        with self._rng_lock:
+            rng_state = self._rng.bit_generator.state
+        meta = {
+            "learner_class": type(learner).__name__, "learner_name": self.learner_name,
+            "action_names": list(self.action_names), "feature_names": list(self.features.feature_names),
+            "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state), "saved_at": time.time(),
+        }
+        digest = write_model(path, arrays, meta)
+        version = f"{self.learner_name}-{learner.n_updates}-{digest[:8]}"
+        self.model_version = version
+        return version
+
+    @staticmethod
+    def _read(path: str | os.PathLike[str]) -> tuple[Learner, CFModel | None, RiskModel | None, dict, str]:
+        arrays, meta, digest = read_model(path)
+        from engine import learners as learner_module
+
+        cls = getattr(learner_module, meta.get("learner_class", ""), None)
+        if cls is None or not isinstance(cls, type) or not issubclass(cls, Learner):
+            raise ModelFileError(f"model file {str(path)!r} names an unknown learner {meta.get('learner_class')!r}")
+        try:
+            learner = cls.from_bytes(arrays["learner"].tobytes())
+            cf_state = {k[3:]: v for k, v in arrays.items() if k.startswith("cf.")}
+            risk_state = {k[5:]: v for k, v in arrays.items() if k.startswith("risk.")}
+            cf = CFModel.from_dict(cf_state) if cf_state else None
+            risk = RiskModel.from_dict(risk_state) if risk_state else None
+        except (ValueError, KeyError) as exc:
+            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {exc}") from None
+        version = f"{meta['learner_name']}-{meta['n_updates']}-{digest[:8]}"
+        return learner, cf, risk, meta, version
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> "DecisionEngine":
+        """A new engine from a saved model; ``kwargs`` as for the constructor (log_path, strict...).
+
+        Raises :class:`~engine.model_file.ModelFileError` (a ``ValueError``) for a damaged file.
+        The sampling state is restored unless ``seed`` is given.
+        """
+        learner, cf, risk, meta, version = cls._read(path)
+        reseed = "seed" in kwargs
+        engine = cls(learner=learner, cf=cf, risk=risk, **kwargs)
+        engine.learner_name = meta["learner_name"]
+        engine.model_version = version
+        if not reseed:
+            engine._rng.bit_generator.state = meta["rng_state"]
+        return engine
+
+    def load_model(self, path: str | os.PathLike[str]) -> str:
+        """Hot swap: load a saved model and serve it from the next decision on.
+
+        A damaged file raises :class:`~engine.model_file.ModelFileError` and the engine keeps
+        serving the current model. Returns the new model version.
+        """
+        learner, cf, risk, meta, version = self._read(path)
+        if tuple(meta["action_names"]) != self.action_names:
+            raise ModelFileError(f"model file {str(path)!r} has actions {meta['action_names']}, engine has {list(self.action_names)}")
+        features = FeatureBuilder(cf=cf, risk=risk)
+        if features.feature_names != tuple(learner.feature_names):
+            raise ModelFileError(f"model file {str(path)!r}: learner features do not match its CF/risk models")
+        with self._swap_lock:
+            self.features, self._learner, self.model_version = features, learner, version
+            self.learner_name = meta["learner_name"]
+            self._counts["swaps"] += 1
+        return version
+
+    def swap_learner(self, learner: Learner, version: str) -> None:
+        """Hot swap an in-memory learner (e.g. one retrained from the log)."""
+        if tuple(learner.feature_names) != self.features.feature_names or tuple(learner.action_names) != self.action_names:
+            raise ValueError("learner does not match the engine's actions and features")
+        with self._swap_lock:
+            self._learner, self.model_version = learner, version
+            self._counts["swaps"] += 1
+
+    def health(self) -> dict[str, Any]:
+        """Counters for monitoring: decisions, fallbacks (by field), rewards, log and guardrail state."""
+        with self._state_lock:
+            out: dict[str, Any] = dict(self._counts)
+            out["fallback_reasons"] = dict(self._fallback_reasons)
+            out["pending"] = len(self._pending)
+        out["model_version"] = self.model_version
+        out["guardrails"] = self.guardrails.state()
+        out["log"] = self.log.health() if self.log is not None else None
+        return out
+
+    def flush(self) -> None:
+        if self.log is not None:
+            self.log.flush()
+
+    def close(self) -> None:
+        """Flush and close the decision log."""
+        if self.log is not None:
+            self.log.close()
+
+    def __enter__(self) -> "DecisionEngine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    return value

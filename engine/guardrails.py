@@ -1,0 +1,174 @@
+"""Guardrails: which actions may be taken for a cart, and an exploration floor.
+
+* **Channels**: an action needs an opt-in on one of its channels (``none`` is always allowed).
+* **Coupon budget**: a daily budget (USD, UTC days by the context's timestamp) for the face value
+  of coupons offered (percent x cart value); once spent, coupon actions are ineligible until the
+  next day.
+* **Contact frequency cap**: at most ``max_contacts`` recovery messages per shopper within
+  ``contact_window_days``, counting both the context's history and the engine's own recent
+  decisions (which checkout's history may not show yet).
+* **Exploration floor**: every eligible action keeps at least ``exploration_floor / |eligible|``
+  probability, so logs always support off-policy evaluation.
+
+Example:
+    >>> g = Guardrails(GuardrailConfig(max_contacts=1))
+    >>> ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i", "price": 50.0, "quantity": 1}],
+    ...        "channels": {"email": True, "sms": False, "push": False}}
+    >>> [a for a, ok in zip(g.action_names, g.eligible(ctx, "u1")) if ok]
+    ['none', 'recommendation', 'coupon_5', 'coupon_10', 'coupon_20', 'recall_message']
+    >>> g.commit(ctx, "u1", "recall_message")
+    >>> [a for a, ok in zip(g.action_names, g.eligible(ctx, "u1")) if ok]
+    ['none']
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from engine.actions import ACTION_CHANNELS, ACTION_NAMES, COUPON_PERCENT
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class GuardrailConfig:
+    """Guardrail settings, validated at construction."""
+
+    action_names: tuple[str, ...] = ACTION_NAMES
+    action_channels: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(ACTION_CHANNELS))
+    daily_coupon_budget: float | None = None
+    max_contacts: int | None = 3
+    contact_window_days: float = 7.0
+    exploration_floor: float = 0.02
+    remembered_shoppers: int = 100_000
+
+    def __post_init__(self) -> None:
+        if "none" not in self.action_names:
+            raise ValueError(f"GuardrailConfig: action_names == {self.action_names!r}, must include 'none'")
+        missing = [a for a in self.action_names if a not in self.action_channels]
+        if missing:
+            raise ValueError(f"GuardrailConfig: action_channels has no entry for {missing[0]!r}")
+        budget = self.daily_coupon_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not math.isfinite(budget) or budget < 0):
+            raise ValueError(f"GuardrailConfig: daily_coupon_budget == {budget!r}, must be a number >= 0 or None")
+        if self.max_contacts is not None and (not isinstance(self.max_contacts, int) or self.max_contacts < 0):
+            raise ValueError(f"GuardrailConfig: max_contacts == {self.max_contacts!r}, must be an integer >= 0 or None")
+        if not (isinstance(self.contact_window_days, (int, float)) and self.contact_window_days > 0):
+            raise ValueError(f"GuardrailConfig: contact_window_days == {self.contact_window_days!r}, must be > 0")
+        floor = self.exploration_floor
+        if not (isinstance(floor, (int, float)) and 0.0 <= floor < 1.0):
+            raise ValueError(f"GuardrailConfig: exploration_floor == {floor!r}, must be in [0, 1)")
+
+
+class Guardrails:
+    """Eligibility and exploration floor, with thread-safe budget and contact bookkeeping."""
+
+    def __init__(self, config: GuardrailConfig | None = None) -> None:
+        self.config = config or GuardrailConfig()
+        self.action_names = self.config.action_names
+        names = self.action_names
+        self._channels = [tuple(self.config.action_channels[a]) for a in names]
+        self._is_contact = np.array([a != "none" for a in names])
+        self._coupon = np.array([a in COUPON_PERCENT for a in names])
+        self._lock = threading.Lock()
+        self._budget_day = -1
+        self._budget_spent = 0.0
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self._channel_masks: dict[tuple[bool, bool, bool], np.ndarray] = {}
+        self.blocked = {"budget": 0, "frequency": 0}
+
+    def eligible(self, ctx: Mapping[str, Any], user_key: str) -> np.ndarray:
+        """Boolean mask over ``action_names`` for this (validated) context."""
+        opt_in = ctx.get("channels") or {}
+        key = (bool(opt_in.get("email")), bool(opt_in.get("sms")), bool(opt_in.get("push")))
+        mask = self._channel_masks.get(key)
+        if mask is None:
+            mask = self._channel_mask(opt_in)
+            if set(opt_in) <= {"email", "sms", "push"}:
+                self._channel_masks[key] = mask
+        mask = mask.copy()
+        cfg = self.config
+        now = float(ctx["timestamp"])
+        if cfg.max_contacts is not None and self._contacts_in_window(ctx, user_key, now) >= cfg.max_contacts:
+            if mask[self._is_contact].any():
+                self.blocked["frequency"] += 1
+            mask &= ~self._is_contact
+        if cfg.daily_coupon_budget is not None and mask[self._coupon].any():
+            with self._lock:
+                day = int(now // DAY)
+                spent = self._budget_spent if day == self._budget_day else 0.0
+            value = _cart_value(ctx)
+            for j in np.flatnonzero(mask & self._coupon):
+                if spent + COUPON_PERCENT[self.action_names[j]] / 100.0 * value > cfg.daily_coupon_budget:
+                    mask[j] = False
+                    self.blocked["budget"] += 1
+        return mask
+
+    def _channel_mask(self, opt_in: Mapping[str, Any]) -> np.ndarray:
+        mask = np.array([not chans or any(opt_in.get(c, False) for c in chans) for chans in self._channels])
+        mask[self.action_names.index("none")] = True
+        return mask
+
+    def _contacts_in_window(self, ctx: Mapping[str, Any], user_key: str, now: float) -> int:
+        since = now - self.config.contact_window_days * DAY
+        history = (ctx.get("history") or {}).get("contacts") or ()
+        seen = [float(c["timestamp"]) for c in history if since <= float(c.get("timestamp", -math.inf)) <= now]
+        with self._lock:
+            mine = self._recent.get(user_key)
+            own = [t for t in mine if t >= since] if mine else []
+        if not own:
+            return len(seen)
+        # The engine's own sends may already be in checkout's history: count each instant once.
+        return len(set(seen) | set(own))
+
+    def apply_floor(self, probabilities: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        """Mix with uniform over eligible actions so each keeps ``floor / |eligible|``."""
+        floor = self.config.exploration_floor
+        k = int(eligible.sum())
+        if floor == 0.0 or k <= 1:
+            return probabilities
+        return (1.0 - floor) * probabilities + floor * eligible / k
+
+    def commit(self, ctx: Mapping[str, Any], user_key: str, action: str) -> None:
+        """Record a decision that was taken: contact memory and coupon budget."""
+        if action == "none":
+            return
+        now = float(ctx["timestamp"])
+        with self._lock:
+            recent = self._recent.get(user_key)
+            if recent is None:
+                recent = self._recent[user_key] = deque(maxlen=max(self.config.max_contacts or 0, 1) + 4)
+                if len(self._recent) > self.config.remembered_shoppers:
+                    self._recent.popitem(last=False)
+            else:
+                self._recent.move_to_end(user_key)
+            recent.append(now)
+            if action in COUPON_PERCENT and self.config.daily_coupon_budget is not None:
+                day = int(now // DAY)
+                if day != self._budget_day:
+                    self._budget_day, self._budget_spent = day, 0.0
+                self._budget_spent += COUPON_PERCENT[action] / 100.0 * _cart_value(ctx)
+
+    def channel_for(self, action: str, ctx: Mapping[str, Any]) -> str | None:
+        """The first opted-in channel for ``action`` (None for ``none``)."""
+        opt_in = ctx.get("channels") or {}
+        for channel in self.config.action_channels[action]:
+            if opt_in.get(channel, False):
+                return channel
+        return None
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {"budget_day": self._budget_day, "budget_spent": self._budget_spent,
+                    "blocked": dict(self.blocked), "remembered_shoppers": len(self._recent)}
+
+
+def _cart_value(ctx: Mapping[str, Any]) -> float:
+    return float(sum(float(line["price"]) * int(line.get("quantity", 1)) for line in ctx["cart"]))

@@ -1,0 +1,125 @@
+"""DecisionEngine speed and memory, as ratios to references measured in the same run.
+
+* decide p50/p99 (CF and profile features on, after warm-up) vs a raw ``vowpalwabbit.Workspace.predict``
+  of a comparable 7-action example with ~30 shared features (goal: p50 <= 2x).
+* decide+reward throughput per core.
+* decide latency with the decision log in ``sync`` and ``batch`` modes vs the same engine with
+  logging off.
+* RSS growth over many decide+reward pairs (1M under ``make bench``).
+"""
+
+import resource
+import time
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import vowpalwabbit
+
+import simulator  # noqa: F401
+from bench_utils import LARGE
+from engine import DecisionEngine
+from engine.cf import CFModel, interactions_from_contexts
+
+N_CONTEXTS = 4000 if LARGE else 600
+TIMED = 20_000 if LARGE else 500
+
+
+@pytest.fixture(scope="module")
+def contexts():
+    env = gym.make("CartRecovery-v0")
+    _, info = env.reset(seed=0)
+    out = []
+    for i in range(N_CONTEXTS):
+        out.append(info["context"])
+        env.step(i % 7)
+        _, info = env.reset()
+    return out
+
+
+@pytest.fixture(scope="module")
+def cf_model(contexts):
+    return CFModel(n_factors=16).fit(interactions_from_contexts(contexts))
+
+
+def _latencies(fn, items, n):
+    out = np.empty(n)
+    for i in range(n):
+        item = items[i % len(items)]
+        start = time.perf_counter_ns()
+        fn(item)
+        out[i] = time.perf_counter_ns() - start
+    return out
+
+
+def _raw_vw_predict():
+    vw = vowpalwabbit.Workspace("--cb_explore_adf -q UA --epsilon 0.05 --quiet")
+    shared = "shared |U " + " ".join(f"f{i}:{0.1 * i:.3f}" for i in range(30))
+    example = [shared] + [f"|A a{j}:1 depth:{j / 10:.1f}" for j in range(7)]
+    for _ in range(200):
+        vw.learn([shared] + [f"0:{-1.0 if j == 2 else 0.0}:0.14 |A a{j}:1" if j == 2 else f"|A a{j}:1" for j in range(7)])
+    return lambda _: vw.predict(example)
+
+
+def _record(benchmark, name, lat, ref):
+    benchmark.extra_info[f"{name}_p50_us"] = round(np.percentile(lat, 50) / 1e3, 2)
+    benchmark.extra_info[f"{name}_p99_us"] = round(np.percentile(lat, 99) / 1e3, 2)
+    benchmark.extra_info[f"{name}_p50_ratio"] = round(np.percentile(lat, 50) / np.percentile(ref, 50), 3)
+    benchmark.extra_info[f"{name}_p99_ratio"] = round(np.percentile(lat, 99) / np.percentile(ref, 99), 3)
+
+
+def test_decide_latency_vs_raw_vw_predict(benchmark, contexts, cf_model):
+    eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
+    for ctx in contexts[:300]:  # warm-up with learning
+        eng.reward(eng.decide(ctx).decision_id, 1.0)
+    raw = _raw_vw_predict()
+    benchmark(eng.decide, contexts[0])
+    if not benchmark.disabled:
+        ref = _latencies(raw, contexts, TIMED)
+        lat = _latencies(eng.decide, contexts, TIMED)
+        benchmark.extra_info["raw_vw_p50_us"] = round(np.percentile(ref, 50) / 1e3, 2)
+        _record(benchmark, "decide", lat, ref)
+
+
+def test_decide_plus_reward_throughput(benchmark, contexts, cf_model):
+    eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
+
+    def cycle(ctx):
+        eng.reward(eng.decide(ctx).decision_id, 1.0)
+
+    benchmark(cycle, contexts[0])
+    if not benchmark.disabled:
+        start = time.perf_counter()
+        for i in range(TIMED):
+            cycle(contexts[i % len(contexts)])
+        benchmark.extra_info["decide_reward_per_second_per_core"] = round(TIMED / (time.perf_counter() - start))
+
+
+@pytest.mark.parametrize("durability", ["batch", "sync"])
+def test_logging_latency_vs_logging_off(benchmark, tmp_path, contexts, durability):
+    off = DecisionEngine(seed=0, learner="vw")
+    on = DecisionEngine(tmp_path / "log.db", seed=0, learner="vw", durability=durability)
+    n = TIMED if durability == "batch" else max(TIMED // 10, 100)
+    benchmark(on.decide, contexts[0])
+    if not benchmark.disabled:
+        ref = _latencies(off.decide, contexts, n)
+        lat = _latencies(on.decide, contexts, n)
+        _record(benchmark, f"decide_{durability}_vs_off", lat, ref)
+    on.close()
+
+
+def test_memory_flat_over_many_decisions(benchmark, contexts):
+    eng = DecisionEngine(seed=0, learner="vw")
+    total = 1_000_000 if LARGE else 3_000
+
+    def run(n):
+        for i in range(n):
+            eng.reward(eng.decide(contexts[i % len(contexts)]).decision_id, 1.0)
+
+    run(min(total // 10, 20_000))  # warm-up: caches, VW weights, allocator
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    benchmark.pedantic(run, args=(total,), rounds=1, iterations=1)
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    benchmark.extra_info["decisions"] = total
+    benchmark.extra_info["rss_growth_mib"] = round((rss_after - rss_before) / 1024, 1)
+    assert eng.health()["pending"] == 0

@@ -1,0 +1,159 @@
+"""Model lifecycle and the engine's use of the decision log: save/load, hot swap, threads, joins."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from engine import DecisionEngine, ModelFileError, read_log
+
+
+def _train(eng, contexts, n=300):
+    for i, ctx in enumerate(contexts[:n]):
+        d = eng.decide(ctx)
+        eng.reward(d.decision_id, float(i % 5) - 1.0)
+
+
+@pytest.mark.parametrize("learner", ["vw", "linucb", "lints"])
+def test_save_load_round_trip_gives_identical_decisions(tmp_path, sim_contexts, learner):
+    eng = DecisionEngine(seed=3, learner=learner)
+    _train(eng, sim_contexts)
+    version = eng.save(tmp_path / "model.cw")
+    loaded = DecisionEngine.load(tmp_path / "model.cw")
+    assert loaded.model_version == version
+    for ctx in sim_contexts[300:500]:
+        a, b = eng.decide(ctx), loaded.decide(ctx)
+        assert (a.action, a.probabilities) == (b.action, b.probabilities)
+        eng.reward(a.decision_id, 2.0)
+        loaded.reward(b.decision_id, 2.0)
+
+
+def test_damaged_model_files_raise_and_the_engine_keeps_serving(tmp_path, sim_contexts):
+    eng = DecisionEngine(seed=0, learner="linucb")
+    _train(eng, sim_contexts, 100)
+    path = tmp_path / "model.cw"
+    version = eng.save(path)
+    data = path.read_bytes()
+    (tmp_path / "truncated.cw").write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[-10] ^= 0xFF
+    (tmp_path / "corrupt.cw").write_bytes(bytes(flipped))
+    (tmp_path / "garbage.cw").write_bytes(b"hello")
+    for name, message in [("truncated.cw", "truncated"), ("corrupt.cw", "checksum"),
+                          ("garbage.cw", "not a Cartwise model"), ("missing.cw", "cannot be read")]:
+        with pytest.raises(ModelFileError, match=message):
+            eng.load_model(tmp_path / name)
+        with pytest.raises(ValueError):
+            DecisionEngine.load(tmp_path / name)
+        assert eng.model_version == version
+        assert not eng.decide(sim_contexts[0]).fallback
+
+
+def test_save_is_atomic_no_temp_files_left(tmp_path, sim_contexts):
+    eng = DecisionEngine(seed=0, learner="linucb")
+    eng.save(tmp_path / "m.cw")
+    eng.save(tmp_path / "m.cw")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.cw"]
+
+
+def test_hot_swap_while_threads_decide(tmp_path, sim_contexts):
+    eng = DecisionEngine(seed=0, learner="vw")
+    _train(eng, sim_contexts, 200)
+    path = tmp_path / "next.cw"
+    trained = DecisionEngine(seed=1, learner="vw")
+    _train(trained, sim_contexts, 400)
+    new_version = trained.save(path)
+    failures, versions = [], set()
+    stop = threading.Event()
+
+    def worker(k):
+        i = k
+        while not stop.is_set():
+            d = eng.decide(sim_contexts[i % len(sim_contexts)])
+            if d.fallback:
+                failures.append(d.reason)
+            versions.add(d.model_version)
+            eng.reward(d.decision_id, 1.0)
+            i += 4
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        eng.load_model(path)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert eng.model_version == new_version and new_version in versions or eng.model_version == new_version
+    assert eng.health()["swaps"] == 5
+
+
+@pytest.mark.parametrize("durability", ["batch", "sync"])
+def test_eight_threads_every_decision_and_reward_in_the_log_exactly_once(tmp_path, sim_contexts, durability):
+    path = tmp_path / "decisions.db"
+    eng = DecisionEngine(path, seed=0, learner="vw", durability=durability)
+    ids = [[] for _ in range(8)]
+    per_thread = 400 if durability == "sync" else 1000
+
+    def worker(k):
+        for i in range(per_thread):
+            d = eng.decide(sim_contexts[(k * per_thread + i) % len(sim_contexts)])
+            assert eng.reward(d.decision_id, float(i % 3))
+            ids[k].append(d.decision_id)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    eng.close()
+    log = read_log(path)
+    all_ids = [i for chunk in ids for i in chunk]
+    assert len(all_ids) == 8 * per_thread == len(set(all_ids))
+    assert len(log) == len(all_ids) and set(log["decision_id"]) == set(all_ids)
+    assert log["reward"].notna().all()
+    assert eng.learner.n_updates == len(all_ids)
+
+
+def test_log_rows_carry_features_probabilities_and_version(tmp_path, sim_contexts):
+    path = tmp_path / "d.db"
+    with DecisionEngine(path, seed=0, learner="linucb") as eng:
+        decisions = [eng.decide(ctx) for ctx in sim_contexts[:50]]
+        eng.reward(decisions[0].decision_id, 9.5)
+    log = read_log(path).set_index("decision_id")
+    row = log.loc[decisions[0].decision_id]
+    assert row["action"] == decisions[0].action and row["reward"] == 9.5
+    assert row["probability"] == pytest.approx(decisions[0].probability)
+    assert row["model_version"] == decisions[0].model_version
+    p_cols = [c for c in log.columns if c.startswith("p_")]
+    np.testing.assert_allclose(log[p_cols].sum(axis=1), 1.0)
+    assert any(c.startswith("f_") for c in log.columns)
+    assert log.loc[decisions[1].decision_id, "reward"] != log.loc[decisions[1].decision_id, "reward"]  # NaN: open
+    raw_ids = {ctx["user_id"] for ctx in sim_contexts[:50]}
+    assert not raw_ids & set(log["user_hash"])  # only salted hashes are stored
+
+
+def test_windows_close_with_the_default_reward_and_the_learner_sees_it(tmp_path, sim_contexts):
+    path = tmp_path / "d.db"
+    eng = DecisionEngine(path, seed=0, learner="linucb", contact_cost=0.3, attribution_window=3600)
+    decisions = [eng.decide(ctx) for ctx in sim_contexts[:40]]
+    eng.reward(decisions[0].decision_id, 4.0, timestamp=sim_contexts[0]["timestamp"] + 60)
+    latest = max(ctx["timestamp"] for ctx in sim_contexts[:40])
+    closed = eng.close_expired(latest + 7200)
+    assert closed == 39 and eng.learner.n_updates == 40
+    eng.close()
+    log = read_log(path).set_index("decision_id")
+    for d in decisions[1:]:
+        assert log.loc[d.decision_id, "reward"] == (0.0 if d.action == "none" else -0.3)
+    assert log.loc[decisions[0].decision_id, "reward"] == 4.0
+
+
+def test_order_events_keyed_by_user_join_the_latest_open_decision(tmp_path, sim_contexts):
+    eng = DecisionEngine(tmp_path / "d.db", seed=0, learner="linucb")
+    ctx = sim_contexts[0]
+    d = eng.decide(ctx)
+    joined = eng.outcome(ctx["user_id"], 12.0, ctx["timestamp"] + 3600, order_id="o-1")
+    assert joined == d.decision_id
+    assert eng.outcome("someone-else", 3.0, ctx["timestamp"] + 60) is None
+    eng.close()
