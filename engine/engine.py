@@ -68,6 +68,9 @@ class DecisionEngine:
         online_learning: update the learner from rewards as they arrive.
         limits: :class:`~engine.context.ContextLimits` for input validation.
         recommend_k: items in a recommendation payload.
+        max_pending: decisions awaiting an outcome kept in memory for learning (oldest dropped
+            and counted beyond it).
+        log: a ready :class:`~engine.decision_log.DecisionLog` to use instead of ``log_path``.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class DecisionEngine:
         limits: ContextLimits | None = None,
         recommend_k: int = 5,
         max_pending: int = 1_000_000,
+        log: DecisionLog | None = None,
     ) -> None:
         self.guardrails = Guardrails(guardrails or GuardrailConfig())
         self.action_names: tuple[str, ...] = self.guardrails.action_names
@@ -139,7 +143,9 @@ class DecisionEngine:
         self._fallback_reasons: dict[str, int] = {}
         self._fallback_probs = {fallback_action: 1.0}
         self._none_index = self.action_names.index("none")
-        self.log: DecisionLog | None = None
+        if log is not None and log_path is not None:
+            raise ValueError("give log_path or log, not both")
+        self.log: DecisionLog | None = log
         if log_path is not None:
             self.log = DecisionLog(log_path, durability=durability, attribution_window=self.attribution_window,
                                    default_reward=self.default_reward, salt=self._salt)

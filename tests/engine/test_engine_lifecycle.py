@@ -157,3 +157,39 @@ def test_order_events_keyed_by_user_join_the_latest_open_decision(tmp_path, sim_
     assert joined == d.decision_id
     assert eng.outcome("someone-else", 3.0, ctx["timestamp"] + 60) is None
     eng.close()
+
+
+def test_full_disk_decide_keeps_serving_and_nothing_committed_is_lost(tmp_path, sim_contexts):
+    """A page quota gives a genuine SQLITE_FULL: decide keeps serving, health reports it, and once
+    space is back every decision is written exactly once."""
+    import sqlite3
+
+    from engine.decision_log import DecisionLog
+    from engine.decision_log.store import default_connect
+
+    path = tmp_path / "full.db"
+    with DecisionEngine(path, seed=0, learner="linucb", durability="sync") as eng:
+        first = [eng.decide(ctx).decision_id for ctx in sim_contexts[:20]]
+    quota = {"pages": sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0] + 2}
+
+    def connect(p):
+        conn = default_connect(p)
+        if quota["pages"] is not None:
+            conn.execute(f"PRAGMA max_page_count = {quota['pages']}")
+        return conn
+
+    log = DecisionLog(path, durability="sync", salt="s", _connect=connect)
+    eng = DecisionEngine(seed=0, learner="linucb", log=log)
+    later = []
+    for ctx in sim_contexts[20:600]:
+        d = eng.decide(ctx)
+        assert not d.fallback
+        later.append(d.decision_id)
+    health = eng.health()["log"]
+    assert health["failed_writes"] > 0 and "full" in health["last_error"]
+    committed = set(read_log(path)["decision_id"])
+    assert set(first) <= committed  # what was committed before the disk filled is intact
+    quota["pages"] = None  # space freed
+    assert log.flush()
+    eng.close()
+    assert set(read_log(path)["decision_id"]) == set(first) | set(later)
