@@ -29,7 +29,7 @@ demo: $(CORE_STAMP)
 
 ## make test: set up and run the whole test suite (benchmarks run once, untimed)
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --benchmark-disable $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --benchmark-disable $(PYTEST_ARGS)
 
 ## make bench: run the benchmarks at full size and report ratios
 bench: $(DEV_STAMP)

@@ -63,7 +63,7 @@ class CartRecoveryEnv(gym.Env):
     history lists are shared, treat them as read-only), ``shopper_type``, ``expected_reward``
     (true expected profit of every action, aligned with ``action_names``), ``action_mask``.
     On step also: ``converted``, ``revenue``, ``coupon_cost``, ``profit``, ``contact_cost``,
-    ``purchase_delay_hours``.
+    ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action converts).
 
     ## Arguments
     ``config`` (:class:`SimConfig` or mapping) and keyword overrides of its fields, e.g.
@@ -127,6 +127,7 @@ class CartRecoveryEnv(gym.Env):
         a = _check_action(action)
         batch, i = self._batch, self._row
         outcome = self.world.resolve_one(batch, i, a)
+        outcome["purchase_probability"] = float(batch.purchase_probability[i, a])
         self._dirty.add(int(batch.shopper[i]))
         reset_info = self._info
         self._info = None

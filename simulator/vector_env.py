@@ -32,6 +32,17 @@ class ContextBatch(Sequence):
     def __len__(self) -> int:
         return len(self._batch)
 
+    @property
+    def user_ids(self) -> list[str]:
+        """The carts' user ids, without building the records."""
+        ids = self._world.population.user_ids
+        return [ids[s] for s in self._batch.shopper.tolist()]
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """The carts' decision times (unix seconds), without building the records."""
+        return self._batch.time.copy()
+
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             return [self._world.context(self._batch, j) for j in range(*i.indices(len(self)))]
@@ -50,7 +61,8 @@ class CartRecoveryVectorEnv(VectorEnv):
     (``AutoresetMode.SAME_STEP``): ``step(actions)`` resolves the current carts, returns their
     rewards, and the observations and infos of the *next* carts. The resolved carts' outcomes are in
     ``info["final_info"]`` (``converted``, ``revenue``, ``coupon_cost``, ``profit``,
-    ``contact_cost``, ``purchase_delay_hours``, ``expected_reward``, ``shopper_type``) and their
+    ``contact_cost``, ``purchase_delay_hours``, ``expected_reward``, ``purchase_probability`` of the
+    chosen action, ``shopper_type``) and their
     observations in ``info["final_obs"]``.
 
     ``info`` holds ``context`` (a :class:`ContextBatch`), ``shopper_type`` (object array),
@@ -124,6 +136,7 @@ class CartRecoveryVectorEnv(VectorEnv):
         old = self._batch
         outcome = self.world.resolve(old, np.arange(self.num_envs), acts.astype(np.int64))
         outcome["expected_reward"] = old.expected_reward
+        outcome["purchase_probability"] = old.purchase_probability[np.arange(self.num_envs), acts]
         outcome["shopper_type"] = _TYPE_NAMES[old.type_index]
         final_obs = old.observation
         self._next_batch()

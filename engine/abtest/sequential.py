@@ -116,7 +116,11 @@ def sequence_table(
     """Confidence sequences from aggregated unit data (see :func:`confidence_sequence`)."""
     table = _look_rows(data, control, arms, metrics, confidence)
     t = (table["n_units"] + table["n_units_control"]).to_numpy(dtype=float)
-    finite = np.isfinite(table["estimate"].to_numpy())
+    se = table["se"].to_numpy()
+    # A look with zero spread (e.g. no coupon redeemed yet in either arm) says nothing about the
+    # variance: its sequence is unbounded rather than the point [estimate, estimate], which the
+    # running intersection would turn into an empty interval.
+    finite = np.isfinite(table["estimate"].to_numpy()) & np.isfinite(se) & (se > 0)
     if not finite.any():
         raise ValueError("no look has at least two units in both arms of a comparison")
     if t_opt is None:

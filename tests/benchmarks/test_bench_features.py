@@ -13,13 +13,11 @@ number) multiplies the shop size and the timing sample.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import context_factory as factory
 import numpy as np
 import pytest
 
@@ -38,20 +36,10 @@ ACTIONS = (
 )
 
 
-def _load_factory():
-    name = "cartwise_test_context_factory"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "engine" / "context_factory.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
 def setup():
-    factory = _load_factory()
     world = factory.make_world(seed=0, n_users=int(300 * SCALE), n_items=int(300 * min(SCALE, 10)))
     contexts = factory.make_contexts(world, seed=1)
     cf = CFModel(seed=0).fit(interactions_from_contexts(contexts))

@@ -105,3 +105,24 @@ def test_cs_covers_a_true_effect_at_every_look():
     miss_rate, _ = ever_misses(frames, lift * true_control)
     # At most 5% of runs miss the truth at any look (+4 points: about 2 SE at 150 runs).
     assert miss_rate <= 0.09, miss_rate
+
+
+def test_a_first_look_with_no_variation_does_not_empty_the_sequence():
+    """Day 1 has no coupon redeemed in either arm (estimate 0, se 0): the sequence stays
+    unbounded there instead of collapsing to [0, 0] and emptying the running intersection."""
+    import pandas as pd
+
+    from engine import abtest
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for day in (1, 2, 3):
+        for user in range(400):
+            arm = "control" if user % 2 else "treatment"
+            cost = 0.0 if day == 1 else float(rng.random() < 0.3) * rng.uniform(2, 8)
+            rows.append({"user_id": user, "arm": arm, "day": day, "coupon_cost": cost})
+    seq = abtest.confidence_sequence(pd.DataFrame(rows), metrics="coupon_cost", look="day")
+    first = seq[seq["look"] == 1].iloc[0]
+    assert first["cs_low"] == -np.inf and first["cs_high"] == np.inf
+    last = seq[seq["look"] == 3].iloc[0]
+    assert last["cs_low"] < last["estimate"] < last["cs_high"]

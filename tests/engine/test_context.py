@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,19 +14,9 @@ from hypothesis import strategies as st
 from engine.context import ContextError, ContextLimits, validate_context
 
 
-def _load_factory():
-    name = "cartwise_test_context_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("context_factory.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-factory = _load_factory()
+import context_factory as factory
 WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
 
 

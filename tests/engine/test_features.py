@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,19 +15,9 @@ from engine.profile import PROFILE_FEATURES, profile_matrix, profile_values
 from engine.risk import RiskModel
 
 
-def _load_factory():
-    name = "cartwise_test_context_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("context_factory.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-factory = _load_factory()
+import context_factory as factory
 WORLD = factory.make_world(seed=2, n_users=400, n_items=150)
 CONTEXTS = factory.make_contexts(WORLD, seed=8)
 CF = CFModel(seed=0).fit(interactions_from_contexts(CONTEXTS))

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,19 +16,9 @@ from engine.profile import PROFILE_FEATURES, profile_matrix
 from engine.risk import RiskModel
 
 
-def _load_factory():
-    name = "cartwise_test_context_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("context_factory.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-factory = _load_factory()
+import context_factory as factory
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

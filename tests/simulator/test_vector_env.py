@@ -27,6 +27,9 @@ def test_reset_and_step_shapes_and_same_step_autoreset():
     final = info2["final_info"]
     np.testing.assert_array_equal(final["profit"], reward)
     assert final["converted"].dtype == bool
+    assert np.all((final["purchase_probability"] > 0) & (final["purchase_probability"] < 1))
+    assert info["context"].user_ids == [c["user_id"] for c in info["context"]]
+    np.testing.assert_array_equal(info["context"].timestamps, [c["timestamp"] for c in info["context"]])
     # the returned observation belongs to the next carts, not the resolved ones
     assert info2["context"][0]["timestamp"] > info["context"][31]["timestamp"]
 
