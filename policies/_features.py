@@ -1,0 +1,46 @@
+"""Context records -> the engine's feature matrix, computed once per batch.
+
+The training loop asks a policy for probabilities on a batch of contexts and later updates it
+with the same batch; :class:`BatchFeatures` remembers the matrix of the last batch (by identity
+of the sequence object) so the contexts are transformed once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engine.features import FeatureBuilder
+from policies._batch import column_index
+
+
+class BatchFeatures:
+    """A :class:`FeatureBuilder` plus a one-batch cache."""
+
+    def __init__(self, builder: FeatureBuilder | None = None) -> None:
+        if builder is not None and not isinstance(builder, FeatureBuilder):
+            raise ValueError(f"features == {type(builder).__name__}, must be an engine FeatureBuilder or None")
+        self.builder = builder if builder is not None else FeatureBuilder()
+        self.names: tuple[str, ...] = self.builder.feature_names
+        self._last: tuple[Sequence[Mapping[str, Any]], np.ndarray] | None = None
+
+    def one(self, context: Mapping[str, Any]) -> np.ndarray:
+        """Feature vector of one (validated) context."""
+        return self.builder.transform(context)
+
+    def many(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """``(n, d)`` features; reuses the last result when given the same sequence object."""
+        last = self._last
+        if last is not None and last[0] is contexts and len(contexts) == last[1].shape[0]:
+            return last[1]
+        X = self.builder.transform_many(contexts)
+        self._last = (contexts, X)
+        return X
+
+    def from_logged(self, features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+        """Reorder logged feature columns into this builder's order (``f_<name>`` accepted)."""
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
+        return X[:, column_index(feature_names, self.names)]

@@ -1,0 +1,104 @@
+"""``cartwise evaluate``: off-policy evaluation of a policy on a decision log.
+
+Registered through the ``cartwise.commands`` entry point ``evaluation``. The target is either a
+policy of :func:`policies.make_policy` (``--policy``) or a saved ``DecisionEngine`` model
+(``--model``). A model is evaluated as the learner's own probabilities (what the engine samples
+from before its exploration floor), or as its exploit action with ``--greedy``; it decides from
+the features the logging engine wrote to the log.
+
+Example::
+
+    cartwise evaluate --log decisions.sqlite --policy rule --out reports/ope
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+TABLE_COLUMNS = ("value", "ci_low", "ci_high", "se", "ess", "max_weight")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="estimate a policy's value on a decision log (off-policy evaluation)",
+        description="Estimate what a policy would have earned per cart on the decisions of a log "
+        "(IPW, SNIPW, DM, DR, ... with confidence intervals), print the table and draw a forest plot "
+        "with the logging policy's mean reward as reference.",
+    )
+    p.add_argument("--log", required=True, metavar="PATH",
+                   help="decision log: the engine's SQLite file or its Parquet export")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--policy", metavar="NAME",
+                        help="policy name for policies.make_policy (e.g. rule, uniform, none, static:coupon_10)")
+    target.add_argument("--model", metavar="FILE",
+                        help="saved DecisionEngine model: evaluates its learner's own probabilities "
+                        "(before the engine's exploration floor); see --greedy")
+    p.add_argument("--greedy", action="store_true",
+                   help="with --model: evaluate the learner's exploit action instead")
+    p.add_argument("--out", metavar="DIR", default="reports/evaluate",
+                   help="directory for the forest plot (PNG) and the table (CSV) (default reports/evaluate)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--estimators", nargs="+", metavar="NAME", default=None,
+                   help="among ipw snipw dm dr sndr switch-dr dr-os (default: ipw snipw dm dr sndr switch-dr)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the policy and of the reward model's cross-fitting folds (default 0)")
+    p.set_defaults(func=_evaluate)
+
+
+def _target(args: argparse.Namespace) -> tuple[Any, str, str]:
+    """The target policy, its label and a file-name stem for the outputs."""
+    if args.model is None:
+        if args.greedy:
+            raise ValueError("--greedy applies to --model only")
+        from policies import make_policy
+
+        return make_policy(args.policy, seed=args.seed), f"policy {args.policy}", args.policy
+    path = Path(args.model)
+    if not path.is_file():
+        raise ValueError(f"--model == {args.model!r}: no such file")
+    from engine import DecisionEngine
+    from policies import LearnerPolicy
+
+    engine = DecisionEngine.load(path)
+    policy = LearnerPolicy(engine.learner, features=engine.features, greedy=args.greedy,
+                           action_names=engine.action_names)
+    suffix = " (greedy)" if args.greedy else ""
+    return policy, f"model {path.name}{suffix}", f"model_{path.stem}{'_greedy' if args.greedy else ''}"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from engine.ope import forest_plot
+    from engine.ope.logs import bandit_data_from_log, evaluate_log
+
+    log_path = Path(args.log)
+    if not log_path.is_file():
+        raise ValueError(f"--log == {args.log!r}: no such file")
+    target, label, name = _target(args)
+    data = bandit_data_from_log(log_path)
+    table = evaluate_log(data, target, estimators=args.estimators, confidence=args.confidence,
+                         seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "ope_" + _slug(name)
+    table.to_csv(out / f"{stem}.csv")
+    title = f"{label} on {log_path.name}\nmean profit per cart, USD ({data.n:,} decisions)"
+    png = forest_plot(table, out / f"{stem}.png", title=title)
+    dropped = data.dropped
+    print(f"Off-policy evaluation of {label} on {log_path}")
+    print(f"{data.n_read:,} decisions read, {data.n:,} evaluated (dropped {dropped['fallback']:,} fallback, "
+          f"{dropped['no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
+          f"{table.attrs['ci']} intervals; value = mean profit per cart")
+    print("on-policy = mean logged reward, the logging policy's own value (the reference)")
+    formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
+    formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format)
+    print(table.loc[:, list(TABLE_COLUMNS)].to_string(formatters=formats, na_rep="-"))
+    print(f"forest plot: {png}")
+    print(f"table: {out / (stem + '.csv')}")
+    return 0

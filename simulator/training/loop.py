@@ -1,0 +1,246 @@
+"""Train and score one policy online on the native vector env, against truth-based baselines.
+
+The loop (``batch`` carts per step):
+
+1. the policy gives probabilities for the batch's contexts (one shared model for the whole batch),
+2. one action per cart is sampled from them with a generator derived from ``seed``,
+3. the env resolves the carts, and the policy learns from the realised profits.
+
+Decisions inside a batch do not see each other's outcomes: this is *delayed feedback* of up to
+``batch`` carts, as in production where rewards arrive hours later. ``batch=1`` is fully online.
+
+Values come from the simulator's truth: the value of a cart is the expected profit
+(``info["expected_reward"]``) of the action taken, so the scores carry no outcome noise. Over the
+*same* carts the loop also scores, counterfactually (one step, the shop state being the one the
+policy created): ``none``, every static action (ineligible -> ``none``; ``best_static`` is the
+best of them over the scored carts), the ``rule`` policy, the ``oracle`` (best eligible action)
+and ``full_information``: a shadow :class:`~policies.FullInformationPolicy` on the same features,
+trained on the truth of every action of every cart with the same delay, acting greedily; it never
+drives the env. Headline metrics use the last 20% of carts; the learning curve covers them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from policies import FullInformationPolicy, Policy, RulePolicy
+from policies._features import BatchFeatures
+from simulator.config import SimConfig
+from simulator.constants import ACTION_NAMES
+from simulator.vector_env import CartRecoveryVectorEnv
+
+logger = logging.getLogger(__name__)
+
+LAST_SHARE = 0.2
+#: Baselines scored on the same carts, in table order.
+BASELINES = ("none", "best_static", "rule", "full_information", "oracle")
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`run_policy` measured. Values are expected profit per cart (USD, truth).
+
+    ``curve`` has one entry per window: ``carts`` (end of the window), and the mean ``value`` of
+    the policy, ``none``, ``rule``, ``full_information`` and ``oracle`` over the window's carts.
+    ``trace`` keeps per-cart arrays (``value``, ``none``, ``rule``, ``oracle``,
+    ``full_information``, ``converted``, ``coupon_cost``, ``truth``, ``mask``, ``action``) for
+    further analysis.
+    """
+
+    policy: str
+    carts: int
+    seed: int
+    batch: int
+    value_last: float
+    none: float
+    best_static: float
+    best_static_action: str
+    rule: float
+    full_information: float
+    oracle: float
+    conversion_last: float
+    coupon_cost_last: float
+    profit_last: float
+    static: dict[str, float]
+    curve: list[dict[str, float]]
+    seconds: float
+    shift_at: int | None = None
+    trace: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def gain_share(self) -> float:
+        """``(value - none) / (full_information - none)`` on the last 20% (nan if no gain)."""
+        ceiling = self.full_information - self.none
+        return (self.value_last - self.none) / ceiling if ceiling > 0 else float("nan")
+
+    @property
+    def carts_per_second(self) -> float:
+        return self.carts / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (the ``--json`` line of ``cartwise train``; an undefined gain share is None)."""
+        return {
+            "policy": self.policy, "carts": self.carts, "seed": self.seed, "batch": self.batch,
+            "value_last": self.value_last, "none": self.none, "best_static": self.best_static,
+            "best_static_action": self.best_static_action, "rule": self.rule,
+            "full_information": self.full_information, "oracle": self.oracle,
+            "gain_share": None if np.isnan(self.gain_share) else self.gain_share, "conversion_last": self.conversion_last,
+            "coupon_cost_last": self.coupon_cost_last, "profit_last": self.profit_last,
+            "static": dict(self.static), "seconds": self.seconds, "carts_per_second": self.carts_per_second,
+            "shift_at": self.shift_at, "curve": list(self.curve),
+        }
+
+
+def sample_actions(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``probabilities`` (rows sum to 1), by inverse CDF.
+
+    >>> p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
+    >>> sample_actions(p, np.random.default_rng(0))[0].item()
+    1
+    """
+    cdf = np.cumsum(probabilities, axis=1)
+    u = rng.random(len(cdf))[:, None] * cdf[:, -1:]
+    actions = (u >= cdf).sum(axis=1)
+    # float edge cases: never land on an action without mass
+    stray = probabilities[np.arange(len(actions)), np.minimum(actions, cdf.shape[1] - 1)] <= 0
+    if stray.any():
+        actions[stray] = np.argmax(probabilities[stray], axis=1)
+    return np.minimum(actions, cdf.shape[1] - 1)
+
+
+def _check_probabilities(p: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != mask.shape:
+        raise ValueError(f"policy {name!r} returned probabilities of shape {p.shape}, must be {mask.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p[~mask] > 0) \
+            or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+        raise ValueError(f"policy {name!r} returned rows that are not distributions over eligible actions")
+    return p
+
+
+def _check_args(carts: int, seed: int, batch: int, curve_points: int) -> None:
+    for label, value, low in (("carts", carts, 1), ("batch", batch, 1), ("curve_points", curve_points, 1),
+                              ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{label} == {value!r}, must be an integer >= {low}")
+
+
+def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mapping[str, Any] | None = None,
+               batch: int = 256, progress: bool = True, curve_points: int = 50) -> TrainingResult:
+    """Run ``policy`` online over ``carts`` abandoned carts of a shop built from ``seed``.
+
+    Args:
+        policy: any :class:`~policies.Policy` (learners learn as they go; truth is passed to
+            policies with ``needs_truth``).
+        carts: number of carts to decide.
+        seed: builds the shop (``env.reset(seed=seed)``, so the same shop as other tools with
+            that seed) and, through an independent child stream, the action sampling.
+        config: :class:`~simulator.SimConfig` or a mapping of its fields.
+        batch: carts decided per model snapshot (delayed feedback; 1 = fully online).
+        progress: show a tqdm progress bar (stderr).
+        curve_points: windows of the learning curve.
+
+    >>> from policies import make_policy
+    >>> r = run_policy(make_policy("none"), 600, seed=0, config={"n_shoppers": 300}, progress=False)
+    >>> r.value_last == r.none and r.oracle >= r.full_information - 1e-9 and r.oracle >= r.best_static
+    True
+    """
+    _check_args(carts, seed, batch, curve_points)
+    if not isinstance(policy, Policy):
+        raise ValueError(f"policy == {policy!r}, must be a policies.Policy")
+    batch = int(min(batch, carts))
+    env = CartRecoveryVectorEnv(num_envs=batch, config=config)
+    _, info = env.reset(seed=int(seed))
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(1)[0])
+    shadow = FullInformationPolicy()
+    if isinstance(getattr(policy, "features", None), BatchFeatures):
+        shadow.features = policy.features  # same features, and one transform per batch for both
+    rule = RulePolicy()
+    n_actions = len(ACTION_NAMES)
+    truth_all = np.empty((carts, n_actions))
+    mask_all = np.empty((carts, n_actions), dtype=bool)
+    chosen = np.empty(carts, dtype=np.int64)
+    shadow_chosen = np.empty(carts, dtype=np.int64)
+    rule_chosen = np.empty(carts, dtype=np.int64)
+    converted = np.empty(carts, dtype=bool)
+    coupon_cost = np.empty(carts)
+    profit = np.empty(carts)
+    padded = np.zeros(batch, dtype=np.int64)
+    start = time.perf_counter()
+    done = 0
+    with tqdm(total=carts, desc=policy.name, unit="cart", disable=not progress, leave=False,
+              mininterval=0.5) as bar:
+        while done < carts:
+            n = min(batch, carts - done)
+            rows = slice(done, done + n)
+            truth = info["expected_reward"][:n]
+            mask = info["action_mask"][:n].astype(bool)
+            contexts = info["context"][:n]  # a list: identical object for decide and update
+            p = policy.probabilities_batch(contexts, mask, truth if policy.needs_truth else None)
+            p = _check_probabilities(p, mask, policy.name)
+            actions = sample_actions(p, rng)
+            shadow_chosen[rows] = shadow.probabilities_batch(contexts, mask).argmax(axis=1)
+            rule_chosen[rows] = rule.probabilities_batch(contexts, mask).argmax(axis=1)
+            padded[:n] = actions
+            padded[n:] = 0
+            _, reward, _, _, info_next = env.step(padded)
+            final = info_next["final_info"]
+            if policy.learns:
+                policy.update_batch(contexts, actions, p[np.arange(n), actions], reward[:n],
+                                    truth if policy.needs_truth else None)
+            shadow.update_batch(contexts, actions, np.ones(n), reward[:n], truth)
+            truth_all[rows], mask_all[rows], chosen[rows] = truth, mask, actions
+            converted[rows] = final["converted"][:n]
+            coupon_cost[rows] = final["coupon_cost"][:n]
+            profit[rows] = final["profit"][:n]
+            info = info_next
+            done += n
+            bar.update(n)
+    seconds = time.perf_counter() - start
+    return _score(policy.name, carts, int(seed), batch, truth_all, mask_all, chosen, shadow_chosen, rule_chosen,
+                  converted, coupon_cost, profit, curve_points, seconds, env.config)
+
+
+def _score(name: str, carts: int, seed: int, batch: int, truth: np.ndarray, mask: np.ndarray,
+           chosen: np.ndarray, shadow_chosen: np.ndarray, rule_chosen: np.ndarray, converted: np.ndarray,
+           coupon_cost: np.ndarray, profit: np.ndarray, curve_points: int, seconds: float,
+           config: SimConfig) -> TrainingResult:
+    rows = np.arange(carts)
+    per_cart = {
+        "value": truth[rows, chosen],
+        "none": truth[:, 0],
+        "rule": truth[rows, rule_chosen],
+        "full_information": truth[rows, shadow_chosen],
+        "oracle": np.where(mask, truth, -np.inf).max(axis=1),
+    }
+    static_cols = np.where(mask, truth, truth[:, :1])  # ineligible -> none's value
+    last = slice(int(np.floor(carts * (1.0 - LAST_SHARE))), carts)
+    static = {a: float(static_cols[last, j].mean()) for j, a in enumerate(ACTION_NAMES)}
+    best_action = max(static, key=static.get)
+    edges = np.unique(np.linspace(0, carts, min(curve_points, carts) + 1).round().astype(np.int64))
+    curve = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        point = {"carts": int(hi)}
+        point.update({k: float(v[lo:hi].mean()) for k, v in per_cart.items()})
+        point["best_static"] = float(static_cols[lo:hi, ACTION_NAMES.index(best_action)].mean())
+        curve.append(point)
+    shift = config.mixture_shift
+    return TrainingResult(
+        policy=name, carts=carts, seed=seed, batch=batch,
+        value_last=float(per_cart["value"][last].mean()), none=float(per_cart["none"][last].mean()),
+        best_static=static[best_action], best_static_action=best_action,
+        rule=float(per_cart["rule"][last].mean()),
+        full_information=float(per_cart["full_information"][last].mean()),
+        oracle=float(per_cart["oracle"][last].mean()),
+        conversion_last=float(converted[last].mean()), coupon_cost_last=float(coupon_cost[last].mean()),
+        profit_last=float(profit[last].mean()), static=static, curve=curve, seconds=seconds,
+        shift_at=None if shift is None else int(shift["at_episode"]),
+        trace={**per_cart, "converted": converted, "coupon_cost": coupon_cost, "truth": truth, "mask": mask,
+               "action": chosen},
+    )
