@@ -60,7 +60,14 @@ def _set(ctx, path, value):
         node[key] = value
 
 
-DELETE = object()
+class _Delete:
+    """Sentinel: remove the field (a stable repr keeps test ids identical across xdist workers)."""
+
+    def __repr__(self) -> str:
+        return "<delete>"
+
+
+DELETE = _Delete()
 
 BAD_CASES = [
     # (path to change, new value, expected .field, fragment of the message)

@@ -1,0 +1,148 @@
+"""``cartwise run``: the whole Cartwise story on a simulated shop, written up as one report.
+
+1. *Warm-up*: the shop's current practice (a reminder to everyone, a 30% holdout); its carts fit
+   the collaborative-filtering model and the abandonment-risk model.
+2. *Engine*: the embedded ``DecisionEngine`` (CF and risk features, decision log) serves live
+   simulated checkout traffic and learns online; the truth is kept beside every decision.
+3. *Scoreboard*: baselines and learners trained online in the simulator, against the oracle and
+   the full-information ceiling.
+4. *Off-policy evaluation*: candidate policies scored on the engine's decision log, beside
+   their true values on the same carts.
+5. *A/B test*: a simulated experiment with the growth team's analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine import DecisionEngine, ope
+from engine.guardrails import GuardrailConfig
+from engine.ope.logs import bandit_data_from_log, evaluate_log, target_probabilities
+from policies import make_policy
+from simulator.constants import ACTION_NAMES
+from simulator.experiments import run_experiment
+from simulator.experiments.report import format_table, write_report
+from simulator.job.config import RunConfig
+from simulator.job.engine_run import EngineRun, run_engine
+from simulator.job.plots import engine_learning_curve, ope_truth_plot, profit_by_type
+from simulator.job.warmup import Warmup, run_warmup
+from simulator.training import run_policy
+from simulator.training.plots import learning_curve_plot
+
+logger = logging.getLogger(__name__)
+
+BASELINES = ("none", "rule", "uniform")
+OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
+
+
+@dataclass
+class JobResult:
+    out: Path
+    warmup: Warmup
+    engine: EngineRun
+    scoreboard: pd.DataFrame
+    ope: pd.DataFrame
+    abtest_summary: str
+    figures: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
+    """Run every step and write ``<out>/<timestamp>/report.html``; return what was measured."""
+    out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    shop = {"n_shoppers": cfg.shop.n_shoppers, "n_items": cfg.shop.n_items,
+            "coupon_conditioning": cfg.shop.coupon_conditioning, "fatigue": cfg.shop.fatigue}
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 1)
+        clock = now
+
+    warm = run_warmup(cfg.warmup.carts, cfg.seed, shop, progress)
+    lap("warm-up")
+
+    log_path = out / "decisions.db"
+    guard = GuardrailConfig(exploration_floor=cfg.engine.exploration_floor, max_contacts=cfg.engine.max_contacts,
+                            daily_coupon_budget=cfg.engine.daily_coupon_budget)
+    engine = DecisionEngine(log_path, seed=cfg.seed, learner=cfg.engine.learner, cf=warm.cf, risk=warm.risk,
+                            guardrails=guard)
+    engine_run = run_engine(engine, cfg.engine.carts, cfg.seed, shop, log_path, progress)
+    engine.save(out / "model.cw")
+    engine.close()
+    lap("engine")
+
+    scoreboard, curves = _scoreboard(cfg, shop, progress)
+    lap("scoreboard")
+
+    ope_table = _offline_evaluation(cfg, engine_run)
+    lap("off-policy evaluation")
+
+    ab_config = {**shop, "n_shoppers": cfg.abtest.users, "carts_per_day": float(cfg.abtest.carts_per_day)}
+    experiment = run_experiment(list(cfg.abtest.arms), users=cfg.abtest.users, days=cfg.abtest.days,
+                                seed=cfg.seed, config=ab_config, pre_days=cfg.abtest.pre_days, progress=progress)
+    analysis = experiment.analyse()
+    ab_report = write_report(experiment, analysis, out / "abtest")
+    lap("A/B test")
+
+    figures = {
+        "engine_curve": engine_learning_curve(engine_run.decisions, out / "engine_learning_curve.png"),
+        "by_type": profit_by_type(engine_run.decisions, out / "profit_by_type.png"),
+        "scoreboard": learning_curve_plot(curves, out / "learning_curves.png",
+                                          title="Policies learning online in the simulator"),
+        "ope": ope_truth_plot(ope_table, out / "ope_forest.png"),
+        "abtest": out / "abtest" / "abtest_profit_effects.png",
+    }
+    result = JobResult(out, warm, engine_run, scoreboard, ope_table, format_table(analysis), figures, seconds)
+    from simulator.job.report import write_job_report
+
+    write_job_report(result, cfg, ab_report)
+    return result
+
+
+def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, curves = [], []
+    for name in (*BASELINES, *cfg.train.learners):
+        result = run_policy(make_policy(name, seed=cfg.seed), cfg.train.carts, cfg.seed, shop,
+                            batch=cfg.train.batch, progress=progress)
+        rows.append({"policy": name, "value_last": result.value_last, "none": result.none,
+                     "best_static": result.best_static, "best_static_action": result.best_static_action,
+                     "rule": result.rule, "full_information": result.full_information, "oracle": result.oracle,
+                     "gain_share": result.gain_share, "conversion_last": result.conversion_last,
+                     "coupon_cost_last": result.coupon_cost_last, "carts_per_second": result.carts_per_second})
+        curve = pd.DataFrame(result.curve)
+        curve["policy"], curve["seed"] = name, cfg.seed
+        curves.append(curve)
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
+    """Score candidate policies on the engine's log; put their true value on the same carts beside."""
+    data = bandit_data_from_log(run.log_path)
+    truth = run.decisions.set_index("decision_id").loc[list(data.decision_ids)]
+    er = truth[[f"er_{a}" for a in ACTION_NAMES]].to_numpy()
+    col = [list(ACTION_NAMES).index(a) for a in data.action_names]
+    rows = []
+    for name in cfg.ope.targets:
+        policy = make_policy(name, seed=cfg.seed)
+        table = evaluate_log(data, policy, estimators=OPE_ESTIMATORS, confidence=cfg.ope.confidence, seed=cfg.seed)
+        probs = target_probabilities(data, policy)
+        true_value = float(np.mean(np.sum(probs * er[:, col], axis=1)))
+        for estimator, r in table.loc[[e for e in OPE_ESTIMATORS if e in table.index]].iterrows():
+            rows.append({"target": name, "estimator": estimator, "value": r["value"], "ci_low": r["ci_low"],
+                         "ci_high": r["ci_high"], "true_value": true_value,
+                         "covered": bool(r["ci_low"] <= true_value <= r["ci_high"])})
+    frame = pd.DataFrame(rows)
+    frame.attrs["logging_value"] = float(np.mean(data.rewards))
+    frame.attrs["rows"] = data.n
+    return frame

@@ -1,0 +1,31 @@
+"""`cartwise run --quick`: every step runs, the report has every section and its figures."""
+
+import re
+
+from engine.cli import main as cartwise
+
+
+def test_quick_run_writes_a_complete_report(tmp_path, capsys):
+    code = cartwise(["run", "--quick", "--no-progress", "--out", str(tmp_path), "--set", "train.carts=3000",
+                     "--set", "train.learners=linucb"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Cartwise run: report in" in out and "Scoreboard" in out and "Off-policy" in out
+    reports = list(tmp_path.glob("*/report.html"))
+    assert len(reports) == 1
+    html = reports[0].read_text()
+    for heading in ("1. Before Cartwise", "2. The embedded engine", "3. Scoreboard", "4. Off-policy evaluation",
+                    "5. Simulated A/B test"):
+        assert heading in html
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)) >= 5
+    folder = reports[0].parent
+    for name in ("decisions.db", "model.cw", "abtest/abtest.html", "engine_learning_curve.png", "ope_forest.png"):
+        assert (folder / name).exists(), name
+
+
+def test_run_rejects_unknown_config_keys(tmp_path, capsys):
+    try:
+        cartwise(["run", "--quick", "--out", str(tmp_path), "--set", "trian.carts=5"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    assert "unknown key 'trian.carts'" in capsys.readouterr().err
