@@ -35,6 +35,7 @@ from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
+from engine.learners.tuned import tuned_settings
 from engine.model_file import ModelFileError, read_model, write_model
 from engine.risk import RiskModel
 
@@ -52,8 +53,13 @@ class DecisionEngine:
         log_path: SQLite decision log (created if missing); ``None`` turns logging off.
         seed: seeds the action sampling and the learner.
         learner: a name for :func:`engine.learners.make_learner` (``"vw"``, ``"linucb"``,
-            ``"lints"``, ``"vw-squarecb"``...) or a ready :class:`~engine.learners.Learner`.
-        learner_options: extra constructor arguments for a named learner.
+            ``"lints"``, ``"vw-squarecb"``...) or a ready :class:`~engine.learners.Learner`. Named
+            learners start from the settings tuned on the simulator
+            (:mod:`engine.learners.tuned`).
+        learner_options: constructor arguments for a named learner (override the tuned ones).
+        propensity_floor: the probability reported to the learner with each outcome is raised to
+            at least this (``1.0`` = unweighted updates; default: the tuned setting of the named
+            learner, else the true probability). The log always keeps the true propensity.
         cf, risk: fitted collaborative-filtering and abandonment-risk models (optional features;
             the CF model also ranks the items of the ``recommendation`` payload).
         guardrails: :class:`~engine.guardrails.GuardrailConfig` (channels, coupon budget,
@@ -80,6 +86,7 @@ class DecisionEngine:
         seed: int = 0,
         learner: str | Learner = "vw",
         learner_options: Mapping[str, Any] | None = None,
+        propensity_floor: float | None = None,
         cf: CFModel | None = None,
         risk: RiskModel | None = None,
         guardrails: GuardrailConfig | None = None,
@@ -120,14 +127,19 @@ class DecisionEngine:
         if self._salt == DEV_SALT:
             logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
         self.features = FeatureBuilder(cf=cf, risk=risk)
-        self._learner_options = dict(learner_options or {})
+        tuned_floor = None
         if isinstance(learner, Learner):
             self._learner = learner
             self.learner_name = type(learner).__name__
         else:
             self.learner_name = learner
-            self._learner = make_learner(learner, self.action_names, self.features.feature_names,
-                                         seed=seed, **self._learner_options)
+            base, options, tuned_floor = tuned_settings(learner)
+            options.update(learner_options or {})
+            self._learner = make_learner(base, self.action_names, self.features.feature_names, seed=seed, **options)
+        floor = tuned_floor if propensity_floor is None else propensity_floor
+        if floor is not None and not (isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 < floor <= 1):
+            raise ValueError(f"propensity_floor == {floor!r}, must be in (0, 1] or None")
+        self.propensity_floor = floor
         if tuple(self._learner.action_names) != self.action_names:
             raise ValueError(f"learner.action_names == {self._learner.action_names!r}, must be {self.action_names!r}")
         if tuple(self._learner.feature_names) != self.features.feature_names:
@@ -314,7 +326,8 @@ class DecisionEngine:
         self._bump("rewards_learned")
         x, a, p, _, learner = entry
         if self.online_learning and learner is self._learner:
-            learner.update(x, a, p, value)
+            floor = self.propensity_floor
+            learner.update(x, a, p if floor is None else max(p, floor), value)
 
     def _remember_settled(self, decision_id: str) -> None:
         self._settled[decision_id] = None
@@ -351,6 +364,7 @@ class DecisionEngine:
             "learner_class": type(learner).__name__, "learner_name": self.learner_name,
             "action_names": list(self.action_names), "feature_names": list(self.features.feature_names),
             "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state), "saved_at": time.time(),
+            "propensity_floor": self.propensity_floor,
         }
         digest = write_model(path, arrays, meta)
         version = f"{self.learner_name}-{learner.n_updates}-{digest[:8]}"
@@ -385,6 +399,7 @@ class DecisionEngine:
         """
         learner, cf, risk, meta, version = cls._read(path)
         reseed = "seed" in kwargs
+        kwargs.setdefault("propensity_floor", meta.get("propensity_floor"))
         engine = cls(learner=learner, cf=cf, risk=risk, **kwargs)
         engine.learner_name = meta["learner_name"]
         engine.model_version = version
@@ -406,6 +421,7 @@ class DecisionEngine:
             raise ModelFileError(f"model file {str(path)!r}: learner features do not match its CF/risk models")
         with self._swap_lock:
             self.features, self._learner, self.model_version = features, learner, version
+            self.propensity_floor = meta.get("propensity_floor", self.propensity_floor)
             self.learner_name = meta["learner_name"]
             self._counts["swaps"] += 1
         return version
