@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from engine.actions import ACTION_NAMES
+from engine.learners.tuned import TUNED
 from policies.base import Policy
 from policies.full_information import FullInformationPolicy
 from policies.learner_policy import LearnerPolicy
@@ -27,27 +28,11 @@ from policies.rule import RulePolicy
 from policies.static import StaticPolicy
 from policies.uniform import UniformPolicy
 
-#: Learner policies: name -> (engine learner name, default keyword arguments). Settings differ from
-#: the :mod:`engine.learners` defaults where tuning on the simulator (100k carts, default shop,
-#: several seeds; see ``cartwise compare``) showed a clear gain:
-#:
-#: * VW: ``cb_type="mtr"`` weighs each update by 1 / propensity, so the rare exploratory actions of
-#:   ``squarecb`` get huge, noisy updates; reporting propensities of 1 to the learner
-#:   (``propensity_floor=1.0``: an unweighted regression on the taken action, as LinUCB does) with
-#:   a smaller learning rate (0.05) and a wider squarecb exploration (``gamma_scale=3``) took VW from
-#:   ~0.70 to ~0.82 of the full-information gain.
-#: * LinUCB: less uniform exploration (``epsilon=0.01``) and a stronger ridge (30).
-#: * Linear TS: a smaller floor (0.002), narrower posterior (``posterior_scale=0.5``), ridge 30.
-_VW_TUNED: dict[str, Any] = {"propensity_floor": 1.0, "learning_rate": 0.05}
+#: Learner policies start from the settings tuned on the simulator, shared with the engine
+#: (:mod:`engine.learners.tuned`, which says why each differs from the learners' defaults).
 LEARNER_SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "vw": ("vw", {**_VW_TUNED, "gamma_scale": 3.0}),
-    "vw-epsilon": ("vw-epsilon", dict(_VW_TUNED)),
-    "vw-squarecb": ("vw-squarecb", {**_VW_TUNED, "gamma_scale": 3.0}),
-    "vw-bag": ("vw-bag", dict(_VW_TUNED)),
-    "vw-cover": ("vw-cover", dict(_VW_TUNED)),
-    "vw-rnd": ("vw-rnd", dict(_VW_TUNED)),
-    "linucb": ("linucb", {"alpha": 1.0, "epsilon": 0.01, "ridge": 30.0}),
-    "lints": ("lints", {"floor": 0.002, "posterior_scale": 0.5, "ridge": 30.0}),
+    name: (learner, {**options, **({"propensity_floor": floor} if floor is not None else {})})
+    for name, (learner, options, floor) in TUNED.items()
 }
 
 

@@ -203,6 +203,7 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
             done += n
             bar.update(n)
     seconds = time.perf_counter() - start
+    logger.debug("%s: %d carts in %.2f s (batch %d)", policy.name, carts, seconds, batch)
     return _score(policy.name, carts, int(seed), batch, truth_all, mask_all, chosen, shadow_chosen, rule_chosen,
                   converted, coupon_cost, profit, curve_points, seconds, env.config)
 

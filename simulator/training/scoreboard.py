@@ -132,10 +132,17 @@ def run_row(result: TrainingResult) -> dict[str, Any]:
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds of every metric, one row per policy
-    (policies in first-appearance order)."""
-    metrics = [m for m in (*METRICS, *SHIFT_METRICS) if m in runs.columns]
+    (policies in first-appearance order). ``recovery_carts`` is nan unless every seed recovered;
+    ``recovered`` is the share of seeds that did."""
+    if "recovery_carts" in runs.columns:
+        runs = runs.assign(recovered=np.isfinite(runs["recovery_carts"]).astype(float))
+    metrics = [m for m in (*METRICS, *SHIFT_METRICS, "recovered") if m in runs.columns]
     grouped = runs.groupby("policy", sort=False)[metrics]
     mean, sd = grouped.mean(), grouped.std(ddof=1)
+    if "recovery_carts" in metrics:
+        unrecovered = runs["recovery_carts"].isna().groupby(runs["policy"], sort=False).any()
+        mean.loc[unrecovered, "recovery_carts"] = np.nan
+        sd.loc[unrecovered, "recovery_carts"] = np.nan
     out = pd.concat([mean.add_suffix("_mean"), sd.add_suffix("_sd")], axis=1)
     out.insert(0, "seeds", grouped.size())
     order = [f"{m}_{s}" for m in metrics for s in ("mean", "sd")]
@@ -187,7 +194,7 @@ _TABLE_COLUMNS = (
     ("vs_best_static", "vs best static", 3), ("vs_rule", "vs rule", 3), ("conversion_last", "conversion", 4),
     ("coupon_cost_last", "coupon cost", 3), ("oracle_share_before", "oracle share before shift", 3),
     ("oracle_share_after", "after shift", 3), ("oracle_share_end", "at end", 3),
-    ("recovery_carts", "recovery (carts)", 0), ("carts_per_second", "carts/s", 0),
+    ("recovery_carts", "recovery (carts)", 0), ("recovered", "seeds recovered", 2), ("carts_per_second", "carts/s", 0),
 )
 
 
