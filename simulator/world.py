@@ -282,7 +282,6 @@ class ShopWorld:
     def arrive(self, batch: CartBatch) -> None:
         """Record the carts' preceding sessions and purchases in the shoppers' histories, and snapshot
         what each cart's context record will show (carts of one batch are simultaneous)."""
-        n = len(batch)
         batch.type_index = self.population.type_index[batch.shopper].copy()
         has = batch.direct_items[:, :, 0] >= 0
         rows, slots = np.nonzero(has)

@@ -12,10 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from engine.plotting import new_figure as _figure
+from engine.plotting import save_figure as _save
+
 from ._checks import as_name_list
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 
 def _require(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
@@ -26,20 +29,8 @@ def _require(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
             raise ValueError(f"column {column!r} not found in {name}")
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height))
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(target, format="png", dpi=110)
-    return target
 
 
 def effects_plot(

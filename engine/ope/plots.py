@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.plotting import new_figure, save_figure
+
 REFERENCE_ROW = "on-policy"
 
 
@@ -24,10 +26,6 @@ def forest_plot(
     table has it, is drawn as a dashed vertical line instead of an estimate; ``true_value``
     (e.g. a simulator's ground truth) as a solid one. Returns the path written.
     """
-    # matplotlib is imported here so that `from engine import ope` stays light.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     for column in ("value", "ci_low", "ci_high"):
         if column not in table.columns:
             raise ValueError(f"table has no {column!r} column, pass the output of ope.evaluate")
@@ -38,8 +36,7 @@ def forest_plot(
         rows = table.drop(index=reference)
     if rows.empty:
         raise ValueError("table has no estimator rows to plot")
-    fig = Figure(figsize=(7.0, 0.55 * len(rows) + 1.6), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = new_figure(7.0, 0.55 * len(rows) + 1.6)  # matplotlib loads here, not on `import ope`
     ax = fig.add_subplot()
     ys = list(range(len(rows)))[::-1]
     values = rows["value"].to_numpy(float)
@@ -66,6 +63,4 @@ def forest_plot(
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, format="png")
-    return out
+    return save_figure(fig, path)

@@ -7,30 +7,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.plotting import new_figure as _figure
+from engine.plotting import save_figure as _save
+
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
     from simulator.experiments.analysis import Analysis
 
 __all__ = ["cumulative_plot", "profit_effects_plot"]
 
-_DPI = 110
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height))
-
-
-def _save(figure: Figure, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(target, format="png", dpi=_DPI)
-    return target
 
 
 def _intervals(ax, rows, series) -> None:

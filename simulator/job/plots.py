@@ -6,21 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from engine.plotting import new_figure
+from engine.plotting import save_figure as _save
 from simulator.constants import SHOPPER_TYPES
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
 
 
 def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 1000) -> Path:
     """Rolling true expected profit per cart of the engine's choices vs doing nothing and the oracle."""
-    fig = Figure(figsize=(8, 4.2))
+    fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     x = np.arange(1, len(decisions) + 1)
     for column, label, style in (("oracle", "oracle (best eligible action)", "--"),
@@ -31,14 +25,14 @@ def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 100
     ax.set_title("The embedded engine learning online on simulated checkout traffic")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 def profit_by_type(decisions: pd.DataFrame, path: Path, last_share: float = 0.2) -> Path:
     """Expected profit per cart by hidden shopper type over the last carts: engine vs none vs oracle."""
     tail = decisions.iloc[-max(int(len(decisions) * last_share), 1):]
     means = tail.groupby("type")[["none", "value", "oracle"]].mean().reindex(list(SHOPPER_TYPES))
-    fig = Figure(figsize=(8, 4.2))
+    fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     width = 0.27
     pos = np.arange(len(means))
@@ -49,14 +43,14 @@ def profit_by_type(decisions: pd.DataFrame, path: Path, last_share: float = 0.2)
     ax.set_title(f"Profit by hidden shopper type (last {int(last_share * 100)}% of carts)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
     """Forest plot: each target policy's off-policy estimates with intervals, and its true value."""
     targets = list(dict.fromkeys(table["target"]))
     estimators = list(dict.fromkeys(table["estimator"]))
-    fig = Figure(figsize=(8, 0.6 + 0.32 * len(table) + 0.3 * len(targets)))
+    fig = new_figure(8, 0.6 + 0.32 * len(table) + 0.3 * len(targets))
     ax = fig.add_subplot()
     colours = {e: c for e, c in zip(estimators, ("#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#8c564b"))}
     y, ticks, labels = 0.0, [], []
@@ -80,4 +74,4 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Off-policy estimates on the engine's decision log vs the truth")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return _save(fig, path, tight=True)

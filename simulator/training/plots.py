@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from engine.plotting import save_figure
 
 _NEEDED = ("policy", "seed", "carts", "value", "none", "full_information", "oracle")
 
@@ -24,7 +25,6 @@ def learning_curve_plot(curves: pd.DataFrame, path: str | Path, shift_at: int | 
     missing = [c for c in _NEEDED if c not in curves.columns]
     if not isinstance(curves, pd.DataFrame) or curves.empty or missing:
         raise ValueError(f"curves must be a non-empty DataFrame with columns {list(_NEEDED)}; missing {missing}")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     frame = curves.assign(regret=curves["oracle"] - curves["value"],
@@ -62,11 +62,7 @@ def learning_curve_plot(curves: pd.DataFrame, path: str | Path, shift_at: int | 
             handles.append(h)
             labels.append(lab)
     figure.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(target, format="png", dpi=110)
-    return target
+    return save_figure(figure, path)
 
 
 def _colours(n: int) -> list:

@@ -21,7 +21,14 @@ import pytest
 from bench_utils import LARGE, per_call_seconds, record_ratio
 
 from engine.decision_log import DecisionLog, DecisionRecord, read_log
-from engine.decision_log.schema import DDL, DECISION_INSERT, encode_f32, encode_f64, encode_mask, vocab_id
+from engine.decision_log.schema import (
+    DDL,
+    DECISION_INSERT,
+    encode_f32,
+    encode_f64,
+    encode_mask,
+    vocab_id,
+)
 
 N = 50_000 if LARGE else 2_000
 ACTIONS = ("none", "recommendation", "coupon_5", "coupon_10", "coupon_20", "time_limited_offer", "recall_message")

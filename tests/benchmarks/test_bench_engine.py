@@ -15,9 +15,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import vowpalwabbit
+from bench_utils import LARGE
 
 import simulator  # noqa: F401
-from bench_utils import LARGE
 from engine import DecisionEngine
 from engine.cf import CFModel, interactions_from_contexts
 

@@ -13,27 +13,23 @@ number) multiplies the shop size and the timing sample.
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import context_factory as factory
 import numpy as np
 import pytest
+from bench_utils import scale
 
+from engine.actions import ACTION_NAMES
 from engine.cf import CFModel, interactions_from_contexts
 from engine.context import validate_context
 from engine.features import FeatureBuilder
 from engine.profile import profile_matrix
 from engine.risk import RiskModel
 
-_SCALE_NAMES = {"small": 1.0, "large": 5.0}
-_SCALE_ENV = os.environ.get("CARTWISE_BENCH_SCALE", "small")
-SCALE = _SCALE_NAMES.get(_SCALE_ENV) or max(1.0, float(_SCALE_ENV))
-ACTIONS = (
-    "none", "recommendation", "coupon_5", "coupon_10", "coupon_20",
-    "time_limited_offer", "recall_message",
-)
+SCALE = scale(large=5)
+ACTIONS = ACTION_NAMES
 
 
 

@@ -4,46 +4,27 @@
   pre-formatted 7-action example with 30 shared features (the wrapper's overhead).
 * Batch throughput (decide + learn a block of rows) of LinUCB / linear TS vs VWLearner.
 
-Sizes grow with ``CARTWISE_BENCH_SCALE`` (default 1: a quick run; ``make bench`` sets more).
+Sizes grow with ``CARTWISE_BENCH_SCALE`` (``small`` by default: a quick run; ``large`` under ``make bench``: 10x).
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import vowpalwabbit
+from bench_utils import per_call_seconds, scale
 
+from engine.actions import ACTION_NAMES
 from engine.learners import VWLearner, make_learner
 
-SCALE = max(1, int(os.environ.get("CARTWISE_BENCH_SCALE", "1")))
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+SCALE = int(scale(large=10))
+ACTIONS = ACTION_NAMES
 FEATURES = tuple(f"feature_{i:02d}" for i in range(30))
 N_A, N_D = len(ACTIONS), len(FEATURES)
 DECISIONS = 200 * SCALE
 BATCH_ROWS = 2000 * SCALE
 
 
-def _seconds_per_call(fn: Callable[[], object], calls: int, repeats: int = 5) -> float:
-    """Best (least disturbed) mean time of ``calls`` calls over ``repeats`` repetitions."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
 
 
 def _data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -73,8 +54,8 @@ def test_bench_vw_probabilities_vs_raw_predict(benchmark):
         raw.learn(lines)
     mask = np.ones(N_A, dtype=bool)
 
-    raw_s = _seconds_per_call(lambda: raw.predict(example), DECISIONS)
-    learner_s = _seconds_per_call(lambda: learner.probabilities(x, mask), DECISIONS)
+    raw_s = per_call_seconds(lambda: raw.predict(example), DECISIONS)
+    learner_s = per_call_seconds(lambda: learner.probabilities(x, mask), DECISIONS)
     benchmark.extra_info.update(
         raw_predict_us=raw_s * 1e6,
         learner_probabilities_us=learner_s * 1e6,
@@ -101,8 +82,8 @@ def test_bench_linear_batch_throughput_vs_vw(benchmark, name):
     def fresh(kind: str):
         return make_learner(kind, ACTIONS, FEATURES, seed=0)
 
-    vw_s = _seconds_per_call(lambda: decide_and_learn(fresh("vw")), 1, repeats=2)
-    linear_s = _seconds_per_call(lambda: decide_and_learn(fresh(name)), 1, repeats=3)
+    vw_s = per_call_seconds(lambda: decide_and_learn(fresh("vw")), 1, repeats=2)
+    linear_s = per_call_seconds(lambda: decide_and_learn(fresh(name)), 1, repeats=3)
     benchmark.extra_info.update(
         rows=BATCH_ROWS,
         vw_rows_per_s=BATCH_ROWS / vw_s,

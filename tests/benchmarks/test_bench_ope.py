@@ -14,23 +14,17 @@ Size: ``n = 10,000 * scale`` rows, where ``CARTWISE_BENCH_SCALE`` is ``small`` (
 """
 
 import math
-import os
 import time
 import tracemalloc
 
 import numpy as np
 import pytest
+from bench_utils import scale
 
 from engine import ope
 from engine.ope.synthetic import SyntheticWorld
 
-def _scale(raw: str) -> float:
-    """CARTWISE_BENCH_SCALE: "small" (default, 1), "large" (100: `make bench`) or a number."""
-    named = {"": 1.0, "small": 1.0, "large": 100.0}
-    return named[raw.strip().lower()] if raw.strip().lower() in named else float(raw)
-
-
-SCALE = _scale(os.environ.get("CARTWISE_BENCH_SCALE", "small"))
+SCALE = scale(large=100)
 N_ROWS = max(2_000, int(10_000 * SCALE))
 NAMES = ["ipw", "snipw", "dr"]
 N_BOOT = 1_000

@@ -6,9 +6,9 @@ vector env at batch 1024 >= 10x faster per cart than the single env.
 
 import gymnasium as gym
 import numpy as np
+from bench_utils import LARGE, per_call_seconds, record_ratio
 
 import simulator  # noqa: F401  (registers CartRecovery-v0)
-from bench_utils import LARGE, per_call_seconds, record_ratio
 
 CALLS = 20_000 if LARGE else 300
 BATCH = 1024

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import simulator
+import simulator  # noqa: F401  (registers CartRecovery-v0)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from engine.actions import ACTION_NAMES
 from engine.learners import (
     Learner,
     LinTSLearner,
@@ -21,15 +22,7 @@ from engine.learners import (
     make_learner,
 )
 
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES
 FEATURES = ("cart_value", "views", "hour_sin", "coupon_use", "is_mobile")
 NAMES = available_learners()
 N_A, N_D = len(ACTIONS), len(FEATURES)

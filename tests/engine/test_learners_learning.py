@@ -6,17 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.actions import ACTION_NAMES
 from engine.learners import Learner, make_learner
 
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES
 N_A, N_D = len(ACTIONS), 8
 PROFIT_SCALE = 10.0  # rewards in "currency": expected values of a few units, noise sd 10
 ROUNDS, TEST_ROWS = 4000, 5000

@@ -8,17 +8,10 @@ import threading
 import numpy as np
 import pytest
 
+from engine.actions import ACTION_NAMES
 from engine.learners import Learner, VWLearner, default_action_features
 
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES
 FEATURES = ("cart_value", "views", "hour")
 N_A, N_D = len(ACTIONS), len(FEATURES)
 # expected reward of each action, whatever the context (order one: these tests use

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from policies import make_policy
 from simulator import CartRecoveryVectorEnv
 from simulator.training import TrainingResult, compare_policies, summarise
 from simulator.training.plots import learning_curve_plot

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from simulator import ACTION_NAMES, SHOPPER_TYPES, ContextBatch, oracle_action
+from simulator import SHOPPER_TYPES, ContextBatch, oracle_action
 
 SMALL = {"n_shoppers": 2000, "n_items": 200}
 

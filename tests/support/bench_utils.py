@@ -6,7 +6,24 @@ import os
 import time
 from typing import Callable
 
-LARGE = os.environ.get("CARTWISE_BENCH_SCALE", "small") == "large"
+SCALE_NAME = os.environ.get("CARTWISE_BENCH_SCALE", "small")
+LARGE = SCALE_NAME == "large"
+
+
+def scale(large: float) -> float:
+    """Size multiplier from ``CARTWISE_BENCH_SCALE``: 1 for ``small`` (the default, what CI runs
+    with ``--benchmark-disable``), ``large`` for ``large`` (``make bench``), or the number given."""
+    if SCALE_NAME == "small":
+        return 1.0
+    if SCALE_NAME == "large":
+        return float(large)
+    try:
+        value = float(SCALE_NAME)
+    except ValueError:
+        raise ValueError(f"CARTWISE_BENCH_SCALE == {SCALE_NAME!r}, must be 'small', 'large' or a number") from None
+    if value < 1:
+        raise ValueError(f"CARTWISE_BENCH_SCALE == {SCALE_NAME!r}, must be >= 1")
+    return value
 
 
 def per_call_seconds(fn: Callable[[], object], calls: int, repeats: int = 5) -> float:
