@@ -22,12 +22,11 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from engine.actions import ACTION_NAMES, COUPON_PERCENT, OFFER_HOURS
+from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
@@ -433,6 +432,25 @@ class DecisionEngine:
         with self._swap_lock:
             self._learner, self.model_version = learner, version
             self._counts["swaps"] += 1
+
+    def retrain_from_log(self, learner: str | None = None, since: float | None = None, **options: Any) -> str:
+        """Batch retraining: fit a fresh learner on this engine's decision log and hot-swap it.
+
+        ``learner`` defaults to the engine's (named) learner; ``options`` are learner options.
+        Returns the new model version.
+        """
+        if self.log is None:
+            raise ValueError("retrain_from_log() needs a decision log: create the engine with log_path=...")
+        from engine.decision_log import read_log
+        from engine.retrain import retrain_from_log
+
+        name = learner or self.learner_name
+        self.log.flush()
+        model = retrain_from_log(read_log(self.log.path), self.action_names, self.features.feature_names, name,
+                                 seed=self.seed, learner_options=options or None, since=since)
+        version = f"{name}-retrained-{model.n_updates}"
+        self.swap_learner(model, version)
+        return version
 
     def health(self) -> dict[str, Any]:
         """Counters for monitoring: decisions, fallbacks (by field), rewards, log and guardrail state."""
