@@ -5,7 +5,7 @@ Every table and key is optional; unknown tables or keys are errors that name the
 Example:
     >>> cfg = load_config(None, {"seed": 3})
     >>> cfg.seed, cfg.train.carts
-    (3, 30000)
+    (3, 60000)
     >>> load_config(None, {"train.kart": 5})
     Traceback (most recent call last):
     ...
@@ -37,7 +37,7 @@ class WarmupSection:
 @dataclass(frozen=True)
 class EngineSection:
     learner: str = "vw"
-    carts: int = 20_000  # carts the embedded DecisionEngine decides (its log feeds OPE)
+    carts: int = 40_000  # carts the embedded DecisionEngine decides (its log feeds OPE)
     exploration_floor: float = 0.05
     daily_coupon_budget: float | None = None
     max_contacts: int = 3
@@ -45,7 +45,7 @@ class EngineSection:
 
 @dataclass(frozen=True)
 class TrainSection:
-    carts: int = 30_000
+    carts: int = 60_000
     learners: tuple[str, ...] = ("linucb", "lints", "vw")
     batch: int = 256
 

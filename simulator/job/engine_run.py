@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import gymnasium as gym
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 

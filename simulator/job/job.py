@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine import DecisionEngine, ope
+from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
 from engine.ope.logs import bandit_data_from_log, evaluate_log, target_probabilities
 from policies import make_policy
