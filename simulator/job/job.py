@@ -31,7 +31,7 @@ from simulator.experiments import run_experiment
 from simulator.experiments.report import format_table, write_report
 from simulator.job.config import RunConfig
 from simulator.job.engine_run import EngineRun, run_engine
-from simulator.job.plots import engine_learning_curve, ope_truth_plot, profit_by_type
+from simulator.job.plots import engine_learning_curve, ope_truth_plot, profit_by_policy, profit_by_type
 from simulator.job.warmup import Warmup, run_warmup
 from simulator.training import run_policy
 from simulator.training.plots import learning_curve_plot
@@ -98,6 +98,7 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     figures = {
         "engine_curve": engine_learning_curve(engine_run.decisions, out / "engine_learning_curve.png"),
         "by_type": profit_by_type(engine_run.decisions, out / "profit_by_type.png"),
+        "by_policy": profit_by_policy(scoreboard, out / "profit_by_policy.png"),
         "scoreboard": learning_curve_plot(curves, out / "learning_curves.png",
                                           title="Policies learning online in the simulator"),
         "ope": ope_truth_plot(ope_table, out / "ope_forest.png"),

@@ -75,3 +75,23 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path, tight=True)
+
+
+def profit_by_policy(scoreboard: pd.DataFrame, path: Path) -> Path:
+    """Expected profit per cart of every policy (last 20% of its run), with its run's no-action and
+    oracle values as ticks (each run shapes its own shop, so its baselines are its own)."""
+    board = scoreboard.reset_index(drop=True)
+    fig = new_figure(8, 4.2)
+    ax = fig.add_subplot()
+    pos = np.arange(len(board))
+    ax.bar(pos, board["value_last"], 0.6, label="policy", color="#1f77b4")
+    ax.scatter(pos, board["none"], marker="_", s=600, color="black", label="no action (same run)", zorder=3)
+    ax.scatter(pos, board["full_information"], marker="_", s=600, color="#2ca02c",
+               label="full-information ceiling", zorder=3)
+    ax.scatter(pos, board["oracle"], marker="_", s=600, color="#d62728", label="oracle", zorder=3)
+    ax.set_xticks(pos, board["policy"])
+    ax.set_ylabel("expected profit per cart, USD")
+    ax.set_title("Profit by policy (last 20% of carts of each run)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _save(fig, path, tight=True)

@@ -63,6 +63,7 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(frame_html(mix.reset_index(), "{:.2f}"))
     parts.append(section("3. Scoreboard: policies learning online in the simulator"))
     parts.append(frame_html(result.scoreboard, "{:.3f}"))
+    parts.append(embed_png(result.figures["by_policy"]))
     parts.append(embed_png(result.figures["scoreboard"]))
     parts.append(section("4. Off-policy evaluation on the engine's decision log"))
     parts.append(f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies scored "

@@ -17,9 +17,9 @@ def test_quick_run_writes_a_complete_report(tmp_path, capsys):
     for heading in ("1. Before Cartwise", "2. The embedded engine", "3. Scoreboard", "4. Off-policy evaluation",
                     "5. Simulated A/B test"):
         assert heading in html
-    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)) >= 5
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)) == 6
     folder = reports[0].parent
-    for name in ("decisions.db", "model.cw", "abtest/abtest.html", "engine_learning_curve.png", "ope_forest.png"):
+    for name in ("decisions.db", "model.cw", "abtest/abtest.html", "engine_learning_curve.png", "ope_forest.png", "profit_by_policy.png", "profit_by_type.png"):
         assert (folder / name).exists(), name
 
 
