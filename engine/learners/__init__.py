@@ -13,8 +13,8 @@ Thompson sampling (:class:`LinTSLearner`); :func:`make_learner` builds them by n
 """
 
 from .base import Learner
-from .linucb import LinUCBLearner
 from .lints import LinTSLearner
+from .linucb import LinUCBLearner
 from .registry import available_learners, make_learner
 from .vw import EXPLORATIONS, VWLearner, default_action_features
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RidgeStats", "add_intercept"]
+__all__ = ["RidgeLearnerMixin", "RidgeStats", "add_intercept"]
 
 REFRESH = 512
 _ROW_BLOCK = 8192
@@ -112,3 +112,32 @@ class RidgeStats:
                     f"{name}.shape == {value.shape}, must be {getattr(self, name).shape}"
                 )
             setattr(self, name, value)
+
+
+class RidgeLearnerMixin:
+    """What LinUCB and linear TS share: a design matrix (with an optional intercept column),
+    greedy actions from the ridge means, and updates that add rows to ``self._stats``.
+
+    The host class sets ``fit_intercept`` and ``_stats`` (a :class:`RidgeStats`).
+    """
+
+    fit_intercept: bool
+    _stats: "RidgeStats"
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        return add_intercept(X) if self.fit_intercept else X
+
+    def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        means = self._stats.means(self._design(X))
+        return np.argmax(np.where(eligible, means, -np.inf), axis=-1)
+
+    def _greedy(self, x: np.ndarray, eligible: np.ndarray) -> int:
+        return int(self._greedy_batch(x, eligible))
+
+    def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
+        self._stats.add(self._design(x), action, reward)
+
+    def _update_batch(
+        self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
+    ) -> None:
+        self._stats.add_many(self._design(X), actions, rewards)

@@ -7,8 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_float_matrix, check_int, check_real, check_seed, generator_from_state
-from ._ridge import RidgeStats, add_intercept
+from ._checks import (
+    as_float_matrix,
+    check_int,
+    check_real,
+    check_seed,
+    generator_from_state,
+)
+from ._ridge import RidgeLearnerMixin, RidgeStats
 from .base import Learner
 
 __all__ = ["LinTSLearner"]
@@ -16,7 +22,7 @@ __all__ = ["LinTSLearner"]
 _ROW_BLOCK = 2048
 
 
-class LinTSLearner(Learner):
+class LinTSLearner(RidgeLearnerMixin, Learner):
     """Linear Thompson sampling with a Bayesian ridge model per action.
 
     Action ``a``'s posterior is ``theta_a ~ N(theta_hat_a, s^2 sigma_a^2 C_a)`` (``C_a`` the
@@ -89,9 +95,6 @@ class LinTSLearner(Learner):
         with self._lock:
             return self._stats.coef.copy()
 
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        return add_intercept(X) if self.fit_intercept else X
-
     def _noise_variance(self) -> np.ndarray:
         if self.noise_variance is not None:
             return np.full(self.n_actions, self.noise_variance)
@@ -134,21 +137,6 @@ class LinTSLearner(Learner):
 
     def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         return self._probabilities_batch(x[None, :], eligible[None, :])[0]
-
-    def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        means = self._stats.means(self._design(X))
-        return np.argmax(np.where(eligible, means, -np.inf), axis=-1)
-
-    def _greedy(self, x: np.ndarray, eligible: np.ndarray) -> int:
-        return int(self._greedy_batch(x, eligible))
-
-    def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
-        self._stats.add(self._design(x), action, reward)
-
-    def _update_batch(
-        self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
-    ) -> None:
-        self._stats.add_many(self._design(X), actions, rewards)
 
     def _params(self) -> dict[str, Any]:
         return {

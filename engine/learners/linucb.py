@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_real
-from ._ridge import RidgeStats, add_intercept
+from ._ridge import RidgeLearnerMixin, RidgeStats
 from .base import Learner
 
 __all__ = ["LinUCBLearner", "epsilon_mix"]
@@ -27,7 +27,7 @@ def epsilon_mix(best: np.ndarray, eligible: np.ndarray, epsilon: float) -> np.nd
     return eligible * share + (1.0 - epsilon) * onehot
 
 
-class LinUCBLearner(Learner):
+class LinUCBLearner(RidgeLearnerMixin, Learner):
     """Disjoint LinUCB (Li et al., 2010) whose logged propensities are never 0.
 
     Each action ``a`` has a ridge model ``theta_a`` with covariance ``C_a``; its score is
@@ -77,9 +77,6 @@ class LinUCBLearner(Learner):
         self.fit_intercept = fit_intercept
         self._stats = RidgeStats(self.n_actions, self.n_features + fit_intercept, self.ridge)
 
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        return add_intercept(X) if self.fit_intercept else X
-
     @property
     def coefficients(self) -> np.ndarray:
         """Copy of the ridge coefficients, ``(n_actions, n_features [+ 1 intercept])``."""
@@ -96,21 +93,6 @@ class LinUCBLearner(Learner):
 
     def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         return self._probabilities_batch(x, eligible)
-
-    def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        means = self._stats.means(self._design(X))
-        return np.argmax(np.where(eligible, means, -np.inf), axis=-1)
-
-    def _greedy(self, x: np.ndarray, eligible: np.ndarray) -> int:
-        return int(self._greedy_batch(x, eligible))
-
-    def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
-        self._stats.add(self._design(x), action, reward)
-
-    def _update_batch(
-        self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
-    ) -> None:
-        self._stats.add_many(self._design(X), actions, rewards)
 
     def _params(self) -> dict[str, Any]:
         return {

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from .base import Learner
-from .linucb import LinUCBLearner
 from .lints import LinTSLearner
+from .linucb import LinUCBLearner
 from .vw import VWLearner
 
 __all__ = ["LEARNERS", "available_learners", "make_learner"]

@@ -18,24 +18,17 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from engine.decision_log.hashing import salt_bytes
+
 __all__ = ["assign", "check_salt", "hash_fraction", "normalise_weights"]
 
 _PERSON = b"cartwise-arms"  # domain separation from engine.decision_log.hashing
-_MAX_SALT_BYTES = 64  # BLAKE2b key size
 _SCALE = float(2**64)
 
 
 def check_salt(salt: str | bytes) -> bytes:
-    """``salt`` as 1..64 bytes (BLAKE2b's key size), or ``ValueError``."""
-    if isinstance(salt, str):
-        raw = salt.encode("utf-8")
-    elif isinstance(salt, (bytes, bytearray)):
-        raw = bytes(salt)
-    else:
-        raise ValueError(f"salt == {salt!r} (type {type(salt).__name__}), must be str or bytes")
-    if not 1 <= len(raw) <= _MAX_SALT_BYTES:
-        raise ValueError(f"salt has {len(raw)} bytes, must have 1..{_MAX_SALT_BYTES}")
-    return raw
+    """``salt`` as 1..64 bytes (BLAKE2b's key size), or ``ValueError`` (the log's own check)."""
+    return salt_bytes(salt)
 
 
 def hash_fraction(user_ids: Iterable[str], salt: str | bytes) -> np.ndarray:

@@ -18,15 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.actions import ACTION_NAMES
+
 DEVICES = ("mobile", "desktop", "tablet")
-ACTIONS = (
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES[1:]  # every recovery action (all but "none")
 NOW = 1_767_225_600.0
 DAY = 86_400.0
 
