@@ -87,7 +87,9 @@ class CartRecoveryEnv(gym.Env):
         self.world: ShopWorld | None = None
         self._batch: CartBatch | None = None
         self._row = -1
-        self._dirty: set[int] = set()
+        self._dirty: set[int] = set()  # shoppers changed since the block's evaluation
+        self._shoppers: list[int] = []
+        self._types: list[str] = []
         self._info: dict[str, Any] | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -99,12 +101,15 @@ class CartRecoveryEnv(gym.Env):
         if self._batch is None or self._row >= len(self._batch):
             self._new_block()
         batch, i = self._batch, self._row
-        shopper = int(batch.shopper[i])
-        if shopper in self._dirty:
-            self.world.evaluate(batch, np.array([i]))
+        if self._shoppers[i] in self._dirty:
+            # Re-evaluate every later cart whose shopper changed since the block was evaluated,
+            # in one vectorised call (they are usually few).
+            rows = [j for j in range(i, len(self._shoppers)) if self._shoppers[j] in self._dirty]
+            self.world.evaluate(batch, np.array(rows))
+            self._dirty.clear()
         self._info = {
             "context": self.world.context(batch, i),
-            "shopper_type": SHOPPER_TYPES[batch.type_index[i]],
+            "shopper_type": self._types[i],
             "expected_reward": batch.expected_reward[i].copy(),
             "action_mask": batch.action_mask[i].copy(),
         }
@@ -118,7 +123,10 @@ class CartRecoveryEnv(gym.Env):
         batch = self.world.draw_batch(size)
         self.world.arrive(batch)
         self.world.evaluate(batch)
+        self.world.build_new_records()
         self._batch, self._row = batch, 0
+        self._shoppers = batch.shopper.tolist()
+        self._types = [SHOPPER_TYPES[t] for t in batch.type_index.tolist()]
         self._dirty.clear()
 
     def step(self, action: Any):
@@ -128,7 +136,7 @@ class CartRecoveryEnv(gym.Env):
         batch, i = self._batch, self._row
         outcome = self.world.resolve_one(batch, i, a)
         outcome["purchase_probability"] = float(batch.purchase_probability[i, a])
-        self._dirty.add(int(batch.shopper[i]))
+        self._dirty.add(self._shoppers[i])
         reset_info = self._info
         self._info = None
         info = {  # fresh objects: the reset info the caller holds must not change

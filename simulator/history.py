@@ -7,6 +7,9 @@ vectorised operations and one shopper's recent history is read by walking a shor
 
 from __future__ import annotations
 
+import bisect
+from typing import Callable
+
 import numpy as np
 
 
@@ -96,3 +99,70 @@ class EventStore:
             out.append(j)
             j = prev[j]
         return out
+
+
+class RecentRecords:
+    """Each shopper's newest built records of one store, kept sorted by time and extended
+    incrementally, so a context's history is a bisect slice instead of a chain walk.
+
+    ``records(shopper, head, t_now, cap)`` returns the records of events up to ``head`` (a
+    snapshot: the shopper's newest event index when the context was taken) with a timestamp
+    ``<= t_now``, oldest first, at most ``cap``. A snapshot older than the cached one is served
+    by a plain walk, so lazily built contexts of an earlier batch never see later events.
+
+    Example:
+        >>> store = EventStore(1, {"time": np.float64})
+        >>> store.extend(np.array([0, 0, 0]), time=np.array([5.0, 1.0, 3.0]))
+        >>> def build(idx):
+        ...     for j in idx:
+        ...         store.records[j] = {"timestamp": float(store.columns["time"][j])}
+        >>> recent = RecentRecords(store, build, keep=10)
+        >>> [r["timestamp"] for r in recent.records(0, store.head[0], t_now=4.0, cap=5)]
+        [1.0, 3.0]
+    """
+
+    def __init__(self, store: EventStore, build: Callable[[list[int]], None], keep: int) -> None:
+        self._store, self._build, self._keep = store, build, keep
+        self._cache: dict[int, tuple[int, list[float], list[dict]]] = {}
+
+    def records(self, shopper: int, head: int, t_now: float, cap: int) -> list[dict]:
+        store, keep = self._store, self._keep
+        cached = self._cache.get(shopper)
+        if cached is not None and head < cached[0]:
+            return self._walk(head, t_now, cap)
+        if cached is None or head == cached[0] and not cached[2]:
+            new, times, recs = store.chain(head, keep), [], []
+        else:
+            cached_head, times, recs = cached
+            new, prev, j = [], store.prev_list, int(head)
+            while j > cached_head and len(new) < keep:
+                new.append(j)
+                j = prev[j]
+            if j > cached_head:  # more new events than we keep: start afresh from them
+                times, recs = [], []
+        self._add(new, times, recs)
+        self._cache[shopper] = (int(head), times, recs)
+        hi = bisect.bisect_right(times, t_now)
+        return recs[max(0, hi - cap):hi]
+
+    def _add(self, new: list[int], times: list[float], recs: list[dict]) -> None:
+        records = self._store.records
+        missing = [j for j in new if records[j] is None]
+        if missing:
+            self._build(missing)
+        for j in reversed(new):  # oldest first: usually appended at the end
+            rec = records[j]
+            t = rec["timestamp"]
+            k = bisect.bisect_right(times, t)
+            times.insert(k, t)
+            recs.insert(k, rec)
+        if len(recs) > self._keep:
+            del times[:-self._keep]
+            del recs[:-self._keep]
+
+    def _walk(self, head: int, t_now: float, cap: int) -> list[dict]:
+        times: list[float] = []
+        recs: list[dict] = []
+        self._add(self._store.chain(head, self._keep), times, recs)
+        hi = bisect.bisect_right(times, t_now)
+        return recs[max(0, hi - cap):hi]

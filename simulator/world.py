@@ -25,7 +25,7 @@ import numpy as np
 from simulator.catalog import Catalog
 from simulator.config import SimConfig
 from simulator.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DEVICES
-from simulator.history import EventStore
+from simulator.history import EventStore, RecentRecords
 from simulator.population import Population
 from simulator.response import (
     CONDITIONING_STEP,
@@ -36,6 +36,7 @@ from simulator.response import (
 )
 
 DAY = 86_400.0
+_SCALAR_BUILD = 3  # up to this many records are built element by element
 MAX_LINES = 4
 MAX_DIRECT = 2
 OBS_NAMES: tuple[str, ...] = (
@@ -122,6 +123,7 @@ class ShopWorld:
         self._alias_prob, self._alias = _alias_table(self.population.activity)
         self._mask = ((self.population.channels.astype(np.int64) @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0).astype(np.int8)
         self._mask[:, 0] = 1  # doing nothing is always possible
+        self._static_obs = np.eye(len(DEVICES), dtype=np.float32)[self.population.device]  # device one-hot
         self._item_ids = self.catalog.item_ids
         self._cat_of_item = [self.catalog.category_names[c] for c in self.catalog.category]
         self._price = self.catalog.price.tolist()
@@ -151,6 +153,10 @@ class ShopWorld:
         self.orders = EventStore(n, {"time": np.float64, "items": (np.int32, MAX_LINES), "value": np.float64,
                                      "coupon": np.int8, "recovered_by": np.int8})
         self.contacts = EventStore(n, {"time": np.float64, "action": np.int8, "converted": np.bool_})
+        keep = 2 * cfg.history_cap
+        self._built_upto: dict[int, int] = {}
+        self._recent_orders = RecentRecords(self.orders, self._build_order_records, keep)
+        self._recent_contacts = RecentRecords(self.contacts, self._build_contact_records, keep)
         # Initial purchase histories (what the shop knows on the day Cartwise is switched on).
         owner = np.repeat(np.arange(n), n_orders)
         times = t0 - rng.uniform(1, 180, len(owner)) * DAY
@@ -208,7 +214,8 @@ class ShopWorld:
         t = pop.type_index[shopper]
 
         n_lines = 1 + rng.binomial(MAX_LINES - 1, 0.3, n)
-        items = self._sample_pool(shopper, MAX_LINES)
+        draws = self._sample_pool(shopper, MAX_LINES + 2 * MAX_DIRECT)  # cart lines, then direct orders
+        items = draws[:, :MAX_LINES].copy()
         duplicate = np.zeros((n, MAX_LINES), dtype=bool)
         for j in range(1, MAX_LINES):
             duplicate[:, j] = (items[:, :j] == items[:, j:j + 1]).any(axis=1)
@@ -232,7 +239,7 @@ class ShopWorld:
         # Purchases completed without abandonment since this shopper's previous abandoned cart:
         # 30.2% of carts are bought in-session (Baymard's 69.8% abandonment).
         n_direct = np.minimum(rng.poisson(cfg.completed_per_abandoned, n), MAX_DIRECT)
-        direct_items = self._sample_pool(shopper, 2 * MAX_DIRECT).reshape(n, MAX_DIRECT, 2)
+        direct_items = draws[:, MAX_LINES:].reshape(n, MAX_DIRECT, 2)
         direct_items[:, :, 1][(rng.random((n, MAX_DIRECT)) < 0.6) | (direct_items[:, :, 1] == direct_items[:, :, 0])] = -1
         direct_items[np.arange(MAX_DIRECT)[None, :] >= n_direct[:, None]] = -1
         direct_coupon = np.where(
@@ -326,20 +333,25 @@ class ShopWorld:
         pop = self.population
         n_orders = self.n_orders[s]
         hour = batch.hour[rows] * (2 * np.pi / 24)
-        device = pop.device[s]
         recency = np.minimum((t_now - self.last_order_time[s]) / DAY, 365) / 365
-        obs = np.column_stack([
+        sessions, contacts, coupons = self.sessions[s], self.n_contacts[s], self.coupon_orders[s]
+        columns = (
             np.log1p(batch.value[rows]), (batch.items[rows] >= 0).sum(axis=1),
             np.log1p(batch.views[rows]), np.log1p(batch.minutes_to_abandon[rows]),
             np.log1p(batch.minutes_since_abandon[rows]), batch.shipping_views[rows],
-            np.sin(hour), np.cos(hour), device == 0, device == 1, device == 2,
-            np.log1p(self.sessions[s]), np.log1p(self.views[s]), np.log1p(n_orders),
-            self.coupon_orders[s] / np.maximum(n_orders, 1),
-            self.discount_sum[s] / np.maximum(self.coupon_orders[s], 1) / 20.0, recency,
-            np.log1p(self.n_contacts[s]), (self.n_converted[s] + 0.5) / (self.n_contacts[s] + 5.0),
-            pop.channels[s], np.log1p(self.sessions[s] / (n_orders + 1.0)), np.log1p(self.carts_abandoned[s]),
-        ])
-        return np.clip(obs, OBS_LOW, OBS_HIGH)
+            np.sin(hour), np.cos(hour), self._static_obs[s],
+            np.log1p(sessions), np.log1p(self.views[s]), np.log1p(n_orders),
+            coupons / np.maximum(n_orders, 1), self.discount_sum[s] / np.maximum(coupons, 1) / 20.0, recency,
+            np.log1p(contacts), (self.n_converted[s] + 0.5) / (contacts + 5.0),
+            pop.channels[s], np.log1p(sessions / (n_orders + 1.0)), np.log1p(self.carts_abandoned[s]),
+        )
+        obs = np.empty((len(s), len(OBS_NAMES)), dtype=np.float32)
+        k = 0
+        for column in columns:  # write straight into float32, no float64 intermediate
+            width = 1 if column.ndim == 1 else column.shape[1]
+            obs[:, k:k + width] = column if width > 1 else column[:, None]
+            k += width
+        return np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
 
     def _expectation_at(self, s: np.ndarray, t: np.ndarray | float) -> np.ndarray:
         return self.expectation[s] * np.exp(-(t - self.expectation_time[s]) / (EXPECTATION_DAYS * DAY))
@@ -384,6 +396,7 @@ class ShopWorld:
             self.n_contacts[s] += 1
             self.n_converted[s] += converted
             self.contacts.append(s, time=t, action=action, converted=converted)
+            self.contacts.records[-1] = {"timestamp": t, "action": ACTION_NAMES[action], "converted": converted}
         coupon = _COUPON_FOR_ACTION[action]
         if coupon:
             e = self.expectation[s] * np.exp(-(t - self.expectation_time[s]) / (EXPECTATION_DAYS * DAY))
@@ -394,6 +407,10 @@ class ShopWorld:
             paid = round(value * (1 - coupon / 100.0), 2)
             self.orders.append(s, time=t_buy, items=batch.items[i], value=paid, coupon=coupon,
                                recovered_by=action if action else -1)
+            self.orders.records[-1] = {
+                "timestamp": t_buy, "items": [self._item_ids[x] for x in batch.items[i].tolist() if x >= 0],
+                "value": paid, "coupon_percent": coupon, "recovered_by": ACTION_NAMES[action] if action else None,
+            }
             self.n_orders[s] += 1
             if coupon:
                 self.coupon_orders[s] += 1
@@ -456,6 +473,7 @@ class ShopWorld:
         sessions, views, abandoned = batch.counters[i].tolist()
         t_now = float(batch.time[i])
         order_head, contact_head = batch.history_head[i].tolist()
+        cap = self.config.history_cap
         ch = pop.channels[s].tolist()
         return {
             "user_id": pop.user_ids[s],
@@ -476,31 +494,25 @@ class ShopWorld:
                 "sessions": sessions,
                 "product_views": views,
                 "carts_abandoned": abandoned,
-                "orders": self._order_records(order_head, t_now),
-                "contacts": self._contact_records(contact_head, t_now),
+                "orders": self._recent_orders.records(s, order_head, t_now, cap),
+                "contacts": self._recent_contacts.records(s, contact_head, t_now, cap),
             },
         }
 
-    def _order_records(self, head: int, t_now: float) -> list[dict[str, Any]]:
-        store = self.orders
-        records = store.records
-        chain = store.chain(head, 2 * self.config.history_cap)
-        missing = [j for j in chain if records[j] is None]
-        if missing:
-            self._build_order_records(missing)
-        out = [records[j] for j in chain if records[j]["timestamp"] <= t_now]
-        out.sort(key=_timestamp)
-        return out[-self.config.history_cap:]
-
     def _build_order_records(self, idx: list[int]) -> None:
-        """Build (once) and cache the record dicts of the given order events, in bulk."""
+        """Build (once) and cache the record dicts of the given order events."""
         cols = self.orders.columns
         ids = self._item_ids
-        times = cols["time"][idx].tolist()
-        items = cols["items"][idx].tolist()
-        values = cols["value"][idx].tolist()
-        coupons = cols["coupon"][idx].tolist()
-        recovered = cols["recovered_by"][idx].tolist()
+        if len(idx) <= _SCALAR_BUILD:  # a few events: element reads beat fancy indexing
+            rows = [(cols["time"][j].item(), cols["items"][j].tolist(), cols["value"][j].item(),
+                     cols["coupon"][j].item(), cols["recovered_by"][j].item()) for j in idx]
+            times, items, values, coupons, recovered = (list(c) for c in zip(*rows))
+        else:
+            times = cols["time"][idx].tolist()
+            items = cols["items"][idx].tolist()
+            values = cols["value"][idx].tolist()
+            coupons = cols["coupon"][idx].tolist()
+            recovered = cols["recovered_by"][idx].tolist()
         records = self.orders.records
         for k, j in enumerate(idx):
             records[j] = {
@@ -509,24 +521,31 @@ class ShopWorld:
                 "recovered_by": ACTION_NAMES[recovered[k]] if recovered[k] >= 0 else None,
             }
 
-    def _contact_records(self, head: int, t_now: float) -> list[dict[str, Any]]:
-        store = self.contacts
-        records = store.records
-        cols = store.columns
-        out = []
-        for j in store.chain(head, self.config.history_cap):
-            rec = records[j]
-            if rec is None:
-                rec = records[j] = {"timestamp": float(cols["time"][j]), "action": ACTION_NAMES[cols["action"][j]],
-                                    "converted": bool(cols["converted"][j])}
-            if rec["timestamp"] <= t_now:
-                out.append(rec)
-        out.reverse()
-        return out
+    def build_new_records(self) -> None:
+        """Build, in bulk, the records of every event not built yet (the single-cart env calls this
+        once per block, so its contexts never build records one at a time)."""
+        for store, build in ((self.orders, self._build_order_records), (self.contacts, self._build_contact_records)):
+            records = store.records
+            start = self._built_upto.get(id(store), 0)
+            missing = [j for j in range(start, store.n) if records[j] is None]
+            if missing:
+                build(missing)
+            self._built_upto[id(store)] = store.n
 
-
-def _timestamp(record: dict[str, Any]) -> float:
-    return record["timestamp"]
+    def _build_contact_records(self, idx: list[int]) -> None:
+        """Build (once) and cache the record dicts of the given contact events."""
+        cols = self.contacts.columns
+        if len(idx) <= _SCALAR_BUILD:
+            times = [cols["time"][j].item() for j in idx]
+            actions = [cols["action"][j].item() for j in idx]
+            converted = [cols["converted"][j].item() for j in idx]
+        else:
+            times = cols["time"][idx].tolist()
+            actions = cols["action"][idx].tolist()
+            converted = cols["converted"][idx].tolist()
+        records = self.contacts.records
+        for k, j in enumerate(idx):
+            records[j] = {"timestamp": times[k], "action": ACTION_NAMES[actions[k]], "converted": converted[k]}
 
 
 def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
