@@ -98,7 +98,7 @@ class Guardrails:
         now = float(ctx["timestamp"])
         if cfg.max_contacts is not None and self._contacts_in_window(ctx, user_key, now) >= cfg.max_contacts:
             if mask[self._is_contact].any():
-                self.blocked["frequency"] += 1
+                self._count_block("frequency")
             mask &= ~self._is_contact
         if cfg.daily_coupon_budget is not None and mask[self._coupon].any():
             with self._lock:
@@ -108,8 +108,12 @@ class Guardrails:
             for j in np.flatnonzero(mask & self._coupon):
                 if spent + COUPON_PERCENT[self.action_names[j]] / 100.0 * value > cfg.daily_coupon_budget:
                     mask[j] = False
-                    self.blocked["budget"] += 1
+                    self._count_block("budget")
         return mask
+
+    def _count_block(self, reason: str) -> None:
+        with self._lock:  # decide runs on many threads: an unguarded += can lose counts
+            self.blocked[reason] += 1
 
     def _channel_mask(self, opt_in: Mapping[str, Any]) -> np.ndarray:
         mask = np.array([not chans or any(opt_in.get(c, False) for c in chans) for chans in self._channels])

@@ -195,3 +195,24 @@ def test_same_seed_same_decisions(sim_contexts):
         assert (da.action, da.probabilities) == (db.action, db.probabilities)
         a.reward(da.decision_id, 1.0)
         b.reward(db.decision_id, 1.0)
+
+
+def test_guardrail_block_counts_are_exact_under_threads(sim_contexts):
+    import threading
+
+    from engine.guardrails import Guardrails
+
+    guard = Guardrails(GuardrailConfig(max_contacts=0))  # every contact action is blocked
+    ctx = {**sim_contexts[0], "channels": {"email": True, "sms": True, "push": True}}
+    per_thread = 2000
+
+    def worker():
+        for _ in range(per_thread):
+            guard.eligible(ctx, "u")
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert guard.blocked["frequency"] == 8 * per_thread
