@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import math
 import os
@@ -185,23 +187,22 @@ class DecisionEngine:
         x = self.features.transform(ctx)
         learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
         version = self.model_version
-        probs = self.guardrails.apply_floor(learner.probabilities(x, eligible), eligible)
+        # 7-entry vectors: plain Python lists are faster than numpy from here on
+        mask = eligible.tolist()
+        probs = self.guardrails.apply_floor(learner.probabilities(x, eligible, check_input=False).tolist(), mask)
         with self._rng_lock:
             u = self._rng.random()
-        cdf = np.cumsum(probs)
-        a = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-        if a >= len(probs) or not eligible[a]:  # float edge cases: fall to the last eligible action
-            a = int(np.flatnonzero(eligible)[-1])
+        a = sample_index(probs, mask, u)
         action = self.action_names[a]
-        p = float(probs[a])
+        p = probs[a]
         payload = self._payload(action, ctx)
         decision_id = os.urandom(16).hex()
         names = self.action_names
-        probabilities = {names[j]: float(probs[j]) for j in np.flatnonzero(eligible)}
+        probabilities = {name: q for name, q, ok in zip(names, probs, mask) if ok}
         if self.log is not None:
             self.log.append_decision(DecisionRecord(
                 decision_id=decision_id, timestamp=float(ctx["timestamp"]), user_hash=user_hash,
-                model_version=version, actions=names, probabilities=tuple(probs.tolist()),
+                model_version=version, actions=names, probabilities=tuple(probs),
                 eligible=tuple(probabilities), action=action,
                 features=dict(zip(self.features.feature_names, x.tolist())), payload=payload,
             ))
@@ -485,3 +486,19 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     return value
+
+
+def sample_index(probabilities: list[float], eligible: list[bool], u: float) -> int:
+    """Index drawn from ``probabilities`` with the uniform number ``u`` in [0, 1) (inverse CDF).
+
+    Float edge cases (``u`` at the very top of the CDF) fall to the last eligible action, so an
+    ineligible action is never returned.
+
+    >>> sample_index([0.2, 0.0, 0.8], [True, False, True], 0.1), sample_index([0.2, 0.0, 0.8], [True, False, True], 0.5)
+    (0, 2)
+    """
+    cdf = list(itertools.accumulate(probabilities))
+    a = bisect.bisect_right(cdf, u * cdf[-1])
+    if a >= len(cdf) or not eligible[a]:
+        a = len(eligible) - 1 - eligible[::-1].index(True)
+    return a

@@ -87,13 +87,20 @@ class Learner(ABC):
         return self._n_updates
 
     # ------------------------------------------------------------------ public API
-    def probabilities(self, x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, eligible: np.ndarray, *, check_input: bool = True) -> np.ndarray:
         """Return the ``(n_actions,)`` float64 action distribution for context ``x``.
 
-        Ineligible actions get exactly 0 and the entries sum to 1.
+        Ineligible actions get exactly 0 and the entries sum to 1. ``check_input=False`` skips
+        the checks of ``x`` and ``eligible`` for a caller that built them itself (the engine's
+        ``decide``): ``x`` must then be a finite float64 ``(n_features,)`` array and
+        ``eligible`` a bool ``(n_actions,)`` array with a True entry. The learner's output is
+        checked either way.
         """
-        x = self._check_x(x)
-        mask = self._check_eligible(eligible)
+        if check_input:
+            x = self._check_x(x)
+            mask = self._check_eligible(eligible)
+        else:
+            mask = eligible
         with self._lock:
             raw = self._probabilities(x, mask)
         return _finalise(raw, mask)

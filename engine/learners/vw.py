@@ -6,6 +6,12 @@ descriptors such as discount depth), with ``-q UA`` so every context feature get
 weight. Ineligible actions are never shown to VW, hence get probability 0. VW minimises cost, so
 it learns ``cost = -reward / reward_scale``. A VW workspace is not thread-safe; the base class's
 lock serialises every call.
+
+Speed: ``Workspace.predict``/``learn`` wrap each parsed line in a Python ``Example`` object, which
+costs about three times VW's own parse and predict of a 7-action example. When the bindings
+underneath (``pylibvw``) have the calls needed, the learner parses the example text in C++ and
+calls VW's multi-line predict/learn on the native examples directly; otherwise it uses the public
+methods. Both paths give identical predictions and updates (tested).
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ from typing import Any
 
 import numpy as np
 import vowpalwabbit
+
+try:  # VW's own bindings, under the ``Workspace`` wrapper (see ``_native_calls``)
+    import pylibvw
+except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
+    pylibvw = None
 
 from ._checks import check_choice, check_int, check_real, check_seed
 from .base import Learner
@@ -153,6 +164,7 @@ class VWLearner(Learner):
         self._shared_template = self._make_shared_template()
         self._action_lines = self._make_action_lines()
         self._ws = vowpalwabbit.Workspace(arg_list=self._vw_args())
+        self._native = _native_calls(self._ws)
         # finish the workspace when the learner is collected or at interpreter exit (VW's own
         # __del__ fails noisily during interpreter shutdown)
         self._finalizer = weakref.finalize(self, self._ws.finish)
@@ -250,7 +262,7 @@ class VWLearner(Learner):
         action_lines = self._action_lines
         lines = [shared]
         lines += [line for line, ok in zip(action_lines, eligible) if ok]
-        pmf = self._ws.predict(lines)
+        pmf = self._vw_predict(lines)
         if len(pmf) != len(lines) - 1:
             raise RuntimeError(f"VW returned {len(pmf)} probabilities for {len(lines) - 1} actions")
         values = iter(pmf)
@@ -261,8 +273,28 @@ class VWLearner(Learner):
         rows = zip(_vw_values(X).tolist(), eligible.tolist())
         return np.array([self._predict(template % tuple(x), mask) for x, mask in rows])
 
+    def _vw_predict(self, lines: list[str]) -> list[float]:
+        if not self._native:
+            return self._ws.predict(lines)
+        examples = self._ws._parse("\n".join(lines))
+        try:
+            pylibvw.vw.predict_multi(self._ws, examples)
+            return examples[0].get_action_scores()
+        finally:
+            pylibvw.vw._finish_example_multi_ex(self._ws, examples)
+
+    def _vw_learn(self, lines: list[str]) -> None:
+        if not self._native:
+            self._ws.learn(lines)
+            return
+        examples = self._ws._parse("\n".join(lines))
+        try:
+            pylibvw.vw.learn_multi(self._ws, examples)
+        finally:
+            pylibvw.vw._finish_example_multi_ex(self._ws, examples)
+
     def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
-        self._ws.learn(self._labelled(self._shared(x), action, probability, reward))
+        self._vw_learn(self._labelled(self._shared(x), action, probability, reward))
 
     def _update_batch(
         self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
@@ -270,7 +302,7 @@ class VWLearner(Learner):
         template = self._shared_template
         labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist())
         for x, (a, p, r) in zip(_vw_values(X).tolist(), labels):
-            self._ws.learn(self._labelled(template % tuple(x), a, p, r))
+            self._vw_learn(self._labelled(template % tuple(x), a, p, r))
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -311,8 +343,20 @@ class VWLearner(Learner):
             loaded = vowpalwabbit.Workspace(arg_list=["-i", path, *self._vw_args(False)])
         self._finalizer()  # finishes the workspace being replaced
         self._ws = loaded
+        self._native = _native_calls(loaded)
         self._finalizer = weakref.finalize(self, loaded.finish)
         logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
+
+
+def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
+    """Whether ``ws`` offers the native calls the fast path needs (all vowpalwabbit 9.x do)."""
+    needed = ("predict_multi", "learn_multi", "_finish_example_multi_ex")
+    return (
+        pylibvw is not None
+        and callable(getattr(ws, "_parse", None))
+        and all(callable(getattr(pylibvw.vw, name, None)) for name in needed)
+        and callable(getattr(pylibvw.example, "get_action_scores", None))
+    )
 
 
 def _vw_values(x: np.ndarray) -> np.ndarray:

@@ -216,3 +216,31 @@ def test_guardrail_block_counts_are_exact_under_threads(sim_contexts):
     for t in threads:
         t.join()
     assert guard.blocked["frequency"] == 8 * per_thread
+
+
+_DISTRIBUTIONS = st.lists(st.tuples(st.floats(0.0, 1.0), st.booleans()), min_size=1, max_size=9).filter(
+    lambda rows: any(ok and p > 0 for p, ok in rows))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(rows=_DISTRIBUTIONS, u=st.floats(0.0, 1.0, exclude_max=True))
+def test_list_sampling_and_floor_match_the_numpy_reference(rows, u):
+    """decide works on plain lists for speed; it must draw exactly what the numpy inverse CDF draws."""
+    import numpy as np
+
+    from engine.engine import sample_index
+    from engine.guardrails import Guardrails
+
+    mask = [ok for _, ok in rows]
+    probs = [p if ok else 0.0 for p, ok in rows]
+    cdf = np.cumsum(probs)
+    expected = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    if expected >= len(probs) or not mask[expected]:
+        expected = int(np.flatnonzero(mask)[-1])
+    got = sample_index(probs, mask, u)
+    assert got == expected and mask[got]
+    guard = Guardrails(GuardrailConfig(exploration_floor=0.05))
+    floor, eligible = 0.05, np.array(mask)
+    reference = (1.0 - floor) * np.array(probs) + floor * eligible / eligible.sum()
+    got_floor = guard.apply_floor(probs, mask)
+    np.testing.assert_array_equal(got_floor, reference if eligible.sum() > 1 else probs)

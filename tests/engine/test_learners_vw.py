@@ -160,3 +160,41 @@ def test_concurrent_calls_from_eight_threads_are_all_counted():
     assert len(snapshots) == 3
     restored = Learner.from_bytes(snapshots[-1])
     assert 0 < restored.n_updates <= 8 * per_thread
+
+
+@pytest.mark.parametrize("exploration", ["squarecb", "bag", "cover"])
+def test_native_calls_give_the_same_model_as_the_public_workspace_methods(exploration):
+    """The fast path (C++ parse + VW's multi-line predict/learn) must be a pure speed-up."""
+    fast = VWLearner(ACTIONS, FEATURES, exploration=exploration, seed=3)
+    public = VWLearner(ACTIONS, FEATURES, exploration=exploration, seed=3)
+    assert fast._native  # every supported vowpalwabbit release offers the native calls
+    public._native = False
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        x = rng.normal(size=N_D)
+        mask = rng.random(N_A) < 0.7
+        mask[int(rng.integers(N_A))] = True
+        np.testing.assert_array_equal(fast.probabilities(x, mask), public.probabilities(x, mask))
+        a = int(rng.choice(np.flatnonzero(mask)))
+        reward = float(TRUE_MEANS[a] + rng.normal(0, 0.1))
+        fast.update(x, a, 0.5, reward)
+        public.update(x, a, 0.5, reward)
+    assert fast.to_bytes() == public.to_bytes()
+    restored = Learner.from_bytes(fast.to_bytes())
+    assert restored._native
+    x, mask = np.ones(N_D), np.ones(N_A, dtype=bool)
+    np.testing.assert_array_equal(restored.probabilities(x, mask), fast.probabilities(x, mask))
+
+
+def test_unchecked_inputs_give_the_checked_answer_and_outputs_are_still_checked():
+    learner = VWLearner(ACTIONS, FEATURES, exploration="squarecb", seed=0)
+    _learn_constant_means(learner, 100, seed=4)
+    x, mask = np.array([0.5, -1.0, 2.0]), np.array([1, 0, 1, 1, 0, 1, 1], dtype=bool)
+    np.testing.assert_array_equal(
+        learner.probabilities(x, mask, check_input=False), learner.probabilities(x, mask)
+    )
+    with pytest.raises(ValueError, match="x.shape"):
+        learner.probabilities(np.ones(2), mask)  # checked by default
+    learner._predict = lambda shared, eligible: [float("nan")] * len(eligible)
+    with pytest.raises(RuntimeError, match="invalid probabilities"):
+        learner.probabilities(x, mask, check_input=False)
