@@ -268,6 +268,10 @@ class CFModel:
         pop_scaled = np.log1p(self.popularity_) / math.log1p(top) if top > 0 else self.popularity_
         self._pop_scaled = pop_scaled
         self._pop_list = pop_scaled.tolist()
+        self._base_scores = _TIE_BREAK * pop_scaled
+        # neighbour lists as one (2, nnz) array (columns; similarities) sliced by Python ints
+        self._nbr_ptr = neighbors.indptr.tolist()
+        self._nbr_stack = np.vstack([neighbors.indices.astype(np.float64), neighbors.data])
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         self._n_items = self.item_ids_.size
@@ -336,14 +340,13 @@ class CFModel:
 
     def _seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
         """Scores of all items given seed item indices (ties and cold seeds: popularity)."""
-        scores = _TIE_BREAK * self._pop_scaled
+        scores = self._base_scores
         if method == "popularity" or not seeds:
             return scores.copy()
         if method == "item":
-            ptr = self.neighbors_.indptr
-            cols = np.concatenate([self.neighbors_.indices[ptr[s] : ptr[s + 1]] for s in seeds])
-            vals = np.concatenate([self.neighbors_.data[ptr[s] : ptr[s + 1]] for s in seeds])
-            return scores + np.bincount(cols, weights=vals, minlength=scores.size)
+            ptr, stack = self._nbr_ptr, self._nbr_stack
+            pairs = np.concatenate([stack[:, ptr[s] : ptr[s + 1]] for s in seeds], axis=1)
+            return scores + np.bincount(pairs[0].astype(np.intp), weights=pairs[1], minlength=scores.size)
         user = self.projection_[list(seeds)].sum(axis=0)
         return scores + self.item_factors_ @ user
 
@@ -356,16 +359,13 @@ class CFModel:
         self._require_fitted()
         k = _check_positive_int("k", k)
         get = self._index.get
-        in_cart = {line["item_id"] for line in ctx["cart"]}
+        in_cart = {j for j in (get(line["item_id"]) for line in ctx["cart"]) if j is not None}
         seeds = self._history_index(ctx)
-        seeds.update(j for j in (get(item) for item in in_cart) if j is not None)
+        seeds.update(in_cart)
         scores = self._seed_scores(sorted(seeds), self.recommend_method)
-        for item in in_cart:
-            j = get(item)
-            if j is not None:
-                scores[j] = -np.inf
-        n_ok = int(np.isfinite(scores).sum())
-        take = min(k, n_ok)
+        for j in in_cart:
+            scores[j] = -np.inf
+        take = min(k, scores.size - len(in_cart))  # scores are finite but for the cart's items
         if take == 0:
             return []
         neg = -scores

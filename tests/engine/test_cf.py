@@ -227,6 +227,24 @@ def test_recommend_excludes_cart_and_is_deterministic(model, world, contexts):
     assert model.recommend(ctx, k=3) == recs[:3]
 
 
+@pytest.mark.parametrize("method", ["item", "mf"])
+def test_recommend_is_the_top_of_the_dense_scores(model, contexts, method):
+    """The per-decision fast path ranks exactly as the dense evaluation scores (score_matrix)."""
+    fitted = CFModel.from_dict({**model.to_dict(), "recommend_method": np.asarray(method)})
+    index = {item: j for j, item in enumerate(fitted.item_ids_)}
+    for ctx in contexts[:80]:
+        cart = {index[line["item_id"]] for line in ctx["cart"] if line["item_id"] in index}
+        seeds = cart | {index[i] for o in ctx["history"]["orders"] for i in o["items"] if i in index}
+        row = sp.csr_matrix((np.ones(len(seeds)), (np.zeros(len(seeds), int), sorted(seeds))),
+                            shape=(1, fitted.item_ids_.size))
+        dense = fitted.score_matrix(row, method)[0]
+        dense[sorted(cart)] = -np.inf
+        got = [index[i] for i in fitted.recommend(ctx, k=7)]
+        assert not set(got) & cart
+        # same scores as the dense top 7, in order (ids may differ only between exact ties)
+        np.testing.assert_allclose(dense[got], np.sort(dense)[::-1][:7], rtol=0, atol=1e-12)
+
+
 def test_recommend_cold_user_falls_back_to_popularity(model, world):
     ctx = factory.minimal_context(item_id="never_seen", user_id="nobody")
     order = np.lexsort((np.arange(model.popularity_.size), -model.popularity_))
