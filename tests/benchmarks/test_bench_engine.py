@@ -3,6 +3,7 @@
 * decide p50/p99 (CF and profile features on, after warm-up) vs a raw ``vowpalwabbit.Workspace.predict``
   of a comparable 7-action example with ~30 shared features (goal: p50 <= 2x).
 * decide+reward throughput per core.
+* the VW learner's predict through VW's native calls vs the public ``Workspace.predict``.
 * decide latency with the decision log in ``sync`` and ``batch`` modes vs the same engine with
   logging off.
 * RSS growth over many decide+reward pairs (1M under ``make bench``).
@@ -123,3 +124,23 @@ def test_memory_flat_over_many_decisions(benchmark, contexts):
     benchmark.extra_info["decisions"] = total
     benchmark.extra_info["rss_growth_mib"] = round((rss_after - rss_before) / 1024, 1)
     assert eng.health()["pending"] == 0
+
+
+def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
+    """The VW learner's predict through VW's native multi-line calls vs through the public
+    ``Workspace.predict`` wrapper (same model, same answers; see test_learners_vw.py)."""
+    eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
+    for ctx in contexts[:300]:
+        eng.reward(eng.decide(ctx).decision_id, 1.0)
+    learner = eng._learner
+    rows = [(eng.features.transform(ctx), np.ones(len(eng.action_names), dtype=bool)) for ctx in contexts[:200]]
+    predict = lambda row: learner.probabilities(row[0], row[1], check_input=False)  # noqa: E731
+    benchmark(predict, rows[0])
+    if not benchmark.disabled:
+        native = _latencies(predict, rows, TIMED)
+        learner._native = False
+        public = _latencies(predict, rows, TIMED)
+        learner._native = True
+        benchmark.extra_info["native_p50_us"] = round(np.percentile(native, 50) / 1e3, 2)
+        benchmark.extra_info["public_p50_us"] = round(np.percentile(public, 50) / 1e3, 2)
+        benchmark.extra_info["public_over_native_p50"] = round(np.percentile(public, 50) / np.percentile(native, 50), 2)
