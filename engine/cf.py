@@ -380,7 +380,7 @@ class CFModel:
         if method not in _METHODS:
             raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
         shape = (seed_matrix.shape[0], self._pop_scaled.size)
-        base = np.broadcast_to(_TIE_BREAK * self._pop_scaled, shape)
+        base = np.broadcast_to(self._base_scores, shape)
         if method == "popularity":
             return np.array(base)
         if method == "item":

@@ -69,10 +69,16 @@ def _record(benchmark, name, lat, ref):
     benchmark.extra_info[f"{name}_p99_ratio"] = round(np.percentile(lat, 99) / np.percentile(ref, 99), 3)
 
 
-def test_decide_latency_vs_raw_vw_predict(benchmark, contexts, cf_model):
+def _warmed_engine(contexts, cf_model):
+    """The default VW engine with CF features, after 300 decisions learnt from."""
     eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
-    for ctx in contexts[:300]:  # warm-up with learning
+    for ctx in contexts[:300]:
         eng.reward(eng.decide(ctx).decision_id, 1.0)
+    return eng
+
+
+def test_decide_latency_vs_raw_vw_predict(benchmark, contexts, cf_model):
+    eng = _warmed_engine(contexts, cf_model)
     raw = _raw_vw_predict()
     benchmark(eng.decide, contexts[0])
     if not benchmark.disabled:
@@ -129,9 +135,7 @@ def test_memory_flat_over_many_decisions(benchmark, contexts):
 def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
     """The VW learner's predict through VW's native multi-line calls vs through the public
     ``Workspace.predict`` wrapper (same model, same answers; see test_learners_vw.py)."""
-    eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
-    for ctx in contexts[:300]:
-        eng.reward(eng.decide(ctx).decision_id, 1.0)
+    eng = _warmed_engine(contexts, cf_model)
     learner = eng._learner
     rows = [(eng.features.transform(ctx), np.ones(len(eng.action_names), dtype=bool)) for ctx in contexts[:200]]
     predict = lambda row: learner.probabilities(row[0], row[1], check_input=False)  # noqa: E731
