@@ -12,6 +12,12 @@ costs about three times VW's own parse and predict of a 7-action example. When t
 underneath (``pylibvw``) have the calls needed, the learner parses the example text in C++ and
 calls VW's multi-line predict/learn on the native examples directly; otherwise it uses the public
 methods. Both paths give identical predictions and updates (tested).
+
+Whitening (``whiten_after > 0``): SGD learns slowly along directions in which context features are
+correlated. The learner then keeps its first ``whiten_after`` updates, fits a
+:class:`~engine.learners.whitening.Whitening` map on their contexts, starts a fresh VW workspace
+(same options and seed) and replays those updates on whitened contexts; every later prediction
+and update sees whitened contexts. Callers keep passing raw feature vectors.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
 
 from ._checks import check_choice, check_int, check_real, check_seed
 from .base import Learner
+from .whitening import Whitening
 
 __all__ = ["EXPLORATIONS", "VWLearner", "default_action_features"]
 
@@ -102,6 +109,10 @@ class VWLearner(Learner):
         Optional ``{action_name: {feature: value}}`` overriding :func:`default_action_features`.
     extra_args
         Further VW options (shell syntax); data/model-file options are refused.
+    whiten_after
+        Updates after which contexts are whitened (see the module docstring); 0 (default) never.
+    whiten_floor
+        Eigenvalue floor of the whitening map, relative to the mean eigenvalue, in [0, 1].
     seed
         int, ``np.random.Generator`` or None; sets VW's ``--random_seed``.
 
@@ -139,6 +150,8 @@ class VWLearner(Learner):
         bit_precision: int = 18,
         action_features: Mapping[str, Mapping[str, float]] | None = None,
         extra_args: str = "",
+        whiten_after: int = 0,
+        whiten_floor: float = 0.15,
         reward_scale: float = 10.0,
         seed: int | np.random.Generator | None = None,
     ) -> None:
@@ -159,6 +172,11 @@ class VWLearner(Learner):
         self.bit_precision = check_int("bit_precision", bit_precision, 1, 30)
         self.action_features = self._check_action_features(action_features)
         self.extra_args = _check_extra_args(extra_args)
+        self.whiten_after = check_int("whiten_after", whiten_after, 0)
+        self.whiten_floor = check_real("whiten_floor", whiten_floor, 0.0, 1.0)
+        self._whitening: Whitening | None = None
+        # updates kept until the whitening is fitted: (x, action, probability, scaled reward)
+        self._warmup: list[tuple[np.ndarray, int, float, float]] | None = [] if self.whiten_after else None
         self.seed = seed
         self._vw_seed = _vw_seed(seed)
         self._shared_template = self._make_shared_template()
@@ -168,6 +186,11 @@ class VWLearner(Learner):
         # finish the workspace when the learner is collected or at interpreter exit (VW's own
         # __del__ fails noisily during interpreter shutdown)
         self._finalizer = weakref.finalize(self, self._ws.finish)
+
+    @property
+    def whitening(self) -> Whitening | None:
+        """The fitted whitening map, or None (off, or still warming up)."""
+        return self._whitening
 
     @property
     def vw_examples(self) -> float:
@@ -246,6 +269,8 @@ class VWLearner(Learner):
 
     # ------------------------------------------------------------------ example strings
     def _shared(self, x: np.ndarray) -> str:
+        if self._whitening is not None:
+            x = self._whitening.transform(x)
         return self._shared_template % tuple(_vw_values(x).tolist())
 
     def _labelled(self, shared: str, action: int, probability: float, reward: float) -> list[str]:
@@ -270,6 +295,8 @@ class VWLearner(Learner):
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         template = self._shared_template
+        if self._whitening is not None:
+            X = self._whitening.transform(X)
         rows = zip(_vw_values(X).tolist(), eligible.tolist())
         return np.array([self._predict(template % tuple(x), mask) for x, mask in rows])
 
@@ -295,10 +322,36 @@ class VWLearner(Learner):
 
     def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
         self._vw_learn(self._labelled(self._shared(x), action, probability, reward))
+        if self._warmup is not None:
+            self._warmup.append((np.array(x, dtype=np.float64), action, probability, reward))
+            if len(self._warmup) >= self.whiten_after:
+                self._start_whitening()
+
+    def _start_whitening(self) -> None:
+        """Fit the whitening map on the warm-up contexts, restart VW and replay the warm-up."""
+        warmup, self._warmup = self._warmup or [], None
+        self._whitening = Whitening.fit(np.array([row[0] for row in warmup]), self.whiten_floor)
+        self._replace_workspace(vowpalwabbit.Workspace(arg_list=self._vw_args()))
+        for x, action, probability, reward in warmup:
+            self._vw_learn(self._labelled(self._shared(x), action, probability, reward))
+        logger.info("VW learner: contexts whitened after %d updates", len(warmup))
+
+    def _replace_workspace(self, ws: vowpalwabbit.Workspace) -> None:
+        self._finalizer()  # finishes the workspace being replaced
+        self._ws = ws
+        self._native = _native_calls(ws)
+        self._finalizer = weakref.finalize(self, ws.finish)
 
     def _update_batch(
         self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
     ) -> None:
+        if self._warmup is not None:  # one at a time until the whitening is fitted
+            k = min(len(X), self.whiten_after - len(self._warmup))
+            for x, a, p, r in zip(X[:k], actions[:k].tolist(), probabilities[:k].tolist(), rewards[:k].tolist()):
+                self._update(x, a, p, r)
+            X, actions, probabilities, rewards = X[k:], actions[k:], probabilities[k:], rewards[k:]
+        if self._whitening is not None:
+            X = self._whitening.transform(X)
         template = self._shared_template
         labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist())
         for x, (a, p, r) in zip(_vw_values(X).tolist(), labels):
@@ -322,6 +375,8 @@ class VWLearner(Learner):
             "bit_precision": self.bit_precision,
             "action_features": self.action_features,
             "extra_args": self.extra_args,
+            "whiten_after": self.whiten_after,
+            "whiten_floor": self.whiten_floor,
         }
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -330,7 +385,14 @@ class VWLearner(Learner):
             self._ws.save(path)
             with open(path, "rb") as handle:
                 model = handle.read()
-        return {"vw_seed": self._vw_seed}, {"vw_model": np.frombuffer(model, dtype=np.uint8)}
+        arrays = {"vw_model": np.frombuffer(model, dtype=np.uint8)}
+        if self._whitening is not None:
+            arrays["whiten_matrix"] = self._whitening.matrix
+            arrays["whiten_offset"] = self._whitening.offset
+        if self._warmup:
+            arrays["warmup_x"] = np.array([row[0] for row in self._warmup])
+            arrays["warmup_labels"] = np.array([row[1:] for row in self._warmup], dtype=np.float64)
+        return {"vw_seed": self._vw_seed}, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         if "vw_model" not in arrays:
@@ -341,10 +403,17 @@ class VWLearner(Learner):
             with open(path, "wb") as handle:
                 handle.write(np.asarray(arrays["vw_model"], dtype=np.uint8).tobytes())
             loaded = vowpalwabbit.Workspace(arg_list=["-i", path, *self._vw_args(False)])
-        self._finalizer()  # finishes the workspace being replaced
-        self._ws = loaded
-        self._native = _native_calls(loaded)
-        self._finalizer = weakref.finalize(self, loaded.finish)
+        self._replace_workspace(loaded)
+        if "whiten_matrix" in arrays:
+            whitening = Whitening(arrays["whiten_matrix"], arrays["whiten_offset"])
+            if whitening.n_features != self.n_features:
+                raise ValueError(f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}")
+            self._whitening = whitening
+            self._warmup = None
+        elif self._warmup is not None and "warmup_x" in arrays:
+            labels = np.asarray(arrays["warmup_labels"], dtype=np.float64).tolist()
+            self._warmup = [(np.array(x, dtype=np.float64), int(a), p, r)
+                            for x, (a, p, r) in zip(arrays["warmup_x"], labels)]
         logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
 
 

@@ -70,10 +70,12 @@ def _record(benchmark, name, lat, ref):
 
 
 def _warmed_engine(contexts, cf_model):
-    """The default VW engine with CF features, after 300 decisions learnt from."""
+    """The default VW engine with CF features, past its whitening warm-up (so every timed
+    decision pays for the whitening map)."""
     eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
-    for ctx in contexts[:300]:
-        eng.reward(eng.decide(ctx).decision_id, 1.0)
+    for i in range(eng.learner.whiten_after + 300):
+        eng.reward(eng.decide(contexts[i % len(contexts)]).decision_id, 1.0)
+    assert eng.learner.whitening is not None
     return eng
 
 

@@ -55,8 +55,8 @@ def test_retraining_errors_are_clear(tmp_path, sim_records):
 def test_default_engine_beats_the_best_static_action_within_30k_carts():
     """Issue #3's bar, on the default shop, fixed seed: the default engine (tuned VW, online from
     `reward`) ends above the best single static action (ineligible -> nothing) and captures a clear
-    share of the oracle's gain over doing nothing, on the last 20% of 30,000 carts (measured: 3.08
-    vs 2.98 USD per cart, 48% of the oracle's gain; seeds 1 and 2: 51% and 49%)."""
+    share of the oracle's gain over doing nothing, on the last 20% of 30,000 carts (measured: 3.01
+    vs 2.83 USD per cart, 51% of the oracle's gain; seeds 1 and 2: 50% and 51%)."""
     import gymnasium as gym
 
     import simulator
@@ -77,6 +77,6 @@ def test_default_engine_beats_the_best_static_action_within_30k_carts():
     last = slice(-carts // 5, None)
     v, n, o = np.mean(value[last]), np.mean(none[last]), np.mean(oracle[last])
     best_static = np.array(static[last]).mean(axis=0).max()
-    assert v > best_static + 0.02
-    assert (v - n) / (o - n) > 0.4
+    assert v > best_static + 0.08
+    assert (v - n) / (o - n) > 0.45
     assert eng.health()["fallbacks"] == 0

@@ -7,11 +7,11 @@ learner    vs best static   vs rule   gain share
 =========  ===============  ========  ==========
 linucb     +0.375           +0.766    0.837
 lints      +0.439           +0.766    0.864
-vw         +0.203           +0.667    0.752
+vw         +0.358           +0.833    0.872
 =========  ===============  ========  ==========
 
-VW learns slowest (its 100k-cart share over seeds 0-4 is 0.86, 0.85 to 0.87 per seed), so its
-tolerances are its own. Every tolerance still fails a learner that no longer learns: a static policy scores a gain
+VW (with its contexts whitened after 2,000 updates) has tolerances of its own, set from its own
+figures. Every tolerance still fails a learner that no longer learns: a static policy scores a gain
 share near 0.3 and a margin <= 0 against the best static action.
 """
 
@@ -26,7 +26,7 @@ CARTS = 30_000
 
 
 #: learner -> (margin over the best static action, margin over the rule, minimum gain share)
-TOLERANCES = {"linucb": (0.10, 0.30, 0.60), "lints": (0.10, 0.30, 0.60), "vw": (0.10, 0.40, 0.65)}
+TOLERANCES = {"linucb": (0.10, 0.30, 0.60), "lints": (0.10, 0.30, 0.60), "vw": (0.15, 0.50, 0.75)}
 
 
 @pytest.mark.parametrize("name", sorted(TOLERANCES))
