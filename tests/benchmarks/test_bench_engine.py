@@ -1,7 +1,8 @@
 """DecisionEngine speed and memory, as ratios to references measured in the same run.
 
-* decide p50/p99 (CF and profile features on, after warm-up) vs a raw ``vowpalwabbit.Workspace.predict``
-  of a comparable 7-action example with ~30 shared features (goal: p50 <= 2x).
+* decide p50/p99 (CF and profile features on, after a warm-up on simulated outcomes) vs a raw
+  ``vowpalwabbit.Workspace.predict`` of a comparable 7-action example with ~30 shared features
+  (goal: p50 <= 2x).
 * decide+reward throughput per core.
 * the VW learner's predict through VW's native calls vs the public ``Workspace.predict``.
 * decide latency with the decision log in ``sync`` and ``batch`` modes vs the same engine with
@@ -69,18 +70,24 @@ def _record(benchmark, name, lat, ref):
     benchmark.extra_info[f"{name}_p99_ratio"] = round(np.percentile(lat, 99) / np.percentile(ref, 99), 3)
 
 
-def _warmed_engine(contexts, cf_model):
-    """The default VW engine with CF features, past its whitening warm-up (so every timed
-    decision pays for the whitening map)."""
+def _warmed_engine(cf_model):
+    """The default VW engine with CF features, trained online on simulated outcomes past its
+    whitening warm-up, so that the timed decisions pay for the whitening map and choose actions
+    (and build their payloads, e.g. CF recommendations) in the mix a trained engine does."""
     eng = DecisionEngine(seed=0, learner="vw", cf=cf_model)
-    for i in range(eng.learner.whiten_after + 300):
-        eng.reward(eng.decide(contexts[i % len(contexts)]).decision_id, 1.0)
+    env = gym.make("CartRecovery-v0")
+    _, info = env.reset(seed=1)
+    for _ in range(eng.learner.whiten_after + 300):
+        d = eng.decide(info["context"])
+        _, reward, _, _, _ = env.step(eng.action_names.index(d.action))
+        eng.reward(d.decision_id, reward)
+        _, info = env.reset()
     assert eng.learner.whitening is not None
     return eng
 
 
 def test_decide_latency_vs_raw_vw_predict(benchmark, contexts, cf_model):
-    eng = _warmed_engine(contexts, cf_model)
+    eng = _warmed_engine(cf_model)
     raw = _raw_vw_predict()
     benchmark(eng.decide, contexts[0])
     if not benchmark.disabled:
@@ -137,7 +144,7 @@ def test_memory_flat_over_many_decisions(benchmark, contexts):
 def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
     """The VW learner's predict through VW's native multi-line calls vs through the public
     ``Workspace.predict`` wrapper (same model, same answers; see test_learners_vw.py)."""
-    eng = _warmed_engine(contexts, cf_model)
+    eng = _warmed_engine(cf_model)
     learner = eng._learner
     rows = [(eng.features.transform(ctx), np.ones(len(eng.action_names), dtype=bool)) for ctx in contexts[:200]]
     predict = lambda row: learner.probabilities(row[0], row[1], check_input=False)  # noqa: E731
