@@ -54,10 +54,23 @@ class JobResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def new_run_folder(parent: Path, stamp: str) -> Path:
+    """Create and return ``parent/stamp``, or ``parent/stamp-2``, ``-3``... if taken: two jobs
+    started in the same second never share a folder (``mkdir`` either creates or fails)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise RuntimeError(f"no free run folder for {stamp!r} in {parent}")
+
+
 def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     """Run every step and write ``<out>/<timestamp>/report.html``; return what was measured."""
-    out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_run_folder(Path(cfg.out), time.strftime("%Y%m%d-%H%M%S"))
     shop = {"n_shoppers": cfg.shop.n_shoppers, "n_items": cfg.shop.n_items,
             "coupon_conditioning": cfg.shop.coupon_conditioning, "fatigue": cfg.shop.fatigue}
     seconds: dict[str, float] = {}

@@ -29,3 +29,15 @@ def test_run_rejects_unknown_config_keys(tmp_path, capsys):
     except SystemExit as exit_:
         assert exit_.code == 2
     assert "unknown key 'trian.carts'" in capsys.readouterr().err
+
+
+def test_jobs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simulator.job.job import new_run_folder
+
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: new_run_folder(tmp_path / "reports", "20261122-120000"), range(8)))
+    assert len(set(folders)) == 8
+    assert sorted(f.name for f in folders)[:2] == ["20261122-120000", "20261122-120000-2"]
+    assert all(f.is_dir() and not any(f.iterdir()) for f in folders)
