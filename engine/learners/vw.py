@@ -332,8 +332,8 @@ class VWLearner(Learner):
         warmup, self._warmup = self._warmup or [], None
         self._whitening = Whitening.fit(np.array([row[0] for row in warmup]), self.whiten_floor)
         self._replace_workspace(vowpalwabbit.Workspace(arg_list=self._vw_args()))
-        for x, action, probability, reward in warmup:
-            self._vw_learn(self._labelled(self._shared(x), action, probability, reward))
+        for x, action, probability, reward in warmup:  # no longer warming up: plain updates
+            self._update(x, action, probability, reward)
         logger.info("VW learner: contexts whitened after %d updates", len(warmup))
 
     def _replace_workspace(self, ws: vowpalwabbit.Workspace) -> None:
