@@ -2,17 +2,20 @@
 
 The training loop asks a policy for probabilities on a batch of contexts and later updates it
 with the same batch; :class:`BatchFeatures` remembers the matrix of the last batch (by identity
-of the sequence object) so the contexts are transformed once.
+of the sequence object) so the contexts are transformed once. :class:`FeatureVectorPolicy` is the
+base of the policies that decide from the engine's feature vectors.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from engine.features import FeatureBuilder
-from policies._batch import column_index
+from policies._batch import check_mask_batch, column_index
+from policies.base import Policy
 
 
 class BatchFeatures:
@@ -44,3 +47,28 @@ class BatchFeatures:
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
         return X[:, column_index(feature_names, self.names)]
+
+
+class FeatureVectorPolicy(Policy):
+    """A policy that decides from feature matrices: one context, a batch of contexts and logged
+    features all go through :meth:`_decide` (the subclass sets ``self.features``)."""
+
+    features: BatchFeatures
+
+    @abstractmethod
+    def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` probabilities for the rows of ``X`` under the bool ``mask``."""
+
+    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
+                       truth: np.ndarray | None) -> np.ndarray:
+        return self._decide(self.features.one(context)[None, :], eligible[None, :])[0]
+
+    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
+                            truth: np.ndarray | None = None) -> np.ndarray:
+        mask = check_mask_batch(eligible, len(self.action_names), len(contexts))
+        return self._decide(self.features.many(contexts), mask)
+
+    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
+                              eligible: np.ndarray) -> np.ndarray:
+        X = self.features.from_logged(features, feature_names)
+        return self._decide(X, check_mask_batch(eligible, len(self.action_names), X.shape[0]))

@@ -24,12 +24,11 @@ import numpy as np
 
 from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
-from policies._batch import check_mask_batch, one_hot_batch
-from policies._features import BatchFeatures
-from policies.base import Policy
+from policies._batch import one_hot_batch
+from policies._features import BatchFeatures, FeatureVectorPolicy
 
 
-class FullInformationPolicy(Policy):
+class FullInformationPolicy(FeatureVectorPolicy):
     """Greedy on per-action ridge regressions of the true expected rewards (``truth``).
 
     Args:
@@ -88,22 +87,8 @@ class FullInformationPolicy(Policy):
         self.n_updates += X.shape[0]
 
     # ------------------------------------------------------------------ decisions
-    def _greedy(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return one_hot_batch(np.where(mask, self.predict(X), -np.inf).argmax(axis=1), mask.shape[1])
-
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
-        return self._greedy(self.features.one(context)[None, :], eligible[None, :])[0]
-
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
-        mask = check_mask_batch(eligible, len(self.action_names), len(contexts))
-        return self._greedy(self.features.many(contexts), mask)
-
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
-        X = self.features.from_logged(features, feature_names)
-        return self._greedy(X, check_mask_batch(eligible, len(self.action_names), X.shape[0]))
 
     # ------------------------------------------------------------------ learning
     def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,

@@ -24,12 +24,11 @@ import numpy as np
 from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
 from engine.learners import Learner, make_learner
-from policies._batch import check_mask_batch, normalise_batch, one_hot_batch
-from policies._features import BatchFeatures
-from policies.base import Policy
+from policies._batch import normalise_batch, one_hot_batch
+from policies._features import BatchFeatures, FeatureVectorPolicy
 
 
-class LearnerPolicy(Policy):
+class LearnerPolicy(FeatureVectorPolicy):
     """Decide with ``engine.learners.make_learner(learner_name, ...)`` and learn online.
 
     Args:
@@ -85,20 +84,6 @@ class LearnerPolicy(Policy):
         if self.greedy:
             return one_hot_batch(self.learner.greedy_batch(X, mask), mask.shape[1])
         return normalise_batch(self.learner.probabilities_batch(X, mask), mask, self.name)
-
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
-        return self._decide(self.features.one(context)[None, :], eligible[None, :])[0]
-
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
-        mask = check_mask_batch(eligible, len(self.action_names), len(contexts))
-        return self._decide(self.features.many(contexts), mask)
-
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
-        X = self.features.from_logged(features, feature_names)
-        return self._decide(X, check_mask_batch(eligible, len(self.action_names), X.shape[0]))
 
     # ------------------------------------------------------------------ learning
     def _reported(self, probabilities: np.ndarray) -> np.ndarray:
