@@ -13,13 +13,11 @@ Size: ``n = 10,000 * scale`` rows, where ``CARTWISE_BENCH_SCALE`` is ``small`` (
 * streaming: the tracemalloc peak of ``evaluate_stream`` over 10 chunks vs 1 chunk.
 """
 
-import math
-import time
 import tracemalloc
 
 import numpy as np
 import pytest
-from bench_utils import scale
+from bench_utils import best_seconds, scale
 
 from engine import ope
 from engine.ope.synthetic import SyntheticWorld
@@ -28,15 +26,6 @@ SCALE = scale(large=100)
 N_ROWS = max(2_000, int(10_000 * SCALE))
 NAMES = ["ipw", "snipw", "dr"]
 N_BOOT = 1_000
-
-
-def best_of(fn, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 @pytest.fixture(scope="module")
@@ -79,16 +68,16 @@ def test_bench_analytic_vs_plain_and_bootstrap(benchmark, data):
 
     # The fixture's own minimum when it ran timed rounds; otherwise a best-of-3.
     timed = not benchmark.disabled and benchmark.stats is not None
-    t_analytic = benchmark.stats.stats.min if timed else best_of(lambda: analytic(data), 3)
-    t_plain = best_of(lambda: plain_ipw(data), 7)
+    t_analytic = benchmark.stats.stats.min if timed else best_seconds(lambda: analytic(data), 3)
+    t_plain = best_seconds(lambda: plain_ipw(data), 7)
     np.testing.assert_allclose(table.loc["ipw", "value"], plain_ipw(data), rtol=1e-12)
 
     sub_rows, sub_resamples = min(N_ROWS, 50_000), 10
     sub = tuple(x[:sub_rows] for x in data)
-    t_naive_sub = best_of(lambda: naive_bootstrap(sub, sub_resamples, np.random.default_rng(0)), 2)
+    t_naive_sub = best_seconds(lambda: naive_bootstrap(sub, sub_resamples, np.random.default_rng(0)), 2)
     t_naive = t_naive_sub * (N_BOOT / sub_resamples) * (N_ROWS / sub_rows)
     r, a, p, pi, q = sub
-    t_poisson_sub = best_of(lambda: ope.evaluate(r, a, p, pi, estimated_rewards=q, estimators=NAMES,
+    t_poisson_sub = best_seconds(lambda: ope.evaluate(r, a, p, pi, estimated_rewards=q, estimators=NAMES,
                                                  ci="bootstrap", n_bootstrap=N_BOOT, seed=0), 1)
     t_poisson = t_poisson_sub * (N_ROWS / sub_rows)
 

@@ -31,14 +31,13 @@ The simulation helpers live in ``tests/support/ope_simulation.py``.
 from __future__ import annotations
 
 import numpy as np
-from bench_utils import LARGE
+from bench_utils import LARGE, best_seconds
 from ope_simulation import (
     HARD_UNIFORM_SHARE,
     N_CARTS,
     N_SEEDS,
     TARGETS,
     UNBIASED,
-    best_seconds,
     binomial_band,
     coverage_table,
     simulate_log,

@@ -37,6 +37,11 @@ def per_call_seconds(fn: Callable[[], object], calls: int, repeats: int = 5) -> 
     return best
 
 
+def best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Best-of-``repeats`` time of one call of ``fn``."""
+    return per_call_seconds(fn, 1, repeats)
+
+
 def record_ratio(benchmark, name: str, subject_seconds: float, reference_seconds: float) -> float:
     """Store subject/reference in the benchmark's extra_info and return it."""
     ratio = subject_seconds / reference_seconds

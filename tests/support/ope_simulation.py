@@ -6,7 +6,6 @@ Used by ``tests/simulator/test_ope_truth_simulated.py`` and ``tests/benchmarks/t
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -185,15 +184,6 @@ def binomial_band(n: int, level: float = 0.95, n_sd: float = 4.0,
     inflated by the design effect of correlated intervals)."""
     sd = math.sqrt(level * (1 - level) * design_effect / n)
     return level - n_sd * sd, level + n_sd * sd
-
-
-def best_seconds(fn: Callable[[], object], repeats: int = 5) -> float:
-    out = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - start)
-    return out
 
 
 # ---------------------------------------------------------------- the benchmark
