@@ -78,6 +78,8 @@ class DecisionEngine:
         max_pending: decisions awaiting an outcome kept in memory for learning (oldest dropped
             and counted beyond it).
         log: a ready :class:`~engine.decision_log.DecisionLog` to use instead of ``log_path``.
+        reward_per_value: the learner regresses on profit per 74 USD of cart value (see
+            :class:`~engine.features.FeatureBuilder`; saved with the model); False: on profit.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class DecisionEngine:
         recommend_k: int = 5,
         max_pending: int = 1_000_000,
         log: DecisionLog | None = None,
+        reward_per_value: bool = True,
     ) -> None:
         self.guardrails = Guardrails(guardrails or GuardrailConfig())
         self.action_names: tuple[str, ...] = self.guardrails.action_names
@@ -127,7 +130,7 @@ class DecisionEngine:
         self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
         if self._salt == DEV_SALT:
             logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
-        self.features = FeatureBuilder(cf=cf, risk=risk)
+        self.features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         tuned_floor = None
         if isinstance(learner, Learner):
             self._learner = learner
@@ -325,9 +328,10 @@ class DecisionEngine:
     def _learn(self, entry: tuple, value: float) -> None:
         self._bump("rewards_learned")
         x, a, p, _, learner = entry
+        features = self.features
         if self.online_learning and learner is self._learner:
             floor = self.propensity_floor
-            learner.update(x, a, p if floor is None else max(p, floor), value)
+            learner.update(x, a, p if floor is None else max(p, floor), value / float(features.reward_divisor(x)))
 
     def _remember_settled(self, decision_id: str) -> None:
         self._settled[decision_id] = None
@@ -364,7 +368,7 @@ class DecisionEngine:
             "learner_class": type(learner).__name__, "learner_name": self.learner_name,
             "action_names": list(self.action_names), "feature_names": list(self.features.feature_names),
             "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state), "saved_at": time.time(),
-            "propensity_floor": self.propensity_floor,
+            "propensity_floor": self.propensity_floor, "reward_per_value": self.features.reward_per_value,
         }
         digest = write_model(path, arrays, meta)
         version = f"{self.learner_name}-{learner.n_updates}-{digest[:8]}"
@@ -400,6 +404,7 @@ class DecisionEngine:
         learner, cf, risk, meta, version = cls._read(path)
         reseed = "seed" in kwargs
         kwargs.setdefault("propensity_floor", meta.get("propensity_floor"))
+        kwargs.setdefault("reward_per_value", meta.get("reward_per_value", False))  # older files: plain rewards
         engine = cls(learner=learner, cf=cf, risk=risk, **kwargs)
         engine.learner_name = meta["learner_name"]
         engine.model_version = version
@@ -416,7 +421,7 @@ class DecisionEngine:
         learner, cf, risk, meta, version = self._read(path)
         if tuple(meta["action_names"]) != self.action_names:
             raise ModelFileError(f"model file {str(path)!r} has actions {meta['action_names']}, engine has {list(self.action_names)}")
-        features = FeatureBuilder(cf=cf, risk=risk)
+        features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=meta.get("reward_per_value", False))
         if features.feature_names != tuple(learner.feature_names):
             raise ModelFileError(f"model file {str(path)!r}: learner features do not match its CF/risk models")
         with self._swap_lock:
@@ -448,7 +453,8 @@ class DecisionEngine:
         name = learner or self.learner_name
         self.log.flush()
         model = retrain_from_log(read_log(self.log.path), self.action_names, self.features.feature_names, name,
-                                 seed=self.seed, learner_options=options or None, since=since)
+                                 seed=self.seed, learner_options=options or None, since=since,
+                                 reward_divisor=self.features.reward_divisor)
         version = f"{name}-retrained-{model.n_updates}"
         self.swap_learner(model, version)
         return version

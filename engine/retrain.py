@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,12 +32,16 @@ def retrain_from_log(
     learner_options: Mapping[str, Any] | None = None,
     propensity_floor: float | None = None,
     since: float | None = None,
+    reward_divisor: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Learner:
     """A new ``learner`` trained on the logged decisions that have a reward (fallbacks skipped).
 
     ``feature_names`` must all be in the log (the engine's whitelisted features); ``since``
     keeps only decisions at or after that unix time. Named learners start from the tuned
     settings, like the engine's (``propensity_floor`` defaults to the tuned one).
+    ``reward_divisor`` maps the feature rows to what each reward is divided by (the engine passes
+    its :meth:`FeatureBuilder.reward_divisor <engine.features.FeatureBuilder.reward_divisor>`,
+    so the new learner regresses on the same target as the online one); None: plain rewards.
     """
     if isinstance(log, pd.DataFrame):
         frame = log
@@ -58,7 +62,10 @@ def retrain_from_log(
     model = make_learner(base, tuple(action_names), tuple(feature_names), seed=seed, **options)
     floor = tuned_floor if propensity_floor is None else propensity_floor
     probs = data.logged_probs if floor is None else np.maximum(data.logged_probs, floor)
+    rewards = data.rewards
+    if reward_divisor is not None and data.n:
+        rewards = rewards / np.asarray(reward_divisor(X), dtype=np.float64)
     if data.n:
-        model.update_batch(X, data.actions, probs, data.rewards)
+        model.update_batch(X, data.actions, probs, rewards)
     logger.info("retrained %s on %d logged decisions (dropped %s)", learner, data.n, data.dropped)
     return model

@@ -6,9 +6,13 @@ what the features cannot tell, ``full_information - learner`` what a bandit lear
 learnt yet (it only sees the realised reward of the action it took). One ridge regression per
 action; all actions share the design matrix, so they share one precision matrix
 ``P = ridge * I + sum x x^T`` and the coefficients are ``P^-1 sum x truth^T`` (updated per batch).
+Like the bandit learners, it regresses on the target the feature builder sets: with
+``reward_per_value`` (the default) each row's truth is divided by the builder's
+:meth:`~engine.features.FeatureBuilder.reward_divisor`, and :meth:`predict` multiplies back.
 
 >>> import numpy as np
->>> fi = FullInformationPolicy(ridge=1e-6)
+>>> from engine.features import FeatureBuilder
+>>> fi = FullInformationPolicy(FeatureBuilder(reward_per_value=False), ridge=1e-6)
 >>> X = np.random.default_rng(0).normal(size=(50, fi.n_features))
 >>> fi.fit(X, X[:, :7] * 2.0)               # truth of action a is 2 * feature a
 >>> bool(np.allclose(fi.coefficients[:, :7], 2.0 * np.eye(7), atol=1e-6))
@@ -63,12 +67,13 @@ class FullInformationPolicy(FeatureVectorPolicy):
 
     @property
     def coefficients(self) -> np.ndarray:
-        """``(n_actions, n_features)`` ridge coefficients (copy)."""
+        """``(n_actions, n_features)`` ridge coefficients (copy), in the regression's target units."""
         return self._coef.T.copy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """``(n, n_actions)`` predicted expected rewards for feature rows ``X``."""
-        return np.asarray(X, dtype=np.float64) @ self._coef
+        """``(n, n_actions)`` predicted expected rewards (USD) for feature rows ``X``."""
+        X = np.asarray(X, dtype=np.float64)
+        return (X @ self._coef) * self.features.builder.reward_divisor(X)[:, None]
 
     def fit(self, X: np.ndarray, truth: np.ndarray) -> None:
         """Add feature rows ``X`` ``(n, d)`` with the true rewards ``truth`` ``(n, n_actions)``."""
@@ -82,13 +87,14 @@ class FullInformationPolicy(FeatureVectorPolicy):
         if not np.all(np.isfinite(X)):
             raise ValueError("X has non-finite entries")
         self._precision += X.T @ X
-        self._xty += X.T @ T
+        self._xty += X.T @ (T / self.features.builder.reward_divisor(X)[:, None])
         self._coef = np.linalg.solve(self._precision, self._xty)
         self.n_updates += X.shape[0]
 
     # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return one_hot_batch(np.where(mask, self.predict(X), -np.inf).argmax(axis=1), mask.shape[1])
+        # the per-row divisor is positive, so the per-value scores rank actions as predict() does
+        return one_hot_batch(np.where(mask, X @ self._coef, -np.inf).argmax(axis=1), mask.shape[1])
 
     # ------------------------------------------------------------------ learning
     def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,

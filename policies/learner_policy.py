@@ -36,6 +36,8 @@ class LearnerPolicy(FeatureVectorPolicy):
             :class:`~engine.learners.Learner` (whose feature names must match ``features``).
         seed: seed of the learner's own randomness (VW, linear TS).
         features: the engine's feature builder (default: profile features, no CF/risk model).
+            Rewards are divided by its :meth:`~engine.features.FeatureBuilder.reward_divisor`
+            before the learner sees them, as in the engine.
         greedy: act on the learner's exploit action only (no exploration; for evaluation).
         propensity_floor: the probability reported to the learner with each outcome is raised to
             at least this (in (0, 1]; default: the true probability). Importance-weighted learners
@@ -93,11 +95,13 @@ class LearnerPolicy(FeatureVectorPolicy):
     def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
                 truth: np.ndarray | None) -> None:
         reported = float(self._reported(np.array([probability]))[0])
-        self.learner.update(self.features.one(context), action, reported, reward)
+        x = self.features.one(context)
+        self.learner.update(x, action, reported, reward / float(self.features.builder.reward_divisor(x)))
 
     def update_batch(self, contexts: Sequence[Mapping[str, Any]], actions: np.ndarray, probabilities: np.ndarray,
                      rewards: np.ndarray, truth: np.ndarray | None = None) -> None:
         """Learn from ``n`` outcomes with one call of the learner's ``update_batch``."""
-        self.learner.update_batch(self.features.many(contexts), np.asarray(actions, dtype=np.int64),
+        X = self.features.many(contexts)
+        self.learner.update_batch(X, np.asarray(actions, dtype=np.int64),
                                   self._reported(np.asarray(probabilities, dtype=np.float64)),
-                                  np.asarray(rewards, dtype=np.float64))
+                                  np.asarray(rewards, dtype=np.float64) / self.features.builder.reward_divisor(X))

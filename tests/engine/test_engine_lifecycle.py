@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from engine import DecisionEngine, ModelFileError, read_log
+from engine.learners import make_learner
+from engine.learners.tuned import tuned_settings
 
 
 def _train(eng, contexts, n=300):
@@ -132,6 +134,39 @@ def test_log_rows_carry_features_probabilities_and_version(tmp_path, sim_context
     assert log.loc[decisions[1].decision_id, "reward"] != log.loc[decisions[1].decision_id, "reward"]  # NaN: open
     raw_ids = {ctx["user_id"] for ctx in sim_contexts[:50]}
     assert not raw_ids & set(log["user_hash"])  # only salted hashes are stored
+
+
+@pytest.mark.parametrize("per_value", [True, False])
+def test_the_learner_is_taught_the_reward_per_cart_value(sim_contexts, per_value):
+    """An engine's LinUCB equals one fed the same features with reward / divisor (per_value on),
+    or the reward itself (off); the setting survives save and load."""
+    eng = DecisionEngine(seed=0, learner="linucb", reward_per_value=per_value)
+    rows = []
+    for i, ctx in enumerate(sim_contexts[:200]):
+        d = eng.decide(ctx)
+        value = 0.05 * sum(line["price"] * line["quantity"] for line in ctx["cart"]) - (i % 3)
+        eng.reward(d.decision_id, value)
+        x = eng.features.transform(ctx)
+        rows.append((x, eng.action_names.index(d.action), d.probability, value))
+    X = np.stack([r[0] for r in rows])
+    divisor = eng.features.reward_divisor(X)
+    assert (divisor != 1.0).any() == per_value
+    base, options, _ = tuned_settings("linucb")
+    twin = make_learner(base, eng.action_names, eng.features.feature_names, seed=0, **options)
+    twin.update_batch(X, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                      np.array([r[3] for r in rows]) / divisor)
+    np.testing.assert_allclose(eng.learner.coefficients, twin.coefficients, rtol=1e-9, atol=1e-12)
+
+
+def test_reward_per_value_is_saved_with_the_model(tmp_path, sim_contexts):
+    eng = DecisionEngine(seed=0, learner="linucb", reward_per_value=False)
+    _train(eng, sim_contexts, n=50)
+    eng.save(tmp_path / "plain.cw")
+    assert DecisionEngine.load(tmp_path / "plain.cw").features.reward_per_value is False
+    per_value = DecisionEngine(seed=0, learner="linucb")
+    assert per_value.features.reward_per_value is True
+    per_value.load_model(tmp_path / "plain.cw")  # a hot swap brings the model's own target along
+    assert per_value.features.reward_per_value is False
 
 
 def test_windows_close_with_the_default_reward_and_the_learner_sees_it(tmp_path, sim_contexts):

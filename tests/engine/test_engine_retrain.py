@@ -20,7 +20,8 @@ def test_retraining_linucb_from_the_log_recovers_the_online_model(tmp_path, sim_
     eng = DecisionEngine(tmp_path / "d.db", seed=0, learner="linucb")
     _serve(eng, sim_records[:800])
     eng.flush()
-    retrained = retrain_from_log(tmp_path / "d.db", eng.action_names, eng.features.feature_names, "linucb")
+    retrained = retrain_from_log(tmp_path / "d.db", eng.action_names, eng.features.feature_names, "linucb",
+                                 reward_divisor=eng.features.reward_divisor)
     assert retrained.n_updates == eng.learner.n_updates == 800
     np.testing.assert_allclose(retrained.coefficients, eng.learner.coefficients, rtol=1e-3, atol=1e-4)
     X = np.stack([eng.features.transform(i["context"]) for i in sim_records[800:900]])
@@ -55,8 +56,9 @@ def test_retraining_errors_are_clear(tmp_path, sim_records):
 def test_default_engine_beats_the_best_static_action_within_30k_carts():
     """Issue #3's bar, on the default shop, fixed seed: the default engine (tuned VW, online from
     `reward`) ends above the best single static action (ineligible -> nothing) and captures a clear
-    share of the oracle's gain over doing nothing, on the last 20% of 30,000 carts (measured: 3.01
-    vs 2.83 USD per cart, 51% of the oracle's gain; seeds 1 and 2: 50% and 51%)."""
+    share of the oracle's gain over doing nothing, on the last 20% of 30,000 carts (measured: 3.31
+    vs 2.95 USD per cart, 62% of the oracle's gain; seeds 1 and 2: 64% and 66%. Before the learner
+    regressed on profit per cart value: 3.01 vs 2.83, 51%)."""
     import gymnasium as gym
 
     import simulator
@@ -77,6 +79,6 @@ def test_default_engine_beats_the_best_static_action_within_30k_carts():
     last = slice(-carts // 5, None)
     v, n, o = np.mean(value[last]), np.mean(none[last]), np.mean(oracle[last])
     best_static = np.array(static[last]).mean(axis=0).max()
-    assert v > best_static + 0.08
-    assert (v - n) / (o - n) > 0.45
+    assert v > best_static + 0.2
+    assert (v - n) / (o - n) > 0.55
     assert eng.health()["fallbacks"] == 0

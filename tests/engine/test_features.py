@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 
 from engine.cf import CF_FEATURES, CFModel, interactions_from_contexts
 from engine.context import validate_context
-from engine.features import BIAS_FEATURE, PROFILE_SCALING, RISK_FEATURE, FeatureBuilder
+from engine.features import (BIAS_FEATURE, MIN_REWARD_DIVISOR, PROFILE_SCALING, REWARD_REFERENCE_VALUE, RISK_FEATURE,
+                             FeatureBuilder)
 from engine.profile import PROFILE_FEATURES, profile_matrix, profile_values
 from engine.risk import RiskModel
 
@@ -119,3 +120,30 @@ def test_random_valid_contexts_give_finite_vectors(ctx):
     assert x.shape == (FULL.n_features,)
     assert np.all(np.isfinite(x))
     np.testing.assert_array_equal(FULL.transform(ctx), x)
+
+
+def _cart_value(ctx):
+    return sum(line["price"] * line["quantity"] for line in ctx["cart"])
+
+
+def test_reward_divisor_is_the_cart_value_over_the_reference():
+    X = FULL.transform_many(CONTEXTS)
+    expected = np.maximum(np.array([_cart_value(c) for c in CONTEXTS]) / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
+    np.testing.assert_allclose(FULL.reward_divisor(X), expected, rtol=1e-9)
+    # one row (the engine's reward path) agrees with the batch path
+    assert [float(FULL.reward_divisor(x)) for x in X[:20]] == pytest.approx(expected[:20].tolist(), rel=1e-12)
+    tiny = FeatureBuilder().transform({"user_id": "u1", "timestamp": 0.0,
+                                       "cart": [{"item_id": "i1", "price": 2.0, "quantity": 1}]})
+    assert float(FeatureBuilder().reward_divisor(tiny)) == MIN_REWARD_DIVISOR
+    plain = FeatureBuilder(cf=CF, risk=RISK, reward_per_value=False)
+    np.testing.assert_array_equal(plain.reward_divisor(X), 1.0)
+    assert float(plain.reward_divisor(X[0])) == 1.0
+
+
+def test_reward_divisor_refuses_bad_shapes_and_flags():
+    with pytest.raises(ValueError, match=r"X has shape \(3,\)"):
+        FULL.reward_divisor(np.zeros(3))
+    with pytest.raises(ValueError, match="X has shape"):
+        FULL.reward_divisor(np.zeros((2, 2, FULL.n_features)))
+    with pytest.raises(ValueError, match="reward_per_value == 'yes'"):
+        FeatureBuilder(reward_per_value="yes")

@@ -81,8 +81,12 @@ def test_full_information_coefficients_equal_the_closed_form_ridge_solution():
         rows = slice(start, start + 80)
         policy.update_batch(contexts[rows], np.zeros(80, dtype=int), np.ones(80), np.zeros(80), truth[rows])
     X = FeatureBuilder().transform_many(contexts)
-    expected = np.linalg.solve(X.T @ X + 3.0 * np.eye(X.shape[1]), X.T @ truth)  # independent batch solve
+    # per-value target: truth over cart value / 74 USD, from the carts themselves
+    value = np.array([sum(line["price"] * line["quantity"] for line in c["cart"]) for c in contexts])
+    divisor = np.maximum(value / 74.0, 0.1)
+    expected = np.linalg.solve(X.T @ X + 3.0 * np.eye(X.shape[1]), X.T @ (truth / divisor[:, None]))  # batch solve
     np.testing.assert_allclose(policy.coefficients, expected.T, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(policy.predict(X), (X @ expected) * divisor[:, None], rtol=1e-6, atol=1e-9)
     p = policy.probabilities_batch(contexts, mask)
     np.testing.assert_array_equal(p.argmax(axis=1), np.where(mask, X @ expected, -np.inf).argmax(axis=1))
     assert policy.n_updates == 240
@@ -115,21 +119,38 @@ def test_learner_policy_transforms_each_batch_once_and_routes_to_the_learner():
     assert policy.learner.n_updates == 100
     # the same rounds fed straight to an engine learner give the same model
     twin = make_learner("linucb", policy.action_names, builder.feature_names)
-    twin.update_batch(original(contexts), a, p[np.arange(100), a], truth[np.arange(100), a])
+    X = original(contexts)
+    twin.update_batch(X, a, p[np.arange(100), a], truth[np.arange(100), a] / builder.reward_divisor(X))
     np.testing.assert_allclose(policy.learner.coefficients, twin.coefficients)
 
 
-def test_learner_policy_learns_the_best_action_of_a_simple_problem():
-    contexts, mask, _ = _carts(300, seed=1)
-    mask = np.ones_like(mask)
-    policy = make_policy("linucb", seed=0)
+def _learn_linucb(contexts, reward_of, per_value):
+    mask = np.ones((len(contexts), 7), dtype=bool)
+    policy = make_policy("linucb", seed=0, features=FeatureBuilder(reward_per_value=per_value))
     rng = np.random.default_rng(0)
     for _ in range(5):
         p = policy.probabilities_batch(contexts, mask)
         a = np.array([rng.choice(7, p=row) for row in p])
-        policy.update_batch(contexts, a, p[np.arange(len(a)), a], np.where(a == 5, 10.0, 0.0) + rng.normal(0, 1, len(a)))
-    p = policy.probabilities_batch(contexts, mask)
-    assert (p.argmax(axis=1) == 5).mean() > 0.95
+        policy.update_batch(contexts, a, p[np.arange(len(a)), a], reward_of(a) + rng.normal(0, 1, len(a)))
+    return (policy.probabilities_batch(contexts, mask).argmax(axis=1) == 5).mean()
+
+
+def test_learner_policy_learns_the_best_action_of_a_simple_problem():
+    """Action 5 earns 10 USD, the others nothing (noise of 1 USD); learnt on the profit itself."""
+    contexts, _, _ = _carts(300, seed=1)
+    assert _learn_linucb(contexts, lambda a: np.where(a == 5, 10.0, 0.0), per_value=False) > 0.95
+
+
+def test_per_value_target_learns_a_reward_proportional_to_the_cart_value():
+    """Action 5 earns 10% of the cart's value, the others nothing: profit per value is a constant
+    per action, which the per-value target fits exactly; a linear fit of the profit itself
+    mis-ranks many carts (a straight line through 0.1 * exp(cart_value_log) goes negative)."""
+    contexts, _, _ = _carts(300, seed=1)
+    value = np.array([sum(line["price"] * line["quantity"] for line in c["cart"]) for c in contexts])
+    reward = lambda a: np.where(a == 5, 0.1 * value, 0.0)  # noqa: E731
+    per_value = _learn_linucb(contexts, reward, per_value=True)
+    plain = _learn_linucb(contexts, reward, per_value=False)
+    assert per_value > 0.95 and plain < 0.85, (per_value, plain)
 
 
 def test_learner_policy_options():
