@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import copy
 
+import context_factory as factory
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from engine.cf import CF_FEATURES, CFModel, interactions_from_contexts
 from engine.context import validate_context
-from engine.features import (BIAS_FEATURE, MIN_REWARD_DIVISOR, PROFILE_SCALING, REWARD_REFERENCE_VALUE, RISK_FEATURE,
-                             FeatureBuilder)
+from engine.features import (
+    BIAS_FEATURE,
+    MIN_REWARD_DIVISOR,
+    PROFILE_SCALING,
+    REWARD_REFERENCE_VALUE,
+    RISK_FEATURE,
+    FeatureBuilder,
+)
 from engine.profile import PROFILE_FEATURES, profile_matrix, profile_values
 from engine.risk import RiskModel
 
-
-
-
-import context_factory as factory
 WORLD = factory.make_world(seed=2, n_users=400, n_items=150)
 CONTEXTS = factory.make_contexts(WORLD, seed=8)
 CF = CFModel(seed=0).fit(interactions_from_contexts(CONTEXTS))
