@@ -328,10 +328,9 @@ class DecisionEngine:
     def _learn(self, entry: tuple, value: float) -> None:
         self._bump("rewards_learned")
         x, a, p, _, learner = entry
-        features = self.features
         if self.online_learning and learner is self._learner:
             floor = self.propensity_floor
-            learner.update(x, a, p if floor is None else max(p, floor), value / float(features.reward_divisor(x)))
+            learner.update(x, a, p if floor is None else max(p, floor), value / float(self.features.reward_divisor(x)))
 
     def _remember_settled(self, decision_id: str) -> None:
         self._settled[decision_id] = None

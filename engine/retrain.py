@@ -62,10 +62,8 @@ def retrain_from_log(
     model = make_learner(base, tuple(action_names), tuple(feature_names), seed=seed, **options)
     floor = tuned_floor if propensity_floor is None else propensity_floor
     probs = data.logged_probs if floor is None else np.maximum(data.logged_probs, floor)
-    rewards = data.rewards
-    if reward_divisor is not None and data.n:
-        rewards = rewards / np.asarray(reward_divisor(X), dtype=np.float64)
     if data.n:
+        rewards = data.rewards if reward_divisor is None else data.rewards / np.asarray(reward_divisor(X), dtype=np.float64)
         model.update_batch(X, data.actions, probs, rewards)
     logger.info("retrained %s on %d logged decisions (dropped %s)", learner, data.n, data.dropped)
     return model

@@ -10,6 +10,7 @@ from engine.features import FeatureBuilder
 from engine.learners import make_learner
 from policies import (FullInformationPolicy, LearnerPolicy, OraclePolicy, RulePolicy, StaticPolicy,
                       UniformPolicy, make_policy)
+from policies.rule import cart_value
 from simulator import CartRecoveryVectorEnv, oracle_action
 
 ALL = np.ones(7, dtype=bool)
@@ -63,7 +64,7 @@ def test_rule_from_logged_features_matches_rule_from_contexts():
     from_contexts = rule.probabilities_batch(contexts, mask)
     from_features = rule.feature_probabilities(X, builder.feature_names, mask)
     np.testing.assert_array_equal(from_features, from_contexts)
-    values = np.array([sum(l["price"] * l["quantity"] for l in c["cart"]) for c in contexts])
+    values = np.array([cart_value(c) for c in contexts])
     assert (values >= 60).any() and (values < 60).any()  # both branches exercised
 
 
@@ -82,7 +83,7 @@ def test_full_information_coefficients_equal_the_closed_form_ridge_solution():
         policy.update_batch(contexts[rows], np.zeros(80, dtype=int), np.ones(80), np.zeros(80), truth[rows])
     X = FeatureBuilder().transform_many(contexts)
     # per-value target: truth over cart value / 74 USD, from the carts themselves
-    value = np.array([sum(line["price"] * line["quantity"] for line in c["cart"]) for c in contexts])
+    value = np.array([cart_value(c) for c in contexts])
     divisor = np.maximum(value / 74.0, 0.1)
     expected = np.linalg.solve(X.T @ X + 3.0 * np.eye(X.shape[1]), X.T @ (truth / divisor[:, None]))  # batch solve
     np.testing.assert_allclose(policy.coefficients, expected.T, rtol=1e-8, atol=1e-10)
@@ -146,7 +147,7 @@ def test_per_value_target_learns_a_reward_proportional_to_the_cart_value():
     per action, which the per-value target fits exactly; a linear fit of the profit itself
     mis-ranks many carts (a straight line through 0.1 * exp(cart_value_log) goes negative)."""
     contexts, _, _ = _carts(300, seed=1)
-    value = np.array([sum(line["price"] * line["quantity"] for line in c["cart"]) for c in contexts])
+    value = np.array([cart_value(c) for c in contexts])
     reward = lambda a: np.where(a == 5, 0.1 * value, 0.0)  # noqa: E731
     per_value = _learn_linucb(contexts, reward, per_value=True)
     plain = _learn_linucb(contexts, reward, per_value=False)
