@@ -9,9 +9,12 @@ lock serialises every call.
 
 Speed: ``Workspace.predict``/``learn`` wrap each parsed line in a Python ``Example`` object, which
 costs about three times VW's own parse and predict of a 7-action example. When the bindings
-underneath (``pylibvw``) have the calls needed, the learner parses the example text in C++ and
-calls VW's multi-line predict/learn on the native examples directly; otherwise it uses the public
-methods. Both paths give identical predictions and updates (tested).
+underneath (``pylibvw``) have the calls needed, the learner calls VW's multi-line predict/learn
+on native examples directly: updates parse their text in C++, and predictions skip text
+altogether by refilling examples kept for the workspace's life
+(:class:`~engine.learners.vw_examples.PredictionExamples`). Otherwise it uses the public methods.
+Both paths give the same predictions (to float32 rounding of the text) and identical updates
+(tested).
 
 Whitening (``whiten_after > 0``): SGD learns slowly along directions in which context features are
 correlated. The learner then keeps its first ``whiten_after`` updates, fits a
@@ -41,6 +44,7 @@ except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
 
 from ._checks import check_choice, check_int, check_real, check_seed
 from .base import Learner
+from .vw_examples import PredictionExamples
 from .whitening import Whitening
 
 __all__ = ["EXPLORATIONS", "VWLearner", "default_action_features"]
@@ -183,6 +187,7 @@ class VWLearner(Learner):
         self._action_lines = self._make_action_lines()
         self._ws = vowpalwabbit.Workspace(arg_list=self._vw_args())
         self._native = _native_calls(self._ws)
+        self._examples = self._prediction_examples(self._ws)
         # finish the workspace when the learner is collected or at interpreter exit (VW's own
         # __del__ fails noisily during interpreter shutdown)
         self._finalizer = weakref.finalize(self, self._ws.finish)
@@ -194,7 +199,8 @@ class VWLearner(Learner):
 
     @property
     def vw_examples(self) -> float:
-        """Examples VW has processed (predictions included) since construction or loading."""
+        """Examples in VW's statistics since construction or loading: every update, and every
+        prediction made through text (predictions through kept examples are not counted)."""
         with self._lock:
             return float(self._ws.get_weighted_examples())
 
@@ -226,7 +232,7 @@ class VWLearner(Learner):
             raise ValueError(
                 f"feature_names == {self.feature_names!r} collide once made VW-safe: {names}"
             )
-        return "shared |U " + " ".join(f"{n}:%.7g" for n in names)
+        return "shared |U " + " ".join(f"{n}:%.9g" for n in names)
 
     def _make_action_lines(self) -> list[str]:
         ids = [_vw_name(n) for n in self.action_names]
@@ -267,6 +273,10 @@ class VWLearner(Learner):
         }[self.exploration]  # fmt: skip
         return args + shlex.split(self.extra_args)
 
+    def _prediction_examples(self, ws: vowpalwabbit.Workspace) -> PredictionExamples | None:
+        tokens = [_vw_name(n) for n in self.feature_names]
+        return PredictionExamples.build(ws, tokens, self._action_lines, self._shared_template)
+
     # ------------------------------------------------------------------ example strings
     def _shared(self, x: np.ndarray) -> str:
         if self._whitening is not None:
@@ -280,25 +290,30 @@ class VWLearner(Learner):
 
     # ------------------------------------------------------------------ hooks
     def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> list[float]:
-        return self._predict(self._shared(x), eligible.tolist())
+        if self._whitening is not None:
+            x = self._whitening.transform(x)
+        return self._predict(_vw_values(x).tolist(), eligible.tolist())
 
-    def _predict(self, shared: str, eligible: list[bool]) -> list[float]:
-        """VW's pmf over the eligible actions, spread back to all actions (0 elsewhere)."""
-        action_lines = self._action_lines
-        lines = [shared]
-        lines += [line for line, ok in zip(action_lines, eligible) if ok]
-        pmf = self._vw_predict(lines)
-        if len(pmf) != len(lines) - 1:
-            raise RuntimeError(f"VW returned {len(pmf)} probabilities for {len(lines) - 1} actions")
-        values = iter(pmf)
-        return [next(values) if ok else 0.0 for ok in eligible]
+    def _predict(self, values: list[float], eligible: list[bool]) -> list[float]:
+        """VW's pmf over the eligible actions for shared feature ``values`` (whitened if the
+        learner whitens, float32), spread back to all actions (0 elsewhere)."""
+        if self._native and self._examples is not None:
+            pmf = self._examples.predict(values, eligible)
+        else:
+            lines = [self._shared_template % tuple(values)]
+            lines += [line for line, ok in zip(self._action_lines, eligible) if ok]
+            pmf = self._vw_predict(lines)
+        n_eligible = sum(eligible)
+        if len(pmf) != n_eligible:
+            raise RuntimeError(f"VW returned {len(pmf)} probabilities for {n_eligible} actions")
+        scores = iter(pmf)
+        return [next(scores) if ok else 0.0 for ok in eligible]
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        template = self._shared_template
         if self._whitening is not None:
             X = self._whitening.transform(X)
         rows = zip(_vw_values(X).tolist(), eligible.tolist())
-        return np.array([self._predict(template % tuple(x), mask) for x, mask in rows])
+        return np.array([self._predict(x, mask) for x, mask in rows])
 
     def _vw_predict(self, lines: list[str]) -> list[float]:
         if not self._native:
@@ -340,6 +355,7 @@ class VWLearner(Learner):
         self._finalizer()  # finishes the workspace being replaced
         self._ws = ws
         self._native = _native_calls(ws)
+        self._examples = self._prediction_examples(ws)
         self._finalizer = weakref.finalize(self, ws.finish)
 
     def _update_batch(
