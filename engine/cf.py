@@ -269,9 +269,11 @@ class CFModel:
         self._pop_scaled = pop_scaled
         self._pop_list = pop_scaled.tolist()
         self._base_scores = _TIE_BREAK * pop_scaled
-        # neighbour lists as one (2, nnz) array (columns; similarities) sliced by Python ints
-        self._nbr_ptr = neighbors.indptr.tolist()
-        self._nbr_stack = np.vstack([neighbors.indices.astype(np.float64), neighbors.data])
+        self._neg_base_scores = -self._base_scores
+        self._item_id_list = self.item_ids_.tolist()
+        # each item's neighbour list as (columns, similarities) views, ready to concatenate
+        nbr_idx, nbr_val, bounds = neighbors.indices.astype(np.intp), neighbors.data, neighbors.indptr.tolist()
+        self._nbr_rows = [(nbr_idx[a:b], nbr_val[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         self._n_items = self.item_ids_.size
@@ -338,17 +340,19 @@ class CFModel:
             affinity = 0.0
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
 
-    def _seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
-        """Scores of all items given seed item indices (ties and cold seeds: popularity)."""
-        scores = self._base_scores
+    def _neg_seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
+        """Minus the scores of all items given seed item indices, as a fresh array (ties and
+        cold seeds: popularity). Negated so that the ranking is an ascending one."""
+        neg_base = self._neg_base_scores
         if method == "popularity" or not seeds:
-            return scores.copy()
+            return neg_base.copy()
         if method == "item":
-            ptr, stack = self._nbr_ptr, self._nbr_stack
-            pairs = np.concatenate([stack[:, ptr[s] : ptr[s + 1]] for s in seeds], axis=1)
-            return scores + np.bincount(pairs[0].astype(np.intp), weights=pairs[1], minlength=scores.size)
+            rows = self._nbr_rows
+            columns = np.concatenate([rows[s][0] for s in seeds])
+            similarities = np.concatenate([rows[s][1] for s in seeds])
+            return neg_base - np.bincount(columns, weights=similarities, minlength=neg_base.size)
         user = self.projection_[list(seeds)].sum(axis=0)
-        return scores + self.item_factors_ @ user
+        return neg_base - self.item_factors_ @ user
 
     def recommend(self, ctx: Mapping[str, Any], k: int = 5) -> list[str]:
         """Up to ``k`` item ids not in the cart, best CF score first.
@@ -357,22 +361,25 @@ class CFModel:
         by popularity. Never raises for cold users or unknown items.
         """
         self._require_fitted()
-        k = _check_positive_int("k", k)
+        return self._recommend(ctx, _check_positive_int("k", k))
+
+    def _recommend(self, ctx: Mapping[str, Any], k: int) -> list[str]:
+        """:meth:`recommend` for a fitted model and a valid ``k`` (the engine's path)."""
         get = self._index.get
         in_cart = {j for j in (get(line["item_id"]) for line in ctx["cart"]) if j is not None}
-        seeds = self._history_index(ctx)
-        seeds.update(in_cart)
-        scores = self._seed_scores(sorted(seeds), self.recommend_method)
-        for j in in_cart:
-            scores[j] = -np.inf
-        take = min(k, scores.size - len(in_cart))  # scores are finite but for the cart's items
-        if take == 0:
+        take = min(k, self._n_items - len(in_cart))
+        if take <= 0:
             return []
-        neg = -scores
+        seeds = self._history_index(ctx)
+        seeds |= in_cart
+        neg = self._neg_seed_scores(sorted(seeds), self.recommend_method)
+        if in_cart:
+            neg[list(in_cart)] = np.inf  # finite elsewhere, so never among the first ``take``
         cutoff = np.partition(neg, take - 1)[take - 1]
         top = np.flatnonzero(neg <= cutoff)  # ties at the cutoff kept, then broken by index
-        top = top[np.lexsort((top, neg[top]))][:take]
-        return self.item_ids_[top].tolist()
+        ranked = sorted(zip(neg[top].tolist(), top.tolist()))[:take]
+        ids = self._item_id_list
+        return [ids[j] for _, j in ranked]
 
     def score_matrix(self, seed_matrix: sp.csr_matrix, method: str = "item") -> np.ndarray:
         """Dense scores ``(n_rows, n_items)`` for rows of a seed indicator matrix (evaluation)."""

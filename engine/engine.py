@@ -32,7 +32,7 @@ from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
-from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id
+from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
@@ -128,6 +128,7 @@ class DecisionEngine:
         self.recommend_k = recommend_k
         self.max_pending = max_pending
         self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
+        self._hash_user = user_hasher(self._salt)
         if self._salt == DEV_SALT:
             logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
         self.features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
@@ -185,14 +186,13 @@ class DecisionEngine:
             return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
 
     def _decide(self, ctx: Mapping[str, Any]) -> Decision:
-        user_hash = hash_user_id(ctx["user_id"], self._salt)
-        eligible = self.guardrails.eligible(ctx, user_hash)
+        user_hash = self._hash_user(ctx["user_id"])
+        mask = self.guardrails.eligible(ctx, user_hash)
         x = self.features.transform(ctx)
         learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
         version = self.model_version
-        # 7-entry vectors: plain Python lists are faster than numpy from here on
-        mask = eligible.tolist()
-        probs = self.guardrails.apply_floor(learner.probabilities(x, eligible, check_input=False).tolist(), mask)
+        # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
+        probs = self.guardrails.apply_floor(learner.decision_probabilities(x, mask), mask)
         with self._rng_lock:
             u = self._rng.random()
         a = sample_index(probs, mask, u)

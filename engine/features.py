@@ -157,8 +157,7 @@ class FeatureBuilder:
 
     def transform(self, ctx: Mapping[str, Any]) -> np.ndarray:
         """Feature vector of one validated context, shape ``(n_features,)``, float64, finite."""
-        out = np.array(self._values(ctx), dtype=np.float64)
-        out -= self._centre
+        out = np.subtract(self._values(ctx), self._centre)
         out *= self._inv_scale
         return out
 

@@ -8,7 +8,7 @@ pandas, so they load on first use): :func:`read_log`, :func:`to_parquet`,
 from importlib import import_module
 from typing import Any
 
-from .hashing import hash_user_id
+from .hashing import hash_user_id, user_hasher
 from .log import DecisionLog
 from .records import OUTCOME_SOURCES, DecisionRecord, OutcomeReceipt, OutcomeRecord, OutcomeStatus
 
@@ -22,6 +22,7 @@ __all__ = [
     "OutcomeStatus",
     "OUTCOME_SOURCES",
     "hash_user_id",
+    "user_hasher",
     *_READERS,
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 #: Length in hex characters of :func:`hash_user_id` digests.
 USER_HASH_HEX_CHARS = 32
@@ -44,3 +45,20 @@ def hash_user_id(user_id: str, salt: str | bytes) -> str:
         user_id.encode("utf-8"), key=salt_bytes(salt), digest_size=USER_HASH_HEX_CHARS // 2
     )
     return digest.hexdigest()
+
+
+def user_hasher(salt: str | bytes) -> Callable[[str], str]:
+    """:func:`hash_user_id` with the salt checked once, for a caller that hashes many ids it
+    has validated (non-empty str) itself: the engine's ``decide``.
+
+    >>> user_hasher("s3cret")("u000042") == hash_user_id("u000042", "s3cret")
+    True
+    """
+    key = salt_bytes(salt)
+    size = USER_HASH_HEX_CHARS // 2
+    blake2b = hashlib.blake2b
+
+    def hash_user(user_id: str) -> str:
+        return blake2b(user_id.encode("utf-8"), key=key, digest_size=size).hexdigest()
+
+    return hash_user

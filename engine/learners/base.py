@@ -105,6 +105,18 @@ class Learner(ABC):
             raw = self._probabilities(x, mask)
         return _finalise(raw, mask)
 
+    def decision_probabilities(self, x: np.ndarray, eligible: list[bool]) -> list[float]:
+        """The engine's per-decision path: :meth:`probabilities` with ``check_input=False``,
+        on and to plain lists (one decision's 7 entries are faster in Python than in numpy).
+
+        ``x`` must be a finite float64 ``(n_features,)`` array and ``eligible`` a list of
+        ``n_actions`` bools with a True entry. The learner's output is checked as in
+        :meth:`probabilities`.
+        """
+        with self._lock:
+            raw = self._probabilities_list(x, eligible)
+        return _finalise_list(raw, eligible)
+
     def probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         """Return ``(n, n_actions)`` distributions for the rows of ``X`` (``(n, d)``)."""
         X = self._check_X(X)
@@ -239,6 +251,10 @@ class Learner(ABC):
     def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> np.ndarray | list[float]:
         """Unnormalised non-negative ``(n_actions,)`` weights; ineligible entries are ignored."""
 
+    def _probabilities_list(self, x: np.ndarray, eligible: list[bool]) -> np.ndarray | list[float]:
+        """:meth:`_probabilities` for an eligibility list (override when lists are cheaper)."""
+        return self._probabilities(x, np.array(eligible, dtype=bool))
+
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         return np.stack([self._probabilities(x, m) for x, m in zip(X, eligible)])
 
@@ -338,14 +354,8 @@ def _as_mask(name: str, value: np.ndarray) -> np.ndarray:
 
 def _finalise(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Zero the ineligible entries and renormalise each row to sum to 1 (float64)."""
-    if mask.ndim == 1 and len(raw) == len(mask):  # the per-decision path: plain Python is faster
-        values = raw.tolist() if isinstance(raw, np.ndarray) else list(raw)
-        values = [float(v) if ok else 0.0 for v, ok in zip(values, mask.tolist())]
-        total = sum(values)
-        # nan/inf entries make the total non-finite; negative entries show in the minimum
-        if not 0.0 < total < math.inf or min(values) < 0.0:
-            raise RuntimeError(f"learner produced invalid probabilities {values!r}")
-        return np.array([v / total for v in values])
+    if mask.ndim == 1 and len(raw) == len(mask):  # one decision: plain Python is faster
+        return np.array(_finalise_list(raw, mask.tolist()))
     probs = np.where(mask, np.asarray(raw, dtype=np.float64), 0.0)
     if probs.shape != mask.shape:
         raise RuntimeError(f"learner produced probabilities of shape {probs.shape}")
@@ -354,3 +364,16 @@ def _finalise(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if probs.size and not (np.isfinite(total).all() and (total > 0).all() and probs.min() >= 0):
         raise RuntimeError(f"learner produced invalid probabilities {probs!r}")
     return probs / total
+
+
+def _finalise_list(raw: np.ndarray | list[float], mask: list[bool]) -> list[float]:
+    """:func:`_finalise` for one decision, on plain lists."""
+    values = raw.tolist() if isinstance(raw, np.ndarray) else raw
+    if len(values) != len(mask):
+        raise RuntimeError(f"learner produced {len(values)} probabilities for {len(mask)} actions")
+    values = [float(v) if ok else 0.0 for v, ok in zip(values, mask)]
+    total = sum(values)
+    # nan/inf entries make the total non-finite; negative entries show in the minimum
+    if not 0.0 < total < math.inf or min(values) < 0.0:
+        raise RuntimeError(f"learner produced invalid probabilities {values!r}")
+    return [v / total for v in values]

@@ -290,17 +290,20 @@ class VWLearner(Learner):
 
     # ------------------------------------------------------------------ hooks
     def _probabilities(self, x: np.ndarray, eligible: np.ndarray) -> list[float]:
+        return self._probabilities_list(x, eligible.tolist())
+
+    def _probabilities_list(self, x: np.ndarray, eligible: list[bool]) -> list[float]:
         if self._whitening is not None:
             x = self._whitening.transform(x)
-        return self._predict(_vw_values(x).tolist(), eligible.tolist())
+        return self._predict(x.tolist(), eligible)
 
     def _predict(self, values: list[float], eligible: list[bool]) -> list[float]:
         """VW's pmf over the eligible actions for shared feature ``values`` (whitened if the
-        learner whitens, float32), spread back to all actions (0 elsewhere)."""
+        learner whitens; VW stores them as float32), spread back to all actions (0 elsewhere)."""
         if self._native and self._examples is not None:
             pmf = self._examples.predict(values, eligible)
         else:
-            lines = [self._shared_template % tuple(values)]
+            lines = [self._shared_template % tuple(_vw_values(np.asarray(values)).tolist())]
             lines += [line for line, ok in zip(self._action_lines, eligible) if ok]
             pmf = self._vw_predict(lines)
         n_eligible = sum(eligible)
@@ -312,7 +315,7 @@ class VWLearner(Learner):
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         if self._whitening is not None:
             X = self._whitening.transform(X)
-        rows = zip(_vw_values(X).tolist(), eligible.tolist())
+        rows = zip(X.tolist(), eligible.tolist())
         return np.array([self._predict(x, mask) for x, mask in rows])
 
     def _vw_predict(self, lines: list[str]) -> list[float]:

@@ -58,6 +58,7 @@ class PredictionExamples:
         self._hashes = [ws.hash_feature(token, self._ns_hash) for token in feature_tokens]
         self._shared = pylibvw.example(ws, label, f"shared |{_SHARED_NAMESPACE}")
         self._actions = [pylibvw.example(ws, label, line) for line in action_lines]
+        self._lists: dict[tuple[bool, ...], list[pylibvw.example]] = {}  # by eligibility
 
     @classmethod
     def build(cls, ws: vowpalwabbit.Workspace, feature_tokens: Sequence[str],
@@ -99,8 +100,11 @@ class PredictionExamples:
     def predict(self, values: Sequence[float], eligible: Sequence[bool]) -> list[float]:
         """VW's scores (its pmf under ``cb_explore_adf``) over the eligible actions, in order."""
         self._fill(values)
-        examples = [self._shared]
-        examples += [example for example, ok in zip(self._actions, eligible) if ok]
+        key = tuple(eligible)
+        examples = self._lists.get(key)
+        if examples is None:  # at most 2 ** n_actions lists
+            examples = [self._shared, *(e for e, ok in zip(self._actions, eligible) if ok)]
+            self._lists[key] = examples
         pylibvw.vw.predict_multi(self._ws, examples)
         return self._shared.get_action_scores()
 

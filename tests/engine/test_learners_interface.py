@@ -111,6 +111,24 @@ def test_batch_paths_equal_row_by_row_paths(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_decision_path_on_lists_equals_the_checked_path(name):
+    """The engine's ``decision_probabilities`` (plain lists, no input checks) gives what
+    ``probabilities`` gives; its output is still checked."""
+    checked, fast = _trained(name, seed=4), _trained(name, seed=4)
+    Xt, masks = _rounds(5, 40)[0], _masks(5, 40)
+    for x, mask in zip(Xt, masks):
+        got = fast.decision_probabilities(x, mask.tolist())
+        assert isinstance(got, list) and len(got) == N_A
+        np.testing.assert_array_equal(np.array(got), checked.probabilities(x, mask))
+    fast._probabilities_list = lambda x, eligible: [float("nan")] * len(eligible)
+    with pytest.raises(RuntimeError, match="invalid probabilities"):
+        fast.decision_probabilities(Xt[0], [True] * N_A)
+    fast._probabilities_list = lambda x, eligible: [1.0] * (len(eligible) - 1)
+    with pytest.raises(RuntimeError, match="6 probabilities for 7 actions"):
+        fast.decision_probabilities(Xt[0], [True] * N_A)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_outputs(name):
     a, b = _trained(name, seed=11), _trained(name, seed=11)
     Xt, masks = _rounds(4, 20)[0], _masks(4, 20)
