@@ -59,7 +59,7 @@ CF_FEATURES: tuple[str, ...] = (
 
 _FACTORIZATIONS = ("als", "svd")
 _METHODS = ("item", "mf", "popularity")
-_sum_rows = np.add.reduce
+_segment_sums = np.add.reduceat
 _dot = np.dot
 _TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
 
@@ -327,17 +327,12 @@ class CFModel:
                 row_get = nbr[c].get
                 best.append(max([row_get(h, 0.0) for h in hist]))
         n_known = len(known)
-        # One take from [unit item factors; fold-in projections], one reduce, one mat-vec:
-        # dots[:n_known] are <y_c / |y_c|, u> and sum(dots[n_known:]) is <u, u>.
+        # One take from [unit item factors; fold-in projections], one segmented sum, one
+        # mat-vec: sums = [sum of y_c / |y_c|; u], so dots = [<sum, u>, <u, u>].
         offset = self._n_items
-        rows = self._rows.take(known + [h + offset for h in hist], 0)
-        user = _sum_rows(rows[n_known:])
-        dots = _dot(rows, user).tolist()
-        norm2 = sum(dots[n_known:])
-        if norm2 > 1e-300:
-            affinity = sum(dots[:n_known]) / (n_known * math.sqrt(norm2))
-        else:
-            affinity = 0.0
+        sums = _segment_sums(self._rows.take(known + [h + offset for h in hist], 0), [0, n_known])
+        cart_dot_user, norm2 = _dot(sums, sums[1]).tolist()
+        affinity = cart_dot_user / (n_known * math.sqrt(norm2)) if norm2 > 1e-300 else 0.0
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
 
     def _neg_seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
