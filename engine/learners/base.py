@@ -352,7 +352,7 @@ def _as_mask(name: str, value: np.ndarray) -> np.ndarray:
     return arr.astype(bool)
 
 
-def _finalise(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _finalise(raw: np.ndarray | list[float], mask: np.ndarray) -> np.ndarray:
     """Zero the ineligible entries and renormalise each row to sum to 1 (float64)."""
     if mask.ndim == 1 and len(raw) == len(mask):  # one decision: plain Python is faster
         return np.array(_finalise_list(raw, mask.tolist()))
