@@ -87,31 +87,24 @@ class Learner(ABC):
         return self._n_updates
 
     # ------------------------------------------------------------------ public API
-    def probabilities(self, x: np.ndarray, eligible: np.ndarray, *, check_input: bool = True) -> np.ndarray:
+    def probabilities(self, x: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         """Return the ``(n_actions,)`` float64 action distribution for context ``x``.
 
-        Ineligible actions get exactly 0 and the entries sum to 1. ``check_input=False`` skips
-        the checks of ``x`` and ``eligible`` for a caller that built them itself (the engine's
-        ``decide``): ``x`` must then be a finite float64 ``(n_features,)`` array and
-        ``eligible`` a bool ``(n_actions,)`` array with a True entry. The learner's output is
-        checked either way.
+        Ineligible actions get exactly 0 and the entries sum to 1.
         """
-        if check_input:
-            x = self._check_x(x)
-            mask = self._check_eligible(eligible)
-        else:
-            mask = eligible
+        x = self._check_x(x)
+        mask = self._check_eligible(eligible)
         with self._lock:
             raw = self._probabilities(x, mask)
         return _finalise(raw, mask)
 
     def decision_probabilities(self, x: np.ndarray, eligible: list[bool]) -> list[float]:
-        """The engine's per-decision path: :meth:`probabilities` with ``check_input=False``,
-        on and to plain lists (one decision's 7 entries are faster in Python than in numpy).
+        """The engine's per-decision path: :meth:`probabilities` without the input checks, on
+        and to plain lists (one decision's 7 entries are faster in Python than in numpy).
 
-        ``x`` must be a finite float64 ``(n_features,)`` array and ``eligible`` a list of
-        ``n_actions`` bools with a True entry. The learner's output is checked as in
-        :meth:`probabilities`.
+        For a caller that built its inputs itself: ``x`` must be a finite float64
+        ``(n_features,)`` array and ``eligible`` a list of ``n_actions`` bools with a True
+        entry. The learner's output is checked as in :meth:`probabilities`.
         """
         with self._lock:
             raw = self._probabilities_list(x, eligible)

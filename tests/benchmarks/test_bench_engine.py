@@ -146,8 +146,8 @@ def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
     ``Workspace.predict`` wrapper (same model, same answers; see test_learners_vw.py)."""
     eng = _warmed_engine(cf_model)
     learner = eng._learner
-    rows = [(eng.features.transform(ctx), np.ones(len(eng.action_names), dtype=bool)) for ctx in contexts[:200]]
-    predict = lambda row: learner.probabilities(row[0], row[1], check_input=False)  # noqa: E731
+    rows = [(eng.features.transform(ctx), [True] * len(eng.action_names)) for ctx in contexts[:200]]
+    predict = lambda row: learner.decision_probabilities(row[0], row[1])  # noqa: E731
     benchmark(predict, rows[0])
     if not benchmark.disabled:
         native = _latencies(predict, rows, TIMED)

@@ -197,13 +197,13 @@ def test_unchecked_inputs_give_the_checked_answer_and_outputs_are_still_checked(
     _learn_constant_means(learner, 100, seed=4)
     x, mask = np.array([0.5, -1.0, 2.0]), np.array([1, 0, 1, 1, 0, 1, 1], dtype=bool)
     np.testing.assert_array_equal(
-        learner.probabilities(x, mask, check_input=False), learner.probabilities(x, mask)
+        learner.decision_probabilities(x, mask.tolist()), learner.probabilities(x, mask)
     )
     with pytest.raises(ValueError, match="x.shape"):
-        learner.probabilities(np.ones(2), mask)  # checked by default
-    learner._predict = lambda shared, eligible: [float("nan")] * len(eligible)
+        learner.probabilities(np.ones(2), mask)  # the public path checks its inputs
+    learner._predict = lambda values, eligible: [float("nan")] * len(eligible)
     with pytest.raises(RuntimeError, match="invalid probabilities"):
-        learner.probabilities(x, mask, check_input=False)
+        learner.decision_probabilities(x, mask.tolist())
 
 
 def _public_twin_agrees(fast: VWLearner, public: VWLearner, rounds: int, seed: int) -> None:
