@@ -356,10 +356,7 @@ class CFModel:
         by popularity. Never raises for cold users or unknown items.
         """
         self._require_fitted()
-        return self._recommend(ctx, _check_positive_int("k", k))
-
-    def _recommend(self, ctx: Mapping[str, Any], k: int) -> list[str]:
-        """:meth:`recommend` for a fitted model and a valid ``k`` (the engine's path)."""
+        k = _check_positive_int("k", k)
         get = self._index.get
         in_cart = {j for j in (get(line["item_id"]) for line in ctx["cart"]) if j is not None}
         take = min(k, self._n_items - len(in_cart))
