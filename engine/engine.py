@@ -244,7 +244,7 @@ class DecisionEngine:
                 ts = context.get("timestamp") if isinstance(context, Mapping) else None
                 ts = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts) and ts >= 0 else time.time()
                 uid = context.get("user_id") if isinstance(context, Mapping) else None
-                user_hash = hash_user_id(uid, self._salt) if isinstance(uid, str) and 0 < len(uid) <= self.limits.max_string else "invalid"
+                user_hash = self._hash_user(uid) if isinstance(uid, str) and 0 < len(uid) <= self.limits.max_string else "invalid"
                 probs = tuple(1.0 if a == self.fallback_action else 0.0 for a in self.action_names)
                 self.log.append_decision(DecisionRecord(
                     decision_id=decision_id, timestamp=ts, user_hash=user_hash, model_version=self.model_version,

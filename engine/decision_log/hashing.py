@@ -41,10 +41,11 @@ def hash_user_id(user_id: str, salt: str | bytes) -> str:
     """
     if not isinstance(user_id, str) or not user_id:
         raise ValueError(f"user_id == {user_id!r}, must be a non-empty str")
-    digest = hashlib.blake2b(
-        user_id.encode("utf-8"), key=salt_bytes(salt), digest_size=USER_HASH_HEX_CHARS // 2
-    )
-    return digest.hexdigest()
+    return _digest(user_id, salt_bytes(salt))
+
+
+def _digest(user_id: str, key: bytes) -> str:
+    return hashlib.blake2b(user_id.encode("utf-8"), key=key, digest_size=USER_HASH_HEX_CHARS // 2).hexdigest()
 
 
 def user_hasher(salt: str | bytes) -> Callable[[str], str]:
@@ -55,10 +56,8 @@ def user_hasher(salt: str | bytes) -> Callable[[str], str]:
     True
     """
     key = salt_bytes(salt)
-    size = USER_HASH_HEX_CHARS // 2
-    blake2b = hashlib.blake2b
 
     def hash_user(user_id: str) -> str:
-        return blake2b(user_id.encode("utf-8"), key=key, digest_size=size).hexdigest()
+        return _digest(user_id, key)
 
     return hash_user
