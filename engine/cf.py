@@ -31,7 +31,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +41,7 @@ __all__ = [
     "CF_FEATURES",
     "CFModel",
     "RankingMetrics",
+    "ShopperItems",
     "holdout_last_orders",
     "interactions_from_contexts",
     "precision_recall_at_k",
@@ -64,6 +65,18 @@ _dot = np.dot
 _TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
 
 Interactions = tuple  # (user_ids, item_ids) or (user_ids, item_ids, weights), array-likes
+
+
+class ShopperItems(NamedTuple):
+    """A context's items as model indices (:meth:`CFModel.shopper_items`).
+
+    Attributes:
+        cart: index of each cart line's item, ``None`` for items the model has not seen.
+        bought: indices of the known items in the shopper's past orders.
+    """
+
+    cart: list[int | None]
+    bought: set[int]
 
 
 @dataclass(frozen=True)
@@ -271,9 +284,18 @@ class CFModel:
         self._base_scores = _TIE_BREAK * pop_scaled
         self._neg_base_scores = -self._base_scores
         self._item_id_list = self.item_ids_.tolist()
-        # each item's neighbour list as (columns, similarities) views, ready to concatenate
-        nbr_idx, nbr_val, bounds = neighbors.indices.astype(np.intp), neighbors.data, neighbors.indptr.tolist()
-        self._nbr_rows = [(nbr_idx[a:b], nbr_val[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        # Neighbour lists padded to one width, similarities negated: the item scores of any
+        # seeds are then one gather and one bincount. Padding points at a sink column
+        # (index n_items) whose base score is +inf, so it never ranks.
+        n = self.item_ids_.size
+        lengths = np.diff(neighbors.indptr)
+        width = max(int(lengths.max()) if n else 0, 1)
+        self._pad_columns = np.full((n, width), n, dtype=np.intp)
+        self._pad_neg_sims = np.zeros((n, width), dtype=np.float64)
+        inside = np.arange(width) < lengths[:, None]
+        self._pad_columns[inside] = neighbors.indices
+        self._pad_neg_sims[inside] = -neighbors.data
+        self._neg_base_with_sink = np.append(self._neg_base_scores, np.inf)
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         self._n_items = self.item_ids_.size
@@ -290,27 +312,34 @@ class CFModel:
     # ------------------------------------------------------------------------------------------
     # Scoring
 
-    def _history_index(self, ctx: Mapping[str, Any]) -> set[int]:
-        history = ctx.get("history")
-        found: set[int] = set()
-        if not history:
-            return found
-        get = self._index.get
-        for order in history.get("orders") or ():
-            for item in order["items"]:
-                j = get(item)
-                if j is not None:
-                    found.add(j)
-        return found
+    def shopper_items(self, ctx: Mapping[str, Any]) -> ShopperItems:
+        """The cart lines and past purchases of a validated context as item indices.
 
-    def features(self, ctx: Mapping[str, Any]) -> list[float]:
-        """:data:`CF_FEATURES` of a validated context (neutral values for cold/unknown cases)."""
+        :meth:`features` and :meth:`recommend` compute it themselves; a caller that needs both
+        for one context computes it once and passes it to each.
+        """
         self._require_fitted()
         get = self._index.get
-        cart = [get(line["item_id"]) for line in ctx["cart"]]
+        bought: set[int] = set()
+        history = ctx.get("history")
+        if history:
+            for order in history.get("orders") or ():
+                for item in order["items"]:
+                    j = get(item)
+                    if j is not None:
+                        bought.add(j)
+        return ShopperItems([get(line["item_id"]) for line in ctx["cart"]], bought)
+
+    def features(self, ctx: Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:
+        """:data:`CF_FEATURES` of a validated context (neutral values for cold/unknown cases).
+
+        ``items``: :meth:`shopper_items` of ``ctx``, when the caller already has it.
+        """
+        if items is None:
+            items = self.shopper_items(ctx)
+        cart, hist = items
         known = [c for c in cart if c is not None]
         unknown_share = 1.0 - len(known) / len(cart)
-        hist = self._history_index(ctx)
         cold = 0.0 if hist else 1.0
         if not known:
             return [0.0, 0.0, 0.0, 0.0, cold, unknown_share]
@@ -342,36 +371,37 @@ class CFModel:
         if method == "popularity" or not seeds:
             return neg_base.copy()
         if method == "item":
-            rows = self._nbr_rows
-            columns = np.concatenate([rows[s][0] for s in seeds])
-            similarities = np.concatenate([rows[s][1] for s in seeds])
-            return neg_base - np.bincount(columns, weights=similarities, minlength=neg_base.size)
+            base = self._neg_base_with_sink
+            neg = np.bincount(self._pad_columns.take(seeds, 0).ravel(),
+                              self._pad_neg_sims.take(seeds, 0).ravel(), base.size)
+            neg += base
+            return neg[:-1]
         user = self.projection_[list(seeds)].sum(axis=0)
         return neg_base - self.item_factors_ @ user
 
-    def recommend(self, ctx: Mapping[str, Any], k: int = 5) -> list[str]:
+    def recommend(self, ctx: Mapping[str, Any], k: int = 5, items: ShopperItems | None = None) -> list[str]:
         """Up to ``k`` item ids not in the cart, best CF score first.
 
         Seeds are the shopper's past purchases and the cart; with no known seed the ranking is
-        by popularity. Never raises for cold users or unknown items.
+        by popularity. Never raises for cold users or unknown items. ``items``:
+        :meth:`shopper_items` of ``ctx``, when the caller already has it.
         """
-        self._require_fitted()
-        k = _check_positive_int("k", k)
-        get = self._index.get
-        in_cart = {j for j in (get(line["item_id"]) for line in ctx["cart"]) if j is not None}
+        if type(k) is not int or k < 1:
+            k = _check_positive_int("k", k)
+        if items is None:
+            items = self.shopper_items(ctx)
+        in_cart = {j for j in items.cart if j is not None}
         take = min(k, self._n_items - len(in_cart))
         if take <= 0:
             return []
-        seeds = self._history_index(ctx)
-        seeds |= in_cart
-        neg = self._neg_seed_scores(sorted(seeds), self.recommend_method)
-        if in_cart:
-            neg[list(in_cart)] = np.inf  # finite elsewhere, so never among the first ``take``
-        cutoff = np.partition(neg, take - 1)[take - 1]
-        top = np.flatnonzero(neg <= cutoff)  # ties at the cutoff kept, then broken by index
-        ranked = sorted(zip(neg[top].tolist(), top.tolist()))[:take]
+        neg = self._neg_seed_scores(sorted(items.bought | in_cart), self.recommend_method)
+        # The best ``take`` items outside the cart are among the best ``take + len(in_cart)``
+        # of all items (ties at the cutoff kept), so the cart is filtered out of those few.
+        cutoff = np.partition(neg, take + len(in_cart) - 1)[take + len(in_cart) - 1]
+        top = np.flatnonzero(neg <= cutoff)
+        ranked = sorted(zip(neg[top].tolist(), top.tolist()))  # ties broken by item index
         ids = self._item_id_list
-        return [ids[j] for _, j in ranked]
+        return [ids[j] for _, j in ranked if j not in in_cart][:take]
 
     def score_matrix(self, seed_matrix: sp.csr_matrix, method: str = "item") -> np.ndarray:
         """Dense scores ``(n_rows, n_items)`` for rows of a seed indicator matrix (evaluation)."""

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
-from engine.cf import CFModel
+from engine.cf import CFModel, ShopperItems
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
@@ -188,7 +188,10 @@ class DecisionEngine:
     def _decide(self, ctx: Mapping[str, Any]) -> Decision:
         user_hash = self._hash_user(ctx["user_id"])
         mask = self.guardrails.eligible(ctx, user_hash)
-        x = self.features.transform(ctx)
+        features = self.features  # one reference for the whole decision, as for the learner
+        cf = features.cf
+        cf_items = cf.shopper_items(ctx) if cf is not None else None  # features and payload share it
+        x = features.transform(ctx, cf_items)
         learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
         version = self.model_version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
@@ -198,16 +201,16 @@ class DecisionEngine:
         a = sample_index(probs, mask, u)
         action = self.action_names[a]
         p = probs[a]
-        payload = self._payload(action, ctx)
+        payload = self._payload(action, ctx, cf, cf_items)
         decision_id = os.urandom(16).hex()
         names = self.action_names
-        probabilities = {name: q for name, q, ok in zip(names, probs, mask) if ok}
+        probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
         if self.log is not None:
             self.log.append_decision(DecisionRecord(
                 decision_id=decision_id, timestamp=float(ctx["timestamp"]), user_hash=user_hash,
                 model_version=version, actions=names, probabilities=tuple(probs),
                 eligible=tuple(probabilities), action=action,
-                features=dict(zip(self.features.feature_names, x.tolist())), payload=payload,
+                features=dict(zip(features.feature_names, x.tolist())), payload=payload,
             ))
         self.guardrails.commit(ctx, user_hash, action)
         with self._state_lock:
@@ -218,7 +221,8 @@ class DecisionEngine:
                 self._counts["evicted"] += 1
         return Decision(decision_id, action, p, probabilities, payload, version, False, None)
 
-    def _payload(self, action: str, ctx: Mapping[str, Any]) -> dict[str, Any]:
+    def _payload(self, action: str, ctx: Mapping[str, Any], cf: CFModel | None,
+                 cf_items: ShopperItems | None) -> dict[str, Any]:
         if action == "none":
             return {}
         payload: dict[str, Any] = {"channel": self.guardrails.channel_for(action, ctx)}
@@ -228,8 +232,7 @@ class DecisionEngine:
             payload["offer"] = "free_shipping"
             payload["expires_at"] = float(ctx["timestamp"]) + OFFER_HOURS * 3600.0
         elif action == "recommendation":
-            cf = self.features.cf
-            payload["items"] = cf.recommend(ctx, self.recommend_k) if cf is not None else []
+            payload["items"] = cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
         return payload
 
     def _fallback(self, context: Any, reason: str) -> Decision:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.cf import CF_FEATURES, CFModel
+from engine.cf import CF_FEATURES, CFModel, ShopperItems
 from engine.profile import PROFILE_FEATURES, profile_values
 from engine.risk import RiskModel
 
@@ -141,7 +141,7 @@ class FeatureBuilder:
         """Length of the feature vector."""
         return len(self.feature_names)
 
-    def _values(self, ctx: Mapping[str, Any]) -> list[float]:
+    def _values(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None) -> list[float]:
         values = profile_values(ctx)
         risk = self.risk
         p = 0.0
@@ -149,15 +149,20 @@ class FeatureBuilder:
             rows = self._risk_rows
             p = risk.predict_one(values if rows is None else [values[i] for i in rows])
         if self.cf is not None:
-            values += self.cf.features(ctx)
+            values += self.cf.features(ctx, cf_items)
         if risk is not None:
             values.append(p)
         values.append(1.0)
         return values
 
-    def transform(self, ctx: Mapping[str, Any]) -> np.ndarray:
-        """Feature vector of one validated context, shape ``(n_features,)``, float64, finite."""
-        out = np.subtract(self._values(ctx), self._centre)
+    def transform(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None) -> np.ndarray:
+        """Feature vector of one validated context, shape ``(n_features,)``, float64, finite.
+
+        ``cf_items``: the CF model's :meth:`~engine.cf.CFModel.shopper_items` of ``ctx``, when
+        the caller already has it (the engine reuses it for the recommendation payload).
+        """
+        out = np.fromiter(self._values(ctx, cf_items), np.float64)
+        out -= self._centre
         out *= self._inv_scale
         return out
 
