@@ -364,7 +364,8 @@ def _finalise_list(raw: np.ndarray | list[float], mask: list[bool]) -> list[floa
     values = raw.tolist() if isinstance(raw, np.ndarray) else raw
     if len(values) != len(mask):
         raise RuntimeError(f"learner produced {len(values)} probabilities for {len(mask)} actions")
-    values = [float(v) if ok else 0.0 for v, ok in zip(values, mask)]
+    if not all(mask):
+        values = [v if ok else 0.0 for v, ok in zip(values, mask)]
     total = sum(values)
     # nan/inf entries make the total non-finite; negative entries show in the minimum
     if not 0.0 < total < math.inf or min(values) < 0.0:

@@ -309,6 +309,8 @@ class VWLearner(Learner):
         n_eligible = sum(eligible)
         if len(pmf) != n_eligible:
             raise RuntimeError(f"VW returned {len(pmf)} probabilities for {n_eligible} actions")
+        if n_eligible == len(eligible):
+            return pmf
         scores = iter(pmf)
         return [next(scores) if ok else 0.0 for ok in eligible]
 
