@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Decision:
     """One recovery decision.
 
@@ -31,3 +31,12 @@ class Decision:
     model_version: str = ""
     fallback: bool = False
     reason: str | None = None
+
+    def __init__(self, decision_id: str, action: str, probability: float, probabilities: dict[str, float],
+                 payload: dict[str, Any] | None = None, model_version: str = "", fallback: bool = False,
+                 reason: str | None = None) -> None:
+        # Written by hand: one dict update instead of the generated frozen __init__'s eight
+        # object.__setattr__ calls (decide returns one Decision per call).
+        self.__dict__.update(decision_id=decision_id, action=action, probability=probability,
+                             probabilities=probabilities, payload={} if payload is None else payload,
+                             model_version=model_version, fallback=fallback, reason=reason)

@@ -27,11 +27,13 @@ import math
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Mapping
 
 from engine.actions import ACTION_CHANNELS, ACTION_NAMES, COUPON_PERCENT
 
 DAY = 86_400.0
+_TIMESTAMP = itemgetter("timestamp")
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,15 @@ class Guardrails:
 
     def _contacts_in_window(self, ctx: Mapping[str, Any], user_key: str, now: float) -> int:
         since = now - self.config.contact_window_days * DAY
-        history = (ctx.get("history") or {}).get("contacts") or ()
-        seen = [float(c["timestamp"]) for c in history if since <= float(c.get("timestamp", -math.inf)) <= now]
+        history = ctx.get("history")
+        contacts = history.get("contacts") if history else None
+        # validated timestamps are finite ints or floats (equal values hash alike in the set below)
+        seen = [t for t in map(_TIMESTAMP, contacts) if since <= t <= now] if contacts else []
+        mine = self._recent.get(user_key)  # a dict read is atomic; the deque is copied under the lock
+        if not mine:
+            return len(seen)
         with self._lock:
-            mine = self._recent.get(user_key)
-            own = [t for t in mine if t >= since] if mine else []
+            own = [t for t in mine if t >= since]
         if not own:
             return len(seen)
         # The engine's own sends may already be in checkout's history: count each instant once.
