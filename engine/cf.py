@@ -31,11 +31,14 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
+
+from engine.context import OrderSummary
 
 __all__ = [
     "CF_FEATURES",
@@ -61,6 +64,7 @@ CF_FEATURES: tuple[str, ...] = (
 _FACTORIZATIONS = ("als", "svd")
 _METHODS = ("item", "mf", "popularity")
 _segment_sums = np.add.reduceat
+_ZEROS = repeat(0.0)  # endless default argument for map(dict.get, keys, _ZEROS)
 _dot = np.dot
 _TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
 
@@ -312,22 +316,29 @@ class CFModel:
     # ------------------------------------------------------------------------------------------
     # Scoring
 
-    def shopper_items(self, ctx: Mapping[str, Any]) -> ShopperItems:
+    def shopper_items(self, ctx: Mapping[str, Any], orders: OrderSummary | None = None) -> ShopperItems:
         """The cart lines and past purchases of a validated context as item indices.
 
         :meth:`features` and :meth:`recommend` compute it themselves; a caller that needs both
-        for one context computes it once and passes it to each.
+        for one context computes it once and passes it to each. ``orders``: the context's
+        :class:`~engine.context.OrderSummary` when the caller has it (its item list is used).
         """
         self._require_fitted()
         get = self._index.get
         bought: set[int] = set()
-        history = ctx.get("history")
-        if history:
-            for order in history.get("orders") or ():
-                for item in order["items"]:
-                    j = get(item)
-                    if j is not None:
-                        bought.add(j)
+        if orders is not None:
+            for item in orders.items:
+                j = get(item)
+                if j is not None:
+                    bought.add(j)
+        else:
+            history = ctx.get("history")
+            if history:
+                for order in history.get("orders") or ():
+                    for item in order["items"]:
+                        j = get(item)
+                        if j is not None:
+                            bought.add(j)
         return ShopperItems([get(line["item_id"]) for line in ctx["cart"]], bought)
 
     def features(self, ctx: Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:
@@ -343,23 +354,17 @@ class CFModel:
         cold = 0.0 if hist else 1.0
         if not known:
             return [0.0, 0.0, 0.0, 0.0, cold, unknown_share]
-        pop_list = self._pop_list
-        popularity = sum([pop_list[c] for c in known]) / len(known)
+        n_known = len(known)
+        popularity = sum(map(self._pop_list.__getitem__, known)) / n_known
         if not hist:
             return [0.0, 0.0, 0.0, popularity, cold, unknown_share]
         nbr = self._nbr
-        best = []
-        for c in known:
-            if c in hist:
-                best.append(1.0)
-            else:
-                row_get = nbr[c].get
-                best.append(max([row_get(h, 0.0) for h in hist]))
-        n_known = len(known)
+        # best similarity of each cart item to a past purchase (1 when it was bought before)
+        best = [1.0 if c in hist else max(map(nbr[c].get, hist, _ZEROS)) for c in known]
         # One take from [unit item factors; fold-in projections], one segmented sum, one
         # mat-vec: sums = [sum of y_c / |y_c|; u], so dots = [<sum, u>, <u, u>].
-        offset = self._n_items
-        sums = _segment_sums(self._rows.take(known + [h + offset for h in hist], 0), [0, n_known])
+        known.extend(map(self._n_items.__add__, hist))
+        sums = _segment_sums(self._rows.take(known, 0), [0, n_known])
         cart_dot_user, norm2 = _dot(sums, sums[1]).tolist()
         affinity = cart_dot_user / (n_known * math.sqrt(norm2)) if norm2 > 1e-300 else 0.0
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]

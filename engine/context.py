@@ -3,11 +3,14 @@
 The context record is described in ``docs/context-schema.md``. :func:`validate_context` checks
 it once, on every ``decide``, so that everything downstream (profiles, CF, feature builder) can
 trust types and ranges. It is written as straight-line code on purpose: a normal context is
-checked in a few microseconds. Error messages are only formatted when a check fails.
+checked in a few microseconds. Error messages are only formatted when a check fails. While it
+walks the past orders it also sums them up (:class:`OrderSummary`), which the profile and CF
+features take instead of walking the orders again.
 
 >>> ctx = {"user_id": "u1", "timestamp": 1767225600.0,
 ...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}]}
->>> validate_context(ctx)
+>>> validate_context(ctx).count        # valid: the summary of its (no) past orders
+0
 >>> ctx["cart"][0]["price"] = float("nan")
 >>> try:
 ...     validate_context(ctx)
@@ -22,11 +25,11 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["ContextError", "ContextLimits", "validate_context"]
+__all__ = ["NO_ORDERS", "ContextError", "ContextLimits", "OrderSummary", "validate_context"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +37,33 @@ _INF = math.inf
 _NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
 _MISSING = object()
 
-_SESSION_COUNTS = ("product_views", "shipping_page_views")
-_SESSION_DURATIONS = ("session_seconds", "minutes_cart_to_abandon", "minutes_since_abandon")
 _HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
 _CHANNELS = ("email", "sms", "push")
+
+
+class OrderSummary(NamedTuple):
+    """What :func:`validate_context` gathered from ``history.orders`` while checking them, so
+    that the profile and CF features need not walk the orders again.
+
+    Attributes:
+        count: number of past orders.
+        total_value: sum of their values (added in order).
+        last_timestamp: latest order timestamp (``-inf`` without orders).
+        coupon_count: orders with a nonzero ``coupon_percent``.
+        coupon_depth: sum of those coupon percents.
+        items: item ids of all past orders, in order.
+    """
+
+    count: int
+    total_value: float
+    last_timestamp: float
+    coupon_count: int
+    coupon_depth: float
+    items: tuple[str, ...] | list[str]
+
+
+#: The summary of a context without past orders.
+NO_ORDERS = OrderSummary(0, 0.0, -math.inf, 0, 0.0, ())
 
 
 class ContextError(ValueError):
@@ -186,25 +212,46 @@ def _check_mapping(field: str, value: Any) -> None:
 # Sections
 
 
+def _check_line_slow(i: int, line: Any, limits: ContextLimits) -> None:
+    """Field-by-field check of one cart line, used to name the field once the fast path failed."""
+    _check_mapping(f"cart[{i}]", line)
+    _check_string(f"cart[{i}].item_id", line.get("item_id", _MISSING), limits.max_string)
+    _check_nonneg(f"cart[{i}].price", line.get("price", _MISSING))
+    _check_int(f"cart[{i}].quantity", line.get("quantity", _MISSING), 1, limits.max_count)
+    category = line.get("category")
+    if category is not None:
+        _check_string(f"cart[{i}].category", category, limits.max_string)
+
+
 def _check_cart(cart: Any, limits: ContextLimits) -> None:
-    _check_list("cart", cart, limits.max_cart_lines, non_empty=True)
+    if type(cart) is not list or not cart or len(cart) > limits.max_cart_lines:
+        _check_list("cart", cart, limits.max_cart_lines, non_empty=True)
     max_string = limits.max_string
     max_count = limits.max_count
-    for i, line in enumerate(cart):
+    numbers = _NUMBER_TYPES
+    # Fast path: plain dicts of plain values; any doubt goes to the slow, naming check.
+    for line in cart:
         if type(line) is not dict:
-            _check_mapping(f"cart[{i}]", line)
-        item_id = line.get("item_id", _MISSING)
-        if type(item_id) is not str or not 0 < len(item_id) <= max_string:
-            _check_string(f"cart[{i}].item_id", item_id, max_string)
-        price = line.get("price", _MISSING)
-        if type(price) not in _NUMBER_TYPES or not 0 <= price < _INF:
-            _check_nonneg(f"cart[{i}].price", price)
-        quantity = line.get("quantity", _MISSING)
-        if type(quantity) is not int or not 1 <= quantity <= max_count:
-            _check_int(f"cart[{i}].quantity", quantity, 1, max_count)
-        category = line.get("category")
-        if category is not None and (type(category) is not str or len(category) > max_string):
-            _check_string(f"cart[{i}].category", category, max_string)
+            break
+        get = line.get
+        item_id = get("item_id")
+        price = get("price")
+        quantity = get("quantity")
+        category = get("category")
+        if (
+            type(item_id) is not str
+            or not 0 < len(item_id) <= max_string
+            or type(price) not in numbers
+            or not 0 <= price < _INF
+            or type(quantity) is not int
+            or not 1 <= quantity <= max_count
+            or (category is not None and (type(category) is not str or len(category) > max_string))
+        ):
+            break
+    else:
+        return
+    for i, line in enumerate(cart):
+        _check_line_slow(i, line, limits)
 
 
 def _check_session(session: Any, limits: ContextLimits) -> None:
@@ -212,29 +259,45 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
         _check_mapping("session", session)
     get = session.get
     device = get("device")
-    if device is not None:
+    if device is not None and (type(device) is not str or not 0 < len(device) <= limits.max_string):
         _check_string("session.device", device, limits.max_string)
     hour = get("hour")
     if hour is not None and (type(hour) is not int or not 0 <= hour <= 23):
         _check_int("session.hour", hour, 0, 23)
     max_count = limits.max_count
-    for name in _SESSION_COUNTS:
-        value = get(name)
-        if value is not None and (type(value) is not int or not 0 <= value <= max_count):
-            _check_int(f"session.{name}", value, 0, max_count)
-    for name in _SESSION_DURATIONS:
-        value = get(name)
-        if value is not None and (type(value) not in _NUMBER_TYPES or not 0 <= value < _INF):
-            _check_nonneg(f"session.{name}", value)
+    # the counts and durations, unrolled (a loop over the names costs more than the checks)
+    views = get("product_views")
+    if views is not None and (type(views) is not int or not 0 <= views <= max_count):
+        _check_int("session.product_views", views, 0, max_count)
+    views = get("shipping_page_views")
+    if views is not None and (type(views) is not int or not 0 <= views <= max_count):
+        _check_int("session.shipping_page_views", views, 0, max_count)
+    numbers = _NUMBER_TYPES
+    value = get("session_seconds")
+    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+        _check_nonneg("session.session_seconds", value)
+    value = get("minutes_cart_to_abandon")
+    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+        _check_nonneg("session.minutes_cart_to_abandon", value)
+    value = get("minutes_since_abandon")
+    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+        _check_nonneg("session.minutes_since_abandon", value)
 
 
 def _check_channels(channels: Any) -> None:
     if type(channels) is not dict:
         _check_mapping("channels", channels)
-    for name in _CHANNELS:
-        value = channels.get(name)
-        if value is not None and type(value) is not bool:
-            _check_bool(f"channels.{name}", value)
+    get = channels.get
+    email, sms, push = get("email"), get("sms"), get("push")
+    if (
+        (email is not None and type(email) is not bool)
+        or (sms is not None and type(sms) is not bool)
+        or (push is not None and type(push) is not bool)
+    ):
+        for name in _CHANNELS:
+            value = get(name)
+            if value is not None:
+                _check_bool(f"channels.{name}", value)
 
 
 def _check_order_slow(i: int, order: Any, limits: ContextLimits) -> None:
@@ -257,13 +320,21 @@ def _check_order_slow(i: int, order: Any, limits: ContextLimits) -> None:
         _check_string(f"{field}.recovered_by", recovered, limits.max_string)
 
 
-def _check_orders(orders: Any, limits: ContextLimits) -> None:
-    _check_list("history.orders", orders, limits.max_history_events)
+def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary | None:
+    """Check ``history.orders``; their summary when every order took the fast path, else None."""
+    if type(orders) is not list or len(orders) > limits.max_history_events:
+        _check_list("history.orders", orders, limits.max_history_events)
     max_string = limits.max_string
     max_items = limits.max_order_items
     numbers = _NUMBER_TYPES
     inf = _INF
-    # Fast path: plain dicts of plain values; any doubt goes to the slow, naming check.
+    total = 0.0
+    last = -inf
+    n_coupon = 0
+    depth = 0.0
+    all_items: list[str] = []
+    # Fast path: plain dicts of plain values; any doubt goes to the slow, naming check. The
+    # summary is gathered on the way.
     for order in orders:
         try:
             ts = order["timestamp"]
@@ -290,16 +361,25 @@ def _check_orders(orders: Any, limits: ContextLimits) -> None:
                 break
             recovered = order.get("recovered_by")
             if recovered is None or (type(recovered) is str and len(recovered) <= max_string):
+                total += value
+                if ts > last:
+                    last = ts
+                if coupon:
+                    n_coupon += 1
+                    depth += coupon
+                all_items += items
                 continue
         break
     else:
-        return
+        return OrderSummary(len(orders), total, last, n_coupon, depth, all_items)
     for i, order in enumerate(orders):
         _check_order_slow(i, order, limits)
+    return None
 
 
 def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
-    _check_list("history.contacts", contacts, limits.max_history_events)
+    if type(contacts) is not list or len(contacts) > limits.max_history_events:
+        _check_list("history.contacts", contacts, limits.max_history_events)
     max_string = limits.max_string
     numbers = _NUMBER_TYPES
     inf = _INF
@@ -329,7 +409,7 @@ def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
         _check_bool(f"{field}.converted", contact.get("converted", _MISSING))
 
 
-def _check_history(history: Any, limits: ContextLimits) -> None:
+def _check_history(history: Any, limits: ContextLimits) -> OrderSummary | None:
     if type(history) is not dict:
         _check_mapping("history", history)
     get = history.get
@@ -339,20 +419,28 @@ def _check_history(history: Any, limits: ContextLimits) -> None:
     ):
         _check_finite("history.first_seen", first_seen)
     max_count = limits.max_count
-    for name in _HISTORY_COUNTS:
-        value = get(name)
-        if value is not None and (type(value) is not int or not 0 <= value <= max_count):
-            _check_int(f"history.{name}", value, 0, max_count)
+    sessions, views, abandoned = get("sessions"), get("product_views"), get("carts_abandoned")
+    if (
+        (sessions is not None and (type(sessions) is not int or not 0 <= sessions <= max_count))
+        or (views is not None and (type(views) is not int or not 0 <= views <= max_count))
+        or (abandoned is not None and (type(abandoned) is not int or not 0 <= abandoned <= max_count))
+    ):
+        for name in _HISTORY_COUNTS:
+            value = get(name)
+            if value is not None:
+                _check_int(f"history.{name}", value, 0, max_count)
     orders = get("orders")
-    if orders is not None:
-        _check_orders(orders, limits)
+    summary: OrderSummary | None = NO_ORDERS
+    if orders is not None and (type(orders) is not list or orders):  # an empty list is valid
+        summary = _check_orders(orders, limits)
     contacts = get("contacts")
-    if contacts is not None:
+    if contacts is not None and (type(contacts) is not list or contacts):
         _check_contacts(contacts, limits)
+    return summary
 
 
-def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> None:
-    """Check a context record against the schema; return ``None`` or raise :class:`ContextError`.
+def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> OrderSummary | None:
+    """Check a context record against the schema; raise :class:`ContextError` if it breaks it.
 
     Required: ``user_id`` (non-empty str), ``timestamp`` (finite number) and ``cart`` (non-empty
     list of lines with ``item_id`` str, ``price`` finite >= 0, ``quantity`` int >= 1, optional
@@ -363,6 +451,11 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> None:
     Args:
         ctx: the context record.
         limits: size limits (strings, cart lines, history events).
+
+    Returns:
+        The :class:`OrderSummary` of ``history.orders`` gathered while checking them
+        (:data:`NO_ORDERS` without orders), or None when the orders needed the slow,
+        field-by-field check (numpy scalars, mappings other than dict...).
 
     Raises:
         ContextError: naming the dotted field path and the value found.
@@ -385,5 +478,6 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> None:
     if channels is not None:
         _check_channels(channels)
     history = get("history")
-    if history is not None:
-        _check_history(history, limits)
+    if history is None:
+        return NO_ORDERS
+    return _check_history(history, limits)

@@ -30,7 +30,7 @@ import numpy as np
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
-from engine.context import ContextError, ContextLimits, validate_context
+from engine.context import ContextError, ContextLimits, OrderSummary, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
 from engine.features import FeatureBuilder
@@ -171,13 +171,13 @@ class DecisionEngine:
     def decide(self, context: Mapping[str, Any]) -> Decision:
         """Choose a recovery action for one abandoned cart. Never raises unless ``strict``."""
         try:
-            validate_context(context, self.limits)
+            orders = validate_context(context, self.limits)
         except ContextError as exc:
             if self.strict:
                 raise
             return self._fallback(context, f"{exc.field}: {exc}")
         try:
-            return self._decide(context)
+            return self._decide(context, orders)
         except Exception as exc:  # checkout must never see an engine failure
             if self.strict:
                 raise
@@ -185,13 +185,13 @@ class DecisionEngine:
             self._bump("errors")
             return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _decide(self, ctx: Mapping[str, Any]) -> Decision:
+    def _decide(self, ctx: Mapping[str, Any], orders: OrderSummary | None) -> Decision:
         user_hash = self._hash_user(ctx["user_id"])
         mask = self.guardrails.eligible(ctx, user_hash)
         features = self.features  # one reference for the whole decision, as for the learner
         cf = features.cf
-        cf_items = cf.shopper_items(ctx) if cf is not None else None  # features and payload share it
-        x = features.transform(ctx, cf_items)
+        cf_items = cf.shopper_items(ctx, orders) if cf is not None else None  # features and payload share it
+        x = features.transform(ctx, cf_items, orders)
         learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
         version = self.model_version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy

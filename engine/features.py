@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.cf import CF_FEATURES, CFModel, ShopperItems
+from engine.context import OrderSummary
 from engine.profile import PROFILE_FEATURES, profile_values
 from engine.risk import RiskModel
 
@@ -141,8 +142,9 @@ class FeatureBuilder:
         """Length of the feature vector."""
         return len(self.feature_names)
 
-    def _values(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None) -> list[float]:
-        values = profile_values(ctx)
+    def _values(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None,
+                orders: OrderSummary | None = None) -> list[float]:
+        values = profile_values(ctx, orders)
         risk = self.risk
         p = 0.0
         if risk is not None:
@@ -155,13 +157,16 @@ class FeatureBuilder:
         values.append(1.0)
         return values
 
-    def transform(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None) -> np.ndarray:
+    def transform(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None,
+                  orders: OrderSummary | None = None) -> np.ndarray:
         """Feature vector of one validated context, shape ``(n_features,)``, float64, finite.
 
-        ``cf_items``: the CF model's :meth:`~engine.cf.CFModel.shopper_items` of ``ctx``, when
-        the caller already has it (the engine reuses it for the recommendation payload).
+        What the caller already has for ``ctx`` saves work here: ``cf_items``, the CF model's
+        :meth:`~engine.cf.CFModel.shopper_items` (the engine reuses it for the recommendation
+        payload); ``orders``, the :class:`~engine.context.OrderSummary` returned by
+        :func:`~engine.context.validate_context`.
         """
-        out = np.fromiter(self._values(ctx, cf_items), np.float64)
+        out = np.fromiter(self._values(ctx, cf_items, orders), np.float64)
         out -= self._centre
         out *= self._inv_scale
         return out

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.context import OrderSummary
+
 __all__ = [
     "ACTION_FAMILIES",
     "CONTACT_PRIOR_RATE",
@@ -36,6 +38,7 @@ __all__ = [
     "behaviour_profile",
     "profile_matrix",
     "profile_values",
+    "summarise_orders",
 ]
 
 logger = logging.getLogger(__name__)
@@ -112,16 +115,17 @@ def action_family(action: str) -> str | None:
     return family
 
 
-def _order_features(history: Mapping[str, Any], now: float) -> list[float]:
-    """sessions_per_order .. discount_depth (6 values)."""
-    orders = history.get("orders") or ()
-    n = len(orders)
-    sessions = history.get("sessions") or 0
+def summarise_orders(orders: Iterable[Mapping[str, Any]]) -> OrderSummary:
+    """The :class:`~engine.context.OrderSummary` of validated orders (what
+    :func:`~engine.context.validate_context` returns when it could gather it itself)."""
+    n = 0
     total_value = 0.0
     last = -math.inf
     n_coupon = 0
     depth = 0.0
+    items: list[str] = []
     for order in orders:
+        n += 1
         total_value += order["value"]
         ts = order["timestamp"]
         if ts > last:
@@ -130,6 +134,16 @@ def _order_features(history: Mapping[str, Any], now: float) -> list[float]:
         if coupon:
             n_coupon += 1
             depth += coupon
+        items += order["items"]
+    return OrderSummary(n, total_value, last, n_coupon, depth, items)
+
+
+def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary | None) -> list[float]:
+    """sessions_per_order .. discount_depth (6 values)."""
+    if orders is None:
+        orders = summarise_orders(history.get("orders") or ())
+    n, total_value, last, n_coupon, depth, _ = orders
+    sessions = history.get("sessions") or 0
     if n:
         days = (now - last) / _DAY
         recency = _log1p(min(days, _MAX_DAYS)) if days > 0.0 else 0.0
@@ -189,10 +203,12 @@ def _contact_features(history: Mapping[str, Any], now: float) -> list[float]:
     ]
 
 
-def profile_values(ctx: Mapping[str, Any]) -> list[float]:
+def profile_values(ctx: Mapping[str, Any], orders: OrderSummary | None = None) -> list[float]:
     """Profile of a validated context as a list of floats in :data:`PROFILE_FEATURES` order.
 
     This is the fast path used by the feature builder; see :func:`behaviour_profile` for a dict.
+    ``orders``: the context's :class:`~engine.context.OrderSummary` when the caller has it (the
+    one :func:`~engine.context.validate_context` returned); else it is computed here.
     """
     now = ctx["timestamp"]
     session = ctx.get("session") or _EMPTY
@@ -218,7 +234,7 @@ def profile_values(ctx: Mapping[str, Any]) -> list[float]:
         _log1p(_DEFAULT_SINCE_ABANDON if since_abandon is None else since_abandon),
         _log1p(s_get("shipping_page_views") or 0),
     ]
-    out += _order_features(history, now)
+    out += _order_features(history, now, orders)
     out += _contact_features(history, now)
     out += _DEVICES.get(s_get("device"), _NO_DEVICE)
     if hour is None:

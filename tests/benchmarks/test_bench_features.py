@@ -122,8 +122,8 @@ def _run(benchmark, vw_predict, target, name: str, max_ratio: float) -> None:
 
 def _validate_and_transform(builder):
     def run(ctx):
-        validate_context(ctx)
-        return builder.transform(ctx)
+        orders = validate_context(ctx)  # as the engine does: the order summary feeds the profile
+        return builder.transform(ctx, None, orders)
 
     return run
 
@@ -142,7 +142,10 @@ def test_bench_validate_and_transform_no_cf(benchmark, setup, vw_predict):
 
 def test_bench_validate_only(benchmark, setup, vw_predict):
     contexts, _, _ = setup
-    _run(benchmark, vw_predict, _cycle(contexts, validate_context), "validate", 0.5)
+    def validate(ctx):
+        validate_context(ctx)
+
+    _run(benchmark, vw_predict, _cycle(contexts, validate), "validate", 0.5)
 
 
 def test_bench_vw_reference(benchmark, vw_predict):

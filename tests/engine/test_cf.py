@@ -382,3 +382,13 @@ def test_bad_inputs_and_unfitted_use():
         fitted.recommend(factory.minimal_context(), k=0)
     with pytest.raises(ValueError, match="method == 'best'"):
         precision_recall_at_k(fitted, (["a"], ["x"]), (["a"], ["x"]), method="best")
+
+
+def test_features_and_recommend_reuse_shopper_items(model, contexts):
+    for ctx in contexts[:200]:
+        items = model.shopper_items(ctx)
+        assert model.features(ctx, items) == model.features(ctx)
+        assert model.recommend(ctx, 5, items) == model.recommend(ctx, 5)
+    ctx = contexts[0]
+    bought = {i for o in ctx["history"]["orders"] for i in o["items"]}
+    assert {model.item_ids_[j] for j in model.shopper_items(ctx).bought} == bought & set(model.item_ids_)

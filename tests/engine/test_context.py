@@ -11,10 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.context import ContextError, ContextLimits, validate_context
-
-
-
+from engine.context import NO_ORDERS, ContextError, ContextLimits, validate_context
+from engine.profile import summarise_orders
 
 import context_factory as factory
 WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
@@ -270,3 +268,36 @@ def test_arbitrary_values_raise_only_context_error(path, value):
         validate_context(context)
     except ContextError as err:
         assert err.field.startswith(path.split(".")[0].split("[")[0]) or err.field == "context"
+
+
+def _orders_by_hand(orders):
+    """count, total value, latest timestamp, coupon count and depth, items: summed directly."""
+    coupons = [o["coupon_percent"] for o in orders if o.get("coupon_percent")]
+    return (len(orders), float(sum(o["value"] for o in orders)),
+            max((o["timestamp"] for o in orders), default=-math.inf), len(coupons), float(sum(coupons)),
+            [item for o in orders for item in o["items"]])
+
+
+def test_validation_returns_the_summary_of_the_orders():
+    contexts = factory.make_contexts(WORLD, seed=4) + list(factory.edge_contexts(WORLD).values())
+    with_orders = 0
+    for context in contexts:
+        summary = validate_context(context)
+        orders = (context.get("history") or {}).get("orders") or []
+        with_orders += bool(orders)
+        count, total, last, n_coupon, depth, items = _orders_by_hand(orders)
+        assert (summary.count, summary.last_timestamp, summary.coupon_count, list(summary.items)) == (
+            count, last, n_coupon, items)
+        assert summary.total_value == pytest.approx(total, rel=1e-12)
+        assert summary.coupon_depth == pytest.approx(depth, rel=1e-12)
+        own = summarise_orders(orders)  # the profile's own pass agrees exactly
+        assert summary[:5] == own[:5] and list(summary.items) == list(own.items)
+    assert with_orders > len(contexts) // 2
+
+
+def test_summary_without_orders_and_after_the_slow_path(ctx):
+    assert validate_context({k: v for k, v in ctx.items() if k != "history"}) is NO_ORDERS
+    ctx["history"]["orders"] = []
+    assert validate_context(ctx) is NO_ORDERS
+    ctx["history"]["orders"] = [{"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0}]
+    assert validate_context(ctx) is None  # numpy scalar: checked field by field, not summed

@@ -244,3 +244,19 @@ def test_list_sampling_and_floor_match_the_numpy_reference(rows, u):
     reference = (1.0 - floor) * np.array(probs) + floor * eligible / eligible.sum()
     got_floor = guard.apply_floor(probs, mask)
     np.testing.assert_array_equal(got_floor, reference if eligible.sum() > 1 else probs)
+
+
+def test_decision_is_a_frozen_dataclass_with_defaults():
+    import dataclasses
+    import pickle
+
+    from engine.decision import Decision
+
+    d = Decision("id1", "coupon_5", 0.4, {"none": 0.6, "coupon_5": 0.4})
+    assert (d.payload, d.model_version, d.fallback, d.reason) == ({}, "", False, None)
+    assert d.payload is not Decision("id2", "none", 1.0, {"none": 1.0}).payload  # no shared default
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.action = "none"  # type: ignore[misc]
+    assert dataclasses.replace(d, action="none").action == "none"
+    assert pickle.loads(pickle.dumps(d)) == d
+    assert dataclasses.asdict(d)["probabilities"] == {"none": 0.6, "coupon_5": 0.4}

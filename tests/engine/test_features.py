@@ -150,3 +150,12 @@ def test_reward_divisor_refuses_bad_shapes_and_flags():
         FULL.reward_divisor(np.zeros((2, 2, FULL.n_features)))
     with pytest.raises(ValueError, match="reward_per_value == 'yes'"):
         FeatureBuilder(reward_per_value="yes")
+
+
+def test_inputs_the_engine_shares_give_the_same_vector():
+    """transform with the validator's order summary and the CF items equals transform alone."""
+    for ctx in CONTEXTS[:200] + list(factory.edge_contexts(WORLD).values()):
+        orders = validate_context(ctx)
+        items = CF.shopper_items(ctx, orders)
+        assert items == CF.shopper_items(ctx)
+        np.testing.assert_array_equal(FULL.transform(ctx, items, orders), FULL.transform(ctx))
