@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.decision_log import DecisionRecord, OutcomeRecord, OutcomeStatus, hash_user_id
+from engine.decision_log import DecisionRecord, OutcomeRecord, OutcomeStatus, hash_user_id, user_hasher
 from engine.decision_log.records import OutcomeReceipt
 
 ACTIONS = ("none", "coupon_5", "recall_message")
@@ -85,6 +85,9 @@ def test_hash_matches_an_independent_keyed_blake2b_and_depends_on_salt():
     assert hash_user_id("u000042", b"pepper") == expected
     assert hash_user_id("u000042", "salt2") != expected
     assert "u000042" not in expected
+    hasher = user_hasher("pepper")  # the engine's: one keyed state, copied for each id
+    assert [hasher(u) for u in ("u000042", "u7", "u000042")] == [
+        expected, hashlib.blake2b(b"u7", key=b"pepper", digest_size=16).hexdigest(), expected]
 
 
 def test_hash_rejects_bad_inputs():
