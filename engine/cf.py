@@ -371,7 +371,9 @@ class CFModel:
 
     def _neg_seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
         """Minus the scores of all items given seed item indices, as a fresh array (ties and
-        cold seeds: popularity). Negated so that the ranking is an ascending one."""
+        cold seeds: popularity). Negated so that the ranking is an ascending one. The item
+        method leaves one extra entry at the end, the padding's sink, which is +inf and so
+        never ranks."""
         neg_base = self._neg_base_scores
         if method == "popularity" or not seeds:
             return neg_base.copy()
@@ -380,7 +382,7 @@ class CFModel:
             neg = np.bincount(self._pad_columns.take(seeds, 0).ravel(),
                               self._pad_neg_sims.take(seeds, 0).ravel(), base.size)
             neg += base
-            return neg[:-1]
+            return neg
         user = self.projection_[list(seeds)].sum(axis=0)
         return neg_base - self.item_factors_ @ user
 

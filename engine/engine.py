@@ -43,6 +43,7 @@ from engine.risk import RiskModel
 logger = logging.getLogger(__name__)
 
 DEV_SALT = "cartwise-development-salt"
+_UNIFORM_BLOCK = 64  # uniforms drawn at a time for action sampling
 COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
             "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps")
 
@@ -152,6 +153,9 @@ class DecisionEngine:
         self.model_version = f"{self.learner_name}-init"
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
+        # Uniforms for sampling actions, drawn from _rng a block at a time and consumed from the
+        # end (the same sequence as one draw per decision; saved with the model).
+        self._uniforms: list[float] = []
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._pending: OrderedDict[str, tuple[np.ndarray, int, float, float, Learner]] = OrderedDict()
@@ -196,8 +200,7 @@ class DecisionEngine:
         version = self.model_version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
         probs = self.guardrails.apply_floor(learner.decision_probabilities(x, mask), mask)
-        with self._rng_lock:
-            u = self._rng.random()
+        u = self._next_uniform()
         a = sample_index(probs, mask, u)
         action = self.action_names[a]
         p = probs[a]
@@ -220,6 +223,13 @@ class DecisionEngine:
                 self._pending.popitem(last=False)
                 self._counts["evicted"] += 1
         return Decision(decision_id, action, p, probabilities, payload, version, False, None)
+
+    def _next_uniform(self) -> float:
+        with self._rng_lock:
+            uniforms = self._uniforms
+            if not uniforms:
+                uniforms += reversed(self._rng.random(_UNIFORM_BLOCK).tolist())
+            return uniforms.pop()
 
     def _payload(self, action: str, ctx: Mapping[str, Any], cf: CFModel | None,
                  cf_items: ShopperItems | None) -> dict[str, Any]:
@@ -366,10 +376,12 @@ class DecisionEngine:
             arrays.update({f"risk.{k}": np.asarray(v) for k, v in self.features.risk.to_dict().items()})
         with self._rng_lock:
             rng_state = self._rng.bit_generator.state
+            pending_uniforms = list(self._uniforms)
         meta = {
             "learner_class": type(learner).__name__, "learner_name": self.learner_name,
             "action_names": list(self.action_names), "feature_names": list(self.features.feature_names),
-            "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state), "saved_at": time.time(),
+            "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state),
+            "rng_pending_uniforms": pending_uniforms, "saved_at": time.time(),
             "propensity_floor": self.propensity_floor, "reward_per_value": self.features.reward_per_value,
         }
         digest = write_model(path, arrays, meta)
@@ -412,6 +424,7 @@ class DecisionEngine:
         engine.model_version = version
         if not reseed:
             engine._rng.bit_generator.state = meta["rng_state"]
+            engine._uniforms = [float(u) for u in meta.get("rng_pending_uniforms", [])]
         return engine
 
     def load_model(self, path: str | os.PathLike[str]) -> str:

@@ -228,3 +228,15 @@ def test_full_disk_decide_keeps_serving_and_nothing_committed_is_lost(tmp_path, 
     assert log.flush()
     eng.close()
     assert set(read_log(path)["decision_id"]) == set(first) | set(later)
+
+
+def test_sampling_uniforms_are_the_seeded_stream_one_per_decision(tmp_path):
+    """Uniforms are drawn a block at a time, yet form the seed's one-draw-per-decision stream,
+    also across a save and load in the middle of a block."""
+    eng = DecisionEngine(seed=11, learner="linucb")
+    reference = np.random.default_rng(11)
+    drawn = [eng._next_uniform() for _ in range(70)]
+    eng.save(tmp_path / "model.cw")
+    loaded = DecisionEngine.load(tmp_path / "model.cw")
+    drawn += [loaded._next_uniform() for _ in range(70)]
+    assert drawn == [reference.random() for _ in range(140)]
