@@ -405,7 +405,7 @@ class CFModel:
         # The best ``take`` items outside the cart are among the best ``take + len(in_cart)``
         # of all items (ties at the cutoff kept), so the cart is filtered out of those few.
         cutoff = np.partition(neg, take + len(in_cart) - 1)[take + len(in_cart) - 1]
-        top = np.flatnonzero(neg <= cutoff)
+        top = (neg <= cutoff).nonzero()[0]
         ranked = sorted(zip(neg[top].tolist(), top.tolist()))  # ties broken by item index
         ids = self._item_id_list
         return [ids[j] for _, j in ranked if j not in in_cart][:take]

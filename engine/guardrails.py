@@ -149,6 +149,8 @@ class Guardrails:
         if floor == 0.0 or k <= 1:
             return probabilities
         keep, share = 1.0 - floor, floor / k
+        if k == len(eligible):
+            return [keep * p + share for p in probabilities]
         return [keep * p + (share if ok else 0.0) for p, ok in zip(probabilities, eligible)]
 
     def commit(self, ctx: Mapping[str, Any], user_key: str, action: str) -> None:
