@@ -233,11 +233,13 @@ def _check_cart(cart: Any, limits: ContextLimits) -> None:
     for line in cart:
         if type(line) is not dict:
             break
-        get = line.get
-        item_id = get("item_id")
-        price = get("price")
-        quantity = get("quantity")
-        category = get("category")
+        try:
+            item_id = line["item_id"]
+            price = line["price"]
+            quantity = line["quantity"]
+        except KeyError:  # let the slow path name it
+            break
+        category = line.get("category")
         if (
             type(item_id) is not str
             or not 0 < len(item_id) <= max_string

@@ -34,6 +34,7 @@ from engine.actions import ACTION_CHANNELS, ACTION_NAMES, COUPON_PERCENT
 
 DAY = 86_400.0
 _TIMESTAMP = itemgetter("timestamp")
+_CHANNELS = ("email", "sms", "push")
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,14 @@ class Guardrails:
         self._budget_day = -1
         self._budget_spent = 0.0
         self._recent: OrderedDict[str, deque[float]] = OrderedDict()
-        self._channel_masks: dict[tuple[bool, bool, bool], tuple[bool, ...]] = {}
+        self._channel_masks: dict[tuple[bool | None, ...], tuple[bool, ...]] = {}
         self.blocked = {"budget": 0, "frequency": 0}
 
     def eligible(self, ctx: Mapping[str, Any], user_key: str) -> list[bool]:
         """Which of ``action_names`` may be taken for this (validated) context, as a list of
         bools (one decision's 7 entries are faster in plain Python than in numpy)."""
         opt_in = ctx.get("channels") or {}
-        key = (bool(opt_in.get("email")), bool(opt_in.get("sms")), bool(opt_in.get("push")))
+        key = tuple(map(opt_in.get, _CHANNELS))  # True/False/None (numpy bools hash as bools)
         allowed = self._channel_masks.get(key)
         if allowed is None:
             allowed = self._channel_mask(opt_in)

@@ -57,6 +57,7 @@ class PredictionExamples:
         self._ns_hash = ws.hash_space(_SHARED_NAMESPACE)
         self._hashes = [ws.hash_feature(token, self._ns_hash) for token in feature_tokens]
         self._shared = pylibvw.example(ws, label, f"shared |{_SHARED_NAMESPACE}")
+        self._shared.ensure_namespace_exists(self._ns)  # erase_namespace keeps it from then on
         self._actions = [pylibvw.example(ws, label, line) for line in action_lines]
         self._lists: dict[tuple[bool, ...], list[pylibvw.example]] = {}  # by eligibility
 
@@ -76,6 +77,7 @@ class PredictionExamples:
             examples = cls(ws, feature_tokens, action_lines)
             probe = [0.5 + 0.25 * i for i in range(len(feature_tokens))]  # exact in float32 and in text
             examples._fill(probe)
+            examples._fill(probe)  # a refill is what every prediction does
             label = pylibvw.vw.lContextualBandit
             parsed = pylibvw.example(ws, label, shared_template % tuple(probe))
             same = _features(parsed) == _features(examples._shared)
@@ -93,7 +95,6 @@ class PredictionExamples:
         shared, ws, ns = self._shared, self._ws, self._ns
         shared.erase_namespace(ns)
         ws.unsetup_example(shared)
-        shared.ensure_namespace_exists(ns)
         shared.push_feature_list(ws, ns, self._ns_hash, list(zip(self._hashes, values)))
         ws.setup_example(shared)
 
