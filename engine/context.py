@@ -359,16 +359,18 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary | None:
                 break
         else:
             coupon = order.get("coupon_percent")
-            if coupon is not None and (type(coupon) not in numbers or not 0 <= coupon <= 100):
+            if coupon:  # nonzero: a coupon was used
+                if type(coupon) not in numbers or not 0 < coupon <= 100:
+                    break
+                n_coupon += 1
+                depth += coupon
+            elif coupon is not None and type(coupon) not in numbers:  # 0 and None are valid
                 break
             recovered = order.get("recovered_by")
             if recovered is None or (type(recovered) is str and len(recovered) <= max_string):
                 total += value
                 if ts > last:
                     last = ts
-                if coupon:
-                    n_coupon += 1
-                    depth += coupon
                 all_items += items
                 continue
         break
