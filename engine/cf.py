@@ -65,7 +65,6 @@ _FACTORIZATIONS = ("als", "svd")
 _METHODS = ("item", "mf", "popularity")
 _segment_sums = np.add.reduceat
 _ZEROS = repeat(0.0)  # endless default argument for map(dict.get, keys, _ZEROS)
-_dot = np.dot
 _TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
 
 Interactions = tuple  # (user_ids, item_ids) or (user_ids, item_ids, weights), array-likes
@@ -365,7 +364,7 @@ class CFModel:
         # mat-vec: sums = [sum of y_c / |y_c|; u], so dots = [<sum, u>, <u, u>].
         known.extend(map(self._n_items.__add__, hist))
         sums = _segment_sums(self._rows.take(known, 0), [0, n_known])
-        cart_dot_user, norm2 = _dot(sums, sums[1]).tolist()
+        cart_dot_user, norm2 = sums.dot(sums[1]).tolist()  # the method skips np.dot's dispatch
         affinity = cart_dot_user / (n_known * math.sqrt(norm2)) if norm2 > 1e-300 else 0.0
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
 
@@ -404,7 +403,10 @@ class CFModel:
         neg = self._neg_seed_scores(sorted(items.bought | in_cart), self.recommend_method)
         # The best ``take`` items outside the cart are among the best ``take + len(in_cart)``
         # of all items (ties at the cutoff kept), so the cart is filtered out of those few.
-        cutoff = np.partition(neg, take + len(in_cart) - 1)[take + len(in_cart) - 1]
+        kth = take + len(in_cart) - 1
+        part = neg.copy()  # what np.partition does, without its dispatch
+        part.partition(kth)
+        cutoff = part[kth]
         top = (neg <= cutoff).nonzero()[0]
         ranked = sorted(zip(neg[top].tolist(), top.tolist()))  # ties broken by item index
         ids = self._item_id_list

@@ -76,6 +76,8 @@ class Whitening:
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Map one vector ``(d,)`` or the rows of a matrix ``(n, d)``."""
-        out = np.dot(X, self.matrix)  # np.dot: less call overhead than @ on one vector
+        if type(X) is not np.ndarray:
+            X = np.asarray(X, dtype=np.float64)
+        out = X.dot(self.matrix)  # the method: less call overhead than @ or np.dot on one vector
         out += self.offset
         return out
