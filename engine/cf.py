@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from engine.context import OrderSummary
+from engine.context import OrderSummary, summarise_orders
 
 __all__ = [
     "CF_FEATURES",
@@ -323,21 +323,15 @@ class CFModel:
         :class:`~engine.context.OrderSummary` when the caller has it (its item list is used).
         """
         self._require_fitted()
+        if orders is None:
+            history = ctx.get("history")
+            orders = summarise_orders((history.get("orders") or ()) if history else ())
         get = self._index.get
         bought: set[int] = set()
-        if orders is not None:
-            for item in orders.items:
-                j = get(item)
-                if j is not None:
-                    bought.add(j)
-        else:
-            history = ctx.get("history")
-            if history:
-                for order in history.get("orders") or ():
-                    for item in order["items"]:
-                        j = get(item)
-                        if j is not None:
-                            bought.add(j)
+        for item in orders.items:
+            j = get(item)
+            if j is not None:
+                bought.add(j)
         return ShopperItems([get(line["item_id"]) for line in ctx["cart"]], bought)
 
     def features(self, ctx: Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:

@@ -189,7 +189,7 @@ class DecisionEngine:
             self._bump("errors")
             return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _decide(self, ctx: Mapping[str, Any], orders: OrderSummary | None) -> Decision:
+    def _decide(self, ctx: Mapping[str, Any], orders: OrderSummary) -> Decision:
         user_hash = self._hash_user(ctx["user_id"])
         mask = self.guardrails.eligible(ctx, user_hash)
         features = self.features  # one reference for the whole decision, as for the learner

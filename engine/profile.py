@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.context import OrderSummary
+from engine.context import OrderSummary, summarise_orders
 
 __all__ = [
     "ACTION_FAMILIES",
@@ -38,7 +38,6 @@ __all__ = [
     "behaviour_profile",
     "profile_matrix",
     "profile_values",
-    "summarise_orders",
 ]
 
 logger = logging.getLogger(__name__)
@@ -113,29 +112,6 @@ def action_family(action: str) -> str | None:
     if family is None and action.startswith("coupon"):
         return "coupon"
     return family
-
-
-def summarise_orders(orders: Iterable[Mapping[str, Any]]) -> OrderSummary:
-    """The :class:`~engine.context.OrderSummary` of validated orders (what
-    :func:`~engine.context.validate_context` returns when it could gather it itself)."""
-    n = 0
-    total_value = 0.0
-    last = -math.inf
-    n_coupon = 0
-    depth = 0.0
-    items: list[str] = []
-    for order in orders:
-        n += 1
-        total_value += order["value"]
-        ts = order["timestamp"]
-        if ts > last:
-            last = ts
-        coupon = order.get("coupon_percent")
-        if coupon:
-            n_coupon += 1
-            depth += coupon
-        items += order["items"]
-    return OrderSummary(n, total_value, last, n_coupon, depth, items)
 
 
 def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary | None) -> list[float]:

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.context import NO_ORDERS, ContextError, ContextLimits, validate_context
-from engine.profile import summarise_orders
+from engine.context import NO_ORDERS, ContextError, ContextLimits, summarise_orders, validate_context
 
 import context_factory as factory
 WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
@@ -290,7 +289,7 @@ def test_validation_returns_the_summary_of_the_orders():
             count, last, n_coupon, items)
         assert summary.total_value == pytest.approx(total, rel=1e-12)
         assert summary.coupon_depth == pytest.approx(depth, rel=1e-12)
-        own = summarise_orders(orders)  # the profile's own pass agrees exactly
+        own = summarise_orders(orders)  # the plain pass agrees exactly
         assert summary[:5] == own[:5] and list(summary.items) == list(own.items)
     assert with_orders > len(contexts) // 2
 
@@ -299,5 +298,7 @@ def test_summary_without_orders_and_after_the_slow_path(ctx):
     assert validate_context({k: v for k, v in ctx.items() if k != "history"}) is NO_ORDERS
     ctx["history"]["orders"] = []
     assert validate_context(ctx) is NO_ORDERS
-    ctx["history"]["orders"] = [{"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0}]
-    assert validate_context(ctx) is None  # numpy scalar: checked field by field, not summed
+    ctx["history"]["orders"] = [{"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0},
+                                {"timestamp": 3.0, "items": ["i2", "i1"], "value": 1.5, "coupon_percent": 10}]
+    # numpy scalar: checked field by field, then summed by summarise_orders
+    assert validate_context(ctx) == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
