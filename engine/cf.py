@@ -285,7 +285,6 @@ class CFModel:
         self._pop_scaled = pop_scaled
         self._pop_list = pop_scaled.tolist()
         self._base_scores = _TIE_BREAK * pop_scaled
-        self._neg_base_scores = -self._base_scores
         self._item_id_list = self.item_ids_.tolist()
         # Neighbour lists padded to one width, similarities negated: the item scores of any
         # seeds are then one gather and one bincount. Padding points at a sink column
@@ -298,7 +297,8 @@ class CFModel:
         inside = np.arange(width) < lengths[:, None]
         self._pad_columns[inside] = neighbors.indices
         self._pad_neg_sims[inside] = -neighbors.data
-        self._neg_base_with_sink = np.append(self._neg_base_scores, np.inf)
+        self._neg_base_with_sink = np.append(-self._base_scores, np.inf)
+        self._neg_base_scores = self._neg_base_with_sink[:-1]  # a view: the same numbers, no sink
         norms = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         self._n_items = self.item_ids_.size
