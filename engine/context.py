@@ -270,7 +270,7 @@ def _check_cart(cart: Any, limits: ContextLimits) -> None:
             or not 0 <= price < _INF
             or type(quantity) is not int
             or not 1 <= quantity <= max_count
-            or (category is not None and (type(category) is not str or len(category) > max_string))
+            or (category is not None and (type(category) is not str or not 0 < len(category) <= max_string))
         ):
             break
     else:
@@ -377,28 +377,28 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
             or not 0 <= value < inf
         ):
             break
-        for item in items:
+        coupon = order.get("coupon_percent")
+        if coupon:  # nonzero: a coupon was used
+            if type(coupon) not in numbers or not 0 < coupon <= 100:
+                break
+            n_coupon += 1
+            depth += coupon
+        elif coupon is not None and type(coupon) not in numbers:  # 0 and None are valid
+            break
+        recovered = order.get("recovered_by")
+        if recovered is not None and (type(recovered) is not str or not 0 < len(recovered) <= max_string):
+            break
+        total += value
+        if ts > last:
+            last = ts
+        all_items += items
+    else:
+        # the item ids of all orders in one pass
+        for item in all_items:
             if type(item) is not str or not 0 < len(item) <= max_string:
                 break
         else:
-            coupon = order.get("coupon_percent")
-            if coupon:  # nonzero: a coupon was used
-                if type(coupon) not in numbers or not 0 < coupon <= 100:
-                    break
-                n_coupon += 1
-                depth += coupon
-            elif coupon is not None and type(coupon) not in numbers:  # 0 and None are valid
-                break
-            recovered = order.get("recovered_by")
-            if recovered is None or (type(recovered) is str and len(recovered) <= max_string):
-                total += value
-                if ts > last:
-                    last = ts
-                all_items += items
-                continue
-        break
-    else:
-        return OrderSummary(len(orders), total, last, n_coupon, depth, all_items)
+            return OrderSummary(len(orders), total, last, n_coupon, depth, all_items)
     for i, order in enumerate(orders):
         _check_order_slow(i, order, limits)
     return summarise_orders(orders)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import types
 
 import numpy as np
 import pytest
@@ -121,6 +122,8 @@ BAD_CASES = [
     ("history.orders[2].coupon_percent", 150, "history.orders[2].coupon_percent", "[0, 100]"),
     ("history.orders[2].coupon_percent", "10", "history.orders[2].coupon_percent", "[0, 100]"),
     ("history.orders[2].recovered_by", 3, "history.orders[2].recovered_by", "string"),
+    ("history.orders[2].recovered_by", "", "history.orders[2].recovered_by", "non-empty string"),
+    ("history.orders[2].items[0]", "x" * 257, "history.orders[2].items[0]", "at most 256"),
     ("history.contacts", "none", "history.contacts", "a list"),
     ("history.contacts[1].converted", 1, "history.contacts[1].converted", "a bool"),
     ("history.contacts[0].action", "", "history.contacts[0].action", "non-empty string"),
@@ -302,3 +305,45 @@ def test_summary_without_orders_and_after_the_slow_path(ctx):
                                 {"timestamp": 3.0, "items": ["i2", "i1"], "value": 1.5, "coupon_percent": 10}]
     # numpy scalar: checked field by field, then summed by summarise_orders
     assert validate_context(ctx) == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
+
+
+def _as_mapping_proxies(value):
+    """A copy of ``value`` with every dict turned into a read-only non-dict Mapping, which the
+    fast paths do not take: the whole context is then checked field by field."""
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: _as_mapping_proxies(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_as_mapping_proxies(v) for v in value]
+    return value
+
+
+TRICKY = st.sampled_from([
+    "", "x" * 257, "i1", 0, -1, 1, 23, 24, 1.5, -0.0, 2**40, True, False, None, float("nan"),
+    float("inf"), float("-inf"), np.float64(2.0), np.int64(3), np.bool_(True), [], ["i1"], [""], [7], {},
+]) | JSON
+EXTRA_PATHS = ["cart[2].category", "history.orders[1].recovered_by", "history.orders[0].coupon_percent",
+               "session.device", "history.first_seen", "history.contacts[1].action", "cart[0].quantity"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS + EXTRA_PATHS), TRICKY), min_size=1, max_size=3))
+def test_fast_paths_agree_with_the_field_by_field_check(edits):
+    """Whatever the input, the fast paths accept, reject (naming the same field) and summarise
+    exactly as the slow, field-by-field check does."""
+    rng = np.random.default_rng(7)
+    context = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
+    context["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
+    for path, value in edits:
+        try:
+            _set(context, path, copy.deepcopy(value))  # no value shared between two edits
+        except (KeyError, IndexError, TypeError):  # an earlier edit replaced the parent
+            pass
+    outcomes = []
+    for candidate in (context, _as_mapping_proxies(context)):
+        try:
+            summary = validate_context(candidate)
+        except ContextError as err:
+            outcomes.append(("error", err.field))
+        else:
+            outcomes.append(("valid", summary[:5], list(summary.items)))
+    assert outcomes[0] == outcomes[1]
