@@ -2,13 +2,16 @@
 
 import copy
 import math
+import types
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import ACTION_NAMES, DecisionEngine
 from engine.actions import ACTION_CHANNELS
+from engine.cf import CFModel, interactions_from_contexts
 from engine.guardrails import GuardrailConfig
 
 
@@ -260,3 +263,44 @@ def test_decision_is_a_frozen_dataclass_with_defaults():
     assert dataclasses.replace(d, action="none").action == "none"
     assert pickle.loads(pickle.dumps(d)) == d
     assert dataclasses.asdict(d)["probabilities"] == {"none": 0.6, "coupon_5": 0.4}
+
+
+def _as_read_only(value):
+    """The same record as read-only mappings and tuples (other Mapping and Sequence types than
+    the dicts and lists the fast paths take)."""
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: _as_read_only(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_as_read_only(v) for v in value)
+    return value
+
+
+def _as_numpy_scalars(value):
+    """The same record with every number and bool a numpy scalar."""
+    if isinstance(value, dict):
+        return {k: _as_numpy_scalars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_numpy_scalars(v) for v in value]
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, (int, float)):
+        return np.float64(value) if isinstance(value, float) else np.int64(value)
+    return value
+
+
+@pytest.mark.parametrize("convert", [_as_read_only, _as_numpy_scalars])
+def test_other_container_and_number_types_give_the_same_decisions(sim_contexts, convert):
+    """Contexts that miss the fast paths (checked field by field) are decided exactly as the
+    plain-dict ones: same action, probabilities and payload, CF features and recommendations on."""
+    cf = CFModel(n_factors=8).fit(interactions_from_contexts(sim_contexts[:1500]))
+    plain = DecisionEngine(seed=3, learner="vw", cf=cf, strict=True)
+    other = DecisionEngine(seed=3, learner="vw", cf=cf, strict=True)
+    recommendations = 0
+    for ctx in sim_contexts[1500:1800]:
+        a, b = plain.decide(ctx), other.decide(convert(ctx))
+        assert (a.action, a.probabilities, a.payload) == (b.action, b.probabilities, b.payload)
+        recommendations += bool(a.payload.get("items"))
+        reward = 1.0 if a.action != "none" else 0.0
+        assert plain.reward(a.decision_id, reward) and other.reward(b.decision_id, reward)
+    assert recommendations > 10  # the payload comparison covered CF rankings
+    assert other.health()["fallbacks"] == 0
