@@ -322,7 +322,8 @@ TRICKY = st.sampled_from([
     float("inf"), float("-inf"), np.float64(2.0), np.int64(3), np.bool_(True), [], ["i1"], [""], [7], {},
 ]) | JSON
 EXTRA_PATHS = ["cart[2].category", "history.orders[1].recovered_by", "history.orders[0].coupon_percent",
-               "session.device", "history.first_seen", "history.contacts[1].action", "cart[0].quantity"]
+               "session.device", "history.first_seen", "history.contacts[1].action", "cart[0].quantity",
+               "history.product_views", "history.orders[1].timestamp", "history.contacts[0].converted", "channels.push"]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
