@@ -12,6 +12,9 @@ ACTION_NAMES: tuple[str, ...] = (
     "recall_message",
 )
 
+CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+"""The contact channels a context's ``channels`` opt-ins name."""
+
 ACTION_CHANNELS: dict[str, tuple[str, ...]] = {
     "none": (),
     "recommendation": ("email", "push"),

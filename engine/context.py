@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from engine.actions import CHANNELS
+
 __all__ = ["NO_ORDERS", "ContextError", "ContextLimits", "OrderSummary", "summarise_orders", "validate_context"]
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,6 @@ _NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
 _MISSING = object()
 
 _HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
-_CHANNELS = ("email", "sms", "push")
 
 
 class OrderSummary(NamedTuple):
@@ -319,7 +320,7 @@ def _check_channels(channels: Any) -> None:
         or (sms is not None and type(sms) is not bool)
         or (push is not None and type(push) is not bool)
     ):
-        for name in _CHANNELS:
+        for name in CHANNELS:
             value = get(name)
             if value is not None:
                 _check_bool(f"channels.{name}", value)

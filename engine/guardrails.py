@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Mapping
 
-from engine.actions import ACTION_CHANNELS, ACTION_NAMES, COUPON_PERCENT
+from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT
 
 DAY = 86_400.0
 _TIMESTAMP = itemgetter("timestamp")
-_CHANNELS = ("email", "sms", "push")
+_KNOWN_CHANNELS = frozenset(CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,11 @@ class Guardrails:
         """Which of ``action_names`` may be taken for this (validated) context, as a list of
         bools (one decision's 7 entries are faster in plain Python than in numpy)."""
         opt_in = ctx.get("channels") or {}
-        key = tuple(map(opt_in.get, _CHANNELS))  # True/False/None (numpy bools hash as bools)
+        key = tuple(map(opt_in.get, CHANNELS))  # True/False/None (numpy bools hash as bools)
         allowed = self._channel_masks.get(key)
         if allowed is None:
             allowed = self._channel_mask(opt_in)
-            if set(opt_in) <= {"email", "sms", "push"}:
+            if _KNOWN_CHANNELS.issuperset(opt_in):
                 self._channel_masks[key] = allowed
         mask = list(allowed)
         cfg = self.config
