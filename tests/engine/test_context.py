@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-import types
 
 import numpy as np
 import pytest
@@ -18,12 +17,17 @@ import context_factory as factory
 WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
 
 
-@pytest.fixture()
-def ctx():
+def _base_context():
+    """A valid context with 3 cart lines, 3 past orders and 2 past contacts (the same each call)."""
     rng = np.random.default_rng(7)
     base = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
     base["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
     return base
+
+
+@pytest.fixture()
+def ctx():
+    return _base_context()
 
 
 def test_synthetic_and_edge_contexts_are_valid():
@@ -262,9 +266,7 @@ PATHS = [case[0] for case in BAD_CASES if case[1] is not DELETE]
 @settings(max_examples=200, deadline=None)
 @given(path=st.sampled_from(PATHS), value=JSON)
 def test_arbitrary_values_raise_only_context_error(path, value):
-    rng = np.random.default_rng(7)
-    context = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
-    context["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
+    context = _base_context()
     _set(context, path, value)
     try:
         validate_context(context)
@@ -307,16 +309,6 @@ def test_summary_without_orders_and_after_the_slow_path(ctx):
     assert validate_context(ctx) == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
 
 
-def _as_mapping_proxies(value):
-    """A copy of ``value`` with every dict turned into a read-only non-dict Mapping, which the
-    fast paths do not take: the whole context is then checked field by field."""
-    if isinstance(value, dict):
-        return types.MappingProxyType({k: _as_mapping_proxies(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [_as_mapping_proxies(v) for v in value]
-    return value
-
-
 TRICKY = st.sampled_from([
     "", "x" * 257, "i1", 0, -1, 1, 23, 24, 1.5, -0.0, 2**40, True, False, None, float("nan"),
     float("inf"), float("-inf"), np.float64(2.0), np.int64(3), np.bool_(True), [], ["i1"], [""], [7], {},
@@ -331,16 +323,14 @@ EXTRA_PATHS = ["cart[2].category", "history.orders[1].recovered_by", "history.or
 def test_fast_paths_agree_with_the_field_by_field_check(edits):
     """Whatever the input, the fast paths accept, reject (naming the same field) and summarise
     exactly as the slow, field-by-field check does."""
-    rng = np.random.default_rng(7)
-    context = factory.make_context(WORLD, rng, 1, n_orders=3, n_contacts=2)
-    context["cart"] = [factory._cart_line(WORLD, j, rng) for j in range(3)]
+    context = _base_context()
     for path, value in edits:
         try:
             _set(context, path, copy.deepcopy(value))  # no value shared between two edits
         except (KeyError, IndexError, TypeError):  # an earlier edit replaced the parent
             pass
     outcomes = []
-    for candidate in (context, _as_mapping_proxies(context)):
+    for candidate in (context, factory.as_read_only(context)):
         try:
             summary = validate_context(candidate)
         except ContextError as err:

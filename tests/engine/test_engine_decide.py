@@ -2,8 +2,8 @@
 
 import copy
 import math
-import types
 
+import context_factory as factory
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -265,16 +265,6 @@ def test_decision_is_a_frozen_dataclass_with_defaults():
     assert dataclasses.asdict(d)["probabilities"] == {"none": 0.6, "coupon_5": 0.4}
 
 
-def _as_read_only(value):
-    """The same record as read-only mappings and tuples (other Mapping and Sequence types than
-    the dicts and lists the fast paths take)."""
-    if isinstance(value, dict):
-        return types.MappingProxyType({k: _as_read_only(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_as_read_only(v) for v in value)
-    return value
-
-
 def _as_numpy_scalars(value):
     """The same record with every number and bool a numpy scalar."""
     if isinstance(value, dict):
@@ -288,7 +278,7 @@ def _as_numpy_scalars(value):
     return value
 
 
-@pytest.mark.parametrize("convert", [_as_read_only, _as_numpy_scalars])
+@pytest.mark.parametrize("convert", [factory.as_read_only, _as_numpy_scalars])
 def test_other_container_and_number_types_give_the_same_decisions(sim_contexts, convert):
     """Contexts that miss the fast paths (checked field by field) are decided exactly as the
     plain-dict ones: same action, probabilities and payload, CF features and recommendations on."""

@@ -13,6 +13,7 @@ Test files load this module by path (they are not a package)::
 from __future__ import annotations
 
 import copy
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,17 @@ def make_contexts(world: World, seed: int, n: int | None = None) -> list[dict[st
     rng = np.random.default_rng(seed)
     users = range(len(world.user_ids) if n is None else n)
     return [make_context(world, rng, u) for u in users]
+
+
+def as_read_only(value: Any) -> Any:
+    """A copy of a context record as read-only mappings and tuples: other Mapping and Sequence
+    types than the dicts and lists that validation's fast paths take, so every part of it is
+    checked field by field."""
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: as_read_only(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(as_read_only(v) for v in value)
+    return value
 
 
 def minimal_context(item_id: str = "i0000", user_id: str = "u_new") -> dict[str, Any]:
