@@ -29,7 +29,7 @@ import numpy as np
 from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
 from policies._batch import one_hot_batch
-from policies._features import BatchFeatures, FeatureVectorPolicy
+from policies.batch_features import BatchFeatures, FeatureVectorPolicy
 
 
 class FullInformationPolicy(FeatureVectorPolicy):

@@ -25,7 +25,7 @@ from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
 from engine.learners import Learner, make_learner
 from policies._batch import normalise_batch, one_hot_batch
-from policies._features import BatchFeatures, FeatureVectorPolicy
+from policies.batch_features import BatchFeatures, FeatureVectorPolicy
 
 
 class LearnerPolicy(FeatureVectorPolicy):

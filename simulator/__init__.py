@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import gymnasium
 
-from simulator.config import SimConfig
-from simulator.constants import ACTION_CHANNELS, ACTION_NAMES, SHOPPER_TYPES
-from simulator.env import CartRecoveryEnv
-from simulator.oracle import oracle_action
-from simulator.vector_env import CartRecoveryVectorEnv, ContextBatch
+from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, SHOPPER_TYPES
+from simulator.shop.env import CartRecoveryEnv
+from simulator.shop.oracle import oracle_action
+from simulator.shop.vector_env import CartRecoveryVectorEnv, ContextBatch
 
 ENV_ID = "CartRecovery-v0"
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(
         id=ENV_ID,
-        entry_point="simulator.env:CartRecoveryEnv",
-        vector_entry_point="simulator.vector_env:CartRecoveryVectorEnv",
+        entry_point="simulator.shop.env:CartRecoveryEnv",
+        vector_entry_point="simulator.shop.vector_env:CartRecoveryVectorEnv",
     )
 
 __all__ = [

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from simulator.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 
 
 def truth_table(

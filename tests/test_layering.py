@@ -1,5 +1,9 @@
-"""DESIGN.md's layering: `engine` never imports `simulator`; `policies` never imports `simulator`;
-library code has no `print` and no `assert` (checked on the source, so it cannot drift)."""
+"""The layering of docs/architecture.md, checked on the source so it cannot drift.
+
+`engine` and `policies` never import `simulator`; the shop (`simulator/shop/`) imports nothing from
+`engine` but the action vocabulary and nothing from `policies` or the simulator's applications; no
+package imports another package's private (`_`-prefixed) module; library code has no `print` and
+no `assert`."""
 
 import ast
 from pathlib import Path
@@ -13,23 +17,69 @@ def _modules(package):
     return sorted((ROOT / package).rglob("*.py"))
 
 
-def _imported_roots(path):
+def _imported_modules(path):
+    """(dotted module name, line) of every absolute import in ``path``, ``from a import b`` as ``a.b``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name.split(".")[0], node.lineno
+                yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0], node.lineno
+            for alias in node.names:
+                yield f"{node.module}.{alias.name}", node.lineno
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
                 "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
-            yield str(node.args[0].value).split(".")[0], node.lineno
+            yield str(node.args[0].value), node.lineno
+
+
+def _imported_roots(path):
+    for module, line in _imported_modules(path):
+        yield module.split(".")[0], line
 
 
 @pytest.mark.parametrize("package", ["engine", "policies"])
 def test_package_never_imports_the_simulator(package):
     offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _modules(package)
                  for root, line in _imported_roots(p) if root == "simulator"]
+    assert offenders == []
+
+
+def test_the_shop_imports_only_the_action_vocabulary_from_the_engine():
+    allowed = ("engine.actions",)
+    offenders = []
+    for path in _modules("simulator/shop"):
+        for module, line in _imported_modules(path):
+            root = module.split(".")[0]
+            if root == "policies" or (root == "engine" and not module.startswith(allowed)):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+            if root == "simulator" and not module.startswith("simulator.shop"):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module} (an application)")
+    assert offenders == []
+
+
+def test_the_layering_rules_can_fail(tmp_path, monkeypatch):
+    """The import scan sees ``from engine import x``, ``import engine.y`` and private modules."""
+    module = tmp_path / "probe.py"
+    module.write_text("from engine import engine\nimport engine.cf\nfrom policies.batch_features import f\n")
+    assert [m for m, _ in _imported_modules(module)] == ["engine.engine", "engine.cf", "policies.batch_features.f"]
+
+
+def _private_part(module):
+    """The first ``_private`` segment of a dotted module path (dunders excluded), or None."""
+    for part in module.split(".")[1:]:
+        if part.startswith("_") and not part.startswith("__"):
+            return part
+    return None
+
+
+@pytest.mark.parametrize("package", ["engine", "simulator", "policies"])
+def test_no_package_imports_another_packages_private_module(package):
+    offenders = []
+    for path in _modules(package):
+        for module, line in _imported_modules(path):
+            root = module.split(".")[0]
+            if root in ("engine", "simulator", "policies") and root != package and _private_part(module):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert offenders == []
 
 

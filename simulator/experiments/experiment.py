@@ -23,11 +23,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from policies.base import Policy
-from simulator.config import SimConfig
+from simulator.shop.config import SimConfig
 from simulator.experiments.arms import ArmSpec, ExploringPolicy, RowView, build_policy, resolve_arms
 from simulator.experiments.assignment import assign, check_salt, normalise_weights
 from simulator.experiments.prescreen import PreScreen
-from simulator.vector_env import CartRecoveryVectorEnv
+from simulator.shop.vector_env import CartRecoveryVectorEnv
 
 if TYPE_CHECKING:
     from simulator.experiments.analysis import Analysis

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from engine import DecisionEngine
-from simulator.constants import ACTION_NAMES
+from simulator.shop.constants import ACTION_NAMES
 
 
 @dataclass

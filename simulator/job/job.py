@@ -26,7 +26,7 @@ from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
 from engine.ope.logs import bandit_data_from_log, evaluate_log, target_probabilities
 from policies import make_policy
-from simulator.constants import ACTION_NAMES
+from simulator.shop.constants import ACTION_NAMES
 from simulator.experiments import run_experiment
 from simulator.experiments.report import format_table, write_report
 from simulator.job.config import RunConfig

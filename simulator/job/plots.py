@@ -9,7 +9,7 @@ import pandas as pd
 
 from engine.plotting import new_figure
 from engine.plotting import save_figure as _save
-from simulator.constants import SHOPPER_TYPES
+from simulator.shop.constants import SHOPPER_TYPES
 
 
 def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 1000) -> Path:

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from engine.cf import CFModel, holdout_last_orders, interactions_from_contexts, precision_recall_at_k
 from engine.profile import PROFILE_FEATURES, profile_matrix
 from engine.risk import RiskModel
-from simulator.constants import ACTION_NAMES
+from simulator.shop.constants import ACTION_NAMES
 
 HOLDOUT_SHARE = 0.3  # carts the shop leaves alone (a standing holdout): they label the risk model
 

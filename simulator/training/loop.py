@@ -30,10 +30,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from policies import FullInformationPolicy, Policy, RulePolicy
-from policies._features import BatchFeatures
-from simulator.config import SimConfig
-from simulator.constants import ACTION_NAMES
-from simulator.vector_env import CartRecoveryVectorEnv
+from policies.batch_features import BatchFeatures
+from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_NAMES
+from simulator.shop.vector_env import CartRecoveryVectorEnv
 
 logger = logging.getLogger(__name__)
 

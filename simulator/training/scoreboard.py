@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from policies import make_policy
-from simulator.config import SimConfig
+from simulator.shop.config import SimConfig
 from simulator.training.loop import TrainingResult, run_policy
 
 logger = logging.getLogger(__name__)

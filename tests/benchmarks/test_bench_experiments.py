@@ -15,7 +15,7 @@ import pytest
 from bench_utils import LARGE, per_call_seconds, record_ratio
 
 from simulator.experiments import run_experiment
-from simulator.vector_env import CartRecoveryVectorEnv
+from simulator.shop.vector_env import CartRecoveryVectorEnv
 
 BATCH = 64
 SPEED = ({"users": 20_000, "days": 21, "pre_days": 7, "carts_per_day": 2_000} if LARGE

@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 import simulator
 from simulator import ACTION_NAMES, SHOPPER_TYPES, SimConfig
-from simulator.response import cart_response
+from simulator.shop.response import cart_response
 
 A = {name: i for i, name in enumerate(ACTION_NAMES)}
 

@@ -17,7 +17,7 @@ from bench_utils import LARGE
 import simulator
 from engine import ope
 from engine.ope.logs import bandit_data_from_log, evaluate_log, reward_model_features
-from simulator.world import OBS_HIGH, OBS_LOW, OBS_NAMES
+from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 
 ACTIONS: tuple[str, ...] = tuple(simulator.ACTION_NAMES)
 FEATURES: tuple[str, ...] = tuple(OBS_NAMES)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.catalog import Catalog
-from simulator.constants import DEVICES, SHOPPER_TYPES
+from simulator.shop.catalog import Catalog
+from simulator.shop.constants import DEVICES, SHOPPER_TYPES
 
 # Device shares by type (mobile, desktop, tablet): impulsive shoppers are mostly on phones,
 # hesitant ones research on desktops.

@@ -9,9 +9,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from simulator.config import SimConfig
-from simulator.constants import ACTION_NAMES, SHOPPER_TYPES
-from simulator.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
+from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 
 def make_config(config: SimConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> SimConfig:
@@ -35,7 +35,7 @@ class CartRecoveryEnv(gym.Env):
     behaviour type (``hesitant``, ``price_sensitive``, ``impulsive``, ``forgetful``) abandons a cart;
     the agent picks one recovery action; the episode ends with the realised profit of that cart.
     Shoppers come back across episodes, and their history (sessions, orders, coupons, past recovery
-    contacts) grows, with contact fatigue and coupon conditioning (see :mod:`simulator.response`).
+    contacts) grows, with contact fatigue and coupon conditioning (see :mod:`simulator.shop.response`).
     ``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()`` without a seed continues the same
     shop with the next abandoned cart.
 

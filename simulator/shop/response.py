@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.config import SimConfig
+from simulator.shop.config import SimConfig
 
 # Per-type parameters, in SHOPPER_TYPES order: hesitant, price_sensitive, impulsive, forgetful.
 P0_BASE = np.array([0.07, 0.05, 0.06, 0.10])

@@ -1,7 +1,7 @@
 """Configuration of the shop simulation, validated once at construction.
 
 Every number that shapes shopper behaviour lives here, with the public figure it was calibrated
-to (see :mod:`simulator.response` for how each one enters the response model).
+to (see :mod:`simulator.shop.response` for how each one enters the response model).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from simulator.constants import SHOPPER_TYPES
+from simulator.shop.constants import SHOPPER_TYPES
 
 DEFAULT_MIXTURE: dict[str, float] = {
     # Baymard: "extra costs too high" is the #1 abandonment reason (48%), so price-sensitive

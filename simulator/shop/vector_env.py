@@ -10,10 +10,10 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from simulator.config import SimConfig
-from simulator.constants import ACTION_NAMES, SHOPPER_TYPES
-from simulator.env import make_config
-from simulator.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
+from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.shop.env import make_config
+from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 _TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
 

@@ -8,7 +8,7 @@ Both environments run on this one model. A *batch* is drawn in three steps, all 
 2. :meth:`ShopWorld.arrive` — per cart, in time order: record those purchases and sessions in the
    shopper's history; this is the moment the context record is "sent".
 3. :meth:`ShopWorld.evaluate` — state-dependent truth: purchase probabilities and the expected
-   profit of every action (from :mod:`simulator.response`), action masks, observations.
+   profit of every action (from :mod:`simulator.shop.response`), action masks, observations.
 
 :meth:`ShopWorld.resolve` then realises the chosen actions' outcomes and updates shoppers (contact
 fatigue, coupon expectation, orders). Carts within one batch are simultaneous: they see the state
@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from simulator.catalog import Catalog
-from simulator.config import SimConfig
-from simulator.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DEVICES
-from simulator.history import EventStore, RecentRecords
-from simulator.population import Population
-from simulator.response import (
+from simulator.shop.catalog import Catalog
+from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DEVICES
+from simulator.shop.history import EventStore, RecentRecords
+from simulator.shop.population import Population
+from simulator.shop.response import (
     CONDITIONING_STEP,
     DISCOUNT,
     EXPECTATION_DAYS,
