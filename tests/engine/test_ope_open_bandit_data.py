@@ -13,20 +13,19 @@ import pytest
 
 from engine import ope
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+OBD_DIR = Path(__file__).resolve().parents[1] / "data" / "obd" / "men"  # vendored: see its README
 
 
 @pytest.fixture(scope="module")
 def obd_dir() -> Path:
-    path = REPO_ROOT.parent / "shared" / "data" / "obd" / "men"
-    if not (path / "random.csv").exists():
-        pytest.fail(f"Open Bandit sample not found at {path} (shared/ must sit beside the repo)")
-    return path
+    if not (OBD_DIR / "random.csv.gz").exists():
+        pytest.fail(f"Open Bandit sample not found at {OBD_DIR} (it is part of the repository)")
+    return OBD_DIR
 
 
 @pytest.fixture(scope="module")
 def random_log(obd_dir):
-    frame = pd.read_csv(obd_dir / "random.csv")
+    frame = pd.read_csv(obd_dir / "random.csv.gz")
     users = pd.get_dummies(frame[[f"user_feature_{i}" for i in range(4)]].astype(str))
     affinity = frame[[c for c in frame.columns if c.startswith("user-item_affinity_")]]
     positions = frame["position"].to_numpy() - 1
@@ -41,7 +40,7 @@ def random_log(obd_dir):
 
 @pytest.fixture(scope="module")
 def bts_on_policy(obd_dir):
-    clicks = pd.read_csv(obd_dir / "bts.csv")["click"].to_numpy(float)
+    clicks = pd.read_csv(obd_dir / "bts.csv.gz")["click"].to_numpy(float)
     return clicks.mean(), clicks.std(ddof=1) / math.sqrt(clicks.size)
 
 
