@@ -12,7 +12,7 @@ class Decision:
 
     Attributes:
         decision_id: pass it back with :meth:`DecisionEngine.reward`.
-        action: the action name to carry out (DESIGN.md vocabulary).
+        action: the action name to carry out (the vocabulary of docs/architecture.md).
         probability: probability with which ``action`` was chosen.
         probabilities: every eligible action's probability (sums to 1).
         payload: what checkout needs to act (``channel``, ``coupon_percent``, ``items``,

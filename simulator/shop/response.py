@@ -8,7 +8,7 @@ The model, for one cart of value ``V`` and margin ``M`` (both USD):
   abandoners (SeeWhy, "~8% return and buy with no prompt"). It rises a little with loyalty (past
   orders), falls for expensive carts, and falls with **coupon conditioning**: a shopper who keeps
   receiving coupons learns to wait for one (``p0 * (1 - 0.6 e)`` for coupon expectation ``e``).
-* ``lift`` — the share of non-returners an action converts, by type (DESIGN.md table):
+* ``lift`` — the share of non-returners an action converts, by type (docs/architecture.md):
 
   - *recall_message*: forgetful 10%, others 1-2.5%. The population-average incremental recovery of a
     plain reminder is ~3.3% of carts, the "3-5% of carts recovered" of abandoned-cart e-mails
