@@ -8,8 +8,8 @@ keep the bookkeeping; a concrete learner implements a few private hooks (``_prob
 
 Rewards reach the hooks divided by ``reward_scale``, so hyper-parameters (exploration widths,
 priors, VW costs) are expressed in those units. The default scale, 10, suits profits of roughly
--1..+60 (scaled: about -0.1..6); on a profit-like synthetic bandit, VW with scale 1 captured
-about 0.71 of the oracle's gain against 0.92 with scale 10 (LinUCB / linear TS: no change).
+-1..+60 (scaled: about -0.1..6); how much the scale matters is in ``docs/benchmarks.md``
+("Learner reward scale").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ it learns ``cost = -reward / reward_scale``. A VW workspace is not thread-safe; 
 lock serialises every call.
 
 Speed: ``Workspace.predict``/``learn`` wrap each parsed line in a Python ``Example`` object, which
-costs about three times VW's own parse and predict of a 7-action example. When the bindings
+costs more than VW's own parse and predict of a 7-action example. When the bindings
 underneath (``pylibvw``) have the calls needed, the learner calls VW's multi-line predict/learn
 on native examples directly: updates parse their text in C++, and predictions skip text
 altogether by refilling examples kept for the workspace's life
