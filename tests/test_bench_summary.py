@@ -55,6 +55,7 @@ def test_table_has_one_row_per_figure_and_the_median_for_a_benchmark_without_fig
 
 def test_format_value():
     assert bench_summary.format_value(0.91024) == "0.91024"
+    assert bench_summary.format_value(53209.1) == "53,209.1"
     assert bench_summary.format_value(1234567.8) == "1,234,568"
     assert bench_summary.format_value(82000) == "82,000"
     assert bench_summary.format_value(True) == "True"

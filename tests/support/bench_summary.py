@@ -63,7 +63,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1e6 else f"{value:.6g}"
+        return f"{value:,.0f}" if abs(value) >= 1e6 else f"{value:,.6g}"
     return str(value)
 
 
