@@ -49,7 +49,8 @@ def test_table_has_one_row_per_figure_and_the_median_for_a_benchmark_without_fig
                     ["", "decide_p50_ratio", "1.98"],
                     ["", "calls", "20,000"],
                     ["", "reference", "raw VW predict"]]
-    columns = {line.index("median_us") for line in lines[2:3]} | {line.index("decide_p50") for line in lines[3:5]}
+    columns = {line.index("median_us") for line in lines[2:3]}
+    columns |= {line.index("decide_p50") for line in lines[3:5]}
     assert len(columns) == 1  # the figure column is aligned
 
 
@@ -78,12 +79,15 @@ def _run_pytest(tmp_path, *options):
         "    benchmark(sum, range(10))\n"
         "    benchmark.extra_info['speed_ratio'] = 2.5\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    env = {**os.environ, "PYTHONPATH": str(SUPPORT),
-           bench_summary.ENV_PATH: str(tmp_path / "out" / "summary.json")}
+    # Not the outer run's xdist/pytest variables: pytest-benchmark disables itself in xdist workers.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CARTWISE_"))}
+    env["PYTHONPATH"] = str(SUPPORT)
+    env[bench_summary.ENV_PATH] = str(tmp_path / "out" / "summary.json")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-c", str(tmp_path / "pytest.ini"), "-p", "bench_summary",
          "-p", "no:xdist", "-p", "no:cacheprovider", "--benchmark-min-rounds=1",
-         "--benchmark-max-time=0.001", "--benchmark-warmup=off", *options, str(tmp_path / "test_tiny.py")],
+         "--benchmark-max-time=0.001", "--benchmark-warmup=off", *options,
+         str(tmp_path / "test_tiny.py")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -92,7 +96,8 @@ def _run_pytest(tmp_path, *options):
 def test_a_benchmark_run_prints_the_figures_and_writes_the_json(tmp_path):
     out = _run_pytest(tmp_path)
     assert "benchmark figures (extra_info)" in out
-    assert any(line.split() == ["test_tiny", "speed_ratio", "2.5"] for line in out.splitlines())
+    rows = [line.split() for line in out.splitlines()]
+    assert ["test_tiny", "speed_ratio", "2.5"] in rows, out
     path = tmp_path / "out" / "summary.json"
     assert f"written to {path}" in out
     (entry,) = json.loads(path.read_text())["benchmarks"]

@@ -83,10 +83,10 @@ def format_table(entries: list[Mapping[str, Any]]) -> list[str]:
             name = ""  # the benchmark's name only on its first row
     header = ("benchmark", "figure", "value")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    return lines
+    def join(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+
+    return [join(header), "  ".join("-" * width for width in widths), *map(join, rows)]
 
 
 def write_json(entries: list[Mapping[str, Any]], path: Path, scale: str) -> Path:
@@ -103,7 +103,7 @@ def write_json(entries: list[Mapping[str, Any]], path: Path, scale: str) -> Path
 
 
 def summary_path(rootdir: Path) -> Path:
-    """Where the JSON goes: ``CARTWISE_BENCH_SUMMARY`` if set, else ``reports/bench/summary.json``."""
+    """Where the JSON goes: ``CARTWISE_BENCH_SUMMARY`` if set, else reports/bench/summary.json."""
     override = os.environ.get(ENV_PATH)
     return Path(override) if override else rootdir / DEFAULT_PATH
 
@@ -116,7 +116,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     entries = collect(session.benchmarks)
     if not entries:
         if session.disabled:
-            terminalreporter.write_line(f"{TITLE}: none, benchmarks were disabled (no timing, nothing written)")
+            terminalreporter.write_line(
+                f"{TITLE}: none, benchmarks were disabled (no timing, nothing written)")
         return
     terminalreporter.section(TITLE)
     for line in format_table(entries):
