@@ -16,7 +16,7 @@ from bench_utils import LARGE
 
 import simulator
 from engine import ope
-from engine.ope.logs import bandit_data_from_log, evaluate_log, reward_model_features
+from engine.ope.logs import evaluate_log, read_log_dataset, reward_model_features
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 
 ACTIONS: tuple[str, ...] = tuple(simulator.ACTION_NAMES)
@@ -163,7 +163,7 @@ def coverage_table(seeds: Sequence[int], n_carts: int, estimators: Sequence[str]
     rows = []
     for seed in seeds:
         sim = simulate_log(n_carts, seed, uniform_share=uniform_share)
-        data = bandit_data_from_log(sim.frame)
+        data = read_log_dataset(sim.frame)
         q = ope.cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards,
                                   data.n_actions, np.random.default_rng(seed))
         for name, target in TARGETS.items():
