@@ -17,6 +17,7 @@ from bench_utils import LARGE
 import simulator
 from engine import ope
 from engine.ope.logs import evaluate_log, read_log_dataset, reward_model_features
+from engine.sampling import sample_actions
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 
 ACTIONS: tuple[str, ...] = tuple(simulator.ACTION_NAMES)
@@ -107,13 +108,6 @@ class SimulatedLog:
         """Mean over the logged carts of sum_a pi(a|x) q(x, a)."""
         pi = target(self.features, FEATURES, self.eligible)
         return float(np.mean(np.sum(pi * self.expected_reward, axis=1)))
-
-
-def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row from the row's distribution (inverse CDF)."""
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
-    return np.minimum((u >= cdf).sum(axis=1), probs.shape[1] - 1)
 
 
 def log_frame(features, probs, actions, rewards) -> pd.DataFrame:
