@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from engine.actions import DAY
 from engine.sampling import sample_actions
 from policies.base import Policy
 from simulator.shop.config import SimConfig
@@ -33,11 +34,10 @@ from simulator.shop.vector_env import CartRecoveryVectorEnv
 if TYPE_CHECKING:
     from simulator.experiments.analysis import Analysis
 
-__all__ = ["DAY", "ExperimentResult", "run_experiment"]
+__all__ = ["ExperimentResult", "run_experiment"]
 
 logger = logging.getLogger(__name__)
 
-DAY = 86_400.0
 _OUTCOMES = ("profit", "converted", "revenue", "coupon_cost")
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.actions import DAY
 from policies.base import Policy
 from simulator import SimConfig
 from simulator.experiments import assign, run_experiment
@@ -136,7 +137,7 @@ def test_the_learning_arm_learns_from_its_own_test_carts_only():
     # its pre-screen copy trained on the first half of the pre-period, evaluated on the second
     row = result.prescreen.set_index("arm").loc["learner"]
     assert row["learns"] and row["basis"].startswith("second half")
-    split = SimConfig().start_time + SMALL["pre_days"] * 86_400 / 2
+    split = SimConfig().start_time + SMALL["pre_days"] * DAY / 2
     assert row["n"] == (result.pre_log["timestamp"] >= split).sum() > 0
     assert result.prescreen.set_index("arm").loc["none", "n"] == len(result.pre_log)
 
