@@ -44,12 +44,11 @@ import numpy as np
 import pandas as pd
 
 from engine.ope.api import evaluate
+from engine.ope.readers import PROB_TOLERANCE
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("decision_id", "action", "probability", "reward", "fallback")
-PROB_TOLERANCE = 1e-6
-"""Allowed gap between ``probability`` and the logged action's ``p_<action>`` entry."""
 MASS_TOLERANCE = 1e-9
 """Target probability above this on an action the logger could not take is an error."""
 SHOWN_ROWS = 5

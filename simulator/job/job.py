@@ -38,7 +38,7 @@ from simulator.training.plots import learning_curve_plot
 
 logger = logging.getLogger(__name__)
 
-BASELINES = ("none", "rule", "uniform")
+BASELINE_POLICIES = ("none", "rule", "uniform")
 OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
 
 
@@ -126,7 +126,7 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
 
 def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
-    for name in (*BASELINES, *cfg.train.learners):
+    for name in (*BASELINE_POLICIES, *cfg.train.learners):
         result = run_policy(make_policy(name, seed=cfg.seed), cfg.train.carts, cfg.seed, shop,
                             batch=cfg.train.batch, progress=progress)
         rows.append({"policy": name, "value_last": result.value_last, "none": result.none,
