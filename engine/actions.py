@@ -1,4 +1,7 @@
-"""The default action catalogue: names, channels, costs and what checkout needs to act."""
+"""The default action catalogue: names, channels, costs and what checkout needs to act.
+
+Times are Unix seconds throughout (context timestamps, offer expiry); :data:`DAY` converts days.
+"""
 
 from __future__ import annotations
 
@@ -29,3 +32,6 @@ ACTION_CHANNELS: dict[str, tuple[str, ...]] = {
 COUPON_PERCENT: dict[str, int] = {"coupon_5": 5, "coupon_10": 10, "coupon_20": 20}
 OFFER_HOURS = 2.0
 """How long a time-limited offer lasts."""
+
+DAY = 86_400.0
+"""Seconds per day."""

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
 import math
@@ -39,6 +38,7 @@ from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
 from engine.model_file import ModelFileError, read_model, write_model
 from engine.risk import RiskModel
+from engine.sampling import sample_index
 
 logger = logging.getLogger(__name__)
 
@@ -507,19 +507,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     return value
-
-
-def sample_index(probabilities: list[float], eligible: list[bool], u: float) -> int:
-    """Index drawn from ``probabilities`` with the uniform number ``u`` in [0, 1) (inverse CDF).
-
-    Float edge cases (``u`` at the very top of the CDF) fall to the last eligible action, so an
-    ineligible action is never returned.
-
-    >>> sample_index([0.2, 0.0, 0.8], [True, False, True], 0.1), sample_index([0.2, 0.0, 0.8], [True, False, True], 0.5)
-    (0, 2)
-    """
-    cdf = list(itertools.accumulate(probabilities))
-    a = bisect.bisect_right(cdf, u * cdf[-1])
-    if a >= len(cdf) or not eligible[a]:
-        a = len(eligible) - 1 - eligible[::-1].index(True)
-    return a

@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Mapping
 
-from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT
+from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY
 
-DAY = 86_400.0
 _TIMESTAMP = itemgetter("timestamp")
 _KNOWN_CHANNELS = frozenset(CHANNELS)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.actions import DAY
 from engine.context import OrderSummary, summarise_orders
 
 __all__ = [
@@ -88,7 +89,6 @@ COUPON_PRIOR_SHARE = 0.2  # prior share of orders placed with a coupon
 PRIOR_STRENGTH = 2.0  # pseudo-observations behind each prior
 NO_EVENT_DAYS = 365.0  # "days since" used when there was no such event
 
-_DAY = 86400.0
 _MAX_MONEY = 1e12  # caps keep logs finite for absurd but schema-valid input
 _MAX_DAYS = 1e6
 _LOG_NO_EVENT = math.log1p(NO_EVENT_DAYS)
@@ -121,7 +121,7 @@ def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary
     n, total_value, last, n_coupon, depth, _ = orders
     sessions = history.get("sessions") or 0
     if n:
-        days = (now - last) / _DAY
+        days = (now - last) / DAY
         recency = _log1p(min(days, _MAX_DAYS)) if days > 0.0 else 0.0
         monetary = _log1p(min(total_value / n, _MAX_MONEY))
     else:
@@ -167,7 +167,7 @@ def _contact_features(history: Mapping[str, Any], now: float) -> list[float]:
                 won[k] += 1
     rate = (converted + PRIOR_STRENGTH * CONTACT_PRIOR_RATE) / (n + PRIOR_STRENGTH)
     prior = PRIOR_STRENGTH * rate
-    days = (now - last) / _DAY
+    days = (now - last) / DAY
     return [
         _log1p(n),
         rate,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
-from engine.ope.logs import bandit_data_from_log
+from engine.ope.logs import read_log_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def retrain_from_log(
         frame = read_log(log)
     if since is not None:
         frame = frame[frame["timestamp"] >= since]
-    data = bandit_data_from_log(frame, tuple(action_names))
+    data = read_log_dataset(frame, tuple(action_names))
     missing = [name for name in feature_names if name not in data.feature_names]
     if missing:
         raise ValueError(f"the log has no feature {missing[0]!r}; it holds {list(data.feature_names)[:5]}...")

@@ -75,13 +75,13 @@ def _slug(label: str) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from engine.ope import forest_plot
-    from engine.ope.logs import bandit_data_from_log, evaluate_log
+    from engine.ope.logs import evaluate_log, read_log_dataset
 
     log_path = Path(args.log)
     if not log_path.is_file():
         raise ValueError(f"--log == {args.log!r}: no such file")
     target, label, name = _target(args)
-    data = bandit_data_from_log(log_path)
+    data = read_log_dataset(log_path)
     table = evaluate_log(data, target, estimators=args.estimators, confidence=args.confidence,
                          seed=args.seed)
     out = Path(args.out)

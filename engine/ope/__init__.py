@@ -18,7 +18,7 @@ from engine.ope.estimators import (
     ESTIMATORS,
     EstimatorParams,
 )
-from engine.ope.logs import BanditData, bandit_data_from_log, evaluate_log
+from engine.ope.logs import LogDataset, evaluate_log, read_log_dataset
 from engine.ope.merge import Summaries, Summary, finalize, merge
 from engine.ope.plots import forest_plot
 from engine.ope.readers import LoggedFeedback, from_obp, read_dsjson, target_probs_at_positions
@@ -26,9 +26,9 @@ from engine.ope.reward_model import cross_fit_rewards
 from engine.ope.validation import validate
 
 __all__ = [
-    "BanditData",
-    "bandit_data_from_log",
+    "LogDataset",
     "evaluate_log",
+    "read_log_dataset",
     "DEFAULT_DROS_LAMBDA",
     "DEFAULT_ESTIMATORS",
     "DEFAULT_SWITCH_THRESHOLD",

@@ -20,7 +20,7 @@ from engine.ope.intervals import bootstrap_sums
 from engine.ope.merge import Summaries, Summary, finalize, weight_stats
 from engine.ope.reward_model import cross_fit_rewards
 from engine.ope.validation import (
-    BanditData,
+    ValidatedFeedback,
     check_confidence,
     check_positive_int,
     make_rng,
@@ -42,7 +42,7 @@ def _check_ci(confidence: float, ci: str, n_bootstrap: int) -> tuple[float, int]
 
 
 def _summarize_data(
-    data: BanditData,
+    data: ValidatedFeedback,
     names: tuple[str, ...],
     params: EstimatorParams,
     n_bootstrap: int,
@@ -122,7 +122,9 @@ def summarize(
             data.contexts, data.actions, data.rewards, data.n_actions, generator, n_folds,
             reward_model,
         )
-        data = BanditData(data.rewards, data.actions, data.logged_probs, data.target_probs, q, None)
+        data = ValidatedFeedback(
+            data.rewards, data.actions, data.logged_probs, data.target_probs, q, None
+        )
     return _summarize_data(data, names, params, n_bootstrap, generator)
 
 

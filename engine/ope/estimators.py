@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.ope.validation import BanditData
+from engine.ope.validation import ValidatedFeedback
 
 DEFAULT_SWITCH_THRESHOLD = 20.0
 """Switch-DR threshold ``tau``: rows with importance weight above it use the reward model only."""
@@ -76,7 +76,7 @@ class RowTerms:
     model_logged: np.ndarray | None  # q_i
 
     @classmethod
-    def from_data(cls, data: BanditData) -> RowTerms:
+    def from_data(cls, data: ValidatedFeedback) -> RowTerms:
         flat = np.arange(data.n) * data.n_actions + data.actions  # faster than [rows, actions]
         target_logged = data.target_probs.ravel()[flat]
         weights = target_logged / data.logged_probs

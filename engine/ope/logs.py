@@ -1,6 +1,6 @@
 """Off-policy evaluation on the engine's decision log.
 
-:func:`bandit_data_from_log` turns a :func:`engine.decision_log.read_log` frame (or the log file,
+:func:`read_log_dataset` turns a :func:`engine.decision_log.read_log` frame (or the log file,
 or its Parquet export) into arrays: the logged action, its propensity ``probability``, the full
 logging distribution ``p_<action>`` and the whitelisted features ``f_<feature>``. Fallback
 decisions (bad input, not chosen by the policy) and decisions without a reward yet are dropped
@@ -22,7 +22,7 @@ default exploration floor (> 0) that is exactly the guardrails' eligibility.
 ...     "fallback": [False, False, False, True],
 ...     "p_none": [0.5, 0.5, 0.5, 1.0], "p_coupon_5": [0.5, 0.5, 0.5, 0.0],
 ... })
->>> data = bandit_data_from_log(log)
+>>> data = read_log_dataset(log)
 >>> data.n, dict(data.dropped)
 (2, {'fallback': 1, 'no_reward': 1})
 >>> always_coupon = lambda X, names, eligible: eligible * [0.0, 1.0]
@@ -44,12 +44,11 @@ import numpy as np
 import pandas as pd
 
 from engine.ope.api import evaluate
+from engine.ope.readers import PROB_TOLERANCE
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("decision_id", "action", "probability", "reward", "fallback")
-PROB_TOLERANCE = 1e-6
-"""Allowed gap between ``probability`` and the logged action's ``p_<action>`` entry."""
 MASS_TOLERANCE = 1e-9
 """Target probability above this on an action the logger could not take is an error."""
 SHOWN_ROWS = 5
@@ -59,11 +58,11 @@ TargetFn = Callable[[np.ndarray, tuple[str, ...], np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class BanditData:
+class LogDataset:
     """Logged bandit feedback read from a decision log (``n`` kept rows, ``A`` actions).
 
-    Not to be confused with the internal, already-validated ``engine.ope.validation.BanditData``:
-    this one carries what a log holds (features, eligibility, ids) and what was dropped.
+    Carries what the log holds (features, eligibility, ids) and what was dropped;
+    :func:`engine.ope.evaluate` validates the arrays it is given from it.
     """
 
     rewards: np.ndarray  # (n,) float64
@@ -133,10 +132,10 @@ def _action_names(df: pd.DataFrame, action_names: Sequence[str] | None) -> tuple
     return names
 
 
-def bandit_data_from_log(
+def read_log_dataset(
     df_or_path: pd.DataFrame | str | os.PathLike[str],
     action_names: Sequence[str] | None = None,
-) -> BanditData:
+) -> LogDataset:
     """Arrays for off-policy evaluation from a decision log.
 
     Args:
@@ -208,7 +207,7 @@ def bandit_data_from_log(
         logger.debug("decision log: features absent from every kept row: %s",
                      [c for c, ok in zip(feature_cols, present) if not ok])
     sources = kept["reward_source"].value_counts().to_dict() if "reward_source" in kept else {}
-    return BanditData(
+    return LogDataset(
         rewards=kept["reward"].to_numpy(dtype=np.float64),
         actions=actions,
         logged_probs=logged,
@@ -224,7 +223,7 @@ def bandit_data_from_log(
     )
 
 
-def target_probabilities(data: BanditData, target: TargetFn | Any) -> np.ndarray:
+def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray:
     """The target's ``(n, A)`` distribution on the log's rows, in the log's action order.
 
     Raises ``ValueError`` when the target is neither callable nor has ``feature_probabilities``,
@@ -288,20 +287,20 @@ def reward_model_features(features: np.ndarray) -> np.ndarray:
 
 
 def evaluate_log(
-    df_or_path: pd.DataFrame | str | os.PathLike[str] | BanditData,
+    df_or_path: pd.DataFrame | str | os.PathLike[str] | LogDataset,
     target: TargetFn | Any,
     **evaluate_kwargs: Any,
 ) -> pd.DataFrame:
     """Estimate ``target``'s value on a decision log (table of :func:`engine.ope.evaluate`).
 
-    ``df_or_path`` is anything :func:`bandit_data_from_log` reads, or its result (to score
+    ``df_or_path`` is anything :func:`read_log_dataset` reads, or its result (to score
     several targets without reading the log again). ``evaluate_kwargs`` go to
     :func:`engine.ope.evaluate` (``estimators``, ``confidence``, ``ci``, ``seed``...). Unless
     they give ``estimated_rewards`` or ``contexts``, the DM/DR reward model is cross-fitted on
     the logged features (:func:`reward_model_features`); with no feature columns only IPW-type
     estimators are available. The table's ``attrs`` also carry ``n_read`` and ``dropped``.
     """
-    data = df_or_path if isinstance(df_or_path, BanditData) else bandit_data_from_log(df_or_path)
+    data = df_or_path if isinstance(df_or_path, LogDataset) else read_log_dataset(df_or_path)
     target_probs = target_probabilities(data, target)
     kwargs = dict(evaluate_kwargs)
     if "estimated_rewards" not in kwargs and "contexts" not in kwargs and data.features.shape[1]:

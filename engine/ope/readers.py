@@ -21,7 +21,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 PROB_TOLERANCE = 1e-6
-"""Allowed gap between ``_label_probability`` and the chosen action's entry of ``p``."""
+"""Allowed gap between a logged propensity and the logged action's entry of the logging
+distribution (DSJSON ``_label_probability`` vs ``p``; a decision log's ``probability`` vs
+``p_<action>``)."""
 
 
 @dataclass(frozen=True)

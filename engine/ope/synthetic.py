@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.ope.validation import check_positive_int
+from engine.sampling import sample_actions
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -100,8 +101,7 @@ class SyntheticWorld:
         n = check_positive_int("n", n)
         idx = rng.integers(self.pool.shape[0], size=n)
         logging = self.logging[idx]
-        cdf = np.cumsum(logging, axis=1)
-        actions = np.minimum((rng.random(n)[:, None] >= cdf).sum(axis=1), logging.shape[1] - 1)
+        actions = sample_actions(logging, rng)
         rows = np.arange(n)
         q = self.q[idx]
         rewards = (rng.random(n) < q[rows, actions]).astype(np.float64)

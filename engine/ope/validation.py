@@ -16,7 +16,7 @@ SUM_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
-class BanditData:
+class ValidatedFeedback:
     """Validated logged bandit feedback (all arrays have ``n`` rows)."""
 
     rewards: np.ndarray  # (n,) float64
@@ -156,7 +156,7 @@ def validate(
     target_probs: object,
     estimated_rewards: object | None = None,
     contexts: object | None = None,
-) -> BanditData:
+) -> ValidatedFeedback:
     """Validate and convert one batch of logged bandit feedback.
 
     >>> data = validate([1.0, 0.0], [0, 1], [0.5, 0.5], [[0.2, 0.8], [0.6, 0.4]])
@@ -176,7 +176,7 @@ def validate(
         "estimated_rewards", estimated_rewards, n, pi.shape[1]
     )
     x = None if contexts is None else check_matrix("contexts", contexts, n)
-    return BanditData(r, a, p, pi, q, x)
+    return ValidatedFeedback(r, a, p, pi, q, x)
 
 
 def check_confidence(confidence: float) -> float:

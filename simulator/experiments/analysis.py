@@ -46,7 +46,7 @@ class Analysis:
       rows; NaN elsewhere).
     - ``sequence``: :func:`engine.abtest.confidence_sequence` of profit over days.
     - ``srm``: the sample-ratio check; ``verdicts`` (fixed horizon, CUPED, Holm) and
-      ``sequential_verdicts`` (always-valid sequence): :func:`engine.abtest.decide`.
+      ``sequential_verdicts`` (always-valid sequence): :func:`engine.abtest.ship_verdicts`.
     - ``arms``: per arm ``units, carts, profit, true_profit``; ``daily``: per arm and day
       ``carts, profit, true_profit`` sums.
     """
@@ -113,9 +113,9 @@ def analyse(
     sequence = abtest.confidence_sequence(carts, control=control, metrics="profit", look="day",
                                           confidence=confidence)
     alpha = 1.0 - confidence
-    verdicts = abtest.decide(table, primary="profit", guardrails=guardrails, alpha=alpha)
-    seq_verdicts = abtest.decide(table, primary="profit", guardrails=guardrails, alpha=alpha,
-                                 sequential=True)
+    verdicts = abtest.ship_verdicts(table, primary="profit", guardrails=guardrails, alpha=alpha)
+    seq_verdicts = abtest.ship_verdicts(table, primary="profit", guardrails=guardrails, alpha=alpha,
+                                        sequential=True)
     truth = true_effects(carts, control)
     profit = table["metric"] == "profit"
     table["true_effect"] = np.where(profit, table["arm"].map(truth), np.nan)

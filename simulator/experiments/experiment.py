@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from engine.actions import DAY
+from engine.sampling import sample_actions
 from policies.base import Policy
 from simulator.shop.config import SimConfig
 from simulator.experiments.arms import ArmSpec, ExploringPolicy, RowView, build_policy, resolve_arms
@@ -32,11 +34,10 @@ from simulator.shop.vector_env import CartRecoveryVectorEnv
 if TYPE_CHECKING:
     from simulator.experiments.analysis import Analysis
 
-__all__ = ["DAY", "ExperimentResult", "run_experiment", "sample_actions"]
+__all__ = ["ExperimentResult", "run_experiment"]
 
 logger = logging.getLogger(__name__)
 
-DAY = 86_400.0
 _OUTCOMES = ("profit", "converted", "revenue", "coupon_cost")
 
 
@@ -69,17 +70,6 @@ class ExperimentResult:
         from simulator.experiments.analysis import analyse
 
         return analyse(self, **kwargs)
-
-
-def sample_actions(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One action per row of ``(n, n_actions)`` distributions (never a zero-probability one).
-
-    >>> sample_actions(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]), np.random.default_rng(0))
-    array([1, 0])
-    """
-    cumulative = np.cumsum(probabilities, axis=1)
-    u = rng.random(len(probabilities))[:, None] * cumulative[:, -1:]
-    return (cumulative <= u).sum(axis=1).astype(np.int64)
 
 
 def _check_int(name: str, value: Any, low: int) -> int:

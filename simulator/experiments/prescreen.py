@@ -34,10 +34,11 @@ __all__ = ["PreScreen"]
 
 logger = logging.getLogger(__name__)
 
-MIN_ROWS = 20
+MIN_PRESCREEN_ROWS = 20
 """Fewest logged carts (per evaluated set) for an OPE estimate."""
 
-ESTIMATORS = ("ipw", "snipw", "dr")
+PRESCREEN_ESTIMATORS = ("ipw", "snipw", "dr")
+"""The estimators the pre-screen reports (names in :data:`engine.ope.ESTIMATORS`)."""
 
 
 class PreScreen:
@@ -101,8 +102,9 @@ class PreScreen:
         cols = {key: np.concatenate(parts) for key, parts in self._columns.items()}
         targets = {name: np.concatenate(parts) for name, parts in self._targets.items()}
         n, n_actions = cols["truth"].shape
-        if n < MIN_ROWS:
-            logger.warning("pre-screen skipped: %d logged carts, need at least %d", n, MIN_ROWS)
+        if n < MIN_PRESCREEN_ROWS:
+            logger.warning("pre-screen skipped: %d logged carts, need at least %d", n,
+                           MIN_PRESCREEN_ROWS)
             return None
         q_hat = ope.cross_fit_rewards(
             cols["obs"].astype(np.float64), cols["actions"], cols["rewards"], n_actions, rng,
@@ -120,21 +122,22 @@ class PreScreen:
                           else "all pre-period carts"),
                 "n": int(rows.size),
             }
-            if rows.size < MIN_ROWS:
+            if rows.size < MIN_PRESCREEN_ROWS:
                 logger.warning("pre-screen of arm %r skipped: %d carts", name, rows.size)
                 rows_out.append(row)
                 continue
             table = ope.evaluate(
                 cols["rewards"][rows], cols["actions"][rows], cols["probs"][rows], target[rows],
-                estimated_rewards=q_hat[rows], estimators=ESTIMATORS, confidence=confidence,
+                estimated_rewards=q_hat[rows], estimators=PRESCREEN_ESTIMATORS,
+                confidence=confidence,
             )
-            row.update({est: float(table.loc[est, "value"]) for est in ESTIMATORS})
+            row.update({est: float(table.loc[est, "value"]) for est in PRESCREEN_ESTIMATORS})
             row.update({"dr_ci_low": float(table.loc["dr", "ci_low"]),
                         "dr_ci_high": float(table.loc["dr", "ci_high"]),
                         "ess": float(table.loc["dr", "ess"]),
                         "true_value": float((target[rows] * cols["truth"][rows]).sum(axis=1).mean())})
             both = rows[np.isfinite(control_target[rows]).all(axis=1)]
-            if name != self.control and both.size >= MIN_ROWS:
+            if name != self.control and both.size >= MIN_PRESCREEN_ROWS:
                 diff = _dr_terms(target[both], cols, q_hat, both) - _dr_terms(
                     control_target[both], cols, q_hat, both)
                 effect, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(both.size))

@@ -24,7 +24,7 @@ import pandas as pd
 
 from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
-from engine.ope.logs import bandit_data_from_log, evaluate_log, target_probabilities
+from engine.ope.logs import evaluate_log, read_log_dataset, target_probabilities
 from policies import make_policy
 from simulator.shop.constants import ACTION_NAMES
 from simulator.experiments import run_experiment
@@ -38,7 +38,7 @@ from simulator.training.plots import learning_curve_plot
 
 logger = logging.getLogger(__name__)
 
-BASELINES = ("none", "rule", "uniform")
+BASELINE_POLICIES = ("none", "rule", "uniform")
 OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
 
 
@@ -126,7 +126,7 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
 
 def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
-    for name in (*BASELINES, *cfg.train.learners):
+    for name in (*BASELINE_POLICIES, *cfg.train.learners):
         result = run_policy(make_policy(name, seed=cfg.seed), cfg.train.carts, cfg.seed, shop,
                             batch=cfg.train.batch, progress=progress)
         rows.append({"policy": name, "value_last": result.value_last, "none": result.none,
@@ -142,7 +142,7 @@ def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[p
 
 def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
     """Score candidate policies on the engine's log; put their true value on the same carts beside."""
-    data = bandit_data_from_log(run.log_path)
+    data = read_log_dataset(run.log_path)
     truth = run.decisions.set_index("decision_id").loc[list(data.decision_ids)]
     er = truth[[f"er_{a}" for a in ACTION_NAMES]].to_numpy()
     col = [list(ACTION_NAMES).index(a) for a in data.action_names]

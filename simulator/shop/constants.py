@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# The action and channel vocabulary is defined once, by the engine.
-from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT  # noqa: F401  (re-exported)
+# The action and channel vocabulary and the day length are defined once, by the engine.
+from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY  # noqa: F401  (re-exported)
 
 SHOPPER_TYPES: tuple[str, ...] = ("hesitant", "price_sensitive", "impulsive", "forgetful")
 """Hidden behaviour types, in type-index order."""

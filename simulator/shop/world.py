@@ -24,7 +24,7 @@ import numpy as np
 
 from simulator.shop.catalog import Catalog
 from simulator.shop.config import SimConfig
-from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DEVICES
+from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY, DEVICES
 from simulator.shop.history import EventStore, RecentRecords
 from simulator.shop.population import Population
 from simulator.shop.response import (
@@ -35,7 +35,6 @@ from simulator.shop.response import (
     cart_response,
 )
 
-DAY = 86_400.0
 _SCALAR_BUILD = 3  # up to this many records are built element by element
 MAX_LINES = 4
 MAX_DIRECT = 2

@@ -5,7 +5,7 @@ several seeds (the decision-quality scoreboard); ``cartwise train`` / ``cartwise
 the command line.
 """
 
-from simulator.training.loop import BASELINES, TrainingResult, run_policy, sample_actions
-from simulator.training.scoreboard import compare_policies, summarise
+from simulator.training.loop import BASELINES, TrainingResult, run_policy
+from simulator.training.scoreboard import compare_policies, summarise_over_seeds
 
-__all__ = ["BASELINES", "TrainingResult", "compare_policies", "run_policy", "sample_actions", "summarise"]
+__all__ = ["BASELINES", "TrainingResult", "compare_policies", "run_policy", "summarise_over_seeds"]

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm.auto import tqdm
 
+from engine.sampling import sample_actions
 from policies import FullInformationPolicy, Policy, RulePolicy
 from policies.batch_features import BatchFeatures
 from simulator.shop.config import SimConfig
@@ -95,23 +96,6 @@ class TrainingResult:
             "static": dict(self.static), "seconds": self.seconds, "carts_per_second": self.carts_per_second,
             "shift_at": self.shift_at, "curve": list(self.curve),
         }
-
-
-def sample_actions(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One action per row of ``probabilities`` (rows sum to 1), by inverse CDF.
-
-    >>> p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
-    >>> sample_actions(p, np.random.default_rng(0))[0].item()
-    1
-    """
-    cdf = np.cumsum(probabilities, axis=1)
-    u = rng.random(len(cdf))[:, None] * cdf[:, -1:]
-    actions = (u >= cdf).sum(axis=1)
-    # float edge cases: never land on an action without mass
-    stray = probabilities[np.arange(len(actions)), np.minimum(actions, cdf.shape[1] - 1)] <= 0
-    if stray.any():
-        actions[stray] = np.argmax(probabilities[stray], axis=1)
-    return np.minimum(actions, cdf.shape[1] - 1)
 
 
 def _check_probabilities(p: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:

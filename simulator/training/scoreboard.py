@@ -130,7 +130,7 @@ def run_row(result: TrainingResult) -> dict[str, Any]:
     return row
 
 
-def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+def summarise_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds of every metric, one row per policy
     (policies in first-appearance order). ``recovery_carts`` is nan unless every seed recovered;
     ``recovered`` is the share of seeds that did."""
@@ -186,7 +186,8 @@ def compare_policies(policies: Sequence[str] = DEFAULT_POLICIES, carts: int = 20
             curves.append(curve)
             logger.info("%s seed %d: value %.3f, gain share %.3f", name, seed, result.value_last, result.gain_share)
     runs = pd.DataFrame(rows)
-    return Scoreboard(runs, pd.concat(curves, ignore_index=True), summarise(runs), carts, tuple(seed_list), shift_at)
+    return Scoreboard(runs, pd.concat(curves, ignore_index=True), summarise_over_seeds(runs), carts,
+                      tuple(seed_list), shift_at)
 
 
 _TABLE_COLUMNS = (
@@ -199,7 +200,7 @@ _TABLE_COLUMNS = (
 
 
 def markdown_table(summary: pd.DataFrame, seeds: Sequence[int] = ()) -> str:
-    """Markdown table of a :func:`summarise` frame: ``mean ± sd`` per metric."""
+    """Markdown table of a :func:`summarise_over_seeds` frame: ``mean ± sd`` per metric."""
     columns = [(key, label, digits) for key, label, digits in _TABLE_COLUMNS if f"{key}_mean" in summary.columns]
     lines = ["| policy | " + " | ".join(label for _, label, _ in columns) + " |",
              "|---|" + "---:|" * len(columns)]

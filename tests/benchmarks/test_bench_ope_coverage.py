@@ -44,7 +44,7 @@ from ope_simulation import (
 )
 
 from engine import ope
-from engine.ope.logs import bandit_data_from_log, evaluate_log
+from engine.ope.logs import evaluate_log, read_log_dataset
 
 
 def test_bench_interval_coverage(benchmark) -> None:
@@ -62,7 +62,7 @@ def test_bench_interval_coverage(benchmark) -> None:
         info["hard_coverage_target_none"] = round(float(hard[hard["target"] == "none"]["covered"].mean()), 4)
 
     # Overhead of the log path (target alignment and checks) over plain arrays, same run.
-    data = bandit_data_from_log(simulate_log(N_CARTS, seed=10_000).frame)
+    data = read_log_dataset(simulate_log(N_CARTS, seed=10_000).frame)
     pi = TARGETS["linear"](data.features, data.feature_names, data.eligible)
     target = lambda X, names, eligible: pi  # precomputed: time the log path, not the policy
     q = ope.cross_fit_rewards(data.features, data.actions, data.rewards, data.n_actions,

@@ -231,7 +231,7 @@ def test_list_sampling_and_floor_match_the_numpy_reference(rows, u):
     """decide works on plain lists for speed; it must draw exactly what the numpy inverse CDF draws."""
     import numpy as np
 
-    from engine.engine import sample_index
+    from engine.sampling import sample_index
     from engine.guardrails import Guardrails
 
     mask = [ok for _, ok in rows]

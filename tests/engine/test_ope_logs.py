@@ -14,8 +14,8 @@ import pytest
 from engine.decision_log import DecisionLog, DecisionRecord, read_log, to_parquet
 from engine.ope import logs as ope_logs
 from engine.ope.logs import (
-    bandit_data_from_log,
     evaluate_log,
+    read_log_dataset,
     reward_model_features,
     target_probabilities,
 )
@@ -66,7 +66,7 @@ def test_arrays_match_the_frame_and_drops_are_counted(caplog):
     df.loc[4, "reward"] = np.nan
     df.loc[6, "fallback"] = True
     with caplog.at_level("INFO", logger="engine.ope.logs"):
-        data = bandit_data_from_log(df)
+        data = read_log_dataset(df)
     kept = df.drop(index=[1, 4, 6])
     assert data.n == 5 and data.n_read == 8
     assert dict(data.dropped) == {"fallback": 2, "no_reward": 1}
@@ -84,7 +84,7 @@ def test_arrays_match_the_frame_and_drops_are_counted(caplog):
 
 def test_action_names_select_and_order_the_probability_columns():
     df = make_frame(6)
-    data = bandit_data_from_log(df, action_names=("recall_message", "coupon_5", "none"))
+    data = read_log_dataset(df, action_names=("recall_message", "coupon_5", "none"))
     assert [data.action_names[a] for a in data.actions] == list(df["action"])
     np.testing.assert_array_equal(data.logging_probs[:, 0], df["p_recall_message"])
 
@@ -92,15 +92,15 @@ def test_action_names_select_and_order_the_probability_columns():
 @pytest.mark.parametrize("column", ["decision_id", "action", "probability", "reward", "fallback"])
 def test_missing_column_is_named(column):
     with pytest.raises(ValueError, match=f"no '{column}' column"):
-        bandit_data_from_log(make_frame().drop(columns=column))
+        read_log_dataset(make_frame().drop(columns=column))
 
 
 def test_missing_probability_columns_are_named():
     df = make_frame()
     with pytest.raises(ValueError, match="no p_<action> columns"):
-        bandit_data_from_log(df.drop(columns=[c for c in df if c.startswith("p_")]))
+        read_log_dataset(df.drop(columns=[c for c in df if c.startswith("p_")]))
     with pytest.raises(ValueError, match="no 'p_coupon_20' column"):
-        bandit_data_from_log(df, action_names=("none", "coupon_20"))
+        read_log_dataset(df, action_names=("none", "coupon_20"))
 
 
 def test_inconsistent_rows_are_named():
@@ -108,26 +108,26 @@ def test_inconsistent_rows_are_named():
     bad = df.copy()
     bad.loc[[2, 5], "probability"] = 0.9
     with pytest.raises(ValueError, match=r"'probability' == 0.9 but 'p_\w+' == .* rows 2, 5 \(decision_id d2, d5\)"):
-        bandit_data_from_log(bad)
+        read_log_dataset(bad)
     bad = df.copy()
     bad.loc[3, "probability"] = 0.0
     with pytest.raises(ValueError, match=r"'probability' == 0.0 in rows 3 .*must be in \(0, 1\]"):
-        bandit_data_from_log(bad)
+        read_log_dataset(bad)
     bad = df.copy()
     bad.loc[0, "action"] = "coupon_99"
     with pytest.raises(ValueError, match=r"'action' == 'coupon_99' in rows 0 \(decision_id d0\)"):
-        bandit_data_from_log(bad)
+        read_log_dataset(bad)
     with pytest.raises(ValueError, match="'action' == 'recall_message'"):
-        bandit_data_from_log(df.assign(action="recall_message", probability=df["p_recall_message"]),
+        read_log_dataset(df.assign(action="recall_message", probability=df["p_recall_message"]),
                              action_names=("none", "coupon_5"))
 
 
 def test_a_log_with_nothing_to_evaluate_is_an_error():
     df = make_frame(4).assign(reward=np.nan)
     with pytest.raises(ValueError, match="no row to evaluate: 4 rows, 0 fallback, 4 without reward"):
-        bandit_data_from_log(df)
+        read_log_dataset(df)
     with pytest.raises(ValueError, match="df_or_path is a list"):
-        bandit_data_from_log([1, 2])
+        read_log_dataset([1, 2])
 
 
 def _write_log(path):
@@ -151,9 +151,9 @@ def _write_log(path):
 def test_reads_a_decision_log_file_and_its_parquet_export(tmp_path):
     path = tmp_path / "decisions.sqlite"
     _write_log(path)
-    from_path = bandit_data_from_log(path)
-    from_frame = bandit_data_from_log(read_log(path))
-    from_parquet = bandit_data_from_log(to_parquet(path, tmp_path / "decisions.parquet"))
+    from_path = read_log_dataset(path)
+    from_frame = read_log_dataset(read_log(path))
+    from_parquet = read_log_dataset(to_parquet(path, tmp_path / "decisions.parquet"))
     for data in (from_path, from_frame, from_parquet):
         assert data.decision_ids == ("d0", "d1", "d2")
         assert dict(data.dropped) == {"fallback": 1, "no_reward": 1}
@@ -170,7 +170,7 @@ def test_reads_a_decision_log_file_and_its_parquet_export(tmp_path):
 # ---------------------------------------------------------------- targets
 def test_ipw_and_dr_match_independent_computations():
     df = make_frame(300, seed=3)
-    data = bandit_data_from_log(df)
+    data = read_log_dataset(df)
     rng = np.random.default_rng(9)
     pi = rng.dirichlet(np.ones(3), size=data.n) * data.eligible
     pi /= pi.sum(axis=1, keepdims=True)
@@ -189,7 +189,7 @@ def test_ipw_and_dr_match_independent_computations():
 
 
 def test_target_mass_on_actions_the_logger_could_not_take_names_the_rows():
-    data = bandit_data_from_log(make_frame(7))  # rows 0, 3, 6 have p_recall_message == 0
+    data = read_log_dataset(make_frame(7))  # rows 0, 3, 6 have p_recall_message == 0
     always_reminder = lambda X, names, e: np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
     with pytest.raises(ValueError, match=r"probability 1 on 'recall_message'.*p_recall_message == 0\), "
                                          r"in rows 0, 3, 6 \(decision_id d0, d3, d6\)"):
@@ -210,7 +210,7 @@ class ReversedPolicy:
 
 
 def test_object_targets_are_matched_to_the_log_by_action_name():
-    data = bandit_data_from_log(make_frame(9))
+    data = read_log_dataset(make_frame(9))
     target = ReversedPolicy()
     probs = target_probabilities(data, target)
     np.testing.assert_array_equal(probs, np.tile([0.0, 1.0, 0.0], (9, 1)))
@@ -222,7 +222,7 @@ def test_object_targets_are_matched_to_the_log_by_action_name():
 
 
 def test_bad_targets_are_refused():
-    data = bandit_data_from_log(make_frame(5))
+    data = read_log_dataset(make_frame(5))
     with pytest.raises(ValueError, match=r"target returned shape \(5, 2\), must be \(5, 3\)"):
         target_probabilities(data, lambda X, n, e: np.ones((5, 2)) / 2)
     with pytest.raises(ValueError, match="must be finite and >= 0"):
@@ -249,7 +249,7 @@ def test_missing_features_get_zero_and_an_indicator():
 
 def test_features_absent_from_every_kept_row_are_dropped():
     df = make_frame(6).assign(f_cf_score=np.nan)
-    assert bandit_data_from_log(df).feature_names == ("x", "bias")
+    assert read_log_dataset(df).feature_names == ("x", "bias")
 
 
 def test_without_feature_columns_only_weighting_estimators_run():

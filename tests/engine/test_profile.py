@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from engine.actions import DAY
 from engine.profile import (
     CONTACT_PRIOR_RATE,
     COUPON_PRIOR_SHARE,
@@ -23,7 +24,6 @@ from engine.profile import (
 
 
 import context_factory as factory
-DAY = 86400.0
 NOW = 1_767_225_600.0
 
 

@@ -33,14 +33,14 @@ from engine import DecisionEngine
 from engine.cli import main as cartwise
 from engine.decision_log import read_log
 from engine.guardrails import GuardrailConfig
-from engine.ope.logs import bandit_data_from_log, evaluate_log, target_probabilities
+from engine.ope.logs import evaluate_log, read_log_dataset, target_probabilities
 from policies import LearnerPolicy, make_policy
 
 
 # ---------------------------------------------------------------- accuracy at 50k carts
 def test_estimates_match_the_truth_on_50k_logged_carts():
     sim = simulate_log(50_000, seed=0)
-    data = bandit_data_from_log(sim.frame)
+    data = read_log_dataset(sim.frame)
     assert data.n == 50_000 and data.feature_names == FEATURES
     for name, target in TARGETS.items():
         truth = sim.true_value(target)
@@ -119,7 +119,7 @@ def static_coupon_10(X, names, eligible):
 def test_engine_log_end_to_end(engine_log):
     log_path, _, truth = engine_log
     df = read_log(log_path)
-    data = bandit_data_from_log(df)
+    data = read_log_dataset(df)
     assert data.n_read == N_BATCHES * BATCH + 1
     assert dict(data.dropped) == {"fallback": 1, "no_reward": BATCH // 2}
     assert data.action_names == simulator.ACTION_NAMES

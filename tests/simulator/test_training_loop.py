@@ -8,22 +8,10 @@ import pytest
 
 from policies import Policy, make_policy
 from simulator import CartRecoveryVectorEnv
-from simulator.training import run_policy, sample_actions
+from simulator.training import run_policy
 from simulator.training.loop import LAST_SHARE
 
 SMALL = {"n_shoppers": 1500, "n_items": 200}
-
-
-def test_sample_actions_follows_the_probabilities():
-    rng = np.random.default_rng(11)
-    p = np.array([0.0, 0.1, 0.0, 0.6, 0.3, 0.0, 0.0])
-    draws = sample_actions(np.tile(p, (40_000, 1)), rng)
-    freq = np.bincount(draws, minlength=7) / len(draws)
-    # binomial standard error <= sqrt(0.25 / 40000) = 0.0025; 4 s.e. tolerance
-    np.testing.assert_allclose(freq, p, atol=0.01)
-    assert set(np.unique(draws)) <= {1, 3, 4}
-    one_hot = np.eye(7)[[0, 6, 3]]
-    np.testing.assert_array_equal(sample_actions(one_hot, rng), [0, 6, 3])
 
 
 def test_none_policy_scores_match_an_independent_replay_of_the_env():

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from simulator import CartRecoveryVectorEnv
-from simulator.training import TrainingResult, compare_policies, summarise
+from simulator.training import TrainingResult, compare_policies, summarise_over_seeds
 from simulator.training.plots import learning_curve_plot
 from simulator.training.scoreboard import first_shifted_cart, markdown_table, shift_recovery
 
@@ -60,15 +60,15 @@ def test_first_shifted_cart_is_where_the_env_changes_the_mixture():
 def test_summarise_is_mean_and_sample_sd_per_policy():
     runs = pd.DataFrame({"policy": ["a", "a", "a", "b"], "seed": [0, 1, 2, 0],
                          "value_last": [1.0, 2.0, 4.0, 3.0], "gain_share": [0.1, 0.2, 0.3, 0.5]})
-    s = summarise(runs).set_index("policy")
+    s = summarise_over_seeds(runs).set_index("policy")
     assert s.loc["a", "value_last_mean"] == pytest.approx(7 / 3)
     assert s.loc["a", "value_last_sd"] == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
     assert s.loc["a", "seeds"] == 3 and np.isnan(s.loc["b", "value_last_sd"])
     shifted = runs.assign(recovery_carts=[100.0, np.nan, 300.0, 50.0])
-    r = summarise(shifted).set_index("policy")
+    r = summarise_over_seeds(shifted).set_index("policy")
     assert np.isnan(r.loc["a", "recovery_carts_mean"]) and r.loc["a", "recovered_mean"] == pytest.approx(2 / 3)
     assert r.loc["b", "recovery_carts_mean"] == 50.0 and r.loc["b", "recovered_mean"] == 1.0
-    table = markdown_table(summarise(runs), seeds=[0, 1, 2])
+    table = markdown_table(summarise_over_seeds(runs), seeds=[0, 1, 2])
     assert "| a | 2.333 ± 1.528 | 0.200 ± 0.100 |" in table and "| b | 3.000 | 0.500 |" in table
 
 

@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.actions import ACTION_NAMES
+from engine.actions import ACTION_NAMES, DAY
 
 DEVICES = ("mobile", "desktop", "tablet")
 ACTIONS = ACTION_NAMES[1:]  # every recovery action (all but "none")
 NOW = 1_767_225_600.0
-DAY = 86_400.0
 
 
 @dataclass

@@ -16,7 +16,8 @@ from bench_utils import LARGE
 
 import simulator
 from engine import ope
-from engine.ope.logs import bandit_data_from_log, evaluate_log, reward_model_features
+from engine.ope.logs import evaluate_log, read_log_dataset, reward_model_features
+from engine.sampling import sample_actions
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 
 ACTIONS: tuple[str, ...] = tuple(simulator.ACTION_NAMES)
@@ -109,13 +110,6 @@ class SimulatedLog:
         return float(np.mean(np.sum(pi * self.expected_reward, axis=1)))
 
 
-def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw per row from the row's distribution (inverse CDF)."""
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
-    return np.minimum((u >= cdf).sum(axis=1), probs.shape[1] - 1)
-
-
 def log_frame(features, probs, actions, rewards) -> pd.DataFrame:
     """A frame with the columns of read_log that off-policy evaluation uses."""
     n = len(actions)
@@ -163,7 +157,7 @@ def coverage_table(seeds: Sequence[int], n_carts: int, estimators: Sequence[str]
     rows = []
     for seed in seeds:
         sim = simulate_log(n_carts, seed, uniform_share=uniform_share)
-        data = bandit_data_from_log(sim.frame)
+        data = read_log_dataset(sim.frame)
         q = ope.cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards,
                                   data.n_actions, np.random.default_rng(seed))
         for name, target in TARGETS.items():

@@ -38,7 +38,7 @@ def table_row(metric, arm, est, low, high, p, **extra):
             "p_value": p, "rel_effect": np.nan, "rel_ci_low": np.nan, "rel_ci_high": np.nan, **extra}
 
 
-def test_decide_ship_block_and_inconclusive_with_reasons():
+def test_ship_verdicts_ship_block_and_inconclusive_with_reasons():
     table = pd.DataFrame([
         table_row("profit", "B", 0.40, 0.20, 0.60, 0.0001),
         table_row("profit", "C", 0.45, 0.25, 0.65, 0.0001),
@@ -54,7 +54,7 @@ def test_decide_ship_block_and_inconclusive_with_reasons():
         table_row("coupon_cost", "E", 0.0, -0.1, 0.1, 0.9),
     ])
     table.attrs["confidence"] = 0.95
-    verdicts = abtest.decide(table, primary="profit",
+    verdicts = abtest.ship_verdicts(table, primary="profit",
                              guardrails={"converted": 0.01, "coupon_cost": 0.5})
     assert {arm: v.decision for arm, v in verdicts.items()} == {
         "B": "ship", "C": "do not ship", "D": "inconclusive", "E": "do not ship"}
@@ -66,35 +66,35 @@ def test_decide_ship_block_and_inconclusive_with_reasons():
     assert "not significantly different from control" in verdicts["D"].reasons[0]
     assert "significantly worse than control" in verdicts["E"].reasons[0]
     # A tighter coupon-cost margin (lower is better) blocks B: its CI 0.20..0.40 lies above 0.15.
-    tight = abtest.decide(table, guardrails={"coupon_cost": 0.15})
+    tight = abtest.ship_verdicts(table, guardrails={"coupon_cost": 0.15})
     assert tight["B"].decision == "do not ship"
 
 
-def test_decide_uses_holm_across_arms():
+def test_ship_verdicts_uses_holm_across_arms():
     # Raw p = 0.03 for both arms: significant alone, not after Holm (0.06).
     table = pd.DataFrame([table_row("profit", "B", 0.2, 0.02, 0.38, 0.03),
                           table_row("profit", "C", 0.2, 0.02, 0.38, 0.03)])
-    assert {v.decision for v in abtest.decide(table).values()} == {"inconclusive"}
-    assert abtest.decide(table.iloc[:1])["B"].decision == "ship"
+    assert {v.decision for v in abtest.ship_verdicts(table).values()} == {"inconclusive"}
+    assert abtest.ship_verdicts(table.iloc[:1])["B"].decision == "ship"
 
 
-def test_decide_relative_guardrail_sequential_and_srm():
+def test_ship_verdicts_relative_guardrail_sequential_and_srm():
     table = pd.DataFrame([
         table_row("profit", "B", 0.3, 0.1, 0.5, 0.001, cs_low=-0.05, cs_high=0.7),
         {**table_row("converted", "B", -0.01, -0.02, -0.005, 0.01, cs_low=-0.03, cs_high=0.01),
          "rel_effect": -0.08, "rel_ci_low": -0.12, "rel_ci_high": -0.06},
     ])
-    rel_guard = abtest.Guardrail(margin=0.05, relative=True)
-    assert abtest.decide(table, guardrails={"converted": rel_guard})["B"].decision == "do not ship"
-    assert abtest.decide(table, guardrails={"converted": 0.05})["B"].decision == "ship"
+    rel_guard = abtest.MetricGuardrail(margin=0.05, relative=True)
+    assert abtest.ship_verdicts(table, guardrails={"converted": rel_guard})["B"].decision == "do not ship"
+    assert abtest.ship_verdicts(table, guardrails={"converted": 0.05})["B"].decision == "ship"
     # Always-valid evidence: the CS still includes 0, so no decision yet.
-    assert abtest.decide(table, sequential=True)["B"].decision == "inconclusive"
+    assert abtest.ship_verdicts(table, sequential=True)["B"].decision == "inconclusive"
     table.attrs["srm"] = {"flagged": True, "p_value": 1e-9}
-    verdict = abtest.decide(table)["B"]
+    verdict = abtest.ship_verdicts(table)["B"]
     assert verdict.decision == "do not ship" and "sample ratio mismatch" in verdict.reasons[-1]
 
 
-def test_decide_end_to_end_prefers_cuped_when_available():
+def test_ship_verdicts_end_to_end_prefers_cuped_when_available():
     rng = np.random.default_rng(1)
     users = np.arange(8000)
     arm = np.where(users % 2 == 0, "control", "B")
@@ -106,8 +106,8 @@ def test_decide_end_to_end_prefers_cuped_when_available():
     df = pd.DataFrame({"user_id": users, "arm": arm, "profit": profit, "pre_profit": pre,
                        "coupon_cost": rng.exponential(0.2, users.size)})
     table = abtest.compare(df, metrics=["profit", "coupon_cost"], covariates={"profit": "pre_profit"})
-    with_cuped = abtest.decide(table, guardrails={"coupon_cost": 0.05})["B"]
-    without = abtest.decide(table, guardrails={"coupon_cost": 0.05}, use_cuped=False)["B"]
+    with_cuped = abtest.ship_verdicts(table, guardrails={"coupon_cost": 0.05})["B"]
+    without = abtest.ship_verdicts(table, guardrails={"coupon_cost": 0.05}, use_cuped=False)["B"]
     # True effect 0.035 with per-user sd ~1.0 (plain) vs ~0.45 (CUPED): only CUPED detects it.
     assert with_cuped.decision == "ship" and "CUPED" in with_cuped.reasons[0]
     assert without.decision == "inconclusive"
@@ -122,8 +122,8 @@ def test_decide_end_to_end_prefers_cuped_when_available():
         ({"sequential": True}, "cs_low"),
     ],
 )
-def test_decide_bad_input(kwargs, message):
+def test_ship_verdicts_bad_input(kwargs, message):
     table = pd.DataFrame([table_row("profit", "B", 0.3, 0.1, 0.5, 0.001),
                           table_row("converted", "B", 0.0, -0.01, 0.01, 0.9)])
     with pytest.raises(ValueError, match=message):
-        abtest.decide(table, **kwargs)
+        abtest.ship_verdicts(table, **kwargs)

@@ -15,7 +15,7 @@ SHIP, NO_SHIP, INCONCLUSIVE = "ship", "do not ship", "inconclusive"
 
 
 @dataclass(frozen=True)
-class Guardrail:
+class MetricGuardrail:
     """A metric that must not get worse by more than ``margin`` (>= 0).
 
     ``margin`` is in the metric's units per cart, or a fraction of the control mean when
@@ -41,9 +41,11 @@ class Verdict:
         return self.decision == SHIP
 
 
-def _guardrail(metric: str, spec: float | Guardrail, lower_is_better: set[str]) -> Guardrail:
-    if not isinstance(spec, Guardrail):
-        spec = Guardrail(margin=float(spec), higher_is_better=metric not in lower_is_better)
+def _guardrail(
+    metric: str, spec: float | MetricGuardrail, lower_is_better: set[str]
+) -> MetricGuardrail:
+    if not isinstance(spec, MetricGuardrail):
+        spec = MetricGuardrail(margin=float(spec), higher_is_better=metric not in lower_is_better)
     if not np.isfinite(spec.margin) or spec.margin < 0:
         raise ValueError(f"guardrails[{metric!r}] margin == {spec.margin!r}, must be >= 0")
     return spec
@@ -69,7 +71,7 @@ def _rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _guardrail_check(
-    name: str, spec: Guardrail, row: pd.Series, use_cuped: bool, level_text: str
+    name: str, spec: MetricGuardrail, row: pd.Series, use_cuped: bool, level_text: str
 ) -> tuple[bool, str]:
     """(harmed, reason): harmed when the interval lies wholly past the margin."""
     estimate, low, high, _ = _interval(row, use_cuped, spec.relative)
@@ -89,10 +91,10 @@ def _guardrail_check(
     return bool(harmed), reason
 
 
-def decide(
+def ship_verdicts(
     table: pd.DataFrame,
     primary: str = "profit",
-    guardrails: Mapping[str, float | Guardrail] | None = None,
+    guardrails: Mapping[str, float | MetricGuardrail] | None = None,
     alpha: float = 0.05,
     lower_is_better: Iterable[str] = ("coupon_cost",),
     use_cuped: bool = True,
@@ -110,7 +112,7 @@ def decide(
     >>> import pandas as pd
     >>> t = pd.DataFrame({"metric": ["profit"], "arm": ["B"], "abs_effect": [0.5],
     ...                   "ci_low": [0.2], "ci_high": [0.8], "p_value": [0.001]})
-    >>> decide(t)["B"].decision
+    >>> ship_verdicts(t)["B"].decision
     'ship'
     """
     if not isinstance(table, pd.DataFrame):
