@@ -19,7 +19,7 @@ class EventStore:
     Example:
         >>> store = EventStore(n_shoppers=3, columns={"time": np.float64, "action": np.int8})
         >>> store.extend(np.array([2, 0, 2]), time=np.array([1.0, 2.0, 3.0]), action=np.array([4, 5, 6]))
-        >>> store.append(2, time=4.0, action=1)
+        >>> store.extend(np.array([2]), time=np.array([4.0]), action=np.array([1]))
         >>> [int(store.columns["action"][j]) for j in store.chain(store.head[2])]
         [1, 6, 4]
     """
@@ -76,19 +76,6 @@ class EventStore:
         for name, column in self.columns.items():
             column[sl] = np.asarray(values[name])[order]
         self.n += k
-
-    def append(self, shopper: int, **values: float) -> None:
-        """Append one event (scalar fast path)."""
-        self._reserve(1)
-        j = self.n
-        self.shopper[j] = shopper
-        self.prev[j] = self.head[shopper]
-        self.head[shopper] = j
-        self.prev_list.append(int(self.prev[j]))
-        self.records.append(None)
-        for name, column in self.columns.items():
-            column[j] = values[name]
-        self.n += 1
 
     def chain(self, start: int, limit: int = 10**9) -> list[int]:
         """Event indices from ``start`` back along its shopper's chain, newest first."""

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.shop.config import SimConfig
+from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, COUPON_PERCENT, SHOPPER_TYPES
 
 # Per-type parameters, in SHOPPER_TYPES order: hesitant, price_sensitive, impulsive, forgetful.
 P0_BASE = np.array([0.07, 0.05, 0.06, 0.10])
@@ -59,14 +60,21 @@ EXPECTATION_DAYS = 45.0
 CONDITIONING_STEP = np.array([0.15, 0.35, 0.15, 0.15])  # expectation gained per coupon received
 REFERENCE_VALUE = 80.0
 
-COUPON_ACTIONS = np.array([False, False, True, True, True, False, False])
-CONTACT_ACTIONS = np.array([False, True, True, True, True, True, True])
-DISCOUNT = np.array([0.0, 0.0, 0.05, 0.10, 0.20, 0.0, 0.0])
+# Per-action arrays, in ACTION_NAMES order.
+COUPON_ACTIONS = np.array([a in COUPON_PERCENT for a in ACTION_NAMES])
+CONTACT_ACTIONS = np.array([bool(ACTION_CHANNELS[a]) for a in ACTION_NAMES])  # every action sent to the shopper
+DISCOUNT = np.array([COUPON_PERCENT.get(a, 0) / 100 for a in ACTION_NAMES])
+_COLUMN = {a: k for k, a in enumerate(ACTION_NAMES)}
+_MODELLED = {"none", "recommendation", "time_limited_offer", "recall_message", *COUPON_PERCENT}
+if set(ACTION_NAMES) != _MODELLED:
+    raise ImportError(f"the response model covers the actions {sorted(_MODELLED)}, "
+                      f"engine.actions.ACTION_NAMES has {sorted(ACTION_NAMES)}")
+_PRICE_SENSITIVE = SHOPPER_TYPES.index("price_sensitive")
 
 
 @dataclass
 class CartResponse:
-    """Per-cart, per-action quantities (each array is (n_carts, 7))."""
+    """Per-cart, per-action quantities (each array is (n_carts, n_actions), in ``ACTION_NAMES`` order)."""
 
     purchase_probability: np.ndarray
     cost_if_bought: np.ndarray  # coupon + offer cost, paid only if the cart is bought
@@ -95,15 +103,16 @@ def cart_response(
     p0 = np.minimum(p0 * (1.0 - 0.6 * e), 0.5)
 
     urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
-    coupon_value_scale = np.where(t == 1, np.clip(value_ratio ** 0.25, 0.6, 1.5), 1.0)
-    lift = np.empty((n, 7))
-    lift[:, 0] = 0.0
-    lift[:, 1] = REC_BASE[t] + REC_MATCH[t] * match
-    for col, pct in ((2, 5.0), (3, 10.0), (4, 20.0)):
+    coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio ** 0.25, 0.6, 1.5), 1.0)
+    lift = np.empty((n, len(ACTION_NAMES)))
+    lift[:, _COLUMN["none"]] = 0.0
+    lift[:, _COLUMN["recommendation"]] = REC_BASE[t] + REC_MATCH[t] * match
+    for action, percent in COUPON_PERCENT.items():
+        pct = float(percent)
         dose = COUPON_MAX[t] * (1.0 - np.exp(-pct / COUPON_SCALE[t])) * coupon_value_scale
-        lift[:, col] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
-    lift[:, 5] = TLO_URGENT[t] * urgency + TLO_BASE[t]
-    lift[:, 6] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
+        lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
+    lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
+    lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
     damp = np.exp(-FATIGUE_RATE * load)[:, None]
     non_coupon = np.where(COUPON_ACTIONS, 1.0 + 0.3 * e[:, None], 1.0 - 0.5 * e[:, None])
     lift = np.clip(lift * damp * non_coupon, 0.0, 0.95)
@@ -111,7 +120,7 @@ def cart_response(
 
     offer = np.minimum(config.offer_cost_share * value, config.offer_cost_cap)
     cost = DISCOUNT[None, :] * value[:, None]
-    cost[:, 5] = offer
+    cost[:, _COLUMN["time_limited_offer"]] = offer
     contact = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)[None, :].repeat(n, axis=0)
     expected = p * (margin[:, None] - cost) - contact
     return CartResponse(p, cost, contact, expected)

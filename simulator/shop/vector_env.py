@@ -98,12 +98,14 @@ class CartRecoveryVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.world: ShopWorld | None = None
         self._batch: CartBatch | None = None
-        self._np_random = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """``reset(seed=s)`` seeds ``np_random`` (as Gymnasium's vector envs do) and builds a fresh
+        shop from it; ``reset()`` continues the same shop (building one from an unseeded generator
+        the first time) with the next batch of carts."""
+        super().reset(seed=seed)
         if seed is not None or self.world is None:
-            self._np_random = np.random.default_rng(seed)
-            self.world = ShopWorld(self.config, self._np_random)
+            self.world = ShopWorld(self.config, self.np_random)
         self._next_batch()
         return self._batch.observation.copy(), self._infos()
 
@@ -150,9 +152,3 @@ class CartRecoveryVectorEnv(VectorEnv):
             np.zeros(self.num_envs, dtype=bool),
             infos,
         )
-
-    @property
-    def np_random(self) -> np.random.Generator:
-        if self._np_random is None:
-            self._np_random = np.random.default_rng()
-        return self._np_random

@@ -94,3 +94,32 @@ def test_vector_and_single_env_agree_on_the_truth_by_type():
     ms = means(np.array(er_s), np.array(ty_s))
     # per type and action, the two estimates agree within 0.45 USD (sampling noise of ~2k carts per type)
     np.testing.assert_allclose(mv, ms, atol=0.45)
+
+
+def test_reset_seeds_np_random_like_gymnasium_vector_envs():
+    """``reset(seed=s)`` goes through ``VectorEnv.reset``: ``np_random_seed`` is ``s`` and the shop is
+    built from ``np_random``, the same generator Gymnasium's seeding gives for ``s``."""
+    from gymnasium.utils import seeding
+
+    envs = make(8)
+    obs, _ = envs.reset(seed=123)
+    assert envs.np_random_seed == 123
+    assert envs.unwrapped.world.rng is envs.np_random
+    fresh, fresh_seed = seeding.np_random(123)
+    assert fresh_seed == 123
+    twin = make(8)
+    twin.unwrapped.np_random = fresh  # an env built from Gymnasium's generator for 123 ...
+    twin_obs, _ = twin.reset()  # ... and no seed: builds its shop from that generator
+    np.testing.assert_array_equal(obs, twin_obs)
+    assert envs.np_random.bit_generator.state == twin.unwrapped.np_random.bit_generator.state
+    envs.reset(seed=124)
+    assert envs.np_random_seed == 124 and envs.unwrapped.world.rng is envs.np_random
+    envs.reset()  # continuing does not reseed
+    assert envs.np_random_seed == 124
+
+
+def test_reset_without_a_seed_first_time_builds_an_unseeded_shop():
+    envs = make(4)
+    obs, _ = envs.reset()
+    assert obs.shape == (4, 24)
+    assert isinstance(envs.np_random_seed, int) and envs.unwrapped.world.rng is envs.np_random
