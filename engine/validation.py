@@ -152,7 +152,7 @@ def check_number(
     >>> check_number(True, "reward")
     Traceback (most recent call last):
     ...
-    ValueError: reward == True (bool), must be a finite number
+    ValueError: reward == True, must be a finite number
     """
     cls = type(value)
     if cls is float:
