@@ -250,7 +250,7 @@ def check_bool(value: Any, name: str) -> bool:
 
 
 def check_choice(value: T, name: str, choices: Iterable[Any]) -> T:
-    """``value`` if it is one of ``choices``.
+    """``value`` if it is one of ``choices`` (compared with ``==``, as ``in`` does).
 
     >>> check_choice("greedy", "exploration", ("epsilon", "squarecb"))
     Traceback (most recent call last):
