@@ -2,7 +2,8 @@
 
 Each check converts its argument to a numpy array and raises ``ValueError`` naming the
 argument, the first offending row and the value found, e.g.
-``"target_probs row 17 sums to 0.93, must sum to 1"``.
+``"target_probs row 17 sums to 0.93, must sum to 1"`` (the probability matrix itself is checked
+by :func:`engine.validation.check_probability_matrix`).
 """
 
 from __future__ import annotations
@@ -11,24 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.validation import (
-    SUM_TOLERANCE,
-    as_float_array,
-    check_finite_rows,
-    check_probability_matrix,
-    first_bad_row,
-)
-
-__all__ = [
-    "SUM_TOLERANCE",
-    "BanditData",
-    "check_actions",
-    "check_logged_probs",
-    "check_matrix",
-    "check_rewards",
-    "make_rng",
-    "validate",
-]
+from engine.validation import as_float_array, check_finite_rows, check_probability_matrix, first_bad_row
 
 
 @dataclass(frozen=True)
