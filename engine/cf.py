@@ -39,6 +39,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from engine.context import OrderSummary, summarise_orders
+from engine.validation import check_choice, check_integer, check_non_negative
 
 __all__ = [
     "CF_FEATURES",
@@ -92,20 +93,6 @@ class RankingMetrics:
     k: int
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} == {value!r}, must be an int >= 1")
-    return int(value)
-
-
-def _check_nonneg_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} == {value!r}, must be a finite number >= 0")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} == {value!r}, must be a finite number >= 0")
-    return float(value)
-
-
 def _unpack(interactions: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(interactions, (tuple, list)) or len(interactions) not in (2, 3):
         raise ValueError(
@@ -155,19 +142,13 @@ class CFModel:
         recommend_method: str = "item",
         seed: int = 0,
     ) -> None:
-        self.n_factors = _check_positive_int("n_factors", n_factors)
-        self.n_neighbors = _check_positive_int("n_neighbors", n_neighbors)
-        if factorization not in _FACTORIZATIONS:
-            raise ValueError(
-                f"factorization == {factorization!r}, must be one of {_FACTORIZATIONS}"
-            )
-        self.factorization = factorization
-        self.regularization = _check_nonneg_float("regularization", regularization)
-        self.alpha = _check_nonneg_float("alpha", alpha)
-        self.n_iter = _check_positive_int("n_iter", n_iter)
-        if recommend_method not in _METHODS:
-            raise ValueError(f"recommend_method == {recommend_method!r}, must be one of {_METHODS}")
-        self.recommend_method = recommend_method
+        self.n_factors = check_integer(n_factors, "n_factors", low=1)
+        self.n_neighbors = check_integer(n_neighbors, "n_neighbors", low=1)
+        self.factorization = check_choice(factorization, "factorization", _FACTORIZATIONS)
+        self.regularization = check_non_negative(regularization, "regularization")
+        self.alpha = check_non_negative(alpha, "alpha")
+        self.n_iter = check_integer(n_iter, "n_iter", low=1)
+        self.recommend_method = check_choice(recommend_method, "recommend_method", _METHODS)
         self.seed = int(seed)
         self._fitted = False
 
@@ -387,7 +368,7 @@ class CFModel:
         :meth:`shopper_items` of ``ctx``, when the caller already has it.
         """
         if type(k) is not int or k < 1:
-            k = _check_positive_int("k", k)
+            k = check_integer(k, "k", low=1)
         if items is None:
             items = self.shopper_items(ctx)
         in_cart = {j for j in items.cart if j is not None}
@@ -556,7 +537,7 @@ def holdout_last_orders(
 
     Users with ``n_last`` orders or fewer stay entirely in train.
     """
-    n_last = _check_positive_int("n_last", n_last)
+    n_last = check_integer(n_last, "n_last", low=1)
     train: dict[tuple[str, str], float] = {}
     test: dict[tuple[str, str], float] = {}
     for user, ctx in _latest_by_user(contexts).items():
@@ -583,7 +564,7 @@ def precision_recall_at_k(
     user's distinct test items. ``method="popularity"`` is the baseline. ``model`` should be fitted
     on ``train``; test items unknown to it count as misses.
     """
-    k = _check_positive_int("k", k)
+    k = check_integer(k, "k", low=1)
     if method not in _METHODS:
         raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
     model._require_fitted()

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from engine.actions import CHANNELS
+from engine.validation import MISSING, check_bool, check_integer, check_number, fail
 
 __all__ = ["NO_ORDERS", "ContextError", "ContextLimits", "OrderSummary", "summarise_orders", "validate_context"]
 
@@ -37,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 _INF = math.inf
 _NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
-_MISSING = object()
+_MISSING = MISSING  # a field absent from its mapping: "<field> is missing, must be ..."
 
 _HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
 
@@ -129,9 +128,8 @@ class ContextLimits:
         for name in (
             "max_string", "max_cart_lines", "max_history_events", "max_order_items", "max_count"
         ):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"ContextLimits.{name} == {value!r}, must be an int >= 1")
+            value = check_integer(getattr(self, name), f"ContextLimits.{name}", low=1)
+            object.__setattr__(self, name, value)
 
 
 _DEFAULT_LIMITS = ContextLimits()
@@ -141,34 +139,17 @@ _DEFAULT_LIMITS = ContextLimits()
 # Failure formatting (slow path only)
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str) and len(value) > 40:
-        return repr(value[:40] + "...") + f" ({len(value)} chars)"
-    if isinstance(value, float):
-        return repr(value)
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:60] + "..."
-    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, str)) else text
-
-
 def _fail(field: str, value: Any, requirement: str) -> ContextError:
-    if value is _MISSING:
-        return ContextError(field, None, f"{field} is missing, must be {requirement}")
-    return ContextError(field, value, f"{field} == {_show(value)}, must be {requirement}")
+    message = str(fail(value, field, requirement))
+    return ContextError(field, None if value is _MISSING else value, message)
 
 
-def _as_number(value: Any) -> float | None:
-    """Numpy scalars are accepted as numbers; anything else (incl. bool) is not."""
-    if isinstance(value, (np.floating, np.integer)) and not isinstance(value, np.bool_):
-        return float(value)
-    return None
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, np.integer):
-        return int(value)
-    return None
+def _shared(check: Callable[..., Any], field: str, value: Any, **bounds: Any) -> None:
+    """Run a shared validator of :mod:`engine.validation`; its error becomes a ContextError."""
+    try:
+        check(value, field, **bounds)
+    except ValueError as err:
+        raise ContextError(field, None if value is _MISSING else value, str(err)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,34 +165,25 @@ def _check_string(field: str, value: Any, max_len: int) -> None:
 
 
 def _check_finite(field: str, value: Any) -> None:
-    if type(value) in _NUMBER_TYPES and -_INF < value < _INF:
+    if type(value) in _NUMBER_TYPES and -_INF < value < _INF:  # as the fast path accepts it
         return
-    number = _as_number(value)
-    if number is None or not math.isfinite(number):
-        raise _fail(field, value, "a finite number")
+    _shared(check_number, field, value)
 
 
 def _check_nonneg(field: str, value: Any) -> None:
     if type(value) in _NUMBER_TYPES and 0 <= value < _INF:
         return
-    number = _as_number(value) if type(value) not in _NUMBER_TYPES else float(value)
-    if number is None or not 0 <= number < _INF:
-        raise _fail(field, value, "a finite number >= 0")
+    _shared(check_number, field, value, low=0)
 
 
 def _check_int(field: str, value: Any, low: int, high: int | None = None) -> None:
     if type(value) is int and value >= low and (high is None or value <= high):
         return
-    number = value if type(value) is int else _as_int(value)
-    requirement = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    if number is None or number < low or (high is not None and number > high):
-        raise _fail(field, value, requirement)
+    _shared(check_integer, field, value, low=low, high=high)
 
 
 def _check_bool(field: str, value: Any) -> None:
-    if type(value) is bool or isinstance(value, np.bool_):
-        return
-    raise _fail(field, value, "a bool")
+    _shared(check_bool, field, value)
 
 
 def _check_list(field: str, value: Any, max_len: int, non_empty: bool = False) -> None:
@@ -337,10 +309,11 @@ def _check_order_slow(i: int, order: Any, limits: ContextLimits) -> None:
         _check_string(f"{field}.items[{j}]", item, limits.max_string)
     _check_nonneg(f"{field}.value", order.get("value", _MISSING))
     coupon = order.get("coupon_percent")
-    if coupon is not None:
-        number = coupon if type(coupon) in _NUMBER_TYPES else _as_number(coupon)
-        if number is None or not 0 <= number <= 100:
-            raise _fail(f"{field}.coupon_percent", coupon, "None or a number in [0, 100]")
+    if coupon is not None and not (type(coupon) in _NUMBER_TYPES and 0 <= coupon <= 100):
+        try:
+            check_number(coupon, field, low=0, high=100)
+        except ValueError:
+            raise _fail(f"{field}.coupon_percent", coupon, "None or a number in [0, 100]") from None
     recovered = order.get("recovered_by")
     if recovered is not None:
         _check_string(f"{field}.recovered_by", recovered, limits.max_string)

@@ -39,6 +39,13 @@ from engine.learners.tuned import tuned_settings
 from engine.model_file import ModelFileError, read_model, write_model
 from engine.risk import RiskModel
 from engine.sampling import sample_index
+from engine.validation import (
+    check_choice,
+    check_integer,
+    check_non_negative,
+    check_positive,
+    check_probability,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,19 +117,12 @@ class DecisionEngine:
     ) -> None:
         self.guardrails = Guardrails(guardrails or GuardrailConfig())
         self.action_names: tuple[str, ...] = self.guardrails.action_names
-        if fallback_action not in self.action_names:
-            raise ValueError(f"fallback_action == {fallback_action!r}, must be one of {list(self.action_names)}")
-        if not (isinstance(attribution_window, (int, float)) and attribution_window > 0):
-            raise ValueError(f"attribution_window == {attribution_window!r}, must be a number > 0")
-        if not (isinstance(contact_cost, (int, float)) and math.isfinite(contact_cost) and contact_cost >= 0):
-            raise ValueError(f"contact_cost == {contact_cost!r}, must be a finite number >= 0")
-        if not isinstance(recommend_k, int) or recommend_k < 1:
-            raise ValueError(f"recommend_k == {recommend_k!r}, must be an integer >= 1")
+        self.fallback_action = check_choice(fallback_action, "fallback_action", self.action_names)
+        self.attribution_window = check_positive(attribution_window, "attribution_window")
+        self.contact_cost = check_non_negative(contact_cost, "contact_cost")
+        recommend_k = check_integer(recommend_k, "recommend_k", low=1)
         self.strict = bool(strict)
-        self.fallback_action = fallback_action
         self.seed = seed
-        self.attribution_window = float(attribution_window)
-        self.contact_cost = float(contact_cost)
         self.default_reward = default_reward if default_reward is not None else self._contact_default
         self.online_learning = online_learning
         self.limits = limits or ContextLimits()
@@ -143,8 +143,8 @@ class DecisionEngine:
             options.update(learner_options or {})
             self._learner = make_learner(base, self.action_names, self.features.feature_names, seed=seed, **options)
         floor = tuned_floor if propensity_floor is None else propensity_floor
-        if floor is not None and not (isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 < floor <= 1):
-            raise ValueError(f"propensity_floor == {floor!r}, must be in (0, 1] or None")
+        if floor is not None:
+            check_probability(floor, "propensity_floor", positive=True)
         self.propensity_floor = floor
         if tuple(self._learner.action_names) != self.action_names:
             raise ValueError(f"learner.action_names == {self._learner.action_names!r}, must be {self.action_names!r}")

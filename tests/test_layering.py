@@ -1,7 +1,8 @@
 """The layering of docs/architecture.md, checked on the source so it cannot drift.
 
 `engine` and `policies` never import `simulator`; the shop (`simulator/shop/`) imports nothing from
-`engine` but the action vocabulary and nothing from `policies` or the simulator's applications; no
+`engine` but the action vocabulary and the argument checks (`engine.validation`, which imports only
+numpy) and nothing from `policies` or the simulator's applications; no
 package imports another package's private (`_`-prefixed) module; library code has no `print` and
 no `assert`."""
 
@@ -44,8 +45,8 @@ def test_package_never_imports_the_simulator(package):
     assert offenders == []
 
 
-def test_the_shop_imports_only_the_action_vocabulary_from_the_engine():
-    allowed = ("engine.actions",)
+def test_the_shop_imports_only_the_action_vocabulary_and_the_checks_from_the_engine():
+    allowed = ("engine.actions", "engine.validation")
     offenders = []
     for path in _modules("simulator/shop"):
         for module, line in _imported_modules(path):
@@ -108,3 +109,9 @@ def test_no_global_random_state_in_library_code():
                 if needle in text:
                     offenders.append(f"{path.relative_to(ROOT)}: {needle}")
     assert offenders == []
+
+
+def test_the_validation_module_is_a_leaf():
+    """``engine.validation`` is shared by every package (the shop included): it imports no project module."""
+    roots = {root for root, _ in _imported_roots(ROOT / "engine" / "validation.py")}
+    assert roots.isdisjoint({"engine", "simulator", "policies"})

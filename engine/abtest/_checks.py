@@ -1,4 +1,5 @@
-"""Input validation shared by the A/B analysis functions (one place, one message style)."""
+"""Checks of the A/B analysis inputs: data frames, their columns and arms (scalars are checked
+by :mod:`engine.validation`)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,6 @@ import pandas as pd
 def plain(value: object) -> object:
     """A numpy scalar as the Python value (for readable error messages)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def check_confidence(confidence: float, name: str = "confidence") -> float:
-    """Return ``confidence`` as a float, or raise ``ValueError`` if it is not in (0, 1)."""
-    try:
-        value = float(confidence)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} == {confidence!r}, must be a number in (0, 1)") from None
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"{name} == {confidence!r}, must be in (0, 1)")
-    return value
 
 
 def as_name_list(value: str | Iterable[str] | None, name: str) -> list[str]:

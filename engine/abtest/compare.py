@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._checks import as_name_list, check_columns, check_confidence, check_frame, treatment_arms
+from engine.validation import check_confidence
+
+from ._checks import as_name_list, check_columns, check_frame, treatment_arms
 from .cuped import cuped_difference
 from .delta import normal_interval, ratio_difference, two_sided_p
 from .multiple import holm

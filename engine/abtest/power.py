@@ -8,21 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._checks import (
-    check_columns,
-    check_confidence,
-    check_frame,
-    check_no_missing,
-)
+from engine.validation import check_confidence, check_number, check_positive, fail
+
+from ._checks import check_columns, check_frame, check_no_missing
 from .delta import linearise
 from .units import aggregate
-
-
-def _positive(value: float, name: str) -> float:
-    number = float(value)
-    if not np.isfinite(number) or number <= 0:
-        raise ValueError(f"{name} == {value!r}, must be a positive number")
-    return number
 
 
 def _critical(alpha: float, two_sided: bool) -> float:
@@ -49,11 +39,13 @@ def sample_size(
     >>> sample_size(baseline_mean=10.0, baseline_sd=1.0, mde=0.1)
     1570
     """
-    sd = _positive(baseline_sd, "baseline_sd")
-    effect = _positive(abs(mde), "mde")
+    sd = check_positive(baseline_sd, "baseline_sd")
+    effect = abs(check_number(mde, "mde"))
+    if effect == 0:
+        raise fail(mde, "mde", "a finite nonzero number")
     check_confidence(power, "power")
     if relative:
-        effect *= abs(float(baseline_mean))
+        effect *= abs(check_number(baseline_mean, "baseline_mean"))
         if effect == 0:
             raise ValueError("baseline_mean == 0 with relative=True; the relative mde is undefined")
     z = _critical(alpha, two_sided) + float(stats.norm.ppf(power))
@@ -68,9 +60,9 @@ def achieved_power(
     two_sided: bool = True,
 ) -> float:
     """Power of the two-arm comparison with ``n_per_arm`` users per arm (normal approximation)."""
-    n = _positive(n_per_arm, "n_per_arm")
-    sd = _positive(baseline_sd, "baseline_sd")
-    shift = abs(float(mde)) / (sd * math.sqrt(2.0 / n))
+    n = check_positive(n_per_arm, "n_per_arm")
+    sd = check_positive(baseline_sd, "baseline_sd")
+    shift = abs(check_number(mde, "mde")) / (sd * math.sqrt(2.0 / n))
     z = _critical(alpha, two_sided)
     result = stats.norm.sf(z - shift)
     if two_sided:

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ._checks import as_name_list, check_columns, check_confidence, check_frame, treatment_arms
+from engine.validation import check_confidence
+
+from ._checks import as_name_list, check_columns, check_frame, treatment_arms
 from .delta import normal_interval, ratio_difference
 from .units import UnitData, aggregate
 

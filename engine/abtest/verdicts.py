@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._checks import check_confidence
+from engine.validation import check_confidence
+
 from .multiple import holm
 
 SHIP, NO_SHIP, INCONCLUSIVE = "ship", "do not ship", "inconclusive"

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .records import check_real
+from engine.validation import check_number
+
 from .schema import DECISION_COLUMNS, decode_names
 
 #: Columns every ``read_log`` frame starts with, in order (then ``p_<action>``, ``f_<feature>``).
@@ -50,10 +51,10 @@ def read_log(
     where, params = [], []
     if since is not None:
         where.append("d.timestamp >= ?")
-        params.append(check_real("since", since))
+        params.append(check_number(since, "since"))
     if until is not None:
         where.append("d.timestamp < ?")
-        params.append(check_real("until", until))
+        params.append(check_number(until, "until"))
     columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
     sql = (
         f"SELECT {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"

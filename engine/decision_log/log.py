@@ -5,13 +5,13 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
-import math
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from numbers import Real
 from typing import Any
+
+from engine.validation import check_choice, check_integer, check_number, check_positive
 
 from .hashing import hash_user_id, salt_bytes
 from .records import (
@@ -19,7 +19,6 @@ from .records import (
     OutcomeReceipt,
     OutcomeRecord,
     OutcomeStatus,
-    check_real,
     check_timestamp,
 )
 from .pending import PendingIndex
@@ -30,14 +29,6 @@ logger = logging.getLogger(__name__)
 
 DURABILITIES = ("batch", "sync", "fsync")
 DefaultReward = float | Callable[[str], float]
-
-
-def _positive(name: str, value: Any, *, integer: bool = False, upper: float = math.inf) -> Any:
-    kind = int if integer else Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value <= upper:
-        bound = "" if upper == math.inf else f" and <= {upper}"
-        raise ValueError(f"{name} == {value!r}, must be a positive {'int' if integer else 'number'}{bound}")
-    return value
 
 
 class DecisionLog:
@@ -99,18 +90,16 @@ class DecisionLog:
         _connect: ConnectFn | None = None,
     ) -> None:
         self.path = check_path(path)
-        if durability not in DURABILITIES:
-            raise ValueError(f"durability == {durability!r}, must be one of {list(DURABILITIES)}")
-        self.durability = durability
-        self.flush_interval = _positive("flush_interval", flush_interval, upper=60.0)
-        self.flush_events = _positive("flush_events", flush_events, integer=True)
-        self.queue_size = _positive("queue_size", queue_size, integer=True)
-        if spill_size is not None and (isinstance(spill_size, bool) or not isinstance(spill_size, int) or spill_size < 0):
-            raise ValueError(f"spill_size == {spill_size!r}, must be an int >= 0 or None")
+        self.durability = check_choice(durability, "durability", DURABILITIES)
+        self.flush_interval = check_positive(flush_interval, "flush_interval", high=60.0)
+        self.flush_events = check_integer(flush_events, "flush_events", low=1)
+        self.queue_size = check_integer(queue_size, "queue_size", low=1)
+        if spill_size is not None:
+            spill_size = check_integer(spill_size, "spill_size", low=0)
         self.spill_size = spill_size
-        self.attribution_window = float(_positive("attribution_window", attribution_window))
+        self.attribution_window = check_positive(attribution_window, "attribution_window")
         if not callable(default_reward):
-            check_real("default_reward", default_reward)
+            check_number(default_reward, "default_reward")
         self.default_reward = default_reward
         self._salt = None if salt is None else salt_bytes(salt)
 
@@ -207,7 +196,7 @@ class DecisionLog:
         """
         now = check_timestamp("now", now)
         if limit is not None:
-            _positive("limit", limit, integer=True)
+            check_integer(limit, "limit", low=1)
         self._check_open()
         with self._outcome_lock:
             self._writer.flush()
@@ -354,7 +343,7 @@ class DecisionLog:
     def _default_for(self, action: str) -> float:
         if not callable(self.default_reward):
             return float(self.default_reward)
-        return check_real(f"default_reward({action!r})", self.default_reward(action))
+        return check_number(self.default_reward(action), f"default_reward({action!r})")
 
     def _commit(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
         decisions = [e for e in batch if type(e) is DecisionRecord]

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from numbers import Real
 from typing import Any
+
+from engine.validation import check_non_negative, check_number, check_probability
 
 #: Allowed values of an outcome's ``source``.
 OUTCOME_SOURCES = ("reward", "event", "default")
@@ -24,18 +25,6 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 #: Tolerance on ``sum(probabilities) == 1``.
 PROBABILITY_SUM_TOLERANCE = 1e-6
-
-
-def check_real(name: str, value: Any) -> float:
-    """``value`` as a finite float, or ValueError naming ``name``."""
-    if type(value) is float and math.isfinite(value):
-        return value
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} == {value!r}, must be a real number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} == {value!r}, must be finite")
-    return number
 
 
 def _text(name: str, value: Any, max_len: int = 256) -> str:
@@ -102,11 +91,10 @@ def _as_list(raw: Any) -> Any:
 
 
 def check_timestamp(name: str, value: Any) -> float:
-    """``value`` as unix seconds (finite, >= 0), or ValueError naming ``name``."""
-    number = check_real(name, value)
-    if number < 0:
-        raise ValueError(f"{name} == {value!r}, must be >= 0 (unix seconds)")
-    return number
+    """``value`` as unix seconds (a finite float >= 0), or ValueError naming ``name``."""
+    if type(value) is float and 0.0 <= value < math.inf:  # the common case, without a call
+        return value
+    return check_non_negative(value, name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,10 +165,7 @@ class DecisionRecord:
             raise ValueError(f"probabilities == {raw!r}, must have one entry per action ({len(actions)})")
         probs = tuple(raw)
         if not all(type(p) is float and 0.0 <= p <= 1.0 for p in probs):  # slow path: convert or explain
-            probs = tuple(check_real(f"probabilities[{i}]", p) for i, p in enumerate(probs))
-            for name, p in zip(actions, probs):
-                if not 0.0 <= p <= 1.0:
-                    raise ValueError(f"probability of {name!r} == {p!r}, must be in [0, 1]")
+            probs = tuple(check_probability(p, f"probability of {name!r}") for name, p in zip(actions, probs))
         for i in ineligible:
             if probs[i] != 0.0:
                 raise ValueError(f"probability of ineligible action {actions[i]!r} == {probs[i]!r}, must be 0")
@@ -199,10 +184,7 @@ class DecisionRecord:
             return dict(zip(names, values))
         out: dict[str, float] = {}  # slow path: convert or explain
         for name, value in zip(names, values):
-            number = check_real(f"features[{name!r}]", value)
-            if abs(number) > FLOAT32_MAX:
-                raise ValueError(f"features[{name!r}] == {value!r}, exceeds the float32 range")
-            out[name] = number
+            out[name] = check_number(value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX)
         return out
 
     @property
@@ -229,7 +211,7 @@ class OutcomeRecord:
         put = object.__setattr__
         put(self, "decision_id", _text("decision_id", self.decision_id, 128))
         put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
-        put(self, "reward", check_real("reward", self.reward))
+        put(self, "reward", check_number(self.reward, "reward"))
         if self.source not in OUTCOME_SOURCES:
             raise ValueError(f"source == {self.source!r}, must be one of {list(OUTCOME_SOURCES)}")
         if self.order_id is not None:

@@ -1,12 +1,11 @@
-"""Validation helpers shared by the learners (one place for error wording).
+"""Checks of the learners' own argument kinds: name lists, feature matrices and random seeds.
 
-Every failure raises ``ValueError`` naming the parameter and the value found, e.g.
-``"epsilon == 1.5, must be in [0, 1]"``.
+Scalars are checked by :mod:`engine.validation`; as there, every failure raises ``ValueError``
+naming the parameter and the value found.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Iterable
 
@@ -14,72 +13,10 @@ import numpy as np
 
 __all__ = [
     "as_float_matrix",
-    "check_choice",
-    "check_int",
     "check_names",
-    "check_real",
     "check_seed",
     "generator_from_state",
 ]
-
-
-def check_real(
-    name: str,
-    value: object,
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite float inside the given bounds.
-
-    >>> check_real("alpha", 2, 0.0)
-    2.0
-    >>> check_real("epsilon", 1.5, 0.0, 1.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: epsilon == 1.5, must be in [0.0, 1.0]
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} == {value!r}, must be a real number")
-    out = float(value)
-    too_low = low is not None and (out <= low if low_open else out < low)
-    too_high = high is not None and (out >= high if high_open else out > high)
-    if not math.isfinite(out) or too_low or too_high:
-        left = "-inf" if low is None else str(float(low))
-        right = "inf" if high is None else str(float(high))
-        interval = (
-            ("(" if low_open or low is None else "[")
-            + f"{left}, {right}"
-            + (")" if high_open or high is None else "]")
-        )
-        raise ValueError(f"{name} == {value!r}, must be in {interval}")
-    return out
-
-
-def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
-    """Return ``value`` as an int inside ``[low, high]``.
-
-    >>> check_int("n_draws", 0, 1)
-    Traceback (most recent call last):
-    ...
-    ValueError: n_draws == 0, must be an integer >= 1
-    """
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if ok and low is not None and value < low:
-        ok = False
-    if ok and high is not None and value > high:
-        ok = False
-    if not ok:
-        bounds = []
-        if low is not None:
-            bounds.append(f">= {low}")
-        if high is not None:
-            bounds.append(f"<= {high}")
-        rule = " and ".join(bounds)
-        raise ValueError(f"{name} == {value!r}, must be an integer" + (f" {rule}" if rule else ""))
-    return int(value)
 
 
 def check_names(name: str, values: Iterable[str]) -> tuple[str, ...]:
@@ -100,20 +37,6 @@ def check_names(name: str, values: Iterable[str]) -> tuple[str, ...]:
         dupes = sorted({item for item in out if out.count(item) > 1})
         raise ValueError(f"{name} has duplicates {dupes}, entries must be unique")
     return out
-
-
-def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``choices``.
-
-    >>> check_choice("exploration", "greedy", ("epsilon", "squarecb"))
-    Traceback (most recent call last):
-    ...
-    ValueError: exploration == 'greedy', must be one of ['epsilon', 'squarecb']
-    """
-    options = list(choices)
-    if value not in options:
-        raise ValueError(f"{name} == {value!r}, must be one of {options}")
-    return str(value)
 
 
 def as_float_matrix(name: str, value: object, n_cols: int) -> np.ndarray:

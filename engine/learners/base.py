@@ -25,7 +25,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import as_float_matrix, check_names, check_real
+from engine.validation import check_integer, check_number, check_positive, check_probability
+
+from ._checks import as_float_matrix, check_names
 
 __all__ = ["Learner"]
 
@@ -66,7 +68,7 @@ class Learner(ABC):
     ) -> None:
         self.action_names: tuple[str, ...] = check_names("action_names", action_names)
         self.feature_names: tuple[str, ...] = check_names("feature_names", feature_names)
-        self.reward_scale = check_real("reward_scale", reward_scale, 0.0, low_open=True)
+        self.reward_scale = check_positive(reward_scale, "reward_scale")
         self._lock = threading.RLock()
         self._n_updates = 0
 
@@ -122,8 +124,8 @@ class Learner(ABC):
         """Learn from one round: ``action`` was taken with ``probability`` and earned ``reward``."""
         x = self._check_x(x)
         action = self._check_action(action)
-        probability = check_real("probability", probability, 0.0, 1.0, low_open=True)
-        reward = check_real("reward", reward)
+        probability = check_probability(probability, "probability", positive=True)
+        reward = check_number(reward, "reward")
         with self._lock:
             self._update(x, action, probability, reward / self.reward_scale)
             self._n_updates += 1
@@ -314,11 +316,7 @@ class Learner(ABC):
         return mask
 
     def _check_action(self, action: int) -> int:
-        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-            raise ValueError(f"action == {action!r}, must be an integer")
-        if not 0 <= action < self.n_actions:
-            raise ValueError(f"action == {action!r}, must be in [0, {self.n_actions - 1}]")
-        return int(action)
+        return check_integer(action, "action", low=0, high=self.n_actions - 1)
 
     def _check_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
         arr = np.asarray(actions)

@@ -7,13 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import (
-    as_float_matrix,
-    check_int,
-    check_real,
-    check_seed,
-    generator_from_state,
-)
+from engine.validation import check_bool, check_integer, check_number, check_positive
+
+from ._checks import as_float_matrix, check_seed, generator_from_state
 from ._ridge import RidgeLearnerMixin, RidgeStats
 from .base import Learner
 
@@ -74,15 +70,14 @@ class LinTSLearner(RidgeLearnerMixin, Learner):
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__(action_names, feature_names, reward_scale=reward_scale)
-        self.posterior_scale = check_real("posterior_scale", posterior_scale, 0.0, low_open=True)
-        self.ridge = check_real("ridge", ridge, 0.0, low_open=True)
-        self.n_draws = check_int("n_draws", n_draws, 1)
-        self.floor = check_real("floor", floor, 0.0, 1.0 / self.n_actions)
+        self.posterior_scale = check_positive(posterior_scale, "posterior_scale")
+        self.ridge = check_positive(ridge, "ridge")
+        self.n_draws = check_integer(n_draws, "n_draws", low=1)
+        self.floor = check_number(floor, "floor", low=0.0, high=1.0 / self.n_actions)
         if noise_variance is not None:
-            noise_variance = check_real("noise_variance", noise_variance, 0.0, low_open=True)
+            noise_variance = check_positive(noise_variance, "noise_variance")
         self.noise_variance = noise_variance
-        if not isinstance(fit_intercept, bool):
-            raise ValueError(f"fit_intercept == {fit_intercept!r}, must be a bool")
+        fit_intercept = check_bool(fit_intercept, "fit_intercept")
         self.fit_intercept = fit_intercept
         self.seed = seed
         self._rng = check_seed("seed", seed)

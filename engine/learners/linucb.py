@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_real
+from engine.validation import check_bool, check_non_negative, check_positive, check_probability
+
 from ._ridge import RidgeLearnerMixin, RidgeStats
 from .base import Learner
 
@@ -69,11 +70,10 @@ class LinUCBLearner(RidgeLearnerMixin, Learner):
         reward_scale: float = 10.0,
     ) -> None:
         super().__init__(action_names, feature_names, reward_scale=reward_scale)
-        self.alpha = check_real("alpha", alpha, 0.0)
-        self.epsilon = check_real("epsilon", epsilon, 0.0, 1.0)
-        self.ridge = check_real("ridge", ridge, 0.0, low_open=True)
-        if not isinstance(fit_intercept, bool):
-            raise ValueError(f"fit_intercept == {fit_intercept!r}, must be a bool")
+        self.alpha = check_non_negative(alpha, "alpha")
+        self.epsilon = check_probability(epsilon, "epsilon")
+        self.ridge = check_positive(ridge, "ridge")
+        fit_intercept = check_bool(fit_intercept, "fit_intercept")
         self.fit_intercept = fit_intercept
         self._stats = RidgeStats(self.n_actions, self.n_features + fit_intercept, self.ridge)
 

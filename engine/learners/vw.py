@@ -42,7 +42,16 @@ try:  # VW's own bindings, under the ``Workspace`` wrapper (see ``_native_calls`
 except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
     pylibvw = None
 
-from ._checks import check_choice, check_int, check_real, check_seed
+from engine.validation import (
+    check_choice,
+    check_integer,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_probability,
+)
+
+from ._checks import check_seed
 from .base import Learner
 from .vw_examples import PredictionExamples
 from .whitening import Whitening
@@ -160,24 +169,24 @@ class VWLearner(Learner):
         seed: int | np.random.Generator | None = None,
     ) -> None:
         super().__init__(action_names, feature_names, reward_scale=reward_scale)
-        self.exploration = check_choice("exploration", exploration, EXPLORATIONS)
-        self.epsilon = check_real("epsilon", epsilon, 0.0, 1.0)
-        self.gamma_scale = check_real("gamma_scale", gamma_scale, 0.0, low_open=True)
-        self.gamma_exponent = check_real("gamma_exponent", gamma_exponent, 0.0)
-        self.bag_size = check_int("bag_size", bag_size, 1)
-        self.cover_size = check_int("cover_size", cover_size, 1)
-        self.rnd_size = check_int("rnd_size", rnd_size, 1)
-        self.softmax_lambda = check_real("softmax_lambda", softmax_lambda, 0.0)
-        self.learning_rate = check_real("learning_rate", learning_rate, 0.0, low_open=True)
-        self.power_t = check_real("power_t", power_t, 0.0)
-        self.l2 = check_real("l2", l2, 0.0)
-        self.cb_type = check_choice("cb_type", cb_type, CB_TYPES)
+        self.exploration = check_choice(exploration, "exploration", EXPLORATIONS)
+        self.epsilon = check_probability(epsilon, "epsilon")
+        self.gamma_scale = check_positive(gamma_scale, "gamma_scale")
+        self.gamma_exponent = check_non_negative(gamma_exponent, "gamma_exponent")
+        self.bag_size = check_integer(bag_size, "bag_size", low=1)
+        self.cover_size = check_integer(cover_size, "cover_size", low=1)
+        self.rnd_size = check_integer(rnd_size, "rnd_size", low=1)
+        self.softmax_lambda = check_non_negative(softmax_lambda, "softmax_lambda")
+        self.learning_rate = check_positive(learning_rate, "learning_rate")
+        self.power_t = check_non_negative(power_t, "power_t")
+        self.l2 = check_non_negative(l2, "l2")
+        self.cb_type = check_choice(cb_type, "cb_type", CB_TYPES)
         self.interactions = _check_interactions(interactions)
-        self.bit_precision = check_int("bit_precision", bit_precision, 1, 30)
+        self.bit_precision = check_integer(bit_precision, "bit_precision", low=1, high=30)
         self.action_features = self._check_action_features(action_features)
         self.extra_args = _check_extra_args(extra_args)
-        self.whiten_after = check_int("whiten_after", whiten_after, 0)
-        self.whiten_floor = check_real("whiten_floor", whiten_floor, 0.0, 1.0)
+        self.whiten_after = check_integer(whiten_after, "whiten_after", low=0)
+        self.whiten_floor = check_probability(whiten_floor, "whiten_floor")
         self._whitening: Whitening | None = None
         # updates kept until the whitening is fitted: (x, action, probability, scaled reward)
         self._warmup: list[tuple[np.ndarray, int, float, float]] | None = [] if self.whiten_after else None
@@ -221,7 +230,7 @@ class VWLearner(Learner):
             if not isinstance(features, Mapping):
                 raise ValueError(f"action_features[{action!r}] == {features!r}, must be a mapping")
             out[action] = {
-                str(k): check_real(f"action_features[{action!r}][{k!r}]", v)
+                str(k): check_number(v, f"action_features[{action!r}][{k!r}]")
                 for k, v in features.items()
             }
         return out

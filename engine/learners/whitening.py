@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_real
+from engine.validation import check_probability
 
 __all__ = ["Whitening"]
 
@@ -50,7 +50,7 @@ class Whitening:
     def fit(cls, X: np.ndarray, floor: float = 0.15) -> Whitening:
         """Fit on the rows of ``X`` (``(n, d)``, n >= 2); ``floor`` in [0, 1] is relative to the
         mean eigenvalue."""
-        floor = check_real("floor", floor, 0.0, 1.0)
+        floor = check_probability(floor, "floor")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 2:
             raise ValueError(f"X.shape == {X.shape}, must be (n, d) with n >= 2")

@@ -17,15 +17,10 @@ from engine.ope.estimators import (
     resolve,
 )
 from engine.ope.intervals import bootstrap_sums
-from engine.ope.merge import Summaries, Summary, finalize, weight_stats
+from engine.ope.merge import CI_METHODS, Summaries, Summary, finalize, weight_stats
 from engine.ope.reward_model import cross_fit_rewards
-from engine.ope.validation import (
-    ValidatedFeedback,
-    check_confidence,
-    check_positive_int,
-    make_rng,
-    validate,
-)
+from engine.ope.validation import ValidatedFeedback, make_rng, validate
+from engine.validation import check_choice, check_confidence, check_integer
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +31,8 @@ OPTIONAL_CHUNK_KEYS = ("estimated_rewards", "contexts")
 def _check_ci(confidence: float, ci: str, n_bootstrap: int) -> tuple[float, int]:
     """Validated confidence and the number of bootstrap replicates to collect (0: analytic)."""
     confidence = check_confidence(confidence)
-    if ci not in ("analytic", "bootstrap"):
-        raise ValueError(f"ci == {ci!r}, must be 'analytic' or 'bootstrap'")
-    return confidence, check_positive_int("n_bootstrap", n_bootstrap) if ci == "bootstrap" else 0
+    check_choice(ci, "ci", CI_METHODS)
+    return confidence, check_integer(n_bootstrap, "n_bootstrap", low=1) if ci == "bootstrap" else 0
 
 
 def _summarize_data(
@@ -114,7 +108,7 @@ def summarize(
     params = EstimatorParams(switch_threshold, dros_lambda)
     names = resolve(estimators, data.estimated_rewards is not None or data.contexts is not None)
     if n_bootstrap != 0:
-        n_bootstrap = check_positive_int("n_bootstrap", n_bootstrap)
+        n_bootstrap = check_integer(n_bootstrap, "n_bootstrap", low=1)
     need_model = any(ESTIMATORS[n].needs_model for n in names)
     generator = make_rng(rng, seed)
     if need_model and data.estimated_rewards is None:

@@ -19,9 +19,12 @@ import pandas as pd
 
 from engine.ope.estimators import ESTIMATORS
 from engine.ope.intervals import normal_quantile, percentile_interval
-from engine.ope.validation import check_confidence
+from engine.validation import check_choice, check_confidence
 
 logger = logging.getLogger(__name__)
+
+#: The interval methods: ``"analytic"`` (normal) or ``"bootstrap"`` (Poisson-bootstrap percentiles).
+CI_METHODS = ("analytic", "bootstrap")
 
 COLUMNS = (
     "value", "ci_low", "ci_high", "se", "n", "ess", "max_weight", "mean_weight",
@@ -194,8 +197,7 @@ def finalize(
     ``on-policy``, which use no weights.
     """
     confidence = check_confidence(confidence)
-    if ci not in ("analytic", "bootstrap"):
-        raise ValueError(f"ci == {ci!r}, must be 'analytic' or 'bootstrap'")
+    check_choice(ci, "ci", CI_METHODS)
     items = {summary.estimator: summary} if isinstance(summary, Summary) else dict(summary)
     rows = {name: s.row(confidence, ci) for name, s in items.items()}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS))

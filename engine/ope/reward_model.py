@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from engine.ope.validation import check_positive_int
+from engine.validation import check_integer
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def cross_fit_rewards(
     0/1 rewards, ridge otherwise). ``n_folds=1`` fits on all rows and predicts in-sample (no
     cross-fitting). Deterministic for a given generator state.
     """
-    n_folds = check_positive_int("n_folds", n_folds)
+    n_folds = check_integer(n_folds, "n_folds", low=1)
     if model not in MODELS:
         raise ValueError(f"reward_model == {model!r}, must be one of {MODELS}")
     binary = _is_binary(rewards)

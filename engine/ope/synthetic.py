@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.ope.validation import check_positive_int
 from engine.sampling import sample_actions
+from engine.validation import check_integer
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -64,9 +64,9 @@ class SyntheticWorld:
         seed: int = 0,
     ) -> SyntheticWorld:
         """Build a world; the ``*_epsilon`` are the policies' uniform exploration shares."""
-        n_actions = check_positive_int("n_actions", n_actions)
-        dim = check_positive_int("dim", dim)
-        pool_size = check_positive_int("pool_size", pool_size)
+        n_actions = check_integer(n_actions, "n_actions", low=1)
+        dim = check_integer(dim, "dim", low=1)
+        pool_size = check_integer(pool_size, "pool_size", low=1)
         if not 0.0 < logging_epsilon <= 1.0:
             raise ValueError(f"logging_epsilon == {logging_epsilon}, must be in (0, 1]")
         if not 0.0 <= target_epsilon <= 1.0:
@@ -98,7 +98,7 @@ class SyntheticWorld:
 
     def sample(self, n: int, rng: np.random.Generator) -> SyntheticLog:
         """Draw ``n`` rounds: context uniform from the pool, action from logging, 0/1 reward."""
-        n = check_positive_int("n", n)
+        n = check_integer(n, "n", low=1)
         idx = rng.integers(self.pool.shape[0], size=n)
         logging = self.logging[idx]
         actions = sample_actions(logging, rng)

@@ -2,7 +2,8 @@
 
 Each check converts its argument to a numpy array and raises ``ValueError`` naming the
 argument, the first offending row and the value found, e.g.
-``"target_probs row 17 sums to 0.93, must sum to 1"``.
+``"target_probs row 17 sums to 0.93, must sum to 1"`` (the probability matrix itself is checked
+by :func:`engine.validation.check_probability_matrix`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SUM_TOLERANCE = 1e-6
-"""Allowed deviation of a probability row sum from 1."""
+from engine.validation import as_float_array, check_finite_rows, check_probability_matrix, first_bad_row
 
 
 @dataclass(frozen=True)
@@ -35,50 +35,12 @@ class ValidatedFeedback:
         return int(self.target_probs.shape[1])
 
 
-def _first_bad(mask: np.ndarray) -> tuple[int, str]:
-    """Index of the first True row of ``mask`` and a note on how many more there are."""
-    rows = np.flatnonzero(mask)
-    more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
-    return int(rows[0]), more
-
-
-def _as_float(name: str, value: object, ndim: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, could not convert: {exc}") from None
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} has shape {arr.shape}, must be {ndim}-dimensional")
-    return arr
-
-
-def _row_sums(arr: np.ndarray) -> np.ndarray:
-    """Row sums of a 2-D array (a matrix-vector product: much faster than sum(axis=1))."""
-    return arr @ np.ones(arr.shape[1])
-
-
-def _check_finite(name: str, arr: np.ndarray, sums: np.ndarray | None = None) -> None:
-    # Fast path: a sum is finite only if every term is (a finite overflow falls through).
-    if sums is None:
-        sums = _row_sums(arr) if arr.ndim == 2 else arr.sum()
-    if np.isfinite(sums).all():
-        return
-    bad = ~np.isfinite(arr)
-    if not bad.any():
-        return
-    if bad.any():
-        bad_rows = bad if arr.ndim == 1 else bad.any(axis=1)
-        row, more = _first_bad(bad_rows)
-        value = arr[row] if arr.ndim == 1 else arr[row][~np.isfinite(arr[row])][0]
-        raise ValueError(f"{name} row {row} contains {value}, must be finite{more}")
-
-
 def check_rewards(rewards: object) -> np.ndarray:
     """Return ``rewards`` as a finite 1-D float array with at least one row."""
-    arr = _as_float("rewards", rewards, 1)
+    arr = as_float_array(rewards, "rewards", 1)
     if arr.size == 0:
         raise ValueError("rewards is empty, need at least one row")
-    _check_finite("rewards", arr)
+    check_finite_rows(arr, "rewards")
     return arr
 
 
@@ -90,16 +52,16 @@ def check_actions(actions: object, n: int, n_actions: int) -> np.ndarray:
     if raw.dtype.kind in "iub":
         arr = raw.astype(np.int64, copy=False)
     else:
-        as_float = _as_float("actions", raw, 1)
-        _check_finite("actions", as_float)
+        as_float = as_float_array(raw, "actions", 1)
+        check_finite_rows(as_float, "actions")
         frac = as_float != np.round(as_float)
         if frac.any():
-            row, more = _first_bad(frac)
+            row, more = first_bad_row(frac)
             raise ValueError(f"actions row {row} == {as_float[row]}, must be an integer{more}")
         arr = as_float.astype(np.int64)
     out = (arr < 0) | (arr >= n_actions)
     if out.any():
-        row, more = _first_bad(out)
+        row, more = first_bad_row(out)
         raise ValueError(
             f"actions row {row} == {arr[row]}, must be in [0, {n_actions}) "
             f"(n_actions is taken from target_probs.shape[1]){more}"
@@ -109,43 +71,25 @@ def check_actions(actions: object, n: int, n_actions: int) -> np.ndarray:
 
 def check_logged_probs(logged_probs: object, n: int) -> np.ndarray:
     """Return propensities of the logged actions, each in ``(0, 1]``."""
-    arr = _as_float("logged_probs", logged_probs, 1)
+    arr = as_float_array(logged_probs, "logged_probs", 1)
     if arr.shape[0] != n:
         raise ValueError(f"logged_probs has shape {arr.shape}, must be ({n},) to match rewards")
-    _check_finite("logged_probs", arr)
+    check_finite_rows(arr, "logged_probs")
     bad = (arr <= 0.0) | (arr > 1.0)
     if bad.any():
-        row, more = _first_bad(bad)
+        row, more = first_bad_row(bad)
         raise ValueError(f"logged_probs row {row} == {arr[row]}, must be in (0, 1]{more}")
-    return arr
-
-
-def check_probability_matrix(name: str, value: object, n: int) -> np.ndarray:
-    """Return an ``(n, n_actions)`` matrix of non-negative rows summing to 1."""
-    arr = _as_float(name, value, 2)
-    if arr.shape[0] != n or arr.shape[1] == 0:
-        raise ValueError(f"{name} has shape {arr.shape}, must be ({n}, n_actions) to match rewards")
-    sums = _row_sums(arr)
-    _check_finite(name, arr, sums)
-    if arr.min() < 0.0:
-        row, more = _first_bad((arr < 0.0).any(axis=1))
-        value_found = arr[row][arr[row] < 0.0][0]
-        raise ValueError(f"{name} row {row} contains {value_found}, must be non-negative{more}")
-    off = np.abs(sums - 1.0) > SUM_TOLERANCE
-    if off.any():
-        row, more = _first_bad(off)
-        raise ValueError(f"{name} row {row} sums to {sums[row]:.6g}, must sum to 1{more}")
     return arr
 
 
 def check_matrix(name: str, value: object, n: int, n_cols: int | None = None) -> np.ndarray:
     """Return a finite 2-D float matrix with ``n`` rows (and ``n_cols`` columns if given)."""
-    arr = _as_float(name, value, 2)
+    arr = as_float_array(value, name, 2)
     want_cols = arr.shape[1] if n_cols is None else n_cols
     if arr.shape[0] != n or arr.shape[1] != want_cols:
         expected = f"({n}, {n_cols})" if n_cols is not None else f"({n}, d)"
         raise ValueError(f"{name} has shape {arr.shape}, must be {expected} to match rewards")
-    _check_finite(name, arr)
+    check_finite_rows(arr, name)
     return arr
 
 
@@ -169,7 +113,7 @@ def validate(
     """
     r = check_rewards(rewards)
     n = r.shape[0]
-    pi = check_probability_matrix("target_probs", target_probs, n)
+    pi = check_probability_matrix(target_probs, "target_probs", n_rows=n)
     a = check_actions(actions, n, pi.shape[1])
     p = check_logged_probs(logged_probs, n)
     q = None if estimated_rewards is None else check_matrix(
@@ -177,21 +121,6 @@ def validate(
     )
     x = None if contexts is None else check_matrix("contexts", contexts, n)
     return ValidatedFeedback(r, a, p, pi, q, x)
-
-
-def check_confidence(confidence: float) -> float:
-    """Return ``confidence`` if it lies in (0, 1)."""
-    c = float(confidence)
-    if not 0.0 < c < 1.0:
-        raise ValueError(f"confidence == {confidence}, must be in (0, 1)")
-    return c
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} == {value!r}, must be a positive integer")
-    return int(value)
 
 
 def make_rng(rng: np.random.Generator | None, seed: int | None) -> np.random.Generator:

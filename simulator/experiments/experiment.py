@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from engine.actions import DAY
 from engine.sampling import sample_actions
+from engine.validation import check_confidence, check_integer, check_probability, check_probability_matrix
 from policies.base import Policy
 from simulator.shop.config import SimConfig
 from simulator.experiments.arms import ArmSpec, ExploringPolicy, RowView, build_policy, resolve_arms
@@ -72,20 +73,6 @@ class ExperimentResult:
         return analyse(self, **kwargs)
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} == {value!r}, must be an integer >= {low}")
-    return int(value)
-
-
-def _checked(p: np.ndarray, mask: np.ndarray, who: str) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64)
-    if p.shape != mask.shape or not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError(f"{who} returned invalid probabilities of shape {p.shape}")
-    if (p[~mask] > 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError(f"{who} returned probabilities with mass off the eligible actions "
-                         "or rows not summing to 1")
-    return p
 
 
 def _decide(policy: Policy, who: str, records: Sequence[Mapping[str, Any]], rows: np.ndarray,
@@ -93,8 +80,10 @@ def _decide(policy: Policy, who: str, records: Sequence[Mapping[str, Any]], rows
             probs: np.ndarray) -> RowView:
     """Sample ``policy``'s actions for ``rows`` into ``actions``/``probs``; return the contexts."""
     view = RowView(records, rows)
-    p = _checked(policy.probabilities_batch(
-        view, mask[rows], truth[rows] if policy.needs_truth else None), mask[rows], who)
+    eligible = mask[rows]
+    p = check_probability_matrix(
+        policy.probabilities_batch(view, eligible, truth[rows] if policy.needs_truth else None),
+        f"{who} probabilities", n_rows=eligible.shape[0], n_cols=eligible.shape[1], eligible=eligible)
     actions[rows] = sample_actions(p, rng)
     probs[rows] = p[np.arange(rows.size), actions[rows]]
     return view
@@ -185,17 +174,13 @@ def run_experiment(
     >>> sorted(result.carts["arm"].unique()), int(result.carts["day"].max())
     (['none', 'rule'], 2)
     """
-    users = _check_int("users", users, 2)
-    days = _check_int("days", days, 1)
-    pre_days = _check_int("pre_days", pre_days, 0)
-    seed = _check_int("seed", seed, 0)
-    batch = _check_int("batch", batch, 1)
-    if isinstance(exploration, bool) or not isinstance(exploration, (int, float)) \
-            or not 0.0 < float(exploration) <= 1.0:
-        raise ValueError(f"exploration == {exploration!r}, must be in (0, 1]")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
-            or not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence == {confidence!r}, must be in (0, 1)")
+    users = check_integer(users, "users", low=2)
+    days = check_integer(days, "days", low=1)
+    pre_days = check_integer(pre_days, "pre_days", low=0)
+    seed = check_integer(seed, "seed", low=0)
+    batch = check_integer(batch, "batch", low=1)
+    check_probability(exploration, "exploration", positive=True)
+    check_confidence(confidence)
     children = np.random.SeedSequence(seed).spawn(4)
     env_seed = int(children[0].generate_state(1)[0])
     rng = np.random.default_rng(children[1])

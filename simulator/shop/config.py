@@ -11,6 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from engine.validation import (
+    check_integer,
+    check_non_negative,
+    check_number,
+    check_positive,
+    check_probability,
+)
 from simulator.shop.constants import SHOPPER_TYPES
 
 DEFAULT_MIXTURE: dict[str, float] = {
@@ -57,24 +64,20 @@ class SimConfig:
     seed_catalog: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("n_shoppers", self.n_shoppers, 1)
-        _check_int("n_items", self.n_items, 10)
-        _check_int("n_categories", self.n_categories, 1)
-        _check_int("n_factors", self.n_factors, 1)
-        _check_int("history_cap", self.history_cap, 1)
-        _check_int("pool_size", self.pool_size, 5)
+        for name, low in (("n_shoppers", 1), ("n_items", 10), ("n_categories", 1), ("n_factors", 1),
+                          ("history_cap", 1), ("pool_size", 5)):
+            check_integer(getattr(self, name), f"SimConfig.{name}", low=low)
         if self.n_categories > self.n_items:
             raise ValueError(
                 f"SimConfig: n_categories == {self.n_categories}, must be <= n_items == {self.n_items}"
             )
         if self.pool_size > self.n_items:
             raise ValueError(f"SimConfig: pool_size == {self.pool_size}, must be <= n_items == {self.n_items}")
-        for name in ("carts_per_day",):
-            _check_float(name, getattr(self, name), low=0.0, low_open=True)
+        check_positive(self.carts_per_day, "SimConfig.carts_per_day")
         for name in ("contact_cost", "offer_cost_cap", "initial_orders_mean", "completed_per_abandoned"):
-            _check_float(name, getattr(self, name), low=0.0)
-        _check_float("offer_cost_share", self.offer_cost_share, low=0.0, high=1.0)
-        _check_float("start_time", self.start_time)
+            check_non_negative(getattr(self, name), f"SimConfig.{name}")
+        check_probability(self.offer_cost_share, "SimConfig.offer_cost_share")
+        check_number(self.start_time, "SimConfig.start_time")
         object.__setattr__(self, "type_mixture", check_mixture("type_mixture", self.type_mixture))
         if self.mixture_shift is not None:
             shift = dict(self.mixture_shift)
@@ -85,10 +88,9 @@ class SimConfig:
                 raise ValueError(
                     f"SimConfig: mixture_shift == {shift!r}, must have 'at_episode' and 'mixture'"
                 )
-            _check_int("mixture_shift.at_episode", shift["at_episode"], 1)
+            check_integer(shift["at_episode"], "SimConfig.mixture_shift.at_episode", low=1)
             shift["mixture"] = check_mixture("mixture_shift.mixture", shift["mixture"])
-            shift["share"] = float(shift.get("share", 1.0))
-            _check_float("mixture_shift.share", shift["share"], low=0.0, high=1.0)
+            shift["share"] = check_probability(shift.get("share", 1.0), "SimConfig.mixture_shift.share")
             object.__setattr__(self, "mixture_shift", shift)
 
     @classmethod
@@ -116,28 +118,8 @@ def check_mixture(name: str, mixture: Mapping[str, float]) -> dict[str, float]:
             raise ValueError(
                 f"SimConfig: {name} has unknown shopper type {key!r}; known: {', '.join(SHOPPER_TYPES)}"
             )
-        _check_float(f"{name}[{key!r}]", share, low=0.0)
-        out[key] = float(share)
+        out[key] = check_non_negative(share, f"SimConfig.{name}[{key!r}]")
     total = sum(out.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
         raise ValueError(f"SimConfig: {name} sums to {total:.6g}, must sum to 1")
     return {t: out.get(t, 0.0) for t in SHOPPER_TYPES}
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"SimConfig: {name} == {value!r}, must be an integer")
-    if value < low:
-        raise ValueError(f"SimConfig: {name} == {value}, must be >= {low}")
-
-
-def _check_float(
-    name: str, value: Any, low: float | None = None, high: float | None = None, low_open: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"SimConfig: {name} == {value!r}, must be a finite number")
-    if low is not None and (value < low or (low_open and value == low)):
-        op = ">" if low_open else ">="
-        raise ValueError(f"SimConfig: {name} == {value}, must be {op} {low}")
-    if high is not None and value > high:
-        raise ValueError(f"SimConfig: {name} == {value}, must be <= {high}")

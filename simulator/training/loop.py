@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from engine.sampling import sample_actions
 from policies import FullInformationPolicy, Policy, RulePolicy
+from engine.validation import check_integer, check_probability_matrix
 from policies.batch_features import BatchFeatures
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
@@ -98,21 +99,6 @@ class TrainingResult:
         }
 
 
-def _check_probabilities(p: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64)
-    if p.shape != mask.shape:
-        raise ValueError(f"policy {name!r} returned probabilities of shape {p.shape}, must be {mask.shape}")
-    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(p[~mask] > 0) \
-            or not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError(f"policy {name!r} returned rows that are not distributions over eligible actions")
-    return p
-
-
-def _check_args(carts: int, seed: int, batch: int, curve_points: int) -> None:
-    for label, value, low in (("carts", carts, 1), ("batch", batch, 1), ("curve_points", curve_points, 1),
-                              ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{label} == {value!r}, must be an integer >= {low}")
 
 
 def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mapping[str, Any] | None = None,
@@ -135,7 +121,10 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
     >>> r.value_last == r.none and r.oracle >= r.full_information - 1e-9 and r.oracle >= r.best_static
     True
     """
-    _check_args(carts, seed, batch, curve_points)
+    carts = check_integer(carts, "carts", low=1)
+    batch = check_integer(batch, "batch", low=1)
+    curve_points = check_integer(curve_points, "curve_points", low=1)
+    seed = check_integer(seed, "seed", low=0)
     if not isinstance(policy, Policy):
         raise ValueError(f"policy == {policy!r}, must be a policies.Policy")
     batch = int(min(batch, carts))
@@ -167,7 +156,8 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
             mask = info["action_mask"][:n].astype(bool)
             contexts = info["context"][:n]  # a list: identical object for decide and update
             p = policy.probabilities_batch(contexts, mask, truth if policy.needs_truth else None)
-            p = _check_probabilities(p, mask, policy.name)
+            p = check_probability_matrix(p, f"policy {policy.name!r} probabilities", n_rows=n,
+                                         n_cols=mask.shape[1], eligible=mask)
             actions = sample_actions(p, rng)
             shadow_chosen[rows] = shadow.probabilities_batch(contexts, mask).argmax(axis=1)
             rule_chosen[rows] = rule.probabilities_batch(contexts, mask).argmax(axis=1)

@@ -33,7 +33,7 @@ CASES = [
     ({"metrics": ["profit", "revenue"]}, None, r"column 'revenue' \(metric\) not found"),
     ({"arm": "variant"}, None, r"column 'variant' \(arm\) not found"),
     ({"control": "ctrl"}, None, r"control == 'ctrl' not found in column 'arm'"),
-    ({"confidence": 1.5}, None, r"confidence == 1.5, must be in \(0, 1\)"),
+    ({"confidence": 1.5}, None, r"confidence == 1.5, must be a number in \(0, 1\)$"),
     ({"primary": "converted", "metrics": ["profit"]}, None, r"primary == \['converted'\]"),
     ({"covariates": {"revenue": "pre_profit"}}, None, r"covariates names metric\(s\) \['revenue'\]"),
     ({"covariates": "pre"}, None, r"column 'pre' \(covariate\) not found"),
@@ -82,7 +82,7 @@ def test_constant_covariate_is_named(carts):
 def test_confidence_sequence_bad_input(carts):
     with pytest.raises(ValueError, match=r"column 'week' \(look\) not found"):
         abtest.confidence_sequence(carts, look="week")
-    with pytest.raises(ValueError, match=r"confidence == 0, must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"confidence == 0, must be a number in \(0, 1\)$"):
         abtest.confidence_sequence(carts, look="day", confidence=0)
     with pytest.raises(ValueError, match=r"t_opt == -5"):
         abtest.confidence_sequence(carts, look="day", t_opt=-5)

@@ -1,0 +1,379 @@
+"""Checks of scalar and matrix arguments, with one error style for the whole project.
+
+Each validator takes the value and the name of the field it came from, and returns the value
+converted (a ``float``, an ``int``, a float64 array...) or raises with a message that names the
+field, shows the value and states the whole requirement::
+
+    epsilon == 1.5, must be a number in [0, 1]
+    n_draws == 0, must be an int >= 1
+    cart[0].price is missing, must be a finite number >= 0
+
+Rules:
+
+* **Every rejection is a ValueError**, a value of the wrong type included (``"1.5"`` where a
+  number is due is a bad value, as it would be in the JSON or TOML it usually comes from). So a
+  caller catches one exception type, and the engine's :class:`~engine.context.ContextError`,
+  a ``ValueError``, keeps its contract. Nothing here raises ``TypeError`` or ``OverflowError``.
+* **A number** is an ``int``, a ``float`` or a numpy integer or floating scalar. ``bool``
+  (and ``numpy.bool_``) is not a number, nor are subclasses of ``int`` and ``float`` other than
+  numpy's, strings, 0-d arrays, ``Fraction`` or ``Decimal``. A number must be finite: nan and
+  +-inf are rejected, and so is an int too large for a float (``10**400``).
+* **An integer** is an ``int`` or a numpy integer scalar (not ``bool``, not an integral float
+  such as ``2.0``); Python ints are unbounded, so give ``high`` when size matters.
+* Bounds are closed unless ``low_open`` / ``high_open`` say otherwise.
+
+>>> check_number(2, "alpha", low=0)
+2.0
+>>> check_number(1.5, "epsilon", low=0, high=1)
+Traceback (most recent call last):
+...
+ValueError: epsilon == 1.5, must be a number in [0, 1]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+
+__all__ = [
+    "MISSING",
+    "SUM_TOLERANCE",
+    "as_float_array",
+    "check_bool",
+    "check_choice",
+    "check_confidence",
+    "check_finite_rows",
+    "check_integer",
+    "check_non_negative",
+    "check_number",
+    "check_positive",
+    "check_probability",
+    "check_probability_matrix",
+    "fail",
+    "first_bad_row",
+    "show",
+]
+
+_INF = math.inf
+_NUMPY_NUMBERS = (np.integer, np.floating)
+
+#: Allowed deviation of a probability row sum from 1.
+SUM_TOLERANCE = 1e-6
+
+T = TypeVar("T")
+
+
+class _Missing:
+    """Sentinel for a field absent from its mapping (``mapping.get(key, MISSING)``)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Pass for a field that is absent: the message says ``"<name> is missing, must be ..."``.
+MISSING: Any = _Missing()
+
+
+# ----------------------------------------------------------------------------------------------
+# Messages
+
+
+def show(value: Any) -> str:
+    """``value`` as error messages show it: its repr, cut to a readable length, and its type
+    name unless it is an ``int``, ``str`` or ``float``.
+
+    >>> show("abc"), show(1.5), show(None), show("x" * 50)
+    ("'abc'", '1.5', 'None (NoneType)', "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (50 chars)")
+    """
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:40] + "...") + f" ({len(value)} chars)"
+    if isinstance(value, float):
+        return repr(value)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:60] + "..."
+    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, str)) else text
+
+
+def fail(value: Any, name: str, requirement: str) -> ValueError:
+    """The error for ``value`` of field ``name`` breaking ``requirement`` (to be raised).
+
+    >>> str(fail(0, "n", "an int >= 1")), str(fail(MISSING, "n", "an int >= 1"))
+    ('n == 0, must be an int >= 1', 'n is missing, must be an int >= 1')
+    """
+    if value is MISSING:
+        return ValueError(f"{name} is missing, must be {requirement}")
+    return ValueError(f"{name} == {show(value)}, must be {requirement}")
+
+
+def _bound(value: float) -> str:
+    """A bound as messages show it: ``0`` for 0.0, ``0.25``, ``1e+300``."""
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
+    return str(int(value))
+
+
+def _range(
+    kind: str, low: float | None, high: float | None, low_open: bool, high_open: bool
+) -> str:
+    """E.g. ``"a finite number >= 0"``, ``"a number in (0, 1]"``, ``"an int in [1, 30]"``."""
+    if low is not None and high is not None:
+        kind = kind.replace("finite ", "")  # a bounded interval says it
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        return f"{kind} in {left}{_bound(low)}, {_bound(high)}{right}"
+    if low is not None:
+        return f"{kind} {'>' if low_open else '>='} {_bound(low)}"
+    if high is not None:
+        return f"{kind} {'<' if high_open else '<='} {_bound(high)}"
+    return kind
+
+
+# ----------------------------------------------------------------------------------------------
+# Scalars
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """``value`` as a finite float within the bounds.
+
+    >>> check_number(np.float32(0.5), "share", low=0, high=1)
+    0.5
+    >>> check_number(True, "reward")
+    Traceback (most recent call last):
+    ...
+    ValueError: reward == True, must be a finite number
+    """
+    cls = type(value)
+    if cls is float:
+        number = value
+    elif cls is int or isinstance(value, _NUMPY_NUMBERS):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            number = _INF
+    else:
+        number = math.nan
+    if (
+        -_INF < number < _INF
+        and (low is None or (number > low if low_open else number >= low))
+        and (high is None or (number < high if high_open else number <= high))
+    ):
+        return number
+    raise fail(value, name, _range("a finite number", low, high, low_open, high_open))
+
+
+def check_positive(value: Any, name: str, *, high: float | None = None) -> float:
+    """``value`` as a finite float > 0 (and <= ``high`` if given).
+
+    >>> check_positive(0, "baseline_sd")
+    Traceback (most recent call last):
+    ...
+    ValueError: baseline_sd == 0, must be a finite number > 0
+    """
+    return check_number(value, name, low=0.0, high=high, low_open=True)
+
+
+def check_non_negative(value: Any, name: str) -> float:
+    """``value`` as a finite float >= 0.
+
+    >>> check_non_negative(-0.5, "alpha")
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha == -0.5, must be a finite number >= 0
+    """
+    return check_number(value, name, low=0.0)
+
+
+def check_probability(value: Any, name: str, *, positive: bool = False) -> float:
+    """``value`` as a float in [0, 1] (in (0, 1] when ``positive``: a propensity).
+
+    >>> check_probability(0, "probability", positive=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: probability == 0, must be a number in (0, 1]
+    """
+    return check_number(value, name, low=0.0, high=1.0, low_open=positive)
+
+
+def check_confidence(value: Any, name: str = "confidence") -> float:
+    """``value`` as a level strictly between 0 and 1 (a confidence, a significance level, a power).
+
+    >>> check_confidence(0.95)
+    0.95
+    >>> check_confidence(1, "power")
+    Traceback (most recent call last):
+    ...
+    ValueError: power == 1, must be a number in (0, 1)
+    """
+    return check_number(value, name, low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def check_integer(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]`` (either bound may be left out).
+
+    >>> check_integer(np.int64(3), "n_draws", low=1)
+    3
+    >>> check_integer(2.0, "bag_size", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: bag_size == 2.0, must be an int >= 1
+    """
+    if (type(value) is int or isinstance(value, np.integer)) and (
+        (low is None or value >= low) and (high is None or value <= high)
+    ):
+        return int(value)
+    raise fail(value, name, _range("an int", low, high, False, False))
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a ``bool`` or a ``numpy.bool_`` (as a ``bool``); ints are not bools.
+
+    >>> check_bool(1, "fit_intercept")
+    Traceback (most recent call last):
+    ...
+    ValueError: fit_intercept == 1, must be a bool
+    """
+    if type(value) is bool or isinstance(value, np.bool_):
+        return bool(value)
+    raise fail(value, name, "a bool")
+
+
+def check_choice(value: T, name: str, choices: Iterable[Any]) -> T:
+    """``value`` if it is one of ``choices`` (compared with ``==``, as ``in`` does).
+
+    >>> check_choice("greedy", "exploration", ("epsilon", "squarecb"))
+    Traceback (most recent call last):
+    ...
+    ValueError: exploration == 'greedy', must be one of ['epsilon', 'squarecb']
+    """
+    options = list(choices)
+    try:
+        if value in options:
+            return value
+    except (TypeError, ValueError):  # e.g. an array, whose == is element-wise
+        pass
+    raise fail(value, name, f"one of {options}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Arrays (row-wise messages: "<name> row <i> ..., must be ...")
+
+
+def first_bad_row(mask: np.ndarray) -> tuple[int, str]:
+    """Index of the first True entry of ``mask`` and a note on how many more there are."""
+    rows = np.flatnonzero(mask)
+    more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
+    return int(rows[0]), more
+
+
+def as_float_array(value: Any, name: str, ndim: int) -> np.ndarray:
+    """``value`` as a float64 array with ``ndim`` dimensions (not yet checked to be finite).
+
+    >>> as_float_array([[1, 2]], "X", 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: X has shape (1, 2), must be 1-dimensional
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, could not convert: {exc}") from None
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} has shape {arr.shape}, must be {ndim}-dimensional")
+    return arr
+
+
+def _row_sums(arr: np.ndarray) -> np.ndarray:
+    """Row sums of a 2-D array (a matrix-vector product: much faster than ``sum(axis=1)``)."""
+    return arr @ np.ones(arr.shape[1])
+
+
+def check_finite_rows(arr: np.ndarray, name: str, sums: np.ndarray | None = None) -> None:
+    """Raise naming the first row of ``arr`` (1-D or 2-D) that holds nan or +-inf.
+
+    ``sums`` (the row sums, or the total of a 1-D array) makes the common case one check: a sum
+    is finite only if every term is.
+
+    >>> check_finite_rows(np.array([[0.5, 0.5], [np.nan, 1.0]]), "target_probs")
+    Traceback (most recent call last):
+    ...
+    ValueError: target_probs row 1 contains nan, must be finite
+    """
+    if sums is None:
+        sums = _row_sums(arr) if arr.ndim == 2 else arr.sum()
+    if np.isfinite(sums).all():
+        return
+    bad = ~np.isfinite(arr)
+    if not bad.any():  # the sum overflowed, every entry is finite
+        return
+    bad_rows = bad if arr.ndim == 1 else bad.any(axis=1)
+    row, more = first_bad_row(bad_rows)
+    found = arr[row] if arr.ndim == 1 else arr[row][~np.isfinite(arr[row])][0]
+    raise ValueError(f"{name} row {row} contains {found}, must be finite{more}")
+
+
+def check_probability_matrix(
+    value: Any,
+    name: str,
+    *,
+    n_rows: int | None = None,
+    n_cols: int | None = None,
+    eligible: np.ndarray | None = None,
+    atol: float = SUM_TOLERANCE,
+) -> np.ndarray:
+    """``value`` as a float64 matrix whose rows are distributions over its columns.
+
+    Every entry is finite and >= 0, every row sums to 1 within ``atol``, and, if a boolean
+    ``eligible`` matrix of the same shape is given, rows put no mass where it is False.
+
+    Args:
+        value: the matrix, ``(n_rows, n_cols)``.
+        name: its name in messages.
+        n_rows, n_cols: the shape it must have (any when None; at least one column).
+        eligible: optional boolean mask of the allowed entries.
+        atol: allowed deviation of a row sum from 1.
+
+    >>> check_probability_matrix([[0.2, 0.8], [0.6, 0.3]], "target_probs")
+    Traceback (most recent call last):
+    ...
+    ValueError: target_probs row 1 sums to 0.9, must sum to 1
+    """
+    arr = as_float_array(value, name, 2)
+    rows, cols = arr.shape
+    if (n_rows is not None and rows != n_rows) or (n_cols is not None and cols != n_cols) or cols == 0:
+        want_rows = "n" if n_rows is None else n_rows
+        want_cols = "n_actions" if n_cols is None else n_cols
+        raise ValueError(f"{name} has shape {arr.shape}, must be ({want_rows}, {want_cols})")
+    sums = _row_sums(arr)
+    check_finite_rows(arr, name, sums)
+    if rows and arr.min() < 0.0:
+        row, more = first_bad_row((arr < 0.0).any(axis=1))
+        found = arr[row][arr[row] < 0.0][0]
+        raise ValueError(f"{name} row {row} contains {found}, must be non-negative{more}")
+    if eligible is not None:
+        mask = np.asarray(eligible, dtype=bool)
+        if mask.shape != arr.shape:
+            raise ValueError(f"{name} has shape {arr.shape}, must match eligible {mask.shape}")
+        stray = (arr > 0.0) & ~mask
+        if stray.any():
+            row, more = first_bad_row(stray.any(axis=1))
+            col = int(np.flatnonzero(stray[row])[0])
+            raise ValueError(
+                f"{name} row {row} puts {arr[row, col]} on ineligible column {col}, must be 0{more}"
+            )
+    off = np.abs(sums - 1.0) > atol
+    if off.any():
+        row, more = first_bad_row(off)
+        raise ValueError(f"{name} row {row} sums to {sums[row]:.6g}, must sum to 1{more}")
+    return arr
