@@ -292,7 +292,8 @@ class ShopWorld:
         }
 
     def resolve_one(self, batch: CartBatch, i: int, action: int) -> dict[str, Any]:
-        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env).
+        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env); an undeliverable
+        action is resolved as ``none``, as there.
 
         The outcome is computed at once; the shopper update is queued and applied, together with
         the carts resolved after it, by :meth:`flush`, which every reader of the shopper state
