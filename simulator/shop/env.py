@@ -11,6 +11,7 @@ from gymnasium import spaces
 
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
+from simulator.shop.render import RENDER_MODES, check_render_mode, render_cart
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 
@@ -43,8 +44,8 @@ class CartRecoveryEnv(gym.Env):
     ``Discrete(7)``, in the order of ``env.action_names``: ``none``, ``recommendation``,
     ``coupon_5``, ``coupon_10``, ``coupon_20``, ``time_limited_offer``, ``recall_message``.
     Actions the shopper cannot receive (no opt-in on a suitable channel) are 0 in
-    ``info["action_mask"]``. The simulator does not enforce the mask (the engine's guardrails do):
-    an ineligible action is simulated as if it had been sent.
+    ``info["action_mask"]``. Such an action is not delivered: it has the outcome of ``none`` (no
+    contact cost, no fatigue or coupon conditioning) and ``info["delivered"]`` is False.
 
     ## Observation Space
     ``Box(24,)`` float32 with finite bounds (names in ``env.observation_names``): cart value and size,
@@ -61,23 +62,27 @@ class CartRecoveryEnv(gym.Env):
     ## Info
     On reset and step: ``context`` (the raw record checkout sends, docs/context-schema.md; its
     history lists are shared, treat them as read-only), ``shopper_type``, ``expected_reward``
-    (true expected profit of every action, aligned with ``action_names``), ``action_mask``.
+    (true expected profit of every action, aligned with ``action_names``; an undeliverable action's
+    is ``none``'s, so its argmax is the best action the shopper can receive), ``action_mask``.
     On step also: ``converted``, ``revenue``, ``coupon_cost``, ``profit``, ``contact_cost``,
-    ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action converts).
+    ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action converts),
+    ``delivered`` (False when the chosen action could not reach the shopper).
 
     ## Arguments
     ``config`` (:class:`SimConfig` or mapping) and keyword overrides of its fields, e.g.
     ``gym.make("CartRecovery-v0", n_shoppers=2000, coupon_conditioning=False)``;
     ``block_size``: carts drawn per vectorised block (internal batching, does not change behaviour
-    beyond the simultaneity of carts within a block).
+    beyond the simultaneity of carts within a block); ``render_mode``: None, ``"ansi"`` (a text
+    summary of the cart) or ``"rgb_array"`` (a bar chart of the expected profit per action).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = OBS_NAMES
 
     def __init__(self, config: SimConfig | Mapping[str, Any] | None = None, block_size: int = 256,
-                 **overrides: Any) -> None:
+                 render_mode: str | None = None, **overrides: Any) -> None:
+        self.render_mode = check_render_mode(render_mode)
         self.config = make_config(config, overrides)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"CartRecoveryEnv: block_size == {block_size!r}, must be an integer >= 1")
@@ -91,6 +96,7 @@ class CartRecoveryEnv(gym.Env):
         self._shoppers: list[int] = []
         self._types: list[str] = []
         self._info: dict[str, Any] | None = None
+        self._outcome: dict[str, Any] | None = None  # the current cart's, once resolved
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -113,6 +119,7 @@ class CartRecoveryEnv(gym.Env):
             "expected_reward": batch.expected_reward[i].copy(),
             "action_mask": batch.action_mask[i].copy(),
         }
+        self._outcome = None
         return batch.observation[i].copy(), dict(self._info)
 
     def _new_block(self) -> None:
@@ -139,6 +146,7 @@ class CartRecoveryEnv(gym.Env):
         self._dirty.add(self._shoppers[i])
         reset_info = self._info
         self._info = None
+        self._outcome = {"action": a, **outcome}
         info = {  # fresh objects: the reset info the caller holds must not change
             "context": _copy_context(reset_info["context"]),
             "shopper_type": reset_info["shopper_type"],
@@ -147,6 +155,17 @@ class CartRecoveryEnv(gym.Env):
             **outcome,
         }
         return batch.observation[i].copy(), outcome["profit"], True, False, info
+
+    def render(self) -> str | np.ndarray | None:
+        """The current cart in ``render_mode`` (with the chosen action and outcome after ``step``)."""
+        if self.render_mode is None:
+            gym.logger.warn("CartRecoveryEnv.render() called with render_mode=None: nothing to render")
+            return None
+        if self._batch is None:
+            raise RuntimeError("CartRecoveryEnv: call reset() before render()")
+        batch, i = self._batch, self._row
+        return render_cart(self.render_mode, float(batch.value[i]), batch.expected_reward[i],
+                           batch.action_mask[i], self._outcome)
 
 
 def _copy_context(ctx: dict[str, Any]) -> dict[str, Any]:

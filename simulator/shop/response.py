@@ -30,7 +30,9 @@ The model, for one cart of value ``V`` and margin ``M`` (both USD):
 
 Realised profit of a cart: ``M - coupon (k% of V) - offer cost (7% of V, capped at $8) - contact
 cost`` if bought, ``- contact cost`` if not (``none`` has no contact cost). The expected reward of
-each action is ``p(a) (M - cost_a) - contact_a``: what ``info["expected_reward"]`` reports.
+each action is ``p(a) (M - cost_a) - contact_a``: what ``info["expected_reward"]`` reports. An
+action the shopper cannot receive (no opted-in channel it can go through) is not delivered: it has
+the outcome, costs and expected reward of ``none``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ COUPON_ACTIONS = np.array([a in COUPON_PERCENT for a in ACTION_NAMES])
 CONTACT_ACTIONS = np.array([bool(ACTION_CHANNELS[a]) for a in ACTION_NAMES])  # every action sent to the shopper
 DISCOUNT = np.array([COUPON_PERCENT.get(a, 0) / 100 for a in ACTION_NAMES])
 _COLUMN = {a: k for k, a in enumerate(ACTION_NAMES)}
+_NONE = _COLUMN["none"]
 _MODELLED = {"none", "recommendation", "time_limited_offer", "recall_message", *COUPON_PERCENT}
 if set(ACTION_NAMES) != _MODELLED:
     raise ImportError(f"the response model covers the actions {sorted(_MODELLED)}, "
@@ -92,8 +95,14 @@ def cart_response(
     fatigue_load: np.ndarray,
     n_orders: np.ndarray,
     config: SimConfig,
+    deliverable: np.ndarray | None = None,
 ) -> CartResponse:
-    """Purchase probability, costs and expected profit of every action for a batch of carts."""
+    """Purchase probability, costs and expected profit of every action for a batch of carts.
+
+    ``deliverable`` (n_carts, n_actions), nonzero where the shopper can receive the action: an
+    action that cannot be delivered has the outcome of ``none`` (same purchase probability, no
+    cost, no contact cost). None: every action can be delivered.
+    """
     t = type_index
     n = len(t)
     e = expectation if config.coupon_conditioning else np.zeros(n)
@@ -122,5 +131,10 @@ def cart_response(
     cost = DISCOUNT[None, :] * value[:, None]
     cost[:, _COLUMN["time_limited_offer"]] = offer
     contact = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)[None, :].repeat(n, axis=0)
+    if deliverable is not None:
+        blocked = deliverable == 0
+        p = np.where(blocked, p[:, _NONE, None], p)
+        cost = np.where(blocked, cost[:, _NONE, None], cost)
+        contact = np.where(blocked, contact[:, _NONE, None], contact)
     expected = p * (margin[:, None] - cost) - contact
     return CartResponse(p, cost, contact, expected)

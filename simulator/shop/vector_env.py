@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 from simulator.shop.env import make_config
+from simulator.shop.render import RENDER_MODES, check_render_mode, render_cart
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 _TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
@@ -61,13 +62,15 @@ class CartRecoveryVectorEnv(VectorEnv):
     (``AutoresetMode.SAME_STEP``): ``step(actions)`` resolves the current carts, returns their
     rewards, and the observations and infos of the *next* carts. The resolved carts' outcomes are in
     ``info["final_info"]`` (``converted``, ``revenue``, ``coupon_cost``, ``profit``,
-    ``contact_cost``, ``purchase_delay_hours``, ``expected_reward``, ``purchase_probability`` of the
-    chosen action, ``shopper_type``) and their
-    observations in ``info["final_obs"]``.
+    ``contact_cost``, ``purchase_delay_hours``, ``delivered``, ``expected_reward``,
+    ``purchase_probability`` of the chosen action, ``shopper_type``) and their observations in
+    ``info["final_obs"]``. An action a shopper cannot receive (``action_mask`` 0) is not delivered:
+    it has the outcome of ``none`` and ``delivered`` False.
 
     ``info`` holds ``context`` (a :class:`ContextBatch`), ``shopper_type`` (object array),
     ``expected_reward`` (num_envs, 7) and ``action_mask`` (num_envs, 7). Carts of one step are
     simultaneous: two carts of the same shopper in one batch both see the state before the batch.
+    ``render_mode``: None, ``"ansi"`` or ``"rgb_array"``; ``render()`` gives one frame per cart.
 
     Example:
         >>> import gymnasium as gym, simulator
@@ -81,15 +84,16 @@ class CartRecoveryVectorEnv(VectorEnv):
         (True, (8,))
     """
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": list(RENDER_MODES),
+                                "render_fps": 4}
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = OBS_NAMES
 
     def __init__(self, num_envs: int = 1, config: SimConfig | Mapping[str, Any] | None = None,
-                 **overrides: Any) -> None:
+                 render_mode: str | None = None, **overrides: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"CartRecoveryVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1")
-        overrides.pop("render_mode", None)
+        self.render_mode = check_render_mode(render_mode)
         self.config = make_config(config, overrides)
         self.num_envs = num_envs
         self.single_action_space = spaces.Discrete(len(ACTION_NAMES))
@@ -152,3 +156,13 @@ class CartRecoveryVectorEnv(VectorEnv):
             np.zeros(self.num_envs, dtype=bool),
             infos,
         )
+
+    def render(self) -> tuple[str | np.ndarray, ...] | None:
+        """The current carts in ``render_mode``, one frame each (None when ``render_mode`` is None)."""
+        if self.render_mode is None:
+            return None
+        if self._batch is None:
+            raise RuntimeError("CartRecoveryVectorEnv: call reset() before render()")
+        b = self._batch
+        return tuple(render_cart(self.render_mode, float(b.value[j]), b.expected_reward[j], b.action_mask[j])
+                     for j in range(self.num_envs))

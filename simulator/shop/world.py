@@ -235,6 +235,7 @@ class ShopWorld:
         st = self._state
         s = batch.shopper[rows]
         t_now = batch.time[rows]
+        mask = self._mask[s]
         if batch.expected_reward is None:
             shape = (len(batch), len(ACTION_NAMES))
             batch.expected_reward = np.empty(shape)
@@ -246,13 +247,13 @@ class ShopWorld:
         resp = cart_response(
             batch.type_index[rows], batch.value[rows], batch.margin[rows], batch.minutes_since_abandon[rows],
             self.population.match[s], st.expectation_at(s, t_now), st.fatigue_at(s, t_now), st.n_orders[s],
-            self.config,
+            self.config, deliverable=mask,
         )
         batch.expected_reward[rows] = resp.expected_reward
         batch.purchase_probability[rows] = resp.purchase_probability
         batch.cost_if_bought[rows] = resp.cost_if_bought
         batch.contact_cost[rows] = resp.contact_cost
-        batch.action_mask[rows] = self._mask[s]
+        batch.action_mask[rows] = mask
         batch.observation[rows] = self._view.observe(batch, rows, s, t_now)
 
     def context(self, batch: CartBatch, i: int) -> dict[str, Any]:
@@ -266,8 +267,14 @@ class ShopWorld:
 
     # ------------------------------------------------------------------ outcomes
     def resolve(self, batch: CartBatch, rows: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        """Realise the outcome of ``actions`` on the given rows and update the shoppers."""
+        """Realise the outcome of ``actions`` on the given rows and update the shoppers.
+
+        An action the shopper cannot receive (``action_mask`` 0) is not delivered and has the
+        outcome of ``none``; ``delivered`` says which were.
+        """
         self.flush()
+        delivered = batch.action_mask[rows, actions] > 0
+        actions = np.where(delivered, actions, NONE)
         p = batch.purchase_probability[rows, actions]
         converted = batch.outcome_u[rows] < p
         cost = batch.cost_if_bought[rows, actions]
@@ -281,10 +288,12 @@ class ShopWorld:
         return {
             "converted": converted, "revenue": revenue, "coupon_cost": coupon_cost, "profit": profit,
             "contact_cost": contact, "purchase_delay_hours": batch.purchase_delay_hours[rows],
+            "delivered": delivered,
         }
 
     def resolve_one(self, batch: CartBatch, i: int, action: int) -> dict[str, Any]:
-        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env).
+        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env); an undeliverable
+        action is resolved as ``none``, as there.
 
         The outcome is computed at once; the shopper update is queued and applied, together with
         the carts resolved after it, by :meth:`flush`, which every reader of the shopper state
@@ -295,6 +304,9 @@ class ShopWorld:
         if batch is not self._pending_batch:
             self.flush()
             self._pending_batch = batch
+        delivered = bool(batch.action_mask[i, action])
+        if not delivered:
+            action = NONE
         converted = bool(batch.outcome_u[i] < batch.purchase_probability[i, action])
         contact = float(batch.contact_cost[i, action])
         value = float(batch.value[i])
@@ -308,6 +320,7 @@ class ShopWorld:
         return {
             "converted": converted, "revenue": revenue, "coupon_cost": coupon_cost, "profit": profit,
             "contact_cost": contact, "purchase_delay_hours": float(batch.purchase_delay_hours[i]),
+            "delivered": delivered,
         }
 
     def flush(self) -> None:

@@ -78,9 +78,10 @@ def test_info_contents_on_reset_and_step():
     assert {"orders", "contacts", "sessions", "product_views", "carts_abandoned", "first_seen"} <= set(ctx["history"])
     _, reward, _, _, step_info = env.step(2)
     for key in ("context", "shopper_type", "expected_reward", "action_mask", "converted", "revenue",
-                "coupon_cost", "profit", "contact_cost", "purchase_delay_hours"):
+                "coupon_cost", "profit", "contact_cost", "purchase_delay_hours", "delivered"):
         assert key in step_info
     assert reward == step_info["profit"]
+    assert step_info["delivered"] is bool(info["action_mask"][2])
 
 
 def test_hidden_type_never_in_observation_or_context():
