@@ -405,7 +405,8 @@ class DecisionEngine:
             risk = RiskModel.from_dict(risk_state) if risk_state else None
             features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=meta.get("reward_per_value", False))
         except Exception as exc:  # the file is checksummed and schema-checked: any failure means a bad model
-            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {exc}") from None
+            reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {reason}") from None
         if (list(learner.action_names), list(learner.feature_names)) != (meta["action_names"], meta["feature_names"]) \
                 or features.feature_names != tuple(learner.feature_names):
             raise ModelFileError(f"model file {str(path)!r}: learner, CF/risk models and metadata disagree on actions or features")

@@ -232,7 +232,8 @@ class Learner(ABC):
             )
             learner._set_state(header["meta"], arrays)
         except Exception as exc:  # wrong parameter names or types, a state that does not fit
-            raise ValueError(f"serialised {name} cannot be restored: {type(exc).__name__}: {exc}") from None
+            reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"serialised {name} cannot be restored: {reason}") from None
         learner._n_updates = header["n_updates"]
         logger.debug("loaded %s after %d updates", name, learner._n_updates)
         return learner
