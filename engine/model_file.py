@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import struct
 import tempfile
 import zipfile
 from pathlib import Path
@@ -31,13 +32,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "ModelFileError", "load_arrays", "read_model", "write_model"]
+__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "ModelFileError", "check_meta", "load_arrays", "read_model", "write_model"]
 
 MAGIC = b"CARTWISE-MODEL"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAX_FILE_BYTES = 1 << 30  #: larger files are refused before being read
 MAX_MEMBERS = 4096  #: arrays in one archive
+_MAX_DIRECTORY_BYTES = 1 << 20  # the archive's central directory (about 70 bytes per array)
 _MAX_NDIM = 32
 _DTYPE_KINDS = "biufU"  # bool, integers, floats, unicode strings
 _HEADER_LINE = re.compile(rb"CARTWISE-MODEL (\d{1,3}) ([0-9a-f]{64}) (\d{1,19})")
@@ -114,6 +116,7 @@ def load_arrays(data: bytes | memoryview) -> dict[str, np.ndarray]:
     or an array whose header declares an object/structured dtype or a size other than the bytes
     the member holds. Memory use is bounded by a small multiple of ``len(data)``.
     """
+    _check_directory(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = archive.infolist()
@@ -195,6 +198,22 @@ def _read_capped(path: str | os.PathLike[str], name: str) -> bytes:
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError(f"model file {name} is more than the {MAX_FILE_BYTES} bytes allowed")
     return data
+
+
+def _check_directory(data: bytes | memoryview) -> None:
+    """Bound the central directory before ``zipfile`` builds an object for each of its entries
+    (tiny entries would otherwise cost far more memory than the file's size)."""
+    start = max(0, len(data) - 22 - 0xFFFF)  # the end record (22 bytes) may be followed by a comment
+    tail = bytes(data[start:])
+    at = tail.rfind(b"PK\x05\x06", 0, len(tail) - 18)  # a whole 22-byte record must fit
+    if at < 0:
+        raise ValueError("not an npz archive (no end-of-directory record)")
+    entries, size = struct.unpack_from("<HI", tail, at + 10)
+    if start + at >= 20 and bytes(data[start + at - 20:start + at - 16]) == b"PK\x06\x07":
+        raise ValueError("archive has a zip64 end record; model archives are smaller than 4 GiB")
+    if entries > MAX_MEMBERS or size > _MAX_DIRECTORY_BYTES:
+        raise ValueError(f"archive directory declares {entries} members in {size} bytes, "
+                         f"at most {MAX_MEMBERS} members in {_MAX_DIRECTORY_BYTES} bytes are allowed")
 
 
 def _parse_npy(raw: bytes, key: str) -> np.ndarray:

@@ -221,7 +221,7 @@ class Learner(ABC):
         if not issubclass(target, cls):
             raise ValueError(f"class == {name!r}, cannot be loaded as {cls.__name__}")
         for key, value in arrays.items():
-            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise ValueError(f"state array {key!r} has non-finite entries")
         try:
             learner = target(
@@ -366,7 +366,7 @@ def _check_header(header: Any) -> str:
     if header["n_updates"] < 0:
         raise ValueError(f"learner header n_updates == {header['n_updates']}, must be >= 0")
     for key in header["params"]:
-        if not isinstance(key, str) or key in ("action_names", "feature_names", "reward_scale"):
+        if key in ("action_names", "feature_names", "reward_scale"):
             raise ValueError(f"learner header params has key {key!r}")
     return header["class"]
 

@@ -441,7 +441,6 @@ class VWLearner(Learner):
             self._warmup = warmup
         logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
 
-
     def _saved_whitening(
         self, arrays: dict[str, np.ndarray]
     ) -> tuple[Whitening | None, list[tuple[np.ndarray, int, float, float]] | None]:

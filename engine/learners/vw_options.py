@@ -83,7 +83,7 @@ def parse_extra_args(extra_args: str) -> list[str]:
     except ValueError as exc:
         raise ValueError(f"extra_args == {extra_args!r} cannot be split: {exc}") from None
     try:
-        return _parse(tokens, EXTRA_OPTIONS)
+        return _parse(tokens, EXTRA_OPTIONS, name_parameters=True)
     except _Refused as exc:
         raise ValueError(f"extra_args == {extra_args!r}, {exc}") from None
 
@@ -123,7 +123,7 @@ class _Refused(Exception):
     """An option or value outside the allow-list (the caller adds the context)."""
 
 
-def _parse(tokens: list[str], allowed: dict[str, str]) -> list[str]:
+def _parse(tokens: list[str], allowed: dict[str, str], name_parameters: bool = False) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(tokens):
@@ -138,7 +138,7 @@ def _parse(tokens: list[str], allowed: dict[str, str]) -> list[str]:
             raise _Refused(f"{token!r} is not an option")
         kind = allowed.get(name)
         if kind is None:
-            if name in _PARAMETERS and allowed is EXTRA_OPTIONS:
+            if name_parameters and name in _PARAMETERS:
                 raise _Refused(f"must not set {name!r}: use the learner's {_PARAMETERS[name]!r} parameter")
             raise _Refused(f"must not set {name!r} (not an allowed VW option; allowed: {', '.join(sorted(allowed))})")
         out.append(name)

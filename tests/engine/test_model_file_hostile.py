@@ -371,6 +371,8 @@ RAW_CASES = {
         {"descr": "|u1", "fortran_order": False, "shape": (200000,)}, b"[" * 100000 + b"]" * 100000))],
     "metadata float": lambda meta: [stored("__meta__.npy", npy_bytes(
         {"descr": "<f8", "fortran_order": False, "shape": (1,)}, bytes(8)))],
+    "50,000 members": lambda meta: [meta, *(stored(f"a{i}.npy", b"") for i in range(50_000))],
+    "zip64 end record": lambda meta: [meta],  # the locator is added below
     "bad CRC": lambda meta: [(meta[0], meta[1], 0, meta[3] ^ 1, meta[4])],
     "sizes disagree": lambda meta: [(meta[0], meta[1], 0, meta[3], meta[4] + 1000)],
 }
@@ -379,7 +381,11 @@ RAW_CASES = {
 @pytest.mark.parametrize("case", sorted(RAW_CASES))
 def test_hostile_archives_are_refused_in_bounded_time_and_memory(case, good_file, workdir, server, sim_contexts):
     members = RAW_CASES[case](_meta_member(good_file))
-    path = seal_body(workdir / "hostile.cw", zip_archive(members))
+    body = zip_archive(members)
+    if case == "zip64 end record":  # a zip64 locator may declare any directory size to zipfile
+        end = body.rindex(b"PK\x05\x06")
+        body = body[:end] + b"PK\x06\x07" + bytes(16) + body[end:]
+    path = seal_body(workdir / "hostile.cw", body)
     assert_refused(server, path, sim_contexts)
     assert not (workdir / "pwned").exists()
 
