@@ -403,8 +403,13 @@ class DecisionEngine:
             risk_state = {k[5:]: v for k, v in arrays.items() if k.startswith("risk.")}
             cf = CFModel.from_dict(cf_state) if cf_state else None
             risk = RiskModel.from_dict(risk_state) if risk_state else None
-        except (ValueError, KeyError) as exc:
-            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {exc}") from None
+            features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=meta.get("reward_per_value", False))
+        except Exception as exc:  # the file is checksummed and schema-checked: any failure means a bad model
+            reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {reason}") from None
+        if (list(learner.action_names), list(learner.feature_names)) != (meta["action_names"], meta["feature_names"]) \
+                or features.feature_names != tuple(learner.feature_names):
+            raise ModelFileError(f"model file {str(path)!r}: learner, CF/risk models and metadata disagree on actions or features")
         version = f"{meta['learner_name']}-{meta['n_updates']}-{digest[:8]}"
         return learner, cf, risk, meta, version
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from engine.model_file import load_arrays
 from engine.validation import check_integer, check_number, check_positive, check_probability
 
 from ._checks import as_float_matrix, check_names
@@ -203,29 +204,38 @@ class Learner(ABC):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Learner:
-        """Rebuild a learner saved by :meth:`to_bytes` (of ``cls`` or any subclass if base)."""
+        """Rebuild a learner saved by :meth:`to_bytes` (of ``cls`` or any subclass if base).
+
+        ``data`` is not trusted: the archive is parsed by :func:`engine.model_file.load_arrays`
+        (bounded memory, no pickle), the header is checked field by field, float state must be
+        finite, and any failure of the learner's own restore raises ValueError as well.
+        """
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
+            arrays = load_arrays(data)
             header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
-            fmt, name = header["format"], header["class"]
         except Exception as exc:  # any parsing failure means "not our format"
-            raise ValueError(f"data ({len(data)} bytes) is not a serialised Learner") from exc
-        if fmt != _FORMAT:
-            raise ValueError(f"format == {fmt!r}, must be {_FORMAT!r}")
+            raise ValueError(f"data ({len(data)} bytes) is not a serialised Learner: {exc}") from None
+        name = _check_header(header)
         target = Learner._classes.get(name)
         if target is None:
             raise ValueError(f"class == {name!r}, must be one of {sorted(Learner._classes)}")
         if not issubclass(target, cls):
             raise ValueError(f"class == {name!r}, cannot be loaded as {cls.__name__}")
-        learner = target(
-            header["action_names"],
-            header["feature_names"],
-            reward_scale=header["reward_scale"],
-            **header["params"],
-        )
-        learner._set_state(header["meta"], arrays)
-        learner._n_updates = int(header["n_updates"])
+        for key, value in arrays.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ValueError(f"state array {key!r} has non-finite entries")
+        try:
+            learner = target(
+                header["action_names"],
+                header["feature_names"],
+                reward_scale=header["reward_scale"],
+                **header["params"],
+            )
+            learner._set_state(header["meta"], arrays)
+        except Exception as exc:  # wrong parameter names or types, a state that does not fit
+            reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"serialised {name} cannot be restored: {reason}") from None
+        learner._n_updates = header["n_updates"]
         logger.debug("loaded %s after %d updates", name, learner._n_updates)
         return learner
 
@@ -332,6 +342,30 @@ class Learner(ABC):
             found = arr[i].item()
             raise ValueError(f"actions[{i}] == {found!r}, must be in [0, {self.n_actions - 1}]")
         return arr.astype(np.int64, copy=False)
+
+
+def _check_header(header: Any) -> str:
+    """Check the fields of a serialised learner's header; return its class name."""
+    if not isinstance(header, dict):
+        raise ValueError(f"learner header is a {type(header).__name__}, must be an object")
+    expected: dict[str, tuple[type, ...]] = {
+        "format": (str,), "class": (str,), "action_names": (list,), "feature_names": (list,),
+        "reward_scale": (int, float), "params": (dict,), "meta": (dict,), "n_updates": (int,),
+    }
+    for key, types in expected.items():
+        if key not in header:
+            raise ValueError(f"learner header has no {key!r}")
+        value = header[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise ValueError(f"learner header {key} == {repr(value)[:80]}, must be {' or '.join(t.__name__ for t in types)}")
+    if header["format"] != _FORMAT:
+        raise ValueError(f"format == {header['format']!r}, must be {_FORMAT!r}")
+    if header["n_updates"] < 0:
+        raise ValueError(f"learner header n_updates == {header['n_updates']}, must be >= 0")
+    for key in header["params"]:
+        if key in ("action_names", "feature_names", "reward_scale"):
+            raise ValueError(f"learner header params has key {key!r}")
+    return header["class"]
 
 
 def _as_mask(name: str, value: np.ndarray) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,7 @@ from engine.validation import (
 from ._checks import check_seed
 from .base import Learner
 from .vw_examples import PredictionExamples
+from .vw_options import check_vw_model, parse_extra_args
 from .whitening import Whitening
 
 __all__ = ["EXPLORATIONS", "VWLearner", "default_action_features"]
@@ -62,10 +62,6 @@ logger = logging.getLogger(__name__)
 
 EXPLORATIONS = ("epsilon", "squarecb", "bag", "cover", "rnd", "softmax")
 CB_TYPES = ("mtr", "dr", "ips", "dm")
-_FORBIDDEN_ARGS = {
-    "-i", "--initial_regressor", "-f", "--final_regressor", "-d", "--data",
-    "-c", "--cache", "--passes", "--cache_file",
-}  # fmt: skip
 _UNSAFE = re.compile(r"[\s|:%]")
 _COUPON = re.compile(r"coupon_(\d+(?:\.\d+)?)")
 
@@ -121,7 +117,10 @@ class VWLearner(Learner):
     action_features
         Optional ``{action_name: {feature: value}}`` overriding :func:`default_action_features`.
     extra_args
-        Further VW options (shell syntax); data/model-file options are refused.
+        Further VW options (shell syntax), from the allow-list
+        :data:`~engine.learners.vw_options.EXTRA_OPTIONS` of learning and exploration options
+        (e.g. ``"--ignore U --noconstant"``); any other option, notably one that reads or writes
+        a file, raises ValueError naming it.
     whiten_after
         Updates after which contexts are whitened (see the module docstring); 0 (default) never.
     whiten_floor
@@ -184,7 +183,8 @@ class VWLearner(Learner):
         self.interactions = _check_interactions(interactions)
         self.bit_precision = check_integer(bit_precision, "bit_precision", low=1, high=30)
         self.action_features = self._check_action_features(action_features)
-        self.extra_args = _check_extra_args(extra_args)
+        self._extra_tokens = parse_extra_args(extra_args)
+        self.extra_args = extra_args
         self.whiten_after = check_integer(whiten_after, "whiten_after", low=0)
         self.whiten_floor = check_probability(whiten_floor, "whiten_floor")
         self._whitening: Whitening | None = None
@@ -280,7 +280,7 @@ class VWLearner(Learner):
             "rnd": ["--rnd", str(self.rnd_size), "--epsilon", repr(self.epsilon)],
             "softmax": ["--softmax", "--lambda", repr(self.softmax_lambda)],
         }[self.exploration]  # fmt: skip
-        return args + shlex.split(self.extra_args)
+        return args + self._extra_tokens
 
     def _prediction_examples(self, ws: vowpalwabbit.Workspace) -> PredictionExamples | None:
         tokens = [_vw_name(n) for n in self.feature_names]
@@ -425,26 +425,53 @@ class VWLearner(Learner):
         return {"vw_seed": self._vw_seed}, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        if "vw_model" not in arrays:
-            raise ValueError(f"state has no array 'vw_model', found {sorted(arrays)}")
-        self._vw_seed = int(meta["vw_seed"])
+        """Restore a saved state; everything is checked before VW reads the model (whose header
+        options VW would otherwise merge into its own, see :func:`check_vw_model`)."""
+        blob = arrays.get("vw_model")
+        if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
+            raise ValueError(f"state needs a 1-d uint8 array 'vw_model', found {sorted(arrays)}")
+        seed = meta.get("vw_seed")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31 - 1:
+            raise ValueError(f"vw_seed == {seed!r}, must be an integer in [0, 2**31 - 1)")
+        model = blob.tobytes()
+        check_vw_model(model, self.bit_precision)
+        whitening, warmup = self._saved_whitening(arrays)
+        self._vw_seed = seed
         with tempfile.TemporaryDirectory(prefix="cartwise-vw-") as folder:
             path = os.path.join(folder, "model.vw")
             with open(path, "wb") as handle:
-                handle.write(np.asarray(arrays["vw_model"], dtype=np.uint8).tobytes())
+                handle.write(model)
             loaded = vowpalwabbit.Workspace(arg_list=["-i", path, *self._vw_args(False)])
         self._replace_workspace(loaded)
-        if "whiten_matrix" in arrays:
-            whitening = Whitening(arrays["whiten_matrix"], arrays["whiten_offset"])
-            if whitening.n_features != self.n_features:
-                raise ValueError(f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}")
+        if whitening is not None:
             self._whitening = whitening
             self._warmup = None
-        elif self._warmup is not None and "warmup_x" in arrays:
-            labels = np.asarray(arrays["warmup_labels"], dtype=np.float64).tolist()
-            self._warmup = [(np.array(x, dtype=np.float64), int(a), p, r)
-                            for x, (a, p, r) in zip(arrays["warmup_x"], labels)]
+        elif self._warmup is not None and warmup is not None:
+            self._warmup = warmup
         logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
+
+    def _saved_whitening(
+        self, arrays: dict[str, np.ndarray]
+    ) -> tuple[Whitening | None, list[tuple[np.ndarray, int, float, float]] | None]:
+        """The saved whitening map, or the saved warm-up updates, checked against the learner."""
+        if "whiten_matrix" in arrays:
+            whitening = Whitening(arrays["whiten_matrix"], arrays.get("whiten_offset"))
+            if whitening.n_features != self.n_features:
+                raise ValueError(f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}")
+            return whitening, None
+        if "warmup_x" not in arrays:
+            return None, None
+        X, labels = arrays["warmup_x"], arrays.get("warmup_labels")
+        n = X.shape[0] if X.ndim == 2 else -1
+        if X.shape != (n, self.n_features) or labels is None or labels.shape != (n, 3):
+            raise ValueError(f"warmup_x/warmup_labels have shapes {X.shape}/"
+                             f"{None if labels is None else labels.shape}, must be (n, {self.n_features})/(n, 3)")
+        X = self._check_X(X)
+        actions, probabilities, rewards = np.asarray(labels, dtype=np.float64).T
+        if not (np.isin(actions, np.arange(self.n_actions)).all() and ((probabilities > 0) & (probabilities <= 1)).all()
+                and np.isfinite(rewards).all()):
+            raise ValueError("warmup_labels hold an invalid action, probability or reward")
+        return None, [(x, int(a), p, r) for x, (a, p, r) in zip(X, labels.tolist())]
 
 
 def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
@@ -474,15 +501,6 @@ def _check_interactions(interactions: Sequence[str]) -> tuple[str, ...]:
                 f"interactions contains {item!r}, each must be 2-3 letters from 'U' and 'A'"
             )
     return out
-
-
-def _check_extra_args(extra_args: str) -> str:
-    if not isinstance(extra_args, str):
-        raise ValueError(f"extra_args == {extra_args!r}, must be a string")
-    for token in shlex.split(extra_args):
-        if token.split("=")[0] in _FORBIDDEN_ARGS:
-            raise ValueError(f"extra_args == {extra_args!r}, must not set {token!r}")
-    return extra_args
 
 
 def _vw_seed(seed: int | np.random.Generator | None) -> int:
