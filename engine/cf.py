@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from engine.context import OrderSummary, summarise_orders
+from engine.parsed import ParsedContext, order_summary
 from engine.validation import check_choice, check_integer, check_non_negative
 
 __all__ = [
@@ -296,26 +296,28 @@ class CFModel:
     # ------------------------------------------------------------------------------------------
     # Scoring
 
-    def shopper_items(self, ctx: Mapping[str, Any], orders: OrderSummary | None = None) -> ShopperItems:
+    def shopper_items(self, ctx: ParsedContext | Mapping[str, Any]) -> ShopperItems:
         """The cart lines and past purchases of a validated context as item indices.
 
         :meth:`features` and :meth:`recommend` compute it themselves; a caller that needs both
-        for one context computes it once and passes it to each. ``orders``: the context's
-        :class:`~engine.context.OrderSummary` when the caller has it (its item list is used).
+        for one context computes it once and passes it to each. ``ctx``: the
+        :class:`~engine.parsed.ParsedContext` that :func:`~engine.context.validate_context`
+        returned (its cart and order summary are used), or a valid record.
         """
         self._require_fitted()
-        if orders is None:
-            history = ctx.get("history")
-            orders = summarise_orders((history.get("orders") or ()) if history else ())
+        if type(ctx) is ParsedContext:
+            cart, bought_items = ctx.cart, ctx.orders.items
+        else:
+            cart, bought_items = ctx["cart"], order_summary(ctx).items
         get = self._index.get
         bought: set[int] = set()
-        for item in orders.items:
+        for item in bought_items:
             j = get(item)
             if j is not None:
                 bought.add(j)
-        return ShopperItems([get(line["item_id"]) for line in ctx["cart"]], bought)
+        return ShopperItems([get(line["item_id"]) for line in cart], bought)
 
-    def features(self, ctx: Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:
+    def features(self, ctx: ParsedContext | Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:
         """:data:`CF_FEATURES` of a validated context (neutral values for cold/unknown cases).
 
         ``items``: :meth:`shopper_items` of ``ctx``, when the caller already has it.
@@ -360,7 +362,8 @@ class CFModel:
         user = self.projection_[list(seeds)].sum(axis=0)
         return neg_base - self.item_factors_ @ user
 
-    def recommend(self, ctx: Mapping[str, Any], k: int = 5, items: ShopperItems | None = None) -> list[str]:
+    def recommend(self, ctx: ParsedContext | Mapping[str, Any], k: int = 5,
+                  items: ShopperItems | None = None) -> list[str]:
         """Up to ``k`` item ids not in the cart, best CF score first.
 
         Seeds are the shopper's past purchases and the cart; with no known seed the ranking is

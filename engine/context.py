@@ -1,16 +1,18 @@
 """Validation of the context record at the engine boundary.
 
 The context record is described in ``docs/context-schema.md``. :func:`validate_context` checks
-it once, on every ``decide``, so that everything downstream (profiles, CF, feature builder) can
-trust types and ranges. It is written as straight-line code on purpose: a normal context is
-checked in a few microseconds. Error messages are only formatted when a check fails. While it
-walks the past orders it also sums them up (:class:`OrderSummary`), which the profile and CF
-features take instead of walking the orders again.
+it once, on every ``decide``, so that everything downstream (guardrails, profiles, CF, feature
+builder) can trust types and ranges. It is written as straight-line code on purpose: a normal
+context is checked in a few microseconds. Error messages are only formatted when a check fails.
+What it reads on the way (the timestamp, the cart's value, the channel opt-ins, the summary of
+the past orders...) it returns as one :class:`~engine.parsed.ParsedContext`, which the
+downstream steps take instead of reading the record again.
 
 >>> ctx = {"user_id": "u1", "timestamp": 1767225600.0,
-...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}]}
->>> validate_context(ctx).count        # valid: the summary of its (no) past orders
-0
+...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 2}]}
+>>> parsed = validate_context(ctx)
+>>> parsed.cart_value, parsed.orders.count        # valid: its cart value, its (no) past orders
+(20.0, 0)
 >>> ctx["cart"][0]["price"] = float("nan")
 >>> try:
 ...     validate_context(ctx)
@@ -25,12 +27,29 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from engine.actions import CHANNELS
 from engine.validation import MISSING, check_bool, check_integer, check_number, fail
+from engine.parsed import (
+    EMPTY,
+    NO_CHANNELS,
+    NO_ORDERS,
+    OrderSummary,
+    ParsedContext,
+    cart_totals,
+    summarise_orders,
+)
 
-__all__ = ["NO_ORDERS", "ContextError", "ContextLimits", "OrderSummary", "summarise_orders", "validate_context"]
+__all__ = [
+    "NO_ORDERS",
+    "ContextError",
+    "ContextLimits",
+    "OrderSummary",
+    "ParsedContext",
+    "summarise_orders",
+    "validate_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,54 +58,6 @@ _NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
 _MISSING = MISSING  # a field absent from its mapping: "<field> is missing, must be ..."
 
 _HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
-
-
-class OrderSummary(NamedTuple):
-    """What :func:`validate_context` gathered from ``history.orders`` while checking them, so
-    that the profile and CF features need not walk the orders again.
-
-    Attributes:
-        count: number of past orders.
-        total_value: sum of their values (added in order).
-        last_timestamp: latest order timestamp (``-inf`` without orders).
-        coupon_count: orders with a nonzero ``coupon_percent``.
-        coupon_depth: sum of those coupon percents.
-        items: item ids of all past orders, in order.
-    """
-
-    count: int
-    total_value: float
-    last_timestamp: float
-    coupon_count: int
-    coupon_depth: float
-    items: tuple[str, ...] | list[str]
-
-
-#: The summary of a context without past orders.
-NO_ORDERS = OrderSummary(0, 0.0, -math.inf, 0, 0.0, ())
-
-
-def summarise_orders(orders: Iterable[Mapping[str, Any]]) -> OrderSummary:
-    """The :class:`OrderSummary` of valid orders, in one plain pass (what
-    :func:`validate_context` gathers on its fast path; it calls this after its slow one)."""
-    n = 0
-    total_value = 0.0
-    last = -math.inf
-    n_coupon = 0
-    depth = 0.0
-    items: list[str] = []
-    for order in orders:
-        n += 1
-        total_value += order["value"]
-        ts = order["timestamp"]
-        if ts > last:
-            last = ts
-        coupon = order.get("coupon_percent")
-        if coupon:
-            n_coupon += 1
-            depth += coupon
-        items += order["items"]
-    return OrderSummary(n, total_value, last, n_coupon, depth, items)
 
 
 class ContextError(ValueError):
@@ -282,7 +253,8 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
         _check_nonneg("session.minutes_since_abandon", value)
 
 
-def _check_channels(channels: Any) -> None:
+def _check_channels(channels: Any) -> tuple[Any, ...]:
+    """Check the opt-ins; return them in :data:`~engine.actions.CHANNELS` order (the channel key)."""
     if type(channels) is not dict:
         _check_mapping("channels", channels)
     get = channels.get
@@ -296,6 +268,7 @@ def _check_channels(channels: Any) -> None:
             value = get(name)
             if value is not None:
                 _check_bool(f"channels.{name}", value)
+    return (email, sms, push)
 
 
 def _check_order_slow(i: int, order: Any, limits: ContextLimits) -> None:
@@ -440,7 +413,7 @@ def _check_history(history: Any, limits: ContextLimits) -> OrderSummary:
     return summary
 
 
-def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> OrderSummary:
+def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> ParsedContext:
     """Check a context record against the schema; raise :class:`ContextError` if it breaks it.
 
     Required: ``user_id`` (non-empty str), ``timestamp`` (finite number) and ``cart`` (non-empty
@@ -454,9 +427,10 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Order
         limits: size limits (strings, cart lines, history events).
 
     Returns:
-        The :class:`OrderSummary` of ``history.orders``, gathered while checking them
-        (:data:`NO_ORDERS` without orders; after the slow, field-by-field check that numpy
-        scalars or mappings other than dict need, by :func:`summarise_orders`).
+        The record read once, as a :class:`~engine.parsed.ParsedContext` (equal to what
+        :func:`~engine.parsed.parse_context` gives). Its ``orders`` summary is gathered while
+        checking the orders (:data:`NO_ORDERS` without orders; after the slow, field-by-field
+        check that numpy scalars or mappings other than dict need, by :func:`summarise_orders`).
 
     Raises:
         ContextError: naming the dotted field path and the value found.
@@ -471,14 +445,18 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Order
     ts = get("timestamp", _MISSING)
     if type(ts) not in _NUMBER_TYPES or not -_INF < ts < _INF:
         _check_finite("timestamp", ts)
-    _check_cart(get("cart", _MISSING), limits)
+    cart = get("cart", _MISSING)
+    _check_cart(cart, limits)
+    value, units = cart_totals(cart)
     session = get("session")
     if session is not None:
         _check_session(session, limits)
     channels = get("channels")
-    if channels is not None:
-        _check_channels(channels)
+    channel_key = NO_CHANNELS if channels is None else _check_channels(channels)
     history = get("history")
     if history is None:
-        return NO_ORDERS
-    return _check_history(history, limits)
+        return ParsedContext(user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
+                             session or EMPTY, EMPTY, (), NO_ORDERS)
+    orders = _check_history(history, limits)
+    return ParsedContext(user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
+                         session or EMPTY, history or EMPTY, history.get("contacts") or (), orders)

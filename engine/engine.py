@@ -22,23 +22,23 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
 from typing import Any, Callable, Mapping
-
-import numpy as np
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
-from engine.context import ContextError, ContextLimits, OrderSummary, validate_context
+from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
-from engine.model_file import ModelFileError, read_model, write_model
+from engine.parsed import ParsedContext
+from engine.pending_rewards import PendingDecision, PendingRewards
+from engine.persistence import check_model_fits, read_saved_model, write_saved_model
 from engine.risk import RiskModel
-from engine.sampling import sample_index
+from engine.sampling import UniformStream, sample_index
+from engine.update_rule import teach
 from engine.validation import (
     check_choice,
     check_integer,
@@ -47,10 +47,11 @@ from engine.validation import (
     check_probability,
 )
 
+__all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
+
 logger = logging.getLogger(__name__)
 
 DEV_SALT = "cartwise-development-salt"
-_UNIFORM_BLOCK = 64  # uniforms drawn at a time for action sampling
 COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
             "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps")
 
@@ -151,19 +152,13 @@ class DecisionEngine:
         if tuple(self._learner.feature_names) != self.features.feature_names:
             raise ValueError("learner.feature_names do not match the engine's feature builder")
         self.model_version = f"{self.learner_name}-init"
-        self._rng = np.random.default_rng(seed)
-        self._rng_lock = threading.Lock()
-        # Uniforms for sampling actions, drawn from _rng a block at a time and consumed from the
-        # end (the same sequence as one draw per decision; saved with the model).
-        self._uniforms: list[float] = []
+        self._uniforms = UniformStream(seed)  # for sampling actions; saved with the model
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
-        self._pending: OrderedDict[str, tuple[np.ndarray, int, float, float, Learner]] = OrderedDict()
-        self._settled: OrderedDict[str, None] = OrderedDict()
+        self._pending = PendingRewards(max_pending)  # guarded by _state_lock
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._fallback_reasons: dict[str, int] = {}
         self._fallback_probs = {fallback_action: 1.0}
-        self._none_index = self.action_names.index("none")
         if log is not None and log_path is not None:
             raise ValueError("give log_path or log, not both")
         self.log: DecisionLog | None = log
@@ -175,13 +170,13 @@ class DecisionEngine:
     def decide(self, context: Mapping[str, Any]) -> Decision:
         """Choose a recovery action for one abandoned cart. Never raises unless ``strict``."""
         try:
-            orders = validate_context(context, self.limits)
+            parsed = validate_context(context, self.limits)
         except ContextError as exc:
             if self.strict:
                 raise
             return self._fallback(context, f"{exc.field}: {exc}")
         try:
-            return self._decide(context, orders)
+            return self._decide(parsed)
         except Exception as exc:  # checkout must never see an engine failure
             if self.strict:
                 raise
@@ -189,19 +184,18 @@ class DecisionEngine:
             self._bump("errors")
             return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
 
-    def _decide(self, ctx: Mapping[str, Any], orders: OrderSummary) -> Decision:
-        user_hash = self._hash_user(ctx["user_id"])
+    def _decide(self, ctx: ParsedContext) -> Decision:
+        user_hash = self._hash_user(ctx.user_id)
         mask = self.guardrails.eligible(ctx, user_hash)
         features = self.features  # one reference for the whole decision, as for the learner
         cf = features.cf
-        cf_items = cf.shopper_items(ctx, orders) if cf is not None else None  # features and payload share it
-        x = features.transform(ctx, cf_items, orders)
+        cf_items = cf.shopper_items(ctx) if cf is not None else None  # features and payload share it
+        x = features.transform(ctx, cf_items)
         learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
         version = self.model_version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
         probs = self.guardrails.apply_floor(learner.decision_probabilities(x, mask), mask)
-        u = self._next_uniform()
-        a = sample_index(probs, mask, u)
+        a = sample_index(probs, mask, self._uniforms.next())
         action = self.action_names[a]
         p = probs[a]
         payload = self._payload(action, ctx, cf, cf_items)
@@ -210,28 +204,20 @@ class DecisionEngine:
         probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
         if self.log is not None:
             self.log.append_decision(DecisionRecord(
-                decision_id=decision_id, timestamp=float(ctx["timestamp"]), user_hash=user_hash,
+                decision_id=decision_id, timestamp=ctx.timestamp, user_hash=user_hash,
                 model_version=version, actions=names, probabilities=tuple(probs),
                 eligible=tuple(probabilities), action=action,
                 features=dict(zip(features.feature_names, x.tolist())), payload=payload,
             ))
         self.guardrails.commit(ctx, user_hash, action)
+        entry = PendingDecision(x, a, p, ctx.timestamp, learner)
         with self._state_lock:
             self._counts["decisions"] += 1
-            self._pending[decision_id] = (x, a, p, float(ctx["timestamp"]), learner)
-            if len(self._pending) > self.max_pending:
-                self._pending.popitem(last=False)
+            if self._pending.add(decision_id, entry):
                 self._counts["evicted"] += 1
         return Decision(decision_id, action, p, probabilities, payload, version, False, None)
 
-    def _next_uniform(self) -> float:
-        with self._rng_lock:
-            uniforms = self._uniforms
-            if not uniforms:
-                uniforms += reversed(self._rng.random(_UNIFORM_BLOCK).tolist())
-            return uniforms.pop()
-
-    def _payload(self, action: str, ctx: Mapping[str, Any], cf: CFModel | None,
+    def _payload(self, action: str, ctx: ParsedContext, cf: CFModel | None,
                  cf_items: ShopperItems | None) -> dict[str, Any]:
         if action == "none":
             return {}
@@ -240,7 +226,7 @@ class DecisionEngine:
             payload["coupon_percent"] = COUPON_PERCENT[action]
         elif action == "time_limited_offer":
             payload["offer"] = "free_shipping"
-            payload["expires_at"] = float(ctx["timestamp"]) + OFFER_HOURS * 3600.0
+            payload["expires_at"] = ctx.timestamp + OFFER_HOURS * 3600.0
         elif action == "recommendation":
             payload["items"] = cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
         return payload
@@ -284,17 +270,15 @@ class DecisionEngine:
             return False
         with self._state_lock:
             self._counts["rewards"] += 1
-            entry = self._pending.pop(decision_id, None)
+            entry = self._pending.settle(decision_id)
             if entry is None:
-                self._counts["duplicate_rewards" if decision_id in self._settled else "unknown_rewards"] += 1
-            else:
-                self._remember_settled(decision_id)
-        if entry is not None and timestamp is not None and timestamp - entry[3] > self.attribution_window:
+                self._counts["duplicate_rewards" if self._pending.was_settled(decision_id) else "unknown_rewards"] += 1
+        if entry is not None and timestamp is not None and timestamp - entry.timestamp > self.attribution_window:
             self._bump("late_rewards")
             entry = None
         if self.log is not None:
             ts = time.time() if timestamp is None else float(timestamp)
-            receipt = self.log.append_outcome(decision_id, float(value), ts if entry is None else max(ts, entry[3]))
+            receipt = self.log.append_outcome(decision_id, float(value), ts if entry is None else max(ts, entry.timestamp))
             if entry is not None and not receipt.accepted:
                 entry = None
         if entry is None:
@@ -314,41 +298,29 @@ class DecisionEngine:
         if not receipt.accepted:
             return None
         with self._state_lock:
-            entry = self._pending.pop(receipt.decision_id, None)
-            self._remember_settled(receipt.decision_id)
+            entry = self._pending.settle(receipt.decision_id)
+            self._pending.mark_settled(receipt.decision_id)
         if entry is not None:
             self._learn(entry, float(value))
         return receipt.decision_id
 
     def close_expired(self, now: float) -> int:
         """Give the default reward to decisions whose attribution window closed by ``now``."""
-        expired: list[tuple[str, tuple]] = []
         with self._state_lock:
-            while self._pending:
-                decision_id, entry = next(iter(self._pending.items()))
-                if entry[3] + self.attribution_window > now:
-                    break
-                self._pending.popitem(last=False)
-                self._remember_settled(decision_id)
-                expired.append((decision_id, entry))
+            expired = self._pending.expire(now, self.attribution_window)
         if self.log is not None:
             self.log.close_expired(now)
         for _, entry in expired:
-            self._learn(entry, self._default_for(self.action_names[entry[1]]))
+            self._learn(entry, self._default_for(self.action_names[entry.action]))
         self._bump("defaulted", len(expired))
         return len(expired)
 
-    def _learn(self, entry: tuple, value: float) -> None:
+    def _learn(self, entry: PendingDecision, value: float) -> None:
         self._bump("rewards_learned")
-        x, a, p, _, learner = entry
+        learner = entry.learner
         if self.online_learning and learner is self._learner:
-            floor = self.propensity_floor
-            learner.update(x, a, p if floor is None else max(p, floor), value / float(self.features.reward_divisor(x)))
-
-    def _remember_settled(self, decision_id: str) -> None:
-        self._settled[decision_id] = None
-        if len(self._settled) > 100_000:
-            self._settled.popitem(last=False)
+            teach(learner, entry.features, entry.action, entry.probability, value,
+                  propensity_floor=self.propensity_floor, reward_divisor=self.features.reward_divisor)
 
     def _contact_default(self, action: str) -> float:
         return 0.0 if action == "none" else -self.contact_cost
@@ -367,51 +339,16 @@ class DecisionEngine:
         return self._learner
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Atomically save the model (learner, CF, risk, settings, sampling state); return its version."""
-        learner = self._learner
-        arrays: dict[str, np.ndarray] = {"learner": np.frombuffer(learner.to_bytes(), dtype=np.uint8)}
-        if self.features.cf is not None:
-            arrays.update({f"cf.{k}": np.asarray(v) for k, v in self.features.cf.to_dict().items()})
-        if self.features.risk is not None:
-            arrays.update({f"risk.{k}": np.asarray(v) for k, v in self.features.risk.to_dict().items()})
-        with self._rng_lock:
-            rng_state = self._rng.bit_generator.state
-            pending_uniforms = list(self._uniforms)
-        meta = {
-            "learner_class": type(learner).__name__, "learner_name": self.learner_name,
-            "action_names": list(self.action_names), "feature_names": list(self.features.feature_names),
-            "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state),
-            "rng_pending_uniforms": pending_uniforms, "saved_at": time.time(),
-            "propensity_floor": self.propensity_floor, "reward_per_value": self.features.reward_per_value,
-        }
-        digest = write_model(path, arrays, meta)
-        version = f"{self.learner_name}-{learner.n_updates}-{digest[:8]}"
+        """Atomically save the model (learner, CF, risk, settings, sampling state); return its version.
+
+        The file format is :mod:`engine.persistence`'s.
+        """
+        rng_state, pending_uniforms = self._uniforms.state()
+        version = write_saved_model(path, self._learner, self.features, learner_name=self.learner_name,
+                                    action_names=self.action_names, propensity_floor=self.propensity_floor,
+                                    rng_state=rng_state, pending_uniforms=pending_uniforms)
         self.model_version = version
         return version
-
-    @staticmethod
-    def _read(path: str | os.PathLike[str]) -> tuple[Learner, CFModel | None, RiskModel | None, dict, str]:
-        arrays, meta, digest = read_model(path)
-        from engine import learners as learner_module
-
-        cls = getattr(learner_module, meta.get("learner_class", ""), None)
-        if cls is None or not isinstance(cls, type) or not issubclass(cls, Learner):
-            raise ModelFileError(f"model file {str(path)!r} names an unknown learner {meta.get('learner_class')!r}")
-        try:
-            learner = cls.from_bytes(arrays["learner"].tobytes())
-            cf_state = {k[3:]: v for k, v in arrays.items() if k.startswith("cf.")}
-            risk_state = {k[5:]: v for k, v in arrays.items() if k.startswith("risk.")}
-            cf = CFModel.from_dict(cf_state) if cf_state else None
-            risk = RiskModel.from_dict(risk_state) if risk_state else None
-            features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=meta.get("reward_per_value", False))
-        except Exception as exc:  # the file is checksummed and schema-checked: any failure means a bad model
-            reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {reason}") from None
-        if (list(learner.action_names), list(learner.feature_names)) != (meta["action_names"], meta["feature_names"]) \
-                or features.feature_names != tuple(learner.feature_names):
-            raise ModelFileError(f"model file {str(path)!r}: learner, CF/risk models and metadata disagree on actions or features")
-        version = f"{meta['learner_name']}-{meta['n_updates']}-{digest[:8]}"
-        return learner, cf, risk, meta, version
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> "DecisionEngine":
@@ -420,16 +357,16 @@ class DecisionEngine:
         Raises :class:`~engine.model_file.ModelFileError` (a ``ValueError``) for a damaged file.
         The sampling state is restored unless ``seed`` is given.
         """
-        learner, cf, risk, meta, version = cls._read(path)
+        saved = read_saved_model(path)
+        meta = saved.meta
         reseed = "seed" in kwargs
         kwargs.setdefault("propensity_floor", meta.get("propensity_floor"))
         kwargs.setdefault("reward_per_value", meta.get("reward_per_value", False))  # older files: plain rewards
-        engine = cls(learner=learner, cf=cf, risk=risk, **kwargs)
+        engine = cls(learner=saved.learner, cf=saved.cf, risk=saved.risk, **kwargs)
         engine.learner_name = meta["learner_name"]
-        engine.model_version = version
+        engine.model_version = saved.version
         if not reseed:
-            engine._rng.bit_generator.state = meta["rng_state"]
-            engine._uniforms = [float(u) for u in meta.get("rng_pending_uniforms", [])]
+            engine._uniforms.restore(meta["rng_state"], meta.get("rng_pending_uniforms", []))
         return engine
 
     def load_model(self, path: str | os.PathLike[str]) -> str:
@@ -438,18 +375,14 @@ class DecisionEngine:
         A damaged file raises :class:`~engine.model_file.ModelFileError` and the engine keeps
         serving the current model. Returns the new model version.
         """
-        learner, cf, risk, meta, version = self._read(path)
-        if tuple(meta["action_names"]) != self.action_names:
-            raise ModelFileError(f"model file {str(path)!r} has actions {meta['action_names']}, engine has {list(self.action_names)}")
-        features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=meta.get("reward_per_value", False))
-        if features.feature_names != tuple(learner.feature_names):
-            raise ModelFileError(f"model file {str(path)!r}: learner features do not match its CF/risk models")
+        saved = read_saved_model(path)
+        features = check_model_fits(path, saved, self.action_names)
         with self._swap_lock:
-            self.features, self._learner, self.model_version = features, learner, version
-            self.propensity_floor = meta.get("propensity_floor", self.propensity_floor)
-            self.learner_name = meta["learner_name"]
+            self.features, self._learner, self.model_version = features, saved.learner, saved.version
+            self.propensity_floor = saved.meta.get("propensity_floor", self.propensity_floor)
+            self.learner_name = saved.meta["learner_name"]
             self._counts["swaps"] += 1
-        return version
+        return saved.version
 
     def swap_learner(self, learner: Learner, version: str) -> None:
         """Hot swap an in-memory learner (e.g. one retrained from the log)."""
@@ -505,10 +438,3 @@ class DecisionEngine:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    return value

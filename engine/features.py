@@ -6,8 +6,9 @@ signals (:data:`CF_FEATURES`, when a :class:`CFModel` is given), the abandonment
 constants (:data:`PROFILE_SCALING`, typical values of shop data) so that every coordinate is
 of order one; CF features and the risk are already in ``[-1, 1]`` / ``[0, 1]``.
 
-It assumes a validated context (:func:`engine.context.validate_context`) and is built for the
-``decide`` path: one Python list, one array, two in-place numpy operations.
+It assumes a valid context: the :class:`~engine.parsed.ParsedContext` that
+:func:`engine.context.validate_context` returns, or a valid record (parsed here). It is built for
+the ``decide`` path: one Python list, one array, two in-place numpy operations.
 
 The builder also fixes what the learners regress on. Profit scales with the cart's value (a 10%
 coupon on a 200 USD cart moves ten times the money of one on a 20 USD cart), which a model
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.cf import CF_FEATURES, CFModel, ShopperItems
-from engine.context import OrderSummary
+from engine.parsed import ParsedContext, parse_context
 from engine.profile import PROFILE_FEATURES, profile_values
 from engine.risk import RiskModel
 
@@ -141,9 +142,8 @@ class FeatureBuilder:
         """Length of the feature vector."""
         return len(self.feature_names)
 
-    def _values(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None,
-                orders: OrderSummary | None = None) -> list[float]:
-        values = profile_values(ctx, orders)
+    def _values(self, ctx: ParsedContext, cf_items: ShopperItems | None = None) -> list[float]:
+        values = profile_values(ctx)
         risk = self.risk
         p = 0.0
         if risk is not None:
@@ -156,23 +156,25 @@ class FeatureBuilder:
         values.append(1.0)
         return values
 
-    def transform(self, ctx: Mapping[str, Any], cf_items: ShopperItems | None = None,
-                  orders: OrderSummary | None = None) -> np.ndarray:
-        """Feature vector of one validated context, shape ``(n_features,)``, float64, finite.
+    def transform(self, ctx: ParsedContext | Mapping[str, Any],
+                  cf_items: ShopperItems | None = None) -> np.ndarray:
+        """Feature vector of one valid context, shape ``(n_features,)``, float64, finite.
 
-        What the caller already has for ``ctx`` saves work here: ``cf_items``, the CF model's
-        :meth:`~engine.cf.CFModel.shopper_items` (the engine reuses it for the recommendation
-        payload); ``orders``, the :class:`~engine.context.OrderSummary` returned by
-        :func:`~engine.context.validate_context`.
+        ``ctx``: the :class:`~engine.parsed.ParsedContext` that
+        :func:`~engine.context.validate_context` returned, or a valid record (parsed here).
+        ``cf_items``: the CF model's :meth:`~engine.cf.CFModel.shopper_items` of ``ctx``, when the
+        caller already has it (the engine reuses it for the recommendation payload).
         """
-        out = np.fromiter(self._values(ctx, cf_items, orders), np.float64)
+        if type(ctx) is not ParsedContext:
+            ctx = parse_context(ctx)
+        out = np.fromiter(self._values(ctx, cf_items), np.float64)
         out -= self._centre
         out *= self._inv_scale
         return out
 
-    def transform_many(self, contexts: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        """Feature matrix of validated contexts, shape ``(n, n_features)``."""
-        rows = [self._values(ctx) for ctx in contexts]
+    def transform_many(self, contexts: Iterable[ParsedContext | Mapping[str, Any]]) -> np.ndarray:
+        """Feature matrix of valid contexts, shape ``(n, n_features)``."""
+        rows = [self._values(ctx if type(ctx) is ParsedContext else parse_context(ctx)) for ctx in contexts]
         if not rows:
             return np.empty((0, self.n_features), dtype=np.float64)
         out = np.array(rows, dtype=np.float64)
@@ -208,6 +210,6 @@ class FeatureBuilder:
         value = np.expm1(column * self._value_scale + self._value_centre)
         return np.maximum(value / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
 
-    def named(self, ctx: Mapping[str, Any]) -> dict[str, float]:
+    def named(self, ctx: ParsedContext | Mapping[str, Any]) -> dict[str, float]:
         """``{name: value}`` of :meth:`transform` (for logs and debugging)."""
         return dict(zip(self.feature_names, self.transform(ctx).tolist()))

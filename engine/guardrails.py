@@ -28,9 +28,10 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY
+from engine.parsed import EMPTY, ParsedContext, parse_context
 
 _TIMESTAMP = itemgetter("timestamp")
 _KNOWN_CHANNELS = frozenset(CHANNELS)
@@ -84,20 +85,26 @@ class Guardrails:
         self._channel_masks: dict[tuple[bool | None, ...], tuple[bool, ...]] = {}
         self.blocked = {"budget": 0, "frequency": 0}
 
-    def eligible(self, ctx: Mapping[str, Any], user_key: str) -> list[bool]:
-        """Which of ``action_names`` may be taken for this (validated) context, as a list of
-        bools (one decision's 7 entries are faster in plain Python than in numpy)."""
-        opt_in = ctx.get("channels") or {}
-        key = tuple(map(opt_in.get, CHANNELS))  # True/False/None (numpy bools hash as bools)
+    def eligible(self, ctx: ParsedContext | Mapping[str, Any], user_key: str) -> list[bool]:
+        """Which of ``action_names`` may be taken for this context, as a list of bools (one
+        decision's 7 entries are faster in plain Python than in numpy).
+
+        ``ctx``: the :class:`~engine.parsed.ParsedContext` that
+        :func:`~engine.context.validate_context` returned, or a valid record (parsed here).
+        """
+        if type(ctx) is not ParsedContext:
+            ctx = parse_context(ctx)
+        key = ctx.channel_key  # True/False/None (numpy bools hash as bools)
         allowed = self._channel_masks.get(key)
         if allowed is None:
+            opt_in = ctx.channels
             allowed = self._channel_mask(opt_in)
             if _KNOWN_CHANNELS.issuperset(opt_in):
                 self._channel_masks[key] = allowed
         mask = list(allowed)
         cfg = self.config
-        now = float(ctx["timestamp"])
-        if cfg.max_contacts is not None and self._contacts_in_window(ctx, user_key, now) >= cfg.max_contacts:
+        now = ctx.timestamp
+        if cfg.max_contacts is not None and self._contacts_in_window(ctx.contacts, user_key, now) >= cfg.max_contacts:
             if any(ok and contact for ok, contact in zip(mask, self._is_contact)):
                 self._count_block("frequency")
             mask = [ok and not contact for ok, contact in zip(mask, self._is_contact)]
@@ -105,7 +112,7 @@ class Guardrails:
             with self._lock:
                 day = int(now // DAY)
                 spent = self._budget_spent if day == self._budget_day else 0.0
-            value = _cart_value(ctx)
+            value = ctx.cart_value
             for j, share in self._coupons:
                 if mask[j] and spent + share * value > cfg.daily_coupon_budget:
                     mask[j] = False
@@ -120,10 +127,8 @@ class Guardrails:
         return tuple(name == "none" or not chans or any(opt_in.get(c, False) for c in chans)
                      for name, chans in zip(self.action_names, self._channels))
 
-    def _contacts_in_window(self, ctx: Mapping[str, Any], user_key: str, now: float) -> int:
+    def _contacts_in_window(self, contacts: Sequence[Mapping[str, Any]], user_key: str, now: float) -> int:
         since = now - self.config.contact_window_days * DAY
-        history = ctx.get("history")
-        contacts = history.get("contacts") if history else None
         # validated timestamps are finite ints or floats (equal values hash alike in the set below)
         seen = [t for t in map(_TIMESTAMP, contacts) if since <= t <= now] if contacts else []
         mine = self._recent.get(user_key)  # a dict read is atomic; the deque is copied under the lock
@@ -153,11 +158,13 @@ class Guardrails:
             return [keep * p + share for p in probabilities]
         return [keep * p + (share if ok else 0.0) for p, ok in zip(probabilities, eligible)]
 
-    def commit(self, ctx: Mapping[str, Any], user_key: str, action: str) -> None:
+    def commit(self, ctx: ParsedContext | Mapping[str, Any], user_key: str, action: str) -> None:
         """Record a decision that was taken: contact memory and coupon budget."""
         if action == "none":
             return
-        now = float(ctx["timestamp"])
+        if type(ctx) is not ParsedContext:
+            ctx = parse_context(ctx)
+        now = ctx.timestamp
         with self._lock:
             recent = self._recent.get(user_key)
             if recent is None:
@@ -171,11 +178,11 @@ class Guardrails:
                 day = int(now // DAY)
                 if day != self._budget_day:
                     self._budget_day, self._budget_spent = day, 0.0
-                self._budget_spent += COUPON_PERCENT[action] / 100.0 * _cart_value(ctx)
+                self._budget_spent += COUPON_PERCENT[action] / 100.0 * ctx.cart_value
 
-    def channel_for(self, action: str, ctx: Mapping[str, Any]) -> str | None:
+    def channel_for(self, action: str, ctx: ParsedContext | Mapping[str, Any]) -> str | None:
         """The first opted-in channel for ``action`` (None for ``none``)."""
-        opt_in = ctx.get("channels") or {}
+        opt_in = ctx.channels if type(ctx) is ParsedContext else (ctx.get("channels") or EMPTY)
         for channel in self.config.action_channels[action]:
             if opt_in.get(channel, False):
                 return channel
@@ -186,6 +193,3 @@ class Guardrails:
             return {"budget_day": self._budget_day, "budget_spent": self._budget_spent,
                     "blocked": dict(self.blocked), "remembered_shoppers": len(self._recent)}
 
-
-def _cart_value(ctx: Mapping[str, Any]) -> float:
-    return float(sum(float(line["price"]) * int(line.get("quantity", 1)) for line in ctx["cart"]))

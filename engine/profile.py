@@ -3,7 +3,8 @@
 The profile summarises the session in which the cart was abandoned and the shopper's history
 (orders, past recovery contacts) into :data:`PROFILE_FEATURES`. Counts and durations are on a
 ``log1p`` scale, rates are smoothed with a Beta prior so they exist for shoppers with no history.
-The context is assumed valid (see :func:`engine.context.validate_context`); missing optional
+The context is assumed valid: the :class:`~engine.parsed.ParsedContext` that
+:func:`engine.context.validate_context` returns, or a valid record (parsed here); missing optional
 fields take the documented neutral defaults.
 
 >>> ctx = {"user_id": "u1", "timestamp": 86400.0 * 30,
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from engine.actions import DAY
-from engine.context import OrderSummary, summarise_orders
+from engine.parsed import OrderSummary, ParsedContext, parse_context
 
 __all__ = [
     "ACTION_FAMILIES",
@@ -98,7 +99,6 @@ _HOUR_SIN = tuple(math.sin(2.0 * math.pi * h / 24.0) for h in range(24))
 _HOUR_COS = tuple(math.cos(2.0 * math.pi * h / 24.0) for h in range(24))
 _DEVICES = {"mobile": (1.0, 0.0, 0.0), "desktop": (0.0, 1.0, 0.0), "tablet": (0.0, 0.0, 1.0)}
 _NO_DEVICE = (0.0, 0.0, 0.0)
-_EMPTY: dict[str, Any] = {}
 _log1p = math.log1p
 
 
@@ -114,10 +114,8 @@ def action_family(action: str) -> str | None:
     return family
 
 
-def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary | None) -> list[float]:
+def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary) -> list[float]:
     """sessions_per_order .. discount_depth (6 values)."""
-    if orders is None:
-        orders = summarise_orders(history.get("orders") or ())
     n, total_value, last, n_coupon, depth, _ = orders
     sessions = history.get("sessions") or 0
     if n:
@@ -137,9 +135,8 @@ def _order_features(history: Mapping[str, Any], now: float, orders: OrderSummary
     ]
 
 
-def _contact_features(history: Mapping[str, Any], now: float) -> list[float]:
+def _contact_features(contacts: Sequence[Mapping[str, Any]], now: float) -> list[float]:
     """contacts_log .. contact_days_log (7 values)."""
-    contacts = history.get("contacts") or ()
     n = len(contacts)
     if not n:
         rate = CONTACT_PRIOR_RATE
@@ -179,27 +176,24 @@ def _contact_features(history: Mapping[str, Any], now: float) -> list[float]:
     ]
 
 
-def profile_values(ctx: Mapping[str, Any], orders: OrderSummary | None = None) -> list[float]:
+def profile_values(ctx: ParsedContext | Mapping[str, Any]) -> list[float]:
     """Profile of a validated context as a list of floats in :data:`PROFILE_FEATURES` order.
 
     This is the fast path used by the feature builder; see :func:`behaviour_profile` for a dict.
-    ``orders``: the context's :class:`~engine.context.OrderSummary` when the caller has it (the
-    one :func:`~engine.context.validate_context` returned); else it is computed here.
+    ``ctx``: the :class:`~engine.parsed.ParsedContext` that
+    :func:`~engine.context.validate_context` returned, or a valid record (parsed here).
     """
-    now = ctx["timestamp"]
-    session = ctx.get("session") or _EMPTY
-    history = ctx.get("history") or _EMPTY
+    if type(ctx) is not ParsedContext:
+        ctx = parse_context(ctx)
+    now = ctx.timestamp
+    session = ctx.session
+    history = ctx.history
     s_get = session.get
     h_get = history.get
 
     hour = s_get("hour")
     cart_to_abandon = s_get("minutes_cart_to_abandon")
     since_abandon = s_get("minutes_since_abandon")
-    value = 0.0
-    units = 0
-    for line in ctx["cart"]:
-        value += line["price"] * line["quantity"]
-        units += line["quantity"]
 
     out = [
         _log1p(s_get("product_views") or 0),
@@ -210,24 +204,24 @@ def profile_values(ctx: Mapping[str, Any], orders: OrderSummary | None = None) -
         _log1p(_DEFAULT_SINCE_ABANDON if since_abandon is None else since_abandon),
         _log1p(s_get("shipping_page_views") or 0),
     ]
-    out += _order_features(history, now, orders)
-    out += _contact_features(history, now)
+    out += _order_features(history, now, ctx.orders)
+    out += _contact_features(ctx.contacts, now)
     out += _DEVICES.get(s_get("device"), _NO_DEVICE)
     if hour is None:
         out += (0.0, 0.0)
     else:
         out += (_HOUR_SIN[hour], _HOUR_COS[hour])
-    out.append(_log1p(min(value, _MAX_MONEY)))
-    out.append(_log1p(units))
+    out.append(_log1p(min(ctx.cart_value, _MAX_MONEY)))
+    out.append(_log1p(ctx.cart_units))
     return out
 
 
-def behaviour_profile(ctx: Mapping[str, Any]) -> dict[str, float]:
+def behaviour_profile(ctx: ParsedContext | Mapping[str, Any]) -> dict[str, float]:
     """The profile of a validated context as a dict, keys in PROFILE_FEATURES order."""
     return dict(zip(PROFILE_FEATURES, map(float, profile_values(ctx))))
 
 
-def profile_matrix(contexts: Iterable[Mapping[str, Any]]) -> np.ndarray:
+def profile_matrix(contexts: Iterable[ParsedContext | Mapping[str, Any]]) -> np.ndarray:
     """Profiles of many validated contexts, shape ``(n, len(PROFILE_FEATURES))``, float64."""
     rows = [profile_values(ctx) for ctx in contexts]
     if not rows:

@@ -18,6 +18,7 @@ import pandas as pd
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
 from engine.ope.logs import read_log_dataset
+from engine.update_rule import teach
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,8 @@ def retrain_from_log(
     options.update(learner_options or {})
     model = make_learner(base, tuple(action_names), tuple(feature_names), seed=seed, **options)
     floor = tuned_floor if propensity_floor is None else propensity_floor
-    probs = data.logged_probs if floor is None else np.maximum(data.logged_probs, floor)
     if data.n:
-        rewards = data.rewards if reward_divisor is None else data.rewards / np.asarray(reward_divisor(X), dtype=np.float64)
-        model.update_batch(X, data.actions, probs, rewards)
+        teach(model, X, data.actions, data.logged_probs, data.rewards, propensity_floor=floor,
+              reward_divisor=reward_divisor)
     logger.info("retrained %s on %d logged decisions (dropped %s)", learner, data.n, data.dropped)
     return model

@@ -4,6 +4,7 @@ The action is the number of cumulative probabilities at or below ``u * total`` (
 [0, 1)), so an action without probability mass is never drawn. A float edge case that would land
 past the last action or on one without mass falls to the last action that can be taken.
 
+- :class:`UniformStream`: the engine's seeded uniforms, drawn a block at a time, thread-safe.
 - :func:`sample_index`: one vector as plain lists and one uniform, for ``DecisionEngine.decide``
   (a 7-entry list is faster to walk in Python than to hand to numpy).
 - :func:`sample_actions`: a batch of rows and a generator, for the simulator's training loop,
@@ -16,8 +17,50 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import threading
+from typing import Any
 
 import numpy as np
+
+__all__ = ["UniformStream", "sample_actions", "sample_index"]
+
+_BLOCK = 64  # uniforms drawn at a time
+
+
+class UniformStream:
+    """Uniform numbers in [0, 1) from one seeded generator; thread-safe.
+
+    They are drawn a block at a time and handed out in the order one draw per call would give;
+    :meth:`state` and :meth:`restore` carry the generator and the numbers drawn but not handed
+    out yet (a saved engine resumes the same sequence).
+
+    Args:
+        seed: seed of the generator.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._buffer: list[float] = []  # consumed from the end
+
+    def next(self) -> float:
+        """The next uniform number."""
+        with self._lock:
+            buffer = self._buffer
+            if not buffer:
+                buffer += reversed(self._rng.random(_BLOCK).tolist())
+            return buffer.pop()
+
+    def state(self) -> tuple[dict[str, Any], list[float]]:
+        """``(bit generator state, numbers drawn but not handed out, in the stored order)``."""
+        with self._lock:
+            return self._rng.bit_generator.state, list(self._buffer)
+
+    def restore(self, rng_state: dict[str, Any], pending: list[float]) -> None:
+        """Resume from what :meth:`state` returned."""
+        with self._lock:
+            self._rng.bit_generator.state = rng_state
+            self._buffer = [float(u) for u in pending]
 
 
 def sample_index(probabilities: list[float], eligible: list[bool], u: float) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
 from engine.learners import Learner, make_learner
+from engine.update_rule import teach
 from policies._batch import normalise_batch, one_hot_batch
 from policies.batch_features import BatchFeatures, FeatureVectorPolicy
 
@@ -88,20 +89,14 @@ class LearnerPolicy(FeatureVectorPolicy):
         return normalise_batch(self.learner.probabilities_batch(X, mask), mask, self.name)
 
     # ------------------------------------------------------------------ learning
-    def _reported(self, probabilities: np.ndarray) -> np.ndarray:
-        floor = self.propensity_floor
-        return probabilities if floor is None else np.maximum(probabilities, floor)
-
+    # Both paths apply the engine's update rule (engine.update_rule.teach).
     def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
                 truth: np.ndarray | None) -> None:
-        reported = float(self._reported(np.array([probability]))[0])
-        x = self.features.one(context)
-        self.learner.update(x, action, reported, reward / float(self.features.builder.reward_divisor(x)))
+        teach(self.learner, self.features.one(context), action, float(probability), reward,
+              propensity_floor=self.propensity_floor, reward_divisor=self.features.builder.reward_divisor)
 
     def update_batch(self, contexts: Sequence[Mapping[str, Any]], actions: np.ndarray, probabilities: np.ndarray,
                      rewards: np.ndarray, truth: np.ndarray | None = None) -> None:
         """Learn from ``n`` outcomes with one call of the learner's ``update_batch``."""
-        X = self.features.many(contexts)
-        self.learner.update_batch(X, np.asarray(actions, dtype=np.int64),
-                                  self._reported(np.asarray(probabilities, dtype=np.float64)),
-                                  np.asarray(rewards, dtype=np.float64) / self.features.builder.reward_divisor(X))
+        teach(self.learner, self.features.many(contexts), actions, probabilities, rewards,
+              propensity_floor=self.propensity_floor, reward_divisor=self.features.builder.reward_divisor)

@@ -24,6 +24,7 @@ import numpy as np
 
 from engine.actions import ACTION_NAMES
 from engine.features import PROFILE_SCALING
+from engine.parsed import cart_totals
 from policies._batch import check_mask_batch, column_index
 from policies.base import Policy
 
@@ -31,8 +32,9 @@ _VALUE_FEATURE = "cart_value_log"
 
 
 def cart_value(context: Mapping[str, Any]) -> float:
-    """Sum of price x quantity over the cart lines (0 for a context with no cart)."""
-    return float(sum(line["price"] * line["quantity"] for line in context.get("cart") or ()))
+    """Sum of price x quantity over the cart lines (0 for a context with no cart), as
+    :func:`engine.parsed.cart_totals` defines it."""
+    return cart_totals(context.get("cart") or ())[0]
 
 
 class RulePolicy(Policy):

@@ -122,8 +122,7 @@ def _run(benchmark, vw_predict, target, name: str, max_ratio: float) -> None:
 
 def _validate_and_transform(builder):
     def run(ctx):
-        orders = validate_context(ctx)  # as the engine does: the order summary feeds the profile
-        return builder.transform(ctx, None, orders)
+        return builder.transform(validate_context(ctx))  # as the engine does: the parsed record feeds the features
 
     return run
 

@@ -286,7 +286,7 @@ def test_validation_returns_the_summary_of_the_orders():
     contexts = factory.make_contexts(WORLD, seed=4) + list(factory.edge_contexts(WORLD).values())
     with_orders = 0
     for context in contexts:
-        summary = validate_context(context)
+        summary = validate_context(context).orders
         orders = (context.get("history") or {}).get("orders") or []
         with_orders += bool(orders)
         count, total, last, n_coupon, depth, items = _orders_by_hand(orders)
@@ -300,13 +300,13 @@ def test_validation_returns_the_summary_of_the_orders():
 
 
 def test_summary_without_orders_and_after_the_slow_path(ctx):
-    assert validate_context({k: v for k, v in ctx.items() if k != "history"}) is NO_ORDERS
+    assert validate_context({k: v for k, v in ctx.items() if k != "history"}).orders is NO_ORDERS
     ctx["history"]["orders"] = []
-    assert validate_context(ctx) is NO_ORDERS
+    assert validate_context(ctx).orders is NO_ORDERS
     ctx["history"]["orders"] = [{"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0},
                                 {"timestamp": 3.0, "items": ["i2", "i1"], "value": 1.5, "coupon_percent": 10}]
     # numpy scalar: checked field by field, then summed by summarise_orders
-    assert validate_context(ctx) == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
+    assert validate_context(ctx).orders == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
 
 
 TRICKY = st.sampled_from([
@@ -332,9 +332,11 @@ def test_fast_paths_agree_with_the_field_by_field_check(edits):
     outcomes = []
     for candidate in (context, factory.as_read_only(context)):
         try:
-            summary = validate_context(candidate)
+            parsed = validate_context(candidate)
         except ContextError as err:
             outcomes.append(("error", err.field))
         else:
-            outcomes.append(("valid", summary[:5], list(summary.items)))
+            summary = parsed.orders
+            outcomes.append(("valid", summary[:5], list(summary.items), parsed.timestamp, parsed.cart_value,
+                             parsed.cart_units, parsed.channel_key, dict(parsed.channels)))
     assert outcomes[0] == outcomes[1]

@@ -235,8 +235,8 @@ def test_sampling_uniforms_are_the_seeded_stream_one_per_decision(tmp_path):
     also across a save and load in the middle of a block."""
     eng = DecisionEngine(seed=11, learner="linucb")
     reference = np.random.default_rng(11)
-    drawn = [eng._next_uniform() for _ in range(70)]
+    drawn = [eng._uniforms.next() for _ in range(70)]
     eng.save(tmp_path / "model.cw")
     loaded = DecisionEngine.load(tmp_path / "model.cw")
-    drawn += [loaded._next_uniform() for _ in range(70)]
+    drawn += [loaded._uniforms.next() for _ in range(70)]
     assert drawn == [reference.random() for _ in range(140)]

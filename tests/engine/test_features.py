@@ -153,9 +153,12 @@ def test_reward_divisor_refuses_bad_shapes_and_flags():
 
 
 def test_inputs_the_engine_shares_give_the_same_vector():
-    """transform with the validator's order summary and the CF items equals transform alone."""
-    for ctx in CONTEXTS[:200] + list(factory.edge_contexts(WORLD).values()):
-        orders = validate_context(ctx)
-        items = CF.shopper_items(ctx, orders)
+    """transform of the validator's parsed record with the CF items equals transform of the raw
+    record alone (which parses it), also for records that miss validation's fast paths."""
+    contexts = CONTEXTS[:200] + list(factory.edge_contexts(WORLD).values())
+    for ctx in contexts + [factory.as_read_only(c) for c in contexts[:50]]:
+        parsed = validate_context(ctx)
+        items = CF.shopper_items(parsed)
         assert items == CF.shopper_items(ctx)
-        np.testing.assert_array_equal(FULL.transform(ctx, items, orders), FULL.transform(ctx))
+        np.testing.assert_array_equal(FULL.transform(parsed, items), FULL.transform(ctx))
+        assert FULL.transform_many([parsed, ctx]).tolist() == [FULL.transform(ctx).tolist()] * 2
