@@ -22,6 +22,7 @@ from .records import (
     check_real,
     check_timestamp,
 )
+from .checkpointer import Checkpointer
 from .pending import PendingIndex
 from .store import ConnectFn, SQLiteStore, check_path
 from .writer import BatchWriter
@@ -127,9 +128,10 @@ class DecisionLog:
             "written_decisions": 0, "written_outcomes": 0, "duplicates": 0, "duplicate_decisions": 0,
             "unknown_ids": 0, "unattributed": 0, "defaulted": 0, "read_errors": 0,
         }
+        self._checkpointer = Checkpointer(self._store.checkpoint)
         self._writer = BatchWriter(
             self._commit,
-            on_committed=self._pending.forget,
+            on_committed=self._committed,
             on_dropped=self._pending.forget,
             queue_size=self.queue_size,
             spill_size=self.queue_size if spill_size is None else spill_size,
@@ -245,6 +247,7 @@ class DecisionLog:
         if not self._writer.close():
             queued, spilled = self._writer.buffered
             logger.error("decision log closed with %d events unwritten: %s", queued + spilled, self._writer.last_error)
+        self._checkpointer.close()
         self._store.close()
 
     def __enter__(self) -> DecisionLog:
@@ -366,6 +369,10 @@ class DecisionLog:
         if n_dec < len(decisions):
             self._bump("duplicate_decisions", len(decisions) - n_dec)
             logger.warning("%d decisions with an already-logged decision_id ignored", len(decisions) - n_dec)
+
+    def _committed(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
+        self._pending.forget(batch)
+        self._checkpointer.notify()
 
     def _bump(self, key: str, n: int = 1) -> None:
         with self._count_lock:
