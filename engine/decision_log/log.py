@@ -49,8 +49,13 @@ class DecisionLog:
     path:
         Database file; created with its schema if missing.
     durability:
-        ``"batch"`` (default): a background thread commits at least every ``flush_interval``
-        seconds or every ``flush_events`` events; a crash loses at most that window.
+        ``"batch"`` (default): a background thread starts a commit once the oldest
+        buffered event is ``flush_interval / 2`` old (or ``flush_events`` are buffered),
+        so each decision is committed about ``flush_interval`` after it was acknowledged,
+        however fast decisions arrive. A ``kill -9`` loses at most the decisions
+        acknowledged in that last window plus any time the OS (or the GIL, held by a
+        descheduled thread) keeps the writer thread from running: nothing on an idle
+        host, tens of milliseconds on an overloaded one.
         ``"sync"``: each append is committed before the call returns (survives the process
         being killed; concurrent callers share commits).
         ``"fsync"``: as ``"sync"`` and the WAL is fsynced at each commit (survives power

@@ -8,7 +8,10 @@ behind and the next attempt starts from a fresh connection.
 Commits only append to the write-ahead log: copying it into the database file (a
 checkpoint, which fsyncs and can take tens of milliseconds) is left to :meth:`SQLiteStore.checkpoint`,
 which the caller runs off the commit path. The write connection checkpoints by itself only
-past ``WRITER_AUTOCHECKPOINT_PAGES``, a safety net should that never run.
+once the WAL holds ``WRITER_AUTOCHECKPOINT_PAGES``: under sustained load, background
+checkpoints rarely finish between two commits, which the WAL needs to start over, so it
+grows to that size (64 MiB) and the write connection's own checkpoint, copying only what
+the background ones have not, lets it restart.
 """
 
 from __future__ import annotations

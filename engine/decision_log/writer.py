@@ -4,7 +4,8 @@ Events enter a bounded in-memory queue. A commit takes *everything* buffered (so
 kept within one transaction) and calls ``commit(batch)``. A background thread commits by
 age: it starts a commit once the oldest buffered event has waited half of
 ``flush_interval``, leaving the other half for the commit itself, so every event is
-committed about ``flush_interval`` seconds after it was submitted, however busy the queue.
+committed about ``flush_interval`` seconds after it was submitted, however busy the queue
+(later only when the thread is kept from running: an overloaded host, the GIL).
 When commits take longer than that (a loaded machine), the thread commits back to back and
 batches hold what arrived during the previous commit. It also commits as soon as
 ``flush_events`` are queued, and at once when a caller waits in

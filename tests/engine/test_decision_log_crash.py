@@ -140,7 +140,7 @@ DECIDING_S = 1.5
 # for a host with far more runnable threads than cores (this suite runs on 2 cores shared
 # with other jobs, load ~17): there each of the few waits of a commit cycle (thread wake-up,
 # the GIL held by a descheduled producer) can last a few scheduler slices of ~3 ms per
-# runnable thread. Measured worst over 40 kills at that load: see docs/benchmarks.md.
+# runnable thread. Measured worst over 20 kills at that load: 106 ms (README, decision log).
 LOAD_MARGIN = 0.15
 
 
