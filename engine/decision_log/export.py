@@ -2,6 +2,41 @@
 
 Readers open the database read-only, so they can run while a service is writing to it
 (WAL mode gives them a consistent snapshot).
+
+Parquet files written by :func:`to_parquet` have a fixed Arrow schema (:func:`parquet_schema`),
+whatever the rows, so exports of different logs or periods (with or without order ids,
+rewards, or rows at all) read as one dataset:
+
+=====================  =========================  ========  ===================================
+column                 Arrow type                 nullable  meaning
+=====================  =========================  ========  ===================================
+``decision_id``        ``string``                 no
+``timestamp``          ``double``                 no        decision time (Unix seconds)
+``user_hash``          ``string``                 no        salted hash of the user id
+``model_version``      ``string``                 no
+``action``             ``string``                 no        action taken
+``action_index``       ``int64``                  no        its index in ``actions``
+``probability``        ``double``                 no        propensity of ``action``
+``reward``             ``double``                 yes       null until an outcome is joined
+``reward_source``      ``string``                 yes       ``reward``, ``event`` or ``default``
+``reward_timestamp``   ``double``                 yes
+``order_id``           ``string``                 yes
+``actions``            ``list<string>``           no        the action catalogue
+``eligible``           ``list<string>``           no        eligible actions
+``probabilities``      ``list<double>``           no        the policy's distribution over ``actions``
+``features``           ``map<string, double>``    no        feature name to value
+``payload``            ``string``                 no        JSON text
+``fallback``           ``bool``                   no
+``window_closes``      ``double``                 no        end of the attribution window
+``p_<action>``         ``double``                 yes       one per action seen in the file
+``f_<feature>``        ``double``                 yes       one per feature seen in the file
+=====================  =========================  ========  ===================================
+
+The ``p_``/``f_`` columns depend on the actions and features in each file.
+``pd.read_parquet(directory)`` takes the columns of the first file (in name order); to get
+every column of every file, read with the union of their schemas, e.g.
+``pyarrow.dataset.dataset(directory, schema=pyarrow.unify_schemas([pyarrow.parquet.read_schema(f)
+for f in files]))``, where a column missing from a file reads as null.
 """
 
 from __future__ import annotations
@@ -11,7 +46,9 @@ import os
 import sqlite3
 import urllib.parse
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +56,9 @@ import pandas as pd
 from engine.validation import check_number
 
 from .schema import DECISION_COLUMNS, decode_names
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Columns every ``read_log`` frame starts with, in order (then ``p_<action>``, ``f_<feature>``).
 CORE_COLUMNS = (
@@ -144,21 +184,58 @@ def _wide(prefix: str, groups: list[Group], n: int, fill: float, *, sort: bool) 
     return {prefix + name: column for name, column in columns.items()}
 
 
+def parquet_schema(columns: Sequence[str]) -> pa.Schema:
+    """Arrow schema of a :func:`to_parquet` file holding ``columns`` (a :func:`read_log`
+    frame's columns: the core columns, then ``p_<action>`` and ``f_<feature>``)."""
+    import pyarrow as pa
+
+    core = {
+        "decision_id": (pa.string(), False),
+        "timestamp": (pa.float64(), False),
+        "user_hash": (pa.string(), False),
+        "model_version": (pa.string(), False),
+        "action": (pa.string(), False),
+        "action_index": (pa.int64(), False),
+        "probability": (pa.float64(), False),
+        "reward": (pa.float64(), True),
+        "reward_source": (pa.string(), True),
+        "reward_timestamp": (pa.float64(), True),
+        "order_id": (pa.string(), True),
+        "actions": (pa.list_(pa.string()), False),
+        "eligible": (pa.list_(pa.string()), False),
+        "probabilities": (pa.list_(pa.float64()), False),
+        "features": (pa.map_(pa.string(), pa.float64()), False),
+        "payload": (pa.string(), False),
+        "fallback": (pa.bool_(), False),
+        "window_closes": (pa.float64(), False),
+    }
+    fields = []
+    for name in columns:
+        if name in core:
+            fields.append(pa.field(name, core[name][0], nullable=core[name][1]))
+        elif name.startswith(("p_", "f_")):
+            fields.append(pa.field(name, pa.float64()))
+        else:
+            raise ValueError(f"column {name!r} is not a decision-log column")
+    return pa.schema(fields)
+
+
 def to_parquet(
     path: str | os.PathLike[str], out: str | os.PathLike[str], *, since: float | None = None,
     until: float | None = None,
 ) -> Path:
-    """Write :func:`read_log` to a Parquet file (payload as JSON text, features as a map)."""
+    """Write :func:`read_log` to a Parquet file with the schema :func:`parquet_schema`
+    (payload as JSON text, features as a map)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     df = read_log(path, since=since, until=until)
-    features = pa.array(
-        [list(f.items()) for f in df["features"]], type=pa.map_(pa.string(), pa.float64())
-    )
-    flat = df.drop(columns=["features"]).assign(payload=[json.dumps(p, separators=(",", ":")) for p in df["payload"]])
-    table = pa.Table.from_pandas(flat, preserve_index=False)
-    table = table.add_column(list(CORE_COLUMNS).index("features"), "features", features)
+    df["payload"] = [json.dumps(p, separators=(",", ":")) for p in df["payload"]]
+    schema = parquet_schema(list(df.columns))
+    if len(df):
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False).replace_schema_metadata(None)
+    else:  # an empty frame's columns have no element types to convert from
+        table = schema.empty_table()
     target = Path(out)
     pq.write_table(table, target)
     return target

@@ -8,9 +8,11 @@ committed (or dropped), so its size is bounded by the log's memory buffers.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from .records import DecisionRecord, OutcomeRecord
+
+FORGET_CHUNK = 64  # events removed per lock hold
 
 
 class PendingIndex:
@@ -64,21 +66,23 @@ class PendingIndex:
             }
             return closed, set(self._outcomes)
 
-    def forget(self, events: Iterable[DecisionRecord | OutcomeRecord]) -> None:
-        """Remove committed (or dropped) events."""
-        with self._lock:
-            for event in events:
-                decision_id = event.decision_id
-                if type(event) is DecisionRecord:
-                    if self._decisions.get(decision_id) is event:
-                        del self._decisions[decision_id]
-                    ids = self._by_user.get(event.user_hash)
-                    if ids is not None and decision_id in ids:
-                        ids.remove(decision_id)
-                        if not ids:
-                            del self._by_user[event.user_hash]
-                elif self._outcomes.get(decision_id) is event:
-                    del self._outcomes[decision_id]
+    def forget(self, events: Sequence[DecisionRecord | OutcomeRecord]) -> None:
+        """Remove committed (or dropped) events, a few at a time: callers adding events
+        (the decide path) never wait for more than one short chunk."""
+        for start in range(0, len(events), FORGET_CHUNK):
+            with self._lock:
+                for event in events[start : start + FORGET_CHUNK]:
+                    decision_id = event.decision_id
+                    if type(event) is DecisionRecord:
+                        if self._decisions.get(decision_id) is event:
+                            del self._decisions[decision_id]
+                        ids = self._by_user.get(event.user_hash)
+                        if ids is not None and decision_id in ids:
+                            ids.remove(decision_id)
+                            if not ids:
+                                del self._by_user[event.user_hash]
+                    elif self._outcomes.get(decision_id) is event:
+                        del self._outcomes[decision_id]
 
     def sizes(self) -> tuple[int, int]:
         """(buffered decisions, buffered outcomes)."""

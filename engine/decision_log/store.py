@@ -1,9 +1,17 @@
-"""SQLite access for the decision log: one write connection, one read connection.
+"""SQLite access for the decision log: one write, one read and one checkpoint connection.
 
 The store knows SQL and encodings, nothing about threads or buffering. Every write is one
 transaction (a single statement, or ``BEGIN IMMEDIATE`` ... ``COMMIT``); on any error it is
 rolled back and the connection discarded, so a failed write never leaves a partial batch
 behind and the next attempt starts from a fresh connection.
+
+Commits only append to the write-ahead log: copying it into the database file (a
+checkpoint, which fsyncs and can take tens of milliseconds) is left to :meth:`SQLiteStore.checkpoint`,
+which the caller runs off the commit path. The write connection checkpoints by itself only
+once the WAL holds ``WRITER_AUTOCHECKPOINT_PAGES``: under sustained load, background
+checkpoints rarely finish between two commits, which the WAL needs to start over, so it
+grows to that size (64 MiB) and the write connection's own checkpoint, copying only what
+the background ones have not, lets it restart.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .records import DecisionRecord, OutcomeRecord
 from .schema import (
@@ -40,9 +50,15 @@ logger = logging.getLogger(__name__)
 
 #: Signature of the connection factory: ``connect(path) -> sqlite3.Connection``.
 ConnectFn = Callable[[str], sqlite3.Connection]
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 5.0
+# While another process holds the write lock, SQLite's busy handler sleeps ever longer
+# (1, 2, 5, 10, 15, 20, 25, ... 100 ms), which can leave a batch waiting 100 ms after the lock
+# was freed. The write connection lets it sleep only this long and polls again itself.
+WRITE_BUSY_POLL_MS = 3
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+WRITER_AUTOCHECKPOINT_PAGES = 16_384  # SQLite's default is 1,000 (4 MB of 4 KiB pages)
 
 
 def default_connect(path: str) -> sqlite3.Connection:
@@ -72,7 +88,9 @@ class SQLiteStore:
         self._connect = connect or default_connect
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._checkpointer: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
         self._vocab: dict[str, tuple[str, ...]] = {}  # vocab_id -> names, for reads
         self._stored_vocab: set[str] = set()  # vocab ids known to be committed
 
@@ -80,13 +98,15 @@ class SQLiteStore:
     def open(self) -> None:
         """Create the schema if needed and check its version (raises on failure)."""
         conn = self._write_connection()
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _when_unlocked(conn.execute, "PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._discard_writer()
             raise ValueError(f"{self.path!r} has schema version {version}, this code reads <= {SCHEMA_VERSION}")
         if version < SCHEMA_VERSION:
             try:
-                conn.executescript(f"BEGIN IMMEDIATE; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                _when_unlocked(
+                    conn.executescript, f"BEGIN IMMEDIATE; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
             except BaseException:
                 self._discard_writer()
                 raise
@@ -100,6 +120,8 @@ class SQLiteStore:
                     logger.warning("journal_mode == %r for %s, expected 'wal'", mode, self.path)
                 conn.execute(f"PRAGMA synchronous = {self.synchronous}")
                 conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+                conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
+                conn.execute(f"PRAGMA busy_timeout = {WRITE_BUSY_POLL_MS}")
             except BaseException:
                 conn.close()
                 raise
@@ -132,12 +154,33 @@ class SQLiteStore:
                 self._reader = None
                 raise
 
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database file without blocking writers
+        (``PRAGMA wal_checkpoint(PASSIVE)``); return (frames in the WAL, frames copied).
+
+        Raises ``sqlite3.Error`` on failure (the connection is then reopened next time).
+        """
+        with self._checkpoint_lock:
+            if self._checkpointer is None:
+                self._checkpointer = default_connect(self.path)
+            try:
+                _busy, frames, copied = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                self._checkpointer.close()
+                self._checkpointer = None
+                raise
+        return frames, copied
+
     def close(self) -> None:
         self._discard_writer()
         with self._read_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+        with self._checkpoint_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
 
     # ------------------------------------------------------------------ writes
     def write(
@@ -179,9 +222,9 @@ class SQLiteStore:
         try:
             if len(statements) == 1:  # one statement is its own atomic transaction
                 sql, params, kind = statements[0]
-                inserted[kind] += conn.execute(sql, params).rowcount
+                inserted[kind] += _when_unlocked(conn.execute, sql, params).rowcount
             elif statements:
-                conn.execute("BEGIN IMMEDIATE")
+                _when_unlocked(conn.execute, "BEGIN IMMEDIATE")
                 for sql, params, kind in statements:
                     inserted[kind] += conn.execute(sql, params).rowcount
                 conn.execute("COMMIT")
@@ -245,6 +288,20 @@ class SQLiteStore:
                 raise ValueError(f"vocabulary {vid!r} missing from {self.path!r}")
             names = self._vocab[vid] = decode_names(rows[0][0])
         return names
+
+
+def _when_unlocked(call: Callable[..., T], *args: object) -> T:
+    """``call(*args)``, retried while the database is locked by another connection, for up
+    to ``BUSY_TIMEOUT_S``. Only for calls that change nothing when they fail busy (a lone
+    statement, ``BEGIN IMMEDIATE``, a script that starts with it)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return call(*args)
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
 
 
 def _statements(statement: tuple[str, int], rows: Sequence[tuple]) -> list[tuple[str, list]]:

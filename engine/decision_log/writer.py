@@ -1,10 +1,17 @@
 """Buffered, batched, failure-tolerant hand-off of events to a commit function.
 
 Events enter a bounded in-memory queue. A commit takes *everything* buffered (so order is
-kept within one transaction) and calls ``commit(batch)``. A background thread commits every
-``flush_interval`` seconds, as soon as ``flush_events`` are queued, or at once when a
-caller waits in :meth:`BatchWriter.commit_through` (sync mode); callers waiting together
-share one commit (group commit).
+kept within one transaction) and calls ``commit(batch)``. A background thread commits by
+age: it starts a commit once the oldest buffered event has waited half of
+``flush_interval``, leaving the other half for the commit itself, so every event is
+committed about ``flush_interval`` seconds after it was submitted, however busy the queue
+(later only when the thread is kept from running: an overloaded host, the GIL).
+When commits take longer than that (a loaded machine), the thread commits back to back and
+batches hold what arrived during the previous commit. It also commits as soon as
+``flush_events`` are queued, and at once when a caller waits in
+:meth:`BatchWriter.commit_through` (sync mode); callers waiting together share one commit
+(group commit). Producers never wait for a commit: :meth:`BatchWriter.submit` only appends
+to the queue.
 
 When the queue is full, or a commit fails (disk full, I/O error, read-only file), events
 go to a bounded spill buffer that later commits retry first, with exponential back-off;
@@ -40,8 +47,8 @@ class BatchWriter:
         Bounds of the normal queue and of the spill buffer (events held after the queue
         was full or a commit failed).
     flush_interval, flush_events:
-        Background commit cadence: at least every ``flush_interval`` seconds, or sooner
-        once ``flush_events`` events are queued.
+        Background commit cadence: a commit starts once the oldest buffered event is
+        ``flush_interval / 2`` seconds old, or sooner once ``flush_events`` events are queued.
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class BatchWriter:
         self._spill_size = spill_size
         self._flush_interval = flush_interval
         self._flush_events = flush_events
+        self._commit_after = flush_interval / 2.0  # age of the oldest event that starts a commit
         self._lock = threading.Lock()  # guards the buffers and counters below
         self._wake = threading.Condition(self._lock)  # wakes the background thread
         self._done = threading.Condition(self._lock)  # a commit attempt finished
@@ -70,6 +78,7 @@ class BatchWriter:
         self._queue: collections.deque[Any] = collections.deque()
         self._spill: collections.deque[Any] = collections.deque()
         self._seq = 0  # events submitted so far
+        self._oldest_at = 0.0  # monotonic time the queue last went from empty to non-empty
         self._committed_seq = 0  # every event with seq <= this is committed or dropped
         self._attempted_seq = 0  # every event with seq <= this went through a commit attempt
         self._sync_wanted = False  # a caller waits for a commit (sync mode)
@@ -90,9 +99,14 @@ class BatchWriter:
         with self._lock:
             self._seq += 1
             seq = self._seq
-            if len(self._queue) < self._queue_size:
-                self._queue.append(event)
-                if len(self._queue) == self._flush_events:
+            queue = self._queue
+            if not queue:  # the writer waits for a first event, then for its age
+                self._oldest_at = time.monotonic()
+                queue.append(event)
+                self._wake.notify()
+            elif len(queue) < self._queue_size:
+                queue.append(event)
+                if len(queue) == self._flush_events:
                     self._wake.notify()
             elif len(self._spill) < self._spill_size:
                 self._spill.append(event)
@@ -177,21 +191,40 @@ class BatchWriter:
     def _run(self) -> None:
         while True:
             with self._lock:
-                pause = self._retry_at - time.monotonic()
-                if pause > 0:  # storage failing: wait for the back-off, whatever the demand
-                    self._wake.wait(min(pause, self._flush_interval))
-                elif not self._stopping and not self._sync_wanted and len(self._queue) < self._flush_events:
-                    self._wake.wait(self._flush_interval)
+                while not self._commit_due():
+                    if self._stopping:
+                        return
+                    self._wake.wait(self._wait_time())
                 if self._stopping:
                     return
-                idle = not self._queue and not self._spill
-                self._sync_wanted = self._sync_wanted and not idle
-            if not idle:
-                try:
-                    with self._write_lock:
-                        self._drain(force=False)
-                except Exception:  # a bug in a callback must not stop the writer
-                    logger.exception("decision log writer: unexpected error")
+            try:
+                with self._write_lock:
+                    self._drain(force=False)
+            except Exception:  # a bug in a callback must not stop the writer
+                logger.exception("decision log writer: unexpected error")
+
+    def _commit_due(self) -> bool:
+        """Whether the background thread should commit now (caller holds the lock)."""
+        if self._stopping or time.monotonic() < self._retry_at:
+            return False
+        if not self._queue and not self._spill:
+            self._sync_wanted = False
+            return False
+        return (
+            self._sync_wanted
+            or len(self._queue) >= self._flush_events
+            or not self._queue  # only retries of failed events are left
+            or time.monotonic() - self._oldest_at >= self._commit_after
+        )
+
+    def _wait_time(self) -> float | None:
+        """How long the background thread may sleep before a commit can be due (lock held)."""
+        now = time.monotonic()
+        if now < self._retry_at:  # storage failing: wait for the back-off, whatever the demand
+            return self._retry_at - now
+        if not self._queue and not self._spill:
+            return None  # idle: the next submit wakes the thread
+        return max(self._oldest_at + self._commit_after - now, 0.0)
 
     def _drain(self, force: bool) -> bool:
         """Commit all buffered events (caller holds the write lock)."""

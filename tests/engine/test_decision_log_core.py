@@ -149,6 +149,44 @@ def test_batch_mode_commits_within_flush_interval_without_flush(tmp_path):
     assert latency < 5.0  # generous: the bound is 50 ms plus scheduling; measured ~50 ms
 
 
+def test_batch_writer_commits_by_age_while_the_queue_never_empties():
+    """Slow storage (50 ms commits) and a producer that never pauses: every event is still
+    committed within flush_interval of its submission, because the writer starts a commit
+    once the oldest buffered event is flush_interval / 2 old (back to back when behind), not
+    a full interval after the previous commit ended (that took up to 50 + 200 + 50 ms)."""
+    from engine.decision_log.writer import BatchWriter
+
+    interval, commit_s = 0.2, 0.05
+    submitted: dict[int, float] = {}
+    committed: dict[int, float] = {}
+    batches = []
+
+    def commit(batch):
+        time.sleep(commit_s)
+        done = time.monotonic()
+        batches.append(len(batch))
+        committed.update((seq, done) for seq in batch)
+
+    writer = BatchWriter(commit, on_committed=lambda _: None, on_dropped=lambda _: None, queue_size=10**6,
+                         spill_size=0, flush_interval=interval, flush_events=10**9)
+    try:
+        end, i = time.monotonic() + 1.0, 0
+        while time.monotonic() < end:
+            submitted[i] = time.monotonic()
+            writer.submit(i)
+            i += 1
+            time.sleep(0.001)
+        deadline = time.monotonic() + 5.0
+        while len(committed) < len(submitted) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        writer.close()
+    assert committed.keys() == submitted.keys()
+    oldest = max(committed[i] - submitted[i] for i in submitted)
+    assert oldest <= interval, f"an event waited {oldest * 1000:.0f} ms for its commit"
+    assert len(batches) <= 1.0 / (interval / 2) + 3  # batches, not one commit per event
+
+
 def test_batch_mode_commits_early_when_flush_events_are_queued(tmp_path):
     with DecisionLog(tmp_path / "n.db", flush_interval=30.0, flush_events=100) as dlog:
         for i in range(99):

@@ -116,6 +116,63 @@ def test_parquet_round_trip(logged, tmp_path):
     assert [list(p) for p in back["probabilities"]] == df["probabilities"].tolist()
 
 
+def small_log(path, *, order_ids: bool, feature: str):
+    """Five decisions with feature ``feature`` and a reward each (with or without order ids)."""
+    with DecisionLog(path, attribution_window=1e6) as log:
+        for i in range(5):
+            log.append_decision(DecisionRecord(
+                timestamp=100.0 + i, user_hash="h", model_version="m", actions=("none", "coupon_5"),
+                probabilities=(0.25, 0.75), eligible=("none", "coupon_5"), action="coupon_5",
+                features={feature: float(i)}, decision_id=f"{path.stem}-{i}",
+            ))
+            log.append_outcome(f"{path.stem}-{i}", 1.5, 200.0 + i, order_id=f"o{i}" if order_ids else None)
+
+
+def test_parquet_exports_combine_into_one_dataset(tmp_path):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    small_log(tmp_path / "orders.db", order_ids=True, feature="views")
+    small_log(tmp_path / "no_orders.db", order_ids=False, feature="hour")
+    DecisionLog(tmp_path / "empty.db").close()
+    out = tmp_path / "exports"
+    out.mkdir()
+    names = ["orders", "no_orders", "empty"]
+    files = [to_parquet(tmp_path / f"{name}.db", out / f"{k}_{name}.parquet") for k, name in enumerate(names)]
+    frames = [read_log(tmp_path / f"{name}.db") for name in names]
+    schemas = [pq.read_schema(f) for f in files]
+    for schema in schemas:  # same core types whatever the rows (order_id was null-typed without ids)
+        assert schema.field("order_id").type == pa.string() and schema.field("reward").type == pa.float64()
+        assert schema.field("features").type == pa.map_(pa.string(), pa.float64())
+    assert len({schema.remove_metadata().to_string() for schema in schemas[:2]}) == 2  # f_views vs f_hour
+
+    # pandas: one frame, with the first file's columns
+    both = pd.read_parquet(out)
+    assert list(both.columns) == list(frames[0].columns)
+    assert both["decision_id"].tolist() == [f"orders-{i}" for i in range(5)] + [f"no_orders-{i}" for i in range(5)]
+    assert both["order_id"].tolist()[:5] == [f"o{i}" for i in range(5)] and both["order_id"][5:].isna().all()
+    assert both["reward"].tolist() == [1.5] * 10
+    np.testing.assert_array_equal(both["f_views"], [0.0, 1.0, 2.0, 3.0, 4.0] + [np.nan] * 5)
+
+    # pyarrow.dataset over the union of the schemas: every column of every file
+    table = ds.dataset(out, format="parquet", schema=pa.unify_schemas(schemas)).to_table()
+    assert table.num_rows == 10
+    assert table.column("order_id").to_pylist() == [f"o{i}" for i in range(5)] + [None] * 5
+    assert table.column("f_hour").to_pylist() == [None] * 5 + [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert table.column("p_coupon_5").to_pylist() == [0.75] * 10
+    assert [dict(f) for f in table.column("features").to_pylist()] == (
+        [{"views": float(i)} for i in range(5)] + [{"hour": float(i)} for i in range(5)]
+    )
+
+
+def test_parquet_schema_refuses_unknown_columns():
+    from engine.decision_log.export import parquet_schema
+
+    with pytest.raises(ValueError, match="column 'score' is not a decision-log column"):
+        parquet_schema(["decision_id", "score"])
+
+
 def test_dsjson_lines_are_parsed_by_vowpal_wabbit_with_matching_labels(logged, tmp_path):
     path, records, rewards = logged
     out = tmp_path / "log.dsjson"
