@@ -290,7 +290,7 @@ def reward_model_features(features: np.ndarray) -> np.ndarray:
 DEFAULT_REWARD_MODEL = "boosted"
 """Reward model :func:`evaluate_log` cross-fits on the logged features (see
 :mod:`engine.ope.reward_model`); on simulated engine logs its DM error is about 0.4 times that
-of per-action ridge regression (docs/benchmarks.md)."""
+of per-action ridge regression (docs/ope-engine-logs.md)."""
 
 
 def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | None:

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from engine.ope.logs import BanditData, evaluate_log, target_probabilities
+from engine.ope.logs import (
+    DEFAULT_REWARD_MODEL,
+    BanditData,
+    evaluate_log,
+    reward_model_features,
+    reward_scale,
+    target_probabilities,
+)
+from engine.ope.reward_model import cross_fit_rewards
 from policies import make_policy
 
 OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
@@ -37,22 +45,31 @@ def offline_evaluation(
     confidence: float = 0.95,
     seed: int = 0,
     estimators: Sequence[str] = OPE_ESTIMATORS,
+    reward_model: str = DEFAULT_REWARD_MODEL,
 ) -> pd.DataFrame:
     """One row per target and estimator: estimate, interval, truth, coverage and diagnostics.
 
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
-    ``data``). Columns: ``target, estimator, value, ci_low, ci_high, true_value, covered`` and
+    ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
+    with the cart value as scale, as :func:`engine.ope.logs.evaluate_log` does) is fitted once
+    and shared by the targets; intervals are the analytic (normal) ones. Columns: ``target, estimator, value, ci_low, ci_high, true_value, covered`` and
     the target's weight diagnostics ``ess, max_weight, rare_share, warning`` (shared by its
     rows; empty warning when the overlap is fine).
     """
     if expected_rewards.shape != (data.n, data.n_actions):
         raise ValueError(f"expected_rewards has shape {expected_rewards.shape}, must be {(data.n, data.n_actions)}")
+    q = None
+    if data.features.shape[1]:
+        scale = None if reward_model == "logistic" else reward_scale(data.features, data.feature_names)
+        q = cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards, data.n_actions,
+                              np.random.default_rng(seed), model=reward_model, scale=scale)
     rows = []
     for name in targets:
         policy = make_policy(name, seed=seed)
         probs = target_probabilities(data, policy)
+        model = {} if q is None else {"estimated_rewards": q}
         table = evaluate_log(data, lambda X, names, eligible, p=probs: p, estimators=tuple(estimators),
-                             confidence=confidence, seed=seed)
+                             confidence=confidence, seed=seed, **model)
         true_value = float(np.mean(np.sum(probs * expected_rewards, axis=1)))
         diag = table.attrs["diagnostics"]
         for estimator in (e for e in estimators if e in table.index):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import pandas as pd
 
 from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
-from engine.ope.logs import bandit_data_from_log
+from engine.ope.logs import DEFAULT_REWARD_MODEL, bandit_data_from_log
 from simulator.job.config import QUICK, RunConfig, load_config
 from simulator.job.engine_run import run_engine
 from simulator.job.offline import offline_evaluation, truth_matrix
@@ -46,8 +46,9 @@ def coverage_config(carts: int = DEFAULT_CARTS, overrides: Mapping[str, Any] | N
     return load_config(None, {**QUICK, "engine.carts": carts, **(overrides or {})})
 
 
-def seed_table(seed: int, cfg: RunConfig) -> pd.DataFrame:
-    """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``), with a ``seed`` column."""
+def seed_table(seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)) -> pd.DataFrame:
+    """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``) with ``seed`` and
+    ``reward_model`` columns: one block of rows per reward model, all on the same log."""
     shop = {"n_shoppers": cfg.shop.n_shoppers, "n_items": cfg.shop.n_items,
             "coupon_conditioning": cfg.shop.coupon_conditioning, "fatigue": cfg.shop.fatigue}
     warm = run_warmup(cfg.warmup.carts, seed, shop, progress=False)
@@ -62,16 +63,22 @@ def seed_table(seed: int, cfg: RunConfig) -> pd.DataFrame:
         finally:
             engine.close()
         data = bandit_data_from_log(log_path)
-    table = offline_evaluation(data, truth_matrix(run.decisions, data), cfg.ope.targets, cfg.ope.confidence, seed)
-    table.insert(0, "seed", seed)
-    return table
+    truth = truth_matrix(run.decisions, data)
+    tables = []
+    for model in reward_models:
+        table = offline_evaluation(data, truth, cfg.ope.targets, cfg.ope.confidence, seed, reward_model=model)
+        table.insert(0, "reward_model", model)
+        table.insert(0, "seed", seed)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
-def _seed_table_args(args: tuple[int, RunConfig]) -> pd.DataFrame:
+def _seed_table_args(args: tuple[int, RunConfig, tuple[str, ...]]) -> pd.DataFrame:
     return seed_table(*args)
 
 
-def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes: int = 1) -> pd.DataFrame:
+def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes: int = 1,
+                   reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)) -> pd.DataFrame:
     """:func:`seed_table` of every seed, concatenated (``processes > 1``: seeds run in parallel;
     the result does not depend on it)."""
     cfg = coverage_config() if cfg is None else cfg
@@ -81,10 +88,10 @@ def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes
     if processes < 1:
         raise ValueError(f"processes == {processes}, must be >= 1")
     if processes == 1:
-        tables = [seed_table(s, cfg) for s in seeds]
+        tables = [seed_table(s, cfg, reward_models) for s in seeds]
     else:
         with ProcessPoolExecutor(processes) as pool:
-            tables = list(pool.map(_seed_table_args, [(s, cfg) for s in seeds]))
+            tables = list(pool.map(_seed_table_args, [(s, cfg, tuple(reward_models)) for s in seeds]))
     table = pd.concat(tables, ignore_index=True)
     table["error"] = table["value"] - table["true_value"]
     table["width"] = table["ci_high"] - table["ci_low"]
@@ -92,9 +99,9 @@ def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes
 
 
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per target and estimator over seeds: coverage, share of misses below the truth, mean
+    """Per reward model, target and estimator over seeds: coverage, share of misses below the truth, mean
     error (bias) with its standard error, mean absolute error and mean interval width."""
-    g = table.groupby(["target", "estimator"], sort=False)
+    g = table.groupby(["reward_model", "target", "estimator"], sort=False)
     out = pd.DataFrame({
         "seeds": g.size(),
         "coverage": g["covered"].mean(),
