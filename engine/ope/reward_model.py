@@ -36,6 +36,9 @@ BOOSTED_PARAMS = {
 }
 """Settings of the ``boosted`` model: small trees, strong leaf minimum (rewards are noisy).
 No early stopping, so that the fit is deterministic and uses every training row."""
+SINGLE_THREAD_ROWS = 20_000
+"""Below this many training rows the ``boosted`` model runs on one thread: on small fits the
+OpenMP threads cost more than they save (and spin on a busy machine)."""
 
 
 def _is_binary(rewards: np.ndarray) -> bool:
@@ -66,18 +69,23 @@ def _fit_predict(
 def _boosted_fit_predict(
     x: np.ndarray, actions: np.ndarray, y: np.ndarray, x_new: np.ndarray, n_actions: int
 ) -> np.ndarray:
+    from contextlib import nullcontext
+
     from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
     d = x.shape[1]
     if y.size < MIN_ROWS:
         return np.full((x_new.shape[0], n_actions), float(y.mean()) if y.size else 0.0)
-    model = HistGradientBoostingRegressor(categorical_features=[d], **BOOSTED_PARAMS)
-    model.fit(np.column_stack([x, actions]), y)
     m = x_new.shape[0]
     grid = np.empty((m * n_actions, d + 1))
     grid[:, :d] = np.repeat(x_new, n_actions, axis=0)
     grid[:, d] = np.tile(np.arange(n_actions), m)
-    return model.predict(grid).reshape(m, n_actions)
+    small = y.size < SINGLE_THREAD_ROWS
+    with threadpool_limits(limits=1, user_api="openmp") if small else nullcontext():
+        model = HistGradientBoostingRegressor(categorical_features=[d], **BOOSTED_PARAMS)
+        model.fit(np.column_stack([x, actions]), y)
+        return model.predict(grid).reshape(m, n_actions)
 
 
 def fold_ids(n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
