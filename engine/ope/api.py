@@ -90,6 +90,7 @@ def summarize(
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     n_folds: int = 2,
     reward_model: str = "auto",
+    reward_scale: object | None = None,
 ) -> Summaries:
     """Mergeable sufficient statistics of each estimator over one chunk of rows.
 
@@ -114,7 +115,7 @@ def summarize(
     if need_model and data.estimated_rewards is None:
         q = cross_fit_rewards(
             data.contexts, data.actions, data.rewards, data.n_actions, generator, n_folds,
-            reward_model,
+            reward_model, reward_scale,
         )
         data = ValidatedFeedback(
             data.rewards, data.actions, data.logged_probs, data.target_probs, q, None
@@ -140,6 +141,7 @@ def evaluate(
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     n_folds: int = 2,
     reward_model: str = "auto",
+    reward_scale: object | None = None,
 ) -> pd.DataFrame:
     """Estimate the value of a target policy from logged bandit feedback.
 
@@ -150,7 +152,10 @@ def evaluate(
         target_probs: ``(n, n_actions)`` the evaluated policy's distribution for each row.
         estimated_rewards: ``(n, n_actions)`` reward-model predictions for DM/DR-type estimators.
         contexts: ``(n, d)`` features; the reward model is then fitted by ``n_folds``-fold
-            cross-fitting (ridge or logistic regression, see ``reward_model``).
+            cross-fitting (``reward_model``: ``auto`` (ridge, or logistic for 0/1 rewards),
+            ``ridge``, ``logistic`` or ``boosted``, see :mod:`engine.ope.reward_model`).
+        reward_scale: ``(n,)`` positive per-row reward scale for the reward model (it fits
+            ``reward / scale``), e.g. the cart value when rewards are profits.
         estimators: names among ``ipw, snipw, dm, dr, sndr, switch-dr, dr-os, on-policy``.
             Default: ``ipw, snipw, dm, dr, sndr, switch-dr``, keeping only ``ipw, snipw`` when
             there is no reward model. ``on-policy`` (mean logged reward) is always added.
@@ -173,7 +178,7 @@ def evaluate(
         rewards, actions, logged_probs, target_probs, estimated_rewards, contexts, estimators,
         n_bootstrap=n_boot, rng=rng, seed=seed,
         switch_threshold=switch_threshold, dros_lambda=dros_lambda, n_folds=n_folds,
-        reward_model=reward_model,
+        reward_model=reward_model, reward_scale=reward_scale,
     )
     return finalize(summaries, confidence, ci)
 

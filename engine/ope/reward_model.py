@@ -1,10 +1,20 @@
 """Reward-model predictions for DM/DR by K-fold cross-fitting.
 
-For each fold, one model per action is fitted on the rows of the *other* folds where that
-action was logged, and predicts every action for the rows of the fold. A row's predictions
-therefore never depend on its own reward. Actions with too few training rows (or a single
-observed class for logistic regression) fall back to their mean training reward, then to the
-overall training mean.
+For each fold, the model is fitted on the rows of the *other* folds and predicts every action
+for the rows of the fold, so a row's predictions never depend on its own reward.
+
+- ``ridge`` / ``logistic``: one linear model per action, fitted on the rows where that action
+  was logged. Actions with too few training rows (or a single observed class for logistic
+  regression) fall back to their mean training reward, then to the overall training mean.
+- ``boosted``: one gradient-boosted tree ensemble (scikit-learn's
+  ``HistGradientBoostingRegressor``, squared loss) on the contexts plus the action as a
+  categorical feature. Pooling the actions lets rarely logged actions borrow the shape of the
+  others; the trees fit interactions between the action and the context and nonlinear effects
+  (purchase probabilities, thresholds) that a linear model misses.
+
+``scale`` (optional, one positive number per row) makes the model fit ``reward / scale`` and
+predict ``scale * prediction``: for rewards proportional to a known size (profit and cart value)
+the model then learns a per-unit effect that is shared across sizes.
 """
 
 from __future__ import annotations
@@ -17,9 +27,18 @@ from engine.validation import check_integer
 
 logger = logging.getLogger(__name__)
 
-MODELS = ("auto", "ridge", "logistic")
+MODELS = ("auto", "ridge", "logistic", "boosted")
 MIN_ROWS = 5
 """Fewest training rows of an action for which a model is fitted."""
+BOOSTED_PARAMS = {
+    "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 40,
+    "l2_regularization": 1.0, "early_stopping": False,
+}
+"""Settings of the ``boosted`` model: small trees, strong leaf minimum (rewards are noisy).
+No early stopping, so that the fit is deterministic and uses every training row."""
+SINGLE_THREAD_ROWS = 20_000
+"""Below this many training rows the ``boosted`` model runs on one thread: on small fits the
+OpenMP threads cost more than they save (and spin on a busy machine)."""
 
 
 def _is_binary(rewards: np.ndarray) -> bool:
@@ -47,6 +66,28 @@ def _fit_predict(
     return model.predict(x_new)
 
 
+def _boosted_fit_predict(
+    x: np.ndarray, actions: np.ndarray, y: np.ndarray, x_new: np.ndarray, n_actions: int
+) -> np.ndarray:
+    from contextlib import nullcontext
+
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
+
+    d = x.shape[1]
+    if y.size < MIN_ROWS:
+        return np.full((x_new.shape[0], n_actions), float(y.mean()) if y.size else 0.0)
+    m = x_new.shape[0]
+    grid = np.empty((m * n_actions, d + 1))
+    grid[:, :d] = np.repeat(x_new, n_actions, axis=0)
+    grid[:, d] = np.tile(np.arange(n_actions), m)
+    small = y.size < SINGLE_THREAD_ROWS
+    with threadpool_limits(limits=1, user_api="openmp") if small else nullcontext():
+        model = HistGradientBoostingRegressor(categorical_features=[d], **BOOSTED_PARAMS)
+        model.fit(np.column_stack([x, actions]), y)
+        return model.predict(grid).reshape(m, n_actions)
+
+
 def fold_ids(n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
     """Random balanced fold labels in ``[0, n_folds)`` for ``n`` rows."""
     folds = np.empty(n, dtype=np.int64)
@@ -62,12 +103,15 @@ def cross_fit_rewards(
     rng: np.random.Generator,
     n_folds: int = 2,
     model: str = "auto",
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold predictions ``(n, n_actions)`` of the expected reward of every action.
 
-    ``model``: ``"ridge"``, ``"logistic"`` (rewards must be 0/1) or ``"auto"`` (logistic for
-    0/1 rewards, ridge otherwise). ``n_folds=1`` fits on all rows and predicts in-sample (no
-    cross-fitting). Deterministic for a given generator state.
+    ``model``: ``"ridge"``, ``"logistic"`` (rewards must be 0/1), ``"boosted"`` (pooled
+    gradient-boosted trees, see the module docstring) or ``"auto"`` (logistic for 0/1 rewards,
+    ridge otherwise). ``scale``: ``(n,)`` positive per-row reward scale (fit ``reward / scale``,
+    predict times ``scale``); not with ``logistic``. ``n_folds=1`` fits on all rows and predicts
+    in-sample (no cross-fitting). Deterministic for a given generator state.
     """
     n_folds = check_integer(n_folds, "n_folds", low=1)
     if model not in MODELS:
@@ -77,6 +121,13 @@ def cross_fit_rewards(
     if kind == "logistic" and not binary:
         raise ValueError("reward_model == 'logistic' but rewards are not all 0 or 1")
     n = rewards.shape[0]
+    if scale is not None:
+        scale = np.asarray(scale, dtype=np.float64)
+        if scale.shape != (n,) or not np.all(np.isfinite(scale) & (scale > 0)):
+            raise ValueError(f"scale has shape {scale.shape}, must be ({n},) of finite numbers > 0")
+        if kind == "logistic":
+            raise ValueError("scale is not supported with reward_model == 'logistic'")
+        rewards = rewards / scale
     if n_folds > 1 and n < 2 * n_folds:
         raise ValueError(f"n_folds == {n_folds} needs at least {2 * n_folds} rows, got {n}")
     folds = fold_ids(n, n_folds, rng)
@@ -84,6 +135,11 @@ def cross_fit_rewards(
     for k in range(n_folds):
         test = folds == k
         train = ~test if n_folds > 1 else test
+        if kind == "boosted":
+            out[test] = _boosted_fit_predict(
+                contexts[train], actions[train], rewards[train], contexts[test], n_actions
+            )
+            continue
         fallback = float(rewards[train].mean())
         for a in range(n_actions):
             rows = train & (actions == a)
@@ -91,4 +147,4 @@ def cross_fit_rewards(
                 kind, contexts[rows], rewards[rows], contexts[test], fallback
             )
     logger.debug("cross-fitted %s reward models: %d folds x %d actions", kind, n_folds, n_actions)
-    return out
+    return out if scale is None else out * scale[:, None]

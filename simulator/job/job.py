@@ -19,18 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
-from engine.ope.logs import evaluate_log, read_log_dataset, target_probabilities
+from engine.ope.logs import read_log_dataset
 from policies import make_policy
-from simulator.shop.constants import ACTION_NAMES
 from simulator.experiments import run_experiment
 from simulator.experiments.report import format_table, write_report
 from simulator.job.config import RunConfig
 from simulator.job.engine_run import EngineRun, run_engine
+from simulator.job.offline import offline_evaluation, truth_matrix
 from simulator.job.plots import engine_learning_curve, ope_truth_plot, profit_by_policy, profit_by_type
 from simulator.job.warmup import Warmup, run_warmup
 from simulator.training import run_policy
@@ -39,7 +38,6 @@ from simulator.training.plots import learning_curve_plot
 logger = logging.getLogger(__name__)
 
 BASELINE_POLICIES = ("none", "rule", "uniform")
-OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
 
 
 @dataclass
@@ -143,20 +141,5 @@ def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[p
 def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
     """Score candidate policies on the engine's log; put their true value on the same carts beside."""
     data = read_log_dataset(run.log_path)
-    truth = run.decisions.set_index("decision_id").loc[list(data.decision_ids)]
-    er = truth[[f"er_{a}" for a in ACTION_NAMES]].to_numpy()
-    col = [list(ACTION_NAMES).index(a) for a in data.action_names]
-    rows = []
-    for name in cfg.ope.targets:
-        policy = make_policy(name, seed=cfg.seed)
-        table = evaluate_log(data, policy, estimators=OPE_ESTIMATORS, confidence=cfg.ope.confidence, seed=cfg.seed)
-        probs = target_probabilities(data, policy)
-        true_value = float(np.mean(np.sum(probs * er[:, col], axis=1)))
-        for estimator, r in table.loc[[e for e in OPE_ESTIMATORS if e in table.index]].iterrows():
-            rows.append({"target": name, "estimator": estimator, "value": r["value"], "ci_low": r["ci_low"],
-                         "ci_high": r["ci_high"], "true_value": true_value,
-                         "covered": bool(r["ci_low"] <= true_value <= r["ci_high"])})
-    frame = pd.DataFrame(rows)
-    frame.attrs["logging_value"] = float(np.mean(data.rewards))
-    frame.attrs["rows"] = data.n
-    return frame
+    return offline_evaluation(data, truth_matrix(run.decisions, data), cfg.ope.targets,
+                              cfg.ope.confidence, cfg.seed)

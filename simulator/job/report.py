@@ -32,8 +32,24 @@ def summary_lines(result) -> list[str]:
     dr = result.ope[result.ope["estimator"] == "dr"]
     covered = int(dr["covered"].sum())
     lines.append(f"  Off-policy (DR) on the engine log: {covered}/{len(dr)} targets' 95% intervals cover the true value")
+    if "warning" in result.ope.columns:
+        warned = result.ope[result.ope["warning"] != ""].drop_duplicates("target")
+        lines.extend(f"  Warning ({r['target']}): {r['warning']}" for _, r in warned.iterrows())
     lines.append("  Steps (s): " + ", ".join(f"{k} {v}" for k, v in result.seconds.items()))
     return lines
+
+
+def _ope_warnings_html(ope) -> str:
+    """One plain warning per target whose importance weights make its estimates untrustworthy."""
+    if "warning" not in ope.columns:
+        return ""
+    warned = ope[ope["warning"] != ""].drop_duplicates("target")
+    if warned.empty:
+        return ("<p>Importance weights are healthy for every target (columns <code>ess</code>, "
+                "<code>max_weight</code>, <code>rare_share</code>).</p>\n")
+    items = "".join(f"<li><b>{html.escape(str(r['target']))}</b>: {html.escape(str(r['warning']))}</li>"
+                    for _, r in warned.iterrows())
+    return f"<p class='note'><b>Do not trust these estimates blindly:</b></p><ul>{items}</ul>\n"
 
 
 def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
@@ -69,6 +85,7 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies scored "
                  "without deploying them, beside their true value on the same carts.</p>\n")
     parts.append(frame_html(result.ope, "{:.3f}"))
+    parts.append(_ope_warnings_html(result.ope))
     parts.append(embed_png(result.figures["ope"]))
     parts.append(section("5. Simulated A/B test"))
     parts.append("<pre>" + html.escape(result.abtest_summary) + "</pre>\n")

@@ -1,0 +1,88 @@
+"""Section 4 of ``cartwise run``: candidate policies scored on the engine's decision log.
+
+Each target is evaluated on the logged rows with :func:`engine.ope.logs.evaluate_log` and put
+beside its *truth on the same carts*: ``mean_i sum_a pi(a | x_i) q(x_i, a)``, where ``q`` is the
+simulator's true expected profit of every action for the shopper's state at decision time and
+``pi`` the target's distribution over the actions the engine could take there (the same matrix
+the estimators use). Importance-weight diagnostics (:mod:`engine.ope.diagnostics`) and their
+plain warnings ride along on every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.ope.logs import (
+    DEFAULT_REWARD_MODEL,
+    LogDataset,
+    evaluate_log,
+    reward_model_features,
+    reward_scale,
+    target_probabilities,
+)
+from engine.ope.reward_model import cross_fit_rewards
+from policies import make_policy
+
+OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
+
+
+def truth_matrix(decisions: pd.DataFrame, data: LogDataset) -> np.ndarray:
+    """``(n, A)`` true expected profit of every action on the log's rows, in the log's order."""
+    truth = decisions.set_index("decision_id").loc[list(data.decision_ids)]
+    missing = [a for a in data.action_names if f"er_{a}" not in truth.columns]
+    if missing:
+        raise ValueError(f"decisions has no 'er_{missing[0]}' column for the logged action {missing[0]!r}")
+    return truth[[f"er_{a}" for a in data.action_names]].to_numpy(dtype=np.float64)
+
+
+def offline_evaluation(
+    data: LogDataset,
+    expected_rewards: np.ndarray,
+    targets: Sequence[str],
+    confidence: float = 0.95,
+    seed: int = 0,
+    estimators: Sequence[str] = OPE_ESTIMATORS,
+    reward_model: str = DEFAULT_REWARD_MODEL,
+) -> pd.DataFrame:
+    """One row per target and estimator: estimate, interval, truth, coverage and diagnostics.
+
+    ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
+    ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
+    with the cart value as scale, as :func:`engine.ope.logs.evaluate_log` does) is fitted once
+    and shared by the targets; intervals are the analytic (normal) ones. Columns: ``target, estimator, value, ci_low, ci_high, true_value, covered`` and
+    the target's weight diagnostics ``ess, max_weight, rare_share, warning`` (shared by its
+    rows; empty warning when the overlap is fine).
+    """
+    if expected_rewards.shape != (data.n, data.n_actions):
+        raise ValueError(f"expected_rewards has shape {expected_rewards.shape}, must be {(data.n, data.n_actions)}")
+    q = None
+    if data.features.shape[1]:
+        scale = None if reward_model == "logistic" else reward_scale(data.features, data.feature_names)
+        q = cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards, data.n_actions,
+                              np.random.default_rng(seed), model=reward_model, scale=scale)
+    rows = []
+    for name in targets:
+        policy = make_policy(name, seed=seed)
+        probs = target_probabilities(data, policy)
+        model = {} if q is None else {"estimated_rewards": q}
+        table = evaluate_log(data, lambda X, names, eligible, p=probs: p, estimators=tuple(estimators),
+                             confidence=confidence, seed=seed, **model)
+        true_value = float(np.mean(np.sum(probs * expected_rewards, axis=1)))
+        diag = table.attrs["diagnostics"]
+        for estimator in (e for e in estimators if e in table.index):
+            r = table.loc[estimator]
+            rows.append({"target": name, "estimator": estimator, "value": r["value"], "ci_low": r["ci_low"],
+                         "ci_high": r["ci_high"], "true_value": true_value,
+                         "covered": bool(r["ci_low"] <= true_value <= r["ci_high"]),
+                         "ess": diag.ess, "max_weight": diag.max_weight, "rare_share": diag.rare_share,
+                         "warning": " ".join(diag.warnings)})
+    frame = pd.DataFrame(rows)
+    frame.attrs["logging_value"] = float(np.mean(data.rewards))
+    frame.attrs["rows"] = data.n
+    return frame
+
+
+__all__ = ["OPE_ESTIMATORS", "offline_evaluation", "truth_matrix"]
