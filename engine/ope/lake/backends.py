@@ -13,6 +13,8 @@ import logging
 import os
 import pickle
 import sys
+import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -62,6 +64,7 @@ def spark_session(master: str = "local[2]", app_name: str = "cartwise"):
             .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.shuffle.partitions", "4")
             .getOrCreate())
 
@@ -96,17 +99,56 @@ def run_spark(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *
     if "day" in df.columns:
         df = df.withColumn("day", F.col("day").cast("string"))  # hive values may be inferred as dates
     df = df.select(*columns)
-    plan_bytes = session.sparkContext.broadcast(pickle.dumps(plan))
+    sc = session.sparkContext
+    plan_bytes = sc.broadcast(pickle.dumps(plan))
     try:
         out = df.mapInArrow(_partition_fn(fn, plan_bytes), "stats binary")
-        total = None
-        for row in out.toLocalIterator():
-            total = _merge(total, pickle.loads(row["stats"]))
-            if progress is not None:
-                progress.update(1)
+        rows = _collect_with_progress(sc, out, progress)
     finally:
         plan_bytes.unpersist()
+    total = None
+    for row in rows:  # partition order: the same merge order on every run
+        total = _merge(total, pickle.loads(row["stats"]))
     return total
+
+
+def _collect_with_progress(sc: Any, df: Any, progress: Any) -> list:
+    """``df.collect()``; with a progress bar, polls Spark's status tracker for finished tasks."""
+    if progress is None:
+        return df.collect()
+    group = f"cartwise-{uuid.uuid4().hex}"
+    result: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            sc.setJobGroup(group, "cartwise evaluate")  # a thread-local property: set it here
+            result["rows"] = df.collect()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=collect, daemon=True)
+    worker.start()
+    tracker, done = sc.statusTracker(), 0
+    while True:
+        worker.join(0.2)
+        alive = worker.is_alive()
+        finished, total = 0, 0
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            for stage in (info.stageIds if info else ()):
+                s = tracker.getStageInfo(stage)
+                if s is not None:
+                    finished, total = finished + s.numCompletedTasks, total + s.numTasks
+        if total and progress.total != total:
+            progress.total = total
+        if finished > done:
+            progress.update(finished - done)
+            done = finished
+        if not alive:
+            break
+    if "error" in result:
+        raise result["error"]
+    return result["rows"]
 
 
 RUNNERS = {"memory": run_memory, "stream": run_stream, "spark": run_spark}
