@@ -24,3 +24,14 @@ def sim_records():
 @pytest.fixture(scope="session")
 def sim_contexts(sim_records):
     return [info["context"] for info in sim_records]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] SparkSession for the whole test run (skipped without the spark extra)."""
+    pytest.importorskip("pyspark")
+    from engine.ope.lake.backends import spark_session
+
+    session = spark_session("local[2]", app_name="cartwise-tests")
+    yield session
+    session.stop()

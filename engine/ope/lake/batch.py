@@ -114,15 +114,15 @@ def read_batch(
     bad = np.abs(sums - 1.0) > SUM_TOLERANCE
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"columns p_<action> sum to {sums[row]!r} in {_first_rows(bad, ids)}, "
+        raise ValueError(f"columns p_<action> sum to {float(sums[row])!r} in {_first_rows(bad, ids)}, "
                          f"must sum to 1 (within {SUM_TOLERANCE})")
     logged = _numpy(kept.column("probability"), np.float64)
     at_logged = probs[np.arange(n), actions]
     bad = ~((logged > 0.0) & (logged <= 1.0)) | (np.abs(at_logged - logged) > PROB_TOLERANCE)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column 'probability' == {logged[row]!r} in {_first_rows(bad, ids)}, must be in "
-                         f"(0, 1] and equal p_{action_names[actions[row]]} == {at_logged[row]!r}")
+        raise ValueError(f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
+                         f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}")
     features = np.empty((n, len(feature_names)))
     names = set(kept.schema.names)
     for j, f in enumerate(feature_names):
