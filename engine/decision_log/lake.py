@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -85,46 +86,59 @@ def day_of(timestamps: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- reading the store
+ORDERS = ("rowid", "timestamp")
+
+
 def read_chunks(
-    source: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS
+    source: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS, order: str = "rowid"
 ) -> Iterator["pd.DataFrame"]:
     """The store's decisions joined with their outcomes, ``chunk_rows`` at a time.
 
-    Frames have :func:`engine.decision_log.read_log`'s columns. ``source`` is a SQLite path;
-    other schemes (``postgresql://``) raise ``ValueError`` until a reader for them is added.
+    Frames have :func:`engine.decision_log.read_log`'s columns. ``order="rowid"`` reads in
+    insertion order; ``"timestamp"`` in :func:`read_log`'s order (timestamp, then insertion).
+    ``source`` is a SQLite path; other schemes (``postgresql://``) raise ``ValueError`` until a
+    reader for them is added here.
     """
     if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
         raise ValueError(f"chunk_rows == {chunk_rows!r}, must be an integer >= 1")
+    if order not in ORDERS:
+        raise ValueError(f"order == {order!r}, must be one of {ORDERS}")
     text = os.fspath(source)
     if "://" in text:
         raise ValueError(f"source == {text!r}: only SQLite decision logs can be read so far")
-    return _sqlite_chunks(text, chunk_rows)
+    return _sqlite_chunks(text, chunk_rows, order)
 
 
-def _sqlite_chunks(path: str, chunk_rows: int) -> Iterator["pd.DataFrame"]:
+def _sqlite_chunks(path: str, chunk_rows: int, order: str) -> Iterator["pd.DataFrame"]:
     from .export import _frame, connect_readonly
 
     columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
-    sql = (
-        f"SELECT d.rowid, {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"
-        " LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
-        " WHERE d.rowid > ? ORDER BY d.rowid LIMIT ?"
+    head = (
+        f"SELECT d.rowid, d.timestamp, {columns}, o.reward, o.source, o.timestamp, o.order_id"
+        " FROM decisions AS d LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
     )
+    # keyset pagination: each chunk starts after the last key of the previous one
+    if order == "rowid":
+        sql = head + " WHERE d.rowid > ? ORDER BY d.rowid LIMIT ?"
+    else:
+        sql = head + (" WHERE d.timestamp > ? OR (d.timestamp = ? AND d.rowid > ?)"
+                      " ORDER BY d.timestamp, d.rowid LIMIT ?")
     conn = connect_readonly(path)
     try:
-        last = -1
+        last: tuple = (-1,) if order == "rowid" else (-math.inf, -math.inf, -1)
         vocab: dict[str, tuple[str, ...]] = {}
         while True:
-            rows = conn.execute(sql, (last, chunk_rows)).fetchall()
+            rows = conn.execute(sql, (*last, chunk_rows)).fetchall()
             if not rows:
                 return
-            last = rows[-1][0]
+            last = (rows[-1][0],) if order == "rowid" else (rows[-1][1], rows[-1][1], rows[-1][0])
+            rows = [r[2:] for r in rows]
             # vocabularies are insert-only and committed with the rows using them
-            needed = {r[8] for r in rows} | {r[11] for r in rows}
+            needed = {r[7] for r in rows} | {r[10] for r in rows}
             if not needed <= vocab.keys():
                 vocab = {vid: decode_names(names) for vid, names in
                          conn.execute("SELECT vocab_id, names FROM vocabularies")}
-            yield _frame([r[1:] for r in rows], vocab)
+            yield _frame(rows, vocab)
     finally:
         conn.close()
 

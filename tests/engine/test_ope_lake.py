@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from lake_log import make_engine_log
 
 from engine import ope
 from engine.decision_log import read_log
@@ -24,15 +23,6 @@ BY = ("model_version", "day")
 ESTIMATORS = ("ipw", "snipw", "dr")
 COMPARED = ["value", "ci_low", "ci_high", "se", "n", "ess", "max_weight", "mean_weight", "w_p50", "w_p90", "w_p99"]
 RTOL = 1e-9
-
-
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory):
-    """An engine-made log (3,001 decisions over 3 days, 2 model versions) and its Parquet export."""
-    root = tmp_path_factory.mktemp("lake")
-    log_path, model_path = make_engine_log(root, n_batches=6, batch=500)
-    out = export_lake(log_path, root / "logs", partition="day", chunk_rows=700)
-    return log_path, model_path, out
 
 
 def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> float:
