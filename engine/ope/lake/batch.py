@@ -19,11 +19,26 @@ PROB_TOLERANCE = 1e-6
 """Allowed gap between ``probability`` and the logged action's ``p_<action>``."""
 
 
+class LazyIds(Sequence):
+    """``decision_id`` values of a batch, converted to Python strings only when indexed (errors)."""
+
+    def __init__(self, column) -> None:
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return str(self._column[int(i)].as_py())
+
+
 @dataclass(frozen=True)
 class LogBatch:
     """The kept rows of a batch (not fallback, reward settled), ``n`` rows and ``A`` actions."""
 
-    decision_ids: tuple[str, ...]
+    decision_ids: Sequence[str]
     timestamps: np.ndarray  # (n,) float64
     rewards: np.ndarray  # (n,) float64
     actions: np.ndarray  # (n,) int64, index into the plan's action_names
@@ -93,7 +108,7 @@ def read_batch(
     no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
     keep = ~(fallback | no_reward)
     kept = batch.filter(pa.array(keep)) if not keep.all() else batch
-    ids = tuple(kept.column("decision_id").to_pylist())
+    ids = LazyIds(kept.column("decision_id"))
     n = kept.num_rows
     index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
     if index.null_count:
@@ -102,7 +117,7 @@ def read_batch(
         raise ValueError(f"column 'action' == {value!r} in {_first_rows(bad, ids)}, "
                          f"must be one of {list(action_names)}")
     actions = _numpy(index, np.int64)
-    probs = np.empty((n, len(action_names)))
+    probs = np.empty((n, len(action_names)), order="F")  # filled column by column
     for j, a in enumerate(action_names):
         probs[:, j] = _numpy(kept.column(f"p_{a}"), np.float64, 0.0)
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
@@ -123,7 +138,7 @@ def read_batch(
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
                          f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}")
-    features = np.empty((n, len(feature_names)))
+    features = np.empty((n, len(feature_names)), order="F")
     names = set(kept.schema.names)
     for j, f in enumerate(feature_names):
         col = f"f_{f}"

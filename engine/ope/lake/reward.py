@@ -41,7 +41,7 @@ def fold_of(timestamps: np.ndarray, n_folds: int) -> np.ndarray:
 
 def regressors(features: np.ndarray) -> np.ndarray:
     """The reward model's inputs: features with NaN (absent in a row) as 0."""
-    return np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.where(np.isnan(features), 0.0, features)
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,13 +148,13 @@ class RewardModel:
         """``(n, A)`` predicted reward of every action, each row by its own fold's models."""
         n_folds, n_actions, _ = self.coef.shape
         folds = fold_of(timestamps, n_folds)
+        slopes = self.coef / self.scale  # (K, A, d): coefficients on the raw features
+        offsets = self.intercept - np.einsum("kad,kad->ka", self.centre, slopes)
+        if n_folds == 1:
+            return x @ slopes[0].T + offsets[0]
         out = np.empty((x.shape[0], n_actions))
         for k in range(n_folds):
             sel = folds == k
-            if not sel.any():
-                continue
-            xk = x[sel]
-            for a in range(n_actions):
-                w = self.coef[k, a] / self.scale[k, a]
-                out[sel, a] = self.intercept[k, a] + (xk - self.centre[k, a]) @ w
+            if sel.any():
+                out[sel] = x[sel] @ slopes[k].T + offsets[k]
         return out
