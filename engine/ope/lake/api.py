@@ -1,9 +1,10 @@
-"""``evaluate_log``: off-policy evaluation of a decision-log lake, in memory, streamed or on Spark.
+"""``evaluate_lake``: off-policy evaluation of a decision-log lake, in memory, streamed or on Spark.
 
->>> # doctest: +SKIP
->>> from engine.ope import evaluate_log
->>> evaluate_log("logs/", policy="model.cw", estimators=("ipw", "snipw", "dr"),
-...              backend="stream", by=("model_version", "day"))
+Example (``engine.ope.evaluate_log`` with a ``backend`` calls it)::
+
+    from engine.ope import evaluate_log
+    evaluate_log("logs/", policy="model.cw", estimators=("ipw", "snipw", "dr"),
+                 backend="stream", by=("model_version", "day"))
 """
 
 from __future__ import annotations
