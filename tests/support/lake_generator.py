@@ -18,6 +18,8 @@ from engine.decision_log.lake import lake_schema
 from engine.features import FeatureBuilder
 
 START = 1_767_225_600.0
+ROW_GROUP = 65_536
+"""Rows per Parquet row group (what a reader decodes at once)."""
 
 
 def write_lake(out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: int = 10, seed: int = 0) -> Path:
@@ -35,7 +37,7 @@ def write_lake(out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: in
         for k, start in enumerate(range(0, day_rows, rows_per_file)):
             n = min(rows_per_file, day_rows - start)
             pq.write_table(_chunk(rng, schema, written + start, n, day, n_actions, features),
-                           folder / f"part-{k:06d}.parquet")
+                           folder / f"part-{k:06d}.parquet", row_group_size=ROW_GROUP)
         written += day_rows
     return out
 

@@ -44,7 +44,9 @@ class Source:
     def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
         """Arrow record batches (Parquet) or tables (store chunks) holding ``columns``."""
         if self.kind == "parquet":
-            yield from self.dataset().to_batches(columns=list(columns), batch_size=batch_rows)
+            # little read-ahead: memory stays at a few row groups, whatever the dataset's size
+            yield from self.dataset().to_batches(columns=list(columns), batch_size=batch_rows,
+                                                 batch_readahead=2, fragment_readahead=1)
             return
         from engine.decision_log.lake import lake_schema, read_chunks, to_arrow
 
