@@ -34,6 +34,8 @@ def retrain_from_log(
     propensity_floor: float | None = None,
     since: float | None = None,
     reward_divisor: Callable[[np.ndarray], np.ndarray] | None = None,
+    backend: str = "memory",
+    **lake_options: Any,
 ) -> Learner:
     """A new ``learner`` trained on the logged decisions that have a reward (fallbacks skipped).
 
@@ -43,7 +45,21 @@ def retrain_from_log(
     ``reward_divisor`` maps the feature rows to what each reward is divided by (the engine passes
     its :meth:`FeatureBuilder.reward_divisor <engine.features.FeatureBuilder.reward_divisor>`,
     so the new learner regresses on the same target as the online one); None: plain rewards.
+
+    ``backend="stream"`` or ``"spark"`` reads ``log`` (a Parquet lake or a SQLite path) in
+    bounded memory with :func:`engine.retrain_lake.retrain_lake` (``lake_options``:
+    ``batch_rows``, ``spark``, ``spark_master``); the model equals the in-memory one to rounding.
     """
+    if backend != "memory":
+        if isinstance(log, pd.DataFrame):
+            raise ValueError(f"backend == {backend!r} reads a path; a DataFrame is retrained with 'memory'")
+        from engine.retrain_lake import retrain_lake
+
+        return retrain_lake(log, action_names, feature_names, learner, backend=backend, seed=seed,
+                            learner_options=learner_options, propensity_floor=propensity_floor, since=since,
+                            reward_divisor=reward_divisor, **lake_options)
+    if lake_options:
+        raise ValueError(f"options {sorted(lake_options)} apply to backend 'stream' or 'spark' only")
     if isinstance(log, pd.DataFrame):
         frame = log
     else:

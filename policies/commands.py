@@ -6,9 +6,14 @@ policy of :func:`policies.make_policy` (``--policy``) or a saved ``DecisionEngin
 from before its exploration floor), or as its exploit action with ``--greedy``; it decides from
 the features the logging engine wrote to the log.
 
+With ``--backend`` (or a Parquet ``--log`` folder) the log is evaluated by
+:func:`engine.ope.evaluate_lake`: ``memory``, ``stream`` (bounded memory) or ``spark``, with a
+progress bar, optional strata (``--by model_version day``) and the same figures on every backend.
+
 Example::
 
     cartwise evaluate --log decisions.sqlite --policy rule --out reports/ope
+    cartwise evaluate --log logs/ --model model.cw --backend spark --spark-master 'local[2]'
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with the logging policy's mean reward as reference.",
     )
     p.add_argument("--log", required=True, metavar="PATH",
-                   help="decision log: the engine's SQLite file or its Parquet export")
+                   help="decision log: the engine's SQLite file, its Parquet export, or a Parquet "
+                   "folder written by cartwise export")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--policy", metavar="NAME",
                         help="policy name for policies.make_policy (e.g. rule, uniform, none, static:coupon_10)")
@@ -45,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="among ipw snipw dm dr sndr switch-dr dr-os (default: ipw snipw dm dr sndr switch-dr)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the policy and of the reward model's cross-fitting folds (default 0)")
+    p.add_argument("--backend", choices=("memory", "stream", "spark"), default=None,
+                   help="evaluate with engine.ope.evaluate_lake (default for a folder: stream)")
+    p.add_argument("--spark-master", default="local[2]", metavar="URL",
+                   help="with --backend spark: Spark master (default local[2])")
+    p.add_argument("--by", nargs="+", default=(), metavar="COLUMN",
+                   help="with --backend: strata, e.g. model_version day")
     p.set_defaults(func=_evaluate)
 
 
@@ -78,6 +90,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from engine.ope.logs import evaluate_log, read_log_dataset
 
     log_path = Path(args.log)
+    if args.backend is not None or log_path.is_dir():
+        return _evaluate_lake(args, log_path)
+    if args.by:
+        raise ValueError("--by applies with --backend only")
     if not log_path.is_file():
         raise ValueError(f"--log == {args.log!r}: no such file")
     target, label, name = _target(args)
@@ -99,6 +115,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format)
     print(table.loc[:, list(TABLE_COLUMNS)].to_string(formatters=formats, na_rep="-"))
+    print(f"forest plot: {png}")
+    print(f"table: {out / (stem + '.csv')}")
+    return 0
+
+
+def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
+    from engine.ope import evaluate_lake, forest_plot
+
+    if not log_path.exists():
+        raise ValueError(f"--log == {args.log!r}: no such file or folder")
+    if args.model is None and args.greedy:
+        raise ValueError("--greedy applies to --model only")
+    if args.model is not None and not Path(args.model).is_file():
+        raise ValueError(f"--model == {args.model!r}: no such file")
+    backend = args.backend or "stream"
+    policy = args.model if args.model is not None else args.policy
+    estimators = args.estimators if args.estimators is not None else ("ipw", "snipw", "dr")
+    table = evaluate_lake(log_path, policy, estimators=estimators, backend=backend, by=tuple(args.by),
+                          confidence=args.confidence, seed=args.seed, greedy=args.greedy,
+                          spark_master=args.spark_master, progress=True)
+    label = table.attrs["policy"] + (" (greedy)" if args.greedy else "")
+    name = ("model_" + Path(args.model).stem + ("_greedy" if args.greedy else "")) if args.model else args.policy
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "ope_" + _slug(name)
+    table.to_csv(out / f"{stem}.csv")
+    total = table.xs(("(all)",) * len(args.by), level=list(args.by)) if args.by else table
+    n = int(total["n"].iloc[0])
+    png = forest_plot(total, out / f"{stem}.png",
+                      title=f"{label} on {log_path.name}\nmean profit per cart, USD ({n:,} decisions)")
+    print(f"Off-policy evaluation of {label} on {log_path} (backend {backend})")
+    print(f"{n:,} decisions evaluated (dropped {table.attrs['n_fallback']:,} fallback, "
+          f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} analytic "
+          "intervals; value = mean profit per cart")
+    formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
+    formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format, w_p99="{:.3g}".format)
+    print(table.loc[:, list(TABLE_COLUMNS) + ["w_p99"]].to_string(formatters=formats, na_rep="-"))
     print(f"forest plot: {png}")
     print(f"table: {out / (stem + '.csv')}")
     return 0

@@ -6,7 +6,8 @@
 1.0
 
 Main entry points: :func:`evaluate` (arrays -> table), :func:`summarize` / :func:`merge` /
-:func:`finalize` (chunked, exactly mergeable), :func:`evaluate_stream` (iterable of chunks),
+:func:`finalize` (chunked, exactly mergeable), :func:`evaluate_stream` (iterable of chunks), :func:`evaluate_log` (a decision log or a
+Parquet lake, in memory, streamed or on Spark),
 readers for VW DSJSON and Open Bandit Pipeline dicts, and :func:`forest_plot`.
 """
 
@@ -18,7 +19,8 @@ from engine.ope.estimators import (
     ESTIMATORS,
     EstimatorParams,
 )
-from engine.ope.logs import LogDataset, evaluate_log, read_log_dataset
+from engine.ope.lake import evaluate_lake, evaluate_log
+from engine.ope.logs import LogDataset, read_log_dataset
 from engine.ope.merge import Summaries, Summary, finalize, merge
 from engine.ope.plots import forest_plot
 from engine.ope.readers import LoggedFeedback, from_obp, read_dsjson, target_probs_at_positions
@@ -27,6 +29,7 @@ from engine.ope.validation import validate
 
 __all__ = [
     "LogDataset",
+    "evaluate_lake",
     "evaluate_log",
     "read_log_dataset",
     "DEFAULT_DROS_LAMBDA",

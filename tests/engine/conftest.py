@@ -24,3 +24,4 @@ def sim_records():
 @pytest.fixture(scope="session")
 def sim_contexts(sim_records):
     return [info["context"] for info in sim_records]
+

@@ -1,0 +1,154 @@
+"""The three ways to fold a lake into statistics: in memory, streamed, or on Spark.
+
+Each backend applies a per-batch function (``fn(batch, plan)``, returning something with ``+``)
+to its batches and merges the results: ``memory`` reads the whole source as one batch,
+``stream`` iterates ``pyarrow.dataset`` record batches (memory bounded by one batch),
+``spark`` runs the function in ``mapInArrow`` on every partition with the plan broadcast, and the
+driver merges the pickled per-partition results with the same ``+``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine.ope.lake.source import BATCH_ROWS, Source
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("memory", "stream", "spark")
+
+
+def _merge(total: Any, part: Any) -> Any:
+    if part is None:
+        return total
+    return part if total is None else total + part
+
+
+def run_memory(source: Source, columns: Sequence[str], fn: Callable, plan: Any, **_: Any) -> Any:
+    """``fn`` on the whole source read into one Arrow table."""
+    return fn(source.table(columns), plan)
+
+
+def run_stream(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *,
+               batch_rows: int = BATCH_ROWS, progress: Any = None, **_: Any) -> Any:
+    """``fn`` batch by batch; only the running merge and one batch are held."""
+    total = None
+    for batch in source.batches(columns, batch_rows):
+        part = fn(batch, plan)
+        if progress is not None:
+            progress.update(batch.num_rows)
+        total = _merge(total, part)
+        del batch, part
+    return total
+
+
+def spark_session(master: str = "local[2]", app_name: str = "cartwise"):
+    """A SparkSession (the active one if any, else a new one on ``master``) with Arrow enabled."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:  # pragma: no cover - the extra is installed in CI
+        raise ValueError("backend == 'spark' needs PySpark: pip install 'cartwise[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    # local workers must run this interpreter (its packages), not the first python3 on PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (SparkSession.builder.master(master).appName(app_name)
+            .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .getOrCreate())
+
+
+def _partition_fn(fn: Callable, plan_bytes: Any) -> Callable:
+    def run(batches):
+        import pyarrow as pa
+
+        plan = pickle.loads(plan_bytes.value)
+        total = None
+        for batch in batches:
+            total = _merge(total, fn(batch, plan))
+        yield pa.RecordBatch.from_pydict({"stats": [pickle.dumps(total)]},
+                                         schema=pa.schema([("stats", pa.binary())]))
+
+    return run
+
+
+def run_spark(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *,
+              spark: Any = None, master: str = "local[2]", progress: Any = None, **_: Any) -> Any:
+    """``fn`` on every Spark partition (``mapInArrow``); the driver merges in partition order."""
+    if source.kind != "parquet":
+        raise ValueError(f"backend == 'spark' reads Parquet; export {source.location!r} first "
+                         "(cartwise export --log ... --to ...)")
+    from pyspark.sql import functions as F
+
+    session = spark or spark_session(master)
+    reader = session.read
+    if source.hive:
+        reader = reader.option("basePath", source.location)
+    df = reader.parquet(source.location)
+    if "day" in df.columns:
+        df = df.withColumn("day", F.col("day").cast("string"))  # hive values may be inferred as dates
+    df = df.select(*columns)
+    sc = session.sparkContext
+    plan_bytes = sc.broadcast(pickle.dumps(plan))
+    try:
+        out = df.mapInArrow(_partition_fn(fn, plan_bytes), "stats binary")
+        rows = _collect_with_progress(sc, out, progress)
+    finally:
+        plan_bytes.unpersist()
+    total = None
+    for row in rows:  # partition order: the same merge order on every run
+        total = _merge(total, pickle.loads(row["stats"]))
+    return total
+
+
+def _collect_with_progress(sc: Any, df: Any, progress: Any) -> list:
+    """``df.collect()``; with a progress bar, polls Spark's status tracker for finished tasks."""
+    if progress is None:
+        return df.collect()
+    group = f"cartwise-{uuid.uuid4().hex}"
+    result: dict[str, Any] = {}
+
+    def collect() -> None:
+        try:
+            sc.setJobGroup(group, "cartwise evaluate")  # a thread-local property: set it here
+            result["rows"] = df.collect()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=collect, daemon=True)
+    worker.start()
+    tracker, done = sc.statusTracker(), 0
+    while True:
+        worker.join(0.2)
+        alive = worker.is_alive()
+        finished, total = 0, 0
+        for job in tracker.getJobIdsForGroup(group):
+            info = tracker.getJobInfo(job)
+            for stage in (info.stageIds if info else ()):
+                s = tracker.getStageInfo(stage)
+                if s is not None:
+                    finished, total = finished + s.numCompletedTasks, total + s.numTasks
+        if total and progress.total != total:
+            progress.total = total
+        if finished > done:
+            progress.update(finished - done)
+            done = finished
+        if not alive:
+            break
+    if "error" in result:
+        raise result["error"]
+    return result["rows"]
+
+
+RUNNERS = {"memory": run_memory, "stream": run_stream, "spark": run_spark}

@@ -1,0 +1,184 @@
+"""One Arrow batch of a decision-log lake as validated numpy arrays.
+
+The same function turns a whole in-memory table (``memory``), a ``pyarrow.dataset`` record batch
+(``stream``) or a Spark partition's Arrow batch (``spark``) into :class:`LogBatch`, so every
+backend computes its statistics from identical per-row values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+REQUIRED = ("decision_id", "timestamp", "action", "probability", "reward", "fallback")
+SUM_TOLERANCE = 1e-6
+"""Allowed deviation of a row's logged probabilities (``p_<action>``) from summing to 1."""
+PROB_TOLERANCE = 1e-6
+"""Allowed gap between ``probability`` and the logged action's ``p_<action>``."""
+
+
+class LazyIds(Sequence):
+    """``decision_id`` values of a batch, converted to Python strings only when indexed (errors)."""
+
+    def __init__(self, column) -> None:
+        self._column = column
+
+    def __len__(self) -> int:
+        return len(self._column)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return str(self._column[int(i)].as_py())
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    """The kept rows of a batch (not fallback, reward settled), ``n`` rows and ``A`` actions."""
+
+    decision_ids: Sequence[str]
+    timestamps: np.ndarray  # (n,) float64
+    rewards: np.ndarray  # (n,) float64
+    actions: np.ndarray  # (n,) int64, index into the plan's action_names
+    logged_probs: np.ndarray  # (n,) float64
+    logging_probs: np.ndarray  # (n, A) float64
+    features: np.ndarray  # (n, d) float64, NaN where absent
+    strata: np.ndarray  # (n,) int64 code into keys
+    keys: tuple[tuple[object, ...], ...]  # stratum values per code
+    n_fallback: int
+    n_no_reward: int
+
+    @property
+    def n(self) -> int:
+        return int(self.rewards.shape[0])
+
+
+def required_columns(
+    action_names: Sequence[str], feature_names: Sequence[str], by: Sequence[str]
+) -> list[str]:
+    """Columns a batch must hold, in reading order."""
+    cols = list(REQUIRED) + [f"p_{a}" for a in action_names] + [f"f_{f}" for f in feature_names]
+    return cols + [c for c in by if c not in cols]
+
+
+def check_columns(names: Sequence[str], action_names: Sequence[str], by: Sequence[str], where: str) -> None:
+    """Raise naming the first required column missing from ``names``."""
+    have = set(names)
+    for col in list(REQUIRED) + [f"p_{a}" for a in action_names] + list(by):
+        if col not in have:
+            raise ValueError(f"{where} has no column {col!r} (required: {', '.join(REQUIRED)}, "
+                             f"p_<action> for each action and the strata {list(by)})")
+
+
+def _numpy(column, dtype, fill: float | None = None) -> np.ndarray:
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if fill is not None and column.null_count:
+        import pyarrow.compute as pc
+
+        column = pc.fill_null(column, fill)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+def _first_rows(mask: np.ndarray, ids: Sequence[str]) -> str:
+    rows = np.flatnonzero(mask)
+    more = f" and {rows.size - 1} more" if rows.size > 1 else ""
+    return f"row {rows[0]} (decision_id {ids[rows[0]]}){more}"
+
+
+def read_batch(
+    batch, action_names: Sequence[str], feature_names: Sequence[str], by: Sequence[str]
+) -> LogBatch:
+    """Validate a ``pyarrow`` RecordBatch/Table and keep its evaluable rows.
+
+    Raises ``ValueError`` naming the column, the row (``decision_id``) and the value for a
+    missing column, an unknown logged action, probabilities that are negative, not finite or do
+    not sum to 1, or a ``probability`` that differs from the logged action's ``p_<action>``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    check_columns(batch.schema.names, action_names, by, "the log")
+    fallback = _numpy(batch.column("fallback"), bool)
+    reward_col = batch.column("reward")
+    no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
+    keep = ~(fallback | no_reward)
+    kept = batch.filter(pa.array(keep)) if not keep.all() else batch
+    ids = LazyIds(kept.column("decision_id"))
+    n = kept.num_rows
+    index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
+    if index.null_count:
+        bad = _numpy(pc.is_null(index), bool)
+        value = kept.column("action")[int(np.flatnonzero(bad)[0])].as_py()
+        raise ValueError(f"column 'action' == {value!r} in {_first_rows(bad, ids)}, "
+                         f"must be one of {list(action_names)}")
+    actions = _numpy(index, np.int64)
+    probs = np.empty((n, len(action_names)), order="F")  # filled column by column
+    for j, a in enumerate(action_names):
+        probs[:, j] = _numpy(kept.column(f"p_{a}"), np.float64, 0.0)
+    bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"columns p_<action> hold {probs[row].tolist()} in {_first_rows(bad, ids)}, "
+                         "must be finite and >= 0")
+    sums = probs.sum(axis=1)
+    bad = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"columns p_<action> sum to {float(sums[row])!r} in {_first_rows(bad, ids)}, "
+                         f"must sum to 1 (within {SUM_TOLERANCE})")
+    logged = _numpy(kept.column("probability"), np.float64)
+    at_logged = probs[np.arange(n), actions]
+    bad = ~((logged > 0.0) & (logged <= 1.0)) | (np.abs(at_logged - logged) > PROB_TOLERANCE)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
+                         f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}")
+    features = np.empty((n, len(feature_names)), order="F")
+    names = set(kept.schema.names)
+    for j, f in enumerate(feature_names):
+        col = f"f_{f}"
+        features[:, j] = _numpy(kept.column(col), np.float64, np.nan) if col in names else np.nan
+    strata, keys = _strata(kept, by)
+    return LogBatch(
+        decision_ids=ids, timestamps=_numpy(kept.column("timestamp"), np.float64),
+        rewards=_numpy(reward_col if kept is batch else kept.column("reward"), np.float64),
+        actions=actions, logged_probs=logged, logging_probs=probs, features=features,
+        strata=strata, keys=keys, n_fallback=int(fallback.sum()), n_no_reward=int(no_reward.sum()),
+    )
+
+
+def _strata(table, by: Sequence[str]) -> tuple[np.ndarray, tuple[tuple[object, ...], ...]]:
+    """Per-row stratum code and the key (tuple of ``by`` values) of each code."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if not by:
+        return np.zeros(n, dtype=np.int64), ((),)
+    codes = np.zeros(n, dtype=np.int64)
+    dictionaries = []
+    for col in by:
+        column = table.column(col)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        encoded = pc.dictionary_encode(column)
+        values = encoded.dictionary.to_pylist()
+        idx = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        codes = codes * (len(values) + 1) + idx
+        dictionaries.append((values, len(values) + 1))
+    unique, inverse = np.unique(codes, return_inverse=True)
+    keys = []
+    for code in unique.tolist():
+        parts = []
+        for values, base in reversed(dictionaries):
+            parts.append(values[code % base])
+            code //= base
+        keys.append(tuple(reversed(parts)))
+    return inverse.astype(np.int64), tuple(keys)

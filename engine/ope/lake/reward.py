@@ -1,0 +1,161 @@
+"""The DR reward model from mergeable sums: cross-fitted ridge regressions, one per action and fold.
+
+Pass 1 folds, for every (fold, action), the count, mean and centred cross-products of
+``[features, reward]`` (Chan et al.'s pairwise merge, as :class:`engine.ope.merge.Summary`), so
+batches, files and Spark partitions give the same statistics to rounding. Fitting then solves,
+for fold ``k``, the ridge regression (standardised features, intercept, ``alpha``: the model of
+``StandardScaler() + Ridge(alpha)``) on the rows of the *other* folds. Pass 2 predicts each row
+with the model of its own fold.
+
+A row's fold is a hash of its timestamp (:func:`fold_of`), fixed before its reward is seen and
+the same whatever the batching. Because a row's prediction never uses its own reward, DR's
+correction term has mean zero given the model, and DR stays unbiased when the logged
+propensities are right, however good or bad the ridge fit is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ALPHA = 1.0
+"""Ridge penalty on the standardised coefficients."""
+MIN_ROWS = 5
+"""Fewest training rows of an action for which a regression is fitted (else its mean reward)."""
+
+
+def fold_of(timestamps: np.ndarray, n_folds: int) -> np.ndarray:
+    """Fold label in ``[0, n_folds)`` of each row: splitmix64 of the timestamp's float64 bits.
+
+    >>> folds = fold_of(np.array([1.0, 2.0, 1.0]), 2)
+    >>> bool(folds[0] == folds[2] == fold_of(np.array([1.0]), 2)[0])
+    True
+    """
+    with np.errstate(over="ignore"):
+        z = np.ascontiguousarray(timestamps, dtype=np.float64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z % np.uint64(n_folds)).astype(np.int64)
+
+
+def regressors(features: np.ndarray) -> np.ndarray:
+    """The reward model's inputs: features with NaN (absent in a row) as 0."""
+    return np.where(np.isnan(features), 0.0, features)
+
+
+@dataclass(frozen=True, eq=False)
+class Moments:
+    """Count, mean and centred cross-products of rows ``z`` (mergeable with ``+``)."""
+
+    n: int
+    mean: np.ndarray  # (p,)
+    comoment: np.ndarray  # (p, p)
+
+    @classmethod
+    def of(cls, z: np.ndarray) -> Moments:
+        mean = z.mean(axis=0)
+        centred = z - mean
+        return cls(z.shape[0], mean, centred.T @ centred)
+
+    @classmethod
+    def empty(cls, p: int) -> Moments:
+        return cls(0, np.zeros(p), np.zeros((p, p)))
+
+    def __add__(self, other: Moments) -> Moments:
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return Moments(n, self.mean + delta * (other.n / n),
+                       self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n))
+
+
+@dataclass(frozen=True, eq=False)
+class RewardStats:
+    """Moments of ``[x, r]`` per fold and action: ``cells[k][a]``."""
+
+    cells: tuple[tuple[Moments, ...], ...]
+
+    @classmethod
+    def of(cls, x: np.ndarray, actions: np.ndarray, rewards: np.ndarray, timestamps: np.ndarray,
+           n_folds: int, n_actions: int) -> RewardStats:
+        folds = fold_of(timestamps, n_folds)
+        z = np.hstack([x, rewards[:, None]])
+        p = z.shape[1]
+        cells = []
+        for k in range(n_folds):
+            row = []
+            for a in range(n_actions):
+                sel = (folds == k) & (actions == a)
+                row.append(Moments.of(z[sel]) if sel.any() else Moments.empty(p))
+            cells.append(tuple(row))
+        return cls(tuple(cells))
+
+    def __add__(self, other: RewardStats) -> RewardStats:
+        return RewardStats(tuple(tuple(a + b for a, b in zip(ra, rb)) for ra, rb in zip(self.cells, other.cells)))
+
+    def fit(self, alpha: float = ALPHA) -> RewardModel:
+        """The cross-fitted model: fold ``k``'s regressions use the other folds' rows."""
+        n_folds, n_actions = len(self.cells), len(self.cells[0])
+        p = self.cells[0][0].mean.shape[0]
+        d = p - 1
+        coef = np.zeros((n_folds, n_actions, d))
+        centre = np.zeros((n_folds, n_actions, d))
+        scale = np.ones((n_folds, n_actions, d))
+        intercept = np.zeros((n_folds, n_actions))
+        for k in range(n_folds):
+            train_folds = [j for j in range(n_folds) if j != k] if n_folds > 1 else [k]
+            per_action = []
+            for a in range(n_actions):
+                m = Moments.empty(p)
+                for j in train_folds:
+                    m = m + self.cells[j][a]
+                per_action.append(m)
+            total = Moments.empty(p)
+            for m in per_action:
+                total = total + m
+            fallback = float(total.mean[d]) if total.n else 0.0
+            for a, m in enumerate(per_action):
+                if m.n == 0:
+                    intercept[k, a] = fallback
+                    continue
+                intercept[k, a] = m.mean[d]
+                if m.n < MIN_ROWS:
+                    continue
+                var = np.diag(m.comoment)[:d] / m.n
+                s = np.where(var > 1e-24, np.sqrt(np.maximum(var, 0.0)), 1.0)
+                gram = m.comoment[:d, :d] / np.outer(s, s)
+                rhs = m.comoment[:d, d] / s
+                coef[k, a] = np.linalg.solve(gram + alpha * np.eye(d), rhs)
+                centre[k, a] = m.mean[:d]
+                scale[k, a] = s
+        return RewardModel(coef, centre, scale, intercept)
+
+
+@dataclass(frozen=True, eq=False)
+class RewardModel:
+    """Fitted per-fold, per-action ridge regressions (arrays; pickles small for broadcasting)."""
+
+    coef: np.ndarray  # (K, A, d) on standardised features
+    centre: np.ndarray  # (K, A, d)
+    scale: np.ndarray  # (K, A, d)
+    intercept: np.ndarray  # (K, A): the training mean reward
+
+    def predict(self, x: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+        """``(n, A)`` predicted reward of every action, each row by its own fold's models."""
+        n_folds, n_actions, _ = self.coef.shape
+        folds = fold_of(timestamps, n_folds)
+        slopes = self.coef / self.scale  # (K, A, d): coefficients on the raw features
+        offsets = self.intercept - np.einsum("kad,kad->ka", self.centre, slopes)
+        if n_folds == 1:
+            return x @ slopes[0].T + offsets[0]
+        out = np.empty((x.shape[0], n_actions))
+        for k in range(n_folds):
+            sel = folds == k
+            if sel.any():
+                out[sel] = x[sel] @ slopes[k].T + offsets[k]
+        return out

@@ -1,0 +1,159 @@
+"""Data-lake OPE: stream/spark/memory throughput against a bare Parquet scan, and flat memory.
+
+Sizes (``CARTWISE_BENCH_SCALE``): the throughput log is an engine-made log (LinUCB on the
+simulator, 3,001 decisions over 3 days, exported with ``export_lake``) tiled to
+``N_ROWS = 10,000 * scale`` rows with fresh ids (``large``: scale 100, 1M rows); the memory log
+is written by :mod:`lake_generator` with ``N_RSS = 200,000 * scale`` (100,000 with the default small scale) rows (``large``: 20M).
+With ``--benchmark-disable`` (CI) every timing runs once and Spark is left out (its agreement is
+tested in ``tests/engine/test_ope_lake.py``).
+
+* ``stream_vs_scan`` = stream rows/s over a bare ``pyarrow.dataset`` scan of the same columns to a
+  table (goal >= 0.5); for IPW+SNIPW (one pass) and with DR (two passes: reward model, then terms);
+* ``spark_rows_per_s`` (local[2]) and ``spark_startup_s`` (session start plus a first tiny job,
+  timed by the shared session fixture);
+  ``memory_rows_per_s``; ``max_rel_diff`` between the three backends' tables;
+* peak RSS of a child process streaming the generated log, at full size and a quarter of it:
+  ``rss_full_mb``, ``rss_quarter_mb`` (flat: the ratio stays near 1) and the log's size on disk.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from bench_utils import best_seconds, scale
+
+from engine.ope import evaluate_log
+from engine.ope.lake.batch import required_columns
+from engine.ope.lake.source import open_source
+
+SCALE = scale(large=100)
+N_ROWS = int(10_000 * SCALE)  # 1M rows at large
+N_RSS = 100_000 if SCALE == 1 else int(200_000 * SCALE)  # 20M rows at large
+ESTIMATORS = ("ipw", "snipw", "dr")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tile(src: Path, out: Path, n_rows: int, rows_per_file: int = 100_000) -> Path:
+    """Copies of the exported log's rows with fresh decision ids until ``n_rows`` rows, written per
+    day in files of ``rows_per_file`` rows (row groups of 65,536)."""
+    dataset = ds.dataset(src, format="parquet", partitioning=ds.partitioning(pa.schema([("day", pa.string())]),
+                                                                            flavor="hive"))
+    days = {}
+    for day in sorted(set(dataset.to_table(columns=["day"])["day"].to_pylist())):
+        days[day] = dataset.to_table(filter=ds.field("day") == day).drop_columns(["day"])
+    per_day = -(-n_rows // len(days))
+    for d, (day, table) in enumerate(days.items()):
+        want = min(per_day, n_rows - d * per_day)
+        parts, have, copy = [], 0, 0
+        while have < want:
+            part = table.slice(0, want - have)
+            ids = np.char.add(f"c{copy}-", np.asarray(part["decision_id"].to_pylist(), dtype=str))
+            parts.append(part.set_column(0, "decision_id", pa.array(ids)))
+            have += part.num_rows
+            copy += 1
+        whole = pa.concat_tables(parts)
+        folder = out / f"day={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, start in enumerate(range(0, whole.num_rows, rows_per_file)):
+            pq.write_table(whole.slice(start, rows_per_file), folder / f"part-{k:06d}.parquet", row_group_size=65_536)
+    return out
+
+
+@pytest.fixture(scope="module")
+def big_lake(lake, tmp_path_factory):
+    _, model_path, out = lake
+    return _tile(out, tmp_path_factory.mktemp("big_lake"), N_ROWS), model_path
+
+
+def _max_rel(a, b):
+    cols = ["value", "ci_low", "ci_high", "se", "ess"]
+    x, y = a[cols].to_numpy(float), b.loc[a.index, cols].to_numpy(float)
+    ok = np.isfinite(x)
+    return float(np.max(np.abs(x[ok] - y[ok]) / np.maximum(np.abs(x[ok]), 1e-300)))
+
+
+def test_bench_lake_backends(benchmark, big_lake, request):
+    path, model_path = big_lake
+    src = open_source(path)
+    columns = required_columns(src.action_names, src.feature_names, ("model_version", "day"))
+    by = ("model_version", "day")
+    reps = 1 if benchmark.disabled else 3
+    stream = benchmark.pedantic(
+        lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="stream", by=by),
+        rounds=1, iterations=1)
+    t_scan = best_seconds(lambda: ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns), reps)
+    t_stream_dr = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS,
+                                                    backend="stream", by=by), reps)
+    t_stream_ipw = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=("ipw", "snipw"),
+                                                     backend="stream", by=by), reps)
+    t_stream_rule = best_seconds(lambda: evaluate_log(path, policy="rule", estimators=("ipw", "snipw"),
+                                                      backend="stream", by=by), reps)
+    t_memory = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS,
+                                                 backend="memory", by=by), reps)
+    memory = evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=by)
+    if benchmark.disabled:  # CI: Spark's agreement is tested in tests/engine/test_ope_lake.py
+        assert _max_rel(memory, stream) < 1e-9
+        return
+    spark = request.getfixturevalue("spark")
+    start = time.perf_counter()
+    on_spark = evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=by, spark=spark)
+    t_spark_first = time.perf_counter() - start
+    t_spark = t_spark_first if benchmark.disabled else best_seconds(
+        lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=by,
+                             spark=spark), reps)
+    n = N_ROWS
+    info = benchmark.extra_info
+    info.update(
+        rows=n, scan_rows_per_s=round(n / t_scan),
+        stream_rows_per_s=round(n / t_stream_dr), stream_ipw_rows_per_s=round(n / t_stream_ipw),
+        stream_vs_scan_dr=round(t_scan / t_stream_dr, 3), stream_vs_scan_ipw=round(t_scan / t_stream_ipw, 3),
+        stream_vs_scan_rule_ipw=round(t_scan / t_stream_rule, 3),
+        memory_rows_per_s=round(n / t_memory), spark_rows_per_s=round(n / t_spark),
+        spark_first_call_s=round(t_spark_first, 2),
+        spark_startup_s=round(getattr(spark, "cartwise_startup_s", float("nan")), 2),
+        max_rel_diff_stream=_max_rel(memory, stream), max_rel_diff_spark=_max_rel(memory, on_spark),
+    )
+    assert _max_rel(memory, stream) < 1e-9 and _max_rel(memory, on_spark) < 1e-9
+
+
+RSS_CHILD = """
+import json, resource, sys, time
+from engine.ope import evaluate_log
+t = time.perf_counter()
+table = evaluate_log(sys.argv[1], policy="rule", estimators=("ipw", "snipw", "dr"), backend="stream")
+print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "seconds": time.perf_counter() - t, "n": int(table.loc["ipw", "n"])}))
+"""
+
+
+def _stream_rss(path: Path) -> dict:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True, check=True,
+                          cwd=ROOT, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_bench_stream_memory_is_flat(benchmark, tmp_path):
+    from lake_generator import write_lake
+
+    full = write_lake(tmp_path / "full", N_RSS, rows_per_file=250_000)
+    quarter = write_lake(tmp_path / "quarter", N_RSS // 4, rows_per_file=250_000)
+    big = benchmark.pedantic(lambda: _stream_rss(full), rounds=1, iterations=1)
+    small = _stream_rss(quarter)
+    size_mb = sum(f.stat().st_size for f in full.rglob("*.parquet")) / 2**20
+    benchmark.extra_info.update(
+        rows=big["n"], log_mb_on_disk=round(size_mb), rss_full_mb=round(big["rss_mb"]),
+        rss_quarter_mb=round(small["rss_mb"]), rss_growth=round(big["rss_mb"] / small["rss_mb"], 3),
+        stream_rows_per_s=round(big["n"] / big["seconds"]),
+    )
+    assert big["n"] == N_RSS
+    assert big["rss_mb"] < 1024
+    assert big["rss_mb"] < 1.25 * small["rss_mb"] + 64  # flat: 4x the rows, about the same peak
