@@ -7,10 +7,12 @@
 
 Main entry points: :func:`evaluate` (arrays -> table), :func:`summarize` / :func:`merge` /
 :func:`finalize` (chunked, exactly mergeable), :func:`evaluate_stream` (iterable of chunks),
-readers for VW DSJSON and Open Bandit Pipeline dicts, and :func:`forest_plot`.
+readers for VW DSJSON and Open Bandit Pipeline dicts, :func:`weight_diagnostics` (when not to
+trust an estimate) and :func:`forest_plot`.
 """
 
 from engine.ope.api import evaluate, evaluate_stream, summarize
+from engine.ope.diagnostics import WeightDiagnostics, weight_diagnostics
 from engine.ope.estimators import (
     DEFAULT_DROS_LAMBDA,
     DEFAULT_ESTIMATORS,
@@ -48,4 +50,6 @@ __all__ = [
     "summarize",
     "target_probs_at_positions",
     "validate",
+    "WeightDiagnostics",
+    "weight_diagnostics",
 ]
