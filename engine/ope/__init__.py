@@ -6,12 +6,14 @@
 1.0
 
 Main entry points: :func:`evaluate` (arrays -> table), :func:`summarize` / :func:`merge` /
-:func:`finalize` (chunked, exactly mergeable), :func:`evaluate_stream` (iterable of chunks), :func:`evaluate_log` (a decision log or a
-Parquet lake, in memory, streamed or on Spark),
-readers for VW DSJSON and Open Bandit Pipeline dicts, and :func:`forest_plot`.
+:func:`finalize` (chunked, exactly mergeable), :func:`evaluate_stream` (iterable of chunks),
+:func:`evaluate_log` (a decision log or a Parquet lake, in memory, streamed or on Spark), readers
+for VW DSJSON and Open Bandit Pipeline dicts, :func:`weight_diagnostics` (when not to trust an
+estimate) and :func:`forest_plot`.
 """
 
 from engine.ope.api import evaluate, evaluate_stream, summarize
+from engine.ope.diagnostics import WeightDiagnostics, weight_diagnostics
 from engine.ope.estimators import (
     DEFAULT_DROS_LAMBDA,
     DEFAULT_ESTIMATORS,
@@ -51,4 +53,6 @@ __all__ = [
     "summarize",
     "target_probs_at_positions",
     "validate",
+    "WeightDiagnostics",
+    "weight_diagnostics",
 ]
