@@ -10,6 +10,11 @@ When the queue is full, or a commit fails (disk full, I/O error, read-only file)
 go to a bounded spill buffer that later commits retry first, with exponential back-off;
 beyond that bound events are dropped and counted. Nothing here ever raises into a caller
 because of the storage.
+
+With a :class:`~engine.decision_log.spill.SpillFile` (``disk=``), a batch the store cannot
+take goes to that file instead (fsynced, so it counts as committed for sync callers);
+while the file holds a backlog, new batches are appended behind it and the file is
+replayed in order before anything else is written.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spill import SpillFile
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,7 @@ class BatchWriter:
         flush_interval: float,
         flush_events: int,
         name: str = "decision-log-writer",
+        disk: SpillFile | None = None,
     ) -> None:
         self._commit = commit
         self._on_committed = on_committed
@@ -76,6 +85,7 @@ class BatchWriter:
         self._retry_at = 0.0
         self._backoff = flush_interval
         self._stopping = False
+        self._disk = disk
         self.counts = collections.Counter()  # committed, spilled, dropped, failed_writes, commits
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -118,7 +128,7 @@ class BatchWriter:
                 now = time.monotonic()
                 if self._committed_seq >= seq:
                     return True
-                if self._attempted_seq >= seq or now < self._retry_at:
+                if self._attempted_seq >= seq or (now < self._retry_at and self._disk is None):
                     return False
                 if now >= deadline:  # storage hangs: stop waiting, the event stays queued
                     self.counts["sync_timeouts"] += 1
@@ -144,8 +154,11 @@ class BatchWriter:
 
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of the counters and buffer sizes."""
+        disk = self._disk
         with self._lock:
             return {
+                "spill_file_events": disk.events if disk is not None else 0,
+                "spill_file": str(disk.path) if disk is not None else None,
                 "queued": len(self._queue),
                 "spill_buffered": len(self._spill),
                 "written": self.counts["committed"],
@@ -178,13 +191,13 @@ class BatchWriter:
         while True:
             with self._lock:
                 pause = self._retry_at - time.monotonic()
-                if pause > 0:  # storage failing: wait for the back-off, whatever the demand
+                if pause > 0 and self._disk is None:  # storage failing: wait for the back-off
                     self._wake.wait(min(pause, self._flush_interval))
                 elif not self._stopping and not self._sync_wanted and len(self._queue) < self._flush_events:
                     self._wake.wait(self._flush_interval)
                 if self._stopping:
                     return
-                idle = not self._queue and not self._spill
+                idle = not self._queue and not self._spill and not (self._disk is not None and self._disk.events)
                 self._sync_wanted = self._sync_wanted and not idle
             if not idle:
                 try:
@@ -195,10 +208,11 @@ class BatchWriter:
 
     def _drain(self, force: bool) -> bool:
         """Commit all buffered events (caller holds the write lock)."""
-        if not force and time.monotonic() < self._retry_at:
+        backing_off = not force and time.monotonic() < self._retry_at
+        if backing_off and self._disk is None:
             return False
         with self._lock:
-            if not self._queue and not self._spill:
+            if not self._queue and not self._spill and not (self._disk is not None and self._disk.events):
                 return True
             from_spill, from_queue = list(self._spill), list(self._queue)
             self._spill.clear()
@@ -206,11 +220,83 @@ class BatchWriter:
             self._sync_wanted = False
             seq = self._seq
         batch = from_spill + from_queue
+        if self._disk is not None:
+            return self._drain_with_disk(batch, len(from_queue), seq, backing_off)
         try:
             self._commit(batch)
         except Exception as exc:  # storage errors, and anything else: never lose the batch silently
             self._commit_failed(batch, len(from_queue), exc, seq)
             return False
+        self._committed(batch, seq)
+        return True
+
+    def _drain_with_disk(self, batch: list[Any], n_new: int, seq: int, backing_off: bool) -> bool:
+        """Commit ``batch`` directly when no backlog is on disk; otherwise (or when that
+        fails) park it in the spill file and, unless backing off, replay the file in order."""
+        disk = self._disk
+        if not disk.events and not backing_off:
+            try:
+                self._commit(batch)
+            except Exception as exc:  # park it; the next drain replays it after the back-off
+                if self._park(batch, seq) is None:
+                    self._failed(exc)
+                else:
+                    self._commit_failed(batch, n_new, exc, seq)
+                return False
+            self._committed(batch, seq)
+            return True
+        error = self._park(batch, seq) if batch else None
+        if error is not None:  # disk failing too: hold the batch in memory
+            self._commit_failed(batch, n_new, error, seq)
+            return False
+        if backing_off:
+            return False
+        replayed = 0
+        try:
+            for offset, events in disk.frames(max(self._flush_events, 1)):
+                self._commit(events)
+                disk.replayed(offset, len(events))
+                replayed += len(events)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        disk.clear()
+        with self._lock:
+            self.counts["commits"] += 1
+            self.counts["replayed"] += replayed
+            self.last_commit_at = time.time()
+            self._backoff = self._flush_interval
+            self._retry_at = 0.0
+        if replayed:
+            logger.warning("decision log: replayed %d events from the spill file", replayed)
+        return True
+
+    def _park(self, batch: list[Any], seq: int) -> OSError | None:
+        """Append ``batch`` to the spill file (fsynced); None when it is safely there, else the error."""
+        try:
+            self._disk.append(batch)
+        except OSError as exc:
+            logger.error("decision log spill file write failed: %s", exc)
+            return exc
+        with self._lock:
+            self._committed_seq = self._attempted_seq = seq
+            self._done.notify_all()
+            self.counts["spill_file_written"] += len(batch)
+        self._on_committed(batch)
+        return None
+
+    def _failed(self, exc: Exception) -> None:
+        """Record a failed commit (its events are safe on disk) and schedule a retry."""
+        with self._lock:
+            self.counts["failed_writes"] += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error_at = time.time()
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
+            backlog = self._disk.events
+        logger.error("decision log write failed (%s); %d events held in the spill file", self.last_error, backlog)
+
+    def _committed(self, batch: list[Any], seq: int) -> None:
         now = time.time()
         with self._lock:
             self._committed_seq = self._attempted_seq = seq
@@ -221,7 +307,6 @@ class BatchWriter:
             self._backoff = self._flush_interval
             self._retry_at = 0.0
         self._on_committed(batch)
-        return True
 
     def _commit_failed(self, batch: list[Any], n_new: int, exc: Exception, seq: int) -> None:
         with self._lock:
