@@ -225,6 +225,10 @@ class DecisionLog:
         self._check_open()
         with self._outcome_lock:
             self._writer.flush()
+            try:
+                self._store.sweep()  # a shared store settles outcomes that waited for their decision
+            except self._store.errors as exc:
+                self._read_failed(exc)
             candidates, taken = self._pending.expired(now)  # normally empty after the flush
             try:
                 for decision_id, action, closes in self._store.expired_open(now, limit):

@@ -86,6 +86,8 @@ CREATE TABLE outcome_events (
     CHECK ((decision_id IS NULL) <> (user_hash IS NULL))
 );
 CREATE INDEX outcome_events_pending ON outcome_events (seq) WHERE status = 'pending';
+CREATE INDEX outcome_events_pending_decision ON outcome_events (decision_id) WHERE status = 'pending';
+CREATE INDEX outcome_events_pending_user ON outcome_events (user_hash) WHERE status = 'pending';
 CREATE INDEX outcome_events_by_decision ON outcome_events (joined_to);
 
 CREATE FUNCTION cartwise_outcome_resolves_decision() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -96,7 +98,12 @@ END $$;
 CREATE TRIGGER outcome_resolves_decision AFTER INSERT ON outcomes
     FOR EACH ROW EXECUTE FUNCTION cartwise_outcome_resolves_decision();
 
-CREATE FUNCTION cartwise_join_pending(backward double precision, ttl double precision)
+-- With the three arrays NULL: a full sweep (every pending event; expires stale ones).
+-- Otherwise only the pending events with one of these event ids, decision ids or user hashes
+-- (those a write just made joinable), so a write costs no more with a long pending backlog.
+CREATE FUNCTION cartwise_join_pending(backward double precision, ttl double precision,
+                                      events text[] DEFAULT NULL, decision_ids text[] DEFAULT NULL,
+                                      users text[] DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     e record;
@@ -108,7 +115,18 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.cartwise_join'));
-    FOR e IN SELECT * FROM outcome_events WHERE status = 'pending' ORDER BY seq LOOP
+    FOR e IN SELECT * FROM outcome_events AS p
+              WHERE p.status = 'pending'
+                AND (events IS NULL OR p.event_id = ANY(events) OR p.decision_id = ANY(decision_ids)
+                     OR p.user_hash = ANY(users))
+                AND (p.received_at < clock_timestamp() - make_interval(secs => ttl)
+                     OR (p.decision_id IS NOT NULL
+                         AND EXISTS (SELECT 1 FROM decisions AS x WHERE x.decision_id = p.decision_id))
+                     OR (p.user_hash IS NOT NULL
+                         AND EXISTS (SELECT 1 FROM decisions AS x
+                                      WHERE x.user_hash = p.user_hash AND x.timestamp <= p.timestamp + backward
+                                        AND x.window_closes > p.timestamp)))
+              ORDER BY p.seq LOOP
         IF e.decision_id IS NOT NULL THEN
             SELECT x.decision_id, x.timestamp, x.window_closes INTO d
               FROM decisions AS x WHERE x.decision_id = e.decision_id;

@@ -54,6 +54,7 @@ _VOCAB_INSERT = (
     "INSERT INTO vocabularies (vocab_id, kind, names) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
     " ON CONFLICT (vocab_id) DO NOTHING"
 )
+_JOIN_SOME = "SELECT cartwise_join_pending(%s, %s, %s::text[], %s::text[], %s::text[])"
 _EVENT_INSERT = (
     "INSERT INTO outcome_events (event_id, decision_id, user_hash, timestamp, reward, source, order_id)"
     " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[],"
@@ -165,7 +166,8 @@ class PostgresStore:
                 n_dec = conn.execute(_DECISION_INSERT, columns).rowcount
             if events:
                 n_out = conn.execute(_EVENT_INSERT, _event_columns(events)).rowcount
-            conn.execute("SELECT cartwise_join_pending(%s, %s)", (self.backward_window, self.pending_ttl))
+            conn.execute(_JOIN_SOME, (self.backward_window, self.pending_ttl, [e.event_id for e in events],
+                                      columns[0], sorted(set(columns[2]))))
         self._stored_vocab.update(vocab)
         return n_dec, n_out
 
@@ -176,14 +178,14 @@ class PostgresStore:
         with self._pool.connection() as conn:
             with conn.transaction():
                 conn.execute(_EVENT_INSERT, _event_columns(events))
-                conn.execute("SELECT cartwise_join_pending(%s, %s)", (self.backward_window, self.pending_ttl))
+                conn.execute(_JOIN_SOME, (self.backward_window, self.pending_ttl, [e.event_id for e in events], [], []))
             rows = dict(conn.execute(
                 "SELECT event_id, status FROM outcome_events WHERE event_id = ANY(%s)", ([e.event_id for e in events],)
             ).fetchall())
         return [rows[e.event_id] for e in events]
 
-    def join_pending(self) -> int:
-        """Join pending events whose decision has arrived (and expire stale ones)."""
+    def sweep(self) -> int:
+        """Sweep every pending event: join those whose decision has arrived, expire stale ones."""
         self.open()
         with self._pool.connection() as conn:
             return conn.execute("SELECT cartwise_join_pending(%s, %s)",

@@ -242,6 +242,10 @@ class SQLiteStore:
             payload=json.loads(payload), fallback=bool(fallback),
         )
 
+    def sweep(self) -> int:
+        """Nothing waits in a one-process store: outcomes are checked before they are written."""
+        return 0
+
     def _names(self, vid: str) -> tuple[str, ...]:
         names = self._vocab.get(vid)
         if names is None:

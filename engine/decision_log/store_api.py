@@ -64,6 +64,9 @@ class Store(Protocol):
     def fetch_decision(self, decision_id: str) -> DecisionRecord | None:
         """Rebuild a stored decision (features come back rounded to float32)."""
 
+    def sweep(self) -> int:
+        """Settle outcomes still waiting for their decision (join or expire them); return joins."""
+
 
 def open_store(target: str | os.PathLike[str], *, durability: str, **options: object) -> Store:
     """The store for ``target``: a ``postgresql://`` URL or a SQLite file path."""
