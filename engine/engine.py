@@ -29,6 +29,7 @@ from engine.cf import CFModel, ShopperItems
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
+from engine.decision_log.hashing import DEV_SALT
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
@@ -37,7 +38,7 @@ from engine.parsed import ParsedContext
 from engine.pending_rewards import PendingDecision, PendingRewards
 from engine.persistence import check_model_fits, read_saved_model, write_saved_model
 from engine.risk import RiskModel
-from engine.sampling import UniformStream, sample_index
+from engine.sampling import UniformStream, hashed_uniform, sample_index
 from engine.update_rule import teach
 from engine.validation import (
     check_choice,
@@ -51,16 +52,19 @@ __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
 
 logger = logging.getLogger(__name__)
 
-DEV_SALT = "cartwise-development-salt"
 COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
-            "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps")
+            "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps", "retries")
+MAX_NAMED_DECISIONS = 100_000  # caller-named decisions remembered for idempotent retries
 
 
 class DecisionEngine:
     """Decide recovery actions for abandoned carts, log them, and learn from outcomes.
 
     Args:
-        log_path: SQLite decision log (created if missing); ``None`` turns logging off.
+        log_path: SQLite decision log (created if missing); ``None`` turns logging off. Same as
+            ``store``.
+        store: the decision log: a SQLite file, or a ``postgresql://`` URL of a store shared by
+            many processes (see :class:`~engine.decision_log.DecisionLog`).
         seed: seeds the action sampling and the learner.
         learner: a name for :func:`engine.learners.make_learner` (``"vw"``, ``"linucb"``,
             ``"lints"``, ``"vw-squarecb"``...) or a ready :class:`~engine.learners.Learner`. Named
@@ -95,6 +99,7 @@ class DecisionEngine:
         self,
         log_path: str | os.PathLike[str] | None = None,
         *,
+        store: str | os.PathLike[str] | None = None,
         seed: int = 0,
         learner: str | Learner = "vw",
         learner_options: Mapping[str, Any] | None = None,
@@ -156,35 +161,64 @@ class DecisionEngine:
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._pending = PendingRewards(max_pending)  # guarded by _state_lock
+        self._named: OrderedDict[str, Decision] = OrderedDict()  # caller-named decisions, for retries
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._fallback_reasons: dict[str, int] = {}
         self._fallback_probs = {fallback_action: 1.0}
+        if store is not None and log_path is not None:
+            raise ValueError("give store or log_path (the same thing), not both")
+        log_path = store if store is not None else log_path
         if log is not None and log_path is not None:
-            raise ValueError("give log_path or log, not both")
+            raise ValueError("give store or log, not both")
         self.log: DecisionLog | None = log
         if log_path is not None:
             self.log = DecisionLog(log_path, durability=durability, attribution_window=self.attribution_window,
                                    default_reward=self.default_reward, salt=self._salt)
 
     # ------------------------------------------------------------------ decide
-    def decide(self, context: Mapping[str, Any]) -> Decision:
-        """Choose a recovery action for one abandoned cart. Never raises unless ``strict``."""
+    def decide(self, context: Mapping[str, Any], decision_id: str | None = None) -> Decision:
+        """Choose a recovery action for one abandoned cart. Never raises unless ``strict``.
+
+        ``decision_id`` (the caller's request id) makes the call idempotent: the action is
+        sampled from a seeded hash of the id, so a retry gets the same action in any process
+        running the same model; a retry in this process returns the same decision, and the
+        log stores the id once.
+        """
+        if decision_id is not None:
+            if not isinstance(decision_id, str) or not 0 < len(decision_id) <= 128:
+                if self.strict:
+                    raise ValueError(f"decision_id == {decision_id!r}, must be a non-empty str of at most 128 chars")
+                return self._fallback(context, f"decision_id: {decision_id!r} is not a non-empty str (<= 128 chars)")
+            with self._state_lock:
+                earlier = self._named.get(decision_id)
+                if earlier is not None:
+                    self._counts["retries"] += 1
+                    return earlier
+        decision = self._decide_checked(context, decision_id)
+        if decision_id is not None:
+            with self._state_lock:
+                decision = self._named.setdefault(decision_id, decision)
+                if len(self._named) > MAX_NAMED_DECISIONS:
+                    self._named.popitem(last=False)
+        return decision
+
+    def _decide_checked(self, context: Mapping[str, Any], decision_id: str | None) -> Decision:
         try:
             parsed = validate_context(context, self.limits)
         except ContextError as exc:
             if self.strict:
                 raise
-            return self._fallback(context, f"{exc.field}: {exc}")
+            return self._fallback(context, f"{exc.field}: {exc}", decision_id)
         try:
-            return self._decide(parsed)
+            return self._decide(parsed, decision_id)
         except Exception as exc:  # checkout must never see an engine failure
             if self.strict:
                 raise
             logger.exception("decide failed; returning the fallback action")
             self._bump("errors")
-            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}")
+            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}", decision_id)
 
-    def _decide(self, ctx: ParsedContext) -> Decision:
+    def _decide(self, ctx: ParsedContext, decision_id: str | None = None) -> Decision:
         user_hash = self._hash_user(ctx.user_id)
         mask = self.guardrails.eligible(ctx, user_hash)
         features = self.features  # one reference for the whole decision, as for the learner
@@ -195,11 +229,12 @@ class DecisionEngine:
         version = self.model_version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
         probs = self.guardrails.apply_floor(learner.decision_probabilities(x, mask), mask)
-        a = sample_index(probs, mask, self._uniforms.next())
+        u = self._uniforms.next() if decision_id is None else hashed_uniform(self.seed, decision_id)
+        a = sample_index(probs, mask, u)
         action = self.action_names[a]
         p = probs[a]
         payload = self._payload(action, ctx, cf, cf_items)
-        decision_id = os.urandom(16).hex()
+        decision_id = decision_id or os.urandom(16).hex()
         names = self.action_names
         probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
         if self.log is not None:
@@ -231,9 +266,9 @@ class DecisionEngine:
             payload["items"] = cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
         return payload
 
-    def _fallback(self, context: Any, reason: str) -> Decision:
+    def _fallback(self, context: Any, reason: str, decision_id: str | None = None) -> Decision:
         logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
-        decision_id = os.urandom(16).hex()
+        decision_id = decision_id or os.urandom(16).hex()
         with self._state_lock:
             self._counts["fallbacks"] += 1
             key = reason.split(":", 1)[0]

@@ -16,6 +16,7 @@ Both return the same action for the same probabilities and uniform.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import threading
 from typing import Any
@@ -100,3 +101,18 @@ def sample_actions(probabilities: np.ndarray, rng: np.random.Generator) -> np.nd
         has_mass = probabilities[stray] > 0
         actions[stray] = last - np.argmax(has_mass[:, ::-1], axis=1)
     return actions
+
+
+def hashed_uniform(seed: int | None, key: str) -> float:
+    """A uniform number in [0, 1) determined by ``seed`` and ``key`` (a keyed BLAKE2b hash).
+
+    ``DecisionEngine.decide`` samples with it when the caller names the decision, so a
+    retried request (same id, same context, same model) gets the same action in any process.
+
+    >>> hashed_uniform(0, "req-123") == hashed_uniform(0, "req-123") != hashed_uniform(1, "req-123")
+    True
+    >>> 0.0 <= hashed_uniform(0, "req-123") < 1.0
+    True
+    """
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=str(seed).encode("utf-8")).digest()
+    return (int.from_bytes(digest, "little") >> 11) * 2.0**-53

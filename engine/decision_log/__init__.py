@@ -1,6 +1,7 @@
 """Durable decision log: decisions, outcomes, attribution windows, exports.
 
-Write side: :class:`DecisionLog` with :class:`DecisionRecord`. Readers (which import
+Write side: :class:`DecisionLog` with :class:`DecisionRecord` (SQLite file or PostgreSQL
+URL); from any process, :func:`record_outcome` and :func:`record_order`. Readers (which import
 pandas, so they load on first use): :func:`read_log`, :func:`to_parquet`,
 :func:`to_dsjson`, :func:`dsjson_event`.
 """
@@ -12,7 +13,8 @@ from .hashing import hash_user_id, user_hasher
 from .log import DecisionLog
 from .records import OUTCOME_SOURCES, DecisionRecord, OutcomeReceipt, OutcomeRecord, OutcomeStatus
 
-_READERS = {"read_log": "export", "to_parquet": "export", "to_dsjson": "dsjson", "dsjson_event": "dsjson"}
+_READERS = {"read_log": "export", "to_parquet": "export", "to_dsjson": "dsjson", "dsjson_event": "dsjson",
+            "record_outcome": "remote", "record_order": "remote"}
 
 __all__ = [
     "DecisionLog",

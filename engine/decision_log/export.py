@@ -56,6 +56,7 @@ import pandas as pd
 from engine.validation import check_number
 
 from .schema import DECISION_COLUMNS, decode_names
+from .store_api import is_postgres_url
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,6 +83,8 @@ def read_log(
 ) -> pd.DataFrame:
     """All decisions (``since <= timestamp < until`` if given) joined with their outcomes.
 
+    ``path`` is a SQLite file or a ``postgresql://`` URL; both give the same frame.
+
     One row per decision; ``reward`` is NaN until an outcome is joined or defaulted.
     ``actions``/``probabilities``/``eligible`` hold the catalogue, the policy's full
     distribution and the eligible names; ``p_<action>`` repeat the probabilities as columns
@@ -102,6 +105,15 @@ def read_log(
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY d.timestamp, d.rowid"
     )
+    if is_postgres_url(path):
+        from .postgres import PostgresStore
+
+        store = PostgresStore(str(path), pool_size=1)
+        try:
+            rows, vocab = store.read_rows(since, until)
+        finally:
+            store.close()
+        return _frame(rows, vocab)
     conn = connect_readonly(path)
     try:
         rows = conn.execute(sql, params).fetchall()

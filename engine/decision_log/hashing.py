@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+
+#: Salt used when none is configured (fine for development, not for production).
+DEV_SALT = "cartwise-development-salt"
 
 #: Length in hex characters of :func:`hash_user_id` digests.
 USER_HASH_HEX_CHARS = 32
@@ -68,3 +72,12 @@ def user_hasher(salt: str | bytes) -> Callable[[str], str]:
         return _digest(user_id, keyed)
 
     return hash_user
+
+
+def resolve_salt(salt: str | bytes | None) -> str | bytes:
+    """``salt`` if given, else ``$CARTWISE_SALT``, else :data:`DEV_SALT` (the engine's rule).
+
+    >>> resolve_salt("pepper")
+    'pepper'
+    """
+    return salt or os.environ.get("CARTWISE_SALT") or DEV_SALT

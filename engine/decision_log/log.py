@@ -6,9 +6,9 @@ import atexit
 import dataclasses
 import logging
 import os
-import sqlite3
+import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.validation import check_choice, check_integer, check_number, check_positive
@@ -23,7 +23,9 @@ from .records import (
 )
 from .checkpointer import Checkpointer
 from .pending import PendingIndex
-from .store import ConnectFn, SQLiteStore, check_path
+from .spill import SpillFile
+from .store import ConnectFn
+from .store_api import Store, is_postgres_url, open_store
 from .writer import BatchWriter
 
 logger = logging.getLogger(__name__)
@@ -33,12 +35,13 @@ DefaultReward = float | Callable[[str], float]
 
 
 class DecisionLog:
-    """Durable, thread-safe log of decisions and their outcomes (SQLite in WAL mode).
+    """Durable, thread-safe log of decisions and their outcomes, in SQLite (WAL mode, one
+    process) or PostgreSQL (shared by many processes; outcomes joined in the database).
 
     Parameters
     ----------
     path:
-        Database file; created with its schema if missing.
+        SQLite database file, or a ``postgresql://`` URL; the schema is created if missing.
     durability:
         ``"batch"`` (default): a background thread starts a commit once the oldest
         buffered event is ``flush_interval / 2`` old (or ``flush_events`` are buffered),
@@ -62,6 +65,14 @@ class DecisionLog:
         ``action name -> reward``.
     salt:
         Secret for :meth:`hash_user` (needed only to hash raw user ids).
+    spill_dir:
+        Directory of the local spill file that holds batches while the store is down
+        (fsynced, replayed in order when it returns; files of dead processes are adopted).
+        Default: none for SQLite (memory only), ``$CARTWISE_SPILL_DIR`` or
+        ``<tmp>/cartwise-spill`` for PostgreSQL.
+    store_options:
+        Extra arguments of the store (PostgreSQL: ``pool_size``, ``backward_window``,
+        ``pending_ttl``; see :class:`~engine.decision_log.postgres.PostgresStore`).
     _connect:
         Test hook: factory of the write connection (``path -> sqlite3.Connection``).
 
@@ -93,9 +104,10 @@ class DecisionLog:
         attribution_window: float = 72 * 3600,
         default_reward: DefaultReward = 0.0,
         salt: str | bytes | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        store_options: Mapping[str, Any] | None = None,
         _connect: ConnectFn | None = None,
     ) -> None:
-        self.path = check_path(path)
         self.durability = check_choice(durability, "durability", DURABILITIES)
         self.flush_interval = check_positive(flush_interval, "flush_interval", high=60.0)
         self.flush_events = check_integer(flush_events, "flush_events", low=1)
@@ -109,10 +121,22 @@ class DecisionLog:
         self.default_reward = default_reward
         self._salt = None if salt is None else salt_bytes(salt)
 
-        self._store = SQLiteStore(
-            self.path, synchronous="FULL" if durability == "fsync" else "NORMAL", connect=_connect
-        )
-        self._store.open()
+        options = dict(store_options or {})
+        if _connect is not None:
+            options["connect"] = _connect
+        self._store: Store = open_store(path, durability=self.durability, **options)
+        self.path = self._store.location
+        try:
+            self._store.open()
+        except self._store.errors as exc:
+            if not self._store.shared:
+                raise
+            logger.error("decision log store unreachable at start (%s); writes go to the spill file", exc)
+        if spill_dir is None and is_postgres_url(self.path):
+            spill_dir = os.environ.get("CARTWISE_SPILL_DIR") or os.path.join(tempfile.gettempdir(), "cartwise-spill")
+        self._disk = SpillFile(spill_dir, self.path) if spill_dir is not None else None
+        if self._disk is not None:
+            self._disk.adopt_orphans()
         self._sync = durability != "batch"
         self._closed = False
         self._count_lock = threading.Lock()
@@ -120,7 +144,7 @@ class DecisionLog:
         self._pending = PendingIndex(self.attribution_window)
         self._counts = {
             "written_decisions": 0, "written_outcomes": 0, "duplicates": 0, "duplicate_decisions": 0,
-            "unknown_ids": 0, "unattributed": 0, "defaulted": 0, "read_errors": 0,
+            "unknown_ids": 0, "unattributed": 0, "defaulted": 0, "read_errors": 0, "deferred": 0,
         }
         self._checkpointer = Checkpointer(self._store.checkpoint)
         self._writer = BatchWriter(
@@ -131,6 +155,7 @@ class DecisionLog:
             spill_size=self.queue_size if spill_size is None else spill_size,
             flush_interval=self.flush_interval,
             flush_events=self.flush_events,
+            disk=self._disk,
         )
         atexit.register(self.close)
 
@@ -207,11 +232,15 @@ class DecisionLog:
         self._check_open()
         with self._outcome_lock:
             self._writer.flush()
+            try:
+                self._store.sweep()  # a shared store settles outcomes that waited for their decision
+            except self._store.errors as exc:
+                self._read_failed(exc)
             candidates, taken = self._pending.expired(now)  # normally empty after the flush
             try:
                 for decision_id, action, closes in self._store.expired_open(now, limit):
                     candidates.setdefault(decision_id, (action, closes))
-            except sqlite3.Error as exc:
+            except self._store.errors as exc:
                 self._read_failed(exc)
             expired = sorted(
                 (closes, did, action) for did, (action, closes) in candidates.items() if did not in taken
@@ -240,7 +269,11 @@ class DecisionLog:
         atexit.unregister(self.close)
         if not self._writer.close():
             queued, spilled = self._writer.buffered
-            logger.error("decision log closed with %d events unwritten: %s", queued + spilled, self._writer.last_error)
+            on_disk = self._disk.events if self._disk is not None else 0
+            logger.error("decision log closed with %d events unwritten (%d more kept in the spill file %s): %s",
+                         queued + spilled, on_disk, self._disk.path if on_disk else None, self._writer.last_error)
+        if self._disk is not None:
+            self._disk.close()
         self._checkpointer.close()
         self._store.close()
 
@@ -261,7 +294,7 @@ class DecisionLog:
             return record
         try:
             return self._store.fetch_decision(decision_id)
-        except sqlite3.Error as exc:
+        except self._store.errors as exc:
             self._read_failed(exc)
             return None
 
@@ -269,6 +302,8 @@ class DecisionLog:
         """State and counters for monitoring (counts since this object was created).
 
         - ``healthy``: writer running, no failed commit waiting for a retry, no spill;
+        - ``spill_file_events``: the backlog in the local spill file (events written there
+          while the store was down, not yet replayed), ``spill_file`` its path;
         - ``queued`` / ``spill_buffered``: events in memory waiting for the writer / held
           after a full queue or a failed commit; ``pending_decisions`` / ``pending_outcomes``:
           of which decisions / outcomes (buffered, not yet committed);
@@ -279,6 +314,8 @@ class DecisionLog:
           ``read_errors``;
         - ``duplicates`` (outcomes after the first), ``duplicate_decisions``,
           ``unknown_ids``, ``unattributed`` (user outcomes with no open decision),
+          ``deferred`` (shared store: outcomes for decisions not stored yet, left to the
+          store's join),
           ``defaulted`` (default rewards given by :meth:`close_expired`).
         """
         stats = self._writer.stats()
@@ -290,7 +327,8 @@ class DecisionLog:
             "durability": self.durability,
             "closed": self._closed,
             "writer_alive": alive,
-            "healthy": (alive or self._closed) and not stats["retrying"] and not stats["spill_buffered"],
+            "healthy": (alive or self._closed) and not stats["retrying"] and not stats["spill_buffered"]
+            and not stats["spill_file_events"],
             "pending_decisions": pending[0],
             "pending_outcomes": pending[1],
             **stats,
@@ -318,9 +356,12 @@ class DecisionLog:
         if not has_outcome and not known:
             try:
                 known, has_outcome = self._store.decision_state(did)
-            except sqlite3.Error as exc:  # cannot check: keep the reward, the DB ignores duplicates
+            except self._store.errors as exc:  # cannot check: keep the reward, the DB ignores duplicates
                 self._read_failed(exc)
                 known = True
+            if not known and self._store.shared:  # decided elsewhere, not stored yet: the store joins it
+                self._bump("deferred")
+                return OutcomeReceipt(did, OutcomeStatus.DEFERRED), self._writer.submit(outcome)
         if has_outcome:
             self._bump("duplicates")
             logger.debug("duplicate outcome for decision %s ignored (first one wins)", did)
@@ -341,7 +382,7 @@ class DecisionLog:
         buffered = self._pending.latest_for_user(user_hash, at)
         try:
             stored = self._store.latest_for_user(user_hash, at)
-        except sqlite3.Error as exc:
+        except self._store.errors as exc:
             self._read_failed(exc)
             stored = None
         if stored is not None and (buffered is None or stored[1] > buffered[0]):
@@ -372,6 +413,6 @@ class DecisionLog:
         with self._count_lock:
             self._counts[key] += n
 
-    def _read_failed(self, exc: sqlite3.Error) -> None:
+    def _read_failed(self, exc: BaseException) -> None:
         self._bump("read_errors")
         logger.error("decision log read failed: %s", exc)

@@ -225,6 +225,7 @@ class OutcomeStatus(str, enum.Enum):
     DUPLICATE = "duplicate"  #: the decision already had an outcome: counted, not stored
     UNKNOWN = "unknown"  #: no such decision id: counted, logged at WARNING
     UNATTRIBUTED = "unattributed"  #: no decision of that user inside its window
+    DEFERRED = "deferred"  #: shared store: decision not stored yet; the store joins it when it arrives
 
 
 @dataclass(frozen=True, slots=True)

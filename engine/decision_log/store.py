@@ -1,5 +1,7 @@
 """SQLite access for the decision log: one write, one read and one checkpoint connection.
 
+Implements :class:`~engine.decision_log.store_api.Store` for one process.
+
 The store knows SQL and encodings, nothing about threads or buffering. Every write is one
 transaction (a single statement, or ``BEGIN IMMEDIATE`` ... ``COMMIT``); on any error it is
 rolled back and the connection discarded, so a failed write never leaves a partial batch
@@ -80,10 +82,13 @@ class SQLiteStore:
         Factory for the *write* connection; tests inject failures through it.
     """
 
+    shared = False
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL", connect: ConnectFn | None = None) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous == {synchronous!r}, must be 'FULL' or 'NORMAL'")
-        self.path = path
+        self.path = self.location = path
         self.synchronous = synchronous
         self._connect = connect or default_connect
         self._writer: sqlite3.Connection | None = None
@@ -279,6 +284,10 @@ class SQLiteStore:
             action=action, features=dict(zip(self._names(feature_set), decode_f32(features).tolist())),
             payload=json.loads(payload), fallback=bool(fallback),
         )
+
+    def sweep(self) -> int:
+        """Nothing waits in a one-process store: outcomes are checked before they are written."""
+        return 0
 
     def _names(self, vid: str) -> tuple[str, ...]:
         names = self._vocab.get(vid)

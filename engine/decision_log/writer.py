@@ -17,6 +17,11 @@ When the queue is full, or a commit fails (disk full, I/O error, read-only file)
 go to a bounded spill buffer that later commits retry first, with exponential back-off;
 beyond that bound events are dropped and counted. Nothing here ever raises into a caller
 because of the storage.
+
+With a :class:`~engine.decision_log.spill.SpillFile` (``disk=``), a batch the store cannot
+take goes to that file instead (fsynced, so it counts as committed for sync callers);
+while the file holds a backlog, new batches are appended behind it and the file is
+replayed in order before anything else is written.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spill import SpillFile
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ class BatchWriter:
         flush_interval: float,
         flush_events: int,
         name: str = "decision-log-writer",
+        disk: SpillFile | None = None,
     ) -> None:
         self._commit = commit
         self._on_committed = on_committed
@@ -85,6 +94,7 @@ class BatchWriter:
         self._retry_at = 0.0
         self._backoff = flush_interval
         self._stopping = False
+        self._disk = disk
         self.counts = collections.Counter()  # committed, spilled, dropped, failed_writes, commits
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -132,7 +142,7 @@ class BatchWriter:
                 now = time.monotonic()
                 if self._committed_seq >= seq:
                     return True
-                if self._attempted_seq >= seq or now < self._retry_at:
+                if self._attempted_seq >= seq or (now < self._retry_at and self._disk is None):
                     return False
                 if now >= deadline:  # storage hangs: stop waiting, the event stays queued
                     self.counts["sync_timeouts"] += 1
@@ -158,8 +168,11 @@ class BatchWriter:
 
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of the counters and buffer sizes."""
+        disk = self._disk
         with self._lock:
             return {
+                "spill_file_events": disk.events if disk is not None else 0,
+                "spill_file": str(disk.path) if disk is not None else None,
                 "queued": len(self._queue),
                 "spill_buffered": len(self._spill),
                 "written": self.counts["committed"],
@@ -205,10 +218,12 @@ class BatchWriter:
 
     def _commit_due(self) -> bool:
         """Whether the background thread should commit now (caller holds the lock)."""
-        if self._stopping or time.monotonic() < self._retry_at:
+        if self._stopping:
             return False
-        if not self._queue and not self._spill:
+        if not self._queue and not self._spill and not self._on_disk():
             self._sync_wanted = False
+            return False
+        if self._backing_off():
             return False
         return (
             self._sync_wanted
@@ -220,18 +235,33 @@ class BatchWriter:
     def _wait_time(self) -> float | None:
         """How long the background thread may sleep before a commit can be due (lock held)."""
         now = time.monotonic()
-        if now < self._retry_at:  # storage failing: wait for the back-off, whatever the demand
-            return self._retry_at - now
-        if not self._queue and not self._spill:
+        if not self._queue and not self._spill and not self._on_disk():
             return None  # idle: the next submit wakes the thread
+        if self._backing_off():
+            return self._retry_at - now
         return max(self._oldest_at + self._commit_after - now, 0.0)
+
+    def _on_disk(self) -> int:
+        """Events waiting in the spill file for the store to come back (caller holds the lock)."""
+        return self._disk.events if self._disk is not None else 0
+
+    def _backing_off(self) -> bool:
+        """Storage is failing and nothing is due before the back-off ends (caller holds the lock).
+
+        Without a spill file everything waits for the back-off; with one, new events still go to
+        the file on time, and only the replay of the file and of failed events waits.
+        """
+        if time.monotonic() >= self._retry_at:
+            return False
+        return self._disk is None or not self._queue
 
     def _drain(self, force: bool) -> bool:
         """Commit all buffered events (caller holds the write lock)."""
-        if not force and time.monotonic() < self._retry_at:
+        backing_off = not force and time.monotonic() < self._retry_at
+        if backing_off and self._disk is None:
             return False
         with self._lock:
-            if not self._queue and not self._spill:
+            if not self._queue and not self._spill and not (self._disk is not None and self._disk.events):
                 return True
             from_spill, from_queue = list(self._spill), list(self._queue)
             self._spill.clear()
@@ -239,11 +269,83 @@ class BatchWriter:
             self._sync_wanted = False
             seq = self._seq
         batch = from_spill + from_queue
+        if self._disk is not None:
+            return self._drain_with_disk(batch, len(from_queue), seq, backing_off)
         try:
             self._commit(batch)
         except Exception as exc:  # storage errors, and anything else: never lose the batch silently
             self._commit_failed(batch, len(from_queue), exc, seq)
             return False
+        self._committed(batch, seq)
+        return True
+
+    def _drain_with_disk(self, batch: list[Any], n_new: int, seq: int, backing_off: bool) -> bool:
+        """Commit ``batch`` directly when no backlog is on disk; otherwise (or when that
+        fails) park it in the spill file and, unless backing off, replay the file in order."""
+        disk = self._disk
+        if not disk.events and not backing_off:
+            try:
+                self._commit(batch)
+            except Exception as exc:  # park it; the next drain replays it after the back-off
+                if self._park(batch, seq) is None:
+                    self._failed(exc)
+                else:
+                    self._commit_failed(batch, n_new, exc, seq)
+                return False
+            self._committed(batch, seq)
+            return True
+        error = self._park(batch, seq) if batch else None
+        if error is not None:  # disk failing too: hold the batch in memory
+            self._commit_failed(batch, n_new, error, seq)
+            return False
+        if backing_off:
+            return False
+        replayed = 0
+        try:
+            for offset, events in disk.frames(max(self._flush_events, 1)):
+                self._commit(events)
+                disk.replayed(offset, len(events))
+                replayed += len(events)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        disk.clear()
+        with self._lock:
+            self.counts["commits"] += 1
+            self.counts["replayed"] += replayed
+            self.last_commit_at = time.time()
+            self._backoff = self._flush_interval
+            self._retry_at = 0.0
+        if replayed:
+            logger.warning("decision log: replayed %d events from the spill file", replayed)
+        return True
+
+    def _park(self, batch: list[Any], seq: int) -> OSError | None:
+        """Append ``batch`` to the spill file (fsynced); None when it is safely there, else the error."""
+        try:
+            self._disk.append(batch)
+        except OSError as exc:
+            logger.error("decision log spill file write failed: %s", exc)
+            return exc
+        with self._lock:
+            self._committed_seq = self._attempted_seq = seq
+            self._done.notify_all()
+            self.counts["spill_file_written"] += len(batch)
+        self._on_committed(batch)
+        return None
+
+    def _failed(self, exc: Exception) -> None:
+        """Record a failed commit (its events are safe on disk) and schedule a retry."""
+        with self._lock:
+            self.counts["failed_writes"] += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error_at = time.time()
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
+            backlog = self._disk.events
+        logger.error("decision log write failed (%s); %d events held in the spill file", self.last_error, backlog)
+
+    def _committed(self, batch: list[Any], seq: int) -> None:
         now = time.time()
         with self._lock:
             self._committed_seq = self._attempted_seq = seq
@@ -254,7 +356,6 @@ class BatchWriter:
             self._backoff = self._flush_interval
             self._retry_at = 0.0
         self._on_committed(batch)
-        return True
 
     def _commit_failed(self, batch: list[Any], n_new: int, exc: Exception, seq: int) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Many threads appending decisions and rewards concurrently: each stored exactly once."""
+"""Many threads appending decisions and rewards concurrently: each stored exactly once
+(SQLite file and PostgreSQL store)."""
 
 import sqlite3
 import threading
@@ -31,11 +32,32 @@ def worker(log, thread, barrier, receipts):
             receipts.append(log.append_outcome(did, -1.0, 1002.0 + i).status)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request):
+    return request.param
+
+
+def stored(backend, target):
+    """(decision rows, {decision_id: reward}) read back from the store."""
+    if backend == "sqlite":
+        conn = sqlite3.connect(target)
+    else:
+        import psycopg
+
+        conn = psycopg.connect(target)
+    try:
+        decisions = conn.execute("SELECT decision_id, user_hash, action FROM decisions").fetchall()
+        outcomes = dict(conn.execute("SELECT decision_id, reward FROM outcomes").fetchall())
+    finally:
+        conn.close()
+    return decisions, outcomes
+
+
 @pytest.mark.parametrize("durability", ["batch", "sync"])
-def test_threads_store_every_decision_and_first_reward_exactly_once(tmp_path, durability):
-    path = tmp_path / f"{durability}.db"
+def test_threads_store_every_decision_and_first_reward_exactly_once(request, tmp_path, backend, durability):
+    target = tmp_path / f"{durability}.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
     receipts: list[OutcomeStatus] = []
-    with DecisionLog(path, durability=durability) as log:
+    with DecisionLog(target, durability=durability, spill_dir=tmp_path / "spill" if backend != "sqlite" else None) as log:
         barrier = threading.Barrier(N_THREADS)
         threads = [threading.Thread(target=worker, args=(log, k, barrier, receipts)) for k in range(N_THREADS)]
         for t in threads:
@@ -49,10 +71,7 @@ def test_threads_store_every_decision_and_first_reward_exactly_once(tmp_path, du
     n_dupes = N_THREADS * (PER_THREAD // DUPLICATE_EVERY)
     assert receipts.count(OutcomeStatus.ACCEPTED) == total
     assert receipts.count(OutcomeStatus.DUPLICATE) == n_dupes
-    conn = sqlite3.connect(path)
-    decisions = conn.execute("SELECT decision_id, user_hash, action FROM decisions").fetchall()
-    outcomes = dict(conn.execute("SELECT decision_id, reward FROM outcomes").fetchall())
-    conn.close()
+    decisions, outcomes = stored(backend, target)
     expected = {(f"t{k}-{i}", f"user{k}", ACTIONS[i % 4]) for k in range(N_THREADS) for i in range(PER_THREAD)}
     assert len(decisions) == total and set(decisions) == expected
     assert outcomes == {f"t{k}-{i}": reward_of(k, i) for k in range(N_THREADS) for i in range(PER_THREAD)}

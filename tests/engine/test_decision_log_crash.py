@@ -1,4 +1,5 @@
-"""kill -9 a writing process: sync loses nothing acknowledged, batch at most the last window."""
+"""kill -9 a writing process: sync loses nothing acknowledged, batch at most the last window
+(SQLite file and PostgreSQL store)."""
 
 import json
 import os
@@ -21,7 +22,7 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 from engine.decision_log import DecisionLog, DecisionRecord
 log = DecisionLog(sys.argv[2], durability=sys.argv[3], flush_interval=float(sys.argv[4]),
-                  flush_events=int(sys.argv[5]))
+                  flush_events=int(sys.argv[5]), spill_dir=sys.argv[7] or None)
 period = 1.0 / float(sys.argv[6]) if float(sys.argv[6]) > 0 else 0.0
 start = time.monotonic()
 actions = ("none", "coupon_5", "recall_message")
@@ -38,12 +39,21 @@ for i in range(10**9):
 """
 
 
-def run_and_kill(path: Path, durability: str, n_acks: int, rate: float = 0.0) -> list[tuple[str, float]]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """(log target, spill directory): a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "log.db"), ""
+    return request.getfixturevalue("pg_url"), str(tmp_path / "spill")
+
+
+def run_and_kill(store, durability: str, n_acks: int, rate: float = 0.0) -> list[tuple[str, float]]:
     """Start a writer (``rate`` decisions/s, 0 = flat out), SIGKILL it after ``n_acks``
     acknowledgements; return every (decision_id, monotonic time) it acknowledged."""
+    target, spill_dir = store
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(ROOT), str(path), durability, str(FLUSH_INTERVAL), str(FLUSH_EVENTS),
-         str(rate)],
+        [sys.executable, "-c", CHILD, str(ROOT), target, durability, str(FLUSH_INTERVAL), str(FLUSH_EVENTS),
+         str(rate), spill_dir],
         stdout=subprocess.PIPE, text=True,
     )
     acks = []
@@ -67,12 +77,20 @@ def run_and_kill(path: Path, durability: str, n_acks: int, rate: float = 0.0) ->
     return acks
 
 
-def stored_ids(path: Path) -> set[str]:
+def stored_ids(store) -> set[str]:
     from engine.decision_log import DecisionLog
 
-    with DecisionLog(path):  # reopening runs WAL recovery
+    target, spill_dir = store
+    with DecisionLog(target, spill_dir=spill_dir or None):  # reopening runs WAL recovery / replays spill files
         pass
-    conn = sqlite3.connect(path)
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(target) as conn:
+            rows = conn.execute("SELECT decision_id, count(*) FROM decisions GROUP BY decision_id").fetchall()
+        assert all(n == 1 for _, n in rows)
+        return {did for did, _ in rows}
+    conn = sqlite3.connect(target)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         return {row[0] for row in conn.execute("SELECT decision_id FROM decisions")}
@@ -80,10 +98,9 @@ def stored_ids(path: Path) -> set[str]:
         conn.close()
 
 
-def test_sync_mode_loses_no_acknowledged_decision(tmp_path):
-    path = tmp_path / "sync.db"
-    acks = run_and_kill(path, "sync", n_acks=1500)
-    stored = stored_ids(path)
+def test_sync_mode_loses_no_acknowledged_decision(store):
+    acks = run_and_kill(store, "sync", n_acks=1500)
+    stored = stored_ids(store)
     acked = {did for did, _ in acks}
     assert len(acked) >= 1500
     assert acked <= stored  # at most one unacknowledged extra (committed, killed before printing)
@@ -91,10 +108,9 @@ def test_sync_mode_loses_no_acknowledged_decision(tmp_path):
 
 
 @pytest.mark.parametrize(("n_acks", "rate"), [(1500, 2000.0), (7000, 0.0)], ids=["2000-per-s", "flat-out"])
-def test_batch_mode_loses_at_most_the_last_flush_window(tmp_path, n_acks, rate):
-    path = tmp_path / "batch.db"
-    acks = run_and_kill(path, "batch", n_acks=n_acks, rate=rate)
-    stored = stored_ids(path)
+def test_batch_mode_loses_at_most_the_last_flush_window(store, n_acks, rate):
+    acks = run_and_kill(store, "batch", n_acks=n_acks, rate=rate)
+    stored = stored_ids(store)
     assert len(acks) >= n_acks
     # only a suffix is lost: everything acknowledged before the first lost id is stored
     first_lost = next((i for i, (did, _) in enumerate(acks) if did not in stored), len(acks))
