@@ -38,6 +38,7 @@ from engine.parsed import (
     OrderSummary,
     ParsedContext,
     cart_totals,
+    new_parsed_context,
     summarise_orders,
 )
 
@@ -455,8 +456,8 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
     channel_key = NO_CHANNELS if channels is None else _check_channels(channels)
     history = get("history")
     if history is None:
-        return ParsedContext(user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                             session or EMPTY, EMPTY, (), NO_ORDERS)
+        return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
+                                   session or EMPTY, EMPTY, (), NO_ORDERS))
     orders = _check_history(history, limits)
-    return ParsedContext(user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                         session or EMPTY, history or EMPTY, history.get("contacts") or (), orders)
+    return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
+                               session or EMPTY, history or EMPTY, history.get("contacts") or (), orders))

@@ -35,7 +35,7 @@ from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
 from engine.parsed import ParsedContext
-from engine.pending_rewards import PendingDecision, PendingRewards
+from engine.pending_rewards import PendingDecision, PendingRewards, new_pending_decision
 from engine.persistence import check_model_fits, read_saved_model, write_saved_model
 from engine.risk import RiskModel
 from engine.sampling import UniformStream, hashed_uniform, sample_index
@@ -245,7 +245,7 @@ class DecisionEngine:
                 features=dict(zip(features.feature_names, x.tolist())), payload=payload,
             ))
         self.guardrails.commit(ctx, user_hash, action)
-        entry = PendingDecision(x, a, p, ctx.timestamp, learner)
+        entry = new_pending_decision((x, a, p, ctx.timestamp, learner))
         with self._state_lock:
             self._counts["decisions"] += 1
             if self._pending.add(decision_id, entry):

@@ -19,7 +19,8 @@ Callers that hold a valid record without having validated it get the same record
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ __all__ = [
     "OrderSummary",
     "ParsedContext",
     "cart_totals",
+    "new_parsed_context",
     "order_summary",
     "parse_context",
     "summarise_orders",
@@ -99,6 +101,11 @@ class ParsedContext(NamedTuple):
     orders: OrderSummary
 
 
+#: ``new_parsed_context((user_id, timestamp, ...))``: a :class:`ParsedContext` from a tuple of its
+#: fields in order, without the generated ``__new__``'s Python-level call (one per ``decide``).
+new_parsed_context: Callable[[tuple[Any, ...]], ParsedContext] = partial(tuple.__new__, ParsedContext)
+
+
 def cart_totals(cart: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
     """``(value, units)`` of valid cart lines: the sum of price x quantity, and of quantity.
 
@@ -157,7 +164,7 @@ def parse_context(ctx: Mapping[str, Any]) -> ParsedContext:
     history = ctx.get("history") or EMPTY
     cart = ctx["cart"]
     value, units = cart_totals(cart)
-    return ParsedContext(
+    return new_parsed_context((
         ctx["user_id"],
         float(ctx["timestamp"]),
         cart,
@@ -169,4 +176,4 @@ def parse_context(ctx: Mapping[str, Any]) -> ParsedContext:
         history,
         history.get("contacts") or (),
         order_summary(ctx),
-    )
+    ))

@@ -20,12 +20,13 @@ it under its state lock. (The decision log's own buffer of not-yet-committed eve
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["PendingDecision", "PendingRewards"]
+__all__ = ["PendingDecision", "PendingRewards", "new_pending_decision"]
 
 
 class PendingDecision(NamedTuple):
@@ -44,6 +45,11 @@ class PendingDecision(NamedTuple):
     probability: float
     timestamp: float
     learner: Any
+
+
+#: ``new_pending_decision((features, action, probability, timestamp, learner))``: a
+#: :class:`PendingDecision` without the generated ``__new__``'s Python-level call (one per decide).
+new_pending_decision: Callable[[tuple[Any, ...]], PendingDecision] = partial(tuple.__new__, PendingDecision)
 
 
 class PendingRewards:
