@@ -25,7 +25,9 @@ from simulator.shop.sequence_model import (
     CartParams,
     SequenceConfig,
     channel_of_actions,
+    fixed_flow_probabilities,
     interval_hours,
+    policy_value,
     solve,
 )
 from simulator.shop.shoppers import NONE
@@ -116,6 +118,7 @@ class FlowSimulator:
             "abandon_time": abandon, "delay_hours": batch.purchase_delay_hours, "opt_channel": params.channel,
             "tau": tau, "interval": interval_hours(tau), "mask": mask, "obs": batch.observation,
             "u": self.rng.random((m, self.K, 7)),
+            "none_value": policy_value(tables, fixed_flow_probabilities([np.zeros(m, dtype=np.int64)] * self.K, mask)),
         }
         names = {"profit": "profit_if_bought"}
         for name in _FIELDS_TABLE:
