@@ -108,7 +108,7 @@ class FittedQPolicy(FeatureVectorPolicy):
     kind = "sequence"
     learns = True
 
-    def __init__(self, n_touches: int = 3, epsilon: float = 0.3, min_epsilon: float = 0.03, scale: float = 30_000.0,
+    def __init__(self, n_touches: int = 3, epsilon: float = 0.2, min_epsilon: float = 0.02, scale: float = 10_000.0,
                  ridge: float = 1.0, seed: Any = 0, features: FeatureBuilder | None = None,
                  action_names: Sequence[str] = ACTION_NAMES) -> None:
         super().__init__(action_names)
