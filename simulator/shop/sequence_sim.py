@@ -198,6 +198,24 @@ class FlowSimulator:
         return {**base, "timestamp": float(self.slot["abandon_time"][slot] + tau[k] * 60.0), "session": session,
                 "recovery": {"touch": k + 1, "previous": previous}}
 
+    def flow_value(self, slots: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Exact expected return of the flows just started in ``slots`` under a fixed flow that
+        sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible)."""
+        sl = self.slot
+        m = len(slots)
+        rows = np.arange(m)
+        mask = sl["mask"][slots]
+        alive = np.ones(m)
+        prefix = np.zeros(m, dtype=np.int64)
+        value = np.zeros(m)
+        for k in range(self.K):
+            a = np.where(mask[rows, actions[:, k]], actions[:, k], NONE)
+            g = self.offsets[k] + prefix
+            value += alive * sl["immediate"][slots, g, a]
+            alive = alive * (1.0 - sl["buy"][slots, g, a]) * (1.0 - sl["unsubscribe"][slots, g, a])
+            prefix = prefix * N_ACTIONS + a
+        return value
+
     # ------------------------------------------------------------------ dynamics
     def step(self, slots: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
         """Send ``actions`` at the current touch of ``slots``; realise the interval that follows.
