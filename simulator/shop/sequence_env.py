@@ -50,7 +50,8 @@ class CartRecoverySequenceEnv(gym.Env):
     optimally), ``optimal_value`` (its max over eligible actions), ``expected_reward`` (per action,
     expected reward of this touch alone), ``action_mask``, ``shopper_type``, ``touch``.
     On step also ``converted``, ``prompted``, ``unsubscribed``, ``coupon_cost``,
-    ``episode_return``, ``purchase_hours_after_abandon``.
+    ``episode_return``, ``purchase_hours_after_abandon``, ``expected_reward_taken`` (of the touch
+    just played); after the last step only these and ``shopper_type``.
 
     ## Arguments
     ``config`` / keyword overrides as for ``CartRecovery-v0``; ``sequence``: a
@@ -109,6 +110,7 @@ class CartRecoverySequenceEnv(gym.Env):
         terminated = bool(out["terminated"][0])
         extra = {name: (v[0].item() if isinstance(v[0], np.generic) else v[0])
                  for name, v in out.items() if name not in ("reward", "terminated")}
+        extra["expected_reward_taken"] = extra.pop("expected_reward")  # info["expected_reward"]: the next touch's
         hours = extra["purchase_hours_after_abandon"]
         extra["purchase_hours_after_abandon"] = None if hours != hours else hours  # None: no purchase
         if terminated:
