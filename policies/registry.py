@@ -5,7 +5,7 @@ Names: ``none``, ``static:<action>`` for every other action, ``uniform``, ``rule
 default exploration), ``vw-epsilon``, ``vw-squarecb``, ``vw-bag``, ``vw-cover``, ``vw-rnd``,
 ``linucb``, ``lints``; for multi-touch flows (:mod:`policies.sequence`) the fixed flows
 ``seq:reminder``, ``seq:3-reminders``, ``seq:reminders-coupon``, ``seq:rule``, the per-touch
-bandits ``seq:linucb``, ``seq:lints``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start from the settings in :data:`LEARNER_SETTINGS`
+bandits ``seq:linucb``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start from the settings in :data:`LEARNER_SETTINGS`
 (tuned on the simulator, see the module notes there); keyword arguments override them.
 
 >>> make_policy("rule").name, make_policy("static:coupon_10").name
@@ -77,7 +77,7 @@ _BUILDERS: dict[str, Callable[..., Policy]] = {
     "full-information": lambda seed=0, **kw: FullInformationPolicy(**kw),
     **{name: _learner(name) for name in LEARNER_SETTINGS},
     **{name: (lambda seed=0, _s=steps, _n=name, **kw: FlowPolicy(_s, name=_n, **kw)) for name, steps in FLOWS.items()},
-    **{f"seq:{name}": _flow_bandit(name) for name in ("linucb", "lints", "vw")},
+    **{f"seq:{name}": _flow_bandit(name) for name in ("linucb", "vw")},
     "seq:fqi": lambda seed=0, **kw: FittedQPolicy(seed=seed, **kw),
 }
 

@@ -24,9 +24,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engine.actions import ACTION_NAMES
-from engine.features import FeatureBuilder
+from engine.features import PROFILE_SCALING, FeatureBuilder
 from engine.validation import check_integer, check_non_negative, check_probability
-from policies._batch import check_mask_batch
+from policies._batch import check_mask_batch, column_index
 from policies.base import Policy
 from policies.batch_features import BatchFeatures, FeatureVectorPolicy
 from policies.rule import RulePolicy, cart_value
@@ -76,6 +76,21 @@ class FlowPolicy(Policy):
                 out[at] = 0.0
                 out[at, np.where(ok, a, self._index["none"])] = 1.0
         return out
+
+    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
+                              eligible: np.ndarray) -> np.ndarray:
+        """From logged features: the touch from ``touch_index`` (0 when not logged), the cart
+        value from ``cart_value_log`` (for the rule)."""
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
+        names = [str(n)[2:] if str(n).startswith("f_") else str(n) for n in feature_names]
+        touch = np.rint(X[:, names.index("touch_index")]).astype(np.int64) if "touch_index" in names \
+            else np.zeros(len(X), dtype=np.int64)
+        (col,) = column_index(feature_names, ["cart_value_log"])
+        centre, scale = PROFILE_SCALING["cart_value_log"]
+        values = np.expm1(X[:, col] * scale + centre) * (1.0 + 1e-9)
+        return self.decide_touches(touch, values, eligible)
 
     def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
                        truth: np.ndarray | None) -> np.ndarray:
