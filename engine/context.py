@@ -454,10 +454,38 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
         _check_session(session, limits)
     channels = get("channels")
     channel_key = NO_CHANNELS if channels is None else _check_channels(channels)
+    recovery = get("recovery")
+    if recovery is not None:
+        _check_recovery(recovery, limits)
     history = get("history")
     if history is None:
         return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                                   session or EMPTY, EMPTY, (), NO_ORDERS))
+                                   session or EMPTY, EMPTY, (), NO_ORDERS, recovery or EMPTY))
     orders = _check_history(history, limits)
     return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                               session or EMPTY, history or EMPTY, history.get("contacts") or (), orders))
+                               session or EMPTY, history or EMPTY, history.get("contacts") or (), orders,
+                               recovery or EMPTY))
+
+
+def _check_recovery(recovery: Any, limits: ContextLimits) -> None:
+    """The optional multi-touch fields: ``touch`` int >= 1, ``previous`` list of earlier touches."""
+    touch = recovery.get("touch", _MISSING) if type(recovery) is dict else None
+    previous = recovery.get("previous", ()) if type(recovery) is dict else None
+    if type(touch) is int and 1 <= touch <= limits.max_count and type(previous) in (list, tuple) \
+            and len(previous) < touch and all(
+                type(p) is dict and type(p.get("action")) is str and 0 < len(p["action"]) <= limits.max_string
+                and type(p.get("minutes_after_abandon")) in _NUMBER_TYPES
+                and 0 <= p["minutes_after_abandon"] < _INF
+                and type(p.get("opened")) is bool and type(p.get("clicked")) is bool for p in previous):
+        return
+    _check_mapping("recovery", recovery)
+    _check_int("recovery.touch", recovery.get("touch", _MISSING), 1, limits.max_count)
+    previous = recovery.get("previous", [])
+    _check_list("recovery.previous", previous, recovery["touch"] - 1)
+    for i, p in enumerate(previous):
+        field = f"recovery.previous[{i}]"
+        _check_mapping(field, p)
+        _check_string(f"{field}.action", p.get("action", _MISSING), limits.max_string)
+        _check_nonneg(f"{field}.minutes_after_abandon", p.get("minutes_after_abandon", _MISSING))
+        _check_bool(f"{field}.opened", p.get("opened", _MISSING))
+        _check_bool(f"{field}.clicked", p.get("clicked", _MISSING))

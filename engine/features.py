@@ -39,7 +39,8 @@ from engine.parsed import ParsedContext, parse_context
 from engine.profile import PROFILE_FEATURES, profile_values
 from engine.risk import RiskModel
 
-__all__ = ["BIAS_FEATURE", "FeatureBuilder", "PROFILE_SCALING", "REWARD_REFERENCE_VALUE", "RISK_FEATURE"]
+__all__ = ["BIAS_FEATURE", "FeatureBuilder", "PROFILE_SCALING", "RECOVERY_FEATURES", "REWARD_REFERENCE_VALUE",
+           "RISK_FEATURE", "recovery_values"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,33 @@ REWARD_REFERENCE_VALUE = 74.0
 #: carts do not become huge per-value losses.
 MIN_REWARD_DIVISOR = 0.1
 _VALUE_FEATURE = "cart_value_log"
+#: Features of a multi-touch flow (``context["recovery"]``), added with ``recovery=True``: the
+#: touch index (0 at the first touch), earlier contacts, opens and clicks, the best coupon sent
+#: (percent / 20) and whether the last touch was opened / clicked.
+RECOVERY_FEATURES: tuple[str, ...] = ("touch_index", "previous_contacts", "previous_opens", "previous_clicks",
+                                      "previous_coupon", "last_opened", "last_clicked")
+_NO_RECOVERY = [0.0] * len(RECOVERY_FEATURES)
+
+
+def recovery_values(ctx: Mapping[str, Any]) -> list[float]:
+    """:data:`RECOVERY_FEATURES` of a validated context (zeros without ``recovery``)."""
+    recovery = ctx.recovery if isinstance(ctx, ParsedContext) else ctx.get("recovery")
+    if not recovery:
+        return list(_NO_RECOVERY)
+    previous = recovery.get("previous") or ()
+    contacts = opens = clicks = 0
+    coupon = 0.0
+    for p in previous:
+        action = p["action"]
+        if action != "none":
+            contacts += 1
+        opens += p["opened"]
+        clicks += p["clicked"]
+        if action.startswith("coupon_") and action[7:].isdigit():
+            coupon = max(coupon, float(action[7:]))
+    last = previous[-1] if previous else None
+    return [float(recovery["touch"] - 1), float(contacts), float(opens), float(clicks), coupon / 20.0,
+            float(bool(last and last["opened"])), float(bool(last and last["clicked"]))]
 
 #: (centre, scale) per profile feature: feature = (value - centre) / scale.
 PROFILE_SCALING: dict[str, tuple[float, float]] = {
@@ -94,16 +122,20 @@ class FeatureBuilder:
             Its ``feature_names`` must be profile feature names (any subset, any order).
         reward_per_value: learners regress on profit per :data:`REWARD_REFERENCE_VALUE` USD of
             cart value (see :meth:`reward_divisor`); False: on profit itself.
+        recovery: add :data:`RECOVERY_FEATURES` (multi-touch flows) before the bias.
 
     Attributes:
         feature_names: names of the output coordinates, bias last.
     """
 
     def __init__(self, cf: CFModel | None = None, risk: RiskModel | None = None, *,
-                 reward_per_value: bool = True) -> None:
+                 reward_per_value: bool = True, recovery: bool = False) -> None:
         if not isinstance(reward_per_value, bool):
             raise ValueError(f"reward_per_value == {reward_per_value!r}, must be a bool")
+        if not isinstance(recovery, bool):
+            raise ValueError(f"recovery == {recovery!r}, must be a bool")
         self.reward_per_value = reward_per_value
+        self.recovery = recovery
         if cf is not None and not isinstance(cf, CFModel):
             raise ValueError(f"cf == {type(cf).__name__}, must be a CFModel or None")
         if risk is not None and not isinstance(risk, RiskModel):
@@ -127,7 +159,7 @@ class FeatureBuilder:
         scale = [PROFILE_SCALING[n][1] for n in PROFILE_FEATURES]
         extra = (list(CF_FEATURES) if cf is not None else []) + (
             [RISK_FEATURE] if risk is not None else []
-        )
+        ) + (list(RECOVERY_FEATURES) if recovery else [])
         names += extra + [BIAS_FEATURE]
         centre += [0.0] * (len(extra) + 1)
         scale += [1.0] * (len(extra) + 1)
@@ -153,6 +185,8 @@ class FeatureBuilder:
             values += self.cf.features(ctx, cf_items)
         if risk is not None:
             values.append(p)
+        if self.recovery:
+            values += recovery_values(ctx)
         values.append(1.0)
         return values
 

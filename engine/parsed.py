@@ -86,6 +86,7 @@ class ParsedContext(NamedTuple):
         history: the ``history`` section (:data:`EMPTY` when missing).
         contacts: ``history.contacts`` (empty when missing).
         orders: the :class:`OrderSummary` of ``history.orders``.
+        recovery: the multi-touch ``recovery`` section (:data:`EMPTY` when missing).
     """
 
     user_id: str
@@ -99,6 +100,7 @@ class ParsedContext(NamedTuple):
     history: Mapping[str, Any]
     contacts: Sequence[Mapping[str, Any]]
     orders: OrderSummary
+    recovery: Mapping[str, Any]
 
 
 #: ``new_parsed_context((user_id, timestamp, ...))``: a :class:`ParsedContext` from a tuple of its
@@ -176,4 +178,5 @@ def parse_context(ctx: Mapping[str, Any]) -> ParsedContext:
         history,
         history.get("contacts") or (),
         order_summary(ctx),
+        ctx.get("recovery") or EMPTY,
     ))

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from engine.features import FeatureBuilder
+from engine.features import RECOVERY_FEATURES, FeatureBuilder
 from policies._batch import check_mask_batch, column_index
 from policies.base import Policy
 
@@ -42,11 +42,21 @@ class BatchFeatures:
         return X
 
     def from_logged(self, features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
-        """Reorder logged feature columns into this builder's order (``f_<name>`` accepted)."""
+        """Reorder logged feature columns into this builder's order (``f_<name>`` accepted).
+
+        Recovery features a log lacks (decisions logged without ``recovery``) are 0, as the
+        builder computes them for such contexts."""
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
-        return X[:, column_index(feature_names, self.names)]
+        logged = {str(n)[2:] if str(n).startswith("f_") else str(n) for n in feature_names}
+        absent = [n for n in self.names if n in RECOVERY_FEATURES and n not in logged]
+        if not absent:
+            return X[:, column_index(feature_names, self.names)]
+        present = [n for n in self.names if n not in absent]
+        out = np.zeros((X.shape[0], len(self.names)))
+        out[:, [self.names.index(n) for n in present]] = X[:, column_index(feature_names, present)]
+        return out
 
 
 class FeatureVectorPolicy(Policy):

@@ -3,7 +3,9 @@
 Names: ``none``, ``static:<action>`` for every other action, ``uniform``, ``rule``, ``oracle``
 (needs truth), ``full-information`` (learns from truth), and the bandit learners ``vw`` (VW's
 default exploration), ``vw-epsilon``, ``vw-squarecb``, ``vw-bag``, ``vw-cover``, ``vw-rnd``,
-``linucb``, ``lints``. Learner policies start from the settings in :data:`LEARNER_SETTINGS`
+``linucb``, ``lints``; for multi-touch flows (:mod:`policies.sequence`) the fixed flows
+``seq:reminder``, ``seq:3-reminders``, ``seq:reminders-coupon``, ``seq:rule``, the per-touch
+bandits ``seq:linucb``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start from the settings in :data:`LEARNER_SETTINGS`
 (tuned on the simulator, see the module notes there); keyword arguments override them.
 
 >>> make_policy("rule").name, make_policy("static:coupon_10").name
@@ -19,12 +21,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from engine.actions import ACTION_NAMES
+from engine.features import FeatureBuilder
 from engine.learners.tuned import TUNED
 from policies.base import Policy
 from policies.full_information import FullInformationPolicy
 from policies.learner_policy import LearnerPolicy
 from policies.oracle import OraclePolicy
 from policies.rule import RulePolicy
+from policies.sequence import FLOWS, FittedQPolicy, FlowPolicy
 from policies.static import StaticPolicy
 from policies.uniform import UniformPolicy
 
@@ -51,6 +55,19 @@ def _learner(name: str) -> Callable[..., Policy]:
     return build
 
 
+def _flow_bandit(name: str) -> Callable[..., Policy]:
+    """The per-touch (myopic) bandit of a multi-touch flow: learner ``name`` on the features
+    with the flow's recovery fields, taught each touch's reward."""
+    engine_name, defaults = LEARNER_SETTINGS[name]
+
+    def build(seed: Any = 0, **kw: Any) -> Policy:
+        policy = LearnerPolicy(engine_name, seed=seed, features=FeatureBuilder(recovery=True), **{**defaults, **kw})
+        policy.name, policy.kind = f"seq:{name}", "bandit"
+        return policy
+
+    return build
+
+
 _BUILDERS: dict[str, Callable[..., Policy]] = {
     "none": _static("none"),
     **{f"static:{a}": _static(a) for a in ACTION_NAMES if a != "none"},
@@ -59,6 +76,9 @@ _BUILDERS: dict[str, Callable[..., Policy]] = {
     "oracle": lambda seed=0, **kw: OraclePolicy(**kw),
     "full-information": lambda seed=0, **kw: FullInformationPolicy(**kw),
     **{name: _learner(name) for name in LEARNER_SETTINGS},
+    **{name: (lambda seed=0, _s=steps, _n=name, **kw: FlowPolicy(_s, name=_n, **kw)) for name, steps in FLOWS.items()},
+    **{f"seq:{name}": _flow_bandit(name) for name in ("linucb", "vw")},
+    "seq:fqi": lambda seed=0, **kw: FittedQPolicy(seed=seed, **kw),
 }
 
 

@@ -1,7 +1,8 @@
 """Gymnasium shopper simulator for cart recovery.
 
-Importing this package registers ``CartRecovery-v0`` (one abandoned cart per episode, with a
-native vector entry point).
+Importing this package registers ``CartRecovery-v0`` (one abandoned cart per episode, one
+decision) and ``CartRecoverySequence-v0`` (one cart per episode, a flow of touches), both with a
+native vector entry point.
 
 Example:
     >>> import gymnasium as gym
@@ -24,9 +25,12 @@ from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, SHOPPER_TYPES
 from simulator.shop.env import CartRecoveryEnv
 from simulator.shop.oracle import oracle_action
+from simulator.shop.sequence_env import CartRecoverySequenceEnv
+from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.vector_env import CartRecoveryVectorEnv, ContextBatch
 
 ENV_ID = "CartRecovery-v0"
+SEQUENCE_ENV_ID = "CartRecoverySequence-v0"
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(
@@ -34,8 +38,15 @@ if ENV_ID not in gymnasium.registry:
         entry_point="simulator.shop.env:CartRecoveryEnv",
         vector_entry_point="simulator.shop.vector_env:CartRecoveryVectorEnv",
     )
+if SEQUENCE_ENV_ID not in gymnasium.registry:
+    gymnasium.register(
+        id=SEQUENCE_ENV_ID,
+        entry_point="simulator.shop.sequence_env:CartRecoverySequenceEnv",
+        vector_entry_point="simulator.shop.sequence_vector_env:CartRecoverySequenceVectorEnv",
+    )
 
 __all__ = [
     "ACTION_CHANNELS", "ACTION_NAMES", "SHOPPER_TYPES", "ENV_ID", "SimConfig", "CartRecoveryEnv",
-    "CartRecoveryVectorEnv", "ContextBatch", "oracle_action",
+    "CartRecoveryVectorEnv", "ContextBatch", "oracle_action", "SEQUENCE_ENV_ID", "CartRecoverySequenceEnv",
+    "SequenceConfig",
 ]

@@ -66,6 +66,13 @@ class AbTestSection:
 
 
 @dataclass(frozen=True)
+class SequenceSection:
+    carts: int = 20_000  # flows per policy on CartRecoverySequence-v0 (0: skip the section)
+    policies: tuple[str, ...] = ("seq:reminder", "seq:3-reminders", "seq:reminders-coupon", "seq:rule",
+                                 "seq:linucb", "seq:fqi")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     seed: int = 0
     out: str = "reports"
@@ -75,12 +82,13 @@ class RunConfig:
     train: TrainSection = field(default_factory=TrainSection)
     ope: OpeSection = field(default_factory=OpeSection)
     abtest: AbTestSection = field(default_factory=AbTestSection)
+    sequence: SequenceSection = field(default_factory=SequenceSection)
 
 
 QUICK: dict[str, Any] = {
     "shop.n_shoppers": 3_000, "shop.n_items": 200, "warmup.carts": 3_000, "engine.carts": 4_000,
     "train.carts": 6_000, "abtest.users": 4_000, "abtest.days": 7, "abtest.pre_days": 3,
-    "abtest.carts_per_day": 800,
+    "abtest.carts_per_day": 800, "sequence.carts": 3_000,
 }
 """Overrides applied by ``--quick`` (the whole job in well under a minute)."""
 

@@ -9,6 +9,8 @@
 4. *Off-policy evaluation*: candidate policies scored on the engine's decision log, beside
    their true values on the same carts.
 5. *A/B test*: a simulated experiment with the growth team's analysis.
+6. *Multi-touch flows*: fixed flows, the per-touch bandit and the sequence learner on
+   ``CartRecoverySequence-v0`` against the exact DP optimum, and the value of touch 2 and 3.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class JobResult:
     abtest_summary: str
     figures: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    sequence: pd.DataFrame | None = None
+    touches: pd.DataFrame | None = None
 
 
 def new_run_folder(parent: Path, stamp: str) -> Path:
@@ -106,6 +110,14 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     ab_report = write_report(experiment, analysis, out / "abtest")
     lap("A/B test")
 
+    sequence_board = touches = None
+    if cfg.sequence.carts:
+        from simulator.job.sequence_report import sequence_scoreboard, touch_increments
+
+        sequence_board = sequence_scoreboard(cfg.sequence.policies, cfg.sequence.carts, cfg.seed, shop)
+        touches = touch_increments(cfg.seed, shop)
+        lap("sequence")
+
     figures = {
         "engine_curve": engine_learning_curve(engine_run.decisions, out / "engine_learning_curve.png"),
         "by_type": profit_by_type(engine_run.decisions, out / "profit_by_type.png"),
@@ -115,7 +127,8 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
         "ope": ope_truth_plot(ope_table, out / "ope_forest.png"),
         "abtest": out / "abtest" / "abtest_profit_effects.png",
     }
-    result = JobResult(out, warm, engine_run, scoreboard, ope_table, format_table(analysis), figures, seconds)
+    result = JobResult(out, warm, engine_run, scoreboard, ope_table, format_table(analysis), figures, seconds,
+                       sequence_board, touches)
     from simulator.job.report import write_job_report
 
     write_job_report(result, cfg, ab_report)

@@ -83,6 +83,16 @@ class CartResponse:
     cost_if_bought: np.ndarray  # coupon + offer cost, paid only if the cart is bought
     contact_cost: np.ndarray
     expected_reward: np.ndarray
+    base_probability: np.ndarray | None = None  # (n_carts,) p0: the shopper returns unprompted
+    lift: np.ndarray | None = None  # (n_carts, n_actions): share of non-returners each action converts
+
+
+def base_probability(type_index: np.ndarray, value: np.ndarray, n_orders: np.ndarray,
+                     expectation: np.ndarray) -> np.ndarray:
+    """``p0``: the probability that the shopper returns and buys with no prompt (see module notes)."""
+    p0 = P0_BASE[type_index] * (1.0 + 0.04 * np.minimum(n_orders, 10)) \
+        * np.clip((value / REFERENCE_VALUE) ** -0.2, 0.7, 1.3)
+    return np.minimum(p0 * (1.0 - 0.6 * expectation), 0.5)
 
 
 def cart_response(
@@ -108,8 +118,7 @@ def cart_response(
     e = expectation if config.coupon_conditioning else np.zeros(n)
     load = fatigue_load if config.fatigue else np.zeros(n)
     value_ratio = value / REFERENCE_VALUE
-    p0 = P0_BASE[t] * (1.0 + 0.04 * np.minimum(n_orders, 10)) * np.clip(value_ratio ** -0.2, 0.7, 1.3)
-    p0 = np.minimum(p0 * (1.0 - 0.6 * e), 0.5)
+    p0 = base_probability(t, value, n_orders, e)
 
     urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
     coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio ** 0.25, 0.6, 1.5), 1.0)
@@ -137,4 +146,4 @@ def cart_response(
         cost = np.where(blocked, cost[:, _NONE, None], cost)
         contact = np.where(blocked, contact[:, _NONE, None], contact)
     expected = p * (margin[:, None] - cost) - contact
-    return CartResponse(p, cost, contact, expected)
+    return CartResponse(p, cost, contact, expected, p0, lift)

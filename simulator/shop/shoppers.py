@@ -103,6 +103,18 @@ class ShopperState:
         decay to the shopper's latest cart before their increments are added.
         """
         np.add.at(self.carts_abandoned, shopper, 1)
+        self.record_contacts(shopper, time, type_index, actions, converted)
+        coupon = COUPON_OF_ACTION[actions]
+        if converted.any():
+            a = actions[converted]
+            self.add_orders(shopper[converted], time[converted] + delay_hours[converted] * 3600.0,
+                            items[converted], value[converted], coupon[converted], np.where(a == NONE, -1, a))
+
+    def record_contacts(self, shopper: np.ndarray, time: np.ndarray, type_index: np.ndarray,
+                        actions: np.ndarray, converted: np.ndarray) -> None:
+        """Apply recovery actions sent (rows with ``none`` are skipped): contact history and
+        fatigue for every contact, coupon conditioning for coupons. Rows are simultaneous, as in
+        :meth:`record_outcomes`."""
         sent = actions != NONE
         if sent.any():
             ss, ts = shopper[sent], time[sent]
@@ -123,10 +135,6 @@ class ShopperState:
             e = decayed(self.expectation[distinct], self.expectation_time[distinct], latest, EXPECTATION_DAYS)
             self.expectation[distinct] = 1.0 - (1.0 - e) * keep  # each coupon: e -> e + step (1 - e)
             self.expectation_time[distinct] = latest
-        if converted.any():
-            a = actions[converted]
-            self.add_orders(shopper[converted], time[converted] + delay_hours[converted] * 3600.0,
-                            items[converted], value[converted], coupon[converted], np.where(a == NONE, -1, a))
 
     # ------------------------------------------------------------------ history records
     def build_new_records(self) -> None:

@@ -265,6 +265,15 @@ class ShopWorld:
         calls this once per block, so its contexts seldom build records one at a time)."""
         self._state.build_new_records()
 
+    def opt_out(self, shopper: np.ndarray, channel: np.ndarray) -> None:
+        """Shoppers unsubscribe from a channel: later carts can no longer be reached through it."""
+        if len(shopper) == 0:
+            return
+        self.population.channels[shopper, channel] = False
+        chans = self.population.channels[shopper].astype(np.int64)
+        self._mask[shopper] = ((chans @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0).astype(np.int8)
+        self._mask[shopper, NONE] = 1
+
     # ------------------------------------------------------------------ outcomes
     def resolve(self, batch: CartBatch, rows: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
         """Realise the outcome of ``actions`` on the given rows and update the shoppers.

@@ -10,6 +10,11 @@ from typing import Any
 from policies import available_policies, make_policy
 from simulator.training.loop import TrainingResult, run_policy
 from simulator.training.scoreboard import DEFAULT_POLICIES, compare_policies
+from simulator.training.sequence_loop import (
+    DEFAULT_SEQUENCE_POLICIES,
+    compare_sequence_policies,
+    markdown_sequence_table,
+)
 
 #: Mixture after the ``--shift`` change: price-sensitive shoppers become rare and forgetful ones
 #: common, so coupons stop paying and reminders pay more.
@@ -31,8 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("compare", help="run several policies over several seeds: the decision-quality scoreboard")
     c.add_argument("--carts", type=int, default=20_000, help="carts per run (default 20000)")
     c.add_argument("--seeds", type=int, default=3, help="number of seeds, 0..K-1 (default 3)")
-    c.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
-                   help=f"comma-separated policy names (default {','.join(DEFAULT_POLICIES)})")
+    c.add_argument("--policies", default=None,
+                   help=f"comma-separated policy names (default {','.join(DEFAULT_POLICIES)}; with --env sequence "
+                        f"{','.join(DEFAULT_SEQUENCE_POLICIES)})")
+    c.add_argument("--env", choices=("cart", "sequence"), default="cart",
+                   help="cart: CartRecovery-v0 (one decision per cart, default); sequence: CartRecoverySequence-v0 "
+                        "(a flow of touches, scored against the DP optimum)")
+    c.add_argument("--json", action="store_true", help="with --env sequence: print the scoreboard as JSON on the last line")
     c.add_argument("--out", default="reports/compare", help="output folder (default reports/compare)")
     _simulation_options(c)
     c.set_defaults(func=_compare)
@@ -114,9 +124,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.policies.split(",") if n.strip()]
+    default = DEFAULT_SEQUENCE_POLICIES if args.env == "sequence" else DEFAULT_POLICIES
+    names = [n.strip() for n in (args.policies or ",".join(default)).split(",") if n.strip()]
     if args.seeds < 1:
         raise ValueError(f"--seeds == {args.seeds}, must be >= 1")
+    if args.env == "sequence":
+        board = compare_sequence_policies(names, carts=args.carts, seeds=args.seeds, config=sim_config(args))
+        print(markdown_sequence_table(board))
+        if args.json:
+            print(json.dumps({k: board[k] for k in ("optimal", "none", "policies")}))
+        return 0
     board = compare_policies(names, carts=args.carts, seeds=args.seeds, config=sim_config(args), batch=args.batch,
                              progress=not args.no_progress)
     print(board.to_markdown())

@@ -340,3 +340,40 @@ def test_fast_paths_agree_with_the_field_by_field_check(edits):
             outcomes.append(("valid", summary[:5], list(summary.items), parsed.timestamp, parsed.cart_value,
                              parsed.cart_units, parsed.channel_key, dict(parsed.channels)))
     assert outcomes[0] == outcomes[1]
+
+
+# --------------------------------------------------------------------------- recovery (multi-touch)
+def _with_recovery(recovery):
+    return {"user_id": "u1", "timestamp": 1.0, "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}],
+            "recovery": recovery}
+
+
+def test_recovery_fields_are_accepted():
+    from engine.context import validate_context
+
+    validate_context(_with_recovery({"touch": 1, "previous": []}))
+    validate_context(_with_recovery({"touch": 3, "previous": [
+        {"action": "recall_message", "minutes_after_abandon": 60.0, "opened": True, "clicked": False},
+        {"action": "none", "minutes_after_abandon": 720, "opened": False, "clicked": False}]}))
+
+
+@pytest.mark.parametrize("recovery, field", [
+    ({"touch": 0, "previous": []}, "recovery.touch"),
+    ({"previous": []}, "recovery.touch"),
+    ({"touch": True}, "recovery.touch"),
+    ([1], "recovery"),
+    ({"touch": 1, "previous": [{"action": "none", "minutes_after_abandon": 1.0, "opened": False,
+                                 "clicked": False}]}, "recovery.previous"),
+    ({"touch": 2, "previous": [{"action": "", "minutes_after_abandon": 1.0, "opened": False,
+                                 "clicked": False}]}, "recovery.previous[0].action"),
+    ({"touch": 2, "previous": [{"action": "none", "minutes_after_abandon": -1.0, "opened": False,
+                                 "clicked": False}]}, "recovery.previous[0].minutes_after_abandon"),
+    ({"touch": 2, "previous": [{"action": "none", "minutes_after_abandon": 1.0, "opened": 1,
+                                 "clicked": False}]}, "recovery.previous[0].opened"),
+])
+def test_bad_recovery_fields_are_named(recovery, field):
+    from engine.context import ContextError, validate_context
+
+    with pytest.raises(ContextError) as err:
+        validate_context(_with_recovery(recovery))
+    assert err.value.field == field

@@ -162,3 +162,19 @@ def test_inputs_the_engine_shares_give_the_same_vector():
         assert items == CF.shopper_items(ctx)
         np.testing.assert_array_equal(FULL.transform(parsed, items), FULL.transform(ctx))
         assert FULL.transform_many([parsed, ctx]).tolist() == [FULL.transform(ctx).tolist()] * 2
+
+
+def test_recovery_features_follow_the_flow():
+    from engine.features import RECOVERY_FEATURES, FeatureBuilder
+
+    ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i1", "price": 20.0, "quantity": 1}],
+           "recovery": {"touch": 3, "previous": [
+               {"action": "coupon_10", "minutes_after_abandon": 60.0, "opened": True, "clicked": True},
+               {"action": "none", "minutes_after_abandon": 720.0, "opened": False, "clicked": False}]}}
+    plain, flow = FeatureBuilder(), FeatureBuilder(recovery=True)
+    named = flow.named(ctx)
+    assert [named[n] for n in RECOVERY_FEATURES] == [2.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    assert flow.feature_names[-1] == "bias" and len(flow.feature_names) == len(plain.feature_names) + 7
+    np.testing.assert_array_equal(flow.transform(ctx)[:len(plain.feature_names) - 1], plain.transform(ctx)[:-1])
+    no_flow = {k: v for k, v in ctx.items() if k != "recovery"}
+    assert [flow.named(no_flow)[n] for n in RECOVERY_FEATURES] == [0.0] * 7

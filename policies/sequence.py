@@ -1,0 +1,213 @@
+"""Policies for multi-touch recovery flows (contexts with ``recovery``, docs/context-schema.md).
+
+* :class:`FlowPolicy` — a fixed flow: a given action (or the hand rule) at each touch.
+* :class:`FittedQPolicy` — a sequence learner: linear Q per (touch, action) on the engine's
+  features with :data:`engine.features.RECOVERY_FEATURES`, fitted by backward fitted-Q
+  iteration on the transitions it has seen (the return to the end of the flow, not the touch's
+  reward), epsilon-greedy while it learns.
+
+The per-touch contextual bandit is a :class:`~policies.LearnerPolicy` on
+``FeatureBuilder(recovery=True)`` updated with each touch's reward (myopic). Every policy here has
+a ``kind``: ``"flow"``, ``"bandit"`` or ``"sequence"``.
+
+>>> import numpy as np
+>>> flow = FlowPolicy(["recall_message", "recall_message", "coupon_10"])
+>>> ctx = {"cart": [{"item_id": "i", "price": 30.0, "quantity": 1}], "recovery": {"touch": 3, "previous": []}}
+>>> flow.action_names[int(flow.probabilities(ctx, np.ones(7, dtype=bool)).argmax())]
+'coupon_10'
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engine.actions import ACTION_NAMES
+from engine.features import PROFILE_SCALING, FeatureBuilder
+from engine.validation import check_integer, check_non_negative, check_probability
+from policies._batch import check_mask_batch, column_index
+from policies.base import Policy
+from policies.batch_features import BatchFeatures, FeatureVectorPolicy
+from policies.rule import RulePolicy, cart_value
+
+RULE = "rule"
+
+
+def touch_of(context: Mapping[str, Any]) -> int:
+    """0-based touch index of a context (0 without ``recovery``)."""
+    recovery = context.get("recovery")
+    return int(recovery["touch"]) - 1 if recovery else 0
+
+
+class FlowPolicy(Policy):
+    """``steps[k]`` at touch ``k + 1`` (an action name or ``"rule"``), ``none`` after the last step
+    and when the action is not eligible."""
+
+    kind = "flow"
+
+    def __init__(self, steps: Sequence[str], name: str | None = None,
+                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+        super().__init__(action_names)
+        steps = tuple(steps)
+        if not steps:
+            raise ValueError("steps is empty, must name at least one action")
+        for i, s in enumerate(steps):
+            if s != RULE and s not in self._index:
+                raise ValueError(f"steps[{i}] == {s!r}, must be 'rule' or one of {list(self.action_names)}")
+        self.steps = steps
+        self.name = name or "flow:" + "-".join(steps)
+        self._rule = RulePolicy(action_names=action_names)
+
+    def decide_touches(self, touch: np.ndarray, values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` one-hot rows for carts at 0-based ``touch`` worth ``values`` USD."""
+        mask = check_mask_batch(eligible, len(self.action_names), len(touch))
+        out = np.zeros(mask.shape)
+        out[:, self._index["none"]] = 1.0
+        for k, step in enumerate(self.steps):
+            at = np.flatnonzero(np.asarray(touch) == k)
+            if not len(at):
+                continue
+            if step == RULE:
+                out[at] = self._rule.decide_values(np.asarray(values)[at], mask[at])
+            else:
+                a = self._index[step]
+                ok = mask[at, a]
+                out[at] = 0.0
+                out[at, np.where(ok, a, self._index["none"])] = 1.0
+        return out
+
+    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
+                              eligible: np.ndarray) -> np.ndarray:
+        """From logged features: the touch from ``touch_index`` (0 when not logged), the cart
+        value from ``cart_value_log`` (for the rule)."""
+        X = np.asarray(features, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
+        names = [str(n)[2:] if str(n).startswith("f_") else str(n) for n in feature_names]
+        touch = np.rint(X[:, names.index("touch_index")]).astype(np.int64) if "touch_index" in names \
+            else np.zeros(len(X), dtype=np.int64)
+        (col,) = column_index(feature_names, ["cart_value_log"])
+        centre, scale = PROFILE_SCALING["cart_value_log"]
+        values = np.expm1(X[:, col] * scale + centre) * (1.0 + 1e-9)
+        return self.decide_touches(touch, values, eligible)
+
+    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
+                       truth: np.ndarray | None) -> np.ndarray:
+        return self.decide_touches(np.array([touch_of(context)]), np.array([cart_value(context)]),
+                                   eligible[None, :])[0]
+
+    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
+                            truth: np.ndarray | None = None) -> np.ndarray:
+        return self.decide_touches(np.array([touch_of(c) for c in contexts], dtype=np.int64),
+                                   np.array([cart_value(c) for c in contexts]), eligible)
+
+
+class FittedQPolicy(FeatureVectorPolicy):
+    """Linear Q per (touch, action), fitted backwards from the last touch (fitted-Q iteration).
+
+    Args:
+        n_touches: touches per flow ``K``.
+        epsilon: exploration at the start; it decays as ``epsilon * scale / (scale + rows)`` to
+            ``min_epsilon`` with the transitions seen.
+        min_epsilon: exploration floor.
+        scale: transitions over which exploration halves.
+        ridge: L2 penalty of each regression.
+        seed: unused (the policy's decisions are its probabilities; sampling is the caller's).
+        features: a feature builder with ``recovery=True`` (default: profile + recovery features).
+
+    Learning goes through :meth:`observe` (transitions with their successor features) and
+    :meth:`fit`; :meth:`update` (one touch's reward, the bandit interface) is not enough for it.
+    """
+
+    kind = "sequence"
+    learns = True
+
+    def __init__(self, n_touches: int = 3, epsilon: float = 0.2, min_epsilon: float = 0.02, scale: float = 10_000.0,
+                 ridge: float = 1.0, seed: Any = 0, features: FeatureBuilder | None = None,
+                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+        super().__init__(action_names)
+        self.K = check_integer(n_touches, "n_touches", low=1)
+        self.epsilon = check_probability(epsilon, "epsilon")
+        self.min_epsilon = check_probability(min_epsilon, "min_epsilon")
+        self.scale = check_non_negative(scale, "scale")
+        self.ridge = check_non_negative(ridge, "ridge")
+        builder = features if features is not None else FeatureBuilder(recovery=True)
+        if not getattr(builder, "recovery", False):
+            raise ValueError("features must be built with recovery=True (the touch index is a feature)")
+        self.features = BatchFeatures(builder)
+        self.name = "seq:fqi"
+        d = len(self.features.names)
+        self._touch_col = self.features.names.index("touch_index")
+        self.weights = np.zeros((self.K, len(self.action_names), d))
+        self._data: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(self.K)]
+        self.rows = 0
+        self.fitted = False
+
+    # ------------------------------------------------------------------ decisions
+    def q_values(self, X: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` fitted Q (per USD of the reward divisor) of feature rows ``X``."""
+        k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
+        return np.einsum("nd,nad->na", X, self.weights[k])
+
+    @property
+    def current_epsilon(self) -> float:
+        """Exploration now."""
+        return max(self.min_epsilon, self.epsilon * self.scale / (self.scale + self.rows)) if self.fitted \
+            else 1.0
+
+    def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        q = np.where(mask, self.q_values(X), -np.inf)
+        out = np.zeros(mask.shape)
+        out[np.arange(len(X)), q.argmax(axis=1)] = 1.0
+        eps = self.current_epsilon
+        return (1.0 - eps) * out + eps * mask / mask.sum(axis=1, keepdims=True)
+
+    # ------------------------------------------------------------------ learning
+    def observe(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, done: np.ndarray,
+                X_next: np.ndarray, mask_next: np.ndarray) -> None:
+        """Store transitions: features, action, the touch's reward (USD), whether the flow ended,
+        and the next touch's features and eligibility (ignored where ``done``)."""
+        X = np.asarray(X, dtype=np.float64)
+        div = self.features.builder.reward_divisor(X)
+        k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
+        for touch in np.unique(k):
+            at = k == touch
+            self._data[touch].append((X[at], np.asarray(actions)[at], np.asarray(rewards)[at] / div[at],
+                                      np.asarray(done, dtype=bool)[at], np.asarray(X_next)[at],
+                                      np.asarray(mask_next, dtype=bool)[at]))
+        self.rows += len(X)
+
+    def fit(self) -> None:
+        """Backward fitted-Q iteration: touch ``K`` on its rewards, then each earlier touch on its
+        reward plus the best fitted Q of the next touch."""
+        n_a, d = self.weights.shape[1:]
+        for k in reversed(range(self.K)):
+            if not self._data[k]:
+                continue
+            X, a, r, done, Xn, mn = (np.concatenate(c) for c in zip(*self._data[k]))
+            self._data[k] = [(X, a, r, done, Xn, mn)]
+            y = r.copy()
+            if k + 1 < self.K:
+                live = ~done
+                if live.any():
+                    qn = np.einsum("nd,ad->na", Xn[live], self.weights[k + 1])
+                    y[live] += np.where(mn[live], qn, -np.inf).max(axis=1)
+            for act in range(n_a):
+                rows = a == act
+                if not rows.any():
+                    continue
+                Xa = X[rows]
+                A = Xa.T @ Xa + self.ridge * np.eye(d)
+                self.weights[k, act] = np.linalg.solve(A, Xa.T @ y[rows])
+        self.fitted = True
+
+
+#: The fixed flows, by registry name: one reminder at the first touch; three reminders; reminder,
+#: reminder, coupon_10 last; the hand rule at every touch.
+FLOWS: dict[str, tuple[str, ...]] = {
+    "seq:reminder": ("recall_message",),
+    "seq:3-reminders": ("recall_message",) * 3,
+    "seq:reminders-coupon": ("recall_message", "recall_message", "coupon_10"),
+    "seq:rule": (RULE,) * 3,
+}
