@@ -22,6 +22,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Any, Callable, Mapping
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS

@@ -17,7 +17,6 @@ from policies import make_policy
 from simulator.shop.sequence_model import (
     CartParams,
     SequenceConfig,
-    channel_of_actions,
     fixed_flow_probabilities,
     policy_value,
     solve,

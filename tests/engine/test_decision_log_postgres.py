@@ -9,7 +9,6 @@ off for 10 s.
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

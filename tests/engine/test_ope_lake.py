@@ -12,7 +12,7 @@ import pytest
 
 from engine import ope
 from engine.decision_log import read_log
-from engine.decision_log.lake import export_lake, lake_schema, read_chunks
+from engine.decision_log.lake import lake_schema, read_chunks
 from engine.ope import evaluate_log
 from engine.ope.lake.reward import RewardStats, fold_of
 from engine.ope.lake.stats import histogram_quantile, weight_histogram

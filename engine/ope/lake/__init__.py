@@ -8,7 +8,6 @@ log frame or :class:`engine.ope.logs.LogDataset` (:func:`engine.ope.logs.evaluat
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from engine.ope.lake.api import LAKE_DEFAULT_ESTIMATORS, evaluate_lake
