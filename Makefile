@@ -6,7 +6,7 @@ CORE_STAMP := $(VENV)/.core-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test bench install install-dev clean
+.PHONY: demo test lint bench install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ install-dev: $(DEV_STAMP)
 ## make demo: set up and run the main job
 demo: $(CORE_STAMP)
 	$(BIN)/cartwise run $(DEMO_ARGS)
+
+## make lint: ruff (lint + format check) on the code, mypy on engine/ (not yet clean: see issue 17)
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check engine simulator policies tests
+	$(BIN)/ruff format --check engine simulator policies tests
+	$(BIN)/mypy
 
 ## make test: set up and run the whole test suite (benchmarks run once, untimed)
 test: $(DEV_STAMP)
