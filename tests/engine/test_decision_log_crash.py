@@ -207,7 +207,7 @@ def kill_under_full_load(
 def test_batch_mode_bound_holds_under_full_load(tmp_path, sim_contexts, n_procs):
     path = tmp_path / "load.db"
     acks, killed_at = kill_under_full_load(path, tmp_path, n_procs, sim_contexts[:300])
-    stored = stored_ids(path)
+    stored = stored_ids((str(path), ""))
     lost = [stamp for did, stamp in acks if did not in stored]
     window = killed_at - min(lost) if lost else 0.0
     print(f"\nbatch kill -9 under full load, {n_procs} process(es): {len(acks)} acknowledged in "
