@@ -187,6 +187,14 @@ def _check_string(field: str, value: Any, max_len: int) -> None:
     raise _fail(field, value, "a non-empty string")
 
 
+def _check_unicode(field: str, value: str) -> None:
+    """A string that encodes as UTF-8 (no lone surrogate): it is hashed and stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        raise _fail(field, value, "a string of valid Unicode (no lone surrogates)") from None
+
+
 def _check_finite(field: str, value: Any) -> None:
     if type(value) in _NUMBER_TYPES and -_MAX <= value <= _MAX:  # as the fast path accepts it
         return
@@ -496,8 +504,9 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
     max_string = limits.max_string
     get = ctx.get
     user_id = get("user_id", _MISSING)
-    if type(user_id) is not str or not 0 < len(user_id) <= max_string:
+    if type(user_id) is not str or not 0 < len(user_id) <= max_string or not user_id.isascii():
         _check_string("user_id", user_id, max_string)
+        _check_unicode("user_id", user_id)
     ts = get("timestamp", _MISSING)
     if type(ts) not in _NUMBER_TYPES or not -_MAX <= ts <= _MAX:
         _check_finite("timestamp", ts)
