@@ -118,7 +118,10 @@ class DecisionEngine:
         strict: raise ``ValueError`` on bad input instead of returning a fallback decision.
         fallback_action: the safe action returned on bad input (default ``"none"``).
         durability: ``"batch"`` (background commits every 50 ms / 1,000 events) or ``"sync"``.
-        salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else a development salt).
+        salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else the published
+            development salt :data:`DEV_SALT`; ``health()["salt"]`` says which). Opening a
+            decision log with the development salt logs a WARNING, and raises ``ValueError`` when
+            ``$CARTWISE_ENV`` is ``production``.
         attribution_window: seconds an outcome may take to arrive (default 72 h).
         contact_cost: cost of one message; a decision with no outcome when its window closes
             gets reward ``-contact_cost`` (``0`` for ``none``), unless ``default_reward`` is given.
@@ -172,8 +175,13 @@ class DecisionEngine:
         self.max_pending = max_pending
         self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
         self._hash_user = user_hasher(self._salt)
-        if self._salt == DEV_SALT:
-            logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
+        stores = log is not None or log_path is not None
+        if self._salt == DEV_SALT and stores:
+            if os.environ.get("CARTWISE_ENV", "").strip().lower() == "production":
+                raise ValueError("CARTWISE_ENV == 'production' and the salt is the published development salt: "
+                                 "set salt= or $CARTWISE_SALT before opening a decision log")
+            logger.warning("DecisionEngine: the decision log hashes user ids with the published development "
+                           "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production")
         features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         tuned_floor = None
         if isinstance(learner, Learner):
@@ -513,6 +521,7 @@ class DecisionEngine:
             out["fallback_reasons"] = dict(self._fallback_reasons)
             out["pending"] = len(self._pending)
         out["model_version"] = self.model_version
+        out["salt"] = "development" if self._salt == DEV_SALT else "configured"
         out["guardrails"] = self.guardrails.state()
         out["log"] = self.log.health() if self.log is not None else None
         return out
