@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _INF = math.inf
+_MAX = sys.float_info.max  # "-_MAX <= x <= _MAX": finite, and an int that fits a float
 _NUMBER_TYPES = (float, int)  # bool is excluded by exact type checks below
 _MISSING = MISSING  # a field absent from its mapping: "<field> is missing, must be ..."
 
@@ -64,18 +67,67 @@ _HISTORY_COUNTS = ("sessions", "product_views", "carts_abandoned")
 class ContextError(ValueError):
     """A context record that breaks the schema.
 
+    Its message names the field and shows the value found; :attr:`reason` says the same without
+    the value (safe to store: the value may be a user or item id).
+
     Attributes:
         field: dotted path of the offending field, e.g. ``"cart[2].price"``.
         value: the value found (``None`` when the field is missing).
+        found: what was found, without its value: ``"missing"``, ``"int"``, ``"str of 300
+            chars"``, ``"float nan"``...
     """
 
-    def __init__(self, field: str, value: Any, message: str) -> None:
+    def __init__(self, field: str, value: Any, message: str, found: str | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.value = value
+        self.found = found if found is not None else describe(value)
 
     def __reduce__(self):  # keep the exception picklable (multiprocessing, logging handlers)
-        return (type(self), (self.field, self.value, self.args[0]))
+        return (type(self), (self.field, self.value, self.args[0], self.found))
+
+    @property
+    def field_path(self) -> str:
+        """:attr:`field` without list indices (``"cart[].price"``): a bounded set of keys."""
+        return _INDEX.sub("[]", self.field)
+
+    @property
+    def reason(self) -> str:
+        """The field path, what was found and what is required; never the value itself.
+
+        >>> ContextError("cart[2].item_id", 42, "cart[2].item_id == 42, must be a non-empty string").reason
+        'cart[].item_id: int found, must be a non-empty string'
+        """
+        message = str(self.args[0]) if self.args else ""
+        _, sep, requirement = message.rpartition(", must ")
+        return f"{self.field_path}: {self.found} found" + (f", must {requirement}" if sep else "")
+
+
+_INDEX = re.compile(r"\[\d+\]")
+_SIZED = (str, bytes, bytearray, list, tuple, dict)
+
+
+def describe(value: Any) -> str:
+    """What a value is, without the value: its type, the size of a str/bytes/container, and
+    whether a float is nan or infinite (never the digits of a number: an id may be one).
+
+    >>> describe("x" * 300), describe(float("nan")), describe(10**400), describe(7)
+    ('str of 300 chars', 'float nan', 'int beyond the float range', 'int')
+    """
+    try:
+        if value is _MISSING:
+            return "missing"
+        cls = type(value)
+        name = str(cls.__name__)[:60]
+        if cls in _SIZED:
+            return f"{name} of {len(value)} {'chars' if cls is str else 'bytes' if cls in (bytes, bytearray) else 'entries'}"
+        if cls is float and not math.isfinite(value):
+            return f"float {value!r}"
+        if cls is int and not -_MAX <= value <= _MAX:
+            return "int beyond the float range"
+        return name
+    except Exception:  # a hostile metaclass
+        return "object"
 
 
 @dataclass(frozen=True)
@@ -113,7 +165,7 @@ _DEFAULT_LIMITS = ContextLimits()
 
 def _fail(field: str, value: Any, requirement: str) -> ContextError:
     message = str(fail(value, field, requirement))
-    return ContextError(field, None if value is _MISSING else value, message)
+    return ContextError(field, None if value is _MISSING else value, message, describe(value))
 
 
 def _shared(check: Callable[..., Any], field: str, value: Any, **bounds: Any) -> None:
@@ -121,7 +173,7 @@ def _shared(check: Callable[..., Any], field: str, value: Any, **bounds: Any) ->
     try:
         check(value, field, **bounds)
     except ValueError as err:
-        raise ContextError(field, None if value is _MISSING else value, str(err)) from None
+        raise ContextError(field, None if value is _MISSING else value, str(err), describe(value)) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -136,14 +188,22 @@ def _check_string(field: str, value: Any, max_len: int) -> None:
     raise _fail(field, value, "a non-empty string")
 
 
+def _check_unicode(field: str, value: str) -> None:
+    """A string that encodes as UTF-8 (no lone surrogate): it is hashed and stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        raise _fail(field, value, "a string of valid Unicode (no lone surrogates)") from None
+
+
 def _check_finite(field: str, value: Any) -> None:
-    if type(value) in _NUMBER_TYPES and -_INF < value < _INF:  # as the fast path accepts it
+    if type(value) in _NUMBER_TYPES and -_MAX <= value <= _MAX:  # as the fast path accepts it
         return
     _shared(check_number, field, value)
 
 
 def _check_nonneg(field: str, value: Any) -> None:
-    if type(value) in _NUMBER_TYPES and 0 <= value < _INF:
+    if type(value) in _NUMBER_TYPES and 0 <= value <= _MAX:
         return
     _shared(check_number, field, value, low=0)
 
@@ -212,7 +272,7 @@ def _check_cart(cart: Any, limits: ContextLimits) -> None:
             type(item_id) is not str
             or not 0 < len(item_id) <= max_string
             or type(price) not in numbers
-            or not 0 <= price < _INF
+            or not 0 <= price <= _MAX
             or type(quantity) is not int
             or not 1 <= quantity <= max_count
             or (category is not None and (type(category) is not str or not 0 < len(category) <= max_string))
@@ -244,13 +304,13 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
         _check_int("session.shipping_page_views", views, 0, max_count)
     numbers = _NUMBER_TYPES
     value = get("session_seconds")
-    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+    if value is not None and (type(value) not in numbers or not 0 <= value <= _MAX):
         _check_nonneg("session.session_seconds", value)
     value = get("minutes_cart_to_abandon")
-    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+    if value is not None and (type(value) not in numbers or not 0 <= value <= _MAX):
         _check_nonneg("session.minutes_cart_to_abandon", value)
     value = get("minutes_since_abandon")
-    if value is not None and (type(value) not in numbers or not 0 <= value < _INF):
+    if value is not None and (type(value) not in numbers or not 0 <= value <= _MAX):
         _check_nonneg("session.minutes_since_abandon", value)
 
 
@@ -300,9 +360,9 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
     max_string = limits.max_string
     max_items = limits.max_order_items
     numbers = _NUMBER_TYPES
-    inf = _INF
+    big = _MAX
     total = 0.0
-    last = -inf
+    last = -_INF
     n_coupon = 0
     depth = 0.0
     all_items: list[str] = []
@@ -318,21 +378,20 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
         if (
             type(order) is not dict
             or type(ts) not in numbers
-            or not -inf < ts < inf
+            or not -big <= ts <= big
             or type(items) is not list
             or len(items) > max_items
             or type(value) not in numbers
-            or not 0 <= value < inf
+            or not 0 <= value <= big
         ):
             break
         coupon = order.get("coupon_percent")
-        if coupon:  # nonzero: a coupon was used
-            if type(coupon) not in numbers or not 0 < coupon <= 100:
+        if coupon is not None:  # None and 0: no coupon was used
+            if type(coupon) not in numbers or not 0 <= coupon <= 100:
                 break
-            n_coupon += 1
-            depth += coupon
-        elif coupon is not None and type(coupon) not in numbers:  # 0 and None are valid
-            break
+            if coupon:
+                n_coupon += 1
+                depth += coupon
         recovered = order.get("recovered_by")
         if recovered is not None and (type(recovered) is not str or not 0 < len(recovered) <= max_string):
             break
@@ -346,10 +405,15 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
             if type(item) is not str or not 0 < len(item) <= max_string:
                 break
         else:
-            return OrderSummary(len(orders), total, last, n_coupon, depth, all_items)
+            if total <= big:
+                return OrderSummary(len(orders), total, last, n_coupon, depth, all_items)
     for i, order in enumerate(orders):
         _check_order_slow(i, order, limits)
-    return summarise_orders(orders)
+    summary = summarise_orders(orders)
+    if not summary.total_value <= _MAX:
+        raise ContextError("history.orders", None, "history.orders values sum beyond the float range, "
+                           "must sum to a finite number", "values summing to inf")
+    return summary
 
 
 def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
@@ -357,7 +421,7 @@ def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
         _check_list("history.contacts", contacts, limits.max_history_events)
     max_string = limits.max_string
     numbers = _NUMBER_TYPES
-    inf = _INF
+    big = _MAX
     for contact in contacts:
         try:
             ts = contact["timestamp"]
@@ -368,7 +432,7 @@ def _check_contacts(contacts: Any, limits: ContextLimits) -> None:
         if (
             type(contact) is not dict
             or type(ts) not in numbers
-            or not -inf < ts < inf
+            or not -big <= ts <= big
             or type(action) is not str
             or not 0 < len(action) <= max_string
             or type(converted) is not bool
@@ -390,7 +454,7 @@ def _check_history(history: Any, limits: ContextLimits) -> OrderSummary:
     get = history.get
     first_seen = get("first_seen")
     if first_seen is not None and (
-        type(first_seen) not in _NUMBER_TYPES or not -_INF < first_seen < _INF
+        type(first_seen) not in _NUMBER_TYPES or not -_MAX <= first_seen <= _MAX
     ):
         _check_finite("history.first_seen", first_seen)
     max_count = limits.max_count
@@ -441,14 +505,21 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
     max_string = limits.max_string
     get = ctx.get
     user_id = get("user_id", _MISSING)
-    if type(user_id) is not str or not 0 < len(user_id) <= max_string:
+    if type(user_id) is not str or not 0 < len(user_id) <= max_string or not user_id.isascii():
         _check_string("user_id", user_id, max_string)
+        _check_unicode("user_id", user_id)
     ts = get("timestamp", _MISSING)
-    if type(ts) not in _NUMBER_TYPES or not -_INF < ts < _INF:
+    if type(ts) not in _NUMBER_TYPES or not -_MAX <= ts <= _MAX:
         _check_finite("timestamp", ts)
     cart = get("cart", _MISSING)
     _check_cart(cart, limits)
-    value, units = cart_totals(cart)
+    try:
+        value, units = cart_totals(cart)
+    except OverflowError:  # int prices whose sum does not fit a float
+        value = _INF
+    if not value <= _MAX:
+        raise ContextError("cart", None, "cart value (price x quantity summed) is beyond the float range, "
+                           "must be a finite number", "a cart value of inf")
     session = get("session")
     if session is not None:
         _check_session(session, limits)

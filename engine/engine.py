@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
-from engine.context import ContextError, ContextLimits, validate_context
+from engine.context import ContextError, ContextLimits, describe, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
 from engine.decision_log.hashing import DEV_SALT
@@ -43,6 +43,8 @@ from engine.sampling import UniformStream, hashed_uniform, sample_index
 from engine.update_rule import teach
 from engine.validation import (
     check_choice,
+    check_number,
+    fail,
     check_integer,
     check_non_negative,
     check_positive,
@@ -56,6 +58,44 @@ logger = logging.getLogger(__name__)
 COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
             "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps", "retries")
 MAX_NAMED_DECISIONS = 100_000  # caller-named decisions remembered for idempotent retries
+
+
+_MAX_FLOAT = sys.float_info.max
+_MAX_DECISION_ID = 256
+
+
+def _reward_error(decision_id: Any, value: Any, timestamp: Any) -> tuple[ValueError, str] | None:
+    """None if ``reward``'s arguments are valid, else the error to raise and a value-free reason."""
+    if type(decision_id) is not str or not 0 < len(decision_id) <= _MAX_DECISION_ID or not (
+        decision_id.isascii() or _utf8(decision_id)
+    ):
+        return (fail(decision_id, "decision_id", f"a string of 1..{_MAX_DECISION_ID} characters of valid Unicode"),
+                f"decision_id: {describe(decision_id)} found, must be a string of 1..{_MAX_DECISION_ID} characters")
+    for name, number in (("value", value), ("timestamp", timestamp)):
+        if number is None and name == "timestamp":
+            continue
+        try:
+            check_number(number, name)
+        except ValueError as exc:
+            return exc, f"{name}: {describe(number)} found, must be a finite number"
+    return None
+
+
+class _Served(NamedTuple):
+    """The model being served: replaced as one attribute, so a reader never mixes two models."""
+
+    learner: Learner
+    features: FeatureBuilder
+    version: str
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 class DecisionEngine:
@@ -82,7 +122,10 @@ class DecisionEngine:
         strict: raise ``ValueError`` on bad input instead of returning a fallback decision.
         fallback_action: the safe action returned on bad input (default ``"none"``).
         durability: ``"batch"`` (background commits every 50 ms / 1,000 events) or ``"sync"``.
-        salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else a development salt).
+        salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else the published
+            development salt :data:`DEV_SALT`; ``health()["salt"]`` says which). Opening a
+            decision log with the development salt logs a WARNING, and raises ``ValueError`` when
+            ``$CARTWISE_ENV`` is ``production``.
         attribution_window: seconds an outcome may take to arrive (default 72 h).
         contact_cost: cost of one message; a decision with no outcome when its window closes
             gets reward ``-contact_cost`` (``0`` for ``none``), unless ``default_reward`` is given.
@@ -137,27 +180,33 @@ class DecisionEngine:
         self.max_pending = max_pending
         self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
         self._hash_user = user_hasher(self._salt)
-        if self._salt == DEV_SALT:
-            logger.info("DecisionEngine: using the development salt; set salt= or $CARTWISE_SALT in production")
-        self.features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
+        stores = log is not None or log_path is not None
+        if self._salt == DEV_SALT and stores:
+            if os.environ.get("CARTWISE_ENV", "").strip().lower() == "production":
+                raise ValueError("CARTWISE_ENV == 'production' and the salt is the published development salt: "
+                                 "set salt= or $CARTWISE_SALT before opening a decision log")
+            logger.warning("DecisionEngine: the decision log hashes user ids with the published development "
+                           "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production")
+        features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         tuned_floor = None
         if isinstance(learner, Learner):
-            self._learner = learner
+            model = learner
             self.learner_name = type(learner).__name__
         else:
             self.learner_name = learner
             base, options, tuned_floor = tuned_settings(learner)
             options.update(learner_options or {})
-            self._learner = make_learner(base, self.action_names, self.features.feature_names, seed=seed, **options)
+            model = make_learner(base, self.action_names, features.feature_names, seed=seed, **options)
         floor = tuned_floor if propensity_floor is None else propensity_floor
         if floor is not None:
             check_probability(floor, "propensity_floor", positive=True)
         self.propensity_floor = floor
-        if tuple(self._learner.action_names) != self.action_names:
-            raise ValueError(f"learner.action_names == {self._learner.action_names!r}, must be {self.action_names!r}")
-        if tuple(self._learner.feature_names) != self.features.feature_names:
+        if tuple(model.action_names) != self.action_names:
+            raise ValueError(f"learner.action_names == {model.action_names!r}, must be {self.action_names!r}")
+        if tuple(model.feature_names) != features.feature_names:
             raise ValueError("learner.feature_names do not match the engine's feature builder")
-        self.model_version = f"{self.learner_name}-init"
+        # the served model: learner, feature builder and version replaced together (hot swaps)
+        self._model = _Served(model, features, f"{self.learner_name}-init")
         self._uniforms = UniformStream(seed)  # for sampling actions; saved with the model
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
@@ -188,8 +237,9 @@ class DecisionEngine:
         if decision_id is not None:
             if not isinstance(decision_id, str) or not 0 < len(decision_id) <= 128:
                 if self.strict:
-                    raise ValueError(f"decision_id == {decision_id!r}, must be a non-empty str of at most 128 chars")
-                return self._fallback(context, f"decision_id: {decision_id!r} is not a non-empty str (<= 128 chars)")
+                    raise ValueError("decision_id must be a non-empty str of at most 128 chars")
+                return self._fallback(context, "decision_id must be a non-empty str of at most 128 chars",
+                                      "decision_id", "decision_id: not a non-empty str of at most 128 chars")
             with self._state_lock:
                 earlier = self._named.get(decision_id)
                 if earlier is not None:
@@ -209,7 +259,14 @@ class DecisionEngine:
         except ContextError as exc:
             if self.strict:
                 raise
-            return self._fallback(context, f"{exc.field}: {exc}", decision_id)
+            return self._fallback(context, str(exc), exc.field_path, exc.reason, decision_id)
+        except Exception as exc:  # a hostile value broke the check itself (e.g. a raising __eq__)
+            error = ContextError("context", None, f"context could not be read: {type(exc).__name__}",
+                                 "an unreadable record")
+            if self.strict:
+                raise error from exc
+            logger.warning("decide: the context could not be read (%s)", type(exc).__name__, exc_info=True)
+            return self._fallback(context, str(error), error.field_path, error.reason, decision_id)
         try:
             return self._decide(parsed, decision_id)
         except Exception as exc:  # checkout must never see an engine failure
@@ -217,17 +274,19 @@ class DecisionEngine:
                 raise
             logger.exception("decide failed; returning the fallback action")
             self._bump("errors")
-            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}", decision_id)
+            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}", "internal error",
+                                  f"internal error: {type(exc).__name__}", decision_id)
 
     def _decide(self, ctx: ParsedContext, decision_id: str | None = None) -> Decision:
         user_hash = self._hash_user(ctx.user_id)
         mask = self.guardrails.eligible(ctx, user_hash)
-        features = self.features  # one reference for the whole decision, as for the learner
+        served = self._model  # one snapshot for the whole decision (hot swaps replace it at once)
+        features = served.features
         cf = features.cf
         cf_items = cf.shopper_items(ctx) if cf is not None else None  # features and payload share it
         x = features.transform(ctx, cf_items)
-        learner = self._learner  # one reference for the whole decision (hot swaps are atomic)
-        version = self.model_version
+        learner = served.learner
+        version = served.version
         # 7-entry vectors (mask, probs): plain Python lists are faster than numpy
         probs = self.guardrails.apply_floor(learner.decision_probabilities(x, mask), mask)
         u = self._uniforms.next() if decision_id is None else hashed_uniform(self.seed, decision_id)
@@ -267,19 +326,22 @@ class DecisionEngine:
             payload["items"] = cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
         return payload
 
-    def _fallback(self, context: Any, reason: str, decision_id: str | None = None) -> Decision:
+    def _fallback(self, context: Any, message: str, key: str, reason: str,
+                  decision_id: str | None = None) -> Decision:
+        """The fallback decision: counted under ``key`` (a field path without indices) and
+        logged with ``reason`` (value-free: it may be stored); ``message`` goes to the caller."""
         logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
         decision_id = decision_id or os.urandom(16).hex()
         with self._state_lock:
             self._counts["fallbacks"] += 1
-            key = reason.split(":", 1)[0]
             self._fallback_reasons[key] = self._fallback_reasons.get(key, 0) + 1
         if self.log is not None:
             try:
-                ts = context.get("timestamp") if isinstance(context, Mapping) else None
-                ts = float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts) and ts >= 0 else time.time()
-                uid = context.get("user_id") if isinstance(context, Mapping) else None
-                user_hash = self._hash_user(uid) if isinstance(uid, str) and 0 < len(uid) <= self.limits.max_string else "invalid"
+                ts = context.get("timestamp") if type(context) is dict else None
+                ts = float(ts) if type(ts) in (int, float) and 0 <= ts <= _MAX_FLOAT else time.time()
+                uid = context.get("user_id") if type(context) is dict else None
+                user_hash = (self._hash_user(uid) if type(uid) is str and 0 < len(uid) <= self.limits.max_string
+                             and (uid.isascii() or _utf8(uid)) else "invalid")
                 probs = tuple(1.0 if a == self.fallback_action else 0.0 for a in self.action_names)
                 self.log.append_decision(DecisionRecord(
                     decision_id=decision_id, timestamp=ts, user_hash=user_hash, model_version=self.model_version,
@@ -289,21 +351,37 @@ class DecisionEngine:
             except Exception:  # the fallback path itself must never raise
                 logger.exception("could not log a fallback decision")
         return Decision(decision_id, self.fallback_action, 1.0, dict(self._fallback_probs), {},
-                        self.model_version, True, reason)
+                        self.model_version, True, message)
 
     # ------------------------------------------------------------------ outcomes
     def reward(self, decision_id: str, value: float, timestamp: float | None = None) -> bool:
         """Report the realised profit of a decision; True when it was new and inside its window.
 
-        Duplicates (first wins), unknown ids and late rewards are counted and never raise
-        (unless ``strict`` and the value itself is invalid).
+        Never raises (unless ``strict`` and an argument is invalid: ``ValueError``). Invalid
+        arguments (an id that is not a string of at most 256 characters, a value or timestamp that
+        is not a finite number...) are counted as ``invalid_rewards`` and change nothing, so a
+        corrected retry is accepted. Duplicates (first wins), unknown ids and late rewards are
+        counted. If recording the outcome fails, the decision stays pending (``errors`` counts it).
         """
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        try:
+            error = _reward_error(decision_id, value, timestamp)
+        except Exception as exc:  # a hostile argument broke the check itself
+            error = (ValueError(f"reward arguments could not be read: {type(exc).__name__}"),
+                     f"unreadable arguments ({type(exc).__name__})")
+        if error is not None:
             if self.strict:
-                raise ValueError(f"value == {value!r}, must be a finite number")
-            logger.warning("reward for %s ignored: value == %r is not a finite number", decision_id, value)
+                raise error[0]
+            logger.warning("reward ignored: %s", error[1])
             self._bump("invalid_rewards")
             return False
+        try:
+            return self._reward(decision_id, float(value), None if timestamp is None else float(timestamp))
+        except Exception:  # the caller must never see an engine failure
+            logger.exception("reward failed; the decision stays pending")
+            self._bump("errors")
+            return False
+
+    def _reward(self, decision_id: str, value: float, timestamp: float | None) -> bool:
         with self._state_lock:
             self._counts["rewards"] += 1
             entry = self._pending.settle(decision_id)
@@ -313,13 +391,19 @@ class DecisionEngine:
             self._bump("late_rewards")
             entry = None
         if self.log is not None:
-            ts = time.time() if timestamp is None else float(timestamp)
-            receipt = self.log.append_outcome(decision_id, float(value), ts if entry is None else max(ts, entry.timestamp))
+            ts = time.time() if timestamp is None else timestamp
+            try:
+                receipt = self.log.append_outcome(decision_id, value, ts if entry is None else max(ts, entry.timestamp))
+            except Exception:
+                if entry is not None:  # not recorded: a retry must find it pending
+                    with self._state_lock:
+                        self._pending.restore(decision_id, entry)
+                raise
             if entry is not None and not receipt.accepted:
                 entry = None
         if entry is None:
             return False
-        self._learn(entry, float(value))
+        self._learn(entry, value)
         return True
 
     def outcome(self, user_id: str, value: float, timestamp: float, order_id: str | None = None) -> str | None:
@@ -354,9 +438,10 @@ class DecisionEngine:
     def _learn(self, entry: PendingDecision, value: float) -> None:
         self._bump("rewards_learned")
         learner = entry.learner
-        if self.online_learning and learner is self._learner:
+        served = self._model  # the learner and its feature builder, from one snapshot
+        if self.online_learning and learner is served.learner:
             teach(learner, entry.features, entry.action, entry.probability, value,
-                  propensity_floor=self.propensity_floor, reward_divisor=self.features.reward_divisor)
+                  propensity_floor=self.propensity_floor, reward_divisor=served.features.reward_divisor)
 
     def _contact_default(self, action: str) -> float:
         return 0.0 if action == "none" else -self.contact_cost
@@ -372,7 +457,23 @@ class DecisionEngine:
     # ------------------------------------------------------------------ lifecycle
     @property
     def learner(self) -> Learner:
-        return self._learner
+        """The learner being served."""
+        return self._model.learner
+
+    @property
+    def features(self) -> FeatureBuilder:
+        """The feature builder of the learner being served."""
+        return self._model.features
+
+    @property
+    def model_version(self) -> str:
+        """The version of the model being served (logged with each decision)."""
+        return self._model.version
+
+    @model_version.setter
+    def model_version(self, version: str) -> None:
+        with self._swap_lock:
+            self._model = self._model._replace(version=version)
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Atomically save the model (learner, CF, risk, settings, sampling state); return its version.
@@ -380,7 +481,8 @@ class DecisionEngine:
         The file format is :mod:`engine.persistence`'s.
         """
         rng_state, pending_uniforms = self._uniforms.state()
-        version = write_saved_model(path, self._learner, self.features, learner_name=self.learner_name,
+        served = self._model
+        version = write_saved_model(path, served.learner, served.features, learner_name=self.learner_name,
                                     action_names=self.action_names, propensity_floor=self.propensity_floor,
                                     rng_state=rng_state, pending_uniforms=pending_uniforms)
         self.model_version = version
@@ -414,19 +516,20 @@ class DecisionEngine:
         saved = read_saved_model(path)
         features = check_model_fits(path, saved, self.action_names)
         with self._swap_lock:
-            self.features, self._learner, self.model_version = features, saved.learner, saved.version
+            self._model = _Served(saved.learner, features, saved.version)
             self.propensity_floor = saved.meta.get("propensity_floor", self.propensity_floor)
             self.learner_name = saved.meta["learner_name"]
-            self._counts["swaps"] += 1
+            self._bump("swaps")
         return saved.version
 
     def swap_learner(self, learner: Learner, version: str) -> None:
         """Hot swap an in-memory learner (e.g. one retrained from the log)."""
-        if tuple(learner.feature_names) != self.features.feature_names or tuple(learner.action_names) != self.action_names:
-            raise ValueError("learner does not match the engine's actions and features")
         with self._swap_lock:
-            self._learner, self.model_version = learner, version
-            self._counts["swaps"] += 1
+            features = self._model.features
+            if tuple(learner.feature_names) != features.feature_names or tuple(learner.action_names) != self.action_names:
+                raise ValueError("learner does not match the engine's actions and features")
+            self._model = _Served(learner, features, version)
+            self._bump("swaps")
 
     def retrain_from_log(self, learner: str | None = None, since: float | None = None, **options: Any) -> str:
         """Batch retraining: fit a fresh learner on this engine's decision log and hot-swap it.
@@ -455,6 +558,7 @@ class DecisionEngine:
             out["fallback_reasons"] = dict(self._fallback_reasons)
             out["pending"] = len(self._pending)
         out["model_version"] = self.model_version
+        out["salt"] = "development" if self._salt == DEV_SALT else "configured"
         out["guardrails"] = self.guardrails.state()
         out["log"] = self.log.health() if self.log is not None else None
         return out

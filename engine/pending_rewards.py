@@ -90,6 +90,12 @@ class PendingRewards:
             self._remember(decision_id)
         return entry
 
+    def restore(self, decision_id: str, entry: PendingDecision) -> None:
+        """Put back an entry whose outcome could not be recorded (it is pending again, newest
+        last, and no longer remembered as settled)."""
+        self._settled.pop(decision_id, None)
+        self._pending[decision_id] = entry
+
     def mark_settled(self, decision_id: str) -> None:
         """Remember ``decision_id`` as settled (an outcome the decision log attributed to it)."""
         self._remember(decision_id)

@@ -33,6 +33,7 @@ ValueError: epsilon == 1.5, must be a number in [0, 1]
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -85,17 +86,68 @@ def show(value: Any) -> str:
     """``value`` as error messages show it: its repr, cut to a readable length, and its type
     name unless it is an ``int``, ``str`` or ``float``.
 
+    The cost is bounded whatever the value: strings and bytes are cut before their repr,
+    containers are shown a few entries and levels deep (``reprlib``), an int too long to print
+    is shown by its size, and a value whose ``repr`` fails (or recurses too deep) is shown by its
+    type alone. It never raises.
+
     >>> show("abc"), show(1.5), show(None), show("x" * 50)
     ("'abc'", '1.5', 'None (NoneType)', "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (50 chars)")
+    >>> show(10**5000), show([[[[[[[[1]]]]]]]])
+    ('<an int of 5001 digits>', '[[[[[[...]]]]]] (list)')
     """
-    if isinstance(value, str) and len(value) > 40:
-        return repr(value[:40] + "...") + f" ({len(value)} chars)"
-    if isinstance(value, float):
-        return repr(value)
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:60] + "..."
-    return f"{text} ({type(value).__name__})" if not isinstance(value, (int, str)) else text
+    try:
+        if isinstance(value, str) and len(value) > 40:
+            return repr(value[:40] + "...") + f" ({len(value)} chars)"
+        if isinstance(value, float):
+            return repr(value)
+        if isinstance(value, int) and value.bit_length() > 3000:  # too long to print
+            return f"<an int of {_digits(value)} digits>"
+        if isinstance(value, (int, str, np.generic)):
+            text = repr(value)
+        else:
+            text = _REPR.repr(value)
+        if len(text) > 60:
+            text = text[:60] + "..."
+        return f"{text} ({_type_name(value)})" if not isinstance(value, (int, str)) else text
+    except Exception:  # a hostile __repr__ or __len__, RecursionError...
+        return f"<unprintable> ({_type_name(value)})"
+
+
+def _digits(value: int) -> int:
+    """Number of decimal digits of a (long) int, without printing it."""
+    n = abs(value)
+    estimate = int(n.bit_length() * 0.30102999566398120) + 1
+    return estimate if n >= 10 ** (estimate - 1) else estimate - 1
+
+
+def _type_name(value: Any) -> str:
+    try:
+        return str(type(value).__name__)[:60]
+    except Exception:  # a metaclass with a hostile __name__
+        return "object"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """``repr`` cut by size and depth at every level; failures of nested values shown by type."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        return f"<an int of {_digits(x)} digits>" if x.bit_length() > 3000 else super().repr_int(x, level)
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        try:
+            return super().repr_instance(x, level)
+        except Exception:
+            return f"<{_type_name(x)}>"
+
+
+_REPR = _BoundedRepr()
+_REPR.maxlevel = 6
+_REPR.maxstring = 44
+_REPR.maxother = 60
+_REPR.maxlong = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = 20
+_REPR.maxdict = _REPR.maxarray = 20
 
 
 def fail(value: Any, name: str, requirement: str) -> ValueError:

@@ -163,7 +163,7 @@ def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
     """The VW learner's predict through VW's native multi-line calls vs through the public
     ``Workspace.predict`` wrapper (same model, same answers; see test_learners_vw.py)."""
     eng = _warmed_engine(cf_model)
-    learner = eng._learner
+    learner = eng.learner
     rows = [(eng.features.transform(ctx), [True] * len(eng.action_names)) for ctx in contexts[:200]]
     predict = lambda row: learner.decision_probabilities(row[0], row[1])  # noqa: E731
     benchmark(predict, rows[0])
