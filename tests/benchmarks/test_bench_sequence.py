@@ -5,8 +5,8 @@ the single env <= 2x one cart (reset + step) of CartRecovery-v0.
 """
 
 import gymnasium as gym
-import numpy as np
 from bench_utils import LARGE, per_call_seconds, record_ratio
+from env_bench import single_cart, vector_step
 
 import simulator  # noqa: F401  (registers the envs)
 
@@ -28,33 +28,10 @@ def _single_touch():
     return touch
 
 
-def _single_cart():
-    env = gym.make("CartRecovery-v0")
-    env.reset(seed=0)
-    counter = iter(range(10**12))
-
-    def cart():
-        env.reset()
-        env.step(next(counter) % 7)
-    for _ in range(2000 if LARGE else 50):
-        cart()
-    return cart
-
-
-def _vector_touches():
-    envs = gym.make_vec("CartRecoverySequence-v0", num_envs=BATCH, vectorization_mode="vector_entry_point")
-    envs.reset(seed=0)
-    actions = np.arange(BATCH) % 7
-
-    def batch():
-        envs.step(actions)
-    for _ in range(5):
-        batch()
-    return batch
 
 
 def test_single_touch_vs_single_step_cart(benchmark):
-    touch, cart = _single_touch(), _single_cart()
+    touch, cart = _single_touch(), single_cart()
     benchmark(touch)
     if not benchmark.disabled:
         record_ratio(benchmark, "sequence_touch_over_single_step_cart", per_call_seconds(touch, CALLS),
@@ -62,7 +39,7 @@ def test_single_touch_vs_single_step_cart(benchmark):
 
 
 def test_vector_touch_speedup_over_single_env(benchmark):
-    touch, batch = _single_touch(), _vector_touches()
+    touch, batch = _single_touch(), vector_step("CartRecoverySequence-v0", BATCH)
     benchmark(batch)
     if not benchmark.disabled:
         single = per_call_seconds(touch, CALLS)

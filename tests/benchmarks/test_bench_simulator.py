@@ -5,8 +5,8 @@ vector env at batch 1024 >= 10x faster per cart than the single env.
 """
 
 import gymnasium as gym
-import numpy as np
 from bench_utils import LARGE, per_call_seconds, record_ratio
+from env_bench import single_cart, vector_step
 
 import simulator  # noqa: F401  (registers CartRecovery-v0)
 
@@ -25,33 +25,10 @@ def _cartpole_step():
     return step
 
 
-def _single_cart():
-    env = gym.make("CartRecovery-v0")
-    env.reset(seed=0)
-    counter = iter(range(10**12))
-
-    def cart():
-        env.reset()
-        env.step(next(counter) % 7)
-    for _ in range(2000 if LARGE else 50):  # warm up past the first blocks
-        cart()
-    return cart
-
-
-def _vector_batch():
-    envs = gym.make_vec("CartRecovery-v0", num_envs=BATCH, vectorization_mode="vector_entry_point")
-    envs.reset(seed=0)
-    actions = np.arange(BATCH) % 7
-
-    def batch():
-        envs.step(actions)
-    for _ in range(5):
-        batch()
-    return batch
 
 
 def test_single_env_cart_vs_cartpole_step(benchmark):
-    cartpole, cart = _cartpole_step(), _single_cart()
+    cartpole, cart = _cartpole_step(), single_cart()
     benchmark(cart)
     if not benchmark.disabled:
         reference = per_call_seconds(cartpole, CALLS)
@@ -60,7 +37,7 @@ def test_single_env_cart_vs_cartpole_step(benchmark):
 
 
 def test_vector_env_per_cart_vs_single_env(benchmark):
-    cart, batch, cartpole = _single_cart(), _vector_batch(), _cartpole_step()
+    cart, batch, cartpole = single_cart(), vector_step("CartRecovery-v0", BATCH), _cartpole_step()
     benchmark(batch)
     if not benchmark.disabled:
         single = per_call_seconds(cart, CALLS)
