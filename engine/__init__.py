@@ -13,13 +13,23 @@ from engine.decision import Decision
 from engine.engine import DecisionEngine
 from engine.model_file import ModelFileError
 
-__all__ = ["ACTION_NAMES", "Decision", "DecisionEngine", "ModelFileError", "read_log", "record_outcome", "record_order",
-           "ope", "abtest"]
+__all__ = [
+    "ACTION_NAMES",
+    "Decision",
+    "DecisionEngine",
+    "ModelFileError",
+    "abtest",
+    "ope",
+    "read_log",
+    "record_order",
+    "record_outcome",
+]
 
 
 def read_log(path: str, **kwargs: Any):
     """The decision log at ``path`` (SQLite file or ``postgresql://`` URL) as a pandas DataFrame
-    (see :func:`engine.decision_log.read_log`)."""
+    (see :func:`engine.decision_log.read_log`).
+    """
     from engine.decision_log import read_log as _read_log
 
     return _read_log(path, **kwargs)

@@ -176,7 +176,11 @@ class CFModel:
         self._set_state(item_ids, popularity, factors, projection, neighbors)
         logger.info(
             "CFModel fitted: %d users, %d items, %d interactions, %s k=%d",
-            user_ids.size, item_ids.size, matrix.nnz, self.factorization, k,
+            user_ids.size,
+            item_ids.size,
+            matrix.nnz,
+            self.factorization,
+            k,
         )
         return self
 
@@ -285,8 +289,10 @@ class CFModel:
         self._n_items = self.item_ids_.size
         self._rows = np.ascontiguousarray(np.vstack([self.item_factors_ / norms, self.projection_]))
         ptr, idx, val = neighbors.indptr, neighbors.indices.tolist(), neighbors.data.tolist()
-        self._nbr = [dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]]))
-                     for i in range(len(ptr) - 1)]
+        self._nbr = [
+            dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]]))
+            for i in range(len(ptr) - 1)
+        ]
         self._fitted = True
 
     def _require_fitted(self) -> None:
@@ -317,7 +323,9 @@ class CFModel:
                 bought.add(j)
         return ShopperItems([get(line["item_id"]) for line in cart], bought)
 
-    def features(self, ctx: ParsedContext | Mapping[str, Any], items: ShopperItems | None = None) -> list[float]:
+    def features(
+        self, ctx: ParsedContext | Mapping[str, Any], items: ShopperItems | None = None
+    ) -> list[float]:
         """:data:`CF_FEATURES` of a validated context (neutral values for cold/unknown cases).
 
         ``items``: :meth:`shopper_items` of ``ctx``, when the caller already has it.
@@ -349,21 +357,26 @@ class CFModel:
         """Minus the scores of all items given seed item indices, as a fresh array (ties and
         cold seeds: popularity). Negated so that the ranking is an ascending one. The item
         method leaves one extra entry at the end, the padding's sink, which is +inf and so
-        never ranks."""
+        never ranks.
+        """
         neg_base = self._neg_base_scores
         if method == "popularity" or not seeds:
             return neg_base.copy()
         if method == "item":
             base = self._neg_base_with_sink
-            neg = np.bincount(self._pad_columns.take(seeds, 0).ravel(),
-                              self._pad_neg_sims.take(seeds, 0).ravel(), base.size)
+            neg = np.bincount(
+                self._pad_columns.take(seeds, 0).ravel(),
+                self._pad_neg_sims.take(seeds, 0).ravel(),
+                base.size,
+            )
             neg += base
             return neg
         user = self.projection_[list(seeds)].sum(axis=0)
         return neg_base - self.item_factors_ @ user
 
-    def recommend(self, ctx: ParsedContext | Mapping[str, Any], k: int = 5,
-                  items: ShopperItems | None = None) -> list[str]:
+    def recommend(
+        self, ctx: ParsedContext | Mapping[str, Any], k: int = 5, items: ShopperItems | None = None
+    ) -> list[str]:
         """Up to ``k`` item ids not in the cart, best CF score first.
 
         Seeds are the shopper's past purchases and the cart; with no known seed the ranking is
@@ -585,9 +598,7 @@ def precision_recall_at_k(
         if r is not None and c is not None:
             rows.append(r)
             cols.append(c)
-    seeds = sp.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(eval_users.size, n_items)
-    )
+    seeds = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(eval_users.size, n_items))
     seeds.data[:] = 1.0  # duplicates summed by the constructor: back to an indicator
     scores = model.score_matrix(seeds, method)
     scores[seeds.nonzero()] = -np.inf

@@ -27,13 +27,21 @@ logger = logging.getLogger(__name__)
 def purchases_frame(spark: Any, interactions: tuple) -> Any:
     """A Spark DataFrame ``(user_id, item_id, weight)`` from ``(users, items[, weights])`` arrays."""
     users, items = np.asarray(interactions[0]).astype(str), np.asarray(interactions[1]).astype(str)
-    weights = np.ones(users.size) if len(interactions) < 3 else np.asarray(interactions[2], dtype=np.float64)
+    weights = (
+        np.ones(users.size)
+        if len(interactions) < 3
+        else np.asarray(interactions[2], dtype=np.float64)
+    )
     if not (users.size == items.size == weights.size):
-        raise ValueError(f"interactions have {users.size} users, {items.size} items and {weights.size} weights, "
-                         "must be equal")
+        raise ValueError(
+            f"interactions have {users.size} users, {items.size} items and {weights.size} weights, "
+            "must be equal"
+        )
     import pandas as pd
 
-    return spark.createDataFrame(pd.DataFrame({"user_id": users, "item_id": items, "weight": weights}))
+    return spark.createDataFrame(
+        pd.DataFrame({"user_id": users, "item_id": items, "weight": weights})
+    )
 
 
 def fit_cf_spark(
@@ -68,36 +76,89 @@ def fit_cf_spark(
         purchases = purchases_frame(spark, purchases)
     missing = [c for c in ("user_id", "item_id") if c not in purchases.columns]
     if missing:
-        raise ValueError(f"purchases has no column {missing[0]!r}, needs user_id, item_id[, weight]")
+        raise ValueError(
+            f"purchases has no column {missing[0]!r}, needs user_id, item_id[, weight]"
+        )
     weight = F.col("weight").cast("double") if "weight" in purchases.columns else F.lit(1.0)
-    table = (purchases.select(F.col("user_id").cast("string"), F.col("item_id").cast("string"), weight.alias("weight"))
-             .groupBy("user_id", "item_id").agg(F.sum("weight").alias("weight")))
-    users = StringIndexer(inputCol="user_id", outputCol="u", stringOrderType="alphabetAsc").fit(table)
-    items = StringIndexer(inputCol="item_id", outputCol="i", stringOrderType="alphabetAsc").fit(table)
-    indexed = items.transform(users.transform(table)).select(
-        F.col("u").cast("int"), F.col("i").cast("int"), "weight").cache()
+    table = (
+        purchases.select(
+            F.col("user_id").cast("string"), F.col("item_id").cast("string"), weight.alias("weight")
+        )
+        .groupBy("user_id", "item_id")
+        .agg(F.sum("weight").alias("weight"))
+    )
+    users = StringIndexer(inputCol="user_id", outputCol="u", stringOrderType="alphabetAsc").fit(
+        table
+    )
+    items = StringIndexer(inputCol="item_id", outputCol="i", stringOrderType="alphabetAsc").fit(
+        table
+    )
+    indexed = (
+        items.transform(users.transform(table))
+        .select(F.col("u").cast("int"), F.col("i").cast("int"), "weight")
+        .cache()
+    )
     item_ids = np.asarray(items.labels, dtype=str)
     n_items, n_users = item_ids.size, len(users.labels)
     k = min(n_factors, max(1, min(n_users, n_items) - 1))
-    als = ALS(rank=k, maxIter=n_iter, regParam=reg_param, alpha=alpha, implicitPrefs=True, seed=seed,
-              userCol="u", itemCol="i", ratingCol="weight", nonnegative=False, coldStartStrategy="drop")
+    als = ALS(
+        rank=k,
+        maxIter=n_iter,
+        regParam=reg_param,
+        alpha=alpha,
+        implicitPrefs=True,
+        seed=seed,
+        userCol="u",
+        itemCol="i",
+        ratingCol="weight",
+        nonnegative=False,
+        coldStartStrategy="drop",
+    )
     fitted = als.fit(indexed)
     factors = np.zeros((n_items, k))
     for row in fitted.itemFactors.collect():
         factors[row["id"]] = row["features"]
     pairs = indexed.select("u", "i", "weight").toPandas()
     indexed.unpersist()
-    matrix = sp.csr_matrix((pairs["weight"].to_numpy(), (pairs["u"].to_numpy(), pairs["i"].to_numpy())),
-                           shape=(n_users, n_items))
+    matrix = sp.csr_matrix(
+        (pairs["weight"].to_numpy(), (pairs["u"].to_numpy(), pairs["i"].to_numpy())),
+        shape=(n_users, n_items),
+    )
     popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
     gram = factors.T @ factors + projection_regularization * np.eye(k)
     projection = np.linalg.solve(gram, factors.T).T
-    model = CFModel(n_factors=k, n_neighbors=n_neighbors, regularization=projection_regularization, alpha=alpha,
-                    n_iter=n_iter, seed=seed)
+    model = CFModel(
+        n_factors=k,
+        n_neighbors=n_neighbors,
+        regularization=projection_regularization,
+        alpha=alpha,
+        n_iter=n_iter,
+        seed=seed,
+    )
     neighbors = model._item_neighbors(matrix)
-    state = {**{name: np.asarray(getattr(model, name)) for name in (
-        "n_factors", "n_neighbors", "factorization", "regularization", "alpha", "n_iter", "recommend_method", "seed")},
-        "item_ids": item_ids, "popularity": popularity, "item_factors": factors, "projection": projection,
-        "neighbors_indptr": neighbors.indptr, "neighbors_indices": neighbors.indices, "neighbors_data": neighbors.data}
-    logger.info("Spark ALS: %d users, %d items, %d purchases, rank %d", n_users, n_items, matrix.nnz, k)
+    state = {
+        **{
+            name: np.asarray(getattr(model, name))
+            for name in (
+                "n_factors",
+                "n_neighbors",
+                "factorization",
+                "regularization",
+                "alpha",
+                "n_iter",
+                "recommend_method",
+                "seed",
+            )
+        },
+        "item_ids": item_ids,
+        "popularity": popularity,
+        "item_factors": factors,
+        "projection": projection,
+        "neighbors_indptr": neighbors.indptr,
+        "neighbors_indices": neighbors.indices,
+        "neighbors_data": neighbors.data,
+    }
+    logger.info(
+        "Spark ALS: %d users, %d items, %d purchases, rank %d", n_users, n_items, matrix.nnz, k
+    )
     return CFModel.from_dict(state)

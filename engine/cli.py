@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cartwise: a decision engine for abandoned-cart recovery, with a shopper simulator, "
         "off-policy evaluation and A/B analysis.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for ep in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         try:

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.actions import CHANNELS
-from engine.validation import MISSING, check_bool, check_integer, check_number, fail
 from engine.parsed import (
     EMPTY,
     NO_CHANNELS,
@@ -43,6 +42,7 @@ from engine.parsed import (
     new_parsed_context,
     summarise_orders,
 )
+from engine.validation import MISSING, check_bool, check_integer, check_number, fail
 
 __all__ = [
     "NO_ORDERS",
@@ -150,7 +150,11 @@ class ContextLimits:
 
     def __post_init__(self) -> None:
         for name in (
-            "max_string", "max_cart_lines", "max_history_events", "max_order_items", "max_count"
+            "max_string",
+            "max_cart_lines",
+            "max_history_events",
+            "max_order_items",
+            "max_count",
         ):
             value = check_integer(getattr(self, name), f"ContextLimits.{name}", low=1)
             object.__setattr__(self, name, value)
@@ -173,7 +177,9 @@ def _shared(check: Callable[..., Any], field: str, value: Any, **bounds: Any) ->
     try:
         check(value, field, **bounds)
     except ValueError as err:
-        raise ContextError(field, None if value is _MISSING else value, str(err), describe(value)) from None
+        raise ContextError(
+            field, None if value is _MISSING else value, str(err), describe(value)
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +281,10 @@ def _check_cart(cart: Any, limits: ContextLimits) -> None:
             or not 0 <= price <= _MAX
             or type(quantity) is not int
             or not 1 <= quantity <= max_count
-            or (category is not None and (type(category) is not str or not 0 < len(category) <= max_string))
+            or (
+                category is not None
+                and (type(category) is not str or not 0 < len(category) <= max_string)
+            )
         ):
             break
     else:
@@ -393,7 +402,9 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
                 n_coupon += 1
                 depth += coupon
         recovered = order.get("recovered_by")
-        if recovered is not None and (type(recovered) is not str or not 0 < len(recovered) <= max_string):
+        if recovered is not None and (
+            type(recovered) is not str or not 0 < len(recovered) <= max_string
+        ):
             break
         total += value
         if ts > last:
@@ -411,8 +422,12 @@ def _check_orders(orders: Any, limits: ContextLimits) -> OrderSummary:
         _check_order_slow(i, order, limits)
     summary = summarise_orders(orders)
     if not summary.total_value <= _MAX:
-        raise ContextError("history.orders", None, "history.orders values sum beyond the float range, "
-                           "must sum to a finite number", "values summing to inf")
+        raise ContextError(
+            "history.orders",
+            None,
+            "history.orders values sum beyond the float range, must sum to a finite number",
+            "values summing to inf",
+        )
     return summary
 
 
@@ -462,7 +477,10 @@ def _check_history(history: Any, limits: ContextLimits) -> OrderSummary:
     if (
         (sessions is not None and (type(sessions) is not int or not 0 <= sessions <= max_count))
         or (views is not None and (type(views) is not int or not 0 <= views <= max_count))
-        or (abandoned is not None and (type(abandoned) is not int or not 0 <= abandoned <= max_count))
+        or (
+            abandoned is not None
+            and (type(abandoned) is not int or not 0 <= abandoned <= max_count)
+        )
     ):
         for name in _HISTORY_COUNTS:
             value = get(name)
@@ -518,8 +536,13 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
     except OverflowError:  # int prices whose sum does not fit a float
         value = _INF
     if not value <= _MAX:
-        raise ContextError("cart", None, "cart value (price x quantity summed) is beyond the float range, "
-                           "must be a finite number", "a cart value of inf")
+        raise ContextError(
+            "cart",
+            None,
+            "cart value (price x quantity summed) is beyond the float range, "
+            "must be a finite number",
+            "a cart value of inf",
+        )
     session = get("session")
     if session is not None:
         _check_session(session, limits)
@@ -530,24 +553,61 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
         _check_recovery(recovery, limits)
     history = get("history")
     if history is None:
-        return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                                   session or EMPTY, EMPTY, (), NO_ORDERS, recovery or EMPTY))
+        return new_parsed_context(
+            (
+                user_id,
+                float(ts),
+                cart,
+                value,
+                units,
+                channels or EMPTY,
+                channel_key,
+                session or EMPTY,
+                EMPTY,
+                (),
+                NO_ORDERS,
+                recovery or EMPTY,
+            )
+        )
     orders = _check_history(history, limits)
-    return new_parsed_context((user_id, float(ts), cart, value, units, channels or EMPTY, channel_key,
-                               session or EMPTY, history or EMPTY, history.get("contacts") or (), orders,
-                               recovery or EMPTY))
+    return new_parsed_context(
+        (
+            user_id,
+            float(ts),
+            cart,
+            value,
+            units,
+            channels or EMPTY,
+            channel_key,
+            session or EMPTY,
+            history or EMPTY,
+            history.get("contacts") or (),
+            orders,
+            recovery or EMPTY,
+        )
+    )
 
 
 def _check_recovery(recovery: Any, limits: ContextLimits) -> None:
     """The optional multi-touch fields: ``touch`` int >= 1, ``previous`` list of earlier touches."""
     touch = recovery.get("touch", _MISSING) if type(recovery) is dict else None
     previous = recovery.get("previous", ()) if type(recovery) is dict else None
-    if type(touch) is int and 1 <= touch <= limits.max_count and type(previous) in (list, tuple) \
-            and len(previous) < touch and all(
-                type(p) is dict and type(p.get("action")) is str and 0 < len(p["action"]) <= limits.max_string
-                and type(p.get("minutes_after_abandon")) in _NUMBER_TYPES
-                and 0 <= p["minutes_after_abandon"] < _INF
-                and type(p.get("opened")) is bool and type(p.get("clicked")) is bool for p in previous):
+    if (
+        type(touch) is int
+        and 1 <= touch <= limits.max_count
+        and type(previous) in (list, tuple)
+        and len(previous) < touch
+        and all(
+            type(p) is dict
+            and type(p.get("action")) is str
+            and 0 < len(p["action"]) <= limits.max_string
+            and type(p.get("minutes_after_abandon")) in _NUMBER_TYPES
+            and 0 <= p["minutes_after_abandon"] < _INF
+            and type(p.get("opened")) is bool
+            and type(p.get("clicked")) is bool
+            for p in previous
+        )
+    ):
         return
     _check_mapping("recovery", recovery)
     _check_int("recovery.touch", recovery.get("touch", _MISSING), 1, limits.max_count)

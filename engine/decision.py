@@ -32,11 +32,26 @@ class Decision:
     fallback: bool = False
     reason: str | None = None
 
-    def __init__(self, decision_id: str, action: str, probability: float, probabilities: dict[str, float],
-                 payload: dict[str, Any] | None = None, model_version: str = "", fallback: bool = False,
-                 reason: str | None = None) -> None:
+    def __init__(
+        self,
+        decision_id: str,
+        action: str,
+        probability: float,
+        probabilities: dict[str, float],
+        payload: dict[str, Any] | None = None,
+        model_version: str = "",
+        fallback: bool = False,
+        reason: str | None = None,
+    ) -> None:
         # Written by hand: one dict update instead of the generated frozen __init__'s eight
         # object.__setattr__ calls (decide returns one Decision per call).
-        self.__dict__.update(decision_id=decision_id, action=action, probability=probability,
-                             probabilities=probabilities, payload={} if payload is None else payload,
-                             model_version=model_version, fallback=fallback, reason=reason)
+        self.__dict__.update(
+            decision_id=decision_id,
+            action=action,
+            probability=probability,
+            probabilities=probabilities,
+            payload={} if payload is None else payload,
+            model_version=model_version,
+            fallback=fallback,
+            reason=reason,
+        )

@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
@@ -43,20 +44,33 @@ from engine.sampling import UniformStream, hashed_uniform, sample_index
 from engine.update_rule import teach
 from engine.validation import (
     check_choice,
-    check_number,
-    fail,
     check_integer,
     check_non_negative,
+    check_number,
     check_positive,
     check_probability,
+    fail,
 )
 
 __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
 
 logger = logging.getLogger(__name__)
 
-COUNTERS = ("decisions", "fallbacks", "errors", "rewards", "rewards_learned", "duplicate_rewards",
-            "unknown_rewards", "late_rewards", "invalid_rewards", "defaulted", "evicted", "swaps", "retries")
+COUNTERS = (
+    "decisions",
+    "fallbacks",
+    "errors",
+    "rewards",
+    "rewards_learned",
+    "duplicate_rewards",
+    "unknown_rewards",
+    "late_rewards",
+    "invalid_rewards",
+    "defaulted",
+    "evicted",
+    "swaps",
+    "retries",
+)
 MAX_NAMED_DECISIONS = 100_000  # caller-named decisions remembered for idempotent retries
 
 
@@ -66,11 +80,19 @@ _MAX_DECISION_ID = 256
 
 def _reward_error(decision_id: Any, value: Any, timestamp: Any) -> tuple[ValueError, str] | None:
     """None if ``reward``'s arguments are valid, else the error to raise and a value-free reason."""
-    if type(decision_id) is not str or not 0 < len(decision_id) <= _MAX_DECISION_ID or not (
-        decision_id.isascii() or _utf8(decision_id)
+    if (
+        type(decision_id) is not str
+        or not 0 < len(decision_id) <= _MAX_DECISION_ID
+        or not (decision_id.isascii() or _utf8(decision_id))
     ):
-        return (fail(decision_id, "decision_id", f"a string of 1..{_MAX_DECISION_ID} characters of valid Unicode"),
-                f"decision_id: {describe(decision_id)} found, must be a string of 1..{_MAX_DECISION_ID} characters")
+        return (
+            fail(
+                decision_id,
+                "decision_id",
+                f"a string of 1..{_MAX_DECISION_ID} characters of valid Unicode",
+            ),
+            f"decision_id: {describe(decision_id)} found, must be a string of 1..{_MAX_DECISION_ID} characters",
+        )
     for name, number in (("value", value), ("timestamp", timestamp)):
         if number is None and name == "timestamp":
             continue
@@ -175,7 +197,9 @@ class DecisionEngine:
         recommend_k = check_integer(recommend_k, "recommend_k", low=1)
         self.strict = bool(strict)
         self.seed = seed
-        self.default_reward = default_reward if default_reward is not None else self._contact_default
+        self.default_reward = (
+            default_reward if default_reward is not None else self._contact_default
+        )
         self.online_learning = online_learning
         self.limits = limits or ContextLimits()
         self.recommend_k = recommend_k
@@ -185,10 +209,14 @@ class DecisionEngine:
         stores = log is not None or log_path is not None
         if self._salt == DEV_SALT and stores:
             if os.environ.get("CARTWISE_ENV", "").strip().lower() == "production":
-                raise ValueError("CARTWISE_ENV == 'production' and the salt is the published development salt: "
-                                 "set salt= or $CARTWISE_SALT before opening a decision log")
-            logger.warning("DecisionEngine: the decision log hashes user ids with the published development "
-                           "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production")
+                raise ValueError(
+                    "CARTWISE_ENV == 'production' and the salt is the published development salt: "
+                    "set salt= or $CARTWISE_SALT before opening a decision log"
+                )
+            logger.warning(
+                "DecisionEngine: the decision log hashes user ids with the published development "
+                "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production"
+            )
         features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         tuned_floor = None
         if isinstance(learner, Learner):
@@ -198,13 +226,17 @@ class DecisionEngine:
             self.learner_name = learner
             base, options, tuned_floor = tuned_settings(learner)
             options.update(learner_options or {})
-            model = make_learner(base, self.action_names, features.feature_names, seed=seed, **options)
+            model = make_learner(
+                base, self.action_names, features.feature_names, seed=seed, **options
+            )
         floor = tuned_floor if propensity_floor is None else propensity_floor
         if floor is not None:
             check_probability(floor, "propensity_floor", positive=True)
         self.propensity_floor = floor
         if tuple(model.action_names) != self.action_names:
-            raise ValueError(f"learner.action_names == {model.action_names!r}, must be {self.action_names!r}")
+            raise ValueError(
+                f"learner.action_names == {model.action_names!r}, must be {self.action_names!r}"
+            )
         if tuple(model.feature_names) != features.feature_names:
             raise ValueError("learner.feature_names do not match the engine's feature builder")
         # the served model: learner, feature builder and version replaced together (hot swaps)
@@ -213,7 +245,9 @@ class DecisionEngine:
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._pending = PendingRewards(max_pending)  # guarded by _state_lock
-        self._named: OrderedDict[str, Decision] = OrderedDict()  # caller-named decisions, for retries
+        self._named: OrderedDict[str, Decision] = (
+            OrderedDict()
+        )  # caller-named decisions, for retries
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._fallback_reasons: dict[str, int] = {}
         self._fallback_probs = {fallback_action: 1.0}
@@ -224,8 +258,13 @@ class DecisionEngine:
             raise ValueError("give store or log, not both")
         self.log: DecisionLog | None = log
         if log_path is not None:
-            self.log = DecisionLog(log_path, durability=durability, attribution_window=self.attribution_window,
-                                   default_reward=self.default_reward, salt=self._salt)
+            self.log = DecisionLog(
+                log_path,
+                durability=durability,
+                attribution_window=self.attribution_window,
+                default_reward=self.default_reward,
+                salt=self._salt,
+            )
 
     # ------------------------------------------------------------------ decide
     def decide(self, context: Mapping[str, Any], decision_id: str | None = None) -> Decision:
@@ -240,8 +279,12 @@ class DecisionEngine:
             if not isinstance(decision_id, str) or not 0 < len(decision_id) <= 128:
                 if self.strict:
                     raise ValueError("decision_id must be a non-empty str of at most 128 chars")
-                return self._fallback(context, "decision_id must be a non-empty str of at most 128 chars",
-                                      "decision_id", "decision_id: not a non-empty str of at most 128 chars")
+                return self._fallback(
+                    context,
+                    "decision_id must be a non-empty str of at most 128 chars",
+                    "decision_id",
+                    "decision_id: not a non-empty str of at most 128 chars",
+                )
             with self._state_lock:
                 earlier = self._named.get(decision_id)
                 if earlier is not None:
@@ -263,11 +306,17 @@ class DecisionEngine:
                 raise
             return self._fallback(context, str(exc), exc.field_path, exc.reason, decision_id)
         except Exception as exc:  # a hostile value broke the check itself (e.g. a raising __eq__)
-            error = ContextError("context", None, f"context could not be read: {type(exc).__name__}",
-                                 "an unreadable record")
+            error = ContextError(
+                "context",
+                None,
+                f"context could not be read: {type(exc).__name__}",
+                "an unreadable record",
+            )
             if self.strict:
                 raise error from exc
-            logger.warning("decide: the context could not be read (%s)", type(exc).__name__, exc_info=True)
+            logger.warning(
+                "decide: the context could not be read (%s)", type(exc).__name__, exc_info=True
+            )
             return self._fallback(context, str(error), error.field_path, error.reason, decision_id)
         try:
             return self._decide(parsed, decision_id)
@@ -276,8 +325,13 @@ class DecisionEngine:
                 raise
             logger.exception("decide failed; returning the fallback action")
             self._bump("errors")
-            return self._fallback(context, f"internal error: {type(exc).__name__}: {exc}", "internal error",
-                                  f"internal error: {type(exc).__name__}", decision_id)
+            return self._fallback(
+                context,
+                f"internal error: {type(exc).__name__}: {exc}",
+                "internal error",
+                f"internal error: {type(exc).__name__}",
+                decision_id,
+            )
 
     def _decide(self, ctx: ParsedContext, decision_id: str | None = None) -> Decision:
         user_hash = self._hash_user(ctx.user_id)
@@ -285,7 +339,9 @@ class DecisionEngine:
         served = self._model  # one snapshot for the whole decision (hot swaps replace it at once)
         features = served.features
         cf = features.cf
-        cf_items = cf.shopper_items(ctx) if cf is not None else None  # features and payload share it
+        cf_items = (
+            cf.shopper_items(ctx) if cf is not None else None
+        )  # features and payload share it
         x = features.transform(ctx, cf_items)
         learner = served.learner
         version = served.version
@@ -300,12 +356,20 @@ class DecisionEngine:
         names = self.action_names
         probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
         if self.log is not None:
-            self.log.append_decision(DecisionRecord(
-                decision_id=decision_id, timestamp=ctx.timestamp, user_hash=user_hash,
-                model_version=version, actions=names, probabilities=tuple(probs),
-                eligible=tuple(probabilities), action=action,
-                features=dict(zip(features.feature_names, x.tolist())), payload=payload,
-            ))
+            self.log.append_decision(
+                DecisionRecord(
+                    decision_id=decision_id,
+                    timestamp=ctx.timestamp,
+                    user_hash=user_hash,
+                    model_version=version,
+                    actions=names,
+                    probabilities=tuple(probs),
+                    eligible=tuple(probabilities),
+                    action=action,
+                    features=dict(zip(features.feature_names, x.tolist())),
+                    payload=payload,
+                )
+            )
         self.guardrails.commit(ctx, user_hash, action)
         entry = new_pending_decision((x, a, p, ctx.timestamp, learner))
         with self._state_lock:
@@ -314,8 +378,9 @@ class DecisionEngine:
                 self._counts["evicted"] += 1
         return Decision(decision_id, action, p, probabilities, payload, version, False, None)
 
-    def _payload(self, action: str, ctx: ParsedContext, cf: CFModel | None,
-                 cf_items: ShopperItems | None) -> dict[str, Any]:
+    def _payload(
+        self, action: str, ctx: ParsedContext, cf: CFModel | None, cf_items: ShopperItems | None
+    ) -> dict[str, Any]:
         if action == "none":
             return {}
         payload: dict[str, Any] = {"channel": self.guardrails.channel_for(action, ctx)}
@@ -325,13 +390,17 @@ class DecisionEngine:
             payload["offer"] = "free_shipping"
             payload["expires_at"] = ctx.timestamp + OFFER_HOURS * 3600.0
         elif action == "recommendation":
-            payload["items"] = cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
+            payload["items"] = (
+                cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
+            )
         return payload
 
-    def _fallback(self, context: Any, message: str, key: str, reason: str,
-                  decision_id: str | None = None) -> Decision:
+    def _fallback(
+        self, context: Any, message: str, key: str, reason: str, decision_id: str | None = None
+    ) -> Decision:
         """The fallback decision: counted under ``key`` (a field path without indices) and
-        logged with ``reason`` (value-free: it may be stored); ``message`` goes to the caller."""
+        logged with ``reason`` (value-free: it may be stored); ``message`` goes to the caller.
+        """
         logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
         decision_id = decision_id or os.urandom(16).hex()
         with self._state_lock:
@@ -340,20 +409,44 @@ class DecisionEngine:
         if self.log is not None:
             try:
                 ts = context.get("timestamp") if type(context) is dict else None
-                ts = float(ts) if type(ts) in (int, float) and 0 <= ts <= _MAX_FLOAT else time.time()
+                ts = (
+                    float(ts) if type(ts) in (int, float) and 0 <= ts <= _MAX_FLOAT else time.time()
+                )
                 uid = context.get("user_id") if type(context) is dict else None
-                user_hash = (self._hash_user(uid) if type(uid) is str and 0 < len(uid) <= self.limits.max_string
-                             and (uid.isascii() or _utf8(uid)) else "invalid")
+                user_hash = (
+                    self._hash_user(uid)
+                    if type(uid) is str
+                    and 0 < len(uid) <= self.limits.max_string
+                    and (uid.isascii() or _utf8(uid))
+                    else "invalid"
+                )
                 probs = tuple(1.0 if a == self.fallback_action else 0.0 for a in self.action_names)
-                self.log.append_decision(DecisionRecord(
-                    decision_id=decision_id, timestamp=ts, user_hash=user_hash, model_version=self.model_version,
-                    actions=self.action_names, probabilities=probs, eligible=(self.fallback_action,),
-                    action=self.fallback_action, fallback=True, payload={"reason": reason[:200]},
-                ))
+                self.log.append_decision(
+                    DecisionRecord(
+                        decision_id=decision_id,
+                        timestamp=ts,
+                        user_hash=user_hash,
+                        model_version=self.model_version,
+                        actions=self.action_names,
+                        probabilities=probs,
+                        eligible=(self.fallback_action,),
+                        action=self.fallback_action,
+                        fallback=True,
+                        payload={"reason": reason[:200]},
+                    )
+                )
             except Exception:  # the fallback path itself must never raise
                 logger.exception("could not log a fallback decision")
-        return Decision(decision_id, self.fallback_action, 1.0, dict(self._fallback_probs), {},
-                        self.model_version, True, message)
+        return Decision(
+            decision_id,
+            self.fallback_action,
+            1.0,
+            dict(self._fallback_probs),
+            {},
+            self.model_version,
+            True,
+            message,
+        )
 
     # ------------------------------------------------------------------ outcomes
     def reward(self, decision_id: str, value: float, timestamp: float | None = None) -> bool:
@@ -368,8 +461,10 @@ class DecisionEngine:
         try:
             error = _reward_error(decision_id, value, timestamp)
         except Exception as exc:  # a hostile argument broke the check itself
-            error = (ValueError(f"reward arguments could not be read: {type(exc).__name__}"),
-                     f"unreadable arguments ({type(exc).__name__})")
+            error = (
+                ValueError(f"reward arguments could not be read: {type(exc).__name__}"),
+                f"unreadable arguments ({type(exc).__name__})",
+            )
         if error is not None:
             if self.strict:
                 raise error[0]
@@ -377,7 +472,9 @@ class DecisionEngine:
             self._bump("invalid_rewards")
             return False
         try:
-            return self._reward(decision_id, float(value), None if timestamp is None else float(timestamp))
+            return self._reward(
+                decision_id, float(value), None if timestamp is None else float(timestamp)
+            )
         except Exception:  # the caller must never see an engine failure
             logger.exception("reward failed; the decision stays pending")
             self._bump("errors")
@@ -388,14 +485,24 @@ class DecisionEngine:
             self._counts["rewards"] += 1
             entry = self._pending.settle(decision_id)
             if entry is None:
-                self._counts["duplicate_rewards" if self._pending.was_settled(decision_id) else "unknown_rewards"] += 1
-        if entry is not None and timestamp is not None and timestamp - entry.timestamp > self.attribution_window:
+                self._counts[
+                    "duplicate_rewards"
+                    if self._pending.was_settled(decision_id)
+                    else "unknown_rewards"
+                ] += 1
+        if (
+            entry is not None
+            and timestamp is not None
+            and timestamp - entry.timestamp > self.attribution_window
+        ):
             self._bump("late_rewards")
             entry = None
         if self.log is not None:
             ts = time.time() if timestamp is None else timestamp
             try:
-                receipt = self.log.append_outcome(decision_id, value, ts if entry is None else max(ts, entry.timestamp))
+                receipt = self.log.append_outcome(
+                    decision_id, value, ts if entry is None else max(ts, entry.timestamp)
+                )
             except Exception:
                 if entry is not None:  # not recorded: a retry must find it pending
                     with self._state_lock:
@@ -408,15 +515,18 @@ class DecisionEngine:
         self._learn(entry, value)
         return True
 
-    def outcome(self, user_id: str, value: float, timestamp: float, order_id: str | None = None) -> str | None:
+    def outcome(
+        self, user_id: str, value: float, timestamp: float, order_id: str | None = None
+    ) -> str | None:
         """An order event keyed by user: attributed to the user's latest decision in its window.
 
         Returns the decision id it was joined to, or None. Requires a decision log.
         """
         if self.log is None:
             raise ValueError("outcome() needs a decision log: create the engine with log_path=...")
-        receipt = self.log.outcome_for_user(hash_user_id(user_id, self._salt), float(value), float(timestamp),
-                                            order_id, hashed=True)
+        receipt = self.log.outcome_for_user(
+            hash_user_id(user_id, self._salt), float(value), float(timestamp), order_id, hashed=True
+        )
         if not receipt.accepted:
             return None
         with self._state_lock:
@@ -442,8 +552,15 @@ class DecisionEngine:
         learner = entry.learner
         served = self._model  # the learner and its feature builder, from one snapshot
         if self.online_learning and learner is served.learner:
-            teach(learner, entry.features, entry.action, entry.probability, value,
-                  propensity_floor=self.propensity_floor, reward_divisor=served.features.reward_divisor)
+            teach(
+                learner,
+                entry.features,
+                entry.action,
+                entry.probability,
+                value,
+                propensity_floor=self.propensity_floor,
+                reward_divisor=served.features.reward_divisor,
+            )
 
     def _contact_default(self, action: str) -> float:
         return 0.0 if action == "none" else -self.contact_cost
@@ -484,14 +601,21 @@ class DecisionEngine:
         """
         rng_state, pending_uniforms = self._uniforms.state()
         served = self._model
-        version = write_saved_model(path, served.learner, served.features, learner_name=self.learner_name,
-                                    action_names=self.action_names, propensity_floor=self.propensity_floor,
-                                    rng_state=rng_state, pending_uniforms=pending_uniforms)
+        version = write_saved_model(
+            path,
+            served.learner,
+            served.features,
+            learner_name=self.learner_name,
+            action_names=self.action_names,
+            propensity_floor=self.propensity_floor,
+            rng_state=rng_state,
+            pending_uniforms=pending_uniforms,
+        )
         self.model_version = version
         return version
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> "DecisionEngine":
+    def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> DecisionEngine:
         """A new engine from a saved model; ``kwargs`` as for the constructor (log_path, strict...).
 
         Raises :class:`~engine.model_file.ModelFileError` (a ``ValueError``) for a damaged file.
@@ -501,7 +625,9 @@ class DecisionEngine:
         meta = saved.meta
         reseed = "seed" in kwargs
         kwargs.setdefault("propensity_floor", meta.get("propensity_floor"))
-        kwargs.setdefault("reward_per_value", meta.get("reward_per_value", False))  # older files: plain rewards
+        kwargs.setdefault(
+            "reward_per_value", meta.get("reward_per_value", False)
+        )  # older files: plain rewards
         engine = cls(learner=saved.learner, cf=saved.cf, risk=saved.risk, **kwargs)
         engine.learner_name = meta["learner_name"]
         engine.model_version = saved.version
@@ -528,27 +654,41 @@ class DecisionEngine:
         """Hot swap an in-memory learner (e.g. one retrained from the log)."""
         with self._swap_lock:
             features = self._model.features
-            if tuple(learner.feature_names) != features.feature_names or tuple(learner.action_names) != self.action_names:
+            if (
+                tuple(learner.feature_names) != features.feature_names
+                or tuple(learner.action_names) != self.action_names
+            ):
                 raise ValueError("learner does not match the engine's actions and features")
             self._model = _Served(learner, features, version)
             self._bump("swaps")
 
-    def retrain_from_log(self, learner: str | None = None, since: float | None = None, **options: Any) -> str:
+    def retrain_from_log(
+        self, learner: str | None = None, since: float | None = None, **options: Any
+    ) -> str:
         """Batch retraining: fit a fresh learner on this engine's decision log and hot-swap it.
 
         ``learner`` defaults to the engine's (named) learner; ``options`` are learner options.
         Returns the new model version.
         """
         if self.log is None:
-            raise ValueError("retrain_from_log() needs a decision log: create the engine with log_path=...")
+            raise ValueError(
+                "retrain_from_log() needs a decision log: create the engine with log_path=..."
+            )
         from engine.decision_log import read_log
         from engine.retrain import retrain_from_log
 
         name = learner or self.learner_name
         self.log.flush()
-        model = retrain_from_log(read_log(self.log.path), self.action_names, self.features.feature_names, name,
-                                 seed=self.seed, learner_options=options or None, since=since,
-                                 reward_divisor=self.features.reward_divisor)
+        model = retrain_from_log(
+            read_log(self.log.path),
+            self.action_names,
+            self.features.feature_names,
+            name,
+            seed=self.seed,
+            learner_options=options or None,
+            since=since,
+            reward_divisor=self.features.reward_divisor,
+        )
         version = f"{name}-retrained-{model.n_updates}"
         self.swap_learner(model, version)
         return version
@@ -574,9 +714,8 @@ class DecisionEngine:
         if self.log is not None:
             self.log.close()
 
-    def __enter__(self) -> "DecisionEngine":
+    def __enter__(self) -> DecisionEngine:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-

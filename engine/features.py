@@ -39,8 +39,15 @@ from engine.parsed import ParsedContext, parse_context
 from engine.profile import PROFILE_FEATURES, profile_values
 from engine.risk import RiskModel
 
-__all__ = ["BIAS_FEATURE", "FeatureBuilder", "PROFILE_SCALING", "RECOVERY_FEATURES", "REWARD_REFERENCE_VALUE",
-           "RISK_FEATURE", "recovery_values"]
+__all__ = [
+    "BIAS_FEATURE",
+    "PROFILE_SCALING",
+    "RECOVERY_FEATURES",
+    "REWARD_REFERENCE_VALUE",
+    "RISK_FEATURE",
+    "FeatureBuilder",
+    "recovery_values",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +63,15 @@ _VALUE_FEATURE = "cart_value_log"
 #: Features of a multi-touch flow (``context["recovery"]``), added with ``recovery=True``: the
 #: touch index (0 at the first touch), earlier contacts, opens and clicks, the best coupon sent
 #: (percent / 20) and whether the last touch was opened / clicked.
-RECOVERY_FEATURES: tuple[str, ...] = ("touch_index", "previous_contacts", "previous_opens", "previous_clicks",
-                                      "previous_coupon", "last_opened", "last_clicked")
+RECOVERY_FEATURES: tuple[str, ...] = (
+    "touch_index",
+    "previous_contacts",
+    "previous_opens",
+    "previous_clicks",
+    "previous_coupon",
+    "last_opened",
+    "last_clicked",
+)
 _NO_RECOVERY = [0.0] * len(RECOVERY_FEATURES)
 
 
@@ -78,8 +92,16 @@ def recovery_values(ctx: Mapping[str, Any]) -> list[float]:
         if action.startswith("coupon_") and action[7:].isdigit():
             coupon = max(coupon, float(action[7:]))
     last = previous[-1] if previous else None
-    return [float(recovery["touch"] - 1), float(contacts), float(opens), float(clicks), coupon / 20.0,
-            float(bool(last and last["opened"])), float(bool(last and last["clicked"]))]
+    return [
+        float(recovery["touch"] - 1),
+        float(contacts),
+        float(opens),
+        float(clicks),
+        coupon / 20.0,
+        float(bool(last and last["opened"])),
+        float(bool(last and last["clicked"])),
+    ]
+
 
 #: (centre, scale) per profile feature: feature = (value - centre) / scale.
 PROFILE_SCALING: dict[str, tuple[float, float]] = {
@@ -128,8 +150,14 @@ class FeatureBuilder:
         feature_names: names of the output coordinates, bias last.
     """
 
-    def __init__(self, cf: CFModel | None = None, risk: RiskModel | None = None, *,
-                 reward_per_value: bool = True, recovery: bool = False) -> None:
+    def __init__(
+        self,
+        cf: CFModel | None = None,
+        risk: RiskModel | None = None,
+        *,
+        reward_per_value: bool = True,
+        recovery: bool = False,
+    ) -> None:
         if not isinstance(reward_per_value, bool):
             raise ValueError(f"reward_per_value == {reward_per_value!r}, must be a bool")
         if not isinstance(recovery, bool):
@@ -157,9 +185,11 @@ class FeatureBuilder:
         names = list(PROFILE_FEATURES)
         centre = [PROFILE_SCALING[n][0] for n in PROFILE_FEATURES]
         scale = [PROFILE_SCALING[n][1] for n in PROFILE_FEATURES]
-        extra = (list(CF_FEATURES) if cf is not None else []) + (
-            [RISK_FEATURE] if risk is not None else []
-        ) + (list(RECOVERY_FEATURES) if recovery else [])
+        extra = (
+            (list(CF_FEATURES) if cf is not None else [])
+            + ([RISK_FEATURE] if risk is not None else [])
+            + (list(RECOVERY_FEATURES) if recovery else [])
+        )
         names += extra + [BIAS_FEATURE]
         centre += [0.0] * (len(extra) + 1)
         scale += [1.0] * (len(extra) + 1)
@@ -190,8 +220,9 @@ class FeatureBuilder:
         values.append(1.0)
         return values
 
-    def transform(self, ctx: ParsedContext | Mapping[str, Any],
-                  cf_items: ShopperItems | None = None) -> np.ndarray:
+    def transform(
+        self, ctx: ParsedContext | Mapping[str, Any], cf_items: ShopperItems | None = None
+    ) -> np.ndarray:
         """Feature vector of one valid context, shape ``(n_features,)``, float64, finite.
 
         ``ctx``: the :class:`~engine.parsed.ParsedContext` that
@@ -208,7 +239,10 @@ class FeatureBuilder:
 
     def transform_many(self, contexts: Iterable[ParsedContext | Mapping[str, Any]]) -> np.ndarray:
         """Feature matrix of valid contexts, shape ``(n, n_features)``."""
-        rows = [self._values(ctx if type(ctx) is ParsedContext else parse_context(ctx)) for ctx in contexts]
+        rows = [
+            self._values(ctx if type(ctx) is ParsedContext else parse_context(ctx))
+            for ctx in contexts
+        ]
         if not rows:
             return np.empty((0, self.n_features), dtype=np.float64)
         out = np.array(rows, dtype=np.float64)
@@ -233,11 +267,15 @@ class FeatureBuilder:
         if isinstance(X, np.ndarray) and X.shape == (self.n_features,):  # the engine's reward path
             if not self.reward_per_value:
                 return np.float64(1.0)
-            value = math.expm1(float(X[self._value_column]) * self._value_scale + self._value_centre)
+            value = math.expm1(
+                float(X[self._value_column]) * self._value_scale + self._value_centre
+            )
             return np.float64(max(value / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR))
         X = np.asarray(X, dtype=np.float64)
         if X.shape[-1:] != (self.n_features,) or X.ndim > 2:
-            raise ValueError(f"X has shape {X.shape}, must be ({self.n_features},) or (n, {self.n_features})")
+            raise ValueError(
+                f"X has shape {X.shape}, must be ({self.n_features},) or (n, {self.n_features})"
+            )
         column = X[..., self._value_column]
         if not self.reward_per_value:
             return np.ones_like(column)

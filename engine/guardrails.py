@@ -26,9 +26,10 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY
 from engine.parsed import EMPTY, ParsedContext, parse_context
@@ -42,7 +43,9 @@ class GuardrailConfig:
     """Guardrail settings, validated at construction."""
 
     action_names: tuple[str, ...] = ACTION_NAMES
-    action_channels: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(ACTION_CHANNELS))
+    action_channels: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(ACTION_CHANNELS)
+    )
     daily_coupon_budget: float | None = None
     max_contacts: int | None = 3
     contact_window_days: float = 7.0
@@ -51,18 +54,34 @@ class GuardrailConfig:
 
     def __post_init__(self) -> None:
         if "none" not in self.action_names:
-            raise ValueError(f"GuardrailConfig: action_names == {self.action_names!r}, must include 'none'")
+            raise ValueError(
+                f"GuardrailConfig: action_names == {self.action_names!r}, must include 'none'"
+            )
         missing = [a for a in self.action_names if a not in self.action_channels]
         if missing:
             raise ValueError(f"GuardrailConfig: action_channels has no entry for {missing[0]!r}")
         budget = self.daily_coupon_budget
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                                   or not math.isfinite(budget) or budget < 0):
-            raise ValueError(f"GuardrailConfig: daily_coupon_budget == {budget!r}, must be a number >= 0 or None")
-        if self.max_contacts is not None and (not isinstance(self.max_contacts, int) or self.max_contacts < 0):
-            raise ValueError(f"GuardrailConfig: max_contacts == {self.max_contacts!r}, must be an integer >= 0 or None")
-        if not (isinstance(self.contact_window_days, (int, float)) and self.contact_window_days > 0):
-            raise ValueError(f"GuardrailConfig: contact_window_days == {self.contact_window_days!r}, must be > 0")
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, (int, float))
+            or not math.isfinite(budget)
+            or budget < 0
+        ):
+            raise ValueError(
+                f"GuardrailConfig: daily_coupon_budget == {budget!r}, must be a number >= 0 or None"
+            )
+        if self.max_contacts is not None and (
+            not isinstance(self.max_contacts, int) or self.max_contacts < 0
+        ):
+            raise ValueError(
+                f"GuardrailConfig: max_contacts == {self.max_contacts!r}, must be an integer >= 0 or None"
+            )
+        if not (
+            isinstance(self.contact_window_days, (int, float)) and self.contact_window_days > 0
+        ):
+            raise ValueError(
+                f"GuardrailConfig: contact_window_days == {self.contact_window_days!r}, must be > 0"
+            )
         floor = self.exploration_floor
         if not (isinstance(floor, (int, float)) and 0.0 <= floor < 1.0):
             raise ValueError(f"GuardrailConfig: exploration_floor == {floor!r}, must be in [0, 1)")
@@ -77,7 +96,9 @@ class Guardrails:
         names = self.action_names
         self._channels = [tuple(self.config.action_channels[a]) for a in names]
         self._is_contact = [a != "none" for a in names]
-        self._coupons = [(j, COUPON_PERCENT[a] / 100.0) for j, a in enumerate(names) if a in COUPON_PERCENT]
+        self._coupons = [
+            (j, COUPON_PERCENT[a] / 100.0) for j, a in enumerate(names) if a in COUPON_PERCENT
+        ]
         self._lock = threading.Lock()
         self._budget_day = -1
         self._budget_spent = 0.0
@@ -104,7 +125,10 @@ class Guardrails:
         mask = list(allowed)
         cfg = self.config
         now = ctx.timestamp
-        if cfg.max_contacts is not None and self._contacts_in_window(ctx.contacts, user_key, now) >= cfg.max_contacts:
+        if (
+            cfg.max_contacts is not None
+            and self._contacts_in_window(ctx.contacts, user_key, now) >= cfg.max_contacts
+        ):
             if any(ok and contact for ok, contact in zip(mask, self._is_contact)):
                 self._count_block("frequency")
             mask = [ok and not contact for ok, contact in zip(mask, self._is_contact)]
@@ -124,14 +148,20 @@ class Guardrails:
             self.blocked[reason] += 1
 
     def _channel_mask(self, opt_in: Mapping[str, Any]) -> tuple[bool, ...]:
-        return tuple(name == "none" or not chans or any(opt_in.get(c, False) for c in chans)
-                     for name, chans in zip(self.action_names, self._channels))
+        return tuple(
+            name == "none" or not chans or any(opt_in.get(c, False) for c in chans)
+            for name, chans in zip(self.action_names, self._channels)
+        )
 
-    def _contacts_in_window(self, contacts: Sequence[Mapping[str, Any]], user_key: str, now: float) -> int:
+    def _contacts_in_window(
+        self, contacts: Sequence[Mapping[str, Any]], user_key: str, now: float
+    ) -> int:
         since = now - self.config.contact_window_days * DAY
         # validated timestamps are finite ints or floats (equal values hash alike in the set below)
         seen = [t for t in map(_TIMESTAMP, contacts) if since <= t <= now] if contacts else []
-        mine = self._recent.get(user_key)  # a dict read is atomic; the deque is copied under the lock
+        mine = self._recent.get(
+            user_key
+        )  # a dict read is atomic; the deque is copied under the lock
         if not mine:
             return len(seen)
         with self._lock:
@@ -168,7 +198,9 @@ class Guardrails:
         with self._lock:
             recent = self._recent.get(user_key)
             if recent is None:
-                recent = self._recent[user_key] = deque(maxlen=max(self.config.max_contacts or 0, 1) + 4)
+                recent = self._recent[user_key] = deque(
+                    maxlen=max(self.config.max_contacts or 0, 1) + 4
+                )
                 if len(self._recent) > self.config.remembered_shoppers:
                     self._recent.popitem(last=False)
             else:
@@ -190,6 +222,9 @@ class Guardrails:
 
     def state(self) -> dict[str, Any]:
         with self._lock:
-            return {"budget_day": self._budget_day, "budget_spent": self._budget_spent,
-                    "blocked": dict(self.blocked), "remembered_shoppers": len(self._recent)}
-
+            return {
+                "budget_day": self._budget_day,
+                "budget_spent": self._budget_spent,
+                "blocked": dict(self.blocked),
+                "remembered_shoppers": len(self._recent),
+            }

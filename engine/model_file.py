@@ -27,12 +27,21 @@ import re
 import struct
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "ModelFileError", "check_meta", "load_arrays", "read_model", "write_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAX_FILE_BYTES",
+    "ModelFileError",
+    "check_meta",
+    "load_arrays",
+    "read_model",
+    "write_model",
+]
 
 MAGIC = b"CARTWISE-MODEL"
 FORMAT_VERSION = 2
@@ -50,10 +59,16 @@ class ModelFileError(ValueError):
     """A model file is missing, truncated, corrupted, hostile or of an unknown format."""
 
 
-def write_model(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:
+def write_model(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> str:
     """Atomically write ``arrays`` plus JSON-able ``meta``; return the checksum (sha256 hex)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{_META_KEY: np.frombuffer(json.dumps(dict(meta)).encode(), dtype=np.uint8)}, **arrays)
+    np.savez(
+        buffer,
+        **{_META_KEY: np.frombuffer(json.dumps(dict(meta)).encode(), dtype=np.uint8)},
+        **arrays,
+    )
     body = buffer.getvalue()
     digest = _checksum(FORMAT_VERSION, len(body), body)
     header = b"%s %d %s %d\n" % (MAGIC, FORMAT_VERSION, digest.encode(), len(body))
@@ -92,12 +107,16 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dic
         raise ModelFileError(f"model file {name} is not a Cartwise model (bad header)")
     version, digest, length = int(header[1]), header[2].decode(), int(header[3])
     if version not in READABLE_VERSIONS:
-        raise ModelFileError(f"model file {name} has format version {version}, expected one of {list(READABLE_VERSIONS)}")
-    body = memoryview(data)[newline + 1:]
+        raise ModelFileError(
+            f"model file {name} has format version {version}, expected one of {list(READABLE_VERSIONS)}"
+        )
+    body = memoryview(data)[newline + 1 :]
     if len(body) < length:
         raise ModelFileError(f"model file {name} is truncated: {len(body)} of {length} bytes")
     if len(body) > length:
-        raise ModelFileError(f"model file {name} is corrupted: {len(body)} bytes after the header, which declares {length}")
+        raise ModelFileError(
+            f"model file {name} is corrupted: {len(body)} bytes after the header, which declares {length}"
+        )
     if _checksum(version, length, body) != digest:
         raise ModelFileError(f"model file {name} is corrupted: checksum mismatch")
     try:
@@ -127,11 +146,15 @@ def load_arrays(data: bytes | memoryview) -> dict[str, np.ndarray]:
     declared = 0
     for info in members:
         if info.compress_type != zipfile.ZIP_STORED:
-            raise ValueError(f"member {info.filename!r} is compressed (method {info.compress_type}), must be stored")
+            raise ValueError(
+                f"member {info.filename!r} is compressed (method {info.compress_type}), must be stored"
+            )
         if info.flag_bits & 0x1:
             raise ValueError(f"member {info.filename!r} is encrypted")
         if info.file_size != info.compress_size:
-            raise ValueError(f"member {info.filename!r} declares {info.file_size} bytes but stores {info.compress_size}")
+            raise ValueError(
+                f"member {info.filename!r} declares {info.file_size} bytes but stores {info.compress_size}"
+            )
         declared += info.file_size
     if declared > len(data):
         raise ValueError(f"members declare {declared} bytes, the archive has {len(data)}")
@@ -145,7 +168,9 @@ def load_arrays(data: bytes | memoryview) -> dict[str, np.ndarray]:
         try:
             raw = archive.read(info)
         except Exception as exc:  # bad CRC, short data, bad local header
-            raise ValueError(f"member {info.filename!r} cannot be read ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"member {info.filename!r} cannot be read ({type(exc).__name__}: {exc})"
+            ) from None
         arrays[key] = _parse_npy(raw, key)
     return arrays
 
@@ -158,21 +183,50 @@ def check_meta(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise ValueError(f"metadata is a {type(meta).__name__}, must be an object")
     for key in ("learner_class", "learner_name"):
-        _check(meta, key, isinstance(meta.get(key), str) and 0 < len(meta[key]) <= 200, "a non-empty string")
+        _check(
+            meta,
+            key,
+            isinstance(meta.get(key), str) and 0 < len(meta[key]) <= 200,
+            "a non-empty string",
+        )
     for key in ("action_names", "feature_names"):
         names = meta.get(key)
-        _check(meta, key, isinstance(names, list) and all(isinstance(n, str) for n in names), "a list of strings")
-    _check(meta, "n_updates", _is_int(meta.get("n_updates")) and meta["n_updates"] >= 0, "an integer >= 0")
+        _check(
+            meta,
+            key,
+            isinstance(names, list) and all(isinstance(n, str) for n in names),
+            "a list of strings",
+        )
+    _check(
+        meta,
+        "n_updates",
+        _is_int(meta.get("n_updates")) and meta["n_updates"] >= 0,
+        "an integer >= 0",
+    )
     _check(meta, "rng_state", _is_pcg64_state(meta.get("rng_state")), "a PCG64 bit-generator state")
     if "rng_pending_uniforms" in meta:
         pending = meta["rng_pending_uniforms"]
-        _check(meta, "rng_pending_uniforms", isinstance(pending, list) and all(
-            _is_real(u) and 0.0 <= u < 1.0 for u in pending), "a list of numbers in [0, 1)")
+        _check(
+            meta,
+            "rng_pending_uniforms",
+            isinstance(pending, list) and all(_is_real(u) and 0.0 <= u < 1.0 for u in pending),
+            "a list of numbers in [0, 1)",
+        )
     if "saved_at" in meta:
-        _check(meta, "saved_at", _is_real(meta["saved_at"]) and math.isfinite(meta["saved_at"]), "a finite number")
+        _check(
+            meta,
+            "saved_at",
+            _is_real(meta["saved_at"]) and math.isfinite(meta["saved_at"]),
+            "a finite number",
+        )
     if meta.get("propensity_floor") is not None:
         floor = meta["propensity_floor"]
-        _check(meta, "propensity_floor", _is_real(floor) and 0.0 < floor <= 1.0, "None or a number in (0, 1]")
+        _check(
+            meta,
+            "propensity_floor",
+            _is_real(floor) and 0.0 < floor <= 1.0,
+            "None or a number in (0, 1]",
+        )
     if "reward_per_value" in meta:
         _check(meta, "reward_per_value", isinstance(meta["reward_per_value"], bool), "a bool")
 
@@ -191,7 +245,9 @@ def _read_capped(path: str | os.PathLike[str], name: str) -> bytes:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > MAX_FILE_BYTES:
-                raise ModelFileError(f"model file {name} is {size} bytes, more than the {MAX_FILE_BYTES} allowed")
+                raise ModelFileError(
+                    f"model file {name} is {size} bytes, more than the {MAX_FILE_BYTES} allowed"
+                )
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ModelFileError(f"model file {name} cannot be read: {exc.strerror}") from None
@@ -202,18 +258,23 @@ def _read_capped(path: str | os.PathLike[str], name: str) -> bytes:
 
 def _check_directory(data: bytes | memoryview) -> None:
     """Bound the central directory before ``zipfile`` builds an object for each of its entries
-    (tiny entries would otherwise cost far more memory than the file's size)."""
-    start = max(0, len(data) - 22 - 0xFFFF)  # the end record (22 bytes) may be followed by a comment
+    (tiny entries would otherwise cost far more memory than the file's size).
+    """
+    start = max(
+        0, len(data) - 22 - 0xFFFF
+    )  # the end record (22 bytes) may be followed by a comment
     tail = bytes(data[start:])
     at = tail.rfind(b"PK\x05\x06", 0, len(tail) - 18)  # a whole 22-byte record must fit
     if at < 0:
         raise ValueError("not an npz archive (no end-of-directory record)")
     entries, size = struct.unpack_from("<HI", tail, at + 10)
-    if start + at >= 20 and bytes(data[start + at - 20:start + at - 16]) == b"PK\x06\x07":
+    if start + at >= 20 and bytes(data[start + at - 20 : start + at - 16]) == b"PK\x06\x07":
         raise ValueError("archive has a zip64 end record; model archives are smaller than 4 GiB")
     if entries > MAX_MEMBERS or size > _MAX_DIRECTORY_BYTES:
-        raise ValueError(f"archive directory declares {entries} members in {size} bytes, "
-                         f"at most {MAX_MEMBERS} members in {_MAX_DIRECTORY_BYTES} bytes are allowed")
+        raise ValueError(
+            f"archive directory declares {entries} members in {size} bytes, "
+            f"at most {MAX_MEMBERS} members in {_MAX_DIRECTORY_BYTES} bytes are allowed"
+        )
 
 
 def _parse_npy(raw: bytes, key: str) -> np.ndarray:
@@ -229,16 +290,27 @@ def _parse_npy(raw: bytes, key: str) -> np.ndarray:
             raise ValueError(f"format version {version} is not supported")
     except Exception as exc:  # numpy raises ValueError, but a hostile header may raise others
         raise ValueError(f"array {key!r} has a bad header ({type(exc).__name__}: {exc})") from None
-    if dtype.kind not in _DTYPE_KINDS or dtype.hasobject or dtype.fields is not None \
-            or dtype.subdtype is not None or dtype.itemsize == 0:
-        raise ValueError(f"array {key!r} has dtype {dtype.str!r}, must be a plain bool, number or string dtype")
+    if (
+        dtype.kind not in _DTYPE_KINDS
+        or dtype.hasobject
+        or dtype.fields is not None
+        or dtype.subdtype is not None
+        or dtype.itemsize == 0
+    ):
+        raise ValueError(
+            f"array {key!r} has dtype {dtype.str!r}, must be a plain bool, number or string dtype"
+        )
     if len(shape) > _MAX_NDIM or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise ValueError(f"array {key!r} has shape {shape!r}, must be at most {_MAX_NDIM} sizes >= 0")
+        raise ValueError(
+            f"array {key!r} has shape {shape!r}, must be at most {_MAX_NDIM} sizes >= 0"
+        )
     count = math.prod(shape)
     present = len(raw) - stream.tell()
     if count * dtype.itemsize != present:
-        raise ValueError(f"array {key!r} declares shape {shape} of {dtype.str} ({count * dtype.itemsize} bytes), "
-                         f"the member holds {present}")
+        raise ValueError(
+            f"array {key!r} declares shape {shape} of {dtype.str} ({count * dtype.itemsize} bytes), "
+            f"the member holds {present}"
+        )
     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=stream.tell())
     return flat.reshape(shape, order="F" if fortran_order else "C").copy(order="K")
 
@@ -248,7 +320,10 @@ def _decode_json(encoded: np.ndarray | None, key: str) -> Any:
         raise ValueError(f"array {key!r} is missing or not 1-d uint8")
     try:
         return json.loads(encoded.tobytes().decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (
+        ValueError,
+        RecursionError,
+    ) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(f"array {key!r} is not JSON ({type(exc).__name__}: {exc})") from None
 
 

@@ -105,7 +105,9 @@ class ParsedContext(NamedTuple):
 
 #: ``new_parsed_context((user_id, timestamp, ...))``: a :class:`ParsedContext` from a tuple of its
 #: fields in order, without the generated ``__new__``'s Python-level call (one per ``decide``).
-new_parsed_context: Callable[[tuple[Any, ...]], ParsedContext] = partial(tuple.__new__, ParsedContext)
+new_parsed_context: Callable[[tuple[Any, ...]], ParsedContext] = partial(
+    tuple.__new__, ParsedContext
+)
 
 
 def cart_totals(cart: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
@@ -128,7 +130,8 @@ def cart_totals(cart: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
 
 def summarise_orders(orders: Iterable[Mapping[str, Any]]) -> OrderSummary:
     """The :class:`OrderSummary` of valid orders, in one plain pass (what validation gathers on
-    its fast path; it calls this after its slow one)."""
+    its fast path; it calls this after its slow one).
+    """
     n = 0
     total_value = 0.0
     last = -math.inf
@@ -166,17 +169,19 @@ def parse_context(ctx: Mapping[str, Any]) -> ParsedContext:
     history = ctx.get("history") or EMPTY
     cart = ctx["cart"]
     value, units = cart_totals(cart)
-    return new_parsed_context((
-        ctx["user_id"],
-        float(ctx["timestamp"]),
-        cart,
-        value,
-        units,
-        channels,
-        tuple(map(channels.get, CHANNELS)),
-        ctx.get("session") or EMPTY,
-        history,
-        history.get("contacts") or (),
-        order_summary(ctx),
-        ctx.get("recovery") or EMPTY,
-    ))
+    return new_parsed_context(
+        (
+            ctx["user_id"],
+            float(ctx["timestamp"]),
+            cart,
+            value,
+            units,
+            channels,
+            tuple(map(channels.get, CHANNELS)),
+            ctx.get("session") or EMPTY,
+            history,
+            history.get("contacts") or (),
+            order_summary(ctx),
+            ctx.get("recovery") or EMPTY,
+        )
+    )

@@ -49,7 +49,9 @@ class PendingDecision(NamedTuple):
 
 #: ``new_pending_decision((features, action, probability, timestamp, learner))``: a
 #: :class:`PendingDecision` without the generated ``__new__``'s Python-level call (one per decide).
-new_pending_decision: Callable[[tuple[Any, ...]], PendingDecision] = partial(tuple.__new__, PendingDecision)
+new_pending_decision: Callable[[tuple[Any, ...]], PendingDecision] = partial(
+    tuple.__new__, PendingDecision
+)
 
 
 class PendingRewards:
@@ -84,7 +86,8 @@ class PendingRewards:
 
     def settle(self, decision_id: str) -> PendingDecision | None:
         """Remove and return the entry of ``decision_id`` (None if it is not pending); a found
-        id is remembered as settled."""
+        id is remembered as settled.
+        """
         entry = self._pending.pop(decision_id, None)
         if entry is not None:
             self._remember(decision_id)
@@ -92,7 +95,8 @@ class PendingRewards:
 
     def restore(self, decision_id: str, entry: PendingDecision) -> None:
         """Put back an entry whose outcome could not be recorded (it is pending again, newest
-        last, and no longer remembered as settled)."""
+        last, and no longer remembered as settled).
+        """
         self._settled.pop(decision_id, None)
         self._pending[decision_id] = entry
 
@@ -106,7 +110,8 @@ class PendingRewards:
 
     def expire(self, now: float, window: float) -> list[tuple[str, PendingDecision]]:
         """Remove and return, oldest first, the leading entries whose attribution ``window``
-        closed by ``now`` (their ids are remembered as settled)."""
+        closed by ``now`` (their ids are remembered as settled).
+        """
         out: list[tuple[str, PendingDecision]] = []
         pending = self._pending
         while pending:

@@ -23,7 +23,13 @@ from engine.learners import Learner
 from engine.model_file import ModelFileError, read_model, write_model
 from engine.risk import RiskModel
 
-__all__ = ["SavedModel", "check_model_fits", "model_version", "read_saved_model", "write_saved_model"]
+__all__ = [
+    "SavedModel",
+    "check_model_fits",
+    "model_version",
+    "read_saved_model",
+    "write_saved_model",
+]
 
 
 class SavedModel(NamedTuple):
@@ -80,11 +86,16 @@ def write_saved_model(
     if features.risk is not None:
         arrays.update({f"risk.{k}": np.asarray(v) for k, v in features.risk.to_dict().items()})
     meta = {
-        "learner_class": type(learner).__name__, "learner_name": learner_name,
-        "action_names": list(action_names), "feature_names": list(features.feature_names),
-        "n_updates": learner.n_updates, "rng_state": _jsonable(rng_state),
-        "rng_pending_uniforms": pending_uniforms, "saved_at": time.time(),
-        "propensity_floor": propensity_floor, "reward_per_value": features.reward_per_value,
+        "learner_class": type(learner).__name__,
+        "learner_name": learner_name,
+        "action_names": list(action_names),
+        "feature_names": list(features.feature_names),
+        "n_updates": learner.n_updates,
+        "rng_state": _jsonable(rng_state),
+        "rng_pending_uniforms": pending_uniforms,
+        "saved_at": time.time(),
+        "propensity_floor": propensity_floor,
+        "reward_per_value": features.reward_per_value,
     }
     digest = write_model(path, arrays, meta)
     return model_version(learner_name, learner.n_updates, digest)
@@ -103,18 +114,31 @@ def read_saved_model(path: str | os.PathLike[str]) -> SavedModel:
         risk_state = {k[5:]: v for k, v in arrays.items() if k.startswith("risk.")}
         cf = CFModel.from_dict(cf_state) if cf_state else None
         risk = RiskModel.from_dict(risk_state) if risk_state else None
-    except Exception as exc:  # the file is checksummed and schema-checked: any failure means a bad model
+    except (
+        Exception
+    ) as exc:  # the file is checksummed and schema-checked: any failure means a bad model
         reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {reason}") from None
     if meta.get("learner_class") != type(learner).__name__:
-        raise ModelFileError(f"model file {str(path)!r} names learner class {meta.get('learner_class')!r}, "
-                             f"its learner bytes hold a {type(learner).__name__}")
-    if (list(learner.action_names), list(learner.feature_names)) != (meta["action_names"], meta["feature_names"]):
-        raise ModelFileError(f"model file {str(path)!r}: learner and metadata disagree on actions or features")
-    return SavedModel(learner, cf, risk, meta, model_version(meta["learner_name"], meta["n_updates"], digest))
+        raise ModelFileError(
+            f"model file {str(path)!r} names learner class {meta.get('learner_class')!r}, "
+            f"its learner bytes hold a {type(learner).__name__}"
+        )
+    if (list(learner.action_names), list(learner.feature_names)) != (
+        meta["action_names"],
+        meta["feature_names"],
+    ):
+        raise ModelFileError(
+            f"model file {str(path)!r}: learner and metadata disagree on actions or features"
+        )
+    return SavedModel(
+        learner, cf, risk, meta, model_version(meta["learner_name"], meta["n_updates"], digest)
+    )
 
 
-def check_model_fits(path: str | os.PathLike[str], saved: SavedModel, action_names: Sequence[str]) -> FeatureBuilder:
+def check_model_fits(
+    path: str | os.PathLike[str], saved: SavedModel, action_names: Sequence[str]
+) -> FeatureBuilder:
     """The feature builder of ``saved`` for an engine with ``action_names``.
 
     Raises:
@@ -122,13 +146,21 @@ def check_model_fits(path: str | os.PathLike[str], saved: SavedModel, action_nam
             those of its CF and risk models.
     """
     if tuple(saved.meta["action_names"]) != tuple(action_names):
-        raise ModelFileError(f"model file {str(path)!r} has actions {saved.meta['action_names']}, engine has {list(action_names)}")
+        raise ModelFileError(
+            f"model file {str(path)!r} has actions {saved.meta['action_names']}, engine has {list(action_names)}"
+        )
     try:
-        features = FeatureBuilder(cf=saved.cf, risk=saved.risk, reward_per_value=saved.meta.get("reward_per_value", False))
+        features = FeatureBuilder(
+            cf=saved.cf, risk=saved.risk, reward_per_value=saved.meta.get("reward_per_value", False)
+        )
     except Exception as exc:  # a checksummed file whose CF/risk models cannot build features
-        raise ModelFileError(f"model file {str(path)!r}: its CF/risk models cannot build features: {exc}") from None
+        raise ModelFileError(
+            f"model file {str(path)!r}: its CF/risk models cannot build features: {exc}"
+        ) from None
     if features.feature_names != tuple(saved.learner.feature_names):
-        raise ModelFileError(f"model file {str(path)!r}: learner features do not match its CF/risk models")
+        raise ModelFileError(
+            f"model file {str(path)!r}: learner features do not match its CF/risk models"
+        )
     return features
 
 

@@ -24,7 +24,8 @@ def new_figure(width: float, height: float) -> Figure:
 def save_figure(figure: Figure, path: str | Path, tight: bool = False) -> Path:
     """Render ``figure`` to a PNG at ``path`` (parent folders created); return the path.
 
-    ``tight`` crops the page to the drawn content (the image size then depends on it)."""
+    ``tight`` crops the page to the drawn content (the image size then depends on it).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     target = Path(path)

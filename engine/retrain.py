@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,14 +53,28 @@ def retrain_from_log(
     """
     if backend != "memory":
         if isinstance(log, pd.DataFrame):
-            raise ValueError(f"backend == {backend!r} reads a path; a DataFrame is retrained with 'memory'")
+            raise ValueError(
+                f"backend == {backend!r} reads a path; a DataFrame is retrained with 'memory'"
+            )
         from engine.retrain_lake import retrain_lake
 
-        return retrain_lake(log, action_names, feature_names, learner, backend=backend, seed=seed,
-                            learner_options=learner_options, propensity_floor=propensity_floor, since=since,
-                            reward_divisor=reward_divisor, **lake_options)
+        return retrain_lake(
+            log,
+            action_names,
+            feature_names,
+            learner,
+            backend=backend,
+            seed=seed,
+            learner_options=learner_options,
+            propensity_floor=propensity_floor,
+            since=since,
+            reward_divisor=reward_divisor,
+            **lake_options,
+        )
     if lake_options:
-        raise ValueError(f"options {sorted(lake_options)} apply to backend 'stream' or 'spark' only")
+        raise ValueError(
+            f"options {sorted(lake_options)} apply to backend 'stream' or 'spark' only"
+        )
     if isinstance(log, pd.DataFrame):
         frame = log
     else:
@@ -71,7 +86,9 @@ def retrain_from_log(
     data = read_log_dataset(frame, tuple(action_names))
     missing = [name for name in feature_names if name not in data.feature_names]
     if missing:
-        raise ValueError(f"the log has no feature {missing[0]!r}; it holds {list(data.feature_names)[:5]}...")
+        raise ValueError(
+            f"the log has no feature {missing[0]!r}; it holds {list(data.feature_names)[:5]}..."
+        )
     columns = [data.feature_names.index(name) for name in feature_names]
     X = np.nan_to_num(data.features[:, columns].astype(np.float64))
     base, options, tuned_floor = tuned_settings(learner)
@@ -79,7 +96,14 @@ def retrain_from_log(
     model = make_learner(base, tuple(action_names), tuple(feature_names), seed=seed, **options)
     floor = tuned_floor if propensity_floor is None else propensity_floor
     if data.n:
-        teach(model, X, data.actions, data.logged_probs, data.rewards, propensity_floor=floor,
-              reward_divisor=reward_divisor)
+        teach(
+            model,
+            X,
+            data.actions,
+            data.logged_probs,
+            data.rewards,
+            propensity_floor=floor,
+            reward_divisor=reward_divisor,
+        )
     logger.info("retrained %s on %d logged decisions (dropped %s)", learner, data.n, data.dropped)
     return model

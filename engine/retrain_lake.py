@@ -48,11 +48,17 @@ class RidgeSums:
     sum_sq: np.ndarray  # (A,)
 
     def __add__(self, other: RidgeSums) -> RidgeSums:
-        return RidgeSums(self.gram + other.gram, self.xty + other.xty, self.counts + other.counts,
-                         self.sum_sq + other.sum_sq)
+        return RidgeSums(
+            self.gram + other.gram,
+            self.xty + other.xty,
+            self.counts + other.counts,
+            self.sum_sq + other.sum_sq,
+        )
 
 
-def _training_rows(batch, plan: RetrainPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _training_rows(
+    batch, plan: RetrainPlan
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Design-ready ``X``, actions, logged propensities and rewards of a batch's kept rows."""
     from engine.ope.lake.batch import read_batch
 
@@ -71,8 +77,12 @@ def ridge_batch_sums(batch, plan: RetrainPlan) -> RidgeSums:
     Z = np.hstack([X, np.ones((X.shape[0], 1))]) if plan.fit_intercept else X
     r = rewards / plan.reward_scale
     n_actions, p = len(plan.action_names), Z.shape[1]
-    out = RidgeSums(np.zeros((n_actions, p, p)), np.zeros((n_actions, p)), np.zeros(n_actions, np.int64),
-                    np.zeros(n_actions))
+    out = RidgeSums(
+        np.zeros((n_actions, p, p)),
+        np.zeros((n_actions, p)),
+        np.zeros(n_actions, np.int64),
+        np.zeros(n_actions),
+    )
     for a in np.unique(actions):
         sel = actions == a
         Za, ra = Z[sel], r[sel]
@@ -113,10 +123,14 @@ def _ordered_batches(src: Any, columns: Sequence[str], batch_rows: int):
         days = sorted(pc.unique(dataset.to_table(columns=["day"])["day"]).to_pylist())
         parts = [dataset.filter(pc.field("day") == day) for day in days]
     else:
-        logger.warning("retraining VW on a Parquet folder without day partitions reads it whole to sort it")
+        logger.warning(
+            "retraining VW on a Parquet folder without day partitions reads it whole to sort it"
+        )
         parts = [dataset]
     for part in parts:
-        files_in_order = part.to_table(columns=list(columns))  # one day; files come in name (chunk) order
+        files_in_order = part.to_table(
+            columns=list(columns)
+        )  # one day; files come in name (chunk) order
         order = pc.sort_indices(files_in_order, sort_keys=[("timestamp", "ascending")])  # stable
         table = files_in_order.take(order)
         yield from table.to_batches(max_chunksize=batch_rows)
@@ -161,20 +175,39 @@ def retrain_lake(
     options.update(learner_options or {})
     model = make_learner(base, actions, features, seed=seed, **options)
     floor = tuned_floor if propensity_floor is None else propensity_floor
-    plan = RetrainPlan(actions, features, bool(getattr(model, "fit_intercept", False)), float(model.reward_scale),
-                       since, reward_divisor)
+    plan = RetrainPlan(
+        actions,
+        features,
+        bool(getattr(model, "fit_intercept", False)),
+        float(model.reward_scale),
+        since,
+        reward_divisor,
+    )
     columns = required_columns(actions, features, ())
     if isinstance(model, RidgeLearnerMixin):
-        sums = RUNNERS[backend](src, columns, ridge_batch_sums, plan, batch_rows=batch_rows, spark=spark,
-                                master=spark_master)
+        sums = RUNNERS[backend](
+            src,
+            columns,
+            ridge_batch_sums,
+            plan,
+            batch_rows=batch_rows,
+            spark=spark,
+            master=spark_master,
+        )
         if sums is not None:
             _load_sums(model, sums)
     else:
         if backend != "stream":
-            raise ValueError(f"learner {learner!r} learns sequentially: retrain it with backend='stream'")
+            raise ValueError(
+                f"learner {learner!r} learns sequentially: retrain it with backend='stream'"
+            )
         for batch in _ordered_batches(src, columns, batch_rows):
             X, acts, probs, rewards = _training_rows(batch, plan)
             if X.shape[0]:
-                model.update_batch(X, acts, probs if floor is None else np.maximum(probs, floor), rewards)
-    logger.info("retrained %s on %s (%s): %d updates", learner, src.location, backend, model.n_updates)
+                model.update_batch(
+                    X, acts, probs if floor is None else np.maximum(probs, floor), rewards
+                )
+    logger.info(
+        "retrained %s on %s (%s): %d updates", learner, src.location, backend, model.n_updates
+    )
     return model

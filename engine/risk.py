@@ -81,9 +81,7 @@ class RiskModel:
     def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
         arr = np.asarray(X, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
-            raise ValueError(
-                f"{name} shape == {arr.shape}, must be (n, {len(self.feature_names)})"
-            )
+            raise ValueError(f"{name} shape == {arr.shape}, must be (n, {len(self.feature_names)})")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains a non-finite value, must be all finite")
         return arr

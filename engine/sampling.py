@@ -114,5 +114,7 @@ def hashed_uniform(seed: int | None, key: str) -> float:
     >>> 0.0 <= hashed_uniform(0, "req-123") < 1.0
     True
     """
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=str(seed).encode("utf-8")).digest()
+    digest = hashlib.blake2b(
+        key.encode("utf-8"), digest_size=8, key=str(seed).encode("utf-8")
+    ).digest()
     return (int.from_bytes(digest, "little") >> 11) * 2.0**-53

@@ -132,7 +132,11 @@ class _BoundedRepr(reprlib.Repr):
     """``repr`` cut by size and depth at every level; failures of nested values shown by type."""
 
     def repr_int(self, x: int, level: int) -> str:
-        return f"<an int of {_digits(x)} digits>" if x.bit_length() > 3000 else super().repr_int(x, level)
+        return (
+            f"<an int of {_digits(x)} digits>"
+            if x.bit_length() > 3000
+            else super().repr_int(x, level)
+        )
 
     def repr_instance(self, x: Any, level: int) -> str:
         try:
@@ -403,7 +407,11 @@ def check_probability_matrix(
     """
     arr = as_float_array(value, name, 2)
     rows, cols = arr.shape
-    if (n_rows is not None and rows != n_rows) or (n_cols is not None and cols != n_cols) or cols == 0:
+    if (
+        (n_rows is not None and rows != n_rows)
+        or (n_cols is not None and cols != n_cols)
+        or cols == 0
+    ):
         want_rows = "n" if n_rows is None else n_rows
         want_cols = "n_actions" if n_cols is None else n_cols
         raise ValueError(f"{name} has shape {arr.shape}, must be ({want_rows}, {want_cols})")

@@ -18,6 +18,14 @@ from policies.static import StaticPolicy
 from policies.uniform import UniformPolicy
 
 __all__ = [
-    "FullInformationPolicy", "LEARNER_SETTINGS", "LearnerPolicy", "OraclePolicy", "Policy", "RulePolicy",
-    "StaticPolicy", "UniformPolicy", "available_policies", "make_policy",
+    "LEARNER_SETTINGS",
+    "FullInformationPolicy",
+    "LearnerPolicy",
+    "OraclePolicy",
+    "Policy",
+    "RulePolicy",
+    "StaticPolicy",
+    "UniformPolicy",
+    "available_policies",
+    "make_policy",
 ]

@@ -7,7 +7,7 @@ rows that are distributions with no mass on ineligible actions).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,8 +53,12 @@ def column_index(feature_names: Sequence[str], wanted: Sequence[str]) -> list[in
     """Positions of ``wanted`` features among logged ``feature_names`` (``f_<name>`` accepted)."""
     names = [str(n) for n in feature_names]
     position = {n: i for i, n in enumerate(names)}
-    position.update({n[2:]: i for i, n in enumerate(names) if n.startswith("f_") and n[2:] not in position})
+    position.update(
+        {n[2:]: i for i, n in enumerate(names) if n.startswith("f_") and n[2:] not in position}
+    )
     missing = [w for w in wanted if w not in position]
     if missing:
-        raise ValueError(f"feature_names lacks {missing[:5]!r} (found {names[:5]!r}...), needed by the policy")
+        raise ValueError(
+            f"feature_names lacks {missing[:5]!r} (found {names[:5]!r}...), needed by the policy"
+        )
     return [position[w] for w in wanted]

@@ -23,7 +23,8 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,17 +43,26 @@ class Policy(ABC):
         self._index = {a: i for i, a in enumerate(self.action_names)}
 
     # ------------------------------------------------------------------ public API
-    def probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                      truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None = None
+    ) -> np.ndarray:
         """Distribution over ``action_names`` for one context."""
         mask = self._mask(eligible)
         if self.needs_truth and truth is None:
-            raise ValueError(f"policy {self.name!r} needs truth= (the simulator's expected rewards)")
+            raise ValueError(
+                f"policy {self.name!r} needs truth= (the simulator's expected rewards)"
+            )
         p = np.asarray(self._probabilities(context, mask, truth), dtype=np.float64)
         return _normalised(p, mask, self.name)
 
-    def update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
-               truth: np.ndarray | None = None) -> None:
+    def update(
+        self,
+        context: Mapping[str, Any],
+        action: int,
+        probability: float,
+        reward: float,
+        truth: np.ndarray | None = None,
+    ) -> None:
         """Learn from one outcome (no-op for policies that do not learn)."""
         if not 0 <= int(action) < len(self.action_names):
             raise ValueError(f"action == {action!r}, must be in [0, {len(self.action_names)})")
@@ -60,37 +70,63 @@ class Policy(ABC):
             raise ValueError(f"probability == {probability!r}, must be in (0, 1]")
         self._update(context, int(action), float(probability), float(reward), truth)
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         """``(n, n_actions)`` for ``n`` contexts; override for a vectorised path."""
         eligible = np.asarray(eligible, dtype=bool)
-        return np.stack([
-            self.probabilities(c, eligible[i], None if truth is None else truth[i])
-            for i, c in enumerate(contexts)
-        ])
+        return np.stack(
+            [
+                self.probabilities(c, eligible[i], None if truth is None else truth[i])
+                for i, c in enumerate(contexts)
+            ]
+        )
 
-    def update_batch(self, contexts: Sequence[Mapping[str, Any]], actions: np.ndarray, probabilities: np.ndarray,
-                     rewards: np.ndarray, truth: np.ndarray | None = None) -> None:
+    def update_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        actions: np.ndarray,
+        probabilities: np.ndarray,
+        rewards: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> None:
         """Learn from ``n`` outcomes; override for a vectorised path."""
         for i, c in enumerate(contexts):
-            self.update(c, int(actions[i]), float(probabilities[i]), float(rewards[i]),
-                        None if truth is None else truth[i])
+            self.update(
+                c,
+                int(actions[i]),
+                float(probabilities[i]),
+                float(rewards[i]),
+                None if truth is None else truth[i],
+            )
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         """``(n, n_actions)`` from logged feature rows (the decision log stores whitelisted
         features, not raw contexts), for off-policy evaluation on logs. Policies that can decide
-        from the engine's features override this; others raise ``NotImplementedError``."""
+        from the engine's features override this; others raise ``NotImplementedError``.
+        """
         raise NotImplementedError(f"policy {self.name!r} cannot decide from logged features alone")
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         """Unnormalised or normalised scores >= 0 over actions; ineligible entries are zeroed."""
 
-    def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
-                truth: np.ndarray | None) -> None:
+    def _update(
+        self,
+        context: Mapping[str, Any],
+        action: int,
+        probability: float,
+        reward: float,
+        truth: np.ndarray | None,
+    ) -> None:
         return None
 
     # ------------------------------------------------------------------ helpers
@@ -103,7 +139,9 @@ class Policy(ABC):
     def _mask(self, eligible: np.ndarray) -> np.ndarray:
         mask = np.asarray(eligible, dtype=bool)
         if mask.shape != (len(self.action_names),):
-            raise ValueError(f"eligible has shape {mask.shape}, must be ({len(self.action_names)},)")
+            raise ValueError(
+                f"eligible has shape {mask.shape}, must be ({len(self.action_names)},)"
+            )
         if not mask.any():
             raise ValueError("eligible has no True entry: at least 'none' must be eligible")
         return mask

@@ -9,7 +9,8 @@ base of the policies that decide from the engine's feature vectors.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,9 @@ class BatchFeatures:
 
     def __init__(self, builder: FeatureBuilder | None = None) -> None:
         if builder is not None and not isinstance(builder, FeatureBuilder):
-            raise ValueError(f"features == {type(builder).__name__}, must be an engine FeatureBuilder or None")
+            raise ValueError(
+                f"features == {type(builder).__name__}, must be an engine FeatureBuilder or None"
+            )
         self.builder = builder if builder is not None else FeatureBuilder()
         self.names: tuple[str, ...] = self.builder.feature_names
         self._last: tuple[Sequence[Mapping[str, Any]], np.ndarray] | None = None
@@ -45,7 +48,8 @@ class BatchFeatures:
         """Reorder logged feature columns into this builder's order (``f_<name>`` accepted).
 
         Recovery features a log lacks (decisions logged without ``recovery``) are 0, as the
-        builder computes them for such contexts."""
+        builder computes them for such contexts.
+        """
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
@@ -61,7 +65,8 @@ class BatchFeatures:
 
 class FeatureVectorPolicy(Policy):
     """A policy that decides from feature matrices: one context, a batch of contexts and logged
-    features all go through :meth:`_decide` (the subclass sets ``self.features``)."""
+    features all go through :meth:`_decide` (the subclass sets ``self.features``).
+    """
 
     features: BatchFeatures
 
@@ -69,16 +74,22 @@ class FeatureVectorPolicy(Policy):
     def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``(n, n_actions)`` probabilities for the rows of ``X`` under the bool ``mask``."""
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         return self._decide(self.features.one(context)[None, :], eligible[None, :])[0]
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         mask = check_mask_batch(eligible, len(self.action_names), len(contexts))
         return self._decide(self.features.many(contexts), mask)
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         X = self.features.from_logged(features, feature_names)
         return self._decide(X, check_mask_batch(eligible, len(self.action_names), X.shape[0]))

@@ -28,35 +28,75 @@ TABLE_COLUMNS = ("value", "ci_low", "ci_high", "se", "ess", "max_weight")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "evaluate", help="estimate a policy's value on a decision log (off-policy evaluation)",
+        "evaluate",
+        help="estimate a policy's value on a decision log (off-policy evaluation)",
         description="Estimate what a policy would have earned per cart on the decisions of a log "
         "(IPW, SNIPW, DM, DR, ... with confidence intervals), print the table and draw a forest plot "
         "with the logging policy's mean reward as reference.",
     )
-    p.add_argument("--log", required=True, metavar="PATH",
-                   help="decision log: the engine's SQLite file, its Parquet export, or a Parquet "
-                   "folder written by cartwise export")
+    p.add_argument(
+        "--log",
+        required=True,
+        metavar="PATH",
+        help="decision log: the engine's SQLite file, its Parquet export, or a Parquet "
+        "folder written by cartwise export",
+    )
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--policy", metavar="NAME",
-                        help="policy name for policies.make_policy (e.g. rule, uniform, none, static:coupon_10)")
-    target.add_argument("--model", metavar="FILE",
-                        help="saved DecisionEngine model: evaluates its learner's own probabilities "
-                        "(before the engine's exploration floor); see --greedy")
-    p.add_argument("--greedy", action="store_true",
-                   help="with --model: evaluate the learner's exploit action instead")
-    p.add_argument("--out", metavar="DIR", default="reports/evaluate",
-                   help="directory for the forest plot (PNG) and the table (CSV) (default reports/evaluate)")
+    target.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="policy name for policies.make_policy (e.g. rule, uniform, none, static:coupon_10)",
+    )
+    target.add_argument(
+        "--model",
+        metavar="FILE",
+        help="saved DecisionEngine model: evaluates its learner's own probabilities "
+        "(before the engine's exploration floor); see --greedy",
+    )
+    p.add_argument(
+        "--greedy",
+        action="store_true",
+        help="with --model: evaluate the learner's exploit action instead",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="reports/evaluate",
+        help="directory for the forest plot (PNG) and the table (CSV) (default reports/evaluate)",
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
-    p.add_argument("--estimators", nargs="+", metavar="NAME", default=None,
-                   help="among ipw snipw dm dr sndr switch-dr dr-os (default: ipw snipw dm dr sndr switch-dr)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the policy and of the reward model's cross-fitting folds (default 0)")
-    p.add_argument("--backend", choices=("memory", "stream", "spark"), default=None,
-                   help="evaluate with engine.ope.evaluate_lake (default for a folder: stream)")
-    p.add_argument("--spark-master", default="local[2]", metavar="URL",
-                   help="with --backend spark: Spark master (default local[2])")
-    p.add_argument("--by", nargs="+", default=(), metavar="COLUMN",
-                   help="with --backend: strata, e.g. model_version day")
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="among ipw snipw dm dr sndr switch-dr dr-os (default: ipw snipw dm dr sndr switch-dr)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the policy and of the reward model's cross-fitting folds (default 0)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("memory", "stream", "spark"),
+        default=None,
+        help="evaluate with engine.ope.evaluate_lake (default for a folder: stream)",
+    )
+    p.add_argument(
+        "--spark-master",
+        default="local[2]",
+        metavar="URL",
+        help="with --backend spark: Spark master (default local[2])",
+    )
+    p.add_argument(
+        "--by",
+        nargs="+",
+        default=(),
+        metavar="COLUMN",
+        help="with --backend: strata, e.g. model_version day",
+    )
     p.set_defaults(func=_evaluate)
 
 
@@ -75,10 +115,18 @@ def _target(args: argparse.Namespace) -> tuple[Any, str, str]:
     from policies import LearnerPolicy
 
     engine = DecisionEngine.load(path)
-    policy = LearnerPolicy(engine.learner, features=engine.features, greedy=args.greedy,
-                           action_names=engine.action_names)
+    policy = LearnerPolicy(
+        engine.learner,
+        features=engine.features,
+        greedy=args.greedy,
+        action_names=engine.action_names,
+    )
     suffix = " (greedy)" if args.greedy else ""
-    return policy, f"model {path.name}{suffix}", f"model_{path.stem}{'_greedy' if args.greedy else ''}"
+    return (
+        policy,
+        f"model {path.name}{suffix}",
+        f"model_{path.stem}{'_greedy' if args.greedy else ''}",
+    )
 
 
 def _slug(label: str) -> str:
@@ -98,8 +146,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--log == {args.log!r}: no such file")
     target, label, name = _target(args)
     data = read_log_dataset(log_path)
-    table = evaluate_log(data, target, estimators=args.estimators, confidence=args.confidence,
-                         seed=args.seed)
+    table = evaluate_log(
+        data, target, estimators=args.estimators, confidence=args.confidence, seed=args.seed
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "ope_" + _slug(name)
@@ -108,9 +157,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     png = forest_plot(table, out / f"{stem}.png", title=title)
     dropped = data.dropped
     print(f"Off-policy evaluation of {label} on {log_path}")
-    print(f"{data.n_read:,} decisions read, {data.n:,} evaluated (dropped {dropped['fallback']:,} fallback, "
-          f"{dropped['no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
-          f"{table.attrs['ci']} intervals; value = mean profit per cart")
+    print(
+        f"{data.n_read:,} decisions read, {data.n:,} evaluated (dropped {dropped['fallback']:,} fallback, "
+        f"{dropped['no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
+        f"{table.attrs['ci']} intervals; value = mean profit per cart"
+    )
     print("on-policy = mean logged reward, the logging policy's own value (the reference)")
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format)
@@ -132,23 +183,41 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
     backend = args.backend or "stream"
     policy = args.model if args.model is not None else args.policy
     estimators = args.estimators if args.estimators is not None else ("ipw", "snipw", "dr")
-    table = evaluate_lake(log_path, policy, estimators=estimators, backend=backend, by=tuple(args.by),
-                          confidence=args.confidence, seed=args.seed, greedy=args.greedy,
-                          spark_master=args.spark_master, progress=True)
+    table = evaluate_lake(
+        log_path,
+        policy,
+        estimators=estimators,
+        backend=backend,
+        by=tuple(args.by),
+        confidence=args.confidence,
+        seed=args.seed,
+        greedy=args.greedy,
+        spark_master=args.spark_master,
+        progress=True,
+    )
     label = table.attrs["policy"] + (" (greedy)" if args.greedy else "")
-    name = ("model_" + Path(args.model).stem + ("_greedy" if args.greedy else "")) if args.model else args.policy
+    name = (
+        ("model_" + Path(args.model).stem + ("_greedy" if args.greedy else ""))
+        if args.model
+        else args.policy
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "ope_" + _slug(name)
     table.to_csv(out / f"{stem}.csv")
     total = table.xs(("(all)",) * len(args.by), level=list(args.by)) if args.by else table
     n = int(total["n"].iloc[0])
-    png = forest_plot(total, out / f"{stem}.png",
-                      title=f"{label} on {log_path.name}\nmean profit per cart, USD ({n:,} decisions)")
+    png = forest_plot(
+        total,
+        out / f"{stem}.png",
+        title=f"{label} on {log_path.name}\nmean profit per cart, USD ({n:,} decisions)",
+    )
     print(f"Off-policy evaluation of {label} on {log_path} (backend {backend})")
-    print(f"{n:,} decisions evaluated (dropped {table.attrs['n_fallback']:,} fallback, "
-          f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} analytic "
-          "intervals; value = mean profit per cart")
+    print(
+        f"{n:,} decisions evaluated (dropped {table.attrs['n_fallback']:,} fallback, "
+        f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} analytic "
+        "intervals; value = mean profit per cart"
+    )
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format, w_p99="{:.3g}".format)
     print(table.loc[:, list(TABLE_COLUMNS) + ["w_p99"]].to_string(formatters=formats, na_rep="-"))

@@ -22,7 +22,8 @@ True
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,10 +49,19 @@ class FullInformationPolicy(FeatureVectorPolicy):
     learns = True
     needs_truth = True
 
-    def __init__(self, features: FeatureBuilder | None = None, ridge: float = 1.0,
-                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+    def __init__(
+        self,
+        features: FeatureBuilder | None = None,
+        ridge: float = 1.0,
+        action_names: Sequence[str] = ACTION_NAMES,
+    ) -> None:
         super().__init__(action_names)
-        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not math.isfinite(ridge) or ridge <= 0:
+        if (
+            isinstance(ridge, bool)
+            or not isinstance(ridge, (int, float))
+            or not math.isfinite(ridge)
+            or ridge <= 0
+        ):
             raise ValueError(f"ridge == {ridge!r}, must be a finite number > 0")
         self.ridge = float(ridge)
         self.features = BatchFeatures(features)
@@ -82,8 +92,10 @@ class FullInformationPolicy(FeatureVectorPolicy):
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X has shape {X.shape}, must be (n, {self.n_features})")
         if T.shape != (X.shape[0], len(self.action_names)) or not np.all(np.isfinite(T)):
-            raise ValueError(f"truth has shape {T.shape}, must be finite with shape ({X.shape[0]}, "
-                             f"{len(self.action_names)})")
+            raise ValueError(
+                f"truth has shape {T.shape}, must be finite with shape ({X.shape[0]}, "
+                f"{len(self.action_names)})"
+            )
         if not np.all(np.isfinite(X)):
             raise ValueError("X has non-finite entries")
         self._precision += X.T @ X
@@ -97,14 +109,26 @@ class FullInformationPolicy(FeatureVectorPolicy):
         return one_hot_batch(np.where(mask, X @ self._coef, -np.inf).argmax(axis=1), mask.shape[1])
 
     # ------------------------------------------------------------------ learning
-    def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
-                truth: np.ndarray | None) -> None:
+    def _update(
+        self,
+        context: Mapping[str, Any],
+        action: int,
+        probability: float,
+        reward: float,
+        truth: np.ndarray | None,
+    ) -> None:
         if truth is None:
             raise ValueError(f"policy {self.name!r} learns from truth=, got None")
         self.fit(self.features.one(context)[None, :], np.asarray(truth, dtype=np.float64)[None, :])
 
-    def update_batch(self, contexts: Sequence[Mapping[str, Any]], actions: np.ndarray, probabilities: np.ndarray,
-                     rewards: np.ndarray, truth: np.ndarray | None = None) -> None:
+    def update_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        actions: np.ndarray,
+        probabilities: np.ndarray,
+        rewards: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> None:
         """Learn the true rewards of every action for ``n`` contexts (actions/rewards unused)."""
         if truth is None:
             raise ValueError(f"policy {self.name!r} learns from truth=, got None")

@@ -17,7 +17,8 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,31 +54,50 @@ class LearnerPolicy(FeatureVectorPolicy):
 
     learns = True
 
-    def __init__(self, learner_name: str | Learner = "vw", seed: int | np.random.Generator | None = 0,
-                 features: FeatureBuilder | None = None, *, greedy: bool = False,
-                 propensity_floor: float | None = None, action_names: Sequence[str] = ACTION_NAMES, **learner_kwargs: Any) -> None:
+    def __init__(
+        self,
+        learner_name: str | Learner = "vw",
+        seed: int | np.random.Generator | None = 0,
+        features: FeatureBuilder | None = None,
+        *,
+        greedy: bool = False,
+        propensity_floor: float | None = None,
+        action_names: Sequence[str] = ACTION_NAMES,
+        **learner_kwargs: Any,
+    ) -> None:
         super().__init__(action_names)
         self.features = BatchFeatures(features)
         if isinstance(learner_name, Learner):
             if learner_kwargs:
-                raise ValueError(f"learner_kwargs == {learner_kwargs!r}, must be empty for a ready Learner")
+                raise ValueError(
+                    f"learner_kwargs == {learner_kwargs!r}, must be empty for a ready Learner"
+                )
             learner = learner_name
             self.name = type(learner).__name__
         elif isinstance(learner_name, str):
-            learner = make_learner(learner_name, self.action_names, self.features.names, seed=seed,
-                                   **learner_kwargs)
+            learner = make_learner(
+                learner_name, self.action_names, self.features.names, seed=seed, **learner_kwargs
+            )
             self.name = learner_name
         else:
-            raise ValueError(f"learner_name == {learner_name!r}, must be a learner name or a Learner")
+            raise ValueError(
+                f"learner_name == {learner_name!r}, must be a learner name or a Learner"
+            )
         if tuple(learner.feature_names) != self.features.names:
-            raise ValueError("learner.feature_names do not match the feature builder's feature_names")
+            raise ValueError(
+                "learner.feature_names do not match the feature builder's feature_names"
+            )
         if tuple(learner.action_names) != self.action_names:
-            raise ValueError(f"learner.action_names == {learner.action_names!r}, must be {self.action_names!r}")
+            raise ValueError(
+                f"learner.action_names == {learner.action_names!r}, must be {self.action_names!r}"
+            )
         self.learner = learner
         self.greedy = bool(greedy)
-        if propensity_floor is not None and (isinstance(propensity_floor, bool)
-                                             or not isinstance(propensity_floor, (int, float))
-                                             or not 0.0 < propensity_floor <= 1.0):
+        if propensity_floor is not None and (
+            isinstance(propensity_floor, bool)
+            or not isinstance(propensity_floor, (int, float))
+            or not 0.0 < propensity_floor <= 1.0
+        ):
             raise ValueError(f"propensity_floor == {propensity_floor!r}, must be in (0, 1] or None")
         self.propensity_floor = None if propensity_floor is None else float(propensity_floor)
         self.learner_kwargs = dict(learner_kwargs)
@@ -90,13 +110,39 @@ class LearnerPolicy(FeatureVectorPolicy):
 
     # ------------------------------------------------------------------ learning
     # Both paths apply the engine's update rule (engine.update_rule.teach).
-    def _update(self, context: Mapping[str, Any], action: int, probability: float, reward: float,
-                truth: np.ndarray | None) -> None:
-        teach(self.learner, self.features.one(context), action, float(probability), reward,
-              propensity_floor=self.propensity_floor, reward_divisor=self.features.builder.reward_divisor)
+    def _update(
+        self,
+        context: Mapping[str, Any],
+        action: int,
+        probability: float,
+        reward: float,
+        truth: np.ndarray | None,
+    ) -> None:
+        teach(
+            self.learner,
+            self.features.one(context),
+            action,
+            float(probability),
+            reward,
+            propensity_floor=self.propensity_floor,
+            reward_divisor=self.features.builder.reward_divisor,
+        )
 
-    def update_batch(self, contexts: Sequence[Mapping[str, Any]], actions: np.ndarray, probabilities: np.ndarray,
-                     rewards: np.ndarray, truth: np.ndarray | None = None) -> None:
+    def update_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        actions: np.ndarray,
+        probabilities: np.ndarray,
+        rewards: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> None:
         """Learn from ``n`` outcomes with one call of the learner's ``update_batch``."""
-        teach(self.learner, self.features.many(contexts), actions, probabilities, rewards,
-              propensity_floor=self.propensity_floor, reward_divisor=self.features.builder.reward_divisor)
+        teach(
+            self.learner,
+            self.features.many(contexts),
+            actions,
+            probabilities,
+            rewards,
+            propensity_floor=self.propensity_floor,
+            reward_divisor=self.features.builder.reward_divisor,
+        )

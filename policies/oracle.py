@@ -9,7 +9,8 @@ anyone can run in production).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,16 +24,27 @@ class OraclePolicy(Policy):
     name = "oracle"
     needs_truth = True
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
-        return self.probabilities_batch((context,), eligible[None, :], np.asarray(truth)[None, :])[0]
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
+        return self.probabilities_batch((context,), eligible[None, :], np.asarray(truth)[None, :])[
+            0
+        ]
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         mask = check_mask_batch(eligible, len(self.action_names))
         if truth is None:
-            raise ValueError(f"policy {self.name!r} needs truth= (the simulator's expected rewards)")
+            raise ValueError(
+                f"policy {self.name!r} needs truth= (the simulator's expected rewards)"
+            )
         values = np.asarray(truth, dtype=np.float64)
         if values.shape != mask.shape or not np.all(np.isfinite(values)):
-            raise ValueError(f"truth has shape {values.shape}, must be finite with shape {mask.shape}")
+            raise ValueError(
+                f"truth has shape {values.shape}, must be finite with shape {mask.shape}"
+            )
         return one_hot_batch(np.where(mask, values, -np.inf).argmax(axis=1), mask.shape[1])

@@ -18,7 +18,8 @@ ValueError: policy name == 'greedy', must be one of ['full-information', 'lints'
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.actions import ACTION_NAMES
 from engine.features import FeatureBuilder
@@ -57,11 +58,14 @@ def _learner(name: str) -> Callable[..., Policy]:
 
 def _flow_bandit(name: str) -> Callable[..., Policy]:
     """The per-touch (myopic) bandit of a multi-touch flow: learner ``name`` on the features
-    with the flow's recovery fields, taught each touch's reward."""
+    with the flow's recovery fields, taught each touch's reward.
+    """
     engine_name, defaults = LEARNER_SETTINGS[name]
 
     def build(seed: Any = 0, **kw: Any) -> Policy:
-        policy = LearnerPolicy(engine_name, seed=seed, features=FeatureBuilder(recovery=True), **{**defaults, **kw})
+        policy = LearnerPolicy(
+            engine_name, seed=seed, features=FeatureBuilder(recovery=True), **{**defaults, **kw}
+        )
         policy.name, policy.kind = f"seq:{name}", "bandit"
         return policy
 
@@ -76,7 +80,10 @@ _BUILDERS: dict[str, Callable[..., Policy]] = {
     "oracle": lambda seed=0, **kw: OraclePolicy(**kw),
     "full-information": lambda seed=0, **kw: FullInformationPolicy(**kw),
     **{name: _learner(name) for name in LEARNER_SETTINGS},
-    **{name: (lambda seed=0, _s=steps, _n=name, **kw: FlowPolicy(_s, name=_n, **kw)) for name, steps in FLOWS.items()},
+    **{
+        name: (lambda seed=0, _s=steps, _n=name, **kw: FlowPolicy(_s, name=_n, **kw))
+        for name, steps in FLOWS.items()
+    },
     **{f"seq:{name}": _flow_bandit(name) for name in ("linucb", "vw")},
     "seq:fqi": lambda seed=0, **kw: FittedQPolicy(seed=seed, **kw),
 }
@@ -93,7 +100,8 @@ def available_policies() -> list[str]:
 
 def make_policy(name: str, *, seed: Any = 0, **kwargs: Any) -> Policy:
     """A new policy called ``name``; ``seed`` seeds learners' randomness, ``kwargs`` go to the
-    policy's constructor (for learners: :class:`LearnerPolicy` options and learner options)."""
+    policy's constructor (for learners: :class:`LearnerPolicy` options and learner options).
+    """
     if not isinstance(name, str) or name not in _BUILDERS:
         raise ValueError(f"policy name == {name!r}, must be one of {available_policies()}")
     return _BUILDERS[name](seed=seed, **kwargs)

@@ -18,7 +18,8 @@ inverted with the builder's fixed scaling), so it can be evaluated off-policy on
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,8 @@ _VALUE_FEATURE = "cart_value_log"
 
 def cart_value(context: Mapping[str, Any]) -> float:
     """Sum of price x quantity over the cart lines (0 for a context with no cart), as
-    :func:`engine.parsed.cart_totals` defines it."""
+    :func:`engine.parsed.cart_totals` defines it.
+    """
     return cart_totals(context.get("cart") or ())[0]
 
 
@@ -42,11 +44,20 @@ class RulePolicy(Policy):
 
     name = "rule"
 
-    def __init__(self, threshold: float = 100.0, coupon: str = "coupon_10", reminder: str = "recall_message",
-                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+    def __init__(
+        self,
+        threshold: float = 100.0,
+        coupon: str = "coupon_10",
+        reminder: str = "recall_message",
+        action_names: Sequence[str] = ACTION_NAMES,
+    ) -> None:
         super().__init__(action_names)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) \
-                or threshold < 0:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not math.isfinite(threshold)
+            or threshold < 0
+        ):
             raise ValueError(f"threshold == {threshold!r}, must be a finite number >= 0")
         for label, value in (("coupon", coupon), ("reminder", reminder)):
             if value not in self._index:
@@ -55,27 +66,39 @@ class RulePolicy(Policy):
         self.coupon = coupon
         self.reminder = reminder
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         action = self.coupon if cart_value(context) >= self.threshold else self.reminder
         return self.one_hot(action, eligible)
 
     def decide_values(self, values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         """``(n, n_actions)`` one-hot rows for carts worth ``values`` USD."""
         mask = check_mask_batch(eligible, len(self.action_names), len(values))
-        want = np.where(np.asarray(values) >= self.threshold, self._index[self.coupon], self._index[self.reminder])
+        want = np.where(
+            np.asarray(values) >= self.threshold,
+            self._index[self.coupon],
+            self._index[self.reminder],
+        )
         rows = np.arange(len(mask))
         chosen = np.where(mask[rows, want], want, self._index["none"])
         out = np.zeros(mask.shape)
         out[rows, chosen] = 1.0
         return out
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
-        return self.decide_values(np.array([cart_value(c) for c in contexts], dtype=np.float64), eligible)
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
+        return self.decide_values(
+            np.array([cart_value(c) for c in contexts], dtype=np.float64), eligible
+        )
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")

@@ -19,7 +19,8 @@ a ``kind``: ``"flow"``, ``"bandit"`` or ``"sequence"``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,24 +43,33 @@ def touch_of(context: Mapping[str, Any]) -> int:
 
 class FlowPolicy(Policy):
     """``steps[k]`` at touch ``k + 1`` (an action name or ``"rule"``), ``none`` after the last step
-    and when the action is not eligible."""
+    and when the action is not eligible.
+    """
 
     kind = "flow"
 
-    def __init__(self, steps: Sequence[str], name: str | None = None,
-                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+    def __init__(
+        self,
+        steps: Sequence[str],
+        name: str | None = None,
+        action_names: Sequence[str] = ACTION_NAMES,
+    ) -> None:
         super().__init__(action_names)
         steps = tuple(steps)
         if not steps:
             raise ValueError("steps is empty, must name at least one action")
         for i, s in enumerate(steps):
             if s != RULE and s not in self._index:
-                raise ValueError(f"steps[{i}] == {s!r}, must be 'rule' or one of {list(self.action_names)}")
+                raise ValueError(
+                    f"steps[{i}] == {s!r}, must be 'rule' or one of {list(self.action_names)}"
+                )
         self.steps = steps
         self.name = name or "flow:" + "-".join(steps)
         self._rule = RulePolicy(action_names=action_names)
 
-    def decide_touches(self, touch: np.ndarray, values: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    def decide_touches(
+        self, touch: np.ndarray, values: np.ndarray, eligible: np.ndarray
+    ) -> np.ndarray:
         """``(n, n_actions)`` one-hot rows for carts at 0-based ``touch`` worth ``values`` USD."""
         mask = check_mask_batch(eligible, len(self.action_names), len(touch))
         out = np.zeros(mask.shape)
@@ -77,30 +87,44 @@ class FlowPolicy(Policy):
                 out[at, np.where(ok, a, self._index["none"])] = 1.0
         return out
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         """From logged features: the touch from ``touch_index`` (0 when not logged), the cart
-        value from ``cart_value_log`` (for the rule)."""
+        value from ``cart_value_log`` (for the rule).
+        """
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")
         names = [str(n)[2:] if str(n).startswith("f_") else str(n) for n in feature_names]
-        touch = np.rint(X[:, names.index("touch_index")]).astype(np.int64) if "touch_index" in names \
+        touch = (
+            np.rint(X[:, names.index("touch_index")]).astype(np.int64)
+            if "touch_index" in names
             else np.zeros(len(X), dtype=np.int64)
+        )
         (col,) = column_index(feature_names, ["cart_value_log"])
         centre, scale = PROFILE_SCALING["cart_value_log"]
         values = np.expm1(X[:, col] * scale + centre) * (1.0 + 1e-9)
         return self.decide_touches(touch, values, eligible)
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
-        return self.decide_touches(np.array([touch_of(context)]), np.array([cart_value(context)]),
-                                   eligible[None, :])[0]
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
+        return self.decide_touches(
+            np.array([touch_of(context)]), np.array([cart_value(context)]), eligible[None, :]
+        )[0]
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
-        return self.decide_touches(np.array([touch_of(c) for c in contexts], dtype=np.int64),
-                                   np.array([cart_value(c) for c in contexts]), eligible)
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
+        return self.decide_touches(
+            np.array([touch_of(c) for c in contexts], dtype=np.int64),
+            np.array([cart_value(c) for c in contexts]),
+            eligible,
+        )
 
 
 class FittedQPolicy(FeatureVectorPolicy):
@@ -123,9 +147,17 @@ class FittedQPolicy(FeatureVectorPolicy):
     kind = "sequence"
     learns = True
 
-    def __init__(self, n_touches: int = 3, epsilon: float = 0.2, min_epsilon: float = 0.02, scale: float = 10_000.0,
-                 ridge: float = 1.0, seed: Any = 0, features: FeatureBuilder | None = None,
-                 action_names: Sequence[str] = ACTION_NAMES) -> None:
+    def __init__(
+        self,
+        n_touches: int = 3,
+        epsilon: float = 0.2,
+        min_epsilon: float = 0.02,
+        scale: float = 10_000.0,
+        ridge: float = 1.0,
+        seed: Any = 0,
+        features: FeatureBuilder | None = None,
+        action_names: Sequence[str] = ACTION_NAMES,
+    ) -> None:
         super().__init__(action_names)
         self.K = check_integer(n_touches, "n_touches", low=1)
         self.epsilon = check_probability(epsilon, "epsilon")
@@ -134,7 +166,9 @@ class FittedQPolicy(FeatureVectorPolicy):
         self.ridge = check_non_negative(ridge, "ridge")
         builder = features if features is not None else FeatureBuilder(recovery=True)
         if not getattr(builder, "recovery", False):
-            raise ValueError("features must be built with recovery=True (the touch index is a feature)")
+            raise ValueError(
+                "features must be built with recovery=True (the touch index is a feature)"
+            )
         self.features = BatchFeatures(builder)
         self.name = "seq:fqi"
         d = len(self.features.names)
@@ -153,8 +187,11 @@ class FittedQPolicy(FeatureVectorPolicy):
     @property
     def current_epsilon(self) -> float:
         """Exploration now."""
-        return max(self.min_epsilon, self.epsilon * self.scale / (self.scale + self.rows)) if self.fitted \
+        return (
+            max(self.min_epsilon, self.epsilon * self.scale / (self.scale + self.rows))
+            if self.fitted
             else 1.0
+        )
 
     def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         q = np.where(mask, self.q_values(X), -np.inf)
@@ -164,23 +201,39 @@ class FittedQPolicy(FeatureVectorPolicy):
         return (1.0 - eps) * out + eps * mask / mask.sum(axis=1, keepdims=True)
 
     # ------------------------------------------------------------------ learning
-    def observe(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray, done: np.ndarray,
-                X_next: np.ndarray, mask_next: np.ndarray) -> None:
+    def observe(
+        self,
+        X: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        done: np.ndarray,
+        X_next: np.ndarray,
+        mask_next: np.ndarray,
+    ) -> None:
         """Store transitions: features, action, the touch's reward (USD), whether the flow ended,
-        and the next touch's features and eligibility (ignored where ``done``)."""
+        and the next touch's features and eligibility (ignored where ``done``).
+        """
         X = np.asarray(X, dtype=np.float64)
         div = self.features.builder.reward_divisor(X)
         k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
         for touch in np.unique(k):
             at = k == touch
-            self._data[touch].append((X[at], np.asarray(actions)[at], np.asarray(rewards)[at] / div[at],
-                                      np.asarray(done, dtype=bool)[at], np.asarray(X_next)[at],
-                                      np.asarray(mask_next, dtype=bool)[at]))
+            self._data[touch].append(
+                (
+                    X[at],
+                    np.asarray(actions)[at],
+                    np.asarray(rewards)[at] / div[at],
+                    np.asarray(done, dtype=bool)[at],
+                    np.asarray(X_next)[at],
+                    np.asarray(mask_next, dtype=bool)[at],
+                )
+            )
         self.rows += len(X)
 
     def fit(self) -> None:
         """Backward fitted-Q iteration: touch ``K`` on its rewards, then each earlier touch on its
-        reward plus the best fitted Q of the next touch."""
+        reward plus the best fitted Q of the next touch.
+        """
         n_a, d = self.weights.shape[1:]
         for k in reversed(range(self.K)):
             if not self._data[k]:

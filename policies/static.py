@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from policies.base import Policy
 class StaticPolicy(Policy):
     """All mass on ``action`` when it is eligible, else on ``fallback`` (default ``none``)."""
 
-    def __init__(self, action: str, fallback: str = "none", action_names: Sequence[str] = ACTION_NAMES) -> None:
+    def __init__(
+        self, action: str, fallback: str = "none", action_names: Sequence[str] = ACTION_NAMES
+    ) -> None:
         super().__init__(action_names)
         for label, value in (("action", action), ("fallback", fallback)):
             if value not in self._index:
@@ -31,8 +34,9 @@ class StaticPolicy(Policy):
         self.fallback = fallback
         self.name = "none" if action == "none" else f"static:{action}"
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         return self.one_hot(self.action, eligible, self.fallback)
 
     def _batch(self, eligible: np.ndarray) -> np.ndarray:
@@ -47,10 +51,15 @@ class StaticPolicy(Policy):
             out[bad] = mask[bad] / mask[bad].sum(axis=1, keepdims=True)
         return out
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         return self._batch(eligible)
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         return self._batch(eligible)

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,15 +21,21 @@ class UniformPolicy(Policy):
 
     name = "uniform"
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         return eligible.astype(np.float64)
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         mask = check_mask_batch(eligible, len(self.action_names))
         return mask / mask.sum(axis=1, keepdims=True)
 
-    def feature_probabilities(self, features: np.ndarray, feature_names: Sequence[str],
-                              eligible: np.ndarray) -> np.ndarray:
+    def feature_probabilities(
+        self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
+    ) -> np.ndarray:
         return self.probabilities_batch((), eligible)

@@ -46,7 +46,16 @@ if SEQUENCE_ENV_ID not in gymnasium.registry:
     )
 
 __all__ = [
-    "ACTION_CHANNELS", "ACTION_NAMES", "SHOPPER_TYPES", "ENV_ID", "SimConfig", "CartRecoveryEnv",
-    "CartRecoveryVectorEnv", "ContextBatch", "oracle_action", "SEQUENCE_ENV_ID", "CartRecoverySequenceEnv",
+    "ACTION_CHANNELS",
+    "ACTION_NAMES",
+    "ENV_ID",
+    "SEQUENCE_ENV_ID",
+    "SHOPPER_TYPES",
+    "CartRecoveryEnv",
+    "CartRecoverySequenceEnv",
+    "CartRecoveryVectorEnv",
+    "ContextBatch",
     "SequenceConfig",
+    "SimConfig",
+    "oracle_action",
 ]

@@ -22,14 +22,22 @@ figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 def embed_png(path: Path) -> str:
     """A ``<figure>`` holding the PNG at ``path`` inline."""
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(Path(path).name)}</figcaption></figure>\n")
+    return (
+        f'<figure><img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(Path(path).name)}</figcaption></figure>\n"
+    )
 
 
 def frame_html(frame: pd.DataFrame, float_format: str = "{:.3f}", index: bool = False) -> str:
     """A pandas table in the reports' grid style."""
-    return frame.to_html(index=index, border=0, classes="grid", na_rep="-",
-                         float_format=float_format.format, escape=True)
+    return frame.to_html(
+        index=index,
+        border=0,
+        classes="grid",
+        na_rep="-",
+        float_format=float_format.format,
+        escape=True,
+    )
 
 
 def section(title: str) -> str:
@@ -38,5 +46,7 @@ def section(title: str) -> str:
 
 def page(title: str, body: str) -> str:
     """A complete HTML document."""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>\n{body}</body></html>\n"
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +14,11 @@ from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 
 
 def truth_table(
-    carts: int, seed: int, config: Mapping[str, Any] | None = None, batch: int = 1024, progress: bool = True
+    carts: int,
+    seed: int,
+    config: Mapping[str, Any] | None = None,
+    batch: int = 1024,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Mean true expected profit of every action by shopper type, over ``carts`` simulated carts.
 
@@ -29,7 +34,12 @@ def truth_table(
     if isinstance(carts, bool) or not isinstance(carts, int) or carts < 1:
         raise ValueError(f"carts == {carts!r}, must be a positive integer")
     batch = min(batch, carts)
-    env = gym.make_vec("CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point", **dict(config or {}))
+    env = gym.make_vec(
+        "CartRecovery-v0",
+        num_envs=batch,
+        vectorization_mode="vector_entry_point",
+        **dict(config or {}),
+    )
     rng = np.random.default_rng(seed)
     _, info = env.reset(seed=seed)
     rewards, types, oracle = [], [], []

@@ -8,22 +8,34 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 import bench_summary
+import numpy as np
 
 SUPPORT = Path(__file__).resolve().parent / "support"
 
 
 def _fake(name, extra_info, median=None):
     stats = None if median is None else SimpleNamespace(min=median / 2, median=median, rounds=7)
-    return SimpleNamespace(name=name, fullname=f"tests/benchmarks/x.py::{name}", group=None,
-                           extra_info=extra_info, stats=stats)
+    return SimpleNamespace(
+        name=name,
+        fullname=f"tests/benchmarks/x.py::{name}",
+        group=None,
+        extra_info=extra_info,
+        stats=stats,
+    )
 
 
 FAKES = [
-    _fake("test_b_decide", {"decide_p50_us": 52.13, "decide_p50_ratio": np.float64(1.98),
-                            "calls": np.int64(20000), "reference": "raw VW predict"}, median=5e-5),
+    _fake(
+        "test_b_decide",
+        {
+            "decide_p50_us": 52.13,
+            "decide_p50_ratio": np.float64(1.98),
+            "calls": np.int64(20000),
+            "reference": "raw VW predict",
+        },
+        median=5e-5,
+    ),
     _fake("test_a_reference", {}, median=2.5e-5),
 ]
 
@@ -32,8 +44,12 @@ def test_collect_orders_by_name_and_makes_figures_plain_python():
     entries = bench_summary.collect(FAKES)
     assert [e["name"] for e in entries] == ["test_a_reference", "test_b_decide"]
     figures = entries[1]["figures"]
-    assert figures == {"decide_p50_us": 52.13, "decide_p50_ratio": 1.98, "calls": 20000,
-                       "reference": "raw VW predict"}
+    assert figures == {
+        "decide_p50_us": 52.13,
+        "decide_p50_ratio": 1.98,
+        "calls": 20000,
+        "reference": "raw VW predict",
+    }
     assert type(figures["decide_p50_ratio"]) is float and type(figures["calls"]) is int
     assert entries[1]["timing"] == {"min_us": 25.0, "median_us": 50.0, "rounds": 7}
 
@@ -42,13 +58,17 @@ def test_table_has_one_row_per_figure_and_the_median_for_a_benchmark_without_fig
     lines = bench_summary.format_table(bench_summary.collect(FAKES))
     assert lines[0].split() == ["benchmark", "figure", "value"]
     assert set(lines[1].replace(" ", "")) == {"-"}
-    rows = [line.split(None, 2) if not line.startswith(" ") else [""] + line.split(None, 1)
-            for line in lines[2:]]
-    assert rows == [["test_a_reference", "median_us", "25"],
-                    ["test_b_decide", "decide_p50_us", "52.13"],
-                    ["", "decide_p50_ratio", "1.98"],
-                    ["", "calls", "20,000"],
-                    ["", "reference", "raw VW predict"]]
+    rows = [
+        line.split(None, 2) if not line.startswith(" ") else [""] + line.split(None, 1)
+        for line in lines[2:]
+    ]
+    assert rows == [
+        ["test_a_reference", "median_us", "25"],
+        ["test_b_decide", "decide_p50_us", "52.13"],
+        ["", "decide_p50_ratio", "1.98"],
+        ["", "calls", "20,000"],
+        ["", "reference", "raw VW predict"],
+    ]
     columns = {line.index("median_us") for line in lines[2:3]}
     columns |= {line.index("decide_p50") for line in lines[3:5]}
     assert len(columns) == 1  # the figure column is aligned
@@ -77,18 +97,38 @@ def _run_pytest(tmp_path, *options):
     (tmp_path / "test_tiny.py").write_text(
         "def test_tiny(benchmark):\n"
         "    benchmark(sum, range(10))\n"
-        "    benchmark.extra_info['speed_ratio'] = 2.5\n")
+        "    benchmark.extra_info['speed_ratio'] = 2.5\n"
+    )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     # Not the outer run's xdist/pytest variables: pytest-benchmark disables itself in xdist workers.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CARTWISE_"))}
     env["PYTHONPATH"] = str(SUPPORT)
     env[bench_summary.ENV_PATH] = str(tmp_path / "out" / "summary.json")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(tmp_path / "pytest.ini"), "-p", "bench_summary",
-         "-p", "no:xdist", "-p", "no:cacheprovider", "--benchmark-min-rounds=1",
-         "--benchmark-max-time=0.001", "--benchmark-warmup=off", *options,
-         str(tmp_path / "test_tiny.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "-p",
+            "bench_summary",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "--benchmark-min-rounds=1",
+            "--benchmark-max-time=0.001",
+            "--benchmark-warmup=off",
+            *options,
+            str(tmp_path / "test_tiny.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 

@@ -28,8 +28,13 @@ def _imported_modules(path):
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             for alias in node.names:
                 yield f"{node.module}.{alias.name}", node.lineno
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             yield str(node.args[0].value), node.lineno
 
 
@@ -40,8 +45,12 @@ def _imported_roots(path):
 
 @pytest.mark.parametrize("package", ["engine", "policies"])
 def test_package_never_imports_the_simulator(package):
-    offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _modules(package)
-                 for root, line in _imported_roots(p) if root == "simulator"]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{line}"
+        for p in _modules(package)
+        for root, line in _imported_roots(p)
+        if root == "simulator"
+    ]
     assert offenders == []
 
 
@@ -54,15 +63,23 @@ def test_the_shop_imports_only_the_action_vocabulary_and_the_checks_from_the_eng
             if root == "policies" or (root == "engine" and not module.startswith(allowed)):
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
             if root == "simulator" and not module.startswith("simulator.shop"):
-                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module} (an application)")
+                offenders.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {module} (an application)"
+                )
     assert offenders == []
 
 
 def test_the_layering_rules_can_fail(tmp_path, monkeypatch):
     """The import scan sees ``from engine import x``, ``import engine.y`` and private modules."""
     module = tmp_path / "probe.py"
-    module.write_text("from engine import engine\nimport engine.cf\nfrom policies.batch_features import f\n")
-    assert [m for m, _ in _imported_modules(module)] == ["engine.engine", "engine.cf", "policies.batch_features.f"]
+    module.write_text(
+        "from engine import engine\nimport engine.cf\nfrom policies.batch_features import f\n"
+    )
+    assert [m for m, _ in _imported_modules(module)] == [
+        "engine.engine",
+        "engine.cf",
+        "policies.batch_features.f",
+    ]
 
 
 def _private_part(module):
@@ -79,7 +96,11 @@ def test_no_package_imports_another_packages_private_module(package):
     for path in _modules(package):
         for module, line in _imported_modules(path):
             root = module.split(".")[0]
-            if root in ("engine", "simulator", "policies") and root != package and _private_part(module):
+            if (
+                root in ("engine", "simulator", "policies")
+                and root != package
+                and _private_part(module)
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert offenders == []
 
@@ -95,7 +116,9 @@ def test_library_code_has_no_assert_and_no_print(package):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} print")
     allowed = {"cli.py", "commands.py"}  # command-line front ends write their tables to stdout
-    offenders = [o for o in offenders if not (o.endswith("print") and Path(o.split(":")[0]).name in allowed)]
+    offenders = [
+        o for o in offenders if not (o.endswith("print") and Path(o.split(":")[0]).name in allowed)
+    ]
     assert offenders == []
 
 
@@ -104,8 +127,16 @@ def test_no_global_random_state_in_library_code():
     for package in ("engine", "simulator", "policies"):
         for path in _modules(package):
             text = path.read_text()
-            for needle in ("np.random.seed(", "np.random.rand(", "np.random.randn(", "np.random.choice(",
-                           "np.random.randint(", "np.random.normal(", "np.random.uniform(", "random.random()"):
+            for needle in (
+                "np.random.seed(",
+                "np.random.rand(",
+                "np.random.randn(",
+                "np.random.choice(",
+                "np.random.randint(",
+                "np.random.normal(",
+                "np.random.uniform(",
+                "random.random()",
+            ):
                 if needle in text:
                     offenders.append(f"{path.relative_to(ROOT)}: {needle}")
     assert offenders == []

@@ -76,12 +76,19 @@ def test_evaluate_command_from_the_text_runs_on_an_engine_log(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     env = gym.make("CartRecovery-v0", n_shoppers=1000, n_items=100)
     _, info = env.reset(seed=0)
-    with DecisionEngine("decisions.db", seed=0, learner="linucb", guardrails=GuardrailConfig(exploration_floor=0.5)) as eng:
+    with DecisionEngine(
+        "decisions.db", seed=0, learner="linucb", guardrails=GuardrailConfig(exploration_floor=0.5)
+    ) as eng:
         for _ in range(600):
             d = eng.decide(info["context"])
             _, reward, _, _, _ = env.step(simulator.ACTION_NAMES.index(d.action))
             eng.reward(d.decision_id, reward)
             _, info = env.reset()
-    assert cartwise(["evaluate", "--log", "decisions.db", "--policy", "rule", "--out", str(tmp_path / "ev")]) == 0
+    assert (
+        cartwise(
+            ["evaluate", "--log", "decisions.db", "--policy", "rule", "--out", str(tmp_path / "ev")]
+        )
+        == 0
+    )
     assert "dr" in capsys.readouterr().out
     assert list((tmp_path / "ev").glob("*.png"))

@@ -40,7 +40,11 @@ def _covariate_map(covariates: CovariateSpec, metrics: list[str]) -> dict[str, l
 
 
 def _effect_row(
-    data: UnitData, metric: str, control: object, level: object, confidence: float,
+    data: UnitData,
+    metric: str,
+    control: object,
+    level: object,
+    confidence: float,
     covariates: list[str],
 ) -> dict:
     in_t, in_c = data.in_arm(level), data.in_arm(control)
@@ -49,12 +53,18 @@ def _effect_row(
     ci_low, ci_high = normal_interval(diff.abs_effect, diff.abs_se, confidence)
     rel_low, rel_high = normal_interval(diff.rel_effect, diff.rel_se, confidence)
     row = {
-        "metric": metric, "arm": level,
-        "n_units": int(in_t.sum()), "n_units_control": int(in_c.sum()),
-        "control_mean": float(diff.control_mean), "treatment_mean": float(diff.treatment_mean),
-        "abs_effect": float(diff.abs_effect), "ci_low": float(ci_low), "ci_high": float(ci_high),
+        "metric": metric,
+        "arm": level,
+        "n_units": int(in_t.sum()),
+        "n_units_control": int(in_c.sum()),
+        "control_mean": float(diff.control_mean),
+        "treatment_mean": float(diff.treatment_mean),
+        "abs_effect": float(diff.abs_effect),
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
         "rel_effect": float(diff.rel_effect),
-        "rel_ci_low": float(rel_low), "rel_ci_high": float(rel_high),
+        "rel_ci_low": float(rel_low),
+        "rel_ci_high": float(rel_high),
         "p_value": float(two_sided_p(diff.abs_effect, diff.abs_se)),
     }
     if covariates:
@@ -68,12 +78,15 @@ def _effect_row(
                 )
         adjusted = cuped_difference(y[in_t], n[in_t], x[in_t], y[in_c], n[in_c], x[in_c])
         low, high = normal_interval(adjusted.abs_effect, adjusted.abs_se, confidence)
-        row.update({
-            "cuped_abs_effect": float(adjusted.abs_effect),
-            "cuped_ci_low": float(low), "cuped_ci_high": float(high),
-            "cuped_p_value": float(two_sided_p(adjusted.abs_effect, adjusted.abs_se)),
-            "variance_reduction": float(adjusted.variance_reduction),
-        })
+        row.update(
+            {
+                "cuped_abs_effect": float(adjusted.abs_effect),
+                "cuped_ci_low": float(low),
+                "cuped_ci_high": float(high),
+                "cuped_p_value": float(two_sided_p(adjusted.abs_effect, adjusted.abs_se)),
+                "variance_reduction": float(adjusted.variance_reduction),
+            }
+        )
     return row
 
 
@@ -123,8 +136,16 @@ def compare(
         raise ValueError(f"primary == {unknown!r}, not among metrics {metric_names!r}")
     cov_map = _covariate_map(covariates, metric_names)
     cov_columns = list(dict.fromkeys(name for names in cov_map.values() for name in names))
-    check_columns(df, {"arm": [arm], "unit": [unit], "metric": metric_names,
-                       "covariate": cov_columns, "look": [look] if look else []})
+    check_columns(
+        df,
+        {
+            "arm": [arm],
+            "unit": [unit],
+            "metric": metric_names,
+            "covariate": cov_columns,
+            "look": [look] if look else [],
+        },
+    )
     data = aggregate(df, arm, unit, metric_names, cov_columns, look=look if sequential else None)
     arms = treatment_arms(data.arm_levels, arm, control)
     counts = data.counts()
@@ -142,8 +163,13 @@ def compare(
     ]
     table = pd.DataFrame(rows)
     if cov_map:
-        cuped_cols = ["cuped_abs_effect", "cuped_ci_low", "cuped_ci_high", "cuped_p_value",
-                      "variance_reduction"]
+        cuped_cols = [
+            "cuped_abs_effect",
+            "cuped_ci_low",
+            "cuped_ci_high",
+            "cuped_p_value",
+            "variance_reduction",
+        ]
         others = table.columns.drop(cuped_cols, errors="ignore")
         table = table.reindex(columns=[*others, *cuped_cols])
     if sequential:
@@ -157,6 +183,7 @@ def compare(
         p_used = np.where(np.isfinite(cuped_p), cuped_p, p_used)
     table["p_value_holm"] = np.nan
     table.loc[in_family, "p_value_holm"] = holm(p_used[in_family])
-    table.attrs.update({"confidence": confidence, "control": control, "srm": split,
-                        "primary": family})
+    table.attrs.update(
+        {"confidence": confidence, "control": control, "srm": split, "primary": family}
+    )
     return table

@@ -29,10 +29,6 @@ def _require(table: pd.DataFrame, columns: Iterable[str], name: str) -> None:
             raise ValueError(f"column {column!r} not found in {name}")
 
 
-
-
-
-
 def effects_plot(
     table: pd.DataFrame, path: str | Path, metrics: str | Iterable[str] | None = None
 ) -> Path:
@@ -47,15 +43,26 @@ def effects_plot(
         if rows.empty:
             raise ValueError(f"metric {metric!r} not found in table")
         ypos = np.arange(len(rows))
-        ax.errorbar(rows["abs_effect"], ypos, fmt="o", color="tab:blue", capsize=3,
-                    xerr=[rows["abs_effect"] - rows["ci_low"],
-                          rows["ci_high"] - rows["abs_effect"]],
-                    label="delta method")
+        ax.errorbar(
+            rows["abs_effect"],
+            ypos,
+            fmt="o",
+            color="tab:blue",
+            capsize=3,
+            xerr=[rows["abs_effect"] - rows["ci_low"], rows["ci_high"] - rows["abs_effect"]],
+            label="delta method",
+        )
         if "cuped_abs_effect" in rows and rows["cuped_abs_effect"].notna().any():
             est = rows["cuped_abs_effect"]
-            ax.errorbar(est, ypos - 0.25, fmt="s", color="tab:green", capsize=3,
-                        xerr=[est - rows["cuped_ci_low"], rows["cuped_ci_high"] - est],
-                        label="CUPED")
+            ax.errorbar(
+                est,
+                ypos - 0.25,
+                fmt="s",
+                color="tab:green",
+                capsize=3,
+                xerr=[est - rows["cuped_ci_low"], rows["cuped_ci_high"] - est],
+                label="CUPED",
+            )
         ax.axvline(0.0, color="grey", lw=1, ls="--")
         ax.set_yticks(ypos, [str(arm) for arm in rows["arm"]])
         ax.set_ylim(-0.8, len(rows) - 0.2)
@@ -67,9 +74,7 @@ def effects_plot(
     return _save(figure, path)
 
 
-def sequence_plot(
-    sequence: pd.DataFrame, path: str | Path, metric: str | None = None
-) -> Path:
+def sequence_plot(sequence: pd.DataFrame, path: str | Path, metric: str | None = None) -> Path:
     """Estimate, always-valid CS and fixed-horizon CI over looks, one panel per arm.
 
     ``sequence`` is the output of :func:`engine.abtest.confidence_sequence`; ``metric``
@@ -88,11 +93,21 @@ def sequence_plot(
         part = rows[rows["arm"] == arm]
         x = np.arange(len(part))
         finite = np.isfinite(part["cs_low"].to_numpy()) & np.isfinite(part["cs_high"].to_numpy())
-        ax.fill_between(x[finite], part["cs_low"][finite], part["cs_high"][finite],
-                        color="tab:blue",
-                        alpha=0.25, label="confidence sequence (always valid)")
-        ax.plot(x, part["ci_low"], color="tab:orange", ls=":",
-                label="fixed-horizon CI (not peeking-safe)")
+        ax.fill_between(
+            x[finite],
+            part["cs_low"][finite],
+            part["cs_high"][finite],
+            color="tab:blue",
+            alpha=0.25,
+            label="confidence sequence (always valid)",
+        )
+        ax.plot(
+            x,
+            part["ci_low"],
+            color="tab:orange",
+            ls=":",
+            label="fixed-horizon CI (not peeking-safe)",
+        )
         ax.plot(x, part["ci_high"], color="tab:orange", ls=":")
         ax.plot(x, part["estimate"], color="tab:blue", marker="o", ms=3, label="estimate")
         ax.axhline(0.0, color="grey", lw=1, ls="--")

@@ -93,8 +93,15 @@ def _look_rows(
             idx_t = np.flatnonzero(active & arm_masks[level])
             carts_t = data.carts[index, idx_t]
             for metric in metrics:
-                row = {"look": look_value, "metric": metric, "arm": level, "n_units": idx_t.size,
-                       "n_units_control": idx_c.size, "estimate": np.nan, "se": np.nan}
+                row = {
+                    "look": look_value,
+                    "metric": metric,
+                    "arm": level,
+                    "n_units": idx_t.size,
+                    "n_units_control": idx_c.size,
+                    "estimate": np.nan,
+                    "se": np.nan,
+                }
                 if idx_t.size >= 2 and idx_c.size >= 2:
                     sums = data.sums[metric][index]
                     diff = ratio_difference(sums[idx_t], carts_t, sums[idx_c], carts_c)
@@ -128,8 +135,11 @@ def sequence_table(
     if t_opt is None:
         t_opt = float(t[finite].min())
     low, high = asymptotic_cs(
-        table["estimate"].to_numpy()[finite], table["se"].to_numpy()[finite],
-        t[finite], confidence, t_opt,
+        table["estimate"].to_numpy()[finite],
+        table["se"].to_numpy()[finite],
+        t[finite],
+        confidence,
+        t_opt,
     )
     table["cs_low"], table["cs_high"] = -np.inf, np.inf
     table.loc[finite, "cs_low"] = low

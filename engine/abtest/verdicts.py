@@ -80,8 +80,10 @@ def _guardrail_check(
     harmed = high < limit if spec.higher_is_better else low > limit
     clear = low > limit if spec.higher_is_better else high < limit
     status = (
-        "significantly worse beyond the margin" if harmed
-        else "within the margin" if clear
+        "significantly worse beyond the margin"
+        if harmed
+        else "within the margin"
+        if clear
         else "not shown to be within the margin"
     )
     scale = " (relative)" if spec.relative else ""
@@ -150,8 +152,10 @@ def ship_verdicts(
             evidence = f"{level_text}CI {low:.4g} to {high:.4g}, Holm-adjusted p = {p_adj:.3g}"
         better, worse = (above, below) if sign > 0 else (below, above)
         verdict_word = (
-            "significantly better than" if better
-            else "significantly worse than" if worse
+            "significantly better than"
+            if better
+            else "significantly worse than"
+            if worse
             else "not significantly different from"
         )
         reasons = [

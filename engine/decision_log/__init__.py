@@ -13,8 +13,14 @@ from .hashing import hash_user_id, user_hasher
 from .log import DecisionLog
 from .records import OUTCOME_SOURCES, DecisionRecord, OutcomeReceipt, OutcomeRecord, OutcomeStatus
 
-_READERS = {"read_log": "export", "to_parquet": "export", "to_dsjson": "dsjson", "dsjson_event": "dsjson",
-            "record_outcome": "remote", "record_order": "remote"}
+_READERS = {
+    "read_log": "export",
+    "to_parquet": "export",
+    "to_dsjson": "dsjson",
+    "dsjson_event": "dsjson",
+    "record_outcome": "remote",
+    "record_order": "remote",
+}
 
 __all__ = [
     "DecisionLog",

@@ -25,7 +25,10 @@ class Checkpointer:
     """
 
     def __init__(
-        self, checkpoint: Callable[[], object], *, interval: float = CHECKPOINT_INTERVAL_S,
+        self,
+        checkpoint: Callable[[], object],
+        *,
+        interval: float = CHECKPOINT_INTERVAL_S,
         name: str = "decision-log-checkpoint",
     ) -> None:
         self._checkpoint = checkpoint
@@ -57,7 +60,9 @@ class Checkpointer:
                 self._checkpoint()
             except Exception as exc:  # storage errors must not stop the thread
                 if not self._failing:
-                    logger.warning("decision log checkpoint failed: %s: %s", type(exc).__name__, exc)
+                    logger.warning(
+                        "decision log checkpoint failed: %s: %s", type(exc).__name__, exc
+                    )
                 self._failing = True
             else:
                 self._failing = False

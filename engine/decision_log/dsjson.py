@@ -39,13 +39,15 @@ def dsjson_event(
     """
     reward = float(row["reward"])
     if math.isnan(reward):
-        raise ValueError(f"reward of decision {row['decision_id']!r} == nan, only rewarded decisions export")
+        raise ValueError(
+            f"reward of decision {row['decision_id']!r} == nan, only rewarded decisions export"
+        )
     allowed = set(row["eligible"])
     slots = [(name, p) for name, p in zip(row["actions"], row["probabilities"]) if name in allowed]
     names = [name for name, _ in slots]
     chosen = names.index(row["action"])
     order = [chosen] + [i for i in range(len(slots)) if i != chosen]
-    stamp = dt.datetime.fromtimestamp(float(row["timestamp"]), tz=dt.timezone.utc)
+    stamp = dt.datetime.fromtimestamp(float(row["timestamp"]), tz=dt.UTC)
     return {
         "_label_cost": -reward,
         "_label_probability": slots[chosen][1],
@@ -77,17 +79,31 @@ def to_dsjson(
     Namespaces should start with different letters so that VW interactions such as
     ``-q fa`` (features x action) address them.
     """
-    for name, value in (("shared_namespace", shared_namespace), ("action_namespace", action_namespace)):
+    for name, value in (
+        ("shared_namespace", shared_namespace),
+        ("action_namespace", action_namespace),
+    ):
         if not isinstance(value, str) or not value or value.startswith("_"):
             raise ValueError(f"{name} == {value!r}, must be a non-empty str not starting with '_'")
     df = read_log(path, since=since, until=until)
     rewarded = df[df["reward"].notna()]
-    columns = ["decision_id", "timestamp", "reward", "action", "actions", "eligible", "probabilities", "features"]
+    columns = [
+        "decision_id",
+        "timestamp",
+        "reward",
+        "action",
+        "actions",
+        "eligible",
+        "probabilities",
+        "features",
+    ]
     target = Path(out)
     with target.open("w", encoding="utf-8") as handle:
         for values in rewarded[columns].itertuples(index=False, name=None):
             event = dsjson_event(
-                dict(zip(columns, values)), shared_namespace=shared_namespace, action_namespace=action_namespace
+                dict(zip(columns, values)),
+                shared_namespace=shared_namespace,
+                action_namespace=action_namespace,
             )
             handle.write(json.dumps(event, separators=(",", ":")) + "\n")
     return len(rewarded)

@@ -63,9 +63,24 @@ if TYPE_CHECKING:
 
 #: Columns every ``read_log`` frame starts with, in order (then ``p_<action>``, ``f_<feature>``).
 CORE_COLUMNS = (
-    "decision_id", "timestamp", "user_hash", "model_version", "action", "action_index",
-    "probability", "reward", "reward_source", "reward_timestamp", "order_id", "actions",
-    "eligible", "probabilities", "features", "payload", "fallback", "window_closes",
+    "decision_id",
+    "timestamp",
+    "user_hash",
+    "model_version",
+    "action",
+    "action_index",
+    "probability",
+    "reward",
+    "reward_source",
+    "reward_timestamp",
+    "order_id",
+    "actions",
+    "eligible",
+    "probabilities",
+    "features",
+    "payload",
+    "fallback",
+    "window_closes",
 )
 
 
@@ -119,7 +134,10 @@ def read_log(
         rows = conn.execute(sql, params).fetchall()
         # vocabularies are insert-only and committed with (or before) the rows using them:
         # reading them second covers every row read above, even with a writer running
-        vocab = {vid: decode_names(names) for vid, names in conn.execute("SELECT vocab_id, names FROM vocabularies")}
+        vocab = {
+            vid: decode_names(names)
+            for vid, names in conn.execute("SELECT vocab_id, names FROM vocabularies")
+        }
     finally:
         conn.close()
     return _frame(rows, vocab)
@@ -128,8 +146,27 @@ def read_log(
 def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame:
     n = len(rows)
     cols = list(zip(*rows)) if rows else [()] * 19
-    (ids, ts, users, versions, actions, index, prob, action_sets, prob_blobs, masks,
-     feature_sets, feature_blobs, payloads, fallback, closes, reward, source, reward_ts, order) = cols
+    (
+        ids,
+        ts,
+        users,
+        versions,
+        actions,
+        index,
+        prob,
+        action_sets,
+        prob_blobs,
+        masks,
+        feature_sets,
+        feature_blobs,
+        payloads,
+        fallback,
+        closes,
+        reward,
+        source,
+        reward_ts,
+        order,
+    ) = cols
     probs = _decode(prob_blobs, action_sets, vocab, "<f8")
     masks_ = _decode(masks, action_sets, vocab, "u1")
     feats = _decode(feature_blobs, feature_sets, vocab, "<f4")
@@ -166,7 +203,9 @@ def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame
 Group = tuple[tuple[str, ...], np.ndarray, np.ndarray]  # (names, row numbers, rows x names matrix)
 
 
-def _decode(blobs: tuple, set_ids: tuple, vocab: dict[str, tuple[str, ...]], dtype: str) -> list[Group]:
+def _decode(
+    blobs: tuple, set_ids: tuple, vocab: dict[str, tuple[str, ...]], dtype: str
+) -> list[Group]:
     """Decode per-row blobs, vectorised per vocabulary (rows sharing a set share a width)."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, vid in enumerate(set_ids):
@@ -174,7 +213,9 @@ def _decode(blobs: tuple, set_ids: tuple, vocab: dict[str, tuple[str, ...]], dty
     out = []
     for vid, rows in groups.items():
         names = vocab[vid]
-        matrix = np.frombuffer(b"".join(blobs[i] for i in rows), dtype=dtype).reshape(len(rows), len(names))
+        matrix = np.frombuffer(b"".join(blobs[i] for i in rows), dtype=dtype).reshape(
+            len(rows), len(names)
+        )
         out.append((names, np.asarray(rows, dtype=np.int64), matrix))
     return out
 
@@ -187,7 +228,9 @@ def _per_row(groups: list[Group], n: int, build) -> list:
     return out
 
 
-def _wide(prefix: str, groups: list[Group], n: int, fill: float, *, sort: bool) -> dict[str, np.ndarray]:
+def _wide(
+    prefix: str, groups: list[Group], n: int, fill: float, *, sort: bool
+) -> dict[str, np.ndarray]:
     names = list(dict.fromkeys(name for group in groups for name in group[0]))
     columns = {name: np.full(n, fill) for name in (sorted(names) if sort else names)}
     for group_names, rows, matrix in groups:
@@ -198,7 +241,8 @@ def _wide(prefix: str, groups: list[Group], n: int, fill: float, *, sort: bool) 
 
 def parquet_schema(columns: Sequence[str]) -> pa.Schema:
     """Arrow schema of a :func:`to_parquet` file holding ``columns`` (a :func:`read_log`
-    frame's columns: the core columns, then ``p_<action>`` and ``f_<feature>``)."""
+    frame's columns: the core columns, then ``p_<action>`` and ``f_<feature>``).
+    """
     import pyarrow as pa
 
     core = {
@@ -233,11 +277,15 @@ def parquet_schema(columns: Sequence[str]) -> pa.Schema:
 
 
 def to_parquet(
-    path: str | os.PathLike[str], out: str | os.PathLike[str], *, since: float | None = None,
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    since: float | None = None,
     until: float | None = None,
 ) -> Path:
     """Write :func:`read_log` to a Parquet file with the schema :func:`parquet_schema`
-    (payload as JSON text, features as a map)."""
+    (payload as JSON text, features as a map).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -245,7 +293,9 @@ def to_parquet(
     df["payload"] = [json.dumps(p, separators=(",", ":")) for p in df["payload"]]
     schema = parquet_schema(list(df.columns))
     if len(df):
-        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False).replace_schema_metadata(None)
+        table = pa.Table.from_pandas(
+            df, schema=schema, preserve_index=False
+        ).replace_schema_metadata(None)
     else:  # an empty frame's columns have no element types to convert from
         table = schema.empty_table()
     target = Path(out)

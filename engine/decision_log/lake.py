@@ -41,7 +41,7 @@ CHUNK_ROWS = 50_000
 PARTITIONS = ("day", "none")
 
 
-def lake_schema(action_names: Sequence[str], feature_names: Sequence[str]) -> "pa.Schema":
+def lake_schema(action_names: Sequence[str], feature_names: Sequence[str]) -> pa.Schema:
     """The explicit Arrow schema of a lake file for a catalogue and a feature set.
 
     Fixed columns first, then ``p_<action>`` (float64) and ``e_<action>`` (bool) per action,
@@ -91,7 +91,7 @@ ORDERS = ("rowid", "timestamp")
 
 def read_chunks(
     source: str | os.PathLike[str], *, chunk_rows: int = CHUNK_ROWS, order: str = "rowid"
-) -> Iterator["pd.DataFrame"]:
+) -> Iterator[pd.DataFrame]:
     """The store's decisions joined with their outcomes, ``chunk_rows`` at a time.
 
     Frames have :func:`engine.decision_log.read_log`'s columns. ``order="rowid"`` reads in
@@ -109,7 +109,7 @@ def read_chunks(
     return _sqlite_chunks(text, chunk_rows, order)
 
 
-def _sqlite_chunks(path: str, chunk_rows: int, order: str) -> Iterator["pd.DataFrame"]:
+def _sqlite_chunks(path: str, chunk_rows: int, order: str) -> Iterator[pd.DataFrame]:
     from .export import _frame, connect_readonly
 
     columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
@@ -121,8 +121,10 @@ def _sqlite_chunks(path: str, chunk_rows: int, order: str) -> Iterator["pd.DataF
     if order == "rowid":
         sql = head + " WHERE d.rowid > ? ORDER BY d.rowid LIMIT ?"
     else:
-        sql = head + (" WHERE d.timestamp > ? OR (d.timestamp = ? AND d.rowid > ?)"
-                      " ORDER BY d.timestamp, d.rowid LIMIT ?")
+        sql = head + (
+            " WHERE d.timestamp > ? OR (d.timestamp = ? AND d.rowid > ?)"
+            " ORDER BY d.timestamp, d.rowid LIMIT ?"
+        )
     conn = connect_readonly(path)
     try:
         last: tuple = (-1,) if order == "rowid" else (-math.inf, -math.inf, -1)
@@ -136,8 +138,10 @@ def _sqlite_chunks(path: str, chunk_rows: int, order: str) -> Iterator["pd.DataF
             # vocabularies are insert-only and committed with the rows using them
             needed = {r[7] for r in rows} | {r[10] for r in rows}
             if not needed <= vocab.keys():
-                vocab = {vid: decode_names(names) for vid, names in
-                         conn.execute("SELECT vocab_id, names FROM vocabularies")}
+                vocab = {
+                    vid: decode_names(names)
+                    for vid, names in conn.execute("SELECT vocab_id, names FROM vocabularies")
+                }
             yield _frame(rows, vocab)
     finally:
         conn.close()
@@ -161,7 +165,7 @@ def log_names(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------- frame -> Arrow
-def to_arrow(frame: "pd.DataFrame", schema: "pa.Schema") -> "pa.Table":
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """A :func:`read_log`-style frame as a table of ``schema`` (:func:`lake_schema`)."""
     import pyarrow as pa
 
@@ -181,8 +185,10 @@ def to_arrow(frame: "pd.DataFrame", schema: "pa.Schema") -> "pa.Table":
         elif name in frame.columns:
             col = frame[name]
             if field.type == pa.string():
-                values = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-                          for v in col]
+                values = [
+                    None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                    for v in col
+                ]
             else:
                 values = col.to_numpy()
                 if name in ("reward", "reward_timestamp"):
@@ -195,7 +201,9 @@ def to_arrow(frame: "pd.DataFrame", schema: "pa.Schema") -> "pa.Table":
         else:
             raise ValueError(f"frame has no column {name!r} needed by the lake schema")
         if name.startswith("f_"):
-            columns[name] = pa.array(np.asarray(values, dtype=np.float32), type=field.type, from_pandas=True)
+            columns[name] = pa.array(
+                np.asarray(values, dtype=np.float32), type=field.type, from_pandas=True
+            )
         else:
             columns[name] = pa.array(values, type=field.type)
     return pa.table(columns, schema=schema)
@@ -230,7 +238,9 @@ def export_lake(
     target = Path(out)
     if target.exists() and any(target.rglob("*.parquet")):
         if not overwrite:
-            raise ValueError(f"out == {os.fspath(out)!r} already holds Parquet files; pass overwrite=True")
+            raise ValueError(
+                f"out == {os.fspath(out)!r} already holds Parquet files; pass overwrite=True"
+            )
         shutil.rmtree(target)
     target.mkdir(parents=True, exist_ok=True)
     actions, features = log_names(text)

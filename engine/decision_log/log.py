@@ -13,7 +13,9 @@ from typing import Any
 
 from engine.validation import check_choice, check_integer, check_number, check_positive
 
+from .checkpointer import Checkpointer
 from .hashing import hash_user_id, salt_bytes
+from .pending import PendingIndex
 from .records import (
     DecisionRecord,
     OutcomeReceipt,
@@ -21,8 +23,6 @@ from .records import (
     OutcomeStatus,
     check_timestamp,
 )
-from .checkpointer import Checkpointer
-from .pending import PendingIndex
 from .spill import SpillFile
 from .store import ConnectFn
 from .store_api import Store, is_postgres_url, open_store
@@ -76,7 +76,7 @@ class DecisionLog:
     _connect:
         Test hook: factory of the write connection (``path -> sqlite3.Connection``).
 
-    Example
+    Example:
     -------
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.db"
@@ -131,9 +131,13 @@ class DecisionLog:
         except self._store.errors as exc:
             if not self._store.shared:
                 raise
-            logger.error("decision log store unreachable at start (%s); writes go to the spill file", exc)
+            logger.error(
+                "decision log store unreachable at start (%s); writes go to the spill file", exc
+            )
         if spill_dir is None and is_postgres_url(self.path):
-            spill_dir = os.environ.get("CARTWISE_SPILL_DIR") or os.path.join(tempfile.gettempdir(), "cartwise-spill")
+            spill_dir = os.environ.get("CARTWISE_SPILL_DIR") or os.path.join(
+                tempfile.gettempdir(), "cartwise-spill"
+            )
         self._disk = SpillFile(spill_dir, self.path) if spill_dir is not None else None
         if self._disk is not None:
             self._disk.adopt_orphans()
@@ -143,8 +147,15 @@ class DecisionLog:
         self._outcome_lock = threading.Lock()  # check-then-buffer of outcomes is atomic
         self._pending = PendingIndex(self.attribution_window)
         self._counts = {
-            "written_decisions": 0, "written_outcomes": 0, "duplicates": 0, "duplicate_decisions": 0,
-            "unknown_ids": 0, "unattributed": 0, "defaulted": 0, "read_errors": 0, "deferred": 0,
+            "written_decisions": 0,
+            "written_outcomes": 0,
+            "duplicates": 0,
+            "duplicate_decisions": 0,
+            "unknown_ids": 0,
+            "unattributed": 0,
+            "defaulted": 0,
+            "read_errors": 0,
+            "deferred": 0,
         }
         self._checkpointer = Checkpointer(self._store.checkpoint)
         self._writer = BatchWriter(
@@ -186,7 +197,8 @@ class DecisionLog:
         order_id: str | None = None,
     ) -> OutcomeReceipt:
         """Record the outcome of a decision. The first outcome wins; later ones and unknown
-        ids are counted (unknown ids logged at WARNING) and never raise."""
+        ids are counted (unknown ids logged at WARNING) and never raise.
+        """
         outcome = OutcomeRecord(decision_id, timestamp, reward, source, order_id)
         self._check_open()
         with self._outcome_lock:
@@ -204,7 +216,8 @@ class DecisionLog:
         hashed: bool = False,
     ) -> OutcomeReceipt:
         """Attribute an outcome to the user's most recent decision whose window contains
-        ``timestamp`` (``user`` is a raw id, or a hash when ``hashed=True``)."""
+        ``timestamp`` (``user`` is a raw id, or a hash when ``hashed=True``).
+        """
         user_hash = user if hashed else self.hash_user(user)
         if not isinstance(user_hash, str) or not user_hash:
             raise ValueError(f"user == {user!r}, must be a non-empty str")
@@ -214,7 +227,9 @@ class DecisionLog:
             decision_id = self._attribute(user_hash, template.timestamp)
             if decision_id is None:
                 self._bump("unattributed")
-                logger.debug("outcome at %s for user %s matches no open decision", timestamp, user_hash)
+                logger.debug(
+                    "outcome at %s for user %s matches no open decision", timestamp, user_hash
+                )
                 return OutcomeReceipt(None, OutcomeStatus.UNATTRIBUTED)
             receipt, seq = self._accept(dataclasses.replace(template, decision_id=decision_id))
         return self._settle(receipt, seq)
@@ -243,10 +258,13 @@ class DecisionLog:
             except self._store.errors as exc:
                 self._read_failed(exc)
             expired = sorted(
-                (closes, did, action) for did, (action, closes) in candidates.items() if did not in taken
+                (closes, did, action)
+                for did, (action, closes) in candidates.items()
+                if did not in taken
             )[:limit]
             defaults = [
-                OutcomeRecord(did, closes, self._default_for(action), "default") for closes, did, action in expired
+                OutcomeRecord(did, closes, self._default_for(action), "default")
+                for closes, did, action in expired
             ]
             for n, outcome in enumerate(defaults, start=1):
                 self._pending.add_outcome(outcome)
@@ -270,8 +288,13 @@ class DecisionLog:
         if not self._writer.close():
             queued, spilled = self._writer.buffered
             on_disk = self._disk.events if self._disk is not None else 0
-            logger.error("decision log closed with %d events unwritten (%d more kept in the spill file %s): %s",
-                         queued + spilled, on_disk, self._disk.path if on_disk else None, self._writer.last_error)
+            logger.error(
+                "decision log closed with %d events unwritten (%d more kept in the spill file %s): %s",
+                queued + spilled,
+                on_disk,
+                self._disk.path if on_disk else None,
+                self._writer.last_error,
+            )
         if self._disk is not None:
             self._disk.close()
         self._checkpointer.close()
@@ -327,7 +350,9 @@ class DecisionLog:
             "durability": self.durability,
             "closed": self._closed,
             "writer_alive": alive,
-            "healthy": (alive or self._closed) and not stats["retrying"] and not stats["spill_buffered"]
+            "healthy": (alive or self._closed)
+            and not stats["retrying"]
+            and not stats["spill_buffered"]
             and not stats["spill_file_events"],
             "pending_decisions": pending[0],
             "pending_outcomes": pending[1],
@@ -356,10 +381,14 @@ class DecisionLog:
         if not has_outcome and not known:
             try:
                 known, has_outcome = self._store.decision_state(did)
-            except self._store.errors as exc:  # cannot check: keep the reward, the DB ignores duplicates
+            except (
+                self._store.errors
+            ) as exc:  # cannot check: keep the reward, the DB ignores duplicates
                 self._read_failed(exc)
                 known = True
-            if not known and self._store.shared:  # decided elsewhere, not stored yet: the store joins it
+            if (
+                not known and self._store.shared
+            ):  # decided elsewhere, not stored yet: the store joins it
                 self._bump("deferred")
                 return OutcomeReceipt(did, OutcomeStatus.DEFERRED), self._writer.submit(outcome)
         if has_outcome:
@@ -368,7 +397,9 @@ class DecisionLog:
             return OutcomeReceipt(did, OutcomeStatus.DUPLICATE), 0
         if not known:
             self._bump("unknown_ids")
-            logger.warning("outcome for unknown decision_id %r (source %s) ignored", did, outcome.source)
+            logger.warning(
+                "outcome for unknown decision_id %r (source %s) ignored", did, outcome.source
+            )
             return OutcomeReceipt(did, OutcomeStatus.UNKNOWN), 0
         self._pending.add_outcome(outcome)
         return OutcomeReceipt(did, OutcomeStatus.ACCEPTED), self._writer.submit(outcome)
@@ -403,7 +434,9 @@ class DecisionLog:
         self._bump("duplicates", len(outcomes) - n_out)
         if n_dec < len(decisions):
             self._bump("duplicate_decisions", len(decisions) - n_dec)
-            logger.warning("%d decisions with an already-logged decision_id ignored", len(decisions) - n_dec)
+            logger.warning(
+                "%d decisions with an already-logged decision_id ignored", len(decisions) - n_dec
+            )
 
     def _committed(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
         self._pending.forget(batch)

@@ -45,19 +45,24 @@ class PendingIndex:
 
     def latest_for_user(self, user_hash: str, at: float) -> tuple[float, str] | None:
         """(timestamp, id) of the user's latest buffered decision whose window contains ``at``;
-        the last appended wins ties."""
+        the last appended wins ties.
+        """
         best = None
         with self._lock:
             for decision_id in self._by_user.get(user_hash, ()):
                 rec = self._decisions.get(decision_id)
-                if rec is not None and rec.timestamp <= at < rec.timestamp + self.attribution_window:
+                if (
+                    rec is not None
+                    and rec.timestamp <= at < rec.timestamp + self.attribution_window
+                ):
                     if best is None or rec.timestamp >= best[0]:
                         best = (rec.timestamp, decision_id)
         return best
 
     def expired(self, now: float) -> tuple[dict[str, tuple[str, float]], set[str]]:
         """Buffered decisions whose window closed by ``now`` ({id: (action, window close)}),
-        and the ids of decisions with a buffered outcome."""
+        and the ids of decisions with a buffered outcome.
+        """
         with self._lock:
             closed = {
                 rec.decision_id: (rec.action, rec.timestamp + self.attribution_window)
@@ -68,7 +73,8 @@ class PendingIndex:
 
     def forget(self, events: Sequence[DecisionRecord | OutcomeRecord]) -> None:
         """Remove committed (or dropped) events, a few at a time: callers adding events
-        (the decide path) never wait for more than one short chunk."""
+        (the decide path) never wait for more than one short chunk.
+        """
         for start in range(0, len(events), FORGET_CHUNK):
             with self._lock:
                 for event in events[start : start + FORGET_CHUNK]:

@@ -174,7 +174,12 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "decision_log", "decisions, outcomes, outcome events and the in-database join", DECISION_LOG_V1),
+    Migration(
+        1,
+        "decision_log",
+        "decisions, outcomes, outcome events and the in-database join",
+        DECISION_LOG_V1,
+    ),
 )
 
 #: Version of the newest migration this code knows.

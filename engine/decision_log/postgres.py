@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 POOL_TIMEOUT_S = 2.0  # longest wait for a connection before a write or read counts as failed
 CONNECT_TIMEOUT_S = 3
-BACKWARD_WINDOW_S = 120.0  # an event up to this long before a user's decision is still attributed to it
+BACKWARD_WINDOW_S = (
+    120.0  # an event up to this long before a user's decision is still attributed to it
+)
 PENDING_TTL_S = 600.0  # an event whose decision never arrives is marked unknown after this long
 
 _DECISION_INSERT = (
@@ -77,8 +79,15 @@ class OutcomeEvent:
 
 def event_of(outcome: OutcomeRecord) -> OutcomeEvent:
     """The event a log outcome is written as (its id makes a replay a no-op)."""
-    return OutcomeEvent("d:" + outcome.decision_id, outcome.decision_id, None, outcome.timestamp,
-                        outcome.reward, outcome.source, outcome.order_id)
+    return OutcomeEvent(
+        "d:" + outcome.decision_id,
+        outcome.decision_id,
+        None,
+        outcome.timestamp,
+        outcome.reward,
+        outcome.source,
+        outcome.order_id,
+    )
 
 
 def new_event_id() -> str:
@@ -103,15 +112,26 @@ class PostgresStore:
     shared = True
     errors: tuple[type[BaseException], ...] = (psycopg.Error, psycopg_pool.PoolTimeout)
 
-    def __init__(self, url: str, *, pool_size: int = 4, backward_window: float = BACKWARD_WINDOW_S,
-                 pending_ttl: float = PENDING_TTL_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        backward_window: float = BACKWARD_WINDOW_S,
+        pending_ttl: float = PENDING_TTL_S,
+    ) -> None:
         self.location = url
         self.backward_window = float(backward_window)
         self.pending_ttl = float(pending_ttl)
         self._pool = psycopg_pool.ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=POOL_TIMEOUT_S,
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            timeout=POOL_TIMEOUT_S,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            check=psycopg_pool.ConnectionPool.check_connection, name="cartwise-decision-log",
+            check=psycopg_pool.ConnectionPool.check_connection,
+            name="cartwise-decision-log",
         )
         self._pool.open(wait=False)
         self._ready = False
@@ -134,10 +154,14 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ writes
     def write(
-        self, decisions: Sequence[DecisionRecord], outcomes: Sequence[OutcomeRecord | OutcomeEvent], window: float
+        self,
+        decisions: Sequence[DecisionRecord],
+        outcomes: Sequence[OutcomeRecord | OutcomeEvent],
+        window: float,
     ) -> tuple[int, int]:
         """Write a batch in one transaction, then join pending events; return (decisions,
-        outcome events) inserted (replayed rows are not counted)."""
+        outcome events) inserted (replayed rows are not counted).
+        """
         self.open()
         columns: list[list[Any]] = [[] for _ in range(15)]
         vocab: dict[str, tuple[str, str]] = {}
@@ -149,39 +173,68 @@ class PostgresStore:
                 vocab[action_set] = ("actions", encode_names(rec.actions))
             if feature_set not in self._stored_vocab:
                 vocab[feature_set] = ("features", encode_names(names))
-            row = (rec.decision_id, rec.timestamp, rec.user_hash, rec.model_version, rec.action,
-                   rec.action_index, rec.probabilities[rec.action_index], action_set,
-                   encode_f64(rec.probabilities), encode_mask(rec.actions, rec.eligible), feature_set,
-                   encode_f32(tuple(rec.features.values())), rec.payload_json, rec.fallback,
-                   rec.timestamp + window)
+            row = (
+                rec.decision_id,
+                rec.timestamp,
+                rec.user_hash,
+                rec.model_version,
+                rec.action,
+                rec.action_index,
+                rec.probabilities[rec.action_index],
+                action_set,
+                encode_f64(rec.probabilities),
+                encode_mask(rec.actions, rec.eligible),
+                feature_set,
+                encode_f32(tuple(rec.features.values())),
+                rec.payload_json,
+                rec.fallback,
+                rec.timestamp + window,
+            )
             for column, value in zip(columns, row):
                 column.append(value)
         events = [event_of(o) if type(o) is OutcomeRecord else o for o in outcomes]
         n_dec = n_out = 0
         with self._pool.connection() as conn, conn.transaction():
             if vocab:
-                conn.execute(_VOCAB_INSERT, (list(vocab), [k for k, _ in vocab.values()],
-                                             [n for _, n in vocab.values()]))
+                conn.execute(
+                    _VOCAB_INSERT,
+                    (list(vocab), [k for k, _ in vocab.values()], [n for _, n in vocab.values()]),
+                )
             if decisions:
                 n_dec = conn.execute(_DECISION_INSERT, columns).rowcount
             if events:
                 n_out = conn.execute(_EVENT_INSERT, _event_columns(events)).rowcount
-            conn.execute(_JOIN_SOME, (self.backward_window, self.pending_ttl, [e.event_id for e in events],
-                                      columns[0], sorted(set(columns[2]))))
+            conn.execute(
+                _JOIN_SOME,
+                (
+                    self.backward_window,
+                    self.pending_ttl,
+                    [e.event_id for e in events],
+                    columns[0],
+                    sorted(set(columns[2])),
+                ),
+            )
         self._stored_vocab.update(vocab)
         return n_dec, n_out
 
     def report(self, events: Sequence[OutcomeEvent]) -> list[str]:
         """Insert outcome events, join them, and return each one's status (``joined``,
-        ``duplicate``, ``late``, ``pending``, ``unknown`` or ``unattributed``)."""
+        ``duplicate``, ``late``, ``pending``, ``unknown`` or ``unattributed``).
+        """
         self.open()
         with self._pool.connection() as conn:
             with conn.transaction():
                 conn.execute(_EVENT_INSERT, _event_columns(events))
-                conn.execute(_JOIN_SOME, (self.backward_window, self.pending_ttl, [e.event_id for e in events], [], []))
-            rows = dict(conn.execute(
-                "SELECT event_id, status FROM outcome_events WHERE event_id = ANY(%s)", ([e.event_id for e in events],)
-            ).fetchall())
+                conn.execute(
+                    _JOIN_SOME,
+                    (self.backward_window, self.pending_ttl, [e.event_id for e in events], [], []),
+                )
+            rows = dict(
+                conn.execute(
+                    "SELECT event_id, status FROM outcome_events WHERE event_id = ANY(%s)",
+                    ([e.event_id for e in events],),
+                ).fetchall()
+            )
         return [rows[e.event_id] for e in events]
 
     def checkpoint(self) -> tuple[int, int]:
@@ -192,8 +245,9 @@ class PostgresStore:
         """Sweep every pending event: join those whose decision has arrived, expire stale ones."""
         self.open()
         with self._pool.connection() as conn:
-            return conn.execute("SELECT cartwise_join_pending(%s, %s)",
-                                (self.backward_window, self.pending_ttl)).fetchone()[0]
+            return conn.execute(
+                "SELECT cartwise_join_pending(%s, %s)", (self.backward_window, self.pending_ttl)
+            ).fetchone()[0]
 
     # ------------------------------------------------------------------ reads
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
@@ -204,13 +258,17 @@ class PostgresStore:
     def decision_state(self, decision_id: str) -> tuple[bool, bool]:
         row = self._read(
             "SELECT EXISTS (SELECT 1 FROM decisions WHERE decision_id = %s),"
-            " EXISTS (SELECT 1 FROM outcomes WHERE decision_id = %s)", (decision_id, decision_id))[0]
+            " EXISTS (SELECT 1 FROM outcomes WHERE decision_id = %s)",
+            (decision_id, decision_id),
+        )[0]
         return bool(row[0]), bool(row[1])
 
     def latest_for_user(self, user_hash: str, at: float) -> tuple[str, float] | None:
         rows = self._read(
             "SELECT decision_id, timestamp FROM decisions WHERE user_hash = %s AND timestamp <= %s"
-            " AND window_closes > %s ORDER BY timestamp DESC, seq DESC LIMIT 1", (user_hash, at, at))
+            " AND window_closes > %s ORDER BY timestamp DESC, seq DESC LIMIT 1",
+            (user_hash, at, at),
+        )
         return (rows[0][0], rows[0][1]) if rows else None
 
     def expired_open(self, now: float, limit: int | None = None) -> list[tuple[str, str, float]]:
@@ -218,21 +276,47 @@ class PostgresStore:
             "SELECT d.decision_id, d.action, d.window_closes FROM decisions AS d"
             " WHERE NOT d.resolved AND d.window_closes <= %s"
             " AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.decision_id = d.decision_id)"
-            " ORDER BY d.window_closes LIMIT %s", (now, limit))
+            " ORDER BY d.window_closes LIMIT %s",
+            (now, limit),
+        )
 
     def fetch_decision(self, decision_id: str) -> DecisionRecord | None:
-        rows = self._read(f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = %s", (decision_id,))
+        rows = self._read(
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = %s", (decision_id,)
+        )
         if not rows:
             return None
-        (did, ts, user_hash, model_version, action, _index, _prob, action_set, probs, mask,
-         feature_set, features, payload, fallback, _closes) = rows[0]
+        (
+            did,
+            ts,
+            user_hash,
+            model_version,
+            action,
+            _index,
+            _prob,
+            action_set,
+            probs,
+            mask,
+            feature_set,
+            features,
+            payload,
+            fallback,
+            _closes,
+        ) = rows[0]
         actions = self._names(action_set)
         eligible = [name for name, ok in zip(actions, decode_mask(bytes(mask))) if ok]
         return DecisionRecord(
-            decision_id=did, timestamp=ts, user_hash=user_hash, model_version=model_version,
-            actions=actions, probabilities=tuple(decode_f64(bytes(probs)).tolist()), eligible=tuple(eligible),
-            action=action, features=dict(zip(self._names(feature_set), decode_f32(bytes(features)).tolist())),
-            payload=json.loads(payload), fallback=bool(fallback),
+            decision_id=did,
+            timestamp=ts,
+            user_hash=user_hash,
+            model_version=model_version,
+            actions=actions,
+            probabilities=tuple(decode_f64(bytes(probs)).tolist()),
+            eligible=tuple(eligible),
+            action=action,
+            features=dict(zip(self._names(feature_set), decode_f32(bytes(features)).tolist())),
+            payload=json.loads(payload),
+            fallback=bool(fallback),
         )
 
     def _names(self, vid: str) -> tuple[str, ...]:
@@ -244,22 +328,29 @@ class PostgresStore:
             names = self._vocab[vid] = decode_names(rows[0][0])
         return names
 
-    def read_rows(self, since: float | None = None, until: float | None = None
-                  ) -> tuple[list[tuple], dict[str, tuple[str, ...]]]:
+    def read_rows(
+        self, since: float | None = None, until: float | None = None
+    ) -> tuple[list[tuple], dict[str, tuple[str, ...]]]:
         """Decisions joined with outcomes (the row layout :func:`~engine.decision_log.export.read_log`
-        decodes) and the vocabularies, from one snapshot."""
+        decodes) and the vocabularies, from one snapshot.
+        """
         self.open()
         columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
-        sql = (f"SELECT {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"
-               " LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
-               " WHERE (%(since)s::float8 IS NULL OR d.timestamp >= %(since)s)"
-               " AND (%(until)s::float8 IS NULL OR d.timestamp < %(until)s) ORDER BY d.timestamp, d.seq")
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                rows = conn.execute(sql, {"since": since, "until": until}).fetchall()
-                vocab = {vid: decode_names(names) for vid, names in conn.execute(
-                    "SELECT vocab_id, names FROM vocabularies").fetchall()}
+        sql = (
+            f"SELECT {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"
+            " LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
+            " WHERE (%(since)s::float8 IS NULL OR d.timestamp >= %(since)s)"
+            " AND (%(until)s::float8 IS NULL OR d.timestamp < %(until)s) ORDER BY d.timestamp, d.seq"
+        )
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            rows = conn.execute(sql, {"since": since, "until": until}).fetchall()
+            vocab = {
+                vid: decode_names(names)
+                for vid, names in conn.execute(
+                    "SELECT vocab_id, names FROM vocabularies"
+                ).fetchall()
+            }
         return rows, vocab
 
     def outcome_counts(self) -> dict[str, int]:
@@ -268,24 +359,41 @@ class PostgresStore:
 
 
 def _event_columns(events: Sequence[OutcomeEvent]) -> list[list[Any]]:
-    return [[e.event_id for e in events], [e.decision_id for e in events], [e.user_hash for e in events],
-            [e.timestamp for e in events], [e.reward for e in events], [e.source for e in events],
-            [e.order_id for e in events]]
+    return [
+        [e.event_id for e in events],
+        [e.decision_id for e in events],
+        [e.user_hash for e in events],
+        [e.timestamp for e in events],
+        [e.reward for e in events],
+        [e.source for e in events],
+        [e.order_id for e in events],
+    ]
 
 
 def migrate(conn: psycopg.Connection) -> int:
     """Bring the schema on ``conn``'s search path to :data:`SCHEMA_VERSION`; return the
-    version found before. Raises ValueError for a database newer than this code."""
+    version found before. Raises ValueError for a database newer than this code.
+    """
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,))
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,)
+        )
         conn.execute(VERSION_TABLE_DDL)
         found = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
         if found > SCHEMA_VERSION:
-            raise ValueError(f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}")
+            raise ValueError(
+                f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}"
+            )
         for step in MIGRATIONS:
             if step.version > found:
                 conn.execute(step.sql)
-                conn.execute(f"INSERT INTO {VERSION_TABLE} (version, component, description) VALUES (%s, %s, %s)",
-                             (step.version, step.component, step.description))
-                logger.info("decision log schema migrated to version %d (%s)", step.version, step.description)
+                conn.execute(
+                    f"INSERT INTO {VERSION_TABLE} (version, component, description) VALUES (%s, %s, %s)",
+                    (step.version, step.component, step.description),
+                )
+                logger.info(
+                    "decision log schema migrated to version %d (%s)",
+                    step.version,
+                    step.description,
+                )
     return found

@@ -86,7 +86,7 @@ def _feature_names(names: tuple) -> tuple[str, ...]:
 
 
 def _as_list(raw: Any) -> Any:
-    """numpy arrays -> lists of Python floats; other sequences unchanged."""
+    """Numpy arrays -> lists of Python floats; other sequences unchanged."""
     return raw.tolist() if hasattr(raw, "tolist") and not isinstance(raw, (str, bytes)) else raw
 
 
@@ -154,24 +154,38 @@ class DecisionRecord:
         try:
             encoded = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"payload == {self.payload!r}, must be JSON-serialisable: {exc}") from None
+            raise ValueError(
+                f"payload == {self.payload!r}, must be JSON-serialisable: {exc}"
+            ) from None
         put(self, "payload_json", encoded)
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback == {self.fallback!r}, must be a bool")
 
-    def _checked_probabilities(self, actions: tuple[str, ...], ineligible: tuple[int, ...]) -> tuple[float, ...]:
+    def _checked_probabilities(
+        self, actions: tuple[str, ...], ineligible: tuple[int, ...]
+    ) -> tuple[float, ...]:
         raw = _as_list(self.probabilities)
         if isinstance(raw, (str, bytes)) or not hasattr(raw, "__len__") or len(raw) != len(actions):
-            raise ValueError(f"probabilities == {raw!r}, must have one entry per action ({len(actions)})")
+            raise ValueError(
+                f"probabilities == {raw!r}, must have one entry per action ({len(actions)})"
+            )
         probs = tuple(raw)
-        if not all(type(p) is float and 0.0 <= p <= 1.0 for p in probs):  # slow path: convert or explain
-            probs = tuple(check_probability(p, f"probability of {name!r}") for name, p in zip(actions, probs))
+        if not all(
+            type(p) is float and 0.0 <= p <= 1.0 for p in probs
+        ):  # slow path: convert or explain
+            probs = tuple(
+                check_probability(p, f"probability of {name!r}") for name, p in zip(actions, probs)
+            )
         for i in ineligible:
             if probs[i] != 0.0:
-                raise ValueError(f"probability of ineligible action {actions[i]!r} == {probs[i]!r}, must be 0")
+                raise ValueError(
+                    f"probability of ineligible action {actions[i]!r} == {probs[i]!r}, must be 0"
+                )
         total = math.fsum(probs)
         if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
-            raise ValueError(f"sum(probabilities) == {total!r}, must be 1 (+-{PROBABILITY_SUM_TOLERANCE})")
+            raise ValueError(
+                f"sum(probabilities) == {total!r}, must be 1 (+-{PROBABILITY_SUM_TOLERANCE})"
+            )
         return probs
 
     def _checked_features(self) -> dict[str, float]:
@@ -184,7 +198,9 @@ class DecisionRecord:
             return dict(zip(names, values))
         out: dict[str, float] = {}  # slow path: convert or explain
         for name, value in zip(names, values):
-            out[name] = check_number(value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX)
+            out[name] = check_number(
+                value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX
+            )
         return out
 
     @property
@@ -225,7 +241,9 @@ class OutcomeStatus(str, enum.Enum):
     DUPLICATE = "duplicate"  #: the decision already had an outcome: counted, not stored
     UNKNOWN = "unknown"  #: no such decision id: counted, logged at WARNING
     UNATTRIBUTED = "unattributed"  #: no decision of that user inside its window
-    DEFERRED = "deferred"  #: shared store: decision not stored yet; the store joins it when it arrives
+    DEFERRED = (
+        "deferred"  #: shared store: decision not stored yet; the store joins it when it arrives
+    )
 
 
 @dataclass(frozen=True, slots=True)

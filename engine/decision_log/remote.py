@@ -27,33 +27,57 @@ _LOCK = threading.Lock()
 _OPEN: dict[str, Any] = {}  # target -> PostgresStore or DecisionLog, reused by later calls
 
 _SQLITE_STATUS = {
-    OutcomeStatus.ACCEPTED: "joined", OutcomeStatus.DUPLICATE: "duplicate", OutcomeStatus.UNKNOWN: "unknown",
-    OutcomeStatus.UNATTRIBUTED: "unattributed", OutcomeStatus.DEFERRED: "pending",
+    OutcomeStatus.ACCEPTED: "joined",
+    OutcomeStatus.DUPLICATE: "duplicate",
+    OutcomeStatus.UNKNOWN: "unknown",
+    OutcomeStatus.UNATTRIBUTED: "unattributed",
+    OutcomeStatus.DEFERRED: "pending",
 }
 
 
 def record_outcome(
-    store: str | os.PathLike[str], decision_id: str, *, value: float, timestamp: float, order_id: str | None = None
+    store: str | os.PathLike[str],
+    decision_id: str,
+    *,
+    value: float,
+    timestamp: float,
+    order_id: str | None = None,
 ) -> str:
     """Report the outcome (e.g. profit) of decision ``decision_id``; return the join status.
 
     Raises ValueError for invalid fields and the store's error (e.g. ``psycopg.OperationalError``)
     when it cannot be reached, so the caller can retry.
     """
-    outcome = OutcomeRecord(decision_id, timestamp, value, "reward", order_id)  # validates the fields
+    outcome = OutcomeRecord(
+        decision_id, timestamp, value, "reward", order_id
+    )  # validates the fields
     target = _opened(store)
     if is_postgres_url(store):
         from .postgres import OutcomeEvent, new_event_id
 
-        event = OutcomeEvent(new_event_id(), outcome.decision_id, None, outcome.timestamp, outcome.reward,
-                             outcome.source, outcome.order_id)
+        event = OutcomeEvent(
+            new_event_id(),
+            outcome.decision_id,
+            None,
+            outcome.timestamp,
+            outcome.reward,
+            outcome.source,
+            outcome.order_id,
+        )
         return target.report([event])[0]
-    receipt = target.append_outcome(outcome.decision_id, outcome.reward, outcome.timestamp, "reward", order_id)
+    receipt = target.append_outcome(
+        outcome.decision_id, outcome.reward, outcome.timestamp, "reward", order_id
+    )
     return _SQLITE_STATUS[receipt.status]
 
 
 def record_order(
-    store: str | os.PathLike[str], *, user_id: str, value: float, timestamp: float, order_id: str | None = None,
+    store: str | os.PathLike[str],
+    *,
+    user_id: str,
+    value: float,
+    timestamp: float,
+    order_id: str | None = None,
     salt: str | bytes | None = None,
 ) -> str:
     """Report an order of ``user_id``, attributed to the user's latest decision whose window
@@ -69,9 +93,13 @@ def record_order(
     if is_postgres_url(store):
         from .postgres import OutcomeEvent, new_event_id
 
-        event = OutcomeEvent(new_event_id(), None, user_hash, template.timestamp, template.reward, "event", order_id)
+        event = OutcomeEvent(
+            new_event_id(), None, user_hash, template.timestamp, template.reward, "event", order_id
+        )
         return target.report([event])[0]
-    receipt = target.outcome_for_user(user_hash, template.reward, template.timestamp, order_id, hashed=True)
+    receipt = target.outcome_for_user(
+        user_hash, template.reward, template.timestamp, order_id, hashed=True
+    )
     return _SQLITE_STATUS[receipt.status]
 
 

@@ -76,7 +76,11 @@ DECISION_INSERT = (
     " payload, fallback, window_closes) VALUES ",
     15,
 )
-OUTCOME_INSERT = ("INSERT OR IGNORE INTO outcomes (decision_id, timestamp, reward, source, order_id) VALUES ", 5)
+OUTCOME_INSERT = (
+    "INSERT OR IGNORE INTO outcomes (decision_id, timestamp, reward, source, order_id) VALUES ",
+    5,
+)
+
 
 @lru_cache(maxsize=64)
 def values_sql(head: str, width: int, n_rows: int) -> str:

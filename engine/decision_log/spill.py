@@ -82,9 +82,12 @@ class SpillFile:
 
     def adopt_orphans(self) -> int:
         """Move the frames of unlocked spill files of the same store (left by dead
-        processes) into this file, in file order, and delete them; return events adopted."""
+        processes) into this file, in file order, and delete them; return events adopted.
+        """
         adopted = 0
-        for path in sorted(self.path.parent.glob(f"{self.prefix}-*{SUFFIX}"), key=lambda p: p.stat().st_mtime):
+        for path in sorted(
+            self.path.parent.glob(f"{self.prefix}-*{SUFFIX}"), key=lambda p: p.stat().st_mtime
+        ):
             if path == self.path:
                 continue
             try:
@@ -104,7 +107,9 @@ class SpillFile:
             finally:
                 os.close(fd)
         if adopted:
-            logger.warning("decision log: adopted %d events from spill files of dead processes", adopted)
+            logger.warning(
+                "decision log: adopted %d events from spill files of dead processes", adopted
+            )
         return adopted
 
     def close(self) -> None:
@@ -120,7 +125,7 @@ class SpillFile:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _read_frames(fd: int, offset: int) -> Iterator[tuple[int, list[Any]]]:

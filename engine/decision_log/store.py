@@ -65,7 +65,9 @@ WRITER_AUTOCHECKPOINT_PAGES = 16_384  # SQLite's default is 1,000 (4 MB of 4 KiB
 
 def default_connect(path: str) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode, usable from any thread (callers serialise access)."""
-    return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    return sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
 
 
 class SQLiteStore:
@@ -85,7 +87,9 @@ class SQLiteStore:
     shared = False
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL", connect: ConnectFn | None = None) -> None:
+    def __init__(
+        self, path: str, *, synchronous: str = "NORMAL", connect: ConnectFn | None = None
+    ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous == {synchronous!r}, must be 'FULL' or 'NORMAL'")
         self.path = self.location = path
@@ -106,11 +110,14 @@ class SQLiteStore:
         version = _when_unlocked(conn.execute, "PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._discard_writer()
-            raise ValueError(f"{self.path!r} has schema version {version}, this code reads <= {SCHEMA_VERSION}")
+            raise ValueError(
+                f"{self.path!r} has schema version {version}, this code reads <= {SCHEMA_VERSION}"
+            )
         if version < SCHEMA_VERSION:
             try:
                 _when_unlocked(
-                    conn.executescript, f"BEGIN IMMEDIATE; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    conn.executescript,
+                    f"BEGIN IMMEDIATE; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
                 )
             except BaseException:
                 self._discard_writer()
@@ -169,7 +176,9 @@ class SQLiteStore:
             if self._checkpointer is None:
                 self._checkpointer = default_connect(self.path)
             try:
-                _busy, frames, copied = self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _busy, frames, copied = self._checkpointer.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
             except sqlite3.Error:
                 self._checkpointer.close()
                 self._checkpointer = None
@@ -205,22 +214,45 @@ class SQLiteStore:
             feature_set = vocab_id("features", names)
             vocab[action_set] = ("actions", rec.actions)
             vocab[feature_set] = ("features", names)
-            rows.append((
-                rec.decision_id, rec.timestamp, rec.user_hash, rec.model_version, rec.action,
-                rec.action_index, rec.probabilities[rec.action_index], action_set,
-                encode_f64(rec.probabilities), encode_mask(rec.actions, rec.eligible), feature_set,
-                encode_f32(tuple(rec.features.values())), rec.payload_json, int(rec.fallback),
-                rec.timestamp + window,
-            ))
-        new_vocab = [(vid, kind, encode_names(names)) for vid, (kind, names) in vocab.items()
-                     if vid not in self._stored_vocab]
+            rows.append(
+                (
+                    rec.decision_id,
+                    rec.timestamp,
+                    rec.user_hash,
+                    rec.model_version,
+                    rec.action,
+                    rec.action_index,
+                    rec.probabilities[rec.action_index],
+                    action_set,
+                    encode_f64(rec.probabilities),
+                    encode_mask(rec.actions, rec.eligible),
+                    feature_set,
+                    encode_f32(tuple(rec.features.values())),
+                    rec.payload_json,
+                    int(rec.fallback),
+                    rec.timestamp + window,
+                )
+            )
+        new_vocab = [
+            (vid, kind, encode_names(names))
+            for vid, (kind, names) in vocab.items()
+            if vid not in self._stored_vocab
+        ]
         # (statement, parameters, counts as: 0 vocabulary, 1 decisions, 2 outcomes); the
         # outcome_resolves_decision trigger marks the decisions of new outcomes resolved
         statements = [
             *((sql, params, 0) for sql, params in _statements(VOCAB_INSERT, new_vocab)),
             *((sql, params, 1) for sql, params in _statements(DECISION_INSERT, rows)),
-            *((sql, params, 2) for sql, params in _statements(
-                OUTCOME_INSERT, [(o.decision_id, o.timestamp, o.reward, o.source, o.order_id) for o in outcomes])),
+            *(
+                (sql, params, 2)
+                for sql, params in _statements(
+                    OUTCOME_INSERT,
+                    [
+                        (o.decision_id, o.timestamp, o.reward, o.source, o.order_id)
+                        for o in outcomes
+                    ],
+                )
+            ),
         ]
         inserted = [0, 0, 0]
         conn = self._write_connection()
@@ -271,18 +303,42 @@ class SQLiteStore:
 
     def fetch_decision(self, decision_id: str) -> DecisionRecord | None:
         """Rebuild a stored decision (features come back rounded to float32)."""
-        rows = self._read(f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = ?", (decision_id,))
+        rows = self._read(
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = ?", (decision_id,)
+        )
         if not rows:
             return None
-        (did, ts, user_hash, model_version, action, _index, _prob, action_set, probs, mask,
-         feature_set, features, payload, fallback, _closes) = rows[0]
+        (
+            did,
+            ts,
+            user_hash,
+            model_version,
+            action,
+            _index,
+            _prob,
+            action_set,
+            probs,
+            mask,
+            feature_set,
+            features,
+            payload,
+            fallback,
+            _closes,
+        ) = rows[0]
         actions = self._names(action_set)
         eligible = [name for name, ok in zip(actions, decode_mask(mask)) if ok]
         return DecisionRecord(
-            decision_id=did, timestamp=ts, user_hash=user_hash, model_version=model_version,
-            actions=actions, probabilities=tuple(decode_f64(probs).tolist()), eligible=tuple(eligible),
-            action=action, features=dict(zip(self._names(feature_set), decode_f32(features).tolist())),
-            payload=json.loads(payload), fallback=bool(fallback),
+            decision_id=did,
+            timestamp=ts,
+            user_hash=user_hash,
+            model_version=model_version,
+            actions=actions,
+            probabilities=tuple(decode_f64(probs).tolist()),
+            eligible=tuple(eligible),
+            action=action,
+            features=dict(zip(self._names(feature_set), decode_f32(features).tolist())),
+            payload=json.loads(payload),
+            fallback=bool(fallback),
         )
 
     def sweep(self) -> int:
@@ -302,7 +358,8 @@ class SQLiteStore:
 def _when_unlocked(call: Callable[..., T], *args: object) -> T:
     """``call(*args)``, retried while the database is locked by another connection, for up
     to ``BUSY_TIMEOUT_S``. Only for calls that change nothing when they fail busy (a lone
-    statement, ``BEGIN IMMEDIATE``, a script that starts with it)."""
+    statement, ``BEGIN IMMEDIATE``, a script that starts with it).
+    """
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
         try:
@@ -330,7 +387,9 @@ def check_path(path: str | os.PathLike[str]) -> str:
     """Validate a database path (a real file in an existing directory) and return it as str."""
     text = os.fspath(path)
     if not isinstance(text, str) or not text or text == ":memory:" or text.startswith("file:"):
-        raise ValueError(f"path == {path!r}, must be a file path (in-memory databases cannot be shared)")
+        raise ValueError(
+            f"path == {path!r}, must be a file path (in-memory databases cannot be shared)"
+        )
     parent = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(parent):
         raise ValueError(f"path == {path!r}: directory {parent!r} does not exist")

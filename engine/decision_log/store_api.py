@@ -69,7 +69,8 @@ class Store(Protocol):
 
     def checkpoint(self) -> tuple[int, int]:
         """Move committed work to its final place off the commit path (SQLite: a passive WAL
-        checkpoint); return (pending units, units moved). A no-op where the server does it."""
+        checkpoint); return (pending units, units moved). A no-op where the server does it.
+        """
 
 
 def open_store(target: str | os.PathLike[str], *, durability: str, **options: object) -> Store:
@@ -80,5 +81,6 @@ def open_store(target: str | os.PathLike[str], *, durability: str, **options: ob
         return PostgresStore(str(target), **options)  # type: ignore[arg-type]
     from .store import SQLiteStore, check_path
 
-    return SQLiteStore(check_path(target), synchronous="FULL" if durability == "fsync" else "NORMAL",
-                       **options)  # type: ignore[arg-type]
+    return SQLiteStore(
+        check_path(target), synchronous="FULL" if durability == "fsync" else "NORMAL", **options
+    )  # type: ignore[arg-type]

@@ -261,7 +261,11 @@ class BatchWriter:
         if backing_off and self._disk is None:
             return False
         with self._lock:
-            if not self._queue and not self._spill and not (self._disk is not None and self._disk.events):
+            if (
+                not self._queue
+                and not self._spill
+                and not (self._disk is not None and self._disk.events)
+            ):
                 return True
             from_spill, from_queue = list(self._spill), list(self._queue)
             self._spill.clear()
@@ -281,7 +285,8 @@ class BatchWriter:
 
     def _drain_with_disk(self, batch: list[Any], n_new: int, seq: int, backing_off: bool) -> bool:
         """Commit ``batch`` directly when no backlog is on disk; otherwise (or when that
-        fails) park it in the spill file and, unless backing off, replay the file in order."""
+        fails) park it in the spill file and, unless backing off, replay the file in order.
+        """
         disk = self._disk
         if not disk.events and not backing_off:
             try:
@@ -343,7 +348,11 @@ class BatchWriter:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
             backlog = self._disk.events
-        logger.error("decision log write failed (%s); %d events held in the spill file", self.last_error, backlog)
+        logger.error(
+            "decision log write failed (%s); %d events held in the spill file",
+            self.last_error,
+            backlog,
+        )
 
     def _committed(self, batch: list[Any], seq: int) -> None:
         now = time.time()
@@ -368,12 +377,14 @@ class BatchWriter:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
             held = batch + list(self._spill)  # failed batch first: it is the oldest
-            dropped = held[self._spill_size:]
+            dropped = held[self._spill_size :]
             self._spill = collections.deque(held[: self._spill_size])
             if dropped:
                 self.counts["dropped"] += len(dropped)
             n_held = len(self._spill) + len(self._queue)
-        logger.error("decision log write failed (%s); %d events held in memory", self.last_error, n_held)
+        logger.error(
+            "decision log write failed (%s); %d events held in memory", self.last_error, n_held
+        )
         if dropped:
             self._report_drop(dropped)
 

@@ -122,7 +122,7 @@ class RidgeLearnerMixin:
     """
 
     fit_intercept: bool
-    _stats: "RidgeStats"
+    _stats: RidgeStats
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return add_intercept(X) if self.fit_intercept else X

@@ -214,7 +214,9 @@ class Learner(ABC):
             arrays = load_arrays(data)
             header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
         except Exception as exc:  # any parsing failure means "not our format"
-            raise ValueError(f"data ({len(data)} bytes) is not a serialised Learner: {exc}") from None
+            raise ValueError(
+                f"data ({len(data)} bytes) is not a serialised Learner: {exc}"
+            ) from None
         name = _check_header(header)
         target = Learner._classes.get(name)
         if target is None:
@@ -349,15 +351,23 @@ def _check_header(header: Any) -> str:
     if not isinstance(header, dict):
         raise ValueError(f"learner header is a {type(header).__name__}, must be an object")
     expected: dict[str, tuple[type, ...]] = {
-        "format": (str,), "class": (str,), "action_names": (list,), "feature_names": (list,),
-        "reward_scale": (int, float), "params": (dict,), "meta": (dict,), "n_updates": (int,),
+        "format": (str,),
+        "class": (str,),
+        "action_names": (list,),
+        "feature_names": (list,),
+        "reward_scale": (int, float),
+        "params": (dict,),
+        "meta": (dict,),
+        "n_updates": (int,),
     }
     for key, types in expected.items():
         if key not in header:
             raise ValueError(f"learner header has no {key!r}")
         value = header[key]
         if not isinstance(value, types) or isinstance(value, bool):
-            raise ValueError(f"learner header {key} == {repr(value)[:80]}, must be {' or '.join(t.__name__ for t in types)}")
+            raise ValueError(
+                f"learner header {key} == {repr(value)[:80]}, must be {' or '.join(t.__name__ for t in types)}"
+            )
     if header["format"] != _FORMAT:
         raise ValueError(f"format == {header['format']!r}, must be {_FORMAT!r}")
     if header["n_updates"] < 0:

@@ -189,7 +189,9 @@ class VWLearner(Learner):
         self.whiten_floor = check_probability(whiten_floor, "whiten_floor")
         self._whitening: Whitening | None = None
         # updates kept until the whitening is fitted: (x, action, probability, scaled reward)
-        self._warmup: list[tuple[np.ndarray, int, float, float]] | None = [] if self.whiten_after else None
+        self._warmup: list[tuple[np.ndarray, int, float, float]] | None = (
+            [] if self.whiten_after else None
+        )
         self.seed = seed
         self._vw_seed = _vw_seed(seed)
         self._shared_template = self._make_shared_template()
@@ -209,7 +211,8 @@ class VWLearner(Learner):
     @property
     def vw_examples(self) -> float:
         """Examples in VW's statistics since construction or loading: every update, and every
-        prediction made through text (predictions through kept examples are not counted)."""
+        prediction made through text (predictions through kept examples are not counted).
+        """
         with self._lock:
             return float(self._ws.get_weighted_examples())
 
@@ -308,7 +311,8 @@ class VWLearner(Learner):
 
     def _predict(self, values: list[float], eligible: list[bool]) -> list[float]:
         """VW's pmf over the eligible actions for shared feature ``values`` (whitened if the
-        learner whitens; VW stores them as float32), spread back to all actions (0 elsewhere)."""
+        learner whitens; VW stores them as float32), spread back to all actions (0 elsewhere).
+        """
         if self._native and self._examples is not None:
             pmf = self._examples.predict(values, eligible)
         else:
@@ -377,7 +381,9 @@ class VWLearner(Learner):
     ) -> None:
         if self._warmup is not None:  # one at a time until the whitening is fitted
             k = min(len(X), self.whiten_after - len(self._warmup))
-            for x, a, p, r in zip(X[:k], actions[:k].tolist(), probabilities[:k].tolist(), rewards[:k].tolist()):
+            for x, a, p, r in zip(
+                X[:k], actions[:k].tolist(), probabilities[:k].tolist(), rewards[:k].tolist()
+            ):
                 self._update(x, a, p, r)
             X, actions, probabilities, rewards = X[k:], actions[k:], probabilities[k:], rewards[k:]
         if self._whitening is not None:
@@ -426,7 +432,8 @@ class VWLearner(Learner):
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Restore a saved state; everything is checked before VW reads the model (whose header
-        options VW would otherwise merge into its own, see :func:`check_vw_model`)."""
+        options VW would otherwise merge into its own, see :func:`check_vw_model`).
+        """
         blob = arrays.get("vw_model")
         if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
             raise ValueError(f"state needs a 1-d uint8 array 'vw_model', found {sorted(arrays)}")
@@ -457,19 +464,26 @@ class VWLearner(Learner):
         if "whiten_matrix" in arrays:
             whitening = Whitening(arrays["whiten_matrix"], arrays.get("whiten_offset"))
             if whitening.n_features != self.n_features:
-                raise ValueError(f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}")
+                raise ValueError(
+                    f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}"
+                )
             return whitening, None
         if "warmup_x" not in arrays:
             return None, None
         X, labels = arrays["warmup_x"], arrays.get("warmup_labels")
         n = X.shape[0] if X.ndim == 2 else -1
         if X.shape != (n, self.n_features) or labels is None or labels.shape != (n, 3):
-            raise ValueError(f"warmup_x/warmup_labels have shapes {X.shape}/"
-                             f"{None if labels is None else labels.shape}, must be (n, {self.n_features})/(n, 3)")
+            raise ValueError(
+                f"warmup_x/warmup_labels have shapes {X.shape}/"
+                f"{None if labels is None else labels.shape}, must be (n, {self.n_features})/(n, 3)"
+            )
         X = self._check_X(X)
         actions, probabilities, rewards = np.asarray(labels, dtype=np.float64).T
-        if not (np.isin(actions, np.arange(self.n_actions)).all() and ((probabilities > 0) & (probabilities <= 1)).all()
-                and np.isfinite(rewards).all()):
+        if not (
+            np.isin(actions, np.arange(self.n_actions)).all()
+            and ((probabilities > 0) & (probabilities <= 1)).all()
+            and np.isfinite(rewards).all()
+        ):
             raise ValueError("warmup_labels hold an invalid action, probability or reward")
         return None, [(x, int(a), p, r) for x, (a, p, r) in zip(X, labels.tolist())]
 
@@ -487,7 +501,8 @@ def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
 
 def _vw_values(x: np.ndarray) -> np.ndarray:
     """Values as VW stores them (float32): magnitudes below float32's range become 0, which
-    matters because VW's text parser turns e.g. ``3.5e-180`` into garbage."""
+    matters because VW's text parser turns e.g. ``3.5e-180`` into garbage.
+    """
     return x.astype(np.float32)
 
 
@@ -507,4 +522,3 @@ def _vw_seed(seed: int | np.random.Generator | None) -> int:
     if isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
         return int(seed) % (2**31 - 1)
     return int(check_seed("seed", seed).integers(2**31 - 1))
-

@@ -35,11 +35,24 @@ __all__ = ["PredictionExamples"]
 logger = logging.getLogger(__name__)
 
 _SHARED_NAMESPACE = "U"
-_EXAMPLE_CALLS = ("erase_namespace", "ensure_namespace_exists", "push_feature_list",
-                  "get_action_scores", "num_namespaces", "namespace", "num_features_in",
-                  "feature", "feature_weight")
-_WORKSPACE_CALLS = ("setup_example", "unsetup_example", "predict_multi", "hash_space",
-                    "hash_feature")
+_EXAMPLE_CALLS = (
+    "erase_namespace",
+    "ensure_namespace_exists",
+    "push_feature_list",
+    "get_action_scores",
+    "num_namespaces",
+    "namespace",
+    "num_features_in",
+    "feature",
+    "feature_weight",
+)
+_WORKSPACE_CALLS = (
+    "setup_example",
+    "unsetup_example",
+    "predict_multi",
+    "hash_space",
+    "hash_feature",
+)
 
 
 class PredictionExamples:
@@ -49,8 +62,9 @@ class PredictionExamples:
     holds its lock around every prediction).
     """
 
-    def __init__(self, ws: vowpalwabbit.Workspace, feature_tokens: Sequence[str],
-                 action_lines: Sequence[str]) -> None:
+    def __init__(
+        self, ws: vowpalwabbit.Workspace, feature_tokens: Sequence[str], action_lines: Sequence[str]
+    ) -> None:
         label = pylibvw.vw.lContextualBandit
         self._ws = ws
         self._ns = ord(_SHARED_NAMESPACE)
@@ -62,20 +76,30 @@ class PredictionExamples:
         self._lists: dict[tuple[bool, ...], list[pylibvw.example]] = {}  # by eligibility
 
     @classmethod
-    def build(cls, ws: vowpalwabbit.Workspace, feature_tokens: Sequence[str],
-              action_lines: Sequence[str], shared_template: str) -> PredictionExamples | None:
+    def build(
+        cls,
+        ws: vowpalwabbit.Workspace,
+        feature_tokens: Sequence[str],
+        action_lines: Sequence[str],
+        shared_template: str,
+    ) -> PredictionExamples | None:
         """Examples for ``ws``, or None when they would not match the text path.
 
         ``feature_tokens`` are the VW names of the shared features, ``action_lines`` the text
         of each action's example and ``shared_template`` the ``%``-template of the shared
         line (one ``%.9g`` per feature) that the text path uses.
         """
-        if pylibvw is None or not all(callable(getattr(pylibvw.example, n, None)) for n in _EXAMPLE_CALLS) \
-                or not all(callable(getattr(pylibvw.vw, n, None)) for n in _WORKSPACE_CALLS):
+        if (
+            pylibvw is None
+            or not all(callable(getattr(pylibvw.example, n, None)) for n in _EXAMPLE_CALLS)
+            or not all(callable(getattr(pylibvw.vw, n, None)) for n in _WORKSPACE_CALLS)
+        ):
             return None
         try:  # the action examples are parsed from their own text, so only the shared one is compared
             examples = cls(ws, feature_tokens, action_lines)
-            probe = [0.5 + 0.25 * i for i in range(len(feature_tokens))]  # exact in float32 and in text
+            probe = [
+                0.5 + 0.25 * i for i in range(len(feature_tokens))
+            ]  # exact in float32 and in text
             examples._fill(probe)
             examples._fill(probe)  # a refill is what every prediction does
             label = pylibvw.vw.lContextualBandit
@@ -91,7 +115,8 @@ class PredictionExamples:
 
     def _fill(self, values: Sequence[float]) -> None:
         """Replace the shared example's features with ``values`` (zeros are left out, as VW's
-        text parser does)."""
+        text parser does).
+        """
         shared, ws, ns = self._shared, self._ws, self._ns
         shared.erase_namespace(ns)
         ws.unsetup_example(shared)
@@ -115,7 +140,9 @@ def _features(example: pylibvw.example) -> list[tuple[int, list[tuple[int, float
     out = []
     for i in range(example.num_namespaces()):
         ns = example.namespace(i)
-        features = [(example.feature(ns, j), example.feature_weight(ns, j))
-                    for j in range(example.num_features_in(ns))]
+        features = [
+            (example.feature(ns, j), example.feature_weight(ns, j))
+            for j in range(example.num_features_in(ns))
+        ]
         out.append((ns, features))
     return out

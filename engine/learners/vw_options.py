@@ -24,7 +24,9 @@ __all__ = ["EXTRA_OPTIONS", "OWN_OPTIONS", "check_vw_model", "parse_extra_args"]
 
 _FLAG, _NUMBER, _INTEGER, _NAMESPACES, _WORD = "flag", "number", "integer", "namespaces", "word"
 _VALUE_PATTERNS = {
-    _NUMBER: re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"),  # non-negative: '-' starts an option
+    _NUMBER: re.compile(
+        r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+    ),  # non-negative: '-' starts an option
     _INTEGER: re.compile(r"\d{1,20}"),
     _NAMESPACES: re.compile(r"[A-Za-z0-9_]{1,32}"),
     _WORD: re.compile(r"[A-Za-z_]{1,32}"),
@@ -106,17 +108,25 @@ def check_vw_model(blob: bytes, bit_precision: int) -> list[str]:
     reader.take(8)  # min and max label
     bits, lda, n_ngrams, n_skips = (reader.u32() for _ in range(4))
     if bits != bit_precision:
-        raise ValueError(f"VW model has {bits} bits, the learner's bit_precision is {bit_precision}")
+        raise ValueError(
+            f"VW model has {bits} bits, the learner's bit_precision is {bit_precision}"
+        )
     if (lda, n_ngrams, n_skips) != (0, 0, 0):
-        raise ValueError(f"VW model has lda/ngram/skip fields {(lda, n_ngrams, n_skips)}, must be zero")
+        raise ValueError(
+            f"VW model has lda/ngram/skip fields {(lda, n_ngrams, n_skips)}, must be zero"
+        )
     options = reader.text(_MAX_OPTIONS_BYTES)
     if not options.endswith(b"\x00") or not _OPTION_CHARS.fullmatch(options[:-1]):
-        raise ValueError("VW model options hold characters other than letters, digits, '_.+-' and spaces")
+        raise ValueError(
+            "VW model options hold characters other than letters, digits, '_.+-' and spaces"
+        )
     tokens = options[:-1].decode("ascii").split()
     try:
         return _parse(tokens, {**OWN_OPTIONS, **EXTRA_OPTIONS})
     except _Refused as exc:
-        raise ValueError(f"VW model options {options[:-1].decode('ascii')[:200]!r}: {exc}") from None
+        raise ValueError(
+            f"VW model options {options[:-1].decode('ascii')[:200]!r}: {exc}"
+        ) from None
 
 
 class _Refused(Exception):
@@ -139,8 +149,12 @@ def _parse(tokens: list[str], allowed: dict[str, str], name_parameters: bool = F
         kind = allowed.get(name)
         if kind is None:
             if name_parameters and name in _PARAMETERS:
-                raise _Refused(f"must not set {name!r}: use the learner's {_PARAMETERS[name]!r} parameter")
-            raise _Refused(f"must not set {name!r} (not an allowed VW option; allowed: {', '.join(sorted(allowed))})")
+                raise _Refused(
+                    f"must not set {name!r}: use the learner's {_PARAMETERS[name]!r} parameter"
+                )
+            raise _Refused(
+                f"must not set {name!r} (not an allowed VW option; allowed: {', '.join(sorted(allowed))})"
+            )
         out.append(name)
         if kind == _FLAG:
             if value is not None:
@@ -152,7 +166,9 @@ def _parse(tokens: list[str], allowed: dict[str, str], name_parameters: bool = F
             value = tokens[i]
             i += 1
         if not _VALUE_PATTERNS[kind].fullmatch(value):
-            raise _Refused(f"{name} == {value!r}, must be a {'non-negative number' if kind == _NUMBER else kind}")
+            raise _Refused(
+                f"{name} == {value!r}, must be a {'non-negative number' if kind == _NUMBER else kind}"
+            )
         out.append(value)
     return out
 
@@ -166,7 +182,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if self._pos + n > len(self._blob):
             raise ValueError(f"VW model header is truncated ({len(self._blob)} bytes)")
-        out = self._blob[self._pos:self._pos + n]
+        out = self._blob[self._pos : self._pos + n]
         self._pos += n
         return out
 

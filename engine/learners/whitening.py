@@ -49,7 +49,8 @@ class Whitening:
     @classmethod
     def fit(cls, X: np.ndarray, floor: float = 0.15) -> Whitening:
         """Fit on the rows of ``X`` (``(n, d)``, n >= 2); ``floor`` in [0, 1] is relative to the
-        mean eigenvalue."""
+        mean eigenvalue.
+        """
         floor = check_probability(floor, "floor")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 2:

@@ -67,8 +67,10 @@ def _summarize_data(
     out = {}
     for name, block, w, boot in zip(names, blocks, weights, boots):
         est = ESTIMATORS[name]
-        p = () if est.parameter is None else (
-            (est.parameter, float(getattr(params, est.parameter))),
+        p = (
+            ()
+            if est.parameter is None
+            else ((est.parameter, float(getattr(params, est.parameter))),)
         )
         out[name] = Summary.from_terms(name, p, data.n_actions, block, w, zero_target, boot)
     return Summaries(out)
@@ -114,8 +116,14 @@ def summarize(
     generator = make_rng(rng, seed)
     if need_model and data.estimated_rewards is None:
         q = cross_fit_rewards(
-            data.contexts, data.actions, data.rewards, data.n_actions, generator, n_folds,
-            reward_model, reward_scale,
+            data.contexts,
+            data.actions,
+            data.rewards,
+            data.n_actions,
+            generator,
+            n_folds,
+            reward_model,
+            reward_scale,
         )
         data = ValidatedFeedback(
             data.rewards, data.actions, data.logged_probs, data.target_probs, q, None
@@ -175,10 +183,21 @@ def evaluate(
     """
     confidence, n_boot = _check_ci(confidence, ci, n_bootstrap)
     summaries = summarize(
-        rewards, actions, logged_probs, target_probs, estimated_rewards, contexts, estimators,
-        n_bootstrap=n_boot, rng=rng, seed=seed,
-        switch_threshold=switch_threshold, dros_lambda=dros_lambda, n_folds=n_folds,
-        reward_model=reward_model, reward_scale=reward_scale,
+        rewards,
+        actions,
+        logged_probs,
+        target_probs,
+        estimated_rewards,
+        contexts,
+        estimators,
+        n_bootstrap=n_boot,
+        rng=rng,
+        seed=seed,
+        switch_threshold=switch_threshold,
+        dros_lambda=dros_lambda,
+        n_folds=n_folds,
+        reward_model=reward_model,
+        reward_scale=reward_scale,
     )
     return finalize(summaries, confidence, ci)
 
@@ -216,8 +235,11 @@ def evaluate_stream(
             raise ValueError(f"chunk {i} is missing {missing} / has unknown keys {unknown}")
         try:
             part = summarize(
-                **chunk, estimators=estimators,
-                n_bootstrap=n_boot, rng=generator, **params,
+                **chunk,
+                estimators=estimators,
+                n_bootstrap=n_boot,
+                rng=generator,
+                **params,
             )
         except ValueError as exc:
             raise ValueError(f"chunk {i}: {exc}") from None

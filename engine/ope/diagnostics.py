@@ -67,9 +67,12 @@ class WeightDiagnostics:
     def as_dict(self) -> dict[str, object]:
         """Flat mapping for tables: numbers, the unlogged actions and the joined warnings."""
         return {
-            "ess": self.ess, "max_weight": self.max_weight,
-            "max_weight_share": self.max_weight_share, "rare_share": self.rare_share,
-            "unlogged": ", ".join(self.unlogged), "warning": " ".join(self.warnings),
+            "ess": self.ess,
+            "max_weight": self.max_weight,
+            "max_weight_share": self.max_weight_share,
+            "rare_share": self.rare_share,
+            "unlogged": ", ".join(self.unlogged),
+            "warning": " ".join(self.warnings),
         }
 
 
@@ -100,7 +103,9 @@ def weight_diagnostics(
     a = np.asarray(actions)
     p = np.asarray(logged_probs, dtype=np.float64)
     if a.ndim != 1 or p.shape != a.shape or a.size == 0:
-        raise ValueError(f"actions has shape {a.shape} and logged_probs {p.shape}, must be equal (n,), n >= 1")
+        raise ValueError(
+            f"actions has shape {a.shape} and logged_probs {p.shape}, must be equal (n,), n >= 1"
+        )
     n = a.size
     pi = _matrix("target_probs", target_probs, n)
     n_actions = pi.shape[1]
@@ -108,9 +113,15 @@ def weight_diagnostics(
         raise ValueError(f"actions must be integers in [0, {n_actions})")
     if not np.all((p > 0) & (p <= 1)):
         raise ValueError("logged_probs must be in (0, 1]")
-    names = tuple(action_names) if action_names is not None else tuple(f"action {j}" for j in range(n_actions))
+    names = (
+        tuple(action_names)
+        if action_names is not None
+        else tuple(f"action {j}" for j in range(n_actions))
+    )
     if len(names) != n_actions:
-        raise ValueError(f"action_names has {len(names)} names, target_probs has {n_actions} columns")
+        raise ValueError(
+            f"action_names has {len(names)} names, target_probs has {n_actions} columns"
+        )
     w = pi[np.arange(n), a] / p
     total, sq = float(w.sum()), float(w @ w)
     ess = total**2 / sq if sq > 0 else 0.0
@@ -138,9 +149,7 @@ def weight_diagnostics(
             f"probability below {RARE_PROPENSITY}: estimates rest on a few heavily weighted rows."
         )
     if ess < max(MIN_ESS, MIN_ESS_SHARE * n):
-        warnings.append(
-            f"Effective sample size {ess:.0f} of {n} rows: intervals are unreliable."
-        )
+        warnings.append(f"Effective sample size {ess:.0f} of {n} rows: intervals are unreliable.")
     if max_share > MAX_WEIGHT_SHARE:
         warnings.append(
             f"One row carries {max_share:.0%} of the total importance weight (max weight "

@@ -161,7 +161,10 @@ def read_log_dataset(
     dropped = {"fallback": int(fallback.sum()), "no_reward": int(no_reward.sum())}
     logger.info(
         "decision log: %d rows read, %d kept; dropped %d fallback and %d without reward",
-        n_read, int(keep.sum()), dropped["fallback"], dropped["no_reward"],
+        n_read,
+        int(keep.sum()),
+        dropped["fallback"],
+        dropped["no_reward"],
     )
     if not keep.any():
         raise ValueError(
@@ -183,14 +186,18 @@ def read_log_dataset(
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise ValueError(f"decision log p_<action> columns hold {probs[rows[0]].tolist()} in "
-                         f"{_rows_note(rows, ids)}, must be finite and >= 0")
+        raise ValueError(
+            f"decision log p_<action> columns hold {probs[rows[0]].tolist()} in "
+            f"{_rows_note(rows, ids)}, must be finite and >= 0"
+        )
     logged = kept["probability"].to_numpy(dtype=np.float64)
     bad = ~((logged > 0.0) & (logged <= 1.0))
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise ValueError(f"decision log column 'probability' == {logged[rows[0]]} in "
-                         f"{_rows_note(rows, ids)}, must be in (0, 1]")
+        raise ValueError(
+            f"decision log column 'probability' == {logged[rows[0]]} in "
+            f"{_rows_note(rows, ids)}, must be in (0, 1]"
+        )
     at_logged = probs[np.arange(len(kept)), actions]
     bad = np.abs(at_logged - logged) > PROB_TOLERANCE
     if bad.any():
@@ -201,11 +208,15 @@ def read_log_dataset(
             f"{at_logged[rows[0]]} for the logged action in {_rows_note(rows, ids)}"
         )
     feature_cols = [c for c in df.columns if isinstance(c, str) and c.startswith("f_")]
-    features = kept[feature_cols].to_numpy(dtype=np.float64) if feature_cols else np.empty((len(kept), 0))
+    features = (
+        kept[feature_cols].to_numpy(dtype=np.float64) if feature_cols else np.empty((len(kept), 0))
+    )
     present = ~np.isnan(features).all(axis=0)
     if not present.all():
-        logger.debug("decision log: features absent from every kept row: %s",
-                     [c for c, ok in zip(feature_cols, present) if not ok])
+        logger.debug(
+            "decision log: features absent from every kept row: %s",
+            [c for c, ok in zip(feature_cols, present) if not ok],
+        )
     sources = kept["reward_source"].value_counts().to_dict() if "reward_source" in kept else {}
     return LogDataset(
         rewards=kept["reward"].to_numpy(dtype=np.float64),
@@ -251,13 +262,17 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
         )
     probs = np.asarray(raw, dtype=np.float64)
     if probs.shape != eligible.shape:
-        raise ValueError(f"target returned shape {probs.shape}, must be {eligible.shape} "
-                         f"(rows x actions {list(names)})")
+        raise ValueError(
+            f"target returned shape {probs.shape}, must be {eligible.shape} "
+            f"(rows x actions {list(names)})"
+        )
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise ValueError(f"target returned {probs[rows[0]].tolist()} in {_rows_note(rows, data.decision_ids)}, "
-                         "probabilities must be finite and >= 0")
+        raise ValueError(
+            f"target returned {probs[rows[0]].tolist()} in {_rows_note(rows, data.decision_ids)}, "
+            "probabilities must be finite and >= 0"
+        )
     outside = np.where(eligible, 0.0, probs)
     bad = outside.sum(axis=1) > MASS_TOLERANCE
     if bad.any():
@@ -276,13 +291,16 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
 
 def reward_model_features(features: np.ndarray) -> np.ndarray:
     """Finite regressors for the reward model: NaN -> 0 plus a 0/1 "missing" column per feature
-    that has any NaN (rows logged by engines with different feature sets)."""
+    that has any NaN (rows logged by engines with different feature sets).
+    """
     missing = np.isnan(features)
     partial = missing.any(axis=0)
     if not partial.any():
         return features
-    logger.info("reward model: %d features missing in some rows, imputed 0 with indicators",
-                int(partial.sum()))
+    logger.info(
+        "reward model: %d features missing in some rows, imputed 0 with indicators",
+        int(partial.sum()),
+    )
     return np.hstack([np.where(missing, 0.0, features), missing[:, partial].astype(np.float64)])
 
 
@@ -296,7 +314,8 @@ def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarr
     """Per-row reward scale for the reward model: the cart value over the engine's reference
     value (:meth:`engine.features.FeatureBuilder.reward_divisor`, what the learners divide
     profits by), read from the ``cart_value_log`` feature; None when the log has no such
-    feature or a row lacks it."""
+    feature or a row lacks it.
+    """
     from engine.features import MIN_REWARD_DIVISOR, PROFILE_SCALING, REWARD_REFERENCE_VALUE
 
     name = "cart_value_log"
@@ -338,8 +357,8 @@ def evaluate_log(
         if kwargs["reward_model"] != "logistic" and "reward_scale" not in kwargs:
             kwargs["reward_scale"] = reward_scale(data.features, data.feature_names)
     table = evaluate(data.rewards, data.actions, data.logged_probs, target_probs, **kwargs)
-    diagnostics = weight_diagnostics(data.actions, data.logged_probs, target_probs, data.logging_probs,
-                                     data.action_names)
+    diagnostics = weight_diagnostics(
+        data.actions, data.logged_probs, target_probs, data.logging_probs, data.action_names
+    )
     table.attrs.update(n_read=data.n_read, dropped=dict(data.dropped), diagnostics=diagnostics)
     return table
-

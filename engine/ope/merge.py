@@ -27,7 +27,14 @@ logger = logging.getLogger(__name__)
 CI_METHODS = ("analytic", "bootstrap")
 
 COLUMNS = (
-    "value", "ci_low", "ci_high", "se", "n", "ess", "max_weight", "mean_weight",
+    "value",
+    "ci_low",
+    "ci_high",
+    "se",
+    "n",
+    "ess",
+    "max_weight",
+    "mean_weight",
     "zero_target_share",
 )
 
@@ -69,9 +76,18 @@ class Summary:
         centred = terms - mean[:, None]
         w_sum, w_sq, w_max = (math.nan,) * 3 if weight_stats is None else weight_stats
         return cls(
-            estimator, params, n_actions, terms.shape[1], mean, centred @ centred.T,
-            w_sum, w_sq, w_max, int(zero_target),
-            None if boot is None else boot[0], None if boot is None else boot[1],
+            estimator,
+            params,
+            n_actions,
+            terms.shape[1],
+            mean,
+            centred @ centred.T,
+            w_sum,
+            w_sq,
+            w_max,
+            int(zero_target),
+            None if boot is None else boot[0],
+            None if boot is None else boot[1],
         )
 
     def __add__(self, other: Summary) -> Summary:
@@ -96,10 +112,18 @@ class Summary:
             boot_sums = self.boot_sums + other.boot_sums
             boot_counts = self.boot_counts + other.boot_counts
         return Summary(
-            self.estimator, self.params, self.n_actions, n, mean, comoment,
-            self.weight_sum + other.weight_sum, self.weight_sq_sum + other.weight_sq_sum,
-            max(self.weight_max, other.weight_max), self.zero_target + other.zero_target,
-            boot_sums, boot_counts,
+            self.estimator,
+            self.params,
+            self.n_actions,
+            n,
+            mean,
+            comoment,
+            self.weight_sum + other.weight_sum,
+            self.weight_sq_sum + other.weight_sq_sum,
+            max(self.weight_max, other.weight_max),
+            self.zero_target + other.zero_target,
+            boot_sums,
+            boot_counts,
         )
 
     @property
@@ -133,14 +157,23 @@ class Summary:
             reps = np.asarray(ESTIMATORS[self.estimator].value(means), dtype=float)
             finite = reps[np.isfinite(reps)]
             if finite.size < reps.size:
-                logger.warning("%s: %d bootstrap replicates were not finite",
-                               self.estimator, reps.size - finite.size)
+                logger.warning(
+                    "%s: %d bootstrap replicates were not finite",
+                    self.estimator,
+                    reps.size - finite.size,
+                )
             se = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
             low, high = percentile_interval(reps, confidence)
         ess = (self.weight_sum**2 / self.weight_sq_sum) if self.weight_sq_sum > 0 else math.nan
         return {
-            "value": value, "ci_low": low, "ci_high": high, "se": se, "n": self.n,
-            "ess": ess, "max_weight": self.weight_max, "mean_weight": self.weight_sum / self.n,
+            "value": value,
+            "ci_low": low,
+            "ci_high": high,
+            "se": se,
+            "n": self.n,
+            "ess": ess,
+            "max_weight": self.weight_max,
+            "mean_weight": self.weight_sum / self.n,
             "zero_target_share": self.zero_target / self.n,
         }
 

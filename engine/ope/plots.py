@@ -43,16 +43,34 @@ def forest_plot(
     low = rows["ci_low"].to_numpy(float)
     high = rows["ci_high"].to_numpy(float)
     has_ci = [not (math.isnan(lo) or math.isnan(hi)) for lo, hi in zip(low, high)]
-    err = [[v - lo if ok else 0.0 for v, lo, ok in zip(values, low, has_ci)],
-           [hi - v if ok else 0.0 for v, hi, ok in zip(values, high, has_ci)]]
-    ax.errorbar(values, ys, xerr=err, fmt="o", color="tab:blue", ecolor="tab:blue", capsize=4,
-                label="estimate and interval")
+    err = [
+        [v - lo if ok else 0.0 for v, lo, ok in zip(values, low, has_ci)],
+        [hi - v if ok else 0.0 for v, hi, ok in zip(values, high, has_ci)],
+    ]
+    ax.errorbar(
+        values,
+        ys,
+        xerr=err,
+        fmt="o",
+        color="tab:blue",
+        ecolor="tab:blue",
+        capsize=4,
+        label="estimate and interval",
+    )
     if ref_value is not None:
-        ax.axvline(ref_value, color="tab:gray", linestyle="--",
-                   label=f"{reference} (logged) = {ref_value:.4g}")
+        ax.axvline(
+            ref_value,
+            color="tab:gray",
+            linestyle="--",
+            label=f"{reference} (logged) = {ref_value:.4g}",
+        )
     if true_value is not None:
-        ax.axvline(float(true_value), color="tab:red", linestyle="-",
-                   label=f"true value = {float(true_value):.4g}")
+        ax.axvline(
+            float(true_value),
+            color="tab:red",
+            linestyle="-",
+            label=f"true value = {float(true_value):.4g}",
+        )
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_yticks(ys)
     ax.set_yticklabels([str(name) for name in rows.index])

@@ -179,8 +179,10 @@ def from_obp(bandit_feedback: Mapping[str, object]) -> LoggedFeedback:
             raise ValueError(f"bandit_feedback has no {key!r} key")
     actions = np.asarray(bandit_feedback["action"])
     if actions.ndim != 1 or actions.dtype.kind not in "iu":
-        raise ValueError(f"bandit_feedback['action'] has dtype {actions.dtype} and shape "
-                         f"{actions.shape}, must be 1-D integers")
+        raise ValueError(
+            f"bandit_feedback['action'] has dtype {actions.dtype} and shape "
+            f"{actions.shape}, must be 1-D integers"
+        )
     n = actions.shape[0]
     rewards = np.asarray(bandit_feedback["reward"], dtype=np.float64)
     pscore = np.asarray(bandit_feedback["pscore"], dtype=np.float64)
@@ -190,8 +192,9 @@ def from_obp(bandit_feedback: Mapping[str, object]) -> LoggedFeedback:
     n_actions = int(bandit_feedback.get("n_actions", int(actions.max()) + 1 if n else 0))
     if n and (actions.min() < 0 or actions.max() >= n_actions):
         bad = int(np.flatnonzero((actions < 0) | (actions >= n_actions))[0])
-        raise ValueError(f"bandit_feedback['action'] row {bad} == {actions[bad]}, "
-                         f"must be in [0, {n_actions})")
+        raise ValueError(
+            f"bandit_feedback['action'] row {bad} == {actions[bad]}, must be in [0, {n_actions})"
+        )
     position = bandit_feedback.get("position")
     positions = np.zeros(n, dtype=np.int64) if position is None else np.asarray(position)
     if positions.shape != (n,) or positions.dtype.kind not in "iu" or (n and positions.min() < 0):
@@ -222,8 +225,9 @@ def target_probs_at_positions(action_dist: object, positions: object) -> np.ndar
     dist = np.asarray(action_dist, dtype=np.float64)
     pos = np.asarray(positions)
     if pos.ndim != 1 or pos.dtype.kind not in "iu":
-        raise ValueError(f"positions has dtype {pos.dtype} and shape {pos.shape}, "
-                         "must be 1-D integers")
+        raise ValueError(
+            f"positions has dtype {pos.dtype} and shape {pos.shape}, must be 1-D integers"
+        )
     len_list = dist.shape[-1]
     if pos.size and (pos.min() < 0 or pos.max() >= len_list):
         bad = int(np.flatnonzero((pos < 0) | (pos >= len_list))[0])
@@ -232,5 +236,7 @@ def target_probs_at_positions(action_dist: object, positions: object) -> np.ndar
         return dist[:, pos].T.copy()
     if dist.ndim == 3 and dist.shape[0] == pos.shape[0]:
         return dist[np.arange(pos.shape[0]), :, pos]
-    raise ValueError(f"action_dist has shape {dist.shape}, must be (n_actions, len_list) or "
-                     f"({pos.shape[0]}, n_actions, len_list)")
+    raise ValueError(
+        f"action_dist has shape {dist.shape}, must be (n_actions, len_list) or "
+        f"({pos.shape[0]}, n_actions, len_list)"
+    )

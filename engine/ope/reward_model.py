@@ -31,8 +31,12 @@ MODELS = ("auto", "ridge", "logistic", "boosted")
 MIN_ROWS = 5
 """Fewest training rows of an action for which a model is fitted."""
 BOOSTED_PARAMS = {
-    "max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 40,
-    "l2_regularization": 1.0, "early_stopping": False,
+    "max_iter": 100,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "early_stopping": False,
 }
 """Settings of the ``boosted`` model: small trees, strong leaf minimum (rewards are noisy).
 No early stopping, so that the fit is deterministic and uses every training row."""

@@ -33,7 +33,9 @@ from engine.validation import check_confidence, check_integer
 SEQUENCE_ESTIMATORS = ("pdis", "dr")
 
 
-def _check(rewards: Any, valid: Any, actions: Any, logging: Any, target: Any) -> tuple[np.ndarray, ...]:
+def _check(
+    rewards: Any, valid: Any, actions: Any, logging: Any, target: Any
+) -> tuple[np.ndarray, ...]:
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 2:
         raise ValueError(f"rewards has shape {r.shape}, must be (n_episodes, n_touches)")
@@ -45,7 +47,9 @@ def _check(rewards: Any, valid: Any, actions: Any, logging: Any, target: Any) ->
         if arr.shape != r.shape:
             raise ValueError(f"{name} has shape {arr.shape}, must be {r.shape} like rewards")
     if pi.ndim != 3 or pi.shape[:2] != r.shape:
-        raise ValueError(f"target has shape {pi.shape}, must be ({r.shape[0]}, {r.shape[1]}, n_actions)")
+        raise ValueError(
+            f"target has shape {pi.shape}, must be ({r.shape[0]}, {r.shape[1]}, n_actions)"
+        )
     if not np.all(np.isfinite(r[v])):
         raise ValueError("rewards has a non-finite entry on a valid touch")
     bad = v & ~((mu > 0) & (mu <= 1))
@@ -67,7 +71,8 @@ def _ratios(v: np.ndarray, a: np.ndarray, mu: np.ndarray, pi: np.ndarray) -> np.
 def fitted_q_by_touch(rewards: Any, valid: Any, actions: Any, target: Any) -> np.ndarray:
     """``qhat`` (K, A): per touch and action, the mean logged reward plus the next touch's
     ``vhat`` under the target (backwards), ignoring the rest of the state. Unseen pairs get the
-    touch's mean. A crude model: DR stays unbiased with any ``qhat``; a better one narrows it."""
+    touch's mean. A crude model: DR stays unbiased with any ``qhat``; a better one narrows it.
+    """
     r = np.asarray(rewards, dtype=np.float64)
     v = np.asarray(valid, dtype=bool)
     a = np.asarray(actions, dtype=np.int64)
@@ -87,8 +92,14 @@ def fitted_q_by_touch(rewards: Any, valid: Any, actions: Any, target: Any) -> np
     return q
 
 
-def episode_terms(rewards: Any, valid: Any, actions: Any, logging: Any, target: Any,
-                  q_hat: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def episode_terms(
+    rewards: Any,
+    valid: Any,
+    actions: Any,
+    logging: Any,
+    target: Any,
+    q_hat: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Per-episode terms ``(n,)`` of each estimator (their means are the estimates).
 
     ``q_hat``: (K, A) per-touch model or (n, K, A) per logged touch; default
@@ -110,9 +121,17 @@ def episode_terms(rewards: Any, valid: Any, actions: Any, logging: Any, target: 
     return {"pdis": pdis, "dr": dr}
 
 
-def evaluate_sequences(rewards: Any, valid: Any, actions: Any, logging: Any, target: Any,
-                       q_hat: np.ndarray | None = None, confidence: float = 0.95, n_boot: int = 0,
-                       seed: int = 0) -> dict[str, dict[str, float]]:
+def evaluate_sequences(
+    rewards: Any,
+    valid: Any,
+    actions: Any,
+    logging: Any,
+    target: Any,
+    q_hat: np.ndarray | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 0,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """Estimates with intervals: ``{estimator: {"value", "se", "ci_low", "ci_high"}}``.
 
     Intervals are normal (``value +- z se`` over episodes) unless ``n_boot > 0`` (Poisson
@@ -135,6 +154,10 @@ def evaluate_sequences(rewards: Any, valid: Any, actions: Any, logging: Any, tar
         t = terms[name]
         value = float(t.mean())
         se = float(t.std(ddof=1) / math.sqrt(n))
-        low, high = (value - z * se, value + z * se) if boot is None else percentile_interval(boot[:, j], confidence)
+        low, high = (
+            (value - z * se, value + z * se)
+            if boot is None
+            else percentile_interval(boot[:, j], confidence)
+        )
         out[name] = {"value": value, "se": se, "ci_low": low, "ci_high": high}
     return out

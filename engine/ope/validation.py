@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.validation import as_float_array, check_finite_rows, check_probability_matrix, first_bad_row
+from engine.validation import (
+    as_float_array,
+    check_finite_rows,
+    check_probability_matrix,
+    first_bad_row,
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,10 @@ def validate(
     pi = check_probability_matrix(target_probs, "target_probs", n_rows=n)
     a = check_actions(actions, n, pi.shape[1])
     p = check_logged_probs(logged_probs, n)
-    q = None if estimated_rewards is None else check_matrix(
-        "estimated_rewards", estimated_rewards, n, pi.shape[1]
+    q = (
+        None
+        if estimated_rewards is None
+        else check_matrix("estimated_rewards", estimated_rewards, n, pi.shape[1])
     )
     x = None if contexts is None else check_matrix("contexts", contexts, n)
     return ValidatedFeedback(r, a, p, pi, q, x)

@@ -21,7 +21,7 @@ from engine import abtest
 if TYPE_CHECKING:
     from simulator.experiments.experiment import ExperimentResult
 
-__all__ = ["Analysis", "TRUE_EFFECT_NOTE", "analyse", "true_effects"]
+__all__ = ["TRUE_EFFECT_NOTE", "Analysis", "analyse", "true_effects"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def analyse(
 ) -> Analysis:
     """Analyse ``result``: compare (CUPED on ``covariates``, sequential over days), SRM against
     the planned weights, decisions on profit at level ``1 - confidence``, the true effect and
-    the OPE pre-screen side by side."""
+    the OPE pre-screen side by side.
+    """
     carts, control = result.carts, result.control
     if carts.empty:
         raise ValueError("result.carts has no rows: the test saw no carts")
@@ -106,45 +107,75 @@ def analyse(
     usable = _usable_covariates(carts, names)
     expected = {arm: share for arm, share in result.weights.items()}
     table = abtest.compare(
-        carts, arm="arm", control=control, metrics=list(metrics), confidence=confidence,
-        covariates=list(usable) or None, sequential=True, look="day", primary="profit",
+        carts,
+        arm="arm",
+        control=control,
+        metrics=list(metrics),
+        confidence=confidence,
+        covariates=list(usable) or None,
+        sequential=True,
+        look="day",
+        primary="profit",
         expected=expected,
     )
-    sequence = abtest.confidence_sequence(carts, control=control, metrics="profit", look="day",
-                                          confidence=confidence)
+    sequence = abtest.confidence_sequence(
+        carts, control=control, metrics="profit", look="day", confidence=confidence
+    )
     alpha = 1.0 - confidence
     verdicts = abtest.ship_verdicts(table, primary="profit", guardrails=guardrails, alpha=alpha)
-    seq_verdicts = abtest.ship_verdicts(table, primary="profit", guardrails=guardrails, alpha=alpha,
-                                        sequential=True)
+    seq_verdicts = abtest.ship_verdicts(
+        table, primary="profit", guardrails=guardrails, alpha=alpha, sequential=True
+    )
     truth = true_effects(carts, control)
     profit = table["metric"] == "profit"
     table["true_effect"] = np.where(profit, table["arm"].map(truth), np.nan)
     table["true_in_ci"] = np.where(
-        profit, (table["ci_low"] <= table["true_effect"]) & (table["true_effect"] <= table["ci_high"]),
-        np.nan)
+        profit,
+        (table["ci_low"] <= table["true_effect"]) & (table["true_effect"] <= table["ci_high"]),
+        np.nan,
+    )
     table["true_in_cs"] = np.where(
-        profit, (table["cs_low"] <= table["true_effect"]) & (table["true_effect"] <= table["cs_high"]),
-        np.nan)
+        profit,
+        (table["cs_low"] <= table["true_effect"]) & (table["true_effect"] <= table["cs_high"]),
+        np.nan,
+    )
     for column in ("ope_effect", "ope_ci_low", "ope_ci_high", "ope_true_effect"):
         table[column] = np.nan
     screen = result.prescreen
     if screen is not None and "effect" in screen:
         by_arm = screen.set_index("arm")
-        for source, column in (("effect", "ope_effect"), ("effect_ci_low", "ope_ci_low"),
-                               ("effect_ci_high", "ope_ci_high"), ("true_effect", "ope_true_effect")):
+        for source, column in (
+            ("effect", "ope_effect"),
+            ("effect_ci_low", "ope_ci_low"),
+            ("effect_ci_high", "ope_ci_high"),
+            ("true_effect", "ope_true_effect"),
+        ):
             table.loc[profit, column] = table.loc[profit, "arm"].map(by_arm[source]).to_numpy()
     grouped = carts.groupby("arm", sort=False)
-    arms = pd.DataFrame({
-        "units": grouped["user_id"].nunique(), "carts": grouped.size(),
-        "profit": grouped["profit"].mean(), "true_profit": grouped["true_profit"].mean(),
-        "converted": grouped["converted"].mean(),
-    }).reindex(list(result.arms))
-    daily = (carts.groupby(["arm", "day"])
-             .agg(carts=("profit", "size"), profit=("profit", "sum"),
-                  true_profit=("true_profit", "sum"))
-             .reset_index())
+    arms = pd.DataFrame(
+        {
+            "units": grouped["user_id"].nunique(),
+            "carts": grouped.size(),
+            "profit": grouped["profit"].mean(),
+            "true_profit": grouped["true_profit"].mean(),
+            "converted": grouped["converted"].mean(),
+        }
+    ).reindex(list(result.arms))
+    daily = (
+        carts.groupby(["arm", "day"])
+        .agg(carts=("profit", "size"), profit=("profit", "sum"), true_profit=("true_profit", "sum"))
+        .reset_index()
+    )
     return Analysis(
-        table=table, sequence=sequence, srm=table.attrs["srm"], verdicts=verdicts,
-        sequential_verdicts=seq_verdicts, arms=arms, daily=daily, prescreen=screen,
-        control=control, confidence=float(confidence), covariates=usable,
+        table=table,
+        sequence=sequence,
+        srm=table.attrs["srm"],
+        verdicts=verdicts,
+        sequential_verdicts=seq_verdicts,
+        arms=arms,
+        daily=daily,
+        prescreen=screen,
+        control=control,
+        confidence=float(confidence),
+        covariates=usable,
     )

@@ -30,7 +30,9 @@ def build_policy(spec: ArmSpec, seed: int, label: str) -> Policy:
     if callable(spec):
         policy = spec()
         if not isinstance(policy, Policy):
-            raise ValueError(f"{label}: factory returned {type(policy).__name__}, must return a Policy")
+            raise ValueError(
+                f"{label}: factory returned {type(policy).__name__}, must return a Policy"
+            )
         return policy
     raise ValueError(f"{label} == {spec!r}, must be a Policy, a policy name or a factory")
 
@@ -60,7 +62,9 @@ def resolve_arms(
     for (name, spec), seed in zip(items, seeds):
         policy = build_policy(spec, seed, f"arms[{name!r}]")
         if any(policy is other for other in policies.values()):
-            raise ValueError(f"arms[{name!r}] is the same Policy object as another arm; give each arm its own")
+            raise ValueError(
+                f"arms[{name!r}] is the same Policy object as another arm; give each arm its own"
+            )
         policies[name] = policy
     return policies
 
@@ -80,8 +84,11 @@ class ExploringPolicy(Policy):
     def __init__(self, base: Policy, epsilon: float) -> None:
         if not isinstance(base, Policy):
             raise ValueError(f"base == {base!r}, must be a Policy")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) \
-                or not 0.0 <= float(epsilon) <= 1.0:
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, (int, float))
+            or not 0.0 <= float(epsilon) <= 1.0
+        ):
             raise ValueError(f"epsilon == {epsilon!r}, must be in [0, 1]")
         super().__init__(base.action_names)
         self.base = base
@@ -93,12 +100,17 @@ class ExploringPolicy(Policy):
         uniform = mask / mask.sum(axis=-1, keepdims=True)
         return (1.0 - self.epsilon) * p + self.epsilon * uniform
 
-    def _probabilities(self, context: Mapping[str, Any], eligible: np.ndarray,
-                       truth: np.ndarray | None) -> np.ndarray:
+    def _probabilities(
+        self, context: Mapping[str, Any], eligible: np.ndarray, truth: np.ndarray | None
+    ) -> np.ndarray:
         return self._mix(self.base.probabilities(context, eligible, truth), eligible)
 
-    def probabilities_batch(self, contexts: Sequence[Mapping[str, Any]], eligible: np.ndarray,
-                            truth: np.ndarray | None = None) -> np.ndarray:
+    def probabilities_batch(
+        self,
+        contexts: Sequence[Mapping[str, Any]],
+        eligible: np.ndarray,
+        truth: np.ndarray | None = None,
+    ) -> np.ndarray:
         mask = np.asarray(eligible, dtype=bool)
         return self._mix(self.base.probabilities_batch(contexts, mask, truth), mask)
 

@@ -78,11 +78,17 @@ def normalise_weights(
     else:
         values = list(weights)
         if len(values) != len(names):
-            raise ValueError(f"weights has {len(values)} entries, must have one per arm ({len(names)})")
+            raise ValueError(
+                f"weights has {len(values)} entries, must have one per arm ({len(names)})"
+            )
     raw = {}
     for name, value in zip(names, values):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-                or not np.isfinite(value) or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.floating, np.integer))
+            or not np.isfinite(value)
+            or value <= 0
+        ):
             raise ValueError(f"weights[{name!r}] == {value!r}, must be a positive number")
         raw[name] = float(value)
     total = sum(raw.values())

@@ -24,12 +24,17 @@ from tqdm.auto import tqdm
 
 from engine.actions import DAY
 from engine.sampling import sample_actions
-from engine.validation import check_confidence, check_integer, check_probability, check_probability_matrix
+from engine.validation import (
+    check_confidence,
+    check_integer,
+    check_probability,
+    check_probability_matrix,
+)
 from policies.base import Policy
-from simulator.shop.config import SimConfig
 from simulator.experiments.arms import ArmSpec, ExploringPolicy, RowView, build_policy, resolve_arms
 from simulator.experiments.assignment import assign, check_salt, normalise_weights
 from simulator.experiments.prescreen import PreScreen
+from simulator.shop.config import SimConfig
 from simulator.shop.vector_env import CartRecoveryVectorEnv
 
 if TYPE_CHECKING:
@@ -73,17 +78,27 @@ class ExperimentResult:
         return analyse(self, **kwargs)
 
 
-
-
-def _decide(policy: Policy, who: str, records: Sequence[Mapping[str, Any]], rows: np.ndarray,
-            mask: np.ndarray, truth: np.ndarray, rng: np.random.Generator, actions: np.ndarray,
-            probs: np.ndarray) -> RowView:
+def _decide(
+    policy: Policy,
+    who: str,
+    records: Sequence[Mapping[str, Any]],
+    rows: np.ndarray,
+    mask: np.ndarray,
+    truth: np.ndarray,
+    rng: np.random.Generator,
+    actions: np.ndarray,
+    probs: np.ndarray,
+) -> RowView:
     """Sample ``policy``'s actions for ``rows`` into ``actions``/``probs``; return the contexts."""
     view = RowView(records, rows)
     eligible = mask[rows]
     p = check_probability_matrix(
         policy.probabilities_batch(view, eligible, truth[rows] if policy.needs_truth else None),
-        f"{who} probabilities", n_rows=eligible.shape[0], n_cols=eligible.shape[1], eligible=eligible)
+        f"{who} probabilities",
+        n_rows=eligible.shape[0],
+        n_cols=eligible.shape[1],
+        eligible=eligible,
+    )
     actions[rows] = sample_actions(p, rng)
     probs[rows] = p[np.arange(rows.size), actions[rows]]
     return view
@@ -102,8 +117,7 @@ class _Assigner:
         if new:
             arms = assign(new, self._names, self._salt, self._shares)
             self._arm_of.update(zip(new, (self._index[a] for a in arms)))
-        return np.fromiter((self._arm_of[u] for u in user_ids), dtype=np.int64,
-                           count=len(user_ids))
+        return np.fromiter((self._arm_of[u] for u in user_ids), dtype=np.int64, count=len(user_ids))
 
 
 class _Log:
@@ -112,23 +126,46 @@ class _Log:
     def __init__(self) -> None:
         self.parts: list[dict[str, Any]] = []
 
-    def add(self, rows: np.ndarray, users: np.ndarray, times: np.ndarray, day: np.ndarray,
-            actions: np.ndarray, probs: np.ndarray, outcome: Mapping[str, np.ndarray],
-            truth: np.ndarray, **extra: Any) -> None:
+    def add(
+        self,
+        rows: np.ndarray,
+        users: np.ndarray,
+        times: np.ndarray,
+        day: np.ndarray,
+        actions: np.ndarray,
+        probs: np.ndarray,
+        outcome: Mapping[str, np.ndarray],
+        truth: np.ndarray,
+        **extra: Any,
+    ) -> None:
         if rows.size == 0:
             return
         chosen = actions[rows]
-        part = {"user_id": users[rows], **{k: np.asarray(v)[rows] for k, v in extra.items()},
-                "day": day[rows],
-                "timestamp": times[rows], "action": chosen, "propensity": probs[rows]}
+        part = {
+            "user_id": users[rows],
+            **{k: np.asarray(v)[rows] for k, v in extra.items()},
+            "day": day[rows],
+            "timestamp": times[rows],
+            "action": chosen,
+            "propensity": probs[rows],
+        }
         part.update({key: np.asarray(outcome[key])[rows] for key in _OUTCOMES})
         part["true_profit"] = truth[rows, chosen]
         part["shopper_type"] = np.asarray(outcome["shopper_type"])[rows]
         self.parts.append(part)
 
     def frame(self, action_names: Sequence[str], with_arm: bool) -> pd.DataFrame:
-        keys = ["user_id", *(["arm"] if with_arm else []), "day", "timestamp", "action",
-                "propensity", *_OUTCOMES, "true_profit", "shopper_type"]
+        keys = [
+            "user_id",
+            *(["arm"] if with_arm else []),
+            "day",
+            "timestamp",
+            "action",
+            "propensity",
+            *_OUTCOMES,
+            "true_profit",
+            "shopper_type",
+        ]
         if not self.parts:
             return pd.DataFrame({key: [] for key in keys})
         data = {key: np.concatenate([part[key] for part in self.parts]) for key in keys}
@@ -201,20 +238,26 @@ def run_experiment(
     action_names = env.action_names
     for who, policy in [*policies.items(), ("logging_policy", logger_policy)]:
         if tuple(policy.action_names) != tuple(action_names):
-            raise ValueError(f"{who}: action_names == {policy.action_names!r}, must be "
-                             f"the simulator's {action_names!r}")
+            raise ValueError(
+                f"{who}: action_names == {policy.action_names!r}, must be "
+                f"the simulator's {action_names!r}"
+            )
     start = env.config.start_time
     test_start = start + pre_days * DAY
     end = test_start + days * DAY
-    screen = PreScreen(policies, control, start + pre_days * DAY / 2) \
-        if prescreen and pre_days > 0 else None
+    screen = (
+        PreScreen(policies, control, start + pre_days * DAY / 2)
+        if prescreen and pre_days > 0
+        else None
+    )
     assigner = _Assigner(names, salt, shares)
     pre_log, test_log = _Log(), _Log()
     arm_names = np.asarray(names, dtype=object)
 
     obs, info = env.reset(seed=env_seed)
-    with tqdm(total=pre_days + days, unit="day", desc="simulating", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=pre_days + days, unit="day", desc="simulating", disable=not progress, leave=False
+    ) as bar:
         while True:
             contexts = info["context"]
             n = len(contexts)
@@ -231,16 +274,26 @@ def run_experiment(
             actions = np.zeros(n, dtype=np.int64)
             probs = np.ones(n)
             if pre_rows.size:
-                _decide(logger_policy, "logging_policy", records, pre_rows, mask, truth, rng,
-                        actions, probs)
+                _decide(
+                    logger_policy,
+                    "logging_policy",
+                    records,
+                    pre_rows,
+                    mask,
+                    truth,
+                    rng,
+                    actions,
+                    probs,
+                )
             arm_index = np.full(n, -1, dtype=np.int64)
             arm_index[test_rows] = assigner(user_ids[test_rows])
             groups = []
             for k, (name, policy) in enumerate(policies.items()):
                 rows = np.flatnonzero(arm_index == k)
                 if rows.size:
-                    view = _decide(policy, f"arm {name!r}", records, rows, mask, truth, rng,
-                                   actions, probs)
+                    view = _decide(
+                        policy, f"arm {name!r}", records, rows, mask, truth, rng, actions, probs
+                    )
                     groups.append((policy, rows, view))
             step_obs = obs
             obs, _, _, _, info = env.step(actions)
@@ -248,15 +301,36 @@ def run_experiment(
             profit = np.asarray(outcome["profit"], dtype=np.float64)
             for policy, rows, view in groups:
                 if policy.learns:
-                    policy.update_batch(view, actions[rows], probs[rows], profit[rows],
-                                        truth[rows] if policy.needs_truth else None)
+                    policy.update_batch(
+                        view,
+                        actions[rows],
+                        probs[rows],
+                        profit[rows],
+                        truth[rows] if policy.needs_truth else None,
+                    )
             if screen is not None and pre_rows.size:
-                screen.observe(RowView(records, pre_rows), mask[pre_rows], truth[pre_rows],
-                               times[pre_rows], step_obs[pre_rows], actions[pre_rows],
-                               probs[pre_rows], profit[pre_rows])
+                screen.observe(
+                    RowView(records, pre_rows),
+                    mask[pre_rows],
+                    truth[pre_rows],
+                    times[pre_rows],
+                    step_obs[pre_rows],
+                    actions[pre_rows],
+                    probs[pre_rows],
+                    profit[pre_rows],
+                )
             pre_log.add(pre_rows, user_ids, times, offset, actions, probs, outcome, truth)
-            test_log.add(test_rows, user_ids, times, offset + 1, actions, probs, outcome, truth,
-                         arm=arm_names[np.maximum(arm_index, 0)])
+            test_log.add(
+                test_rows,
+                user_ids,
+                times,
+                offset + 1,
+                actions,
+                probs,
+                outcome,
+                truth,
+                arm=arm_names[np.maximum(arm_index, 0)],
+            )
             done = min(int((times[-1] - start) // DAY), pre_days + days)
             bar.update(max(done - bar.n, 0))
 
@@ -266,10 +340,25 @@ def run_experiment(
     carts["pre_profit"] = carts["user_id"].map(totals["sum"]).fillna(0.0).astype(np.float64)
     carts["pre_carts"] = carts["user_id"].map(totals["size"]).fillna(0).astype(np.int64)
     ope_table = screen.evaluate(np.random.default_rng(children[3]), confidence) if screen else None
-    settings = {"users": users, "days": days, "pre_days": pre_days, "seed": seed,
-                "batch": batch, "exploration": float(exploration),
-                "logging_policy": logger_policy.name, "carts_per_day": env.config.carts_per_day,
-                "policies": {name: policy.name for name, policy in policies.items()}}
+    settings = {
+        "users": users,
+        "days": days,
+        "pre_days": pre_days,
+        "seed": seed,
+        "batch": batch,
+        "exploration": float(exploration),
+        "logging_policy": logger_policy.name,
+        "carts_per_day": env.config.carts_per_day,
+        "policies": {name: policy.name for name, policy in policies.items()},
+    }
     logger.info("experiment: %d test carts, %d pre-period carts", len(carts), len(pre))
-    return ExperimentResult(carts=carts, pre_log=pre, arms=tuple(names), control=control,
-                            weights=shares, salt=salt, prescreen=ope_table, settings=settings)
+    return ExperimentResult(
+        carts=carts,
+        pre_log=pre,
+        arms=tuple(names),
+        control=control,
+        weights=shares,
+        salt=salt,
+        prescreen=ope_table,
+        settings=settings,
+    )

@@ -11,14 +11,9 @@ from engine.plotting import new_figure as _figure
 from engine.plotting import save_figure as _save
 
 if TYPE_CHECKING:
-
     from simulator.experiments.analysis import Analysis
 
 __all__ = ["cumulative_plot", "profit_effects_plot"]
-
-
-
-
 
 
 def _intervals(ax, rows, series) -> None:
@@ -31,14 +26,29 @@ def _intervals(ax, rows, series) -> None:
         if not ok.any():
             continue
         y = np.arange(len(rows))[ok] + dy
-        ax.errorbar(e[ok], y, xerr=[e[ok] - lo[ok], hi[ok] - e[ok]], fmt=marker, color=color,
-                    capsize=3, ms=5, label=label)
+        ax.errorbar(
+            e[ok],
+            y,
+            xerr=[e[ok] - lo[ok], hi[ok] - e[ok]],
+            fmt=marker,
+            color=color,
+            capsize=3,
+            ms=5,
+            label=label,
+        )
 
 
 def _finish(ax, rows, truth, title: str, xlabel: str) -> None:
     ok = np.isfinite(truth)
-    ax.scatter(truth[ok], np.arange(len(rows))[ok], marker="*", s=170, color="tab:red",
-               zorder=5, label="true effect (simulator)")
+    ax.scatter(
+        truth[ok],
+        np.arange(len(rows))[ok],
+        marker="*",
+        s=170,
+        color="tab:red",
+        zorder=5,
+        label="true effect (simulator)",
+    )
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
     ax.set_yticks(np.arange(len(rows)), [str(arm) for arm in rows["arm"]])
     ax.set_ylim(len(rows) - 0.5, -0.5)
@@ -59,20 +69,52 @@ def profit_effects_plot(analysis: Analysis, path: str | Path) -> Path:
     has_ope = np.isfinite(rows["ope_effect"].to_numpy(dtype=float)).any()
     figure = _figure(12.0 if has_ope else 7.0, 2.6 + 0.9 * len(rows))
     axes = figure.subplots(1, 2 if has_ope else 1, squeeze=False)[0]
-    _intervals(axes[0], rows, [
-        ("abs_effect", "ci_low", "ci_high", "o", "tab:blue", f"delta method ({level} CI)"),
-        ("cuped_abs_effect", "cuped_ci_low", "cuped_ci_high", "s", "tab:green",
-         f"CUPED ({level} CI)"),
-        ("abs_effect", "cs_low", "cs_high", "|", "tab:gray", "always-valid CS (daily looks)"),
-    ])
+    _intervals(
+        axes[0],
+        rows,
+        [
+            ("abs_effect", "ci_low", "ci_high", "o", "tab:blue", f"delta method ({level} CI)"),
+            (
+                "cuped_abs_effect",
+                "cuped_ci_low",
+                "cuped_ci_high",
+                "s",
+                "tab:green",
+                f"CUPED ({level} CI)",
+            ),
+            ("abs_effect", "cs_low", "cs_high", "|", "tab:gray", "always-valid CS (daily looks)"),
+        ],
+    )
     xlabel = f"profit per cart, arm minus {analysis.control} (USD)"
-    _finish(axes[0], rows, rows["true_effect"].to_numpy(dtype=float),
-            f"A/B test: profit effect vs control '{analysis.control}'", xlabel)
+    _finish(
+        axes[0],
+        rows,
+        rows["true_effect"].to_numpy(dtype=float),
+        f"A/B test: profit effect vs control '{analysis.control}'",
+        xlabel,
+    )
     if has_ope:
-        _intervals(axes[1], rows, [("ope_effect", "ope_ci_low", "ope_ci_high", "D",
-                                    "tab:purple", f"DR estimate ({level} CI)")])
-        _finish(axes[1], rows, rows["ope_true_effect"].to_numpy(dtype=float),
-                "OPE pre-screen on the pre-period log", xlabel)
+        _intervals(
+            axes[1],
+            rows,
+            [
+                (
+                    "ope_effect",
+                    "ope_ci_low",
+                    "ope_ci_high",
+                    "D",
+                    "tab:purple",
+                    f"DR estimate ({level} CI)",
+                )
+            ],
+        )
+        _finish(
+            axes[1],
+            rows,
+            rows["ope_true_effect"].to_numpy(dtype=float),
+            "OPE pre-screen on the pre-period log",
+            xlabel,
+        )
     figure.tight_layout()
     return _save(figure, path)
 

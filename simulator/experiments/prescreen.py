@@ -51,8 +51,9 @@ class PreScreen:
         self.control = control
         self.split_time = float(split_time)
         self._fixed = {name: policy for name, policy in arms.items() if not policy.learns}
-        self._learners = {name: copy.deepcopy(policy) for name, policy in arms.items()
-                          if policy.learns}
+        self._learners = {
+            name: copy.deepcopy(policy) for name, policy in arms.items() if policy.learns
+        }
         self._names = list(arms)
         self._columns: dict[str, list[np.ndarray]] = {
             key: [] for key in ("obs", "actions", "probs", "rewards", "truth", "second")
@@ -79,8 +80,11 @@ class PreScreen:
         for name, policy in self._learners.items():
             if first_rows.size:
                 policy.update_batch(
-                    RowView(contexts, first_rows), actions[first_rows], probs[first_rows],
-                    rewards[first_rows], truth[first_rows] if policy.needs_truth else None,
+                    RowView(contexts, first_rows),
+                    actions[first_rows],
+                    probs[first_rows],
+                    rewards[first_rows],
+                    truth[first_rows] if policy.needs_truth else None,
                 )
             target = np.full((n, n_actions), np.nan)
             if second_rows.size:
@@ -88,8 +92,14 @@ class PreScreen:
                     policy, RowView(contexts, second_rows), mask[second_rows], truth[second_rows]
                 )
             self._targets[name].append(target)
-        for key, value in (("obs", obs), ("actions", actions), ("probs", probs),
-                           ("rewards", rewards), ("truth", truth), ("second", second)):
+        for key, value in (
+            ("obs", obs),
+            ("actions", actions),
+            ("probs", probs),
+            ("rewards", rewards),
+            ("truth", truth),
+            ("second", second),
+        ):
             self._columns[key].append(np.asarray(value))
 
     def evaluate(self, rng: np.random.Generator, confidence: float = 0.95) -> pd.DataFrame | None:
@@ -103,12 +113,18 @@ class PreScreen:
         targets = {name: np.concatenate(parts) for name, parts in self._targets.items()}
         n, n_actions = cols["truth"].shape
         if n < MIN_PRESCREEN_ROWS:
-            logger.warning("pre-screen skipped: %d logged carts, need at least %d", n,
-                           MIN_PRESCREEN_ROWS)
+            logger.warning(
+                "pre-screen skipped: %d logged carts, need at least %d", n, MIN_PRESCREEN_ROWS
+            )
             return None
         q_hat = ope.cross_fit_rewards(
-            cols["obs"].astype(np.float64), cols["actions"], cols["rewards"], n_actions, rng,
-            n_folds=2, model="ridge",
+            cols["obs"].astype(np.float64),
+            cols["actions"],
+            cols["rewards"],
+            n_actions,
+            rng,
+            n_folds=2,
+            model="ridge",
         )
         z = float(stats.norm.ppf(0.5 + confidence / 2.0))
         control_target = targets[self.control]
@@ -117,9 +133,13 @@ class PreScreen:
             target = targets[name]
             rows = np.flatnonzero(np.isfinite(target).all(axis=1))
             row: dict[str, Any] = {
-                "arm": name, "learns": name in self._learners,
-                "basis": ("second half, trained on first half" if name in self._learners
-                          else "all pre-period carts"),
+                "arm": name,
+                "learns": name in self._learners,
+                "basis": (
+                    "second half, trained on first half"
+                    if name in self._learners
+                    else "all pre-period carts"
+                ),
                 "n": int(rows.size),
             }
             if rows.size < MIN_PRESCREEN_ROWS:
@@ -127,28 +147,51 @@ class PreScreen:
                 rows_out.append(row)
                 continue
             table = ope.evaluate(
-                cols["rewards"][rows], cols["actions"][rows], cols["probs"][rows], target[rows],
-                estimated_rewards=q_hat[rows], estimators=PRESCREEN_ESTIMATORS,
+                cols["rewards"][rows],
+                cols["actions"][rows],
+                cols["probs"][rows],
+                target[rows],
+                estimated_rewards=q_hat[rows],
+                estimators=PRESCREEN_ESTIMATORS,
                 confidence=confidence,
             )
             row.update({est: float(table.loc[est, "value"]) for est in PRESCREEN_ESTIMATORS})
-            row.update({"dr_ci_low": float(table.loc["dr", "ci_low"]),
-                        "dr_ci_high": float(table.loc["dr", "ci_high"]),
-                        "ess": float(table.loc["dr", "ess"]),
-                        "true_value": float((target[rows] * cols["truth"][rows]).sum(axis=1).mean())})
+            row.update(
+                {
+                    "dr_ci_low": float(table.loc["dr", "ci_low"]),
+                    "dr_ci_high": float(table.loc["dr", "ci_high"]),
+                    "ess": float(table.loc["dr", "ess"]),
+                    "true_value": float((target[rows] * cols["truth"][rows]).sum(axis=1).mean()),
+                }
+            )
             both = rows[np.isfinite(control_target[rows]).all(axis=1)]
             if name != self.control and both.size >= MIN_PRESCREEN_ROWS:
                 diff = _dr_terms(target[both], cols, q_hat, both) - _dr_terms(
-                    control_target[both], cols, q_hat, both)
+                    control_target[both], cols, q_hat, both
+                )
                 effect, se = float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(both.size))
-                true_diff = ((target[both] - control_target[both]) * cols["truth"][both]).sum(axis=1)
-                row.update({"effect": effect, "effect_ci_low": effect - z * se,
-                            "effect_ci_high": effect + z * se, "effect_n": int(both.size),
-                            "true_effect": float(true_diff.mean())})
+                true_diff = ((target[both] - control_target[both]) * cols["truth"][both]).sum(
+                    axis=1
+                )
+                row.update(
+                    {
+                        "effect": effect,
+                        "effect_ci_low": effect - z * se,
+                        "effect_ci_high": effect + z * se,
+                        "effect_n": int(both.size),
+                        "true_effect": float(true_diff.mean()),
+                    }
+                )
             rows_out.append(row)
         table = pd.DataFrame(rows_out)
-        table.attrs.update({"confidence": confidence, "control": self.control, "n_logged": n,
-                            "logging_value": float(cols["rewards"].mean())})
+        table.attrs.update(
+            {
+                "confidence": confidence,
+                "control": self.control,
+                "n_logged": n,
+                "logging_value": float(cols["rewards"].mean()),
+            }
+        )
         return table
 
 
@@ -163,10 +206,10 @@ def _dr_terms(
     return (target * q).sum(axis=1) + weight * (cols["rewards"][rows] - q[idx, actions])
 
 
-def _probabilities(policy: Policy, contexts: Sequence[Mapping[str, Any]], mask: np.ndarray,
-                   truth: np.ndarray) -> np.ndarray:
+def _probabilities(
+    policy: Policy, contexts: Sequence[Mapping[str, Any]], mask: np.ndarray, truth: np.ndarray
+) -> np.ndarray:
     return np.asarray(
         policy.probabilities_batch(contexts, mask, truth if policy.needs_truth else None),
         dtype=np.float64,
     )
-

@@ -21,6 +21,7 @@ __all__ = ["format_table", "summary_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 
+
 def _num(value: float, digits: int = 3, signed: bool = True) -> str:
     if value is None or not np.isfinite(value):
         return "-"
@@ -43,42 +44,62 @@ def _p(value: float) -> str:
 
 def summary_table(analysis: Analysis) -> pd.DataFrame:
     """One formatted row per (metric, arm): effect, CI, p, CUPED, always-valid CS, true
-    effect, OPE pre-screen (strings, for the terminal and the HTML report)."""
+    effect, OPE pre-screen (strings, for the terminal and the HTML report).
+    """
     rows = []
     for _, r in analysis.table.iterrows():
         cuped = "-"
         if np.isfinite(r.get("cuped_abs_effect", np.nan)):
-            cuped = (f"{_num(r['cuped_abs_effect'])} {_interval(r['cuped_ci_low'], r['cuped_ci_high'])}"
-                     f" p={_p(r['cuped_p_value'])}")
+            cuped = (
+                f"{_num(r['cuped_abs_effect'])} {_interval(r['cuped_ci_low'], r['cuped_ci_high'])}"
+                f" p={_p(r['cuped_p_value'])}"
+            )
         ope = "-"
         if np.isfinite(r["ope_effect"]):
-            ope = (f"{_num(r['ope_effect'])} {_interval(r['ope_ci_low'], r['ope_ci_high'])}"
-                   f" (true {_num(r['ope_true_effect'])})")
-        rows.append({
-            "metric": r["metric"], "arm": r["arm"], "effect": _num(r["abs_effect"]),
-            "CI": _interval(r["ci_low"], r["ci_high"]), "p": _p(r["p_value"]),
-            "CUPED": cuped, "CS": _interval(r["cs_low"], r["cs_high"]),
-            "true effect": _num(r["true_effect"]), "OPE": ope,
-        })
+            ope = (
+                f"{_num(r['ope_effect'])} {_interval(r['ope_ci_low'], r['ope_ci_high'])}"
+                f" (true {_num(r['ope_true_effect'])})"
+            )
+        rows.append(
+            {
+                "metric": r["metric"],
+                "arm": r["arm"],
+                "effect": _num(r["abs_effect"]),
+                "CI": _interval(r["ci_low"], r["ci_high"]),
+                "p": _p(r["p_value"]),
+                "CUPED": cuped,
+                "CS": _interval(r["cs_low"], r["cs_high"]),
+                "true effect": _num(r["true_effect"]),
+                "OPE": ope,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def format_table(analysis: Analysis) -> str:
     """The terminal report: the effect table, SRM and the decisions."""
     level = f"{analysis.confidence:.0%}"
-    lines = [f"Effects per cart vs control '{analysis.control}' ({level} intervals; CS = always-valid "
-             "confidence sequence over daily looks; OPE = pre-screen DR estimate on the "
-             "pre-period log, with its true value):"]
+    lines = [
+        f"Effects per cart vs control '{analysis.control}' ({level} intervals; CS = always-valid "
+        "confidence sequence over daily looks; OPE = pre-screen DR estimate on the "
+        "pre-period log, with its true value):"
+    ]
     lines.append(summary_table(analysis).to_string(index=False))
-    lines.append("true effect = difference in mean true_profit per cart (the simulator's expected "
-                 "profit of the chosen actions: purchase noise removed)")
+    lines.append(
+        "true effect = difference in mean true_profit per cart (the simulator's expected "
+        "profit of the chosen actions: purchase noise removed)"
+    )
     srm = analysis.srm
-    lines.append(f"SRM: units per arm {srm['counts']}, p = {srm['p_value']:.3g}"
-                 + (" -> MISMATCH, results not trustworthy" if srm["flagged"] else " (ok)"))
+    lines.append(
+        f"SRM: units per arm {srm['counts']}, p = {srm['p_value']:.3g}"
+        + (" -> MISMATCH, results not trustworthy" if srm["flagged"] else " (ok)")
+    )
     for arm, verdict in analysis.verdicts.items():
         seq = analysis.sequential_verdicts[arm].decision
-        lines.append(f"Decision for {arm}: {verdict.decision.upper()} (sequential: {seq}); "
-                     f"{verdict.reasons[0]}")
+        lines.append(
+            f"Decision for {arm}: {verdict.decision.upper()} (sequential: {seq}); "
+            f"{verdict.reasons[0]}"
+        )
     return "\n".join(lines)
 
 
@@ -101,28 +122,35 @@ def write_report(result: ExperimentResult, analysis: Analysis, out_dir: str | Pa
         f"<i>{html.escape(str(s.get('logging_policy')))}</i>; seed {s.get('seed')}, "
         f"{len(result.carts)} test carts, {len(result.pre_log)} pre-period carts. Shoppers are "
         f"assigned by a salted hash of their id (salt <code>{html.escape(result.salt)}</code>)."
-        "</p>\n")
+        "</p>\n"
+    )
     parts.append(section("Decisions (primary metric: profit per cart)"))
     parts.append("<ul>\n")
     for arm, verdict in analysis.verdicts.items():
         css = "ship" if verdict.ship else "no" if verdict.decision == "do not ship" else ""
         seq = analysis.sequential_verdicts[arm].decision
         reasons = "; ".join(verdict.reasons)
-        parts.append(f"<li><b>{html.escape(str(arm))}</b>: <span class='{css}'>"
-                     f"{html.escape(verdict.decision)}</span> (always-valid sequence: "
-                     f"{html.escape(seq)}). {html.escape(reasons)}</li>\n")
+        parts.append(
+            f"<li><b>{html.escape(str(arm))}</b>: <span class='{css}'>"
+            f"{html.escape(verdict.decision)}</span> (always-valid sequence: "
+            f"{html.escape(seq)}). {html.escape(reasons)}</li>\n"
+        )
     srm = analysis.srm
-    parts.append(f"<li>Sample ratio check: units {html.escape(str(srm['counts']))}, "
-                 f"p = {srm['p_value']:.3g}{' <b>MISMATCH</b>' if srm['flagged'] else ' (ok)'}"
-                 "</li>\n</ul>\n")
+    parts.append(
+        f"<li>Sample ratio check: units {html.escape(str(srm['counts']))}, "
+        f"p = {srm['p_value']:.3g}{' <b>MISMATCH</b>' if srm['flagged'] else ' (ok)'}"
+        "</li>\n</ul>\n"
+    )
     parts.append(section("Effects per cart"))
     parts.append(_frame_html(summary_table(analysis)))
     parts.append(f"<p class='note'>{html.escape(TRUE_EFFECT_NOTE)}</p>\n")
     if analysis.covariates:
         vr = analysis.table.loc[analysis.table["metric"] == "profit", "variance_reduction"]
-        parts.append(f"<p class='note'>CUPED covariate(s): {html.escape(', '.join(analysis.covariates))}"
-                     f" (per-user pre-period totals); variance reduction on profit "
-                     f"{vr.min():.1%} to {vr.max():.1%}.</p>\n")
+        parts.append(
+            f"<p class='note'>CUPED covariate(s): {html.escape(', '.join(analysis.covariates))}"
+            f" (per-user pre-period totals); variance reduction on profit "
+            f"{vr.min():.1%} to {vr.max():.1%}.</p>\n"
+        )
     parts.extend(_img(path) for path in figures)
     parts.append(section("Arms"))
     parts.append(_frame_html(analysis.arms.reset_index(names="arm")))
@@ -138,7 +166,8 @@ def write_report(result: ExperimentResult, analysis: Analysis, out_dir: str | Pa
             "same carts; <i>true_value</i>/<i>true_effect</i> use the simulator's expected rewards "
             "on those carts. The OPE effect is measured before the test on other carts, with "
             "learners trained on a log and without the arms' longer-run effects on shoppers, so it "
-            "need not match the A/B effect.</p>\n")
+            "need not match the A/B effect.</p>\n"
+        )
     target = out / "abtest.html"
     target.write_text(page("Cartwise A/B test", "".join(parts)), encoding="utf-8")
     logger.info("wrote %s", target)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,14 @@ class AbTestSection:
 @dataclass(frozen=True)
 class SequenceSection:
     carts: int = 20_000  # flows per policy on CartRecoverySequence-v0 (0: skip the section)
-    policies: tuple[str, ...] = ("seq:reminder", "seq:3-reminders", "seq:reminders-coupon", "seq:rule",
-                                 "seq:linucb", "seq:fqi")
+    policies: tuple[str, ...] = (
+        "seq:reminder",
+        "seq:3-reminders",
+        "seq:reminders-coupon",
+        "seq:rule",
+        "seq:linucb",
+        "seq:fqi",
+    )
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,16 @@ class RunConfig:
 
 
 QUICK: dict[str, Any] = {
-    "shop.n_shoppers": 3_000, "shop.n_items": 200, "warmup.carts": 3_000, "engine.carts": 4_000,
-    "train.carts": 6_000, "abtest.users": 4_000, "abtest.days": 7, "abtest.pre_days": 3,
-    "abtest.carts_per_day": 800, "sequence.carts": 3_000,
+    "shop.n_shoppers": 3_000,
+    "shop.n_items": 200,
+    "warmup.carts": 3_000,
+    "engine.carts": 4_000,
+    "train.carts": 6_000,
+    "abtest.users": 4_000,
+    "abtest.days": 7,
+    "abtest.pre_days": 3,
+    "abtest.carts_per_day": 800,
+    "sequence.carts": 3_000,
 }
 """Overrides applied by ``--quick`` (the whole job in well under a minute)."""
 
@@ -121,15 +135,19 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    mine = {k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}
+    mine = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
     kwargs: dict[str, Any] = {}
     for key, value in mine.items():
         head = key.split(".", 1)[0]
         if head not in fields:
             where = f" in [{prefix.rstrip('.')}]" if prefix else ""
-            raise ValueError(f"config: unknown key {prefix + key!r}; known keys{where}: {', '.join(sorted(fields))}")
+            raise ValueError(
+                f"config: unknown key {prefix + key!r}; known keys{where}: {', '.join(sorted(fields))}"
+            )
     for name, f in fields.items():
-        if dataclasses.is_dataclass(f.default_factory() if f.default_factory is not dataclasses.MISSING else None):
+        if dataclasses.is_dataclass(
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        ):
             kwargs[name] = _build(f.default_factory().__class__, values, f"{prefix}{name}.")
         elif name in mine:
             kwargs[name] = _coerce(prefix + name, mine[name], f)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import pandas as pd
@@ -24,25 +25,59 @@ class EngineRun:
     model_version: str
 
 
-def run_engine(engine: DecisionEngine, carts: int, seed: int, shop: Mapping[str, Any], log_path: Path,
-               progress: bool = True) -> EngineRun:
+def run_engine(
+    engine: DecisionEngine,
+    carts: int,
+    seed: int,
+    shop: Mapping[str, Any],
+    log_path: Path,
+    progress: bool = True,
+) -> EngineRun:
     """Serve ``carts`` abandoned carts through ``engine`` exactly as checkout would."""
     env = gym.make("CartRecovery-v0", **shop)
     _, info = env.reset(seed=seed)
     rows = []
     index = {a: i for i, a in enumerate(ACTION_NAMES)}
-    for _ in tqdm(range(carts), desc="engine on live traffic", unit="cart", disable=not progress,
-                  mininterval=0.5):
+    for _ in tqdm(
+        range(carts),
+        desc="engine on live traffic",
+        unit="cart",
+        disable=not progress,
+        mininterval=0.5,
+    ):
         decision = engine.decide(info["context"])
         a = index[decision.action]
         _, reward, _, _, step = env.step(a)
         engine.reward(decision.decision_id, reward, timestamp=info["context"]["timestamp"] + 3600.0)
         er = info["expected_reward"]
         mask = info["action_mask"] > 0
-        rows.append((decision.decision_id, decision.action, info["shopper_type"], er[a], er[0],
-                     er[mask].max(), bool(step["converted"]), step["coupon_cost"], decision.fallback, *er))
+        rows.append(
+            (
+                decision.decision_id,
+                decision.action,
+                info["shopper_type"],
+                er[a],
+                er[0],
+                er[mask].max(),
+                bool(step["converted"]),
+                step["coupon_cost"],
+                decision.fallback,
+                *er,
+            )
+        )
         _, info = env.reset()
     engine.flush()
-    columns = ["decision_id", "action", "type", "value", "none", "oracle", "converted", "coupon_cost",
-               "fallback"] + [f"er_{a}" for a in ACTION_NAMES]
-    return EngineRun(pd.DataFrame(rows, columns=columns), engine.health(), log_path, engine.model_version)
+    columns = [
+        "decision_id",
+        "action",
+        "type",
+        "value",
+        "none",
+        "oracle",
+        "converted",
+        "coupon_cost",
+        "fallback",
+    ] + [f"er_{a}" for a in ACTION_NAMES]
+    return EngineRun(
+        pd.DataFrame(rows, columns=columns), engine.health(), log_path, engine.model_version
+    )

@@ -32,7 +32,12 @@ from simulator.experiments.report import format_table, write_report
 from simulator.job.config import RunConfig
 from simulator.job.engine_run import EngineRun, run_engine
 from simulator.job.offline import offline_evaluation, truth_matrix
-from simulator.job.plots import engine_learning_curve, ope_truth_plot, profit_by_policy, profit_by_type
+from simulator.job.plots import (
+    engine_learning_curve,
+    ope_truth_plot,
+    profit_by_policy,
+    profit_by_type,
+)
 from simulator.job.warmup import Warmup, run_warmup
 from simulator.training import run_policy
 from simulator.training.plots import learning_curve_plot
@@ -58,7 +63,8 @@ class JobResult:
 
 def new_run_folder(parent: Path, stamp: str) -> Path:
     """Create and return ``parent/stamp``, or ``parent/stamp-2``, ``-3``... if taken: two jobs
-    started in the same second never share a folder (``mkdir`` either creates or fails)."""
+    started in the same second never share a folder (``mkdir`` either creates or fails).
+    """
     parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
@@ -73,8 +79,12 @@ def new_run_folder(parent: Path, stamp: str) -> Path:
 def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     """Run every step and write ``<out>/<timestamp>/report.html``; return what was measured."""
     out = new_run_folder(Path(cfg.out), time.strftime("%Y%m%d-%H%M%S"))
-    shop = {"n_shoppers": cfg.shop.n_shoppers, "n_items": cfg.shop.n_items,
-            "coupon_conditioning": cfg.shop.coupon_conditioning, "fatigue": cfg.shop.fatigue}
+    shop = {
+        "n_shoppers": cfg.shop.n_shoppers,
+        "n_items": cfg.shop.n_items,
+        "coupon_conditioning": cfg.shop.coupon_conditioning,
+        "fatigue": cfg.shop.fatigue,
+    }
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -88,10 +98,19 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     lap("warm-up")
 
     log_path = out / "decisions.db"
-    guard = GuardrailConfig(exploration_floor=cfg.engine.exploration_floor, max_contacts=cfg.engine.max_contacts,
-                            daily_coupon_budget=cfg.engine.daily_coupon_budget)
-    engine = DecisionEngine(log_path, seed=cfg.seed, learner=cfg.engine.learner, cf=warm.cf, risk=warm.risk,
-                            guardrails=guard)
+    guard = GuardrailConfig(
+        exploration_floor=cfg.engine.exploration_floor,
+        max_contacts=cfg.engine.max_contacts,
+        daily_coupon_budget=cfg.engine.daily_coupon_budget,
+    )
+    engine = DecisionEngine(
+        log_path,
+        seed=cfg.seed,
+        learner=cfg.engine.learner,
+        cf=warm.cf,
+        risk=warm.risk,
+        guardrails=guard,
+    )
     engine_run = run_engine(engine, cfg.engine.carts, cfg.seed, shop, log_path, progress)
     engine.save(out / "model.cw")
     engine.close()
@@ -103,9 +122,20 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     ope_table = _offline_evaluation(cfg, engine_run)
     lap("off-policy evaluation")
 
-    ab_config = {**shop, "n_shoppers": cfg.abtest.users, "carts_per_day": float(cfg.abtest.carts_per_day)}
-    experiment = run_experiment(list(cfg.abtest.arms), users=cfg.abtest.users, days=cfg.abtest.days,
-                                seed=cfg.seed, config=ab_config, pre_days=cfg.abtest.pre_days, progress=progress)
+    ab_config = {
+        **shop,
+        "n_shoppers": cfg.abtest.users,
+        "carts_per_day": float(cfg.abtest.carts_per_day),
+    }
+    experiment = run_experiment(
+        list(cfg.abtest.arms),
+        users=cfg.abtest.users,
+        days=cfg.abtest.days,
+        seed=cfg.seed,
+        config=ab_config,
+        pre_days=cfg.abtest.pre_days,
+        progress=progress,
+    )
     analysis = experiment.analyse()
     ab_report = write_report(experiment, analysis, out / "abtest")
     lap("A/B test")
@@ -114,37 +144,71 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     if cfg.sequence.carts:
         from simulator.job.sequence_report import sequence_scoreboard, touch_increments
 
-        sequence_board = sequence_scoreboard(cfg.sequence.policies, cfg.sequence.carts, cfg.seed, shop)
+        sequence_board = sequence_scoreboard(
+            cfg.sequence.policies, cfg.sequence.carts, cfg.seed, shop
+        )
         touches = touch_increments(cfg.seed, shop)
         lap("sequence")
 
     figures = {
-        "engine_curve": engine_learning_curve(engine_run.decisions, out / "engine_learning_curve.png"),
+        "engine_curve": engine_learning_curve(
+            engine_run.decisions, out / "engine_learning_curve.png"
+        ),
         "by_type": profit_by_type(engine_run.decisions, out / "profit_by_type.png"),
         "by_policy": profit_by_policy(scoreboard, out / "profit_by_policy.png"),
-        "scoreboard": learning_curve_plot(curves, out / "learning_curves.png",
-                                          title="Policies learning online in the simulator"),
+        "scoreboard": learning_curve_plot(
+            curves, out / "learning_curves.png", title="Policies learning online in the simulator"
+        ),
         "ope": ope_truth_plot(ope_table, out / "ope_forest.png"),
         "abtest": out / "abtest" / "abtest_profit_effects.png",
     }
-    result = JobResult(out, warm, engine_run, scoreboard, ope_table, format_table(analysis), figures, seconds,
-                       sequence_board, touches)
+    result = JobResult(
+        out,
+        warm,
+        engine_run,
+        scoreboard,
+        ope_table,
+        format_table(analysis),
+        figures,
+        seconds,
+        sequence_board,
+        touches,
+    )
     from simulator.job.report import write_job_report
 
     write_job_report(result, cfg, ab_report)
     return result
 
 
-def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _scoreboard(
+    cfg: RunConfig, shop: dict[str, Any], progress: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows, curves = [], []
     for name in (*BASELINE_POLICIES, *cfg.train.learners):
-        result = run_policy(make_policy(name, seed=cfg.seed), cfg.train.carts, cfg.seed, shop,
-                            batch=cfg.train.batch, progress=progress)
-        rows.append({"policy": name, "value_last": result.value_last, "none": result.none,
-                     "best_static": result.best_static, "best_static_action": result.best_static_action,
-                     "rule": result.rule, "full_information": result.full_information, "oracle": result.oracle,
-                     "gain_share": result.gain_share, "conversion_last": result.conversion_last,
-                     "coupon_cost_last": result.coupon_cost_last, "carts_per_second": result.carts_per_second})
+        result = run_policy(
+            make_policy(name, seed=cfg.seed),
+            cfg.train.carts,
+            cfg.seed,
+            shop,
+            batch=cfg.train.batch,
+            progress=progress,
+        )
+        rows.append(
+            {
+                "policy": name,
+                "value_last": result.value_last,
+                "none": result.none,
+                "best_static": result.best_static,
+                "best_static_action": result.best_static_action,
+                "rule": result.rule,
+                "full_information": result.full_information,
+                "oracle": result.oracle,
+                "gain_share": result.gain_share,
+                "conversion_last": result.conversion_last,
+                "coupon_cost_last": result.coupon_cost_last,
+                "carts_per_second": result.carts_per_second,
+            }
+        )
         curve = pd.DataFrame(result.curve)
         curve["policy"], curve["seed"] = name, cfg.seed
         curves.append(curve)
@@ -154,5 +218,6 @@ def _scoreboard(cfg: RunConfig, shop: dict[str, Any], progress: bool) -> tuple[p
 def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
     """Score candidate policies on the engine's log; put their true value on the same carts beside."""
     data = read_log_dataset(run.log_path)
-    return offline_evaluation(data, truth_matrix(run.decisions, data), cfg.ope.targets,
-                              cfg.ope.confidence, cfg.seed)
+    return offline_evaluation(
+        data, truth_matrix(run.decisions, data), cfg.ope.targets, cfg.ope.confidence, cfg.seed
+    )

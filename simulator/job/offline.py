@@ -34,7 +34,9 @@ def truth_matrix(decisions: pd.DataFrame, data: LogDataset) -> np.ndarray:
     truth = decisions.set_index("decision_id").loc[list(data.decision_ids)]
     missing = [a for a in data.action_names if f"er_{a}" not in truth.columns]
     if missing:
-        raise ValueError(f"decisions has no 'er_{missing[0]}' column for the logged action {missing[0]!r}")
+        raise ValueError(
+            f"decisions has no 'er_{missing[0]}' column for the logged action {missing[0]!r}"
+        )
     return truth[[f"er_{a}" for a in data.action_names]].to_numpy(dtype=np.float64)
 
 
@@ -57,28 +59,55 @@ def offline_evaluation(
     rows; empty warning when the overlap is fine).
     """
     if expected_rewards.shape != (data.n, data.n_actions):
-        raise ValueError(f"expected_rewards has shape {expected_rewards.shape}, must be {(data.n, data.n_actions)}")
+        raise ValueError(
+            f"expected_rewards has shape {expected_rewards.shape}, must be {(data.n, data.n_actions)}"
+        )
     q = None
     if data.features.shape[1]:
-        scale = None if reward_model == "logistic" else reward_scale(data.features, data.feature_names)
-        q = cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards, data.n_actions,
-                              np.random.default_rng(seed), model=reward_model, scale=scale)
+        scale = (
+            None if reward_model == "logistic" else reward_scale(data.features, data.feature_names)
+        )
+        q = cross_fit_rewards(
+            reward_model_features(data.features),
+            data.actions,
+            data.rewards,
+            data.n_actions,
+            np.random.default_rng(seed),
+            model=reward_model,
+            scale=scale,
+        )
     rows = []
     for name in targets:
         policy = make_policy(name, seed=seed)
         probs = target_probabilities(data, policy)
         model = {} if q is None else {"estimated_rewards": q}
-        table = evaluate_log(data, lambda X, names, eligible, p=probs: p, estimators=tuple(estimators),
-                             confidence=confidence, seed=seed, **model)
+        table = evaluate_log(
+            data,
+            lambda X, names, eligible, p=probs: p,
+            estimators=tuple(estimators),
+            confidence=confidence,
+            seed=seed,
+            **model,
+        )
         true_value = float(np.mean(np.sum(probs * expected_rewards, axis=1)))
         diag = table.attrs["diagnostics"]
         for estimator in (e for e in estimators if e in table.index):
             r = table.loc[estimator]
-            rows.append({"target": name, "estimator": estimator, "value": r["value"], "ci_low": r["ci_low"],
-                         "ci_high": r["ci_high"], "true_value": true_value,
-                         "covered": bool(r["ci_low"] <= true_value <= r["ci_high"]),
-                         "ess": diag.ess, "max_weight": diag.max_weight, "rare_share": diag.rare_share,
-                         "warning": " ".join(diag.warnings)})
+            rows.append(
+                {
+                    "target": name,
+                    "estimator": estimator,
+                    "value": r["value"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                    "true_value": true_value,
+                    "covered": bool(r["ci_low"] <= true_value <= r["ci_high"]),
+                    "ess": diag.ess,
+                    "max_weight": diag.max_weight,
+                    "rare_share": diag.rare_share,
+                    "warning": " ".join(diag.warnings),
+                }
+            )
     frame = pd.DataFrame(rows)
     frame.attrs["logging_value"] = float(np.mean(data.rewards))
     frame.attrs["rows"] = data.n

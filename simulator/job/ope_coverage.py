@@ -41,23 +41,41 @@ logger = logging.getLogger(__name__)
 DEFAULT_CARTS = 4_000
 
 
-def coverage_config(carts: int = DEFAULT_CARTS, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def coverage_config(
+    carts: int = DEFAULT_CARTS, overrides: Mapping[str, Any] | None = None
+) -> RunConfig:
     """The ``--quick`` job configuration with ``carts`` engine carts (and any dotted overrides)."""
     return load_config(None, {**QUICK, "engine.carts": carts, **(overrides or {})})
 
 
-def seed_table(seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)) -> pd.DataFrame:
+def seed_table(
+    seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)
+) -> pd.DataFrame:
     """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``) with ``seed`` and
-    ``reward_model`` columns: one block of rows per reward model, all on the same log."""
-    shop = {"n_shoppers": cfg.shop.n_shoppers, "n_items": cfg.shop.n_items,
-            "coupon_conditioning": cfg.shop.coupon_conditioning, "fatigue": cfg.shop.fatigue}
+    ``reward_model`` columns: one block of rows per reward model, all on the same log.
+    """
+    shop = {
+        "n_shoppers": cfg.shop.n_shoppers,
+        "n_items": cfg.shop.n_items,
+        "coupon_conditioning": cfg.shop.coupon_conditioning,
+        "fatigue": cfg.shop.fatigue,
+    }
     warm = run_warmup(cfg.warmup.carts, seed, shop, progress=False)
-    guard = GuardrailConfig(exploration_floor=cfg.engine.exploration_floor, max_contacts=cfg.engine.max_contacts,
-                            daily_coupon_budget=cfg.engine.daily_coupon_budget)
+    guard = GuardrailConfig(
+        exploration_floor=cfg.engine.exploration_floor,
+        max_contacts=cfg.engine.max_contacts,
+        daily_coupon_budget=cfg.engine.daily_coupon_budget,
+    )
     with tempfile.TemporaryDirectory(prefix="cartwise-ope-") as folder:
         log_path = Path(folder) / "decisions.db"
-        engine = DecisionEngine(log_path, seed=seed, learner=cfg.engine.learner, cf=warm.cf, risk=warm.risk,
-                                guardrails=guard)
+        engine = DecisionEngine(
+            log_path,
+            seed=seed,
+            learner=cfg.engine.learner,
+            cf=warm.cf,
+            risk=warm.risk,
+            guardrails=guard,
+        )
         try:
             run = run_engine(engine, cfg.engine.carts, seed, shop, log_path, progress=False)
         finally:
@@ -66,7 +84,9 @@ def seed_table(seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAUL
     truth = truth_matrix(run.decisions, data)
     tables = []
     for model in reward_models:
-        table = offline_evaluation(data, truth, cfg.ope.targets, cfg.ope.confidence, seed, reward_model=model)
+        table = offline_evaluation(
+            data, truth, cfg.ope.targets, cfg.ope.confidence, seed, reward_model=model
+        )
         table.insert(0, "reward_model", model)
         table.insert(0, "seed", seed)
         tables.append(table)
@@ -77,10 +97,15 @@ def _seed_table_args(args: tuple[int, RunConfig, tuple[str, ...]]) -> pd.DataFra
     return seed_table(*args)
 
 
-def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes: int = 1,
-                   reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)) -> pd.DataFrame:
+def coverage_table(
+    seeds: Iterable[int],
+    cfg: RunConfig | None = None,
+    processes: int = 1,
+    reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
+) -> pd.DataFrame:
     """:func:`seed_table` of every seed, concatenated (``processes > 1``: seeds run in parallel;
-    the result does not depend on it)."""
+    the result does not depend on it).
+    """
     cfg = coverage_config() if cfg is None else cfg
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -91,7 +116,9 @@ def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes
         tables = [seed_table(s, cfg, reward_models) for s in seeds]
     else:
         with ProcessPoolExecutor(processes) as pool:
-            tables = list(pool.map(_seed_table_args, [(s, cfg, tuple(reward_models)) for s in seeds]))
+            tables = list(
+                pool.map(_seed_table_args, [(s, cfg, tuple(reward_models)) for s in seeds])
+            )
     table = pd.concat(tables, ignore_index=True)
     table["error"] = table["value"] - table["true_value"]
     table["width"] = table["ci_high"] - table["ci_low"]
@@ -100,21 +127,28 @@ def coverage_table(seeds: Iterable[int], cfg: RunConfig | None = None, processes
 
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per reward model, target and estimator over seeds: coverage, share of misses below the truth, mean
-    error (bias) with its standard error, mean absolute error and mean interval width."""
+    error (bias) with its standard error, mean absolute error and mean interval width.
+    """
     g = table.groupby(["reward_model", "target", "estimator"], sort=False)
-    out = pd.DataFrame({
-        "seeds": g.size(),
-        "coverage": g["covered"].mean(),
-        "missed_low": g.apply(lambda f: float((f["ci_high"] < f["true_value"]).mean()), include_groups=False),
-        "bias": g["error"].mean(),
-        "bias_se": g["error"].std(ddof=1) / np.sqrt(g.size()),
-        "abs_error": g["error"].apply(lambda e: float(np.abs(e).mean())),
-        "width": g["width"].mean(),
-    })
+    out = pd.DataFrame(
+        {
+            "seeds": g.size(),
+            "coverage": g["covered"].mean(),
+            "missed_low": g.apply(
+                lambda f: float((f["ci_high"] < f["true_value"]).mean()), include_groups=False
+            ),
+            "bias": g["error"].mean(),
+            "bias_se": g["error"].std(ddof=1) / np.sqrt(g.size()),
+            "abs_error": g["error"].apply(lambda e: float(np.abs(e).mean())),
+            "width": g["width"].mean(),
+        }
+    )
     return out
 
 
-def binomial_band(trials: int, level: float = 0.95, sds: float = 3.0, design_effect: float = 1.0) -> tuple[float, float]:
+def binomial_band(
+    trials: int, level: float = 0.95, sds: float = 3.0, design_effect: float = 1.0
+) -> tuple[float, float]:
     """``level +- sds`` binomial standard deviations of a coverage measured on ``trials`` intervals
     (inflated by ``design_effect`` for correlated intervals), clipped to [0, 1].
 

@@ -17,9 +17,18 @@ def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 100
     fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     x = np.arange(1, len(decisions) + 1)
-    for column, label, style in (("oracle", "oracle (best eligible action)", "--"),
-                                 ("value", "Cartwise engine", "-"), ("none", "no action", ":")):
-        ax.plot(x, decisions[column].rolling(window, min_periods=window // 5).mean(), style, label=label, lw=2)
+    for column, label, style in (
+        ("oracle", "oracle (best eligible action)", "--"),
+        ("value", "Cartwise engine", "-"),
+        ("none", "no action", ":"),
+    ):
+        ax.plot(
+            x,
+            decisions[column].rolling(window, min_periods=window // 5).mean(),
+            style,
+            label=label,
+            lw=2,
+        )
     ax.set_xlabel("abandoned carts served")
     ax.set_ylabel(f"expected profit per cart, USD\n(rolling mean of {window} carts)")
     ax.set_title("The embedded engine learning online on simulated checkout traffic")
@@ -30,13 +39,15 @@ def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 100
 
 def profit_by_type(decisions: pd.DataFrame, path: Path, last_share: float = 0.2) -> Path:
     """Expected profit per cart by hidden shopper type over the last carts: engine vs none vs oracle."""
-    tail = decisions.iloc[-max(int(len(decisions) * last_share), 1):]
+    tail = decisions.iloc[-max(int(len(decisions) * last_share), 1) :]
     means = tail.groupby("type")[["none", "value", "oracle"]].mean().reindex(list(SHOPPER_TYPES))
     fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     width = 0.27
     pos = np.arange(len(means))
-    for k, (column, label) in enumerate((("none", "no action"), ("value", "Cartwise engine"), ("oracle", "oracle"))):
+    for k, (column, label) in enumerate(
+        (("none", "no action"), ("value", "Cartwise engine"), ("oracle", "oracle"))
+    ):
         ax.bar(pos + (k - 1) * width, means[column], width, label=label)
     ax.set_xticks(pos, [t.replace("_", "-") for t in means.index])
     ax.set_ylabel("expected profit per cart, USD")
@@ -52,21 +63,37 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
     estimators = list(dict.fromkeys(table["estimator"]))
     fig = new_figure(8, 0.6 + 0.32 * len(table) + 0.3 * len(targets))
     ax = fig.add_subplot()
-    colours = {e: c for e, c in zip(estimators, ("#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#8c564b"))}
+    colours = {
+        e: c
+        for e, c in zip(
+            estimators, ("#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#8c564b")
+        )
+    }
     y, ticks, labels = 0.0, [], []
     for target in targets:
         rows = table[table["target"] == target]
         top = y
         for _, r in rows.iterrows():
-            ax.errorbar(r["value"], y, xerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]], fmt="o",
-                        color=colours[r["estimator"]], capsize=3,
-                        label=r["estimator"] if target == targets[0] else None)
+            ax.errorbar(
+                r["value"],
+                y,
+                xerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]],
+                fmt="o",
+                color=colours[r["estimator"]],
+                capsize=3,
+                label=r["estimator"] if target == targets[0] else None,
+            )
             ticks.append(y)
             labels.append(f"{target} · {r['estimator']}")
             y += 1
         truth = rows["true_value"].iloc[0]
-        ax.plot([truth, truth], [top - 0.4, y - 0.6], color="black", lw=2,
-                label="true value" if target == targets[0] else None)
+        ax.plot(
+            [truth, truth],
+            [top - 0.4, y - 0.6],
+            color="black",
+            lw=2,
+            label="true value" if target == targets[0] else None,
+        )
         y += 0.8
     ax.set_yticks(ticks, labels)
     ax.invert_yaxis()
@@ -79,15 +106,25 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
 
 def profit_by_policy(scoreboard: pd.DataFrame, path: Path) -> Path:
     """Expected profit per cart of every policy (last 20% of its run), with its run's no-action and
-    oracle values as ticks (each run shapes its own shop, so its baselines are its own)."""
+    oracle values as ticks (each run shapes its own shop, so its baselines are its own).
+    """
     board = scoreboard.reset_index(drop=True)
     fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     pos = np.arange(len(board))
     ax.bar(pos, board["value_last"], 0.6, label="policy", color="#1f77b4")
-    ax.scatter(pos, board["none"], marker="_", s=600, color="black", label="no action (same run)", zorder=3)
-    ax.scatter(pos, board["full_information"], marker="_", s=600, color="#2ca02c",
-               label="full-information ceiling", zorder=3)
+    ax.scatter(
+        pos, board["none"], marker="_", s=600, color="black", label="no action (same run)", zorder=3
+    )
+    ax.scatter(
+        pos,
+        board["full_information"],
+        marker="_",
+        s=600,
+        color="#2ca02c",
+        label="full-information ceiling",
+        zorder=3,
+    )
     ax.scatter(pos, board["oracle"], marker="_", s=600, color="#d62728", label="oracle", zorder=3)
     ax.set_xticks(pos, board["policy"])
     ax.set_ylabel("expected profit per cart, USD")

@@ -8,7 +8,8 @@ shop's first carts: the optimum allowed 1, 2 or 3 touches, and 1, 2 or 3 reminde
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,13 +38,23 @@ def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> 
     tau = block.arrays["tau"]
     t1 = block.arrays["abandon_time"] + tau[:, 0] * 60.0
     st, s = world.shoppers, batch.shopper
-    params = CartParams(batch.type_index, batch.value, batch.margin, world.population.match[s],
-                        st.expectation_at(s, t1), st.fatigue_at(s, t1), st.n_orders[s],
-                        block.arrays["opt_channel"], tau)
+    params = CartParams(
+        batch.type_index,
+        batch.value,
+        batch.margin,
+        world.population.match[s],
+        st.expectation_at(s, t1),
+        st.fatigue_at(s, t1),
+        st.n_orders[s],
+        block.arrays["opt_channel"],
+        tau,
+    )
     mask = block.arrays["mask"]
     n, K = len(batch), sim.K
-    none = policy_value(solve(params, mask, sim.config, sim.seq),
-                        fixed_flow_probabilities([np.zeros(n, dtype=np.int64)] * K, mask)).mean()
+    none = policy_value(
+        solve(params, mask, sim.config, sim.seq),
+        fixed_flow_probabilities([np.zeros(n, dtype=np.int64)] * K, mask),
+    ).mean()
     rows = []
     for touches in range(1, K + 1):
         tables = solve(params, mask, sim.config, sim.seq, restrict_touches=touches)
@@ -57,15 +68,28 @@ def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> 
     return frame
 
 
-def sequence_scoreboard(policies: Sequence[str], carts: int, seed: int, shop: Mapping[str, Any]) -> pd.DataFrame:
+def sequence_scoreboard(
+    policies: Sequence[str], carts: int, seed: int, shop: Mapping[str, Any]
+) -> pd.DataFrame:
     """One row per policy: kind, value, optimum and none on its carts, share of the optimal gain,
-    unsubscribe rate, coupon spend and contacts per cart."""
+    unsubscribe rate, coupon spend and contacts per cart.
+    """
     rows = []
     for name in policies:
         kwargs = {"n_touches": SequenceConfig().n_touches} if name == "seq:fqi" else {}
         r = run_sequence_policy(make_policy(name, seed=seed, **kwargs), carts, seed, dict(shop))
-        rows.append({"policy": name, "kind": r.kind, "value": r.value, "optimal": r.optimal, "none": r.none,
-                     "share_of_optimal_gain": r.share_of_optimal_gain, "unsubscribe_rate": r.unsubscribe_rate,
-                     "coupon_cost": r.coupon_cost, "contacts_per_cart": r.contacts_per_cart,
-                     "conversion": r.conversion})
+        rows.append(
+            {
+                "policy": name,
+                "kind": r.kind,
+                "value": r.value,
+                "optimal": r.optimal,
+                "none": r.none,
+                "share_of_optimal_gain": r.share_of_optimal_gain,
+                "unsubscribe_rate": r.unsubscribe_rate,
+                "coupon_cost": r.coupon_cost,
+                "contacts_per_cart": r.contacts_per_cart,
+                "conversion": r.conversion,
+            }
+        )
     return pd.DataFrame(rows)

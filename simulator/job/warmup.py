@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from engine.cf import CFModel, holdout_last_orders, interactions_from_contexts, precision_recall_at_k
+from engine.cf import (
+    CFModel,
+    holdout_last_orders,
+    interactions_from_contexts,
+    precision_recall_at_k,
+)
 from engine.profile import PROFILE_FEATURES, profile_matrix
 from engine.risk import RiskModel
 from simulator.shop.constants import ACTION_NAMES
@@ -38,13 +44,20 @@ def current_practice(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def run_warmup(carts: int, seed: int, shop: Mapping[str, Any], progress: bool = True) -> Warmup:
     """Simulate ``carts`` carts under current practice, fit CF and the abandonment-risk model."""
     batch = min(1024, carts)
-    envs = gym.make_vec("CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point", **shop)
+    envs = gym.make_vec(
+        "CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point", **shop
+    )
     rng = np.random.default_rng(seed + 1)
     _, info = envs.reset(seed=seed)
     contexts: list[dict] = []
     holdout_ctx: list[dict] = []
     holdout_y: list[bool] = []
-    for _ in tqdm(range(-(-carts // batch)), desc="warm-up (current practice)", unit="batch", disable=not progress):
+    for _ in tqdm(
+        range(-(-carts // batch)),
+        desc="warm-up (current practice)",
+        unit="batch",
+        disable=not progress,
+    ):
         actions = current_practice(info["action_mask"], rng)
         batch_ctx = list(info["context"])
         _, _, _, _, info_next = envs.step(actions)

@@ -12,24 +12,43 @@ from typing import Any
 import numpy as np
 
 from simulator.shop.catalog import Catalog
-from simulator.shop.constants import CHANNELS, DEVICES
+from simulator.shop.constants import CHANNELS, DAY, DEVICES
 from simulator.shop.population import Population
-from simulator.shop.constants import DAY
 from simulator.shop.shoppers import MAX_LINES, ShopperState
 
 MAX_DIRECT = 2
 """Orders completed without abandonment drawn per cart (since the shopper's previous cart)."""
 OBS_NAMES: tuple[str, ...] = (
-    "log_cart_value", "cart_lines", "log_session_views", "log_minutes_cart_to_abandon",
-    "log_minutes_since_abandon", "shipping_page_views", "hour_sin", "hour_cos",
-    "device_mobile", "device_desktop", "device_tablet", "log_sessions", "log_product_views",
-    "log_orders", "coupon_order_share", "mean_discount_depth", "recency", "log_contacts",
-    "contact_conversion_rate", "email_opt_in", "sms_opt_in", "push_opt_in",
-    "log_sessions_per_order", "log_carts_abandoned",
+    "log_cart_value",
+    "cart_lines",
+    "log_session_views",
+    "log_minutes_cart_to_abandon",
+    "log_minutes_since_abandon",
+    "shipping_page_views",
+    "hour_sin",
+    "hour_cos",
+    "device_mobile",
+    "device_desktop",
+    "device_tablet",
+    "log_sessions",
+    "log_product_views",
+    "log_orders",
+    "coupon_order_share",
+    "mean_discount_depth",
+    "recency",
+    "log_contacts",
+    "contact_conversion_rate",
+    "email_opt_in",
+    "sms_opt_in",
+    "push_opt_in",
+    "log_sessions_per_order",
+    "log_carts_abandoned",
 )
 OBS_LOW = np.array([0, 1, 0, 0, 0, 0, -1, -1] + [0] * 16, dtype=np.float32)
-OBS_HIGH = np.array([12, MAX_LINES, 8, 10, 10, 20, 1, 1, 1, 1, 1, 12, 14, 8, 1, 1, 1, 8, 1, 1, 1, 1, 8, 10],
-                    dtype=np.float32)
+OBS_HIGH = np.array(
+    [12, MAX_LINES, 8, 10, 10, 20, 1, 1, 1, 1, 1, 12, 14, 8, 1, 1, 1, 8, 1, 1, 1, 1, 8, 10],
+    dtype=np.float32,
+)
 
 
 @dataclass
@@ -73,7 +92,9 @@ class CartBatch:
 class CartView:
     """Observations and context records of carts, read from the population and shopper state."""
 
-    def __init__(self, population: Population, state: ShopperState, catalog: Catalog, history_cap: int) -> None:
+    def __init__(
+        self, population: Population, state: ShopperState, catalog: Catalog, history_cap: int
+    ) -> None:
         self._population, self._state, self._history_cap = population, state, history_cap
         self._device_one_hot = np.eye(len(DEVICES), dtype=np.float32)[population.device]
         self._item_ids = catalog.item_ids
@@ -82,27 +103,40 @@ class CartView:
 
     def observe(self, batch: CartBatch, rows: Any, s: np.ndarray, t_now: np.ndarray) -> np.ndarray:
         """Observation vectors (float32, clipped to ``OBS_LOW``/``OBS_HIGH``) of ``batch[rows]``,
-        whose shoppers are ``s`` at times ``t_now``."""
+        whose shoppers are ``s`` at times ``t_now``.
+        """
         pop, st = self._population, self._state
         n_orders = st.n_orders[s]
         hour = batch.hour[rows] * (2 * np.pi / 24)
         recency = np.minimum((t_now - st.last_order_time[s]) / DAY, 365) / 365
         sessions, contacts, coupons = st.sessions[s], st.n_contacts[s], st.coupon_orders[s]
         columns = (
-            np.log1p(batch.value[rows]), (batch.items[rows] >= 0).sum(axis=1),
-            np.log1p(batch.views[rows]), np.log1p(batch.minutes_to_abandon[rows]),
-            np.log1p(batch.minutes_since_abandon[rows]), batch.shipping_views[rows],
-            np.sin(hour), np.cos(hour), self._device_one_hot[s],
-            np.log1p(sessions), np.log1p(st.views[s]), np.log1p(n_orders),
-            coupons / np.maximum(n_orders, 1), st.discount_sum[s] / np.maximum(coupons, 1) / 20.0, recency,
-            np.log1p(contacts), (st.n_converted[s] + 0.5) / (contacts + 5.0),
-            pop.channels[s], np.log1p(sessions / (n_orders + 1.0)), np.log1p(st.carts_abandoned[s]),
+            np.log1p(batch.value[rows]),
+            (batch.items[rows] >= 0).sum(axis=1),
+            np.log1p(batch.views[rows]),
+            np.log1p(batch.minutes_to_abandon[rows]),
+            np.log1p(batch.minutes_since_abandon[rows]),
+            batch.shipping_views[rows],
+            np.sin(hour),
+            np.cos(hour),
+            self._device_one_hot[s],
+            np.log1p(sessions),
+            np.log1p(st.views[s]),
+            np.log1p(n_orders),
+            coupons / np.maximum(n_orders, 1),
+            st.discount_sum[s] / np.maximum(coupons, 1) / 20.0,
+            recency,
+            np.log1p(contacts),
+            (st.n_converted[s] + 0.5) / (contacts + 5.0),
+            pop.channels[s],
+            np.log1p(sessions / (n_orders + 1.0)),
+            np.log1p(st.carts_abandoned[s]),
         )
         obs = np.empty((len(s), len(OBS_NAMES)), dtype=np.float32)
         k = 0
         for column in columns:  # write straight into float32, no float64 intermediate
             width = 1 if column.ndim == 1 else column.shape[1]
-            obs[:, k:k + width] = column if width > 1 else column[:, None]
+            obs[:, k : k + width] = column if width > 1 else column[:, None]
             k += width
         return np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
 
@@ -119,7 +153,14 @@ class CartView:
         for item, q in zip(batch.items[i].tolist(), batch.quantity[i].tolist()):
             if item < 0:
                 break
-            cart.append({"item_id": item_ids[item], "category": cats[item], "price": price[item], "quantity": q})
+            cart.append(
+                {
+                    "item_id": item_ids[item],
+                    "category": cats[item],
+                    "price": price[item],
+                    "quantity": q,
+                }
+            )
         sessions, views, abandoned = batch.counters[i].tolist()
         t_now = float(batch.time[i])
         order_head, contact_head = batch.history_head[i].tolist()

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 CATEGORY_NAMES: tuple[str, ...] = (
-    "shoes", "tops", "trousers", "dresses", "outerwear",
-    "accessories", "bags", "sportswear", "underwear", "beauty",
+    "shoes",
+    "tops",
+    "trousers",
+    "dresses",
+    "outerwear",
+    "accessories",
+    "bags",
+    "sportswear",
+    "underwear",
+    "beauty",
 )
 # Median price per category (USD), loosely after fashion e-commerce price points.
 _CATEGORY_MEDIAN_PRICE = (70.0, 25.0, 45.0, 55.0, 110.0, 20.0, 60.0, 40.0, 18.0, 22.0)
@@ -35,10 +43,13 @@ class Catalog:
         return len(self.item_ids)
 
     @classmethod
-    def generate(cls, n_items: int, n_categories: int, n_factors: int, rng: np.random.Generator) -> "Catalog":
+    def generate(
+        cls, n_items: int, n_categories: int, n_factors: int, rng: np.random.Generator
+    ) -> Catalog:
         """Draw a catalogue: category centroids in taste space, items scattered around them."""
         names = tuple(
-            CATEGORY_NAMES[j] if j < len(CATEGORY_NAMES) else f"category_{j}" for j in range(n_categories)
+            CATEGORY_NAMES[j] if j < len(CATEGORY_NAMES) else f"category_{j}"
+            for j in range(n_categories)
         )
         category = np.sort(rng.integers(0, n_categories, size=n_items))
         category[:n_categories] = np.arange(n_categories)  # every category has at least one item

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine.validation import (
     check_integer,
@@ -64,17 +65,30 @@ class SimConfig:
     seed_catalog: int | None = None
 
     def __post_init__(self) -> None:
-        for name, low in (("n_shoppers", 1), ("n_items", 10), ("n_categories", 1), ("n_factors", 1),
-                          ("history_cap", 1), ("pool_size", 5)):
+        for name, low in (
+            ("n_shoppers", 1),
+            ("n_items", 10),
+            ("n_categories", 1),
+            ("n_factors", 1),
+            ("history_cap", 1),
+            ("pool_size", 5),
+        ):
             check_integer(getattr(self, name), f"SimConfig.{name}", low=low)
         if self.n_categories > self.n_items:
             raise ValueError(
                 f"SimConfig: n_categories == {self.n_categories}, must be <= n_items == {self.n_items}"
             )
         if self.pool_size > self.n_items:
-            raise ValueError(f"SimConfig: pool_size == {self.pool_size}, must be <= n_items == {self.n_items}")
+            raise ValueError(
+                f"SimConfig: pool_size == {self.pool_size}, must be <= n_items == {self.n_items}"
+            )
         check_positive(self.carts_per_day, "SimConfig.carts_per_day")
-        for name in ("contact_cost", "offer_cost_cap", "initial_orders_mean", "completed_per_abandoned"):
+        for name in (
+            "contact_cost",
+            "offer_cost_cap",
+            "initial_orders_mean",
+            "completed_per_abandoned",
+        ):
             check_non_negative(getattr(self, name), f"SimConfig.{name}")
         check_probability(self.offer_cost_share, "SimConfig.offer_cost_share")
         check_number(self.start_time, "SimConfig.start_time")
@@ -90,20 +104,24 @@ class SimConfig:
                 )
             check_integer(shift["at_episode"], "SimConfig.mixture_shift.at_episode", low=1)
             shift["mixture"] = check_mixture("mixture_shift.mixture", shift["mixture"])
-            shift["share"] = check_probability(shift.get("share", 1.0), "SimConfig.mixture_shift.share")
+            shift["share"] = check_probability(
+                shift.get("share", 1.0), "SimConfig.mixture_shift.share"
+            )
             object.__setattr__(self, "mixture_shift", shift)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> "SimConfig":
+    def from_dict(cls, values: Mapping[str, Any] | None) -> SimConfig:
         """Build a config from a plain mapping; unknown keys are errors that name the key."""
         values = dict(values or {})
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
             if key not in known:
-                raise ValueError(f"SimConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+                raise ValueError(
+                    f"SimConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                )
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "SimConfig":
+    def replace(self, **changes: Any) -> SimConfig:
         """A copy with some fields changed (validated again)."""
         return SimConfig.from_dict({**dataclasses.asdict(self), **changes})
 
@@ -111,7 +129,9 @@ class SimConfig:
 def check_mixture(name: str, mixture: Mapping[str, float]) -> dict[str, float]:
     """Validate a type mixture: known type names, non-negative shares summing to 1."""
     if not isinstance(mixture, Mapping):
-        raise ValueError(f"SimConfig: {name} == {mixture!r}, must be a mapping of type name to share")
+        raise ValueError(
+            f"SimConfig: {name} == {mixture!r}, must be a mapping of type name to share"
+        )
     out = {}
     for key, share in mixture.items():
         if key not in SHOPPER_TYPES:

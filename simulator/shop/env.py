@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -15,7 +16,9 @@ from simulator.shop.render import RENDER_MODES, check_render_mode, render_cart
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 
-def make_config(config: SimConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> SimConfig:
+def make_config(
+    config: SimConfig | Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> SimConfig:
     """Merge a config (object or mapping) with keyword overrides; unknown keys raise ValueError."""
     if isinstance(config, SimConfig):
         base = dataclasses.asdict(config)
@@ -80,12 +83,19 @@ class CartRecoveryEnv(gym.Env):
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = OBS_NAMES
 
-    def __init__(self, config: SimConfig | Mapping[str, Any] | None = None, block_size: int = 256,
-                 render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SimConfig | Mapping[str, Any] | None = None,
+        block_size: int = 256,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
         self.render_mode = check_render_mode(render_mode)
         self.config = make_config(config, overrides)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"CartRecoveryEnv: block_size == {block_size!r}, must be an integer >= 1")
+            raise ValueError(
+                f"CartRecoveryEnv: block_size == {block_size!r}, must be an integer >= 1"
+            )
         self.block_size = block_size
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
@@ -138,7 +148,9 @@ class CartRecoveryEnv(gym.Env):
 
     def step(self, action: Any):
         if self._info is None:
-            raise RuntimeError("CartRecoveryEnv: call reset() before step(); each episode has one step")
+            raise RuntimeError(
+                "CartRecoveryEnv: call reset() before step(); each episode has one step"
+            )
         a = _check_action(action)
         batch, i = self._batch, self._row
         outcome = self.world.resolve_one(batch, i, a)
@@ -159,13 +171,20 @@ class CartRecoveryEnv(gym.Env):
     def render(self) -> str | np.ndarray | None:
         """The current cart in ``render_mode`` (with the chosen action and outcome after ``step``)."""
         if self.render_mode is None:
-            gym.logger.warn("CartRecoveryEnv.render() called with render_mode=None: nothing to render")
+            gym.logger.warn(
+                "CartRecoveryEnv.render() called with render_mode=None: nothing to render"
+            )
             return None
         if self._batch is None:
             raise RuntimeError("CartRecoveryEnv: call reset() before render()")
         batch, i = self._batch, self._row
-        return render_cart(self.render_mode, float(batch.value[i]), batch.expected_reward[i],
-                           batch.action_mask[i], self._outcome)
+        return render_cart(
+            self.render_mode,
+            float(batch.value[i]),
+            batch.expected_reward[i],
+            batch.action_mask[i],
+            self._outcome,
+        )
 
 
 def _copy_context(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -173,15 +192,22 @@ def _copy_context(ctx: dict[str, Any]) -> dict[str, Any]:
     history = dict(ctx["history"])
     history["orders"] = list(history["orders"])
     history["contacts"] = list(history["contacts"])
-    return {**ctx, "cart": [dict(line) for line in ctx["cart"]], "session": dict(ctx["session"]),
-            "channels": dict(ctx["channels"]), "history": history}
+    return {
+        **ctx,
+        "cart": [dict(line) for line in ctx["cart"]],
+        "session": dict(ctx["session"]),
+        "channels": dict(ctx["channels"]),
+        "history": history,
+    }
 
 
 def _check_action(action: Any) -> int:
     try:
         a = int(action)
     except (TypeError, ValueError):
-        raise ValueError(f"action == {action!r}, must be an integer in [0, {len(ACTION_NAMES)})") from None
+        raise ValueError(
+            f"action == {action!r}, must be an integer in [0, {len(ACTION_NAMES)})"
+        ) from None
     if a != action or not 0 <= a < len(ACTION_NAMES):
         raise ValueError(f"action == {action!r}, must be an integer in [0, {len(ACTION_NAMES)})")
     return a

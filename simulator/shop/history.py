@@ -8,7 +8,7 @@ vectorised operations and one shopper's recent history is read by walking a shor
 from __future__ import annotations
 
 import bisect
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,7 +28,9 @@ class EventStore:
         self.n = 0
         self._capacity = capacity
         self._dtypes = dict(columns)
-        self.columns: dict[str, np.ndarray] = {name: np.empty(capacity, dtype=dt) for name, dt in columns.items()}
+        self.columns: dict[str, np.ndarray] = {
+            name: np.empty(capacity, dtype=dt) for name, dt in columns.items()
+        }
         self.shopper = np.empty(capacity, dtype=np.int64)
         self.prev = np.empty(capacity, dtype=np.int64)
         self.head = np.full(n_shoppers, -1, dtype=np.int64)
@@ -117,7 +119,7 @@ class RecentRecords:
         cached = self._cache.get(shopper)
         if cached is not None and head < cached[0]:
             return self._walk(head, t_now, cap)
-        if cached is None or head == cached[0] and not cached[2]:
+        if cached is None or (head == cached[0] and not cached[2]):
             new, times, recs = store.chain(head, keep), [], []
         else:
             cached_head, times, recs = cached
@@ -130,7 +132,7 @@ class RecentRecords:
         self._add(new, times, recs)
         self._cache[shopper] = (int(head), times, recs)
         hi = bisect.bisect_right(times, t_now)
-        return recs[max(0, hi - cap):hi]
+        return recs[max(0, hi - cap) : hi]
 
     def _add(self, new: list[int], times: list[float], recs: list[dict]) -> None:
         records = self._store.records
@@ -144,12 +146,12 @@ class RecentRecords:
             times.insert(k, t)
             recs.insert(k, rec)
         if len(recs) > self._keep:
-            del times[:-self._keep]
-            del recs[:-self._keep]
+            del times[: -self._keep]
+            del recs[: -self._keep]
 
     def _walk(self, head: int, t_now: float, cap: int) -> list[dict]:
         times: list[float] = []
         recs: list[dict] = []
         self._add(self._store.chain(head, self._keep), times, recs)
         hi = bisect.bisect_right(times, t_now)
-        return recs[max(0, hi - cap):hi]
+        return recs[max(0, hi - cap) : hi]

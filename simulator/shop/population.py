@@ -48,8 +48,13 @@ class Population:
 
     @classmethod
     def generate(
-        cls, n: int, mixture: dict[str, float], catalog: Catalog, pool_size: int, rng: np.random.Generator
-    ) -> "Population":
+        cls,
+        n: int,
+        mixture: dict[str, float],
+        catalog: Catalog,
+        pool_size: int,
+        rng: np.random.Generator,
+    ) -> Population:
         shares = np.array([mixture[t] for t in SHOPPER_TYPES])
         type_index = rng.choice(len(SHOPPER_TYPES), size=n, p=shares)
         k = catalog.factors.shape[1]
@@ -67,9 +72,22 @@ class Population:
         pool_items, pool_logp = _taste_pools(taste, focus, type_index, catalog, pool_size)
         match = 1.0 - np.exp(-focus / 1.2)
         user_ids = tuple(f"u{j:06d}" for j in range(n))
-        return cls(user_ids, type_index, taste, focus, activity, device, channels, pool_items, pool_logp, match)
+        return cls(
+            user_ids,
+            type_index,
+            taste,
+            focus,
+            activity,
+            device,
+            channels,
+            pool_items,
+            pool_logp,
+            match,
+        )
 
-    def reassign_types(self, mixture: dict[str, float], share: float, rng: np.random.Generator) -> None:
+    def reassign_types(
+        self, mixture: dict[str, float], share: float, rng: np.random.Generator
+    ) -> None:
         """Non-stationarity: a share of shoppers draw a new type from ``mixture``."""
         shares = np.array([mixture[t] for t in SHOPPER_TYPES])
         chosen = np.flatnonzero(rng.random(self.n) < share)

@@ -6,7 +6,8 @@ and, once an action was taken, which one and what happened.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -15,8 +16,19 @@ from simulator.shop.constants import ACTION_NAMES
 RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array")
 """Render modes of both environments (``render_mode=None``: no rendering)."""
 
-_BAR, _GAP, _HEIGHT, _MARK = 16, 4, 96, 6  # pixels: bar width, gap, chart height, chosen-action strip
-_GAIN, _LOSS, _BLOCKED, _CHOSEN, _AXIS = (46, 160, 67), (211, 47, 47), (170, 170, 170), (25, 118, 210), (0, 0, 0)
+_BAR, _GAP, _HEIGHT, _MARK = (
+    16,
+    4,
+    96,
+    6,
+)  # pixels: bar width, gap, chart height, chosen-action strip
+_GAIN, _LOSS, _BLOCKED, _CHOSEN, _AXIS = (
+    (46, 160, 67),
+    (211, 47, 47),
+    (170, 170, 170),
+    (25, 118, 210),
+    (0, 0, 0),
+)
 
 
 def check_render_mode(render_mode: Any) -> str | None:
@@ -26,23 +38,36 @@ def check_render_mode(render_mode: Any) -> str | None:
     return render_mode
 
 
-def render_cart(mode: str, cart_value: float, expected_reward: np.ndarray, action_mask: np.ndarray,
-                outcome: Mapping[str, Any] | None = None) -> str | np.ndarray:
+def render_cart(
+    mode: str,
+    cart_value: float,
+    expected_reward: np.ndarray,
+    action_mask: np.ndarray,
+    outcome: Mapping[str, Any] | None = None,
+) -> str | np.ndarray:
     """One cart in ``mode``; ``outcome`` (the step's ``action`` and outcome fields) once it was resolved."""
     if mode == "ansi":
         return _text(cart_value, expected_reward, action_mask, outcome)
     return _chart(expected_reward, action_mask, None if outcome is None else outcome["action"])
 
 
-def _text(cart_value: float, expected_reward: np.ndarray, action_mask: np.ndarray,
-          outcome: Mapping[str, Any] | None) -> str:
-    lines = [f"abandoned cart of {cart_value:.2f} USD; expected profit per action (x: cannot be delivered)"]
+def _text(
+    cart_value: float,
+    expected_reward: np.ndarray,
+    action_mask: np.ndarray,
+    outcome: Mapping[str, Any] | None,
+) -> str:
+    lines = [
+        f"abandoned cart of {cart_value:.2f} USD; expected profit per action (x: cannot be delivered)"
+    ]
     for name, er, ok in zip(ACTION_NAMES, expected_reward.tolist(), action_mask.tolist()):
         lines.append(f"  {name:<20} {er:8.2f}{'' if ok else '  x'}")
     if outcome is not None:
         verdict = "bought" if outcome["converted"] else "not bought"
         sent = "" if outcome["delivered"] else " (not delivered)"
-        lines.append(f"chosen: {ACTION_NAMES[outcome['action']]}{sent}: {verdict}, profit {outcome['profit']:.2f} USD")
+        lines.append(
+            f"chosen: {ACTION_NAMES[outcome['action']]}{sent}: {verdict}, profit {outcome['profit']:.2f} USD"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -56,8 +81,8 @@ def _chart(expected_reward: np.ndarray, action_mask: np.ndarray, chosen: int | N
         x0 = _GAP + k * (_BAR + _GAP)
         size = int(round(abs(er) / top * (zero - 1)))
         rows = slice(zero - size, zero) if er >= 0 else slice(zero, zero + size)
-        image[rows, x0:x0 + _BAR] = (_GAIN if er >= 0 else _LOSS) if ok else _BLOCKED
+        image[rows, x0 : x0 + _BAR] = (_GAIN if er >= 0 else _LOSS) if ok else _BLOCKED
         if k == chosen:
-            image[_HEIGHT:, x0:x0 + _BAR] = _CHOSEN
+            image[_HEIGHT:, x0 : x0 + _BAR] = _CHOSEN
     image[zero, :] = _AXIS
     return image

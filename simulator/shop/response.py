@@ -64,14 +64,18 @@ REFERENCE_VALUE = 80.0
 
 # Per-action arrays, in ACTION_NAMES order.
 COUPON_ACTIONS = np.array([a in COUPON_PERCENT for a in ACTION_NAMES])
-CONTACT_ACTIONS = np.array([bool(ACTION_CHANNELS[a]) for a in ACTION_NAMES])  # every action sent to the shopper
+CONTACT_ACTIONS = np.array(
+    [bool(ACTION_CHANNELS[a]) for a in ACTION_NAMES]
+)  # every action sent to the shopper
 DISCOUNT = np.array([COUPON_PERCENT.get(a, 0) / 100 for a in ACTION_NAMES])
 _COLUMN = {a: k for k, a in enumerate(ACTION_NAMES)}
 _NONE = _COLUMN["none"]
 _MODELLED = {"none", "recommendation", "time_limited_offer", "recall_message", *COUPON_PERCENT}
 if set(ACTION_NAMES) != _MODELLED:
-    raise ImportError(f"the response model covers the actions {sorted(_MODELLED)}, "
-                      f"engine.actions.ACTION_NAMES has {sorted(ACTION_NAMES)}")
+    raise ImportError(
+        f"the response model covers the actions {sorted(_MODELLED)}, "
+        f"engine.actions.ACTION_NAMES has {sorted(ACTION_NAMES)}"
+    )
 _PRICE_SENSITIVE = SHOPPER_TYPES.index("price_sensitive")
 
 
@@ -84,14 +88,20 @@ class CartResponse:
     contact_cost: np.ndarray
     expected_reward: np.ndarray
     base_probability: np.ndarray | None = None  # (n_carts,) p0: the shopper returns unprompted
-    lift: np.ndarray | None = None  # (n_carts, n_actions): share of non-returners each action converts
+    lift: np.ndarray | None = (
+        None  # (n_carts, n_actions): share of non-returners each action converts
+    )
 
 
-def base_probability(type_index: np.ndarray, value: np.ndarray, n_orders: np.ndarray,
-                     expectation: np.ndarray) -> np.ndarray:
+def base_probability(
+    type_index: np.ndarray, value: np.ndarray, n_orders: np.ndarray, expectation: np.ndarray
+) -> np.ndarray:
     """``p0``: the probability that the shopper returns and buys with no prompt (see module notes)."""
-    p0 = P0_BASE[type_index] * (1.0 + 0.04 * np.minimum(n_orders, 10)) \
+    p0 = (
+        P0_BASE[type_index]
+        * (1.0 + 0.04 * np.minimum(n_orders, 10))
         * np.clip((value / REFERENCE_VALUE) ** -0.2, 0.7, 1.3)
+    )
     return np.minimum(p0 * (1.0 - 0.6 * expectation), 0.5)
 
 
@@ -121,7 +131,7 @@ def cart_response(
     p0 = base_probability(t, value, n_orders, e)
 
     urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
-    coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio ** 0.25, 0.6, 1.5), 1.0)
+    coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio**0.25, 0.6, 1.5), 1.0)
     lift = np.empty((n, len(ACTION_NAMES)))
     lift[:, _COLUMN["none"]] = 0.0
     lift[:, _COLUMN["recommendation"]] = REC_BASE[t] + REC_MATCH[t] * match

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -64,13 +65,19 @@ class CartRecoverySequenceEnv(gym.Env):
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = SEQ_OBS_NAMES
 
-    def __init__(self, config: SimConfig | Mapping[str, Any] | None = None,
-                 sequence: SequenceConfig | Mapping[str, Any] | None = None, block_size: int = 256,
-                 **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SimConfig | Mapping[str, Any] | None = None,
+        sequence: SequenceConfig | Mapping[str, Any] | None = None,
+        block_size: int = 256,
+        **overrides: Any,
+    ) -> None:
         self.config = make_config(config, overrides)
         self.sequence = SequenceConfig.from_value(sequence)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"CartRecoverySequenceEnv: block_size == {block_size!r}, must be an integer >= 1")
+            raise ValueError(
+                f"CartRecoverySequenceEnv: block_size == {block_size!r}, must be an integer >= 1"
+            )
         self.block_size = block_size
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
         self.observation_space = spaces.Box(SEQ_OBS_LOW, SEQ_OBS_HIGH, dtype=np.float32)
@@ -104,15 +111,24 @@ class CartRecoverySequenceEnv(gym.Env):
 
     def step(self, action: Any):
         if not self._active:
-            raise RuntimeError("CartRecoverySequenceEnv: call reset() before step() (the episode has ended)")
+            raise RuntimeError(
+                "CartRecoverySequenceEnv: call reset() before step() (the episode has ended)"
+            )
         a = _check_action(action)
         out = self.sim.step(_ONE, np.array([a], dtype=np.int64))
         terminated = bool(out["terminated"][0])
-        extra = {name: (v[0].item() if isinstance(v[0], np.generic) else v[0])
-                 for name, v in out.items() if name not in ("reward", "terminated")}
-        extra["expected_reward_taken"] = extra.pop("expected_reward")  # info["expected_reward"]: the next touch's
+        extra = {
+            name: (v[0].item() if isinstance(v[0], np.generic) else v[0])
+            for name, v in out.items()
+            if name not in ("reward", "terminated")
+        }
+        extra["expected_reward_taken"] = extra.pop(
+            "expected_reward"
+        )  # info["expected_reward"]: the next touch's
         hours = extra["purchase_hours_after_abandon"]
-        extra["purchase_hours_after_abandon"] = None if hours != hours else hours  # None: no purchase
+        extra["purchase_hours_after_abandon"] = (
+            None if hours != hours else hours
+        )  # None: no purchase
         if terminated:
             self._active = False
             obs = self.sim.observe(_ONE)[0]  # the last touch's state, updated with what was sent

@@ -33,8 +33,9 @@ DP over the ``7 ** (k - 1)`` prefixes of every touch is exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -76,29 +77,46 @@ class SequenceConfig:
     touch_minutes: tuple[float, ...] = (60.0, 720.0, 1440.0)
     first_touch_from_cart: bool = False
     unsubscribe_base: Mapping[str, float] = field(
-        default_factory=lambda: {"email": 0.006, "sms": 0.02, "push": 0.01})
+        default_factory=lambda: {"email": 0.006, "sms": 0.02, "push": 0.01}
+    )
     unsubscribe_gap_hours: float = 12.0
     unsubscribe_cost: float = 4.0
 
     def __post_init__(self) -> None:
         touches = self.touch_minutes
-        if isinstance(touches, (str, bytes)) or not hasattr(touches, "__len__") \
-                or not 1 <= len(touches) <= MAX_TOUCHES:
-            raise ValueError(f"touch_minutes == {touches!r}, must be 1 to {MAX_TOUCHES} numbers of minutes")
-        values = tuple(float(check_positive(t, f"touch_minutes[{i}]")) for i, t in enumerate(touches))
+        if (
+            isinstance(touches, (str, bytes))
+            or not hasattr(touches, "__len__")
+            or not 1 <= len(touches) <= MAX_TOUCHES
+        ):
+            raise ValueError(
+                f"touch_minutes == {touches!r}, must be 1 to {MAX_TOUCHES} numbers of minutes"
+            )
+        values = tuple(
+            float(check_positive(t, f"touch_minutes[{i}]")) for i, t in enumerate(touches)
+        )
         for i in range(1, len(values)):
             if values[i] <= values[i - 1]:
-                raise ValueError(f"touch_minutes[{i}] == {values[i]}, must be > touch_minutes[{i - 1}] == "
-                                 f"{values[i - 1]}")
+                raise ValueError(
+                    f"touch_minutes[{i}] == {values[i]}, must be > touch_minutes[{i - 1}] == "
+                    f"{values[i - 1]}"
+                )
         object.__setattr__(self, "touch_minutes", values)
         if not isinstance(self.first_touch_from_cart, bool):
-            raise ValueError(f"first_touch_from_cart == {self.first_touch_from_cart!r}, must be a bool")
+            raise ValueError(
+                f"first_touch_from_cart == {self.first_touch_from_cart!r}, must be a bool"
+            )
         base = dict(self.unsubscribe_base)
         unknown = set(base) - set(CHANNELS)
         if unknown:
-            raise ValueError(f"unsubscribe_base has unknown channel {sorted(unknown)[0]!r}; known: {CHANNELS}")
-        object.__setattr__(self, "unsubscribe_base", {
-            c: check_probability(base.get(c, 0.0), f"unsubscribe_base[{c!r}]") for c in CHANNELS})
+            raise ValueError(
+                f"unsubscribe_base has unknown channel {sorted(unknown)[0]!r}; known: {CHANNELS}"
+            )
+        object.__setattr__(
+            self,
+            "unsubscribe_base",
+            {c: check_probability(base.get(c, 0.0), f"unsubscribe_base[{c!r}]") for c in CHANNELS},
+        )
         check_positive(self.unsubscribe_gap_hours, "unsubscribe_gap_hours")
         check_non_negative(self.unsubscribe_cost, "unsubscribe_cost")
 
@@ -108,7 +126,7 @@ class SequenceConfig:
         return len(self.touch_minutes)
 
     @classmethod
-    def from_value(cls, value: "SequenceConfig | Mapping[str, Any] | None") -> "SequenceConfig":
+    def from_value(cls, value: SequenceConfig | Mapping[str, Any] | None) -> SequenceConfig:
         """A config from an instance, a mapping of its fields, or None (the defaults)."""
         if value is None:
             return cls()
@@ -119,7 +137,9 @@ class SequenceConfig:
         known = set(cls.__dataclass_fields__)
         for key in value:
             if key not in known:
-                raise ValueError(f"SequenceConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+                raise ValueError(
+                    f"SequenceConfig: unknown key {key!r}; known keys: {', '.join(sorted(known))}"
+                )
         return cls(**value)
 
 
@@ -137,7 +157,9 @@ def unprompted_cdf(hours: np.ndarray | float) -> np.ndarray:
     """Share of unprompted returns within ``hours`` of the first touch (the single-step delay law)."""
     h = np.asarray(hours, dtype=np.float64)
     fast = _FAST_SHARE * np.clip((h - _FAST_LOW) / (_FAST_HIGH - _FAST_LOW), 0.0, 1.0)
-    slow = (1.0 - _FAST_SHARE) * np.where(h > _SLOW_START, -np.expm1(-(h - _SLOW_START) / _SLOW_MEAN), 0.0)
+    slow = (1.0 - _FAST_SHARE) * np.where(
+        h > _SLOW_START, -np.expm1(-(h - _SLOW_START) / _SLOW_MEAN), 0.0
+    )
     return fast + slow
 
 
@@ -161,7 +183,8 @@ class CartParams:
 
 def channel_of_actions(opt_in: np.ndarray) -> np.ndarray:
     """``(n, n_actions)`` channel index each action is sent on: its first channel the shopper
-    opted into, else its first channel (an ineligible action is simulated as if sent); -1 for none."""
+    opted into, else its first channel (an ineligible action is simulated as if sent); -1 for none.
+    """
     opt_in = np.asarray(opt_in, dtype=bool)
     out = np.full((len(opt_in), N_ACTIONS), -1, dtype=np.int64)
     for a, name in enumerate(ACTION_NAMES):
@@ -178,7 +201,8 @@ def channel_of_actions(opt_in: np.ndarray) -> np.ndarray:
 @dataclass
 class TouchTables:
     """Per touch ``k`` (0-based), arrays of shape ``(n, 7**k, 7)`` over (cart, prefix, action)
-    unless noted: the quantities the env realises and the DP combines."""
+    unless noted: the quantities the env realises and the DP combines.
+    """
 
     buy: list[np.ndarray]  # probability of a purchase before the next touch
     prompted: list[np.ndarray]  # probability the message converts (lift)
@@ -192,8 +216,13 @@ class TouchTables:
     q: list[np.ndarray]  # expected return to the end with optimal play afterwards
 
 
-def solve(params: CartParams, mask: np.ndarray, config: SimConfig, seq: SequenceConfig,
-          restrict_touches: int | None = None) -> TouchTables:
+def solve(
+    params: CartParams,
+    mask: np.ndarray,
+    config: SimConfig,
+    seq: SequenceConfig,
+    restrict_touches: int | None = None,
+) -> TouchTables:
     """Touch tables and the exact optimal Q of every (touch, prefix, action) for ``n`` carts.
 
     ``mask`` (n, 7) is the eligibility used for the optimal continuation; ``restrict_touches``
@@ -223,38 +252,64 @@ def solve(params: CartParams, mask: np.ndarray, config: SimConfig, seq: Sequence
         P = e.shape[1]
         states.append((e, load, held, contacts, last))
         flat = lambda x: np.repeat(x, P) if x.ndim == 1 else x.reshape(-1)  # noqa: E731
-        resp = cart_response(np.repeat(t, P), flat(params.value), flat(params.margin),
-                             np.repeat(tau[:, k], P), flat(params.match), e.reshape(-1), load.reshape(-1),
-                             flat(params.n_orders), config)
+        resp = cart_response(
+            np.repeat(t, P),
+            flat(params.value),
+            flat(params.margin),
+            np.repeat(tau[:, k], P),
+            flat(params.match),
+            e.reshape(-1),
+            load.reshape(-1),
+            flat(params.n_orders),
+            config,
+        )
         p0 = resp.base_probability.reshape(n, P)
         lift = resp.lift.reshape(n, P, N_ACTIONS)
-        h = unprompted_hazard(p0, share[:, k:k + 1])
+        h = unprompted_hazard(p0, share[:, k : k + 1])
         buy = h[:, :, None] + (1.0 - h[:, :, None]) * lift
         held_after = np.maximum(held[:, :, None], DISCOUNT[None, None, :])
-        cost = np.maximum(resp.cost_if_bought.reshape(n, P, N_ACTIONS), held_after * params.value[:, None, None])
+        cost = np.maximum(
+            resp.cost_if_bought.reshape(n, P, N_ACTIONS), held_after * params.value[:, None, None]
+        )
         profit = params.margin[:, None, None] - cost
         contact = resp.contact_cost.reshape(n, P, N_ACTIONS)
-        gap_hours = (tau[:, k:k + 1] - last) / _MINUTE
+        gap_hours = (tau[:, k : k + 1] - last) / _MINUTE
         freq = 1.0 + 2.0 * np.exp(-gap_hours / seq.unsubscribe_gap_hours)
         u = np.minimum(unsub_rate[:, None, :] * (contacts * freq)[:, :, None], 0.5) * _CONTACT
-        e_after = np.where(_COUPON[None, None, :], 1.0 - (1.0 - e[:, :, None]) * (1.0 - step[:, None, None]),
-                           e[:, :, None])
+        e_after = np.where(
+            _COUPON[None, None, :],
+            1.0 - (1.0 - e[:, :, None]) * (1.0 - step[:, None, None]),
+            e[:, :, None],
+        )
         e_eff = e_after if config.coupon_conditioning else np.zeros_like(e_after)
         if k + 1 < K:
-            p0_after = base_probability(t[:, None, None], params.value[:, None, None],
-                                        params.n_orders[:, None, None], e_eff)
+            p0_after = base_probability(
+                t[:, None, None], params.value[:, None, None], params.n_orders[:, None, None], e_eff
+            )
             tail = unprompted_hazard(p0_after, rest[:, k + 1, None, None])
         else:
             tail = np.zeros_like(buy)
-        immediate = buy * profit - contact + (1.0 - buy) * u * (tail * profit - seq.unsubscribe_cost)
-        for name, value in (("buy", buy), ("prompted", lift), ("natural", h), ("profit_if_bought", profit),
-                            ("contact", contact), ("unsubscribe", u), ("tail", tail), ("fatigue", load),
-                            ("immediate", immediate)):
+        immediate = (
+            buy * profit - contact + (1.0 - buy) * u * (tail * profit - seq.unsubscribe_cost)
+        )
+        for name, value in (
+            ("buy", buy),
+            ("prompted", lift),
+            ("natural", h),
+            ("profit_if_bought", profit),
+            ("contact", contact),
+            ("unsubscribe", u),
+            ("tail", tail),
+            ("fatigue", load),
+            ("immediate", immediate),
+        ):
             getattr(tables, name).append(value)
         if k + 1 < K:  # children: prefix p * 7 + a
             dt = (tau[:, k + 1] - tau[:, k])[:, None, None] * _MINUTE
             e = (e_after * np.exp(-dt / (EXPECTATION_DAYS * DAY))).reshape(n, -1)
-            load = ((load[:, :, None] + _CONTACT) * np.exp(-dt / (FATIGUE_DAYS * DAY))).reshape(n, -1)
+            load = ((load[:, :, None] + _CONTACT) * np.exp(-dt / (FATIGUE_DAYS * DAY))).reshape(
+                n, -1
+            )
             held = held_after.reshape(n, -1)
             contacts = (contacts[:, :, None] + _CONTACT).reshape(n, -1)
             last = np.where(_CONTACT, tau[:, k, None, None], last[:, :, None]).reshape(n, -1)
@@ -293,13 +348,14 @@ def policy_value(tables: TouchTables, probabilities: list[np.ndarray]) -> np.nda
 
 def fixed_flow_probabilities(actions: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
     """Probabilities of a flow that sends ``actions[k][i]`` at touch ``k`` to cart ``i`` whatever
-    happened before (``none`` when ineligible), for :func:`policy_value`."""
+    happened before (``none`` when ineligible), for :func:`policy_value`.
+    """
     n = len(mask)
     out = []
     rows = np.arange(n)
     for k, a in enumerate(actions):
         a = np.where(mask[rows, a], a, 0)
-        p = np.zeros((n, N_ACTIONS ** k, N_ACTIONS))
+        p = np.zeros((n, N_ACTIONS**k, N_ACTIONS))
         p[rows, :, a] = 1.0
         out.append(p)
     return out
@@ -309,5 +365,3 @@ def interval_hours(touch_minutes: np.ndarray) -> np.ndarray:
     """``(n, K)`` hours from each touch to the next (``inf`` after the last)."""
     gaps = np.diff(touch_minutes, axis=1) / _MINUTE
     return np.concatenate([gaps, np.full((len(touch_minutes), 1), math.inf)], axis=1)
-
-

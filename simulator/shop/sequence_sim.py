@@ -34,9 +34,16 @@ from simulator.shop.shoppers import NONE
 from simulator.shop.world import ShopWorld
 
 SEQ_OBS_NAMES: tuple[str, ...] = OBS_NAMES + (
-    "touch", "previous_contacts", "last_opened", "last_clicked", "coupon_held")
+    "touch",
+    "previous_contacts",
+    "last_opened",
+    "last_clicked",
+    "coupon_held",
+)
 SEQ_OBS_LOW = np.concatenate([OBS_LOW, np.zeros(5, dtype=np.float32)])
-SEQ_OBS_HIGH = np.concatenate([OBS_HIGH, np.array([MAX_TOUCHES - 1, MAX_TOUCHES, 1, 1, 1], dtype=np.float32)])
+SEQ_OBS_HIGH = np.concatenate(
+    [OBS_HIGH, np.array([MAX_TOUCHES - 1, MAX_TOUCHES, 1, 1, 1], dtype=np.float32)]
+)
 _SINCE = OBS_NAMES.index("log_minutes_since_abandon")
 # Opens and clicks: noisy signals of the hidden type. Open rate per type (hesitant,
 # price_sensitive, impulsive, forgetful) times a channel factor (email, sms, push), damped by
@@ -44,9 +51,27 @@ _SINCE = OBS_NAMES.index("log_minutes_since_abandon")
 _OPEN_RATE = np.array([0.45, 0.40, 0.30, 0.50])
 _CHANNEL_OPEN = np.array([1.0, 1.6, 0.8])
 _TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
-_FIELDS_CART = ("shopper", "type_index", "value", "margin", "abandon_time", "delay_hours", "opt_channel")
-_FIELDS_TABLE = ("buy", "prompted", "natural", "profit", "contact", "unsubscribe", "tail", "fatigue",
-                 "immediate", "q")
+_FIELDS_CART = (
+    "shopper",
+    "type_index",
+    "value",
+    "margin",
+    "abandon_time",
+    "delay_hours",
+    "opt_channel",
+)
+_FIELDS_TABLE = (
+    "buy",
+    "prompted",
+    "natural",
+    "profit",
+    "contact",
+    "unsubscribe",
+    "tail",
+    "fatigue",
+    "immediate",
+    "q",
+)
 
 
 @dataclass
@@ -69,8 +94,14 @@ class FlowSimulator:
         block_size: carts drawn per block.
     """
 
-    def __init__(self, world: ShopWorld, config: SimConfig, seq: SequenceConfig, num_slots: int,
-                 block_size: int) -> None:
+    def __init__(
+        self,
+        world: ShopWorld,
+        config: SimConfig,
+        seq: SequenceConfig,
+        num_slots: int,
+        block_size: int,
+    ) -> None:
         self.world, self.config, self.seq = world, config, seq
         self.rng = world.rng
         self.n = num_slots
@@ -108,24 +139,44 @@ class FlowSimulator:
             t1 = batch.time
         st, s = world.shoppers, batch.shopper
         opt_in = world.population.channels[s]
-        params = CartParams(batch.type_index, batch.value, batch.margin, world.population.match[s],
-                            st.expectation_at(s, t1), st.fatigue_at(s, t1), st.n_orders[s],
-                            channel_of_actions(opt_in), tau)
+        params = CartParams(
+            batch.type_index,
+            batch.value,
+            batch.margin,
+            world.population.match[s],
+            st.expectation_at(s, t1),
+            st.fatigue_at(s, t1),
+            st.n_orders[s],
+            channel_of_actions(opt_in),
+            tau,
+        )
         mask = batch.action_mask.astype(bool)
         tables = solve(params, mask, self.config, seq)
         arrays: dict[str, np.ndarray] = {
-            "shopper": s, "type_index": batch.type_index, "value": batch.value, "margin": batch.margin,
-            "abandon_time": abandon, "delay_hours": batch.purchase_delay_hours, "opt_channel": params.channel,
-            "tau": tau, "interval": interval_hours(tau), "mask": mask, "obs": batch.observation,
+            "shopper": s,
+            "type_index": batch.type_index,
+            "value": batch.value,
+            "margin": batch.margin,
+            "abandon_time": abandon,
+            "delay_hours": batch.purchase_delay_hours,
+            "opt_channel": params.channel,
+            "tau": tau,
+            "interval": interval_hours(tau),
+            "mask": mask,
+            "obs": batch.observation,
             "u": self.rng.random((m, self.K, 7)),
-            "none_value": policy_value(tables, fixed_flow_probabilities([np.zeros(m, dtype=np.int64)] * self.K, mask)),
+            "none_value": policy_value(
+                tables, fixed_flow_probabilities([np.zeros(m, dtype=np.int64)] * self.K, mask)
+            ),
         }
         names = {"profit": "profit_if_bought"}
         for name in _FIELDS_TABLE:
             parts = getattr(tables, names.get(name, name))
             if parts[0].ndim == 2:
                 parts = [p[:, :, None] for p in parts]
-            arrays[name] = np.concatenate([np.broadcast_to(p, (m, p.shape[1], N_ACTIONS)) for p in parts], axis=1)
+            arrays[name] = np.concatenate(
+                [np.broadcast_to(p, (m, p.shape[1], N_ACTIONS)) for p in parts], axis=1
+            )
         return _Block(batch, arrays)
 
     def refill(self, slots: np.ndarray) -> None:
@@ -138,7 +189,7 @@ class FlowSimulator:
             block = self._block
             take = min(len(slots) - done, len(block.batch) - block.next_row)
             rows = np.arange(block.next_row, block.next_row + take)
-            target = slots[done:done + take]
+            target = slots[done : done + take]
             for name, arr in block.arrays.items():
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n,) + arr.shape[1:], dtype=arr.dtype)
@@ -169,7 +220,7 @@ class FlowSimulator:
         m = len(slots)
         k = self.touch[slots]
         obs = np.empty((m, len(SEQ_OBS_NAMES)), dtype=np.float32)
-        obs[:, :len(OBS_NAMES)] = self.slot["obs"][slots]
+        obs[:, : len(OBS_NAMES)] = self.slot["obs"][slots]
         obs[:, _SINCE] = np.log1p(self.slot["tau"][slots, k])
         acts = self.prev_action[slots]
         before = np.arange(self.K)[None, :] < k[:, None]
@@ -190,17 +241,32 @@ class FlowSimulator:
         tau = self.slot["tau"][slot]
         session = dict(base["session"])
         session["minutes_since_abandon"] = float(tau[k])
-        previous = [{"action": ACTION_NAMES[a], "minutes_after_abandon": float(tau[j]),
-                     "opened": bool(o), "clicked": bool(c)}
-                    for j, (a, o, c) in enumerate(zip(self.prev_action[slot, :k].tolist(),
-                                                      self.prev_opened[slot, :k].tolist(),
-                                                      self.prev_clicked[slot, :k].tolist()))]
-        return {**base, "timestamp": float(self.slot["abandon_time"][slot] + tau[k] * 60.0), "session": session,
-                "recovery": {"touch": k + 1, "previous": previous}}
+        previous = [
+            {
+                "action": ACTION_NAMES[a],
+                "minutes_after_abandon": float(tau[j]),
+                "opened": bool(o),
+                "clicked": bool(c),
+            }
+            for j, (a, o, c) in enumerate(
+                zip(
+                    self.prev_action[slot, :k].tolist(),
+                    self.prev_opened[slot, :k].tolist(),
+                    self.prev_clicked[slot, :k].tolist(),
+                )
+            )
+        ]
+        return {
+            **base,
+            "timestamp": float(self.slot["abandon_time"][slot] + tau[k] * 60.0),
+            "session": session,
+            "recovery": {"touch": k + 1, "previous": previous},
+        }
 
     def flow_value(self, slots: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Exact expected return of the flows just started in ``slots`` under a fixed flow that
-        sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible)."""
+        sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
+        """
         sl = self.slot
         m = len(slots)
         rows = np.arange(m)
@@ -238,13 +304,18 @@ class FlowSimulator:
         reward = np.where(bought, profit, 0.0) - contact
         unsub = ~bought & (u[:, 2] < sl["unsubscribe"][slots, g, a])
         tail_bought = unsub & (u[:, 3] < sl["tail"][slots, g, a])
-        reward += np.where(tail_bought, profit, 0.0) - np.where(unsub, self.seq.unsubscribe_cost, 0.0)
+        reward += np.where(tail_bought, profit, 0.0) - np.where(
+            unsub, self.seq.unsubscribe_cost, 0.0
+        )
         last_touch = k == self.K - 1
         terminated = bought | unsub | last_touch
         sent = a != NONE
         chan = sl["opt_channel"][slots, a]
-        open_p = _OPEN_RATE[sl["type_index"][slots]] * _CHANNEL_OPEN[np.maximum(chan, 0)] \
+        open_p = (
+            _OPEN_RATE[sl["type_index"][slots]]
+            * _CHANNEL_OPEN[np.maximum(chan, 0)]
             * np.exp(-0.15 * sl["fatigue"][slots, g, 0])
+        )
         opened = sent & (bought | (u[:, 4] < open_p))
         clicked = opened & (bought & prompted | (u[:, 5] < np.minimum(0.05 + 2.0 * p_prompt, 0.8)))
         self.prev_action[slots, k] = a
@@ -252,30 +323,57 @@ class FlowSimulator:
         self.prev_clicked[slots, k] = clicked
         expected = sl["immediate"][slots, g, a]
         self.episode_return[slots] += reward
-        out = {"reward": reward, "terminated": terminated, "expected_reward": expected, "converted": bought | tail_bought,
-               "prompted": prompted & ~natural, "unsubscribed": unsub, "touch": k + 1,
-               "episode_return": self.episode_return[slots].copy()}
+        out = {
+            "reward": reward,
+            "terminated": terminated,
+            "expected_reward": expected,
+            "converted": bought | tail_bought,
+            "prompted": prompted & ~natural,
+            "unsubscribed": unsub,
+            "touch": k + 1,
+            "episode_return": self.episode_return[slots].copy(),
+        }
         ended = np.flatnonzero(terminated)
         if len(ended):
             delay = sl["delay_hours"][slots[ended]]
             gap = sl["interval"][slots[ended], k[ended]]
-            delay = np.where(delay < gap, delay, u[ended, 6] * np.where(np.isfinite(gap), gap, 72.0))
+            delay = np.where(
+                delay < gap, delay, u[ended, 6] * np.where(np.isfinite(gap), gap, 72.0)
+            )
             out["purchase_hours_after_abandon"] = np.full(m, np.nan)
             out["purchase_hours_after_abandon"][ended] = np.where(
-                out["converted"][ended], sl["tau"][slots[ended], k[ended]] / 60.0 + delay, np.nan)
-            self._record(slots[ended], k[ended], out["converted"][ended], prompted[ended] & ~natural[ended],
-                         unsub[ended], a[ended], delay)
+                out["converted"][ended], sl["tau"][slots[ended], k[ended]] / 60.0 + delay, np.nan
+            )
+            self._record(
+                slots[ended],
+                k[ended],
+                out["converted"][ended],
+                prompted[ended] & ~natural[ended],
+                unsub[ended],
+                a[ended],
+                delay,
+            )
         else:
             out["purchase_hours_after_abandon"] = np.full(m, np.nan)
         going = ~terminated
         self.prefix[slots[going]] = self.prefix[slots[going]] * N_ACTIONS + a[going]
         self.touch[slots[going]] += 1
-        held = np.where(np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[self.prev_action[slots]], 0.0).max(axis=1)
+        held = np.where(
+            np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[self.prev_action[slots]], 0.0
+        ).max(axis=1)
         out["coupon_cost"] = np.where(out["converted"], held * sl["value"][slots], 0.0)
         return out
 
-    def _record(self, slots: np.ndarray, last_k: np.ndarray, converted: np.ndarray, prompted: np.ndarray,
-                unsub: np.ndarray, last_action: np.ndarray, delay_hours: np.ndarray) -> None:
+    def _record(
+        self,
+        slots: np.ndarray,
+        last_k: np.ndarray,
+        converted: np.ndarray,
+        prompted: np.ndarray,
+        unsub: np.ndarray,
+        last_action: np.ndarray,
+        delay_hours: np.ndarray,
+    ) -> None:
         """Write ended flows to the shoppers' state and the population's opt-ins."""
         sl = self.slot
         st = self.world.shoppers
@@ -290,10 +388,15 @@ class FlowSimulator:
         if converted.any():
             c = np.flatnonzero(converted)
             b_rows = self.row_of[slots[c]]
-            items = np.stack([self.batch_of[s].items[rr] for s, rr in zip(slots[c].tolist(), b_rows.tolist())])
+            items = np.stack(
+                [self.batch_of[s].items[rr] for s, rr in zip(slots[c].tolist(), b_rows.tolist())]
+            )
             held = np.where(taken[c], DISCOUNT[self.prev_action[slots[c]]], 0.0).max(axis=1)
             coupon = np.round(held * 100).astype(np.int64)
-            when = sl["abandon_time"][slots[c]] + (sl["tau"][slots[c], last_k[c]] / 60.0 + delay_hours[c]) * 3600.0
+            when = (
+                sl["abandon_time"][slots[c]]
+                + (sl["tau"][slots[c], last_k[c]] / 60.0 + delay_hours[c]) * 3600.0
+            )
             by = np.where(prompted[c], last_action[c], -1)
             st.add_orders(shopper[c], when, items, sl["value"][slots[c]], coupon, by)
         if unsub.any():
@@ -306,4 +409,11 @@ def type_names(type_index: np.ndarray) -> np.ndarray:
     return _TYPE_NAMES[type_index]
 
 
-__all__ = ["CHANNELS", "FlowSimulator", "SEQ_OBS_HIGH", "SEQ_OBS_LOW", "SEQ_OBS_NAMES", "type_names"]
+__all__ = [
+    "CHANNELS",
+    "SEQ_OBS_HIGH",
+    "SEQ_OBS_LOW",
+    "SEQ_OBS_NAMES",
+    "FlowSimulator",
+    "type_names",
+]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -14,7 +14,13 @@ from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
 from simulator.shop.env import make_config
 from simulator.shop.sequence_model import SequenceConfig
-from simulator.shop.sequence_sim import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, FlowSimulator, type_names
+from simulator.shop.sequence_sim import (
+    SEQ_OBS_HIGH,
+    SEQ_OBS_LOW,
+    SEQ_OBS_NAMES,
+    FlowSimulator,
+    type_names,
+)
 from simulator.shop.world import ShopWorld
 
 
@@ -67,11 +73,18 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = SEQ_OBS_NAMES
 
-    def __init__(self, num_envs: int = 1, config: SimConfig | Mapping[str, Any] | None = None,
-                 sequence: SequenceConfig | Mapping[str, Any] | None = None, block_size: int | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: SimConfig | Mapping[str, Any] | None = None,
+        sequence: SequenceConfig | Mapping[str, Any] | None = None,
+        block_size: int | None = None,
+        **overrides: Any,
+    ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"CartRecoverySequenceVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1")
+            raise ValueError(
+                f"CartRecoverySequenceVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1"
+            )
         overrides.pop("render_mode", None)
         self.config = make_config(config, overrides)
         self.sequence = SequenceConfig.from_value(sequence)
@@ -90,7 +103,9 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         super().reset(seed=seed)
         if seed is not None or self.world is None:
             self.world = ShopWorld(self.config, self.np_random)
-            self.sim = FlowSimulator(self.world, self.config, self.sequence, self.num_envs, self.block_size)
+            self.sim = FlowSimulator(
+                self.world, self.config, self.sequence, self.num_envs, self.block_size
+            )
         else:
             self.sim.refill(self._all)
         return self.sim.observe(self._all), self._infos()
@@ -113,10 +128,14 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
             raise RuntimeError("CartRecoverySequenceVectorEnv: call reset() before step()")
         acts = np.asarray(actions)
         if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
-            raise ValueError(f"actions has shape {acts.shape} and dtype {acts.dtype}, must be {self.num_envs} integers")
+            raise ValueError(
+                f"actions has shape {acts.shape} and dtype {acts.dtype}, must be {self.num_envs} integers"
+            )
         bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
         if len(bad):
-            raise ValueError(f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})")
+            raise ValueError(
+                f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})"
+            )
         out = self.sim.step(self._all, acts.astype(np.int64))
         terminated = out.pop("terminated")
         reward = out.pop("reward")
@@ -127,5 +146,16 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
             self.sim.refill(ended)
         infos = self._infos()
         out["shopper_type"] = infos["shopper_type"].copy()
-        infos.update(final_obs=final_obs, _final_obs=terminated.copy(), final_info=out, _final_info=terminated.copy())
-        return self.sim.observe(self._all), reward, terminated, np.zeros(self.num_envs, dtype=bool), infos
+        infos.update(
+            final_obs=final_obs,
+            _final_obs=terminated.copy(),
+            final_info=out,
+            _final_info=terminated.copy(),
+        )
+        return (
+            self.sim.observe(self._all),
+            reward,
+            terminated,
+            np.zeros(self.num_envs, dtype=bool),
+            infos,
+        )

@@ -61,9 +61,19 @@ class ShopperState:
         self.fatigue_time = np.full(n, float(start_time))
         self.expectation = np.zeros(n)
         self.expectation_time = np.full(n, float(start_time))
-        self.orders = EventStore(n, {"time": np.float64, "items": (np.int32, MAX_LINES), "value": np.float64,
-                                     "coupon": np.int8, "recovered_by": np.int8})
-        self.contacts = EventStore(n, {"time": np.float64, "action": np.int8, "converted": np.bool_})
+        self.orders = EventStore(
+            n,
+            {
+                "time": np.float64,
+                "items": (np.int32, MAX_LINES),
+                "value": np.float64,
+                "coupon": np.int8,
+                "recovered_by": np.int8,
+            },
+        )
+        self.contacts = EventStore(
+            n, {"time": np.float64, "action": np.int8, "converted": np.bool_}
+        )
         self._item_ids = item_ids
         self._built_upto = {"orders": 0, "contacts": 0}
         self.recent_orders = RecentRecords(self.orders, self._build_order_records, keep)
@@ -79,23 +89,40 @@ class ShopperState:
         return decayed(self.expectation[s], self.expectation_time[s], t, EXPECTATION_DAYS)
 
     # ------------------------------------------------------------------ updates
-    def add_orders(self, shopper: np.ndarray, time: np.ndarray, items: np.ndarray, value: np.ndarray,
-                   coupon: np.ndarray, recovered_by: np.ndarray) -> None:
+    def add_orders(
+        self,
+        shopper: np.ndarray,
+        time: np.ndarray,
+        items: np.ndarray,
+        value: np.ndarray,
+        coupon: np.ndarray,
+        recovered_by: np.ndarray,
+    ) -> None:
         """Record completed orders: history events and the shoppers' order counters.
 
         ``value`` is the cart value before the coupon; the order's paid value is rounded to cents.
         """
         paid = np.round(value * (1.0 - coupon / 100.0), 2)
-        self.orders.extend(shopper, time=time, items=items, value=paid, coupon=coupon, recovered_by=recovered_by)
+        self.orders.extend(
+            shopper, time=time, items=items, value=paid, coupon=coupon, recovered_by=recovered_by
+        )
         np.add.at(self.n_orders, shopper, 1)
         used = coupon > 0
         np.add.at(self.coupon_orders, shopper[used], 1)
         np.add.at(self.discount_sum, shopper[used], coupon[used])
         np.maximum.at(self.last_order_time, shopper, time)
 
-    def record_outcomes(self, shopper: np.ndarray, time: np.ndarray, type_index: np.ndarray,
-                        actions: np.ndarray, converted: np.ndarray, items: np.ndarray, value: np.ndarray,
-                        delay_hours: np.ndarray) -> None:
+    def record_outcomes(
+        self,
+        shopper: np.ndarray,
+        time: np.ndarray,
+        type_index: np.ndarray,
+        actions: np.ndarray,
+        converted: np.ndarray,
+        items: np.ndarray,
+        value: np.ndarray,
+        delay_hours: np.ndarray,
+    ) -> None:
         """Apply resolved carts: one abandoned cart each, a contact for every action but ``none``
         (fatigue), coupon conditioning for coupons, an order for every conversion.
 
@@ -107,20 +134,34 @@ class ShopperState:
         coupon = COUPON_OF_ACTION[actions]
         if converted.any():
             a = actions[converted]
-            self.add_orders(shopper[converted], time[converted] + delay_hours[converted] * 3600.0,
-                            items[converted], value[converted], coupon[converted], np.where(a == NONE, -1, a))
+            self.add_orders(
+                shopper[converted],
+                time[converted] + delay_hours[converted] * 3600.0,
+                items[converted],
+                value[converted],
+                coupon[converted],
+                np.where(a == NONE, -1, a),
+            )
 
-    def record_contacts(self, shopper: np.ndarray, time: np.ndarray, type_index: np.ndarray,
-                        actions: np.ndarray, converted: np.ndarray) -> None:
+    def record_contacts(
+        self,
+        shopper: np.ndarray,
+        time: np.ndarray,
+        type_index: np.ndarray,
+        actions: np.ndarray,
+        converted: np.ndarray,
+    ) -> None:
         """Apply recovery actions sent (rows with ``none`` are skipped): contact history and
         fatigue for every contact, coupon conditioning for coupons. Rows are simultaneous, as in
-        :meth:`record_outcomes`."""
+        :meth:`record_outcomes`.
+        """
         sent = actions != NONE
         if sent.any():
             ss, ts = shopper[sent], time[sent]
             distinct, inverse, latest = _latest(ss, ts)
-            self.fatigue_load[distinct] = decayed(self.fatigue_load[distinct], self.fatigue_time[distinct],
-                                                  latest, FATIGUE_DAYS)
+            self.fatigue_load[distinct] = decayed(
+                self.fatigue_load[distinct], self.fatigue_time[distinct], latest, FATIGUE_DAYS
+            )
             np.add.at(self.fatigue_load, ss, decayed(1.0, ts, latest[inverse], FATIGUE_DAYS))
             self.fatigue_time[distinct] = latest
             np.add.at(self.n_contacts, ss, 1)
@@ -132,16 +173,26 @@ class ShopperState:
             distinct, inverse, latest = _latest(shopper[got], time[got])
             keep = np.ones(len(distinct))
             np.multiply.at(keep, inverse, 1.0 - CONDITIONING_STEP[type_index[got]])
-            e = decayed(self.expectation[distinct], self.expectation_time[distinct], latest, EXPECTATION_DAYS)
-            self.expectation[distinct] = 1.0 - (1.0 - e) * keep  # each coupon: e -> e + step (1 - e)
+            e = decayed(
+                self.expectation[distinct],
+                self.expectation_time[distinct],
+                latest,
+                EXPECTATION_DAYS,
+            )
+            self.expectation[distinct] = (
+                1.0 - (1.0 - e) * keep
+            )  # each coupon: e -> e + step (1 - e)
             self.expectation_time[distinct] = latest
 
     # ------------------------------------------------------------------ history records
     def build_new_records(self) -> None:
         """Build, in bulk, the records of every event not built yet (so that contexts seldom build
-        records one at a time)."""
-        for name, store, build in (("orders", self.orders, self._build_order_records),
-                                   ("contacts", self.contacts, self._build_contact_records)):
+        records one at a time).
+        """
+        for name, store, build in (
+            ("orders", self.orders, self._build_order_records),
+            ("contacts", self.contacts, self._build_contact_records),
+        ):
             records = store.records
             missing = [j for j in range(self._built_upto[name], store.n) if records[j] is None]
             if missing:
@@ -153,8 +204,16 @@ class ShopperState:
         cols = self.orders.columns
         ids = self._item_ids
         if len(idx) <= _SCALAR_BUILD:  # a few events: element reads beat fancy indexing
-            rows = [(cols["time"][j].item(), cols["items"][j].tolist(), cols["value"][j].item(),
-                     cols["coupon"][j].item(), cols["recovered_by"][j].item()) for j in idx]
+            rows = [
+                (
+                    cols["time"][j].item(),
+                    cols["items"][j].tolist(),
+                    cols["value"][j].item(),
+                    cols["coupon"][j].item(),
+                    cols["recovered_by"][j].item(),
+                )
+                for j in idx
+            ]
             times, items, values, coupons, recovered = (list(c) for c in zip(*rows))
         else:
             times = cols["time"][idx].tolist()
@@ -165,7 +224,9 @@ class ShopperState:
         records = self.orders.records
         for k, j in enumerate(idx):
             records[j] = {
-                "timestamp": times[k], "items": [ids[x] for x in items[k] if x >= 0], "value": values[k],
+                "timestamp": times[k],
+                "items": [ids[x] for x in items[k] if x >= 0],
+                "value": values[k],
                 "coupon_percent": coupons[k],
                 "recovered_by": ACTION_NAMES[recovered[k]] if recovered[k] >= 0 else None,
             }
@@ -183,4 +244,8 @@ class ShopperState:
             converted = cols["converted"][idx].tolist()
         records = self.contacts.records
         for k, j in enumerate(idx):
-            records[j] = {"timestamp": times[k], "action": ACTION_NAMES[actions[k]], "converted": converted[k]}
+            records[j] = {
+                "timestamp": times[k],
+                "action": ACTION_NAMES[actions[k]],
+                "converted": converted[k],
+            }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -84,15 +84,25 @@ class CartRecoveryVectorEnv(VectorEnv):
         (True, (8,))
     """
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": list(RENDER_MODES),
-                                "render_fps": 4}
+    metadata: dict[str, Any] = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": list(RENDER_MODES),
+        "render_fps": 4,
+    }
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = OBS_NAMES
 
-    def __init__(self, num_envs: int = 1, config: SimConfig | Mapping[str, Any] | None = None,
-                 render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: SimConfig | Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"CartRecoveryVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1")
+            raise ValueError(
+                f"CartRecoveryVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1"
+            )
         self.render_mode = check_render_mode(render_mode)
         self.config = make_config(config, overrides)
         self.num_envs = num_envs
@@ -106,7 +116,8 @@ class CartRecoveryVectorEnv(VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """``reset(seed=s)`` seeds ``np_random`` (as Gymnasium's vector envs do) and builds a fresh
         shop from it; ``reset()`` continues the same shop (building one from an unseeded generator
-        the first time) with the next batch of carts."""
+        the first time) with the next batch of carts.
+        """
         super().reset(seed=seed)
         if seed is not None or self.world is None:
             self.world = ShopWorld(self.config, self.np_random)
@@ -138,7 +149,9 @@ class CartRecoveryVectorEnv(VectorEnv):
             )
         bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
         if len(bad):
-            raise ValueError(f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})")
+            raise ValueError(
+                f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})"
+            )
         old = self._batch
         outcome = self.world.resolve(old, np.arange(self.num_envs), acts.astype(np.int64))
         outcome["expected_reward"] = old.expected_reward
@@ -148,7 +161,9 @@ class CartRecoveryVectorEnv(VectorEnv):
         self._next_batch()
         infos = self._infos()
         everyone = np.ones(self.num_envs, dtype=bool)
-        infos.update(final_obs=final_obs, _final_obs=everyone, final_info=outcome, _final_info=everyone)
+        infos.update(
+            final_obs=final_obs, _final_obs=everyone, final_info=outcome, _final_info=everyone
+        )
         return (
             self._batch.observation.copy(),
             outcome["profit"].astype(np.float64),
@@ -164,5 +179,7 @@ class CartRecoveryVectorEnv(VectorEnv):
         if self._batch is None:
             raise RuntimeError("CartRecoveryVectorEnv: call reset() before render()")
         b = self._batch
-        return tuple(render_cart(self.render_mode, float(b.value[j]), b.expected_reward[j], b.action_mask[j])
-                     for j in range(self.num_envs))
+        return tuple(
+            render_cart(self.render_mode, float(b.value[j]), b.expected_reward[j], b.action_mask[j])
+            for j in range(self.num_envs)
+        )

@@ -52,8 +52,12 @@ class ShopWorld:
     def __init__(self, config: SimConfig, rng: np.random.Generator) -> None:
         self.config = config
         self.rng = rng
-        catalog_rng = np.random.default_rng(config.seed_catalog) if config.seed_catalog is not None else rng
-        self.catalog = Catalog.generate(config.n_items, config.n_categories, config.n_factors, catalog_rng)
+        catalog_rng = (
+            np.random.default_rng(config.seed_catalog) if config.seed_catalog is not None else rng
+        )
+        self.catalog = Catalog.generate(
+            config.n_items, config.n_categories, config.n_factors, catalog_rng
+        )
         self.population = Population.generate(
             config.n_shoppers, dict(config.type_mixture), self.catalog, config.pool_size, rng
         )
@@ -63,11 +67,17 @@ class ShopWorld:
         pool_cdf = np.cumsum(np.exp(self.population.pool_logp), axis=1)
         self._pool_cdf = pool_cdf / pool_cdf[:, -1:]
         self._alias_prob, self._alias = _alias_table(self.population.activity)
-        self._mask = ((self.population.channels.astype(np.int64) @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0).astype(np.int8)
+        self._mask = (
+            (self.population.channels.astype(np.int64) @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0
+        ).astype(np.int8)
         self._mask[:, NONE] = 1  # doing nothing is always possible
-        self._state = ShopperState(self.population.n, config.start_time, self.catalog.item_ids, 2 * config.history_cap)
+        self._state = ShopperState(
+            self.population.n, config.start_time, self.catalog.item_ids, 2 * config.history_cap
+        )
         self._view = CartView(self.population, self._state, self.catalog, config.history_cap)
-        self._pending: list[tuple[int, int, bool]] = []  # (row, action, converted) resolved one by one
+        self._pending: list[
+            tuple[int, int, bool]
+        ] = []  # (row, action, converted) resolved one by one
         self._pending_batch: CartBatch | None = None
         self._init_state()
 
@@ -85,9 +95,13 @@ class ShopWorld:
         t0 = cfg.start_time
         rel_activity = pop.activity / pop.activity.mean()
         n_orders = rng.poisson(cfg.initial_orders_mean * rel_activity)
-        st.sessions = (n_orders * _SESSIONS_PER_CART[pop.type_index] * 1.5).astype(np.int64) + rng.poisson(2, n)
+        st.sessions = (n_orders * _SESSIONS_PER_CART[pop.type_index] * 1.5).astype(
+            np.int64
+        ) + rng.poisson(2, n)
         st.views = rng.poisson(st.sessions * _VIEWS_MEAN[pop.type_index] * 0.7).astype(np.int64)
-        st.carts_abandoned = rng.poisson(n_orders / cfg.completed_per_abandoned * 0.5).astype(np.int64)
+        st.carts_abandoned = rng.poisson(n_orders / cfg.completed_per_abandoned * 0.5).astype(
+            np.int64
+        )
         first_seen = t0 - rng.uniform(30, 720, n) * DAY
         owner = np.repeat(np.arange(n), n_orders)
         times = t0 - rng.uniform(1, 180, len(owner)) * DAY
@@ -97,9 +111,14 @@ class ShopWorld:
         np.minimum.at(first_order, owner, times)
         st.first_seen = np.minimum(first_seen, first_order - DAY)
         items = self._pool_items(owner, two_share=0.4)
-        coupon = np.where(rng.random(len(owner)) < _DIRECT_COUPON_SHARE[pop.type_index[owner]],
-                          rng.choice(_COUPON_LEVELS, size=len(owner)), 0)
-        st.add_orders(owner, times, items, self._order_value(items), coupon, np.full(len(owner), -1))
+        coupon = np.where(
+            rng.random(len(owner)) < _DIRECT_COUPON_SHARE[pop.type_index[owner]],
+            rng.choice(_COUPON_LEVELS, size=len(owner)),
+            0,
+        )
+        st.add_orders(
+            owner, times, items, self._order_value(items), coupon, np.full(len(owner), -1)
+        )
 
     def _order_value(self, items: np.ndarray) -> np.ndarray:
         """Catalogue value of orders of one unit per line."""
@@ -137,11 +156,13 @@ class ShopWorld:
         t = pop.type_index[shopper]
 
         n_lines = 1 + rng.binomial(MAX_LINES - 1, 0.3, n)
-        draws = self._sample_pool(shopper, MAX_LINES + 2 * MAX_DIRECT)  # cart lines, then direct orders
+        draws = self._sample_pool(
+            shopper, MAX_LINES + 2 * MAX_DIRECT
+        )  # cart lines, then direct orders
         items = draws[:, :MAX_LINES].copy()
         duplicate = np.zeros((n, MAX_LINES), dtype=bool)
         for j in range(1, MAX_LINES):
-            duplicate[:, j] = (items[:, :j] == items[:, j:j + 1]).any(axis=1)
+            duplicate[:, j] = (items[:, :j] == items[:, j : j + 1]).any(axis=1)
         items[duplicate | (np.arange(MAX_LINES)[None, :] >= n_lines[:, None])] = -1
         items = -np.sort(-items, axis=1)  # lines first, padding last
         quantity = np.where(items >= 0, 1 + (rng.random((n, MAX_LINES)) < 0.1), 0)
@@ -157,26 +178,48 @@ class ShopWorld:
         minutes_since = np.round(45.0 * rng.lognormal(0, 1.0, n), 1)
         shipping = rng.poisson(_SHIPPING_VIEWS[t])
         sessions_since = 1 + rng.poisson(_SESSIONS_PER_CART[t] - 1)
-        views_since = rng.poisson(sessions_since * _VIEWS_MEAN[t] * 0.7 * rng.lognormal(0, 0.5, n)) + views
+        views_since = (
+            rng.poisson(sessions_since * _VIEWS_MEAN[t] * 0.7 * rng.lognormal(0, 0.5, n)) + views
+        )
 
         # Purchases completed without abandonment since this shopper's previous abandoned cart:
         # 30.2% of carts are bought in-session (Baymard's 69.8% abandonment).
         n_direct = np.minimum(rng.poisson(cfg.completed_per_abandoned, n), MAX_DIRECT)
         direct_items = draws[:, MAX_LINES:].reshape(n, MAX_DIRECT, 2)
-        direct_items[:, :, 1][(rng.random((n, MAX_DIRECT)) < 0.6) | (direct_items[:, :, 1] == direct_items[:, :, 0])] = -1
+        direct_items[:, :, 1][
+            (rng.random((n, MAX_DIRECT)) < 0.6) | (direct_items[:, :, 1] == direct_items[:, :, 0])
+        ] = -1
         direct_items[np.arange(MAX_DIRECT)[None, :] >= n_direct[:, None]] = -1
         direct_coupon = np.where(
             rng.random((n, MAX_DIRECT)) < _DIRECT_COUPON_SHARE[t][:, None],
-            rng.choice(_COUPON_LEVELS, size=(n, MAX_DIRECT)), 0)
+            rng.choice(_COUPON_LEVELS, size=(n, MAX_DIRECT)),
+            0,
+        )
         direct_time = time[:, None] - rng.uniform(1, 20, (n, MAX_DIRECT)) * DAY
         outcome_u = rng.random(n)
         # SeeWhy: ~72% of recovered purchases within 12 h, ~80% within 3 days.
         fast = rng.random(n) < 0.72
         delay = np.where(fast, rng.uniform(0.2, 12.0, n), rng.exponential(110.0, n) + 12.0)
         return CartBatch(
-            shopper, time, items, quantity, value, margin, hour, views, session_seconds,
-            minutes_to_abandon, minutes_since, shipping, sessions_since, views_since,
-            direct_items, direct_coupon, direct_time, outcome_u, np.round(delay, 2),
+            shopper,
+            time,
+            items,
+            quantity,
+            value,
+            margin,
+            hour,
+            views,
+            session_seconds,
+            minutes_to_abandon,
+            minutes_since,
+            shipping,
+            sessions_since,
+            views_since,
+            direct_items,
+            direct_coupon,
+            direct_time,
+            outcome_u,
+            np.round(delay, 2),
         )
 
     def _draw_shoppers(self, n: int, time: np.ndarray) -> np.ndarray:
@@ -211,7 +254,8 @@ class ShopWorld:
 
     def arrive(self, batch: CartBatch) -> None:
         """Record the carts' preceding sessions and purchases in the shoppers' histories, and snapshot
-        what each cart's context record will show (carts of one batch are simultaneous)."""
+        what each cart's context record will show (carts of one batch are simultaneous).
+        """
         self.flush()
         st = self._state
         batch.type_index = self.population.type_index[batch.shopper].copy()
@@ -220,14 +264,22 @@ class ShopWorld:
         if len(rows):
             items = np.full((len(rows), MAX_LINES), -1, dtype=np.int64)
             items[:, :2] = batch.direct_items[rows, slots]
-            st.add_orders(batch.shopper[rows], batch.direct_time[rows, slots], items, self._order_value(items),
-                          batch.direct_coupon[rows, slots], np.full(len(rows), -1))
+            st.add_orders(
+                batch.shopper[rows],
+                batch.direct_time[rows, slots],
+                items,
+                self._order_value(items),
+                batch.direct_coupon[rows, slots],
+                np.full(len(rows), -1),
+            )
         np.add.at(st.sessions, batch.shopper, batch.sessions_since)
         np.add.at(st.views, batch.shopper, batch.views_since)
         s = batch.shopper
         batch.history_head = np.column_stack([st.orders.head[s], st.contacts.head[s]])
         earlier = _occurrence_rank(s)
-        batch.counters = np.column_stack([st.sessions[s], st.views[s], st.carts_abandoned[s] + earlier])
+        batch.counters = np.column_stack(
+            [st.sessions[s], st.views[s], st.carts_abandoned[s] + earlier]
+        )
 
     def evaluate(self, batch: CartBatch, rows: np.ndarray | slice = slice(None)) -> None:
         """Ground truth for the given rows: expected profit per action, masks, observations."""
@@ -245,9 +297,16 @@ class ShopWorld:
             batch.action_mask = np.empty(shape, dtype=np.int8)
             batch.observation = np.empty((len(batch), len(OBS_NAMES)), dtype=np.float32)
         resp = cart_response(
-            batch.type_index[rows], batch.value[rows], batch.margin[rows], batch.minutes_since_abandon[rows],
-            self.population.match[s], st.expectation_at(s, t_now), st.fatigue_at(s, t_now), st.n_orders[s],
-            self.config, deliverable=mask,
+            batch.type_index[rows],
+            batch.value[rows],
+            batch.margin[rows],
+            batch.minutes_since_abandon[rows],
+            self.population.match[s],
+            st.expectation_at(s, t_now),
+            st.fatigue_at(s, t_now),
+            st.n_orders[s],
+            self.config,
+            deliverable=mask,
         )
         batch.expected_reward[rows] = resp.expected_reward
         batch.purchase_probability[rows] = resp.purchase_probability
@@ -262,7 +321,8 @@ class ShopWorld:
 
     def build_new_records(self) -> None:
         """Build, in bulk, the history records of every event not built yet (the single-cart env
-        calls this once per block, so its contexts seldom build records one at a time)."""
+        calls this once per block, so its contexts seldom build records one at a time).
+        """
         self._state.build_new_records()
 
     def opt_out(self, shopper: np.ndarray, channel: np.ndarray) -> None:
@@ -275,7 +335,9 @@ class ShopWorld:
         self._mask[shopper, NONE] = 1
 
     # ------------------------------------------------------------------ outcomes
-    def resolve(self, batch: CartBatch, rows: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
+    def resolve(
+        self, batch: CartBatch, rows: np.ndarray, actions: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Realise the outcome of ``actions`` on the given rows and update the shoppers.
 
         An action the shopper cannot receive (``action_mask`` 0) is not delivered and has the
@@ -292,11 +354,23 @@ class ShopWorld:
         profit = np.where(converted, batch.margin[rows] - cost, 0.0) - contact
         coupon_cost = np.where(converted, DISCOUNT[actions] * value, 0.0)
         revenue = np.where(converted, value - coupon_cost, 0.0)
-        self._state.record_outcomes(batch.shopper[rows], batch.time[rows], batch.type_index[rows], actions,
-                                    converted, batch.items[rows], value, batch.purchase_delay_hours[rows])
+        self._state.record_outcomes(
+            batch.shopper[rows],
+            batch.time[rows],
+            batch.type_index[rows],
+            actions,
+            converted,
+            batch.items[rows],
+            value,
+            batch.purchase_delay_hours[rows],
+        )
         return {
-            "converted": converted, "revenue": revenue, "coupon_cost": coupon_cost, "profit": profit,
-            "contact_cost": contact, "purchase_delay_hours": batch.purchase_delay_hours[rows],
+            "converted": converted,
+            "revenue": revenue,
+            "coupon_cost": coupon_cost,
+            "profit": profit,
+            "contact_cost": contact,
+            "purchase_delay_hours": batch.purchase_delay_hours[rows],
             "delivered": delivered,
         }
 
@@ -327,8 +401,12 @@ class ShopWorld:
             profit, coupon_cost, revenue = -contact, 0.0, 0.0
         self._pending.append((i, action, converted))
         return {
-            "converted": converted, "revenue": revenue, "coupon_cost": coupon_cost, "profit": profit,
-            "contact_cost": contact, "purchase_delay_hours": float(batch.purchase_delay_hours[i]),
+            "converted": converted,
+            "revenue": revenue,
+            "coupon_cost": coupon_cost,
+            "profit": profit,
+            "contact_cost": contact,
+            "purchase_delay_hours": float(batch.purchase_delay_hours[i]),
             "delivered": delivered,
         }
 
@@ -339,9 +417,16 @@ class ShopWorld:
         batch = self._pending_batch
         rows, actions, converted = (np.array(column) for column in zip(*self._pending))
         self._pending.clear()
-        self._state.record_outcomes(batch.shopper[rows], batch.time[rows], batch.type_index[rows],
-                                    actions.astype(np.int64), converted.astype(bool), batch.items[rows],
-                                    batch.value[rows], batch.purchase_delay_hours[rows])
+        self._state.record_outcomes(
+            batch.shopper[rows],
+            batch.time[rows],
+            batch.type_index[rows],
+            actions.astype(np.int64),
+            converted.astype(bool),
+            batch.items[rows],
+            batch.value[rows],
+            batch.purchase_delay_hours[rows],
+        )
 
 
 def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

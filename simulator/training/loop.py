@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from engine.sampling import sample_actions
-from policies import FullInformationPolicy, Policy, RulePolicy
 from engine.validation import check_integer, check_probability_matrix
+from policies import FullInformationPolicy, Policy, RulePolicy
 from policies.batch_features import BatchFeatures
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
@@ -88,21 +89,38 @@ class TrainingResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (the ``--json`` line of ``cartwise train``; an undefined gain share is None)."""
         return {
-            "policy": self.policy, "carts": self.carts, "seed": self.seed, "batch": self.batch,
-            "value_last": self.value_last, "none": self.none, "best_static": self.best_static,
-            "best_static_action": self.best_static_action, "rule": self.rule,
-            "full_information": self.full_information, "oracle": self.oracle,
-            "gain_share": None if np.isnan(self.gain_share) else self.gain_share, "conversion_last": self.conversion_last,
-            "coupon_cost_last": self.coupon_cost_last, "profit_last": self.profit_last,
-            "static": dict(self.static), "seconds": self.seconds, "carts_per_second": self.carts_per_second,
-            "shift_at": self.shift_at, "curve": list(self.curve),
+            "policy": self.policy,
+            "carts": self.carts,
+            "seed": self.seed,
+            "batch": self.batch,
+            "value_last": self.value_last,
+            "none": self.none,
+            "best_static": self.best_static,
+            "best_static_action": self.best_static_action,
+            "rule": self.rule,
+            "full_information": self.full_information,
+            "oracle": self.oracle,
+            "gain_share": None if np.isnan(self.gain_share) else self.gain_share,
+            "conversion_last": self.conversion_last,
+            "coupon_cost_last": self.coupon_cost_last,
+            "profit_last": self.profit_last,
+            "static": dict(self.static),
+            "seconds": self.seconds,
+            "carts_per_second": self.carts_per_second,
+            "shift_at": self.shift_at,
+            "curve": list(self.curve),
         }
 
 
-
-
-def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mapping[str, Any] | None = None,
-               batch: int = 256, progress: bool = True, curve_points: int = 50) -> TrainingResult:
+def run_policy(
+    policy: Policy,
+    carts: int,
+    seed: int,
+    config: SimConfig | Mapping[str, Any] | None = None,
+    batch: int = 256,
+    progress: bool = True,
+    curve_points: int = 50,
+) -> TrainingResult:
     """Run ``policy`` online over ``carts`` abandoned carts of a shop built from ``seed``.
 
     Args:
@@ -147,8 +165,14 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
     padded = np.zeros(batch, dtype=np.int64)
     start = time.perf_counter()
     done = 0
-    with tqdm(total=carts, desc=policy.name, unit="cart", disable=not progress, leave=False,
-              mininterval=0.5) as bar:
+    with tqdm(
+        total=carts,
+        desc=policy.name,
+        unit="cart",
+        disable=not progress,
+        leave=False,
+        mininterval=0.5,
+    ) as bar:
         while done < carts:
             n = min(batch, carts - done)
             rows = slice(done, done + n)
@@ -156,8 +180,13 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
             mask = info["action_mask"][:n].astype(bool)
             contexts = info["context"][:n]  # a list: identical object for decide and update
             p = policy.probabilities_batch(contexts, mask, truth if policy.needs_truth else None)
-            p = check_probability_matrix(p, f"policy {policy.name!r} probabilities", n_rows=n,
-                                         n_cols=mask.shape[1], eligible=mask)
+            p = check_probability_matrix(
+                p,
+                f"policy {policy.name!r} probabilities",
+                n_rows=n,
+                n_cols=mask.shape[1],
+                eligible=mask,
+            )
             actions = sample_actions(p, rng)
             shadow_chosen[rows] = shadow.probabilities_batch(contexts, mask).argmax(axis=1)
             rule_chosen[rows] = rule.probabilities_batch(contexts, mask).argmax(axis=1)
@@ -166,8 +195,13 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
             _, reward, _, _, info_next = env.step(padded)
             final = info_next["final_info"]
             if policy.learns:
-                policy.update_batch(contexts, actions, p[np.arange(n), actions], reward[:n],
-                                    truth if policy.needs_truth else None)
+                policy.update_batch(
+                    contexts,
+                    actions,
+                    p[np.arange(n), actions],
+                    reward[:n],
+                    truth if policy.needs_truth else None,
+                )
             shadow.update_batch(contexts, actions, np.ones(n), reward[:n], truth)
             truth_all[rows], mask_all[rows], chosen[rows] = truth, mask, actions
             converted[rows] = final["converted"][:n]
@@ -178,14 +212,42 @@ def run_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mappin
             bar.update(n)
     seconds = time.perf_counter() - start
     logger.debug("%s: %d carts in %.2f s (batch %d)", policy.name, carts, seconds, batch)
-    return _score(policy.name, carts, int(seed), batch, truth_all, mask_all, chosen, shadow_chosen, rule_chosen,
-                  converted, coupon_cost, profit, curve_points, seconds, env.config)
+    return _score(
+        policy.name,
+        carts,
+        int(seed),
+        batch,
+        truth_all,
+        mask_all,
+        chosen,
+        shadow_chosen,
+        rule_chosen,
+        converted,
+        coupon_cost,
+        profit,
+        curve_points,
+        seconds,
+        env.config,
+    )
 
 
-def _score(name: str, carts: int, seed: int, batch: int, truth: np.ndarray, mask: np.ndarray,
-           chosen: np.ndarray, shadow_chosen: np.ndarray, rule_chosen: np.ndarray, converted: np.ndarray,
-           coupon_cost: np.ndarray, profit: np.ndarray, curve_points: int, seconds: float,
-           config: SimConfig) -> TrainingResult:
+def _score(
+    name: str,
+    carts: int,
+    seed: int,
+    batch: int,
+    truth: np.ndarray,
+    mask: np.ndarray,
+    chosen: np.ndarray,
+    shadow_chosen: np.ndarray,
+    rule_chosen: np.ndarray,
+    converted: np.ndarray,
+    coupon_cost: np.ndarray,
+    profit: np.ndarray,
+    curve_points: int,
+    seconds: float,
+    config: SimConfig,
+) -> TrainingResult:
     rows = np.arange(carts)
     per_cart = {
         "value": truth[rows, chosen],
@@ -207,15 +269,30 @@ def _score(name: str, carts: int, seed: int, batch: int, truth: np.ndarray, mask
         curve.append(point)
     shift = config.mixture_shift
     return TrainingResult(
-        policy=name, carts=carts, seed=seed, batch=batch,
-        value_last=float(per_cart["value"][last].mean()), none=float(per_cart["none"][last].mean()),
-        best_static=static[best_action], best_static_action=best_action,
+        policy=name,
+        carts=carts,
+        seed=seed,
+        batch=batch,
+        value_last=float(per_cart["value"][last].mean()),
+        none=float(per_cart["none"][last].mean()),
+        best_static=static[best_action],
+        best_static_action=best_action,
         rule=float(per_cart["rule"][last].mean()),
         full_information=float(per_cart["full_information"][last].mean()),
         oracle=float(per_cart["oracle"][last].mean()),
-        conversion_last=float(converted[last].mean()), coupon_cost_last=float(coupon_cost[last].mean()),
-        profit_last=float(profit[last].mean()), static=static, curve=curve, seconds=seconds,
+        conversion_last=float(converted[last].mean()),
+        coupon_cost_last=float(coupon_cost[last].mean()),
+        profit_last=float(profit[last].mean()),
+        static=static,
+        curve=curve,
+        seconds=seconds,
         shift_at=None if shift is None else int(shift["at_episode"]),
-        trace={**per_cart, "converted": converted, "coupon_cost": coupon_cost, "truth": truth, "mask": mask,
-               "action": chosen},
+        trace={
+            **per_cart,
+            "converted": converted,
+            "coupon_cost": coupon_cost,
+            "truth": truth,
+            "mask": mask,
+            "action": chosen,
+        },
     )

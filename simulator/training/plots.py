@@ -11,8 +11,13 @@ from engine.plotting import save_figure
 _NEEDED = ("policy", "seed", "carts", "value", "none", "full_information", "oracle")
 
 
-def learning_curve_plot(curves: pd.DataFrame, path: str | Path, shift_at: int | None = None,
-                        title: str = "Learning curves", target_share: float = 0.9) -> Path:
+def learning_curve_plot(
+    curves: pd.DataFrame,
+    path: str | Path,
+    shift_at: int | None = None,
+    title: str = "Learning curves",
+    target_share: float = 0.9,
+) -> Path:
     """Two panels over carts seen, one line per policy (mean over seeds):
 
     * regret to the oracle per window (USD per cart; lower is better), with the regret of the
@@ -24,12 +29,17 @@ def learning_curve_plot(curves: pd.DataFrame, path: str | Path, shift_at: int | 
     """
     missing = [c for c in _NEEDED if c not in curves.columns]
     if not isinstance(curves, pd.DataFrame) or curves.empty or missing:
-        raise ValueError(f"curves must be a non-empty DataFrame with columns {list(_NEEDED)}; missing {missing}")
+        raise ValueError(
+            f"curves must be a non-empty DataFrame with columns {list(_NEEDED)}; missing {missing}"
+        )
     from matplotlib.figure import Figure
 
-    frame = curves.assign(regret=curves["oracle"] - curves["value"],
-                          shadow_regret=curves["oracle"] - curves["full_information"],
-                          gain=curves["value"] - curves["none"], ceiling=curves["full_information"] - curves["none"])
+    frame = curves.assign(
+        regret=curves["oracle"] - curves["value"],
+        shadow_regret=curves["oracle"] - curves["full_information"],
+        gain=curves["value"] - curves["none"],
+        ceiling=curves["full_information"] - curves["none"],
+    )
     figure = Figure(figsize=(10, 8.5), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
     colours = _colours(len(frame["policy"].unique()))
@@ -41,8 +51,14 @@ def learning_curve_plot(curves: pd.DataFrame, path: str | Path, shift_at: int | 
         share = (mean["gain"] / mean["ceiling"].where(mean["ceiling"] > 0)).clip(-0.25, 1.5)
         bottom.plot(x, share, color=colour, lw=1.8, label=name)
     shadow = frame.groupby("carts")["shadow_regret"].mean()
-    top.plot(shadow.index, shadow.to_numpy(), color="black", ls="--", lw=1.2,
-             label="full information (shadow, all runs)")
+    top.plot(
+        shadow.index,
+        shadow.to_numpy(),
+        color="black",
+        ls="--",
+        lw=1.2,
+        label="full information (shadow, all runs)",
+    )
     bottom.axhline(target_share, color="grey", ls=":", lw=1.2, label=f"{target_share:.0%} target")
     bottom.axhline(0.0, color="grey", lw=0.8)
     for ax in (top, bottom):

@@ -11,9 +11,10 @@ of the oracle's gain, see :func:`shift_recovery`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,32 @@ from simulator.training.loop import TrainingResult, run_policy
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POLICIES = ("none", "rule", "uniform", "vw", "linucb", "lints", "full-information", "oracle")
+DEFAULT_POLICIES = (
+    "none",
+    "rule",
+    "uniform",
+    "vw",
+    "linucb",
+    "lints",
+    "full-information",
+    "oracle",
+)
 #: Per-run metrics summarised by the scoreboard, in table order.
-METRICS = ("value_last", "gain_share", "regret_oracle", "vs_best_static", "vs_rule", "none", "best_static",
-           "rule", "full_information", "oracle", "conversion_last", "coupon_cost_last", "carts_per_second")
+METRICS = (
+    "value_last",
+    "gain_share",
+    "regret_oracle",
+    "vs_best_static",
+    "vs_rule",
+    "none",
+    "best_static",
+    "rule",
+    "full_information",
+    "oracle",
+    "conversion_last",
+    "coupon_cost_last",
+    "carts_per_second",
+)
 SHIFT_METRICS = ("oracle_share_before", "oracle_share_after", "oracle_share_end", "recovery_carts")
 
 
@@ -58,8 +81,11 @@ class Scoreboard:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         paths = {
-            "runs": folder / "runs.csv", "summary": folder / "summary.csv", "curves": folder / "curves.csv",
-            "markdown": folder / "scoreboard.md", "plot": folder / "learning_curves.png",
+            "runs": folder / "runs.csv",
+            "summary": folder / "summary.csv",
+            "curves": folder / "curves.csv",
+            "markdown": folder / "scoreboard.md",
+            "plot": folder / "learning_curves.png",
         }
         self.runs.to_csv(paths["runs"], index=False)
         self.summary.to_csv(paths["summary"], index=False)
@@ -72,7 +98,8 @@ class Scoreboard:
 
 def first_shifted_cart(shift_at: int, batch: int) -> int:
     """Index of the first cart drawn after a mixture shift at episode ``shift_at`` (the vector env
-    draws ``batch`` carts at a time and applies the shift before the first draw at or past it)."""
+    draws ``batch`` carts at a time and applies the shift before the first draw at or past it).
+    """
     return -(-shift_at // batch) * batch
 
 
@@ -94,7 +121,9 @@ def shift_recovery(result: TrainingResult, window: int | None = None) -> dict[st
     w = int(window or max(result.carts // 20, 1))
     start = first_shifted_cart(result.shift_at, result.batch)
     if start - w < 0 or start + w > result.carts:
-        raise ValueError(f"shift_at == {result.shift_at}, must leave a window of {w} carts on each side")
+        raise ValueError(
+            f"shift_at == {result.shift_at}, must leave a window of {w} carts on each side"
+        )
 
     def share(lo: int, hi: int) -> float:
         none = trace["none"][lo:hi].mean()
@@ -110,19 +139,33 @@ def shift_recovery(result: TrainingResult, window: int | None = None) -> dict[st
             if share(lo, lo + w) >= 0.9 * before:
                 recovery = float(lo + w - start)
                 break
-    return {"oracle_share_before": before, "oracle_share_after": after,
-            "oracle_share_end": share(result.carts - w, result.carts), "recovery_carts": recovery}
+    return {
+        "oracle_share_before": before,
+        "oracle_share_after": after,
+        "oracle_share_end": share(result.carts - w, result.carts),
+        "recovery_carts": recovery,
+    }
 
 
 def run_row(result: TrainingResult) -> dict[str, Any]:
     """The scoreboard row of one run."""
     row = {
-        "policy": result.policy, "seed": result.seed, "carts": result.carts, "value_last": result.value_last,
-        "gain_share": result.gain_share, "regret_oracle": result.oracle - result.value_last,
-        "vs_best_static": result.value_last - result.best_static, "vs_rule": result.value_last - result.rule,
-        "none": result.none, "best_static": result.best_static, "best_static_action": result.best_static_action,
-        "rule": result.rule, "full_information": result.full_information, "oracle": result.oracle,
-        "conversion_last": result.conversion_last, "coupon_cost_last": result.coupon_cost_last,
+        "policy": result.policy,
+        "seed": result.seed,
+        "carts": result.carts,
+        "value_last": result.value_last,
+        "gain_share": result.gain_share,
+        "regret_oracle": result.oracle - result.value_last,
+        "vs_best_static": result.value_last - result.best_static,
+        "vs_rule": result.value_last - result.rule,
+        "none": result.none,
+        "best_static": result.best_static,
+        "best_static_action": result.best_static_action,
+        "rule": result.rule,
+        "full_information": result.full_information,
+        "oracle": result.oracle,
+        "conversion_last": result.conversion_last,
+        "coupon_cost_last": result.coupon_cost_last,
         "carts_per_second": result.carts_per_second,
     }
     if result.shift_at is not None:
@@ -133,7 +176,8 @@ def run_row(result: TrainingResult) -> dict[str, Any]:
 def summarise_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds of every metric, one row per policy
     (policies in first-appearance order). ``recovery_carts`` is nan unless every seed recovered;
-    ``recovered`` is the share of seeds that did."""
+    ``recovered`` is the share of seeds that did.
+    """
     if "recovery_carts" in runs.columns:
         runs = runs.assign(recovered=np.isfinite(runs["recovery_carts"]).astype(float))
     metrics = [m for m in (*METRICS, *SHIFT_METRICS, "recovered") if m in runs.columns]
@@ -149,10 +193,16 @@ def summarise_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     return out[["seeds", *order]].reset_index()
 
 
-def compare_policies(policies: Sequence[str] = DEFAULT_POLICIES, carts: int = 20_000,
-                     seeds: int | Sequence[int] = 3, config: SimConfig | Mapping[str, Any] | None = None,
-                     batch: int = 256, progress: bool = True, curve_points: int = 50,
-                     policy_kwargs: Mapping[str, Mapping[str, Any]] | None = None) -> Scoreboard:
+def compare_policies(
+    policies: Sequence[str] = DEFAULT_POLICIES,
+    carts: int = 20_000,
+    seeds: int | Sequence[int] = 3,
+    config: SimConfig | Mapping[str, Any] | None = None,
+    batch: int = 256,
+    progress: bool = True,
+    curve_points: int = 50,
+    policy_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Scoreboard:
     """Run every policy (by registry name) on every seed and build the scoreboard.
 
     ``seeds``: a count ``K`` (seeds ``0..K-1``) or explicit seeds. Policy ``p`` on seed ``s`` is
@@ -166,8 +216,11 @@ def compare_policies(policies: Sequence[str] = DEFAULT_POLICIES, carts: int = 20
     names = list(policies)
     if not names:
         raise ValueError("policies is empty, must name at least one policy")
-    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) \
+    seed_list = (
+        list(range(seeds))
+        if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool)
         else [int(s) for s in seeds]
+    )
     if not seed_list:
         raise ValueError(f"seeds == {seeds!r}, must be a count >= 1 or a non-empty list of seeds")
     kwargs = dict(policy_kwargs or {})
@@ -176,34 +229,71 @@ def compare_policies(policies: Sequence[str] = DEFAULT_POLICIES, carts: int = 20
     rows, curves, shift_at = [], [], None
     for name in names:
         for seed in seed_list:
-            result = run_policy(make_policy(name, seed=seed, **kwargs.get(name, {})), carts, seed, config=config,
-                                batch=batch, progress=progress, curve_points=curve_points)
-            shift_at = result.shift_at if result.shift_at is None else first_shifted_cart(result.shift_at, result.batch)
+            result = run_policy(
+                make_policy(name, seed=seed, **kwargs.get(name, {})),
+                carts,
+                seed,
+                config=config,
+                batch=batch,
+                progress=progress,
+                curve_points=curve_points,
+            )
+            shift_at = (
+                result.shift_at
+                if result.shift_at is None
+                else first_shifted_cart(result.shift_at, result.batch)
+            )
             rows.append(run_row(result))
             curve = pd.DataFrame(result.curve)
             curve.insert(0, "seed", seed)
             curve.insert(0, "policy", name)
             curves.append(curve)
-            logger.info("%s seed %d: value %.3f, gain share %.3f", name, seed, result.value_last, result.gain_share)
+            logger.info(
+                "%s seed %d: value %.3f, gain share %.3f",
+                name,
+                seed,
+                result.value_last,
+                result.gain_share,
+            )
     runs = pd.DataFrame(rows)
-    return Scoreboard(runs, pd.concat(curves, ignore_index=True), summarise_over_seeds(runs), carts,
-                      tuple(seed_list), shift_at)
+    return Scoreboard(
+        runs,
+        pd.concat(curves, ignore_index=True),
+        summarise_over_seeds(runs),
+        carts,
+        tuple(seed_list),
+        shift_at,
+    )
 
 
 _TABLE_COLUMNS = (
-    ("value_last", "value", 3), ("gain_share", "gain share", 3), ("regret_oracle", "regret to oracle", 3),
-    ("vs_best_static", "vs best static", 3), ("vs_rule", "vs rule", 3), ("conversion_last", "conversion", 4),
-    ("coupon_cost_last", "coupon cost", 3), ("oracle_share_before", "oracle share before shift", 3),
-    ("oracle_share_after", "after shift", 3), ("oracle_share_end", "at end", 3),
-    ("recovery_carts", "recovery (carts)", 0), ("recovered", "seeds recovered", 2), ("carts_per_second", "carts/s", 0),
+    ("value_last", "value", 3),
+    ("gain_share", "gain share", 3),
+    ("regret_oracle", "regret to oracle", 3),
+    ("vs_best_static", "vs best static", 3),
+    ("vs_rule", "vs rule", 3),
+    ("conversion_last", "conversion", 4),
+    ("coupon_cost_last", "coupon cost", 3),
+    ("oracle_share_before", "oracle share before shift", 3),
+    ("oracle_share_after", "after shift", 3),
+    ("oracle_share_end", "at end", 3),
+    ("recovery_carts", "recovery (carts)", 0),
+    ("recovered", "seeds recovered", 2),
+    ("carts_per_second", "carts/s", 0),
 )
 
 
 def markdown_table(summary: pd.DataFrame, seeds: Sequence[int] = ()) -> str:
     """Markdown table of a :func:`summarise_over_seeds` frame: ``mean ± sd`` per metric."""
-    columns = [(key, label, digits) for key, label, digits in _TABLE_COLUMNS if f"{key}_mean" in summary.columns]
-    lines = ["| policy | " + " | ".join(label for _, label, _ in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    columns = [
+        (key, label, digits)
+        for key, label, digits in _TABLE_COLUMNS
+        if f"{key}_mean" in summary.columns
+    ]
+    lines = [
+        "| policy | " + " | ".join(label for _, label, _ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for _, row in summary.iterrows():
         cells = []
         for key, _, digits in columns:
@@ -213,6 +303,12 @@ def markdown_table(summary: pd.DataFrame, seeds: Sequence[int] = ()) -> str:
                 cell += f" ± {sd:.{digits}f}"
             cells.append(cell)
         lines.append(f"| {row['policy']} | " + " | ".join(cells) + " |")
-    note = (f"\nMean ± sd over {len(seeds)} seeds; last 20% of carts; values are true expected profit "
-            "per cart (USD). Gain share = (value - none) / (full information - none).") if seeds else ""
+    note = (
+        (
+            f"\nMean ± sd over {len(seeds)} seeds; last 20% of carts; values are true expected profit "
+            "per cart (USD). Gain share = (value - none) / (full information - none)."
+        )
+        if seeds
+        else ""
+    )
     return "\n".join(lines) + note

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,14 @@ logger = logging.getLogger(__name__)
 
 LAST_SHARE = 0.2
 #: The sequence scoreboard's default policies.
-DEFAULT_SEQUENCE_POLICIES = ("seq:reminder", "seq:3-reminders", "seq:reminders-coupon", "seq:rule", "seq:linucb",
-                             "seq:fqi")
+DEFAULT_SEQUENCE_POLICIES = (
+    "seq:reminder",
+    "seq:3-reminders",
+    "seq:reminders-coupon",
+    "seq:rule",
+    "seq:linucb",
+    "seq:fqi",
+)
 
 
 @dataclass
@@ -63,13 +70,20 @@ class SequenceResult:
 
 def policy_kind(policy: Policy) -> str:
     """``"flow"``, ``"bandit"`` or ``"sequence"`` (a policy without ``kind`` is a flow: it decides
-    the same at every touch)."""
+    the same at every touch).
+    """
     return getattr(policy, "kind", "flow")
 
 
-def run_sequence_policy(policy: Policy, carts: int, seed: int, config: SimConfig | Mapping[str, Any] | None = None,
-                        sequence: SequenceConfig | Mapping[str, Any] | None = None, num_envs: int = 256,
-                        fit_every: int = 2_000) -> SequenceResult:
+def run_sequence_policy(
+    policy: Policy,
+    carts: int,
+    seed: int,
+    config: SimConfig | Mapping[str, Any] | None = None,
+    sequence: SequenceConfig | Mapping[str, Any] | None = None,
+    num_envs: int = 256,
+    fit_every: int = 2_000,
+) -> SequenceResult:
     """Run ``policy`` until ``carts`` flows have ended on the shop built from ``seed``."""
     if carts < 1:
         raise ValueError(f"carts == {carts}, must be >= 1")
@@ -84,9 +98,21 @@ def run_sequence_policy(policy: Policy, carts: int, seed: int, config: SimConfig
     optimal = info["optimal_value"].copy()
     none = sim.slot["none_value"].copy()
     contacts = np.zeros(n)
-    rows: dict[str, list[float]] = {k: [] for k in ("value", "optimal", "none", "converted", "unsubscribed",
-                                                     "coupon_cost", "contacts")}
-    pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # X, actions, rewards of live slots
+    rows: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "value",
+            "optimal",
+            "none",
+            "converted",
+            "unsubscribed",
+            "coupon_cost",
+            "contacts",
+        )
+    }
+    pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (
+        None  # X, actions, rewards of live slots
+    )
     since_fit = 0
     while len(rows["value"]) < carts:
         mask = info["action_mask"].astype(bool)
@@ -100,7 +126,9 @@ def run_sequence_policy(policy: Policy, carts: int, seed: int, config: SimConfig
             probs = policy.probabilities_batch(contexts, mask)
         if isinstance(policy, FittedQPolicy) and pending is not None:
             px, pa, pr, live = pending
-            policy.observe(px[live], pa[live], pr[live], np.zeros(live.sum(), dtype=bool), X[live], mask[live])
+            policy.observe(
+                px[live], pa[live], pr[live], np.zeros(live.sum(), dtype=bool), X[live], mask[live]
+            )
         actions = sample_actions(probs, rng)
         chosen = probs[np.arange(n), actions]
         _, reward, term, _, new_info = env.step(actions)
@@ -112,13 +140,25 @@ def run_sequence_policy(policy: Policy, carts: int, seed: int, config: SimConfig
         elif isinstance(policy, FittedQPolicy):
             if term.any():
                 dummy = np.zeros((term.sum(), X.shape[1]))
-                policy.observe(X[term], actions[term], reward[term], np.ones(term.sum(), dtype=bool), dummy,
-                               np.ones((term.sum(), mask.shape[1]), dtype=bool))
+                policy.observe(
+                    X[term],
+                    actions[term],
+                    reward[term],
+                    np.ones(term.sum(), dtype=bool),
+                    dummy,
+                    np.ones((term.sum(), mask.shape[1]), dtype=bool),
+                )
             pending = (X, actions, reward, ~term)
         ended = np.flatnonzero(term)
-        for key, values in (("value", acc), ("optimal", optimal), ("none", none), ("converted", fin["converted"]),
-                            ("unsubscribed", fin["unsubscribed"]), ("coupon_cost", fin["coupon_cost"]),
-                            ("contacts", contacts)):
+        for key, values in (
+            ("value", acc),
+            ("optimal", optimal),
+            ("none", none),
+            ("converted", fin["converted"]),
+            ("unsubscribed", fin["unsubscribed"]),
+            ("coupon_cost", fin["coupon_cost"]),
+            ("contacts", contacts),
+        ):
             rows[key].extend(np.asarray(values, dtype=np.float64)[ended].tolist())
         acc[ended] = 0.0
         contacts[ended] = 0.0
@@ -131,17 +171,34 @@ def run_sequence_policy(policy: Policy, carts: int, seed: int, config: SimConfig
         info = new_info
     tail = slice(int(carts * (1 - LAST_SHARE)), carts)
     m = {k: float(np.mean(v[tail])) for k, v in rows.items()}
-    return SequenceResult(policy.name, kind, carts, seed, m["value"], m["optimal"], m["none"], m["converted"],
-                          m["unsubscribed"], m["coupon_cost"], m["contacts"], time.perf_counter() - start)
+    return SequenceResult(
+        policy.name,
+        kind,
+        carts,
+        seed,
+        m["value"],
+        m["optimal"],
+        m["none"],
+        m["converted"],
+        m["unsubscribed"],
+        m["coupon_cost"],
+        m["contacts"],
+        time.perf_counter() - start,
+    )
 
 
-def compare_sequence_policies(names: Sequence[str] = DEFAULT_SEQUENCE_POLICIES, carts: int = 60_000,
-                              seeds: int | Sequence[int] = 2, config: SimConfig | Mapping[str, Any] | None = None,
-                              sequence: SequenceConfig | Mapping[str, Any] | None = None,
-                              num_envs: int = 256) -> dict[str, Any]:
+def compare_sequence_policies(
+    names: Sequence[str] = DEFAULT_SEQUENCE_POLICIES,
+    carts: int = 60_000,
+    seeds: int | Sequence[int] = 2,
+    config: SimConfig | Mapping[str, Any] | None = None,
+    sequence: SequenceConfig | Mapping[str, Any] | None = None,
+    num_envs: int = 256,
+) -> dict[str, Any]:
     """Every policy on every seed; the scoreboard as ``{"optimal", "none", "policies": {name:
     {"kind", "value", "share_of_optimal_gain", "value_sd", "share_sd", ...}}, "runs": [...]}``
-    (means over seeds, sample sd beside)."""
+    (means over seeds, sample sd beside).
+    """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError(f"seeds == {seeds!r}, must be a count >= 1 or a non-empty list")
@@ -150,11 +207,21 @@ def compare_sequence_policies(names: Sequence[str] = DEFAULT_SEQUENCE_POLICIES, 
     runs = []
     for name in names:
         for seed in seed_list:
-            kwargs = {"n_touches": SequenceConfig.from_value(sequence).n_touches} if name == "seq:fqi" else {}
-            result = run_sequence_policy(make_policy(name, seed=seed, **kwargs), carts, seed, config, sequence,
-                                         num_envs)
-            logger.info("%s seed %d: value %.3f, share of the optimal gain %.3f", name, seed, result.value,
-                        result.share_of_optimal_gain)
+            kwargs = (
+                {"n_touches": SequenceConfig.from_value(sequence).n_touches}
+                if name == "seq:fqi"
+                else {}
+            )
+            result = run_sequence_policy(
+                make_policy(name, seed=seed, **kwargs), carts, seed, config, sequence, num_envs
+            )
+            logger.info(
+                "%s seed %d: value %.3f, share of the optimal gain %.3f",
+                name,
+                seed,
+                result.value,
+                result.share_of_optimal_gain,
+            )
             runs.append(result.to_dict())
 
     def sd(x: list[float]) -> float:
@@ -164,25 +231,44 @@ def compare_sequence_policies(names: Sequence[str] = DEFAULT_SEQUENCE_POLICIES, 
     for name in names:
         mine = [r for r in runs if r["policy"] == name]
         entry = {"kind": mine[0]["kind"]}
-        for key in ("value", "share_of_optimal_gain", "unsubscribe_rate", "coupon_cost", "contacts_per_cart",
-                    "conversion"):
+        for key in (
+            "value",
+            "share_of_optimal_gain",
+            "unsubscribe_rate",
+            "coupon_cost",
+            "contacts_per_cart",
+            "conversion",
+        ):
             entry[key] = float(np.mean([r[key] for r in mine]))
             entry[f"{key}_sd"] = sd([r[key] for r in mine])
         policies[name] = entry
-    return {"optimal": float(np.mean([r["optimal"] for r in runs])), "none": float(np.mean([r["none"] for r in runs])),
-            "carts": carts, "seeds": seed_list, "policies": policies, "runs": runs}
+    return {
+        "optimal": float(np.mean([r["optimal"] for r in runs])),
+        "none": float(np.mean([r["none"] for r in runs])),
+        "carts": carts,
+        "seeds": seed_list,
+        "policies": policies,
+        "runs": runs,
+    }
 
 
 def markdown_sequence_table(board: Mapping[str, Any]) -> str:
     """The sequence scoreboard as a markdown table (mean ± sd over seeds)."""
-    lines = [f"DP optimum {board['optimal']:.3f} USD per cart, none {board['none']:.3f} "
-             f"({len(board['seeds'])} seeds, {board['carts']} carts, last 20%)", "",
-             "| policy | kind | value | share of optimal gain | unsubscribes | coupon cost | contacts/cart |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"DP optimum {board['optimal']:.3f} USD per cart, none {board['none']:.3f} "
+        f"({len(board['seeds'])} seeds, {board['carts']} carts, last 20%)",
+        "",
+        "| policy | kind | value | share of optimal gain | unsubscribes | coupon cost | contacts/cart |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for name, p in board["policies"].items():
+
         def cell(key: str, digits: int = 3) -> str:
             sd = p[f"{key}_sd"]
             return f"{p[key]:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
-        lines.append(f"| {name} | {p['kind']} | {cell('value')} | {cell('share_of_optimal_gain')} | "
-                     f"{cell('unsubscribe_rate', 4)} | {cell('coupon_cost')} | {cell('contacts_per_cart', 2)} |")
+
+        lines.append(
+            f"| {name} | {p['kind']} | {cell('value')} | {cell('share_of_optimal_gain')} | "
+            f"{cell('unsubscribe_rate', 4)} | {cell('coupon_cost')} | {cell('contacts_per_cart', 2)} |"
+        )
     return "\n".join(lines)

@@ -8,7 +8,8 @@ on the very carts logged (from the DP tables), so estimators can be checked agai
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,11 +19,19 @@ from policies.sequence import FlowPolicy
 from simulator.shop.sequence_vector_env import CartRecoverySequenceVectorEnv
 
 
-def log_flows(carts: int, seed: int, target: Sequence[str], logging_flow: Sequence[str], explore: float = 0.5,
-              config: Mapping[str, Any] | None = None, num_envs: int = 256) -> dict[str, Any]:
+def log_flows(
+    carts: int,
+    seed: int,
+    target: Sequence[str],
+    logging_flow: Sequence[str],
+    explore: float = 0.5,
+    config: Mapping[str, Any] | None = None,
+    num_envs: int = 256,
+) -> dict[str, Any]:
     """``carts`` logged flows: ``rewards``, ``valid``, ``actions``, ``logging`` (n, K), ``target``
     (n, K, A) probabilities of the target flow, ``true_value`` (the target's exact mean value on
-    these carts) and ``logging_value`` (mean realised return of the logging policy)."""
+    these carts) and ``logging_value`` (mean realised return of the logging policy).
+    """
     env = CartRecoverySequenceVectorEnv(num_envs, config=config)
     _, info = env.reset(seed=seed)
     sim, K, A = env.sim, env.sim.K, len(ACTION_NAMES)
@@ -37,12 +46,21 @@ def log_flows(carts: int, seed: int, target: Sequence[str], logging_flow: Sequen
     acts = np.zeros((num_envs, K), dtype=np.int64)
     valid = np.zeros((num_envs, K), dtype=bool)
     tgt = np.zeros((num_envs, K, A))
-    out: dict[str, list] = {"rewards": [], "logging": [], "actions": [], "valid": [], "target": [], "truth": []}
+    out: dict[str, list] = {
+        "rewards": [],
+        "logging": [],
+        "actions": [],
+        "valid": [],
+        "target": [],
+        "truth": [],
+    }
     while len(out["truth"]) < carts:
         mask = info["action_mask"].astype(bool)
         touch = info["touch"] - 1
         values = sim.slot["value"]
-        mu = (1 - explore) * logging_policy.decide_touches(touch, values, mask) + explore * mask / mask.sum(1, keepdims=True)
+        mu = (1 - explore) * logging_policy.decide_touches(
+            touch, values, mask
+        ) + explore * mask / mask.sum(1, keepdims=True)
         pi = target_flow.decide_touches(touch, values, mask)
         a = sample_actions(mu, rng)
         _, reward, term, _, info = env.step(a)
@@ -52,8 +70,14 @@ def log_flows(carts: int, seed: int, target: Sequence[str], logging_flow: Sequen
         valid[slots, touch] = True
         tgt[slots, touch] = pi
         ended = np.flatnonzero(term)
-        for name, arr in (("rewards", buf["rewards"]), ("logging", buf["logging"]), ("actions", acts),
-                          ("valid", valid), ("target", tgt), ("truth", truth)):
+        for name, arr in (
+            ("rewards", buf["rewards"]),
+            ("logging", buf["logging"]),
+            ("actions", acts),
+            ("valid", valid),
+            ("target", tgt),
+            ("truth", truth),
+        ):
             out[name].extend(arr[ended].copy())
         if len(ended):
             buf["rewards"][ended] = 0.0

@@ -18,8 +18,11 @@ METRICS = ["profit", "converted", "revenue", "coupon_cost"]
 # compare() may cost at most this many reference groupby-sums (measured at the large scale:
 # about 1.7x plain, 3.8x with CUPED, 5x with 14 daily looks of confidence sequences).
 TARGETS = {"plain": 4.0, "cuped": 8.0, "sequential": 12.0}
-MODES = {"plain": {}, "cuped": {"covariates": "pre_profit"},
-         "sequential": {"sequential": True, "look": "day"}}
+MODES = {
+    "plain": {},
+    "cuped": {"covariates": "pre_profit"},
+    "sequential": {"sequential": True, "look": "day"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +34,18 @@ def carts():
     revenue = converted * rng.lognormal(4.0, 0.8, owner.size)
     arm = np.array(["control", "B", "C"])[rng.integers(0, 3, USERS)][owner]
     coupon = revenue * 0.1 * (arm != "control")
-    return pd.DataFrame({
-        "user_id": [f"u{i:07d}" for i in owner], "arm": arm,
-        "day": rng.integers(0, 14, owner.size), "converted": converted, "revenue": revenue,
-        "coupon_cost": coupon, "profit": 0.3 * revenue - coupon - 0.5,
-        "pre_profit": rng.normal(size=USERS)[owner],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{i:07d}" for i in owner],
+            "arm": arm,
+            "day": rng.integers(0, 14, owner.size),
+            "converted": converted,
+            "revenue": revenue,
+            "coupon_cost": coupon,
+            "profit": 0.3 * revenue - coupon - 0.5,
+            "pre_profit": rng.normal(size=USERS)[owner],
+        }
+    )
 
 
 @pytest.mark.parametrize("mode", list(MODES))

@@ -31,7 +31,15 @@ from engine.decision_log.schema import (
 )
 
 N = 50_000 if LARGE else 2_000
-ACTIONS = ("none", "recommendation", "coupon_5", "coupon_10", "coupon_20", "time_limited_offer", "recall_message")
+ACTIONS = (
+    "none",
+    "recommendation",
+    "coupon_5",
+    "coupon_10",
+    "coupon_20",
+    "time_limited_offer",
+    "recall_message",
+)
 FEATURES = [f"f{j:02d}" for j in range(24)]
 # batch append may cost at most this many no-op hand-offs (~0.1 us); the writer may take at
 # most this many times a raw executemany of pre-encoded rows (measured: about 40x and 2x)
@@ -45,13 +53,20 @@ def records():
     for i in range(N):
         weights = rng.random(len(ACTIONS)) + 0.05
         probs = weights / weights.sum()
-        out.append(DecisionRecord(
-            timestamp=1_767_225_600.0 + i, user_hash=f"{rng.integers(1 << 62):016x}", model_version="m1",
-            actions=ACTIONS, probabilities=probs, eligible=ACTIONS,
-            action=ACTIONS[int(rng.choice(len(ACTIONS), p=probs))],
-            features=dict(zip(FEATURES, rng.normal(size=len(FEATURES)).tolist())),
-            payload={"coupon_percent": 10, "channel": "email"}, decision_id=f"{i:032x}",
-        ))
+        out.append(
+            DecisionRecord(
+                timestamp=1_767_225_600.0 + i,
+                user_hash=f"{rng.integers(1 << 62):016x}",
+                model_version="m1",
+                actions=ACTIONS,
+                probabilities=probs,
+                eligible=ACTIONS,
+                action=ACTIONS[int(rng.choice(len(ACTIONS), p=probs))],
+                features=dict(zip(FEATURES, rng.normal(size=len(FEATURES)).tolist())),
+                payload={"coupon_percent": 10, "channel": "email"},
+                decision_id=f"{i:032x}",
+            )
+        )
     return out
 
 
@@ -73,12 +88,18 @@ def appender(log, records):
 
 @pytest.mark.parametrize("durability", ["batch", "sync", "fsync"])
 def test_bench_append_decision_latency(benchmark, tmp_path, records, durability):
-    calls = len(records) // 4 if durability == "batch" else min(len(records) // 4, 2_000 if LARGE else 100)
-    chunks = [records[k * calls:(k + 1) * calls] for k in range(4)]
+    calls = (
+        len(records) // 4
+        if durability == "batch"
+        else min(len(records) // 4, 2_000 if LARGE else 100)
+    )
+    chunks = [records[k * calls : (k + 1) * calls] for k in range(4)]
     with DecisionLog(tmp_path / "bench.db", durability=durability) as log:
         feed = iter(chunks[0])
         benchmark.pedantic(lambda: log.append_decision(next(feed)), rounds=calls, iterations=1)
-        subject = min(per_call_seconds(appender(log, chunk), calls=calls, repeats=1) for chunk in chunks[1:3])
+        subject = min(
+            per_call_seconds(appender(log, chunk), calls=calls, repeats=1) for chunk in chunks[1:3]
+        )
     reference = per_call_seconds(appender(NullLog(), records), calls=len(records) // 5, repeats=5)
     ratio = record_ratio(benchmark, f"{durability}_vs_noop", subject, reference)
     if durability != "batch":
@@ -91,12 +112,26 @@ def test_bench_append_decision_latency(benchmark, tmp_path, records, durability)
 
 
 def raw_rows(records):
-    return [(
-        r.decision_id, r.timestamp, r.user_hash, r.model_version, r.action, r.action_index, r.probability,
-        vocab_id("actions", r.actions), encode_f64(r.probabilities), encode_mask(r.actions, r.eligible),
-        vocab_id("features", tuple(r.features)), encode_f32(tuple(r.features.values())), r.payload_json,
-        int(r.fallback), r.timestamp + 3600.0,
-    ) for r in records]
+    return [
+        (
+            r.decision_id,
+            r.timestamp,
+            r.user_hash,
+            r.model_version,
+            r.action,
+            r.action_index,
+            r.probability,
+            vocab_id("actions", r.actions),
+            encode_f64(r.probabilities),
+            encode_mask(r.actions, r.eligible),
+            vocab_id("features", tuple(r.features)),
+            encode_f32(tuple(r.features.values())),
+            r.payload_json,
+            int(r.fallback),
+            r.timestamp + 3600.0,
+        )
+        for r in records
+    ]
 
 
 def test_bench_writer_throughput(benchmark, tmp_path, records):
@@ -130,14 +165,16 @@ def test_bench_writer_throughput(benchmark, tmp_path, records):
     wal = tmp_path / "w0.db-wal"
     size = os.path.getsize(tmp_path / "w0.db") + (os.path.getsize(wal) if wal.exists() else 0)
     sample = records[0]
-    benchmark.extra_info.update({
-        "decisions": len(records),
-        "events_per_second": round(len(records) / subject),
-        "raw_sqlite_rows_per_second": round(len(records) / reference),
-        "db_bytes_per_decision": round(size / len(records)),
-        "features_blob_bytes": len(encode_f32(tuple(sample.features.values()))),
-        "features_json_bytes": len(json.dumps(sample.features, separators=(",", ":"))),
-    })
+    benchmark.extra_info.update(
+        {
+            "decisions": len(records),
+            "events_per_second": round(len(records) / subject),
+            "raw_sqlite_rows_per_second": round(len(records) / reference),
+            "db_bytes_per_decision": round(size / len(records)),
+            "features_blob_bytes": len(encode_f32(tuple(sample.features.values()))),
+            "features_json_bytes": len(json.dumps(sample.features, separators=(",", ":"))),
+        }
+    )
     if LARGE and not benchmark.disabled:
         assert ratio <= TARGETS["writer_vs_raw_sqlite"], f"writer is {ratio:.1f}x a raw executemany"
 

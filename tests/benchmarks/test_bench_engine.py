@@ -79,15 +79,25 @@ def _raw_vw_predict():
     shared = "shared |U " + " ".join(f"f{i}:{0.1 * i:.3f}" for i in range(30))
     example = [shared] + [f"|A a{j}:1 depth:{j / 10:.1f}" for j in range(7)]
     for _ in range(200):
-        vw.learn([shared] + [f"0:{-1.0 if j == 2 else 0.0}:0.14 |A a{j}:1" if j == 2 else f"|A a{j}:1" for j in range(7)])
+        vw.learn(
+            [shared]
+            + [
+                f"0:{-1.0 if j == 2 else 0.0}:0.14 |A a{j}:1" if j == 2 else f"|A a{j}:1"
+                for j in range(7)
+            ]
+        )
     return lambda _: vw.predict(example)
 
 
 def _record(benchmark, name, lat, ref):
     benchmark.extra_info[f"{name}_p50_us"] = round(np.percentile(lat, 50) / 1e3, 2)
     benchmark.extra_info[f"{name}_p99_us"] = round(np.percentile(lat, 99) / 1e3, 2)
-    benchmark.extra_info[f"{name}_p50_ratio"] = round(np.percentile(lat, 50) / np.percentile(ref, 50), 3)
-    benchmark.extra_info[f"{name}_p99_ratio"] = round(np.percentile(lat, 99) / np.percentile(ref, 99), 3)
+    benchmark.extra_info[f"{name}_p50_ratio"] = round(
+        np.percentile(lat, 50) / np.percentile(ref, 50), 3
+    )
+    benchmark.extra_info[f"{name}_p99_ratio"] = round(
+        np.percentile(lat, 99) / np.percentile(ref, 99), 3
+    )
 
 
 def _warmed_engine(cf_model):
@@ -127,7 +137,9 @@ def test_decide_plus_reward_throughput(benchmark, contexts, cf_model):
         start = time.perf_counter()
         for i in range(TIMED):
             cycle(contexts[i % len(contexts)])
-        benchmark.extra_info["decide_reward_per_second_per_core"] = round(TIMED / (time.perf_counter() - start))
+        benchmark.extra_info["decide_reward_per_second_per_core"] = round(
+            TIMED / (time.perf_counter() - start)
+        )
 
 
 @pytest.mark.parametrize("durability", ["batch", "sync"])
@@ -174,11 +186,17 @@ def test_vw_native_calls_vs_workspace_methods(benchmark, contexts, cf_model):
         learner._native = True
         benchmark.extra_info["native_p50_us"] = round(np.percentile(native, 50) / 1e3, 2)
         benchmark.extra_info["public_p50_us"] = round(np.percentile(public, 50) / 1e3, 2)
-        benchmark.extra_info["public_over_native_p50"] = round(np.percentile(public, 50) / np.percentile(native, 50), 2)
+        benchmark.extra_info["public_over_native_p50"] = round(
+            np.percentile(public, 50) / np.percentile(native, 50), 2
+        )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_checkout_latency_vs_raw_vw_predict(benchmark, request, tmp_path, contexts, cf_model, backend):
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_checkout_latency_vs_raw_vw_predict(
+    benchmark, request, tmp_path, contexts, cf_model, backend
+):
     """decide as checkout runs it (logging, outcomes interleaved, learning) vs raw VW predict."""
     store = str(tmp_path / "log.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
     eng = DecisionEngine(store=store, seed=0, learner="vw", cf=cf_model)

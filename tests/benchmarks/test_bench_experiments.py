@@ -18,15 +18,19 @@ from simulator.experiments import run_experiment
 from simulator.shop.vector_env import CartRecoveryVectorEnv
 
 BATCH = 64
-SPEED = ({"users": 20_000, "days": 21, "pre_days": 7, "carts_per_day": 2_000} if LARGE
-         else {"users": 2_000, "days": 3, "pre_days": 2, "carts_per_day": 350})
+SPEED = (
+    {"users": 20_000, "days": 21, "pre_days": 7, "carts_per_day": 2_000}
+    if LARGE
+    else {"users": 2_000, "days": 3, "pre_days": 2, "carts_per_day": 350}
+)
 AA_RUNS = 200 if LARGE else 10
 AB_SEEDS = 40 if LARGE else 3
 
 
 def _env_loop(n_carts: int, contexts: bool) -> None:
-    env = CartRecoveryVectorEnv(num_envs=BATCH, n_shoppers=SPEED["users"],
-                                carts_per_day=SPEED["carts_per_day"])
+    env = CartRecoveryVectorEnv(
+        num_envs=BATCH, n_shoppers=SPEED["users"], carts_per_day=SPEED["carts_per_day"]
+    )
     _, info = env.reset(seed=0)
     actions = np.zeros(BATCH, dtype=np.int64)
     for _ in range(-(-n_carts // BATCH)):
@@ -37,13 +41,23 @@ def _env_loop(n_carts: int, contexts: bool) -> None:
 
 
 def _experiment(arms):
-    return run_experiment(arms, users=SPEED["users"], days=SPEED["days"],
-                          pre_days=SPEED["pre_days"], seed=0, progress=False, batch=BATCH,
-                          config={"carts_per_day": SPEED["carts_per_day"]})
+    return run_experiment(
+        arms,
+        users=SPEED["users"],
+        days=SPEED["days"],
+        pre_days=SPEED["pre_days"],
+        seed=0,
+        progress=False,
+        batch=BATCH,
+        config={"carts_per_day": SPEED["carts_per_day"]},
+    )
 
 
-@pytest.mark.parametrize("arms", [["none", "static:recall_message"], ["none", "rule", "vw"]],
-                         ids=["static", "none-rule-vw"])
+@pytest.mark.parametrize(
+    "arms",
+    [["none", "static:recall_message"], ["none", "rule", "vw"]],
+    ids=["static", "none-rule-vw"],
+)
 def test_bench_experiment_vs_env_stepping(benchmark, arms):
     result = benchmark.pedantic(_experiment, args=(arms,), rounds=1, iterations=1)
     n_carts = len(result.carts) + len(result.pre_log)
@@ -66,9 +80,15 @@ def _aa_rejections(runs: int) -> dict[str, int]:
 
     rejected = {"delta": 0, "cuped": 0, "sequence": 0}
     for seed in range(runs):
-        result = run_experiment({"A": make_policy("uniform"), "B": make_policy("uniform")},
-                                users=300, days=3, pre_days=1, seed=5000 + seed,
-                                prescreen=False, progress=False)
+        result = run_experiment(
+            {"A": make_policy("uniform"), "B": make_policy("uniform")},
+            users=300,
+            days=3,
+            pre_days=1,
+            seed=5000 + seed,
+            prescreen=False,
+            progress=False,
+        )
         row = result.analyse(metrics=["profit"]).table.iloc[0]
         rejected["delta"] += int(row["p_value"] < 0.05)
         rejected["cuped"] += int(row["cuped_p_value"] < 0.05)
@@ -79,8 +99,13 @@ def _aa_rejections(runs: int) -> dict[str, int]:
 def test_bench_aa_false_positive_rate(benchmark):
     """Binomial(200, 0.05) has mean 10 and P(X >= 20) = 0.3%: at most 19 rejections at scale."""
     rejected = benchmark.pedantic(_aa_rejections, args=(AA_RUNS,), rounds=1, iterations=1)
-    benchmark.extra_info.update({"runs": AA_RUNS, **{f"rejections_{k}": v for k, v in rejected.items()},
-                                 **{f"rate_{k}": v / AA_RUNS for k, v in rejected.items()}})
+    benchmark.extra_info.update(
+        {
+            "runs": AA_RUNS,
+            **{f"rejections_{k}": v for k, v in rejected.items()},
+            **{f"rate_{k}": v / AA_RUNS for k, v in rejected.items()},
+        }
+    )
     if LARGE:
         assert all(v <= 19 for v in rejected.values()), rejected
         assert rejected["delta"] >= 3 and rejected["cuped"] >= 3, rejected  # P(X <= 2) = 0.2%
@@ -92,9 +117,16 @@ def _coverage(seeds: int) -> dict[str, float]:
     covered = {"ci": 0, "cuped": 0, "cs": 0, "significant": 0}
     effects = []
     for seed in range(seeds):
-        result = run_experiment({"none": make_policy("none"), "oracle": make_policy("oracle")},
-                                users=4000, days=3, pre_days=1, seed=7000 + seed,
-                                prescreen=False, progress=False, config={"carts_per_day": 2000})
+        result = run_experiment(
+            {"none": make_policy("none"), "oracle": make_policy("oracle")},
+            users=4000,
+            days=3,
+            pre_days=1,
+            seed=7000 + seed,
+            prescreen=False,
+            progress=False,
+            config={"carts_per_day": 2000},
+        )
         row = result.analyse(metrics=["profit"]).table.iloc[0]
         truth = row["true_effect"]
         effects.append(truth)
@@ -102,7 +134,10 @@ def _coverage(seeds: int) -> dict[str, float]:
         covered["cuped"] += int(row["cuped_ci_low"] <= truth <= row["cuped_ci_high"])
         covered["cs"] += int(row["cs_low"] <= truth <= row["cs_high"])
         covered["significant"] += int(row["p_value"] < 0.05)
-    return {**{k: v / seeds for k, v in covered.items()}, "mean_true_effect": float(np.mean(effects))}
+    return {
+        **{k: v / seeds for k, v in covered.items()},
+        "mean_true_effect": float(np.mean(effects)),
+    }
 
 
 def test_bench_ab_coverage_of_the_true_effect(benchmark):
@@ -112,4 +147,6 @@ def test_bench_ab_coverage_of_the_true_effect(benchmark):
     benchmark.extra_info.update({"seeds": AB_SEEDS, **rates})
     assert rates["mean_true_effect"] > 0.5
     if LARGE:
-        assert rates["ci"] >= 35 / 40 and rates["cuped"] >= 35 / 40 and rates["cs"] >= 35 / 40, rates
+        assert rates["ci"] >= 35 / 40 and rates["cuped"] >= 35 / 40 and rates["cs"] >= 35 / 40, (
+            rates
+        )

@@ -32,8 +32,6 @@ SCALE = scale(large=5)
 ACTIONS = ACTION_NAMES
 
 
-
-
 @pytest.fixture(scope="module")
 def setup():
     world = factory.make_world(seed=0, n_users=int(300 * SCALE), n_items=int(300 * min(SCALE, 10)))
@@ -122,7 +120,9 @@ def _run(benchmark, vw_predict, target, name: str, max_ratio: float) -> None:
 
 def _validate_and_transform(builder):
     def run(ctx):
-        return builder.transform(validate_context(ctx))  # as the engine does: the parsed record feeds the features
+        return builder.transform(
+            validate_context(ctx)
+        )  # as the engine does: the parsed record feeds the features
 
     return run
 
@@ -141,6 +141,7 @@ def test_bench_validate_and_transform_no_cf(benchmark, setup, vw_predict):
 
 def test_bench_validate_only(benchmark, setup, vw_predict):
     contexts, _, _ = setup
+
     def validate(ctx):
         validate_context(ctx)
 

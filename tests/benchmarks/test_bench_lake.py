@@ -44,8 +44,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def _tile(src: Path, out: Path, n_rows: int, rows_per_file: int = 100_000) -> Path:
     """Copies of the exported log's rows with fresh decision ids until ``n_rows`` rows, written per
     day in files of ``rows_per_file`` rows (row groups of 65,536)."""
-    dataset = ds.dataset(src, format="parquet", partitioning=ds.partitioning(pa.schema([("day", pa.string())]),
-                                                                            flavor="hive"))
+    dataset = ds.dataset(
+        src,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
+    )
     days = {}
     for day in sorted(set(dataset.to_table(columns=["day"])["day"].to_pylist())):
         days[day] = dataset.to_table(filter=ds.field("day") == day).drop_columns(["day"])
@@ -63,7 +66,11 @@ def _tile(src: Path, out: Path, n_rows: int, rows_per_file: int = 100_000) -> Pa
         folder = out / f"day={day}"
         folder.mkdir(parents=True, exist_ok=True)
         for k, start in enumerate(range(0, whole.num_rows, rows_per_file)):
-            pq.write_table(whole.slice(start, rows_per_file), folder / f"part-{k:06d}.parquet", row_group_size=65_536)
+            pq.write_table(
+                whole.slice(start, rows_per_file),
+                folder / f"part-{k:06d}.parquet",
+                row_group_size=65_536,
+            )
     return out
 
 
@@ -87,39 +94,83 @@ def test_bench_lake_backends(benchmark, big_lake, request):
     by = ("model_version", "day")
     reps = 1 if benchmark.disabled else 3
     stream = benchmark.pedantic(
-        lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="stream", by=by),
-        rounds=1, iterations=1)
-    t_scan = best_seconds(lambda: ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns), reps)
-    t_stream_dr = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS,
-                                                    backend="stream", by=by), reps)
-    t_stream_ipw = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=("ipw", "snipw"),
-                                                     backend="stream", by=by), reps)
-    t_stream_rule = best_seconds(lambda: evaluate_log(path, policy="rule", estimators=("ipw", "snipw"),
-                                                      backend="stream", by=by), reps)
-    t_memory = best_seconds(lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS,
-                                                 backend="memory", by=by), reps)
-    memory = evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=by)
+        lambda: evaluate_log(
+            path, policy=str(model_path), estimators=ESTIMATORS, backend="stream", by=by
+        ),
+        rounds=1,
+        iterations=1,
+    )
+    t_scan = best_seconds(
+        lambda: ds.dataset(path, format="parquet", partitioning="hive").to_table(columns=columns),
+        reps,
+    )
+    t_stream_dr = best_seconds(
+        lambda: evaluate_log(
+            path, policy=str(model_path), estimators=ESTIMATORS, backend="stream", by=by
+        ),
+        reps,
+    )
+    t_stream_ipw = best_seconds(
+        lambda: evaluate_log(
+            path, policy=str(model_path), estimators=("ipw", "snipw"), backend="stream", by=by
+        ),
+        reps,
+    )
+    t_stream_rule = best_seconds(
+        lambda: evaluate_log(
+            path, policy="rule", estimators=("ipw", "snipw"), backend="stream", by=by
+        ),
+        reps,
+    )
+    t_memory = best_seconds(
+        lambda: evaluate_log(
+            path, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=by
+        ),
+        reps,
+    )
+    memory = evaluate_log(
+        path, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=by
+    )
     if benchmark.disabled:  # CI: Spark's agreement is tested in tests/engine/test_ope_lake.py
         assert _max_rel(memory, stream) < 1e-9
         return
     spark = request.getfixturevalue("spark")
     start = time.perf_counter()
-    on_spark = evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=by, spark=spark)
+    on_spark = evaluate_log(
+        path, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=by, spark=spark
+    )
     t_spark_first = time.perf_counter() - start
-    t_spark = t_spark_first if benchmark.disabled else best_seconds(
-        lambda: evaluate_log(path, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=by,
-                             spark=spark), reps)
+    t_spark = (
+        t_spark_first
+        if benchmark.disabled
+        else best_seconds(
+            lambda: evaluate_log(
+                path,
+                policy=str(model_path),
+                estimators=ESTIMATORS,
+                backend="spark",
+                by=by,
+                spark=spark,
+            ),
+            reps,
+        )
+    )
     n = N_ROWS
     info = benchmark.extra_info
     info.update(
-        rows=n, scan_rows_per_s=round(n / t_scan),
-        stream_rows_per_s=round(n / t_stream_dr), stream_ipw_rows_per_s=round(n / t_stream_ipw),
-        stream_vs_scan_dr=round(t_scan / t_stream_dr, 3), stream_vs_scan_ipw=round(t_scan / t_stream_ipw, 3),
+        rows=n,
+        scan_rows_per_s=round(n / t_scan),
+        stream_rows_per_s=round(n / t_stream_dr),
+        stream_ipw_rows_per_s=round(n / t_stream_ipw),
+        stream_vs_scan_dr=round(t_scan / t_stream_dr, 3),
+        stream_vs_scan_ipw=round(t_scan / t_stream_ipw, 3),
         stream_vs_scan_rule_ipw=round(t_scan / t_stream_rule, 3),
-        memory_rows_per_s=round(n / t_memory), spark_rows_per_s=round(n / t_spark),
+        memory_rows_per_s=round(n / t_memory),
+        spark_rows_per_s=round(n / t_spark),
         spark_first_call_s=round(t_spark_first, 2),
         spark_startup_s=round(getattr(spark, "cartwise_startup_s", float("nan")), 2),
-        max_rel_diff_stream=_max_rel(memory, stream), max_rel_diff_spark=_max_rel(memory, on_spark),
+        max_rel_diff_stream=_max_rel(memory, stream),
+        max_rel_diff_spark=_max_rel(memory, on_spark),
     )
     assert _max_rel(memory, stream) < 1e-9 and _max_rel(memory, on_spark) < 1e-9
 
@@ -136,8 +187,14 @@ print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss /
 
 def _stream_rss(path: Path) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path)], capture_output=True, text=True, check=True,
-                          cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=env,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -150,8 +207,11 @@ def test_bench_stream_memory_is_flat(benchmark, tmp_path):
     small = _stream_rss(quarter)
     size_mb = sum(f.stat().st_size for f in full.rglob("*.parquet")) / 2**20
     benchmark.extra_info.update(
-        rows=big["n"], log_mb_on_disk=round(size_mb), rss_full_mb=round(big["rss_mb"]),
-        rss_quarter_mb=round(small["rss_mb"]), rss_growth=round(big["rss_mb"] / small["rss_mb"], 3),
+        rows=big["n"],
+        log_mb_on_disk=round(size_mb),
+        rss_full_mb=round(big["rss_mb"]),
+        rss_quarter_mb=round(small["rss_mb"]),
+        rss_growth=round(big["rss_mb"] / small["rss_mb"], 3),
         stream_rows_per_s=round(big["n"] / big["seconds"]),
     )
     assert big["n"] == N_RSS

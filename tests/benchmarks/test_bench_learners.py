@@ -25,8 +25,6 @@ DECISIONS = 200 * SCALE
 BATCH_ROWS = 2000 * SCALE
 
 
-
-
 def _data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, N_D))

@@ -57,8 +57,11 @@ def naive_bootstrap(data, n_resamples: int, rng: np.random.Generator) -> np.ndar
         rows = np.arange(n)
         w = pib[rows, ab] / pb
         dm = (pib * qb).sum(axis=1)
-        out[b] = [np.mean(w * rb), np.sum(w * rb) / np.sum(w),
-                  np.mean(dm + w * (rb - qb[rows, ab]))]
+        out[b] = [
+            np.mean(w * rb),
+            np.sum(w * rb) / np.sum(w),
+            np.mean(dm + w * (rb - qb[rows, ab])),
+        ]
     return out
 
 
@@ -74,11 +77,25 @@ def test_bench_analytic_vs_plain_and_bootstrap(benchmark, data):
 
     sub_rows, sub_resamples = min(N_ROWS, 50_000), 10
     sub = tuple(x[:sub_rows] for x in data)
-    t_naive_sub = best_seconds(lambda: naive_bootstrap(sub, sub_resamples, np.random.default_rng(0)), 2)
+    t_naive_sub = best_seconds(
+        lambda: naive_bootstrap(sub, sub_resamples, np.random.default_rng(0)), 2
+    )
     t_naive = t_naive_sub * (N_BOOT / sub_resamples) * (N_ROWS / sub_rows)
     r, a, p, pi, q = sub
-    t_poisson_sub = best_seconds(lambda: ope.evaluate(r, a, p, pi, estimated_rewards=q, estimators=NAMES,
-                                                 ci="bootstrap", n_bootstrap=N_BOOT, seed=0), 1)
+    t_poisson_sub = best_seconds(
+        lambda: ope.evaluate(
+            r,
+            a,
+            p,
+            pi,
+            estimated_rewards=q,
+            estimators=NAMES,
+            ci="bootstrap",
+            n_bootstrap=N_BOOT,
+            seed=0,
+        ),
+        1,
+    )
     t_poisson = t_poisson_sub * (N_ROWS / sub_rows)
 
     info = {
@@ -98,8 +115,13 @@ def test_bench_analytic_vs_plain_and_bootstrap(benchmark, data):
 
 
 def _as_chunk(s):
-    return {"rewards": s.rewards, "actions": s.actions, "logged_probs": s.logged_probs,
-            "target_probs": s.target_probs, "estimated_rewards": s.expected_rewards}
+    return {
+        "rewards": s.rewards,
+        "actions": s.actions,
+        "logged_probs": s.logged_probs,
+        "target_probs": s.target_probs,
+        "estimated_rewards": s.expected_rewards,
+    }
 
 
 def _chunks(n_chunks: int, rows: int):
@@ -123,6 +145,10 @@ def test_bench_stream_memory_is_bounded(benchmark):
     table = benchmark(lambda: ope.evaluate_stream(_chunks(10, rows), estimators=NAMES))
     assert table.loc["ipw", "n"] == 10 * rows
     one, ten = _stream_peak(1, rows), _stream_peak(10, rows)
-    benchmark.extra_info.update(chunk_rows=rows, peak_bytes_1_chunk=one, peak_bytes_10_chunks=ten,
-                                peak_ratio_10_to_1=ten / one)
+    benchmark.extra_info.update(
+        chunk_rows=rows,
+        peak_bytes_1_chunk=one,
+        peak_bytes_10_chunks=ten,
+        peak_ratio_10_to_1=ten / one,
+    )
     assert ten < 1.1 * one, (one, ten)

@@ -28,6 +28,7 @@ on the same arrays.
 
 The simulation helpers live in ``tests/support/ope_simulation.py``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,9 @@ from engine.ope.logs import evaluate_log, read_log_dataset
 
 
 def test_bench_interval_coverage(benchmark) -> None:
-    table = benchmark.pedantic(coverage_table, args=(range(N_SEEDS), N_CARTS), rounds=1, iterations=1)
+    table = benchmark.pedantic(
+        coverage_table, args=(range(N_SEEDS), N_CARTS), rounds=1, iterations=1
+    )
     coverage = table.groupby("estimator")["covered"].mean()
     by_target = table[table["estimator"].isin(UNBIASED)].groupby("target")["covered"].mean()
     info = benchmark.extra_info
@@ -57,19 +60,27 @@ def test_bench_interval_coverage(benchmark) -> None:
     info.update({f"coverage_target_{k}": round(float(v), 4) for k, v in by_target.items()})
     if LARGE:  # the 80/20 logger, reported only
         hard = coverage_table(range(N_SEEDS), N_CARTS, UNBIASED, uniform_share=HARD_UNIFORM_SHARE)
-        info.update({f"hard_coverage_{k}": round(float(v), 4)
-                     for k, v in hard.groupby("estimator")["covered"].mean().items()})
-        info["hard_coverage_target_none"] = round(float(hard[hard["target"] == "none"]["covered"].mean()), 4)
+        info.update(
+            {
+                f"hard_coverage_{k}": round(float(v), 4)
+                for k, v in hard.groupby("estimator")["covered"].mean().items()
+            }
+        )
+        info["hard_coverage_target_none"] = round(
+            float(hard[hard["target"] == "none"]["covered"].mean()), 4
+        )
 
     # Overhead of the log path (target alignment and checks) over plain arrays, same run.
     data = read_log_dataset(simulate_log(N_CARTS, seed=10_000).frame)
     pi = TARGETS["linear"](data.features, data.feature_names, data.eligible)
     target = lambda X, names, eligible: pi  # precomputed: time the log path, not the policy
-    q = ope.cross_fit_rewards(data.features, data.actions, data.rewards, data.n_actions,
-                              np.random.default_rng(0))
+    q = ope.cross_fit_rewards(
+        data.features, data.actions, data.rewards, data.n_actions, np.random.default_rng(0)
+    )
     t_log = best_seconds(lambda: evaluate_log(data, target, estimated_rewards=q))
-    t_ref = best_seconds(lambda: ope.evaluate(data.rewards, data.actions, data.logged_probs, pi,
-                                              estimated_rewards=q))
+    t_ref = best_seconds(
+        lambda: ope.evaluate(data.rewards, data.actions, data.logged_probs, pi, estimated_rewards=q)
+    )
     info["log_path_overhead"] = round(t_log / t_ref, 3)
 
     low, high = (0.93, 0.97) if LARGE else binomial_band(N_SEEDS * len(TARGETS))

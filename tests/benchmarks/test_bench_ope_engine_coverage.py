@@ -31,8 +31,12 @@ HELD = ("dr", "sndr")
 def _run():
     logging.disable(logging.WARNING)
     try:
-        return coverage_table(range(SEEDS), coverage_config(CARTS), processes=PROCESSES,
-                              reward_models=("boosted", "auto"))
+        return coverage_table(
+            range(SEEDS),
+            coverage_config(CARTS),
+            processes=PROCESSES,
+            reward_models=("boosted", "auto"),
+        )
     finally:
         logging.disable(logging.NOTSET)
 

@@ -23,19 +23,22 @@ def _single_touch():
         _, _, terminated, _, _ = env.step(next(counter) % 7)
         if terminated:
             env.reset()
+
     for _ in range(2000 if LARGE else 100):
         touch()
     return touch
-
-
 
 
 def test_single_touch_vs_single_step_cart(benchmark):
     touch, cart = _single_touch(), single_cart()
     benchmark(touch)
     if not benchmark.disabled:
-        record_ratio(benchmark, "sequence_touch_over_single_step_cart", per_call_seconds(touch, CALLS),
-                     per_call_seconds(cart, CALLS))
+        record_ratio(
+            benchmark,
+            "sequence_touch_over_single_step_cart",
+            per_call_seconds(touch, CALLS),
+            per_call_seconds(cart, CALLS),
+        )
 
 
 def test_vector_touch_speedup_over_single_env(benchmark):

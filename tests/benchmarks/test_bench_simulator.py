@@ -22,9 +22,8 @@ def _cartpole_step():
         _, _, terminated, truncated, _ = env.step(0)
         if terminated or truncated:
             env.reset()
+
     return step
-
-
 
 
 def test_single_env_cart_vs_cartpole_step(benchmark):
@@ -43,4 +42,6 @@ def test_vector_env_per_cart_vs_single_env(benchmark):
         single = per_call_seconds(cart, CALLS)
         per_cart = per_call_seconds(batch, max(CALLS // BATCH, 3)) / BATCH
         record_ratio(benchmark, "single_cart_over_vector_cart", single, per_cart)
-        record_ratio(benchmark, "vector_cart_over_cartpole_step", per_cart, per_call_seconds(cartpole, CALLS))
+        record_ratio(
+            benchmark, "vector_cart_over_cartpole_step", per_cart, per_call_seconds(cartpole, CALLS)
+        )

@@ -20,8 +20,11 @@ from simulator import CartRecoveryVectorEnv
 from simulator.training import run_policy
 
 BATCH = 256
-CARTS = {"none": 100_000, "rule": 100_000, "linucb": 100_000, "lints": 100_000, "vw": 30_000} if LARGE else \
-    {"none": 2_000, "rule": 2_000, "linucb": 2_000, "lints": 2_000, "vw": 1_000}
+CARTS = (
+    {"none": 100_000, "rule": 100_000, "linucb": 100_000, "lints": 100_000, "vw": 30_000}
+    if LARGE
+    else {"none": 2_000, "rule": 2_000, "linucb": 2_000, "lints": 2_000, "vw": 1_000}
+)
 
 
 def _raw_env_seconds(carts: int, seed: int) -> float:
@@ -43,14 +46,19 @@ def test_bench_training_loop_vs_raw_env(benchmark, name):
     results = []
 
     def run():
-        results.append(run_policy(make_policy(name, seed=0), carts, seed=0, batch=BATCH, progress=False))
+        results.append(
+            run_policy(make_policy(name, seed=0), carts, seed=0, batch=BATCH, progress=False)
+        )
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     result = results[-1]
     ratio = result.seconds / raw
     benchmark.extra_info.update(
-        policy=name, carts=carts, loop_carts_per_second=round(result.carts_per_second),
-        raw_env_carts_per_second=round(carts / raw), loop_over_raw=round(ratio, 2),
+        policy=name,
+        carts=carts,
+        loop_carts_per_second=round(result.carts_per_second),
+        raw_env_carts_per_second=round(carts / raw),
+        loop_over_raw=round(ratio, 2),
         gain_share=round(result.gain_share, 3),
     )
     assert result.carts == carts and result.value_last <= result.oracle + 1e-12

@@ -24,4 +24,3 @@ def sim_records():
 @pytest.fixture(scope="session")
 def sim_contexts(sim_records):
     return [info["context"] for info in sim_records]
-

@@ -23,7 +23,7 @@ def users_with_covariate(rng, runs, users, effect=0.0):
     u = rng.normal(MU, TAU, size=(runs, users))
     # The sum of n i.i.d. normal cart noises is N(0, n SIGMA_E^2).
     y = n * u + np.sqrt(n) * SIGMA_E * rng.standard_normal((runs, users))
-    y[:, users // 2:] += effect * n[:, users // 2:]
+    y[:, users // 2 :] += effect * n[:, users // 2 :]
     x = u + SIGMA_X * rng.standard_normal((runs, users))
     h = users // 2
     return (y[:, h:], n[:, h:], x[:, h:]), (y[:, :h], n[:, :h], x[:, :h])
@@ -67,10 +67,12 @@ def test_pooled_theta_equals_least_squares_on_linearised_metric():
     two_t = np.stack([x_t[0], extra_t[0]], axis=-1)
     two_c = np.stack([x_c[0], extra_c[0]], axis=-1)
     result = abtest.cuped_difference(y_t[0], n_t[0], two_t, y_c[0], n_c[0], two_c)
+
     # Independent computation: OLS of the within-arm linearised metric on within-arm centred
     # covariates, stacking both arms (pooled theta), via numpy lstsq.
     def lin(y, n):
         return (y - y.sum() / n.sum() * n) / n.mean()
+
     design = np.vstack([two_t - two_t.mean(0), two_c - two_c.mean(0)])
     target = np.concatenate([lin(y_t[0], n_t[0]), lin(y_c[0], n_c[0])])
     theta, *_ = np.linalg.lstsq(design, target, rcond=None)
@@ -92,12 +94,14 @@ def test_compare_reports_cuped_columns_from_cart_rows():
     n = np.concatenate([n_c[0], n_t[0]]).astype(int)
     x = np.concatenate([x_c[0], x_t[0]])
     owner = np.repeat(np.arange(y.size), n)
-    df = pd.DataFrame({
-        "user_id": owner,
-        "arm": np.where(owner >= y_c.shape[1], "new", "old"),
-        "profit": (y / n)[owner],
-        "pre_profit": x[owner],
-    })
+    df = pd.DataFrame(
+        {
+            "user_id": owner,
+            "arm": np.where(owner >= y_c.shape[1], "new", "old"),
+            "profit": (y / n)[owner],
+            "pre_profit": x[owner],
+        }
+    )
     table = abtest.compare(df, control="old", metrics=["profit"], covariates="pre_profit")
     row = table.iloc[0]
     core = abtest.cuped_difference(y_t[0], n_t[0], x_t[0], y_c[0], n_c[0], x_c[0])
@@ -106,12 +110,20 @@ def test_compare_reports_cuped_columns_from_cart_rows():
     assert row["variance_reduction"] == pytest.approx(RHO2, abs=0.06)
     width_plain = row["ci_high"] - row["ci_low"]
     width_cuped = row["cuped_ci_high"] - row["cuped_ci_low"]
-    assert width_cuped / width_plain == pytest.approx(np.sqrt(1 - row["variance_reduction"]), rel=1e-9)
+    assert width_cuped / width_plain == pytest.approx(
+        np.sqrt(1 - row["variance_reduction"]), rel=1e-9
+    )
     assert row["p_value_holm"] == pytest.approx(row["cuped_p_value"])  # one row: Holm = raw
 
 
 def test_covariate_varying_within_a_user_is_rejected():
-    df = pd.DataFrame({"user_id": [1, 1, 2, 3, 4], "arm": ["a", "a", "b", "a", "b"],
-                       "profit": [1.0, 2.0, 3.0, 4.0, 5.0], "pre": [0.5, 0.7, 1.0, 2.0, 3.0]})
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2, 3, 4],
+            "arm": ["a", "a", "b", "a", "b"],
+            "profit": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "pre": [0.5, 0.7, 1.0, 2.0, 3.0],
+        }
+    )
     with pytest.raises(ValueError, match="'pre'.*constant per unit"):
         abtest.compare(df, control="a", metrics="profit", covariates="pre")

@@ -89,7 +89,9 @@ def test_one_cart_per_user_equals_welch_z_and_t_tests():
     rng = np.random.default_rng(13)
     users = np.arange(2400)
     arm = np.where(users < 1000, "control", "treatment")  # unequal arms, unequal variances
-    profit = np.where(arm == "control", rng.exponential(2.0, 2400), rng.exponential(2.6, 2400) - 0.3)
+    profit = np.where(
+        arm == "control", rng.exponential(2.0, 2400), rng.exponential(2.6, 2400) - 0.3
+    )
     df = pd.DataFrame({"user_id": users, "arm": arm, "profit": profit})
     plan = {"control": 1000 / 2400, "treatment": 1400 / 2400}
     row = abtest.compare(df, metrics=["profit"], control="control", expected=plan).iloc[0]
@@ -118,9 +120,13 @@ def test_compare_matches_array_core_on_cart_rows():
     diff = abtest.ratio_difference(*split(y[0], n[0]))
     assert row["n_units"] == users // 2 and row["n_units_control"] == users // 2
     assert row["abs_effect"] == pytest.approx(float(diff.abs_effect), rel=1e-10)
-    assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * 1.959964 * float(diff.abs_se), rel=1e-6)
+    assert row["ci_high"] - row["ci_low"] == pytest.approx(
+        2 * 1.959964 * float(diff.abs_se), rel=1e-6
+    )
     assert row["rel_effect"] == pytest.approx(float(diff.rel_effect), rel=1e-10)
-    assert row["control_mean"] == pytest.approx(profit[~treated].sum() / (~treated).sum(), rel=1e-10)
+    assert row["control_mean"] == pytest.approx(
+        profit[~treated].sum() / (~treated).sum(), rel=1e-10
+    )
 
 
 def test_aa_false_positive_rate_is_nominal_while_cart_level_test_is_not():

@@ -13,12 +13,16 @@ def experiment():
     rng = np.random.default_rng(4)
     users = np.repeat(np.arange(3000), 2)
     arm = np.array(["control", "B", "C"])[users % 3]
-    return pd.DataFrame({
-        "user_id": users, "arm": arm, "day": rng.integers(0, 10, users.size),
-        "profit": rng.normal(1.0, 1.0, users.size) + 0.2 * (arm == "B"),
-        "converted": rng.random(users.size) < 0.2,
-        "pre_profit": np.repeat(rng.normal(size=3000), 2),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "arm": arm,
+            "day": rng.integers(0, 10, users.size),
+            "profit": rng.normal(1.0, 1.0, users.size) + 0.2 * (arm == "B"),
+            "converted": rng.random(users.size) < 0.2,
+            "pre_profit": np.repeat(rng.normal(size=3000), 2),
+        }
+    )
 
 
 def test_effects_plot_writes_png(experiment, tmp_path):

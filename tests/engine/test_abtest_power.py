@@ -17,7 +17,10 @@ def clustered_totals(rng, runs, users, effect=0.0):
     mu_user = rng.normal(4.0, 0.6, size=(runs, users))
     owner = np.repeat(np.arange(runs * users), n.ravel())
     converted = rng.random(owner.size) < p_user.ravel()[owner]
-    profit = converted * 0.3 * np.exp(mu_user.ravel()[owner] + 0.8 * rng.standard_normal(owner.size)) - 0.5
+    profit = (
+        converted * 0.3 * np.exp(mu_user.ravel()[owner] + 0.8 * rng.standard_normal(owner.size))
+        - 0.5
+    )
     profit += effect * ((owner % users) >= users // 2)
     y = np.bincount(owner, weights=profit, minlength=runs * users).reshape(runs, users)
     return y, n.astype(float), owner, profit
@@ -25,7 +28,9 @@ def clustered_totals(rng, runs, users, effect=0.0):
 
 @pytest.mark.parametrize("sd, mde, alpha, power", [(1.0, 0.1, 0.05, 0.8), (12.0, 0.5, 0.01, 0.9)])
 def test_sample_size_matches_statsmodels(sd, mde, alpha, power):
-    expected = NormalIndPower().solve_power(effect_size=mde / sd, alpha=alpha, power=power, ratio=1.0)
+    expected = NormalIndPower().solve_power(
+        effect_size=mde / sd, alpha=alpha, power=power, ratio=1.0
+    )
     n = abtest.sample_size(baseline_mean=3.0, baseline_sd=sd, mde=mde, alpha=alpha, power=power)
     assert n == int(np.ceil(expected))
     assert abtest.sample_size(3.0, sd, mde / 3.0, alpha, power, relative=True) == n

@@ -31,7 +31,9 @@ def daily_experiments(rng, runs, users, lift=0.0):
     owner, day, profit = owner[keep], day[keep], profit[keep]
     cuts = np.searchsorted(owner, np.arange(users, total, users))
     frames = [
-        pd.DataFrame({"user_id": o, "arm": np.where(treated_user[o], "B", "A"), "profit": p, "day": d})
+        pd.DataFrame(
+            {"user_id": o, "arm": np.where(treated_user[o], "B", "A"), "profit": p, "day": d}
+        )
         for o, p, d in zip(np.split(owner, cuts), np.split(profit, cuts), np.split(day, cuts))
     ]
     true_control = 0.5 / 3.5 * 0.3 * np.exp(4.0 + 0.6**2 / 2 + 0.8**2 / 2) - 0.5
@@ -55,7 +57,9 @@ def test_boundary_is_where_the_normal_mixture_martingale_reaches_one_over_alpha(
     s = np.sqrt(t) * float(cs_multiplier(t, 1 - alpha, rho2))
     # Independent computation: integrate exp(l S - l^2 t / 2) over l ~ N(0, rho2).
     density = stats.norm(0, np.sqrt(rho2)).pdf
-    value, _ = integrate.quad(lambda l: np.exp(l * s - l * l * t / 2) * density(l), -1, 1, limit=200)
+    value, _ = integrate.quad(
+        lambda l: np.exp(l * s - l * l * t / 2) * density(l), -1, 1, limit=200
+    )
     assert value == pytest.approx(1 / alpha, rel=1e-6)
 
 
@@ -63,7 +67,9 @@ def test_boundary_is_where_the_normal_mixture_martingale_reaches_one_over_alpha(
 def test_optimal_rho2_minimises_width_at_t_opt(confidence):
     t_opt = 2500.0
     best = optimize.minimize_scalar(
-        lambda r: float(cs_multiplier(t_opt, confidence, r)), bounds=(1e-7, 1.0), method="bounded",
+        lambda r: float(cs_multiplier(t_opt, confidence, r)),
+        bounds=(1e-7, 1.0),
+        method="bounded",
         options={"xatol": 1e-10},
     )
     assert abtest.optimal_rho2(t_opt, confidence) == pytest.approx(best.x, rel=1e-3)
@@ -75,17 +81,23 @@ def test_cs_is_wider_than_ci_and_shrinks_with_running_intersection():
     assert (seq["cs_high"] - seq["cs_low"] >= seq["ci_high"] - seq["ci_low"]).all()
     assert (np.diff(seq["cs_low"]) >= 0).all() and (np.diff(seq["cs_high"]) <= 0).all()
     assert seq["n_units"].is_monotonic_increasing and seq["look"].tolist() == list(range(LOOKS))
-    raw = abtest.confidence_sequence(frames[0], control="A", metrics="profit", look="day",
-                                     running_intersection=False)
-    low, high = abtest.asymptotic_cs(raw["estimate"], raw["se"], raw["n_units"] + raw["n_units_control"])
-    assert raw["cs_low"].to_numpy() == pytest.approx(low) and raw["cs_high"].to_numpy() == pytest.approx(high)
+    raw = abtest.confidence_sequence(
+        frames[0], control="A", metrics="profit", look="day", running_intersection=False
+    )
+    low, high = abtest.asymptotic_cs(
+        raw["estimate"], raw["se"], raw["n_units"] + raw["n_units_control"]
+    )
+    assert raw["cs_low"].to_numpy() == pytest.approx(low) and raw[
+        "cs_high"
+    ].to_numpy() == pytest.approx(high)
 
 
 def test_past_looks_do_not_change_when_new_days_arrive():
     frames, _ = daily_experiments(np.random.default_rng(4), runs=1, users=2000)
     full = abtest.confidence_sequence(frames[0], control="A", metrics="profit", look="day")
-    early = abtest.confidence_sequence(frames[0][frames[0]["day"] <= 6], control="A",
-                                       metrics="profit", look="day")
+    early = abtest.confidence_sequence(
+        frames[0][frames[0]["day"] <= 6], control="A", metrics="profit", look="day"
+    )
     pd.testing.assert_frame_equal(early, full.iloc[: len(early)])
 
 
@@ -101,7 +113,9 @@ def test_daily_peeking_aa_false_positive_rate():
 
 def test_cs_covers_a_true_effect_at_every_look():
     lift = 0.1
-    frames, true_control = daily_experiments(np.random.default_rng(99), runs=150, users=1500, lift=lift)
+    frames, true_control = daily_experiments(
+        np.random.default_rng(99), runs=150, users=1500, lift=lift
+    )
     miss_rate, _ = ever_misses(frames, lift * true_control)
     # At most 5% of runs miss the truth at any look (+4 points: about 2 SE at 150 runs).
     assert miss_rate <= 0.09, miss_rate

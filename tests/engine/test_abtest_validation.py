@@ -11,14 +11,16 @@ from engine import abtest
 def carts():
     rng = np.random.default_rng(0)
     users = np.repeat(np.arange(40), 2)
-    return pd.DataFrame({
-        "user_id": users,
-        "arm": np.where(users % 2 == 0, "control", "B"),
-        "profit": rng.normal(1.0, 1.0, users.size),
-        "converted": rng.random(users.size) < 0.3,  # bool metrics are fine
-        "day": np.tile([0, 1], 40),
-        "pre_profit": np.repeat(rng.normal(size=40), 2),
-    })
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "arm": np.where(users % 2 == 0, "control", "B"),
+            "profit": rng.normal(1.0, 1.0, users.size),
+            "converted": rng.random(users.size) < 0.3,  # bool metrics are fine
+            "day": np.tile([0, 1], 40),
+            "pre_profit": np.repeat(rng.normal(size=40), 2),
+        }
+    )
 
 
 def with_value(df, column, row, value):
@@ -35,7 +37,11 @@ CASES = [
     ({"control": "ctrl"}, None, r"control == 'ctrl' not found in column 'arm'"),
     ({"confidence": 1.5}, None, r"confidence == 1.5, must be a number in \(0, 1\)$"),
     ({"primary": "converted", "metrics": ["profit"]}, None, r"primary == \['converted'\]"),
-    ({"covariates": {"revenue": "pre_profit"}}, None, r"covariates names metric\(s\) \['revenue'\]"),
+    (
+        {"covariates": {"revenue": "pre_profit"}},
+        None,
+        r"covariates names metric\(s\) \['revenue'\]",
+    ),
     ({"covariates": "pre"}, None, r"column 'pre' \(covariate\) not found"),
     ({"sequential": True, "look": "week"}, None, r"column 'week' \(look\) not found"),
     ({"metrics": []}, None, "metrics is empty"),
@@ -44,7 +50,11 @@ CASES = [
     ({}, ("profit", 0, "12.5"), r"column 'profit' must be numeric, found dtype object"),
     ({}, ("user_id", 2, None), r"column 'user_id' has 1 missing value"),
     ({}, ("arm", 7, np.nan), r"column 'arm' has 1 missing value"),
-    ({}, ("arm", 1, "B"), r"column 'user_id': 1 unit\(s\) appear in more than one arm.*user_id == 0"),
+    (
+        {},
+        ("arm", 1, "B"),
+        r"column 'user_id': 1 unit\(s\) appear in more than one arm.*user_id == 0",
+    ),
     ({"covariates": "pre_profit"}, ("pre_profit", 4, np.nan), r"column 'pre_profit' has 1 missing"),
     ({"sequential": True, "look": "day"}, ("day", 6, np.nan), r"column 'day' has 1 missing"),
 ]
@@ -75,7 +85,9 @@ def test_not_a_frame_or_empty(carts):
 
 
 def test_constant_covariate_is_named(carts):
-    with pytest.raises(ValueError, match=r"covariate column 'flat' is constant within arms 'B' and 'control'"):
+    with pytest.raises(
+        ValueError, match=r"covariate column 'flat' is constant within arms 'B' and 'control'"
+    ):
         abtest.compare(carts.assign(flat=1.0), metrics="profit", covariates="flat")
 
 
@@ -89,12 +101,31 @@ def test_confidence_sequence_bad_input(carts):
 
 
 def test_valid_input_gives_contract_columns(carts):
-    table = abtest.compare(carts, metrics=["profit", "converted"], covariates="pre_profit",
-                           sequential=True, look="day")
-    expected = ["metric", "arm", "n_units", "control_mean", "treatment_mean", "abs_effect",
-                "rel_effect", "ci_low", "ci_high", "rel_ci_low", "rel_ci_high", "p_value",
-                "cuped_abs_effect", "cuped_ci_low", "cuped_ci_high", "cuped_p_value",
-                "variance_reduction", "cs_low", "cs_high", "p_value_holm"]
+    table = abtest.compare(
+        carts, metrics=["profit", "converted"], covariates="pre_profit", sequential=True, look="day"
+    )
+    expected = [
+        "metric",
+        "arm",
+        "n_units",
+        "control_mean",
+        "treatment_mean",
+        "abs_effect",
+        "rel_effect",
+        "ci_low",
+        "ci_high",
+        "rel_ci_low",
+        "rel_ci_high",
+        "p_value",
+        "cuped_abs_effect",
+        "cuped_ci_low",
+        "cuped_ci_high",
+        "cuped_p_value",
+        "variance_reduction",
+        "cs_low",
+        "cs_high",
+        "p_value_holm",
+    ]
     assert set(expected) <= set(table.columns)
     assert table[["metric", "arm"]].values.tolist() == [["profit", "B"], ["converted", "B"]]
     assert (table["n_units"] == 20).all()

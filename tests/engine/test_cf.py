@@ -6,6 +6,7 @@ import copy
 import io
 import pickle
 
+import context_factory as factory
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -18,11 +19,6 @@ from engine.cf import (
     interactions_from_contexts,
     precision_recall_at_k,
 )
-
-
-
-
-import context_factory as factory
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +169,11 @@ def test_feature_names_and_edge_cases(model, world):
 
 def test_features_by_hand(model, world):
     ctx = factory.minimal_context(item_id=world.item_ids[3])
-    ctx["history"] = {"orders": [
-        {"timestamp": 1.0, "items": [world.item_ids[3], world.item_ids[8]], "value": 1.0}
-    ]}
+    ctx["history"] = {
+        "orders": [
+            {"timestamp": 1.0, "items": [world.item_ids[3], world.item_ids[8]], "value": 1.0}
+        ]
+    }
     f = dict(zip(CF_FEATURES, model.features(ctx)))
     assert f["cf_similarity_max"] == f["cf_similarity_mean"] == 1.0  # bought this very item
     i3, i8 = model._index[world.item_ids[3]], model._index[world.item_ids[8]]
@@ -234,9 +232,13 @@ def test_recommend_is_the_top_of_the_dense_scores(model, contexts, method):
     index = {item: j for j, item in enumerate(fitted.item_ids_)}
     for ctx in contexts[:80]:
         cart = {index[line["item_id"]] for line in ctx["cart"] if line["item_id"] in index}
-        seeds = cart | {index[i] for o in ctx["history"]["orders"] for i in o["items"] if i in index}
-        row = sp.csr_matrix((np.ones(len(seeds)), (np.zeros(len(seeds), int), sorted(seeds))),
-                            shape=(1, fitted.item_ids_.size))
+        seeds = cart | {
+            index[i] for o in ctx["history"]["orders"] for i in o["items"] if i in index
+        }
+        row = sp.csr_matrix(
+            (np.ones(len(seeds)), (np.zeros(len(seeds), int), sorted(seeds))),
+            shape=(1, fitted.item_ids_.size),
+        )
         dense = fitted.score_matrix(row, method)[0]
         dense[sorted(cart)] = -np.inf
         got = [index[i] for i in fitted.recommend(ctx, k=7)]
@@ -302,16 +304,20 @@ def test_interactions_from_contexts_uses_latest_context_per_user():
 
 def test_holdout_last_orders():
     ctx = factory.minimal_context(user_id="u1")
-    ctx["history"] = {"orders": [
-        {"timestamp": 3.0, "items": ["c"], "value": 1.0},  # out of order on purpose
-        {"timestamp": 1.0, "items": ["a"], "value": 1.0},
-        {"timestamp": 2.0, "items": ["b", "a"], "value": 1.0},
-    ]}
+    ctx["history"] = {
+        "orders": [
+            {"timestamp": 3.0, "items": ["c"], "value": 1.0},  # out of order on purpose
+            {"timestamp": 1.0, "items": ["a"], "value": 1.0},
+            {"timestamp": 2.0, "items": ["b", "a"], "value": 1.0},
+        ]
+    }
     single = factory.minimal_context(user_id="u2")
     single["history"] = {"orders": [{"timestamp": 1.0, "items": ["z"], "value": 1.0}]}
     train, test = holdout_last_orders([ctx, single], n_last=1)
     assert sorted(zip(*[a.tolist() for a in train])) == [
-        ("u1", "a", 2.0), ("u1", "b", 1.0), ("u2", "z", 1.0)
+        ("u1", "a", 2.0),
+        ("u1", "b", 1.0),
+        ("u2", "z", 1.0),
     ]
     assert sorted(zip(*[a.tolist() for a in test])) == [("u1", "c", 1.0)]
     with pytest.raises(ValueError, match="n_last == 0"):
@@ -391,4 +397,6 @@ def test_features_and_recommend_reuse_shopper_items(model, contexts):
         assert model.recommend(ctx, 5, items) == model.recommend(ctx, 5)
     ctx = contexts[0]
     bought = {i for o in ctx["history"]["orders"] for i in o["items"]}
-    assert {model.item_ids_[j] for j in model.shopper_items(ctx).bought} == bought & set(model.item_ids_)
+    assert {model.item_ids_[j] for j in model.shopper_items(ctx).bought} == bought & set(
+        model.item_ids_
+    )

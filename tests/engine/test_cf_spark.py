@@ -12,7 +12,9 @@ from engine.cf_spark import fit_cf_spark
 @pytest.fixture(scope="module")
 def split():
     """Purchase histories of 10,000 simulated carts (2,000 shoppers); last order held out."""
-    envs = gym.make_vec("CartRecovery-v0", num_envs=1000, vectorization_mode="vector_entry_point", n_shoppers=2000)
+    envs = gym.make_vec(
+        "CartRecovery-v0", num_envs=1000, vectorization_mode="vector_entry_point", n_shoppers=2000
+    )
     _, info = envs.reset(seed=0)
     rng = np.random.default_rng(1)
     contexts = []
@@ -38,7 +40,10 @@ def test_spark_als_is_within_10_percent_of_in_process_als_and_beats_popularity(s
     np.testing.assert_array_equal(on_spark.popularity_, local.popularity_)
     assert on_spark.item_factors_.shape == local.item_factors_.shape
     features = np.asarray(on_spark.features(contexts[0]))
-    assert features.shape == np.asarray(local.features(contexts[0])).shape and np.isfinite(features).all()
+    assert (
+        features.shape == np.asarray(local.features(contexts[0])).shape
+        and np.isfinite(features).all()
+    )
     restored = CFModel.from_dict(on_spark.to_dict())
     np.testing.assert_array_equal(restored.features(contexts[0]), features)
 

@@ -6,14 +6,20 @@ import copy
 import math
 import pickle
 
+import context_factory as factory
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.context import NO_ORDERS, ContextError, ContextLimits, summarise_orders, validate_context
+from engine.context import (
+    NO_ORDERS,
+    ContextError,
+    ContextLimits,
+    summarise_orders,
+    validate_context,
+)
 
-import context_factory as factory
 WORLD = factory.make_world(seed=3, n_users=60, n_items=80)
 
 
@@ -256,8 +262,9 @@ def test_random_valid_contexts_pass(context):
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
     max_leaves=8,
 )
 PATHS = [case[0] for case in BAD_CASES if case[1] is not DELETE]
@@ -277,9 +284,14 @@ def test_arbitrary_values_raise_only_context_error(path, value):
 def _orders_by_hand(orders):
     """count, total value, latest timestamp, coupon count and depth, items: summed directly."""
     coupons = [o["coupon_percent"] for o in orders if o.get("coupon_percent")]
-    return (len(orders), float(sum(o["value"] for o in orders)),
-            max((o["timestamp"] for o in orders), default=-math.inf), len(coupons), float(sum(coupons)),
-            [item for o in orders for item in o["items"]])
+    return (
+        len(orders),
+        float(sum(o["value"] for o in orders)),
+        max((o["timestamp"] for o in orders), default=-math.inf),
+        len(coupons),
+        float(sum(coupons)),
+        [item for o in orders for item in o["items"]],
+    )
 
 
 def test_validation_returns_the_summary_of_the_orders():
@@ -290,8 +302,12 @@ def test_validation_returns_the_summary_of_the_orders():
         orders = (context.get("history") or {}).get("orders") or []
         with_orders += bool(orders)
         count, total, last, n_coupon, depth, items = _orders_by_hand(orders)
-        assert (summary.count, summary.last_timestamp, summary.coupon_count, list(summary.items)) == (
-            count, last, n_coupon, items)
+        assert (
+            summary.count,
+            summary.last_timestamp,
+            summary.coupon_count,
+            list(summary.items),
+        ) == (count, last, n_coupon, items)
         assert summary.total_value == pytest.approx(total, rel=1e-12)
         assert summary.coupon_depth == pytest.approx(depth, rel=1e-12)
         own = summarise_orders(orders)  # the plain pass agrees exactly
@@ -303,23 +319,65 @@ def test_summary_without_orders_and_after_the_slow_path(ctx):
     assert validate_context({k: v for k, v in ctx.items() if k != "history"}).orders is NO_ORDERS
     ctx["history"]["orders"] = []
     assert validate_context(ctx).orders is NO_ORDERS
-    ctx["history"]["orders"] = [{"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0},
-                                {"timestamp": 3.0, "items": ["i2", "i1"], "value": 1.5, "coupon_percent": 10}]
+    ctx["history"]["orders"] = [
+        {"timestamp": np.float64(1.0), "items": ["i1"], "value": 2.0},
+        {"timestamp": 3.0, "items": ["i2", "i1"], "value": 1.5, "coupon_percent": 10},
+    ]
     # numpy scalar: checked field by field, then summed by summarise_orders
     assert validate_context(ctx).orders == (2, 3.5, 3.0, 1, 10.0, ["i1", "i2", "i1"])
 
 
-TRICKY = st.sampled_from([
-    "", "x" * 257, "i1", 0, -1, 1, 23, 24, 1.5, -0.0, 2**40, True, False, None, float("nan"),
-    float("inf"), float("-inf"), np.float64(2.0), np.int64(3), np.bool_(True), [], ["i1"], [""], [7], {},
-]) | JSON
-EXTRA_PATHS = ["cart[2].category", "history.orders[1].recovered_by", "history.orders[0].coupon_percent",
-               "session.device", "history.first_seen", "history.contacts[1].action", "cart[0].quantity",
-               "history.product_views", "history.orders[1].timestamp", "history.contacts[0].converted", "channels.push"]
+TRICKY = (
+    st.sampled_from(
+        [
+            "",
+            "x" * 257,
+            "i1",
+            0,
+            -1,
+            1,
+            23,
+            24,
+            1.5,
+            -0.0,
+            2**40,
+            True,
+            False,
+            None,
+            float("nan"),
+            float("inf"),
+            float("-inf"),
+            np.float64(2.0),
+            np.int64(3),
+            np.bool_(True),
+            [],
+            ["i1"],
+            [""],
+            [7],
+            {},
+        ]
+    )
+    | JSON
+)
+EXTRA_PATHS = [
+    "cart[2].category",
+    "history.orders[1].recovered_by",
+    "history.orders[0].coupon_percent",
+    "session.device",
+    "history.first_seen",
+    "history.contacts[1].action",
+    "cart[0].quantity",
+    "history.product_views",
+    "history.orders[1].timestamp",
+    "history.contacts[0].converted",
+    "channels.push",
+]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(edits=st.lists(st.tuples(st.sampled_from(PATHS + EXTRA_PATHS), TRICKY), min_size=1, max_size=3))
+@given(
+    edits=st.lists(st.tuples(st.sampled_from(PATHS + EXTRA_PATHS), TRICKY), min_size=1, max_size=3)
+)
 def test_fast_paths_agree_with_the_field_by_field_check(edits):
     """Whatever the input, the fast paths accept, reject (naming the same field) and summarise
     exactly as the slow, field-by-field check does."""
@@ -337,40 +395,113 @@ def test_fast_paths_agree_with_the_field_by_field_check(edits):
             outcomes.append(("error", err.field))
         else:
             summary = parsed.orders
-            outcomes.append(("valid", summary[:5], list(summary.items), parsed.timestamp, parsed.cart_value,
-                             parsed.cart_units, parsed.channel_key, dict(parsed.channels)))
+            outcomes.append(
+                (
+                    "valid",
+                    summary[:5],
+                    list(summary.items),
+                    parsed.timestamp,
+                    parsed.cart_value,
+                    parsed.cart_units,
+                    parsed.channel_key,
+                    dict(parsed.channels),
+                )
+            )
     assert outcomes[0] == outcomes[1]
 
 
 # --------------------------------------------------------------------------- recovery (multi-touch)
 def _with_recovery(recovery):
-    return {"user_id": "u1", "timestamp": 1.0, "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}],
-            "recovery": recovery}
+    return {
+        "user_id": "u1",
+        "timestamp": 1.0,
+        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 1}],
+        "recovery": recovery,
+    }
 
 
 def test_recovery_fields_are_accepted():
     from engine.context import validate_context
 
     validate_context(_with_recovery({"touch": 1, "previous": []}))
-    validate_context(_with_recovery({"touch": 3, "previous": [
-        {"action": "recall_message", "minutes_after_abandon": 60.0, "opened": True, "clicked": False},
-        {"action": "none", "minutes_after_abandon": 720, "opened": False, "clicked": False}]}))
+    validate_context(
+        _with_recovery(
+            {
+                "touch": 3,
+                "previous": [
+                    {
+                        "action": "recall_message",
+                        "minutes_after_abandon": 60.0,
+                        "opened": True,
+                        "clicked": False,
+                    },
+                    {
+                        "action": "none",
+                        "minutes_after_abandon": 720,
+                        "opened": False,
+                        "clicked": False,
+                    },
+                ],
+            }
+        )
+    )
 
 
-@pytest.mark.parametrize("recovery, field", [
-    ({"touch": 0, "previous": []}, "recovery.touch"),
-    ({"previous": []}, "recovery.touch"),
-    ({"touch": True}, "recovery.touch"),
-    ([1], "recovery"),
-    ({"touch": 1, "previous": [{"action": "none", "minutes_after_abandon": 1.0, "opened": False,
-                                 "clicked": False}]}, "recovery.previous"),
-    ({"touch": 2, "previous": [{"action": "", "minutes_after_abandon": 1.0, "opened": False,
-                                 "clicked": False}]}, "recovery.previous[0].action"),
-    ({"touch": 2, "previous": [{"action": "none", "minutes_after_abandon": -1.0, "opened": False,
-                                 "clicked": False}]}, "recovery.previous[0].minutes_after_abandon"),
-    ({"touch": 2, "previous": [{"action": "none", "minutes_after_abandon": 1.0, "opened": 1,
-                                 "clicked": False}]}, "recovery.previous[0].opened"),
-])
+@pytest.mark.parametrize(
+    "recovery, field",
+    [
+        ({"touch": 0, "previous": []}, "recovery.touch"),
+        ({"previous": []}, "recovery.touch"),
+        ({"touch": True}, "recovery.touch"),
+        ([1], "recovery"),
+        (
+            {
+                "touch": 1,
+                "previous": [
+                    {
+                        "action": "none",
+                        "minutes_after_abandon": 1.0,
+                        "opened": False,
+                        "clicked": False,
+                    }
+                ],
+            },
+            "recovery.previous",
+        ),
+        (
+            {
+                "touch": 2,
+                "previous": [
+                    {"action": "", "minutes_after_abandon": 1.0, "opened": False, "clicked": False}
+                ],
+            },
+            "recovery.previous[0].action",
+        ),
+        (
+            {
+                "touch": 2,
+                "previous": [
+                    {
+                        "action": "none",
+                        "minutes_after_abandon": -1.0,
+                        "opened": False,
+                        "clicked": False,
+                    }
+                ],
+            },
+            "recovery.previous[0].minutes_after_abandon",
+        ),
+        (
+            {
+                "touch": 2,
+                "previous": [
+                    {"action": "none", "minutes_after_abandon": 1.0, "opened": 1, "clicked": False}
+                ],
+            },
+            "recovery.previous[0].opened",
+        ),
+    ],
+)
 def test_bad_recovery_fields_are_named(recovery, field):
     from engine.context import ContextError, validate_context
 

@@ -18,9 +18,16 @@ def make_record(i, *, user="u0", t=1000.0, action=None, decision_id=None):
     if action == "recall_message":
         probs, eligible = [0.2] * 5, ACTIONS
     return DecisionRecord(
-        timestamp=t, user_hash=user, model_version="m1", actions=ACTIONS, probabilities=probs,
-        eligible=eligible, action=action, features={"x": float(i), "y": 0.5},
-        payload={"i": i}, decision_id=decision_id or f"d{i}",
+        timestamp=t,
+        user_hash=user,
+        model_version="m1",
+        actions=ACTIONS,
+        probabilities=probs,
+        eligible=eligible,
+        action=action,
+        features={"x": float(i), "y": 0.5},
+        payload={"i": i},
+        decision_id=decision_id or f"d{i}",
     )
 
 
@@ -34,7 +41,9 @@ def db_rows(path, sql):
 
 @pytest.fixture(params=["sync", "batch"])
 def log(request, tmp_path):
-    with DecisionLog(tmp_path / "log.db", durability=request.param, attribution_window=WINDOW, salt="pepper") as dlog:
+    with DecisionLog(
+        tmp_path / "log.db", durability=request.param, attribution_window=WINDOW, salt="pepper"
+    ) as dlog:
         yield dlog
 
 
@@ -47,7 +56,9 @@ def test_sync_append_is_committed_before_returning(tmp_path, durability, synchro
         assert db_rows(dlog.path, "SELECT decision_id, reward FROM outcomes") == [("d1", 2.0)]
         assert db_rows(dlog.path, "PRAGMA journal_mode") == [("wal",)]
         # NORMAL (1) survives a killed process, FULL (2) also fsyncs each commit
-        assert dlog._store._write_connection().execute("PRAGMA synchronous").fetchone() == (synchronous,)
+        assert dlog._store._write_connection().execute("PRAGMA synchronous").fetchone() == (
+            synchronous,
+        )
 
 
 def test_decision_round_trips_through_the_database(log):
@@ -76,11 +87,16 @@ def test_first_outcome_wins_and_duplicates_and_unknown_ids_are_counted(log, capl
     with caplog.at_level("WARNING", logger="engine.decision_log"):
         unknown = log.append_outcome("nope", 1.0, 1010.0)
     assert (first.status, second.status, unknown.status) == (
-        OutcomeStatus.ACCEPTED, OutcomeStatus.DUPLICATE, OutcomeStatus.UNKNOWN)
+        OutcomeStatus.ACCEPTED,
+        OutcomeStatus.DUPLICATE,
+        OutcomeStatus.UNKNOWN,
+    )
     assert "unknown decision_id 'nope'" in caplog.text
     log.flush()
     log.append_outcome("d1", 9.0, 1030.0)  # duplicate of an outcome already on disk
-    assert db_rows(log.path, "SELECT decision_id, reward, source, order_id FROM outcomes") == [("d1", 5.0, "reward", "o1")]
+    assert db_rows(log.path, "SELECT decision_id, reward, source, order_id FROM outcomes") == [
+        ("d1", 5.0, "reward", "o1")
+    ]
     health = log.health()
     assert (health["duplicates"], health["unknown_ids"], health["written_outcomes"]) == (2, 1, 1)
 
@@ -102,7 +118,9 @@ def test_outcome_for_user_picks_most_recent_decision_inside_its_window(log):
     receipt = log.outcome_for_user(user, 13.0, 1250.0, "o4", hashed=True)
     assert (receipt.decision_id, receipt.accepted) == ("d4", True)
     log.flush()
-    rows = db_rows(log.path, "SELECT decision_id, reward, source, order_id FROM outcomes ORDER BY decision_id")
+    rows = db_rows(
+        log.path, "SELECT decision_id, reward, source, order_id FROM outcomes ORDER BY decision_id"
+    )
     assert rows == [("d2", 10.0, "event", "o1"), ("d4", 13.0, "event", "o4")]
     assert log.health()["unattributed"] == 1
 
@@ -110,13 +128,24 @@ def test_outcome_for_user_picks_most_recent_decision_inside_its_window(log):
 def test_window_bounds_are_half_open(log):
     log.append_decision(make_record(1, user="h", t=1000.0))
     assert log.outcome_for_user("h", 1.0, 999.0, hashed=True).status is OutcomeStatus.UNATTRIBUTED
-    assert log.outcome_for_user("h", 1.0, 1000.0 + WINDOW, hashed=True).status is OutcomeStatus.UNATTRIBUTED
+    assert (
+        log.outcome_for_user("h", 1.0, 1000.0 + WINDOW, hashed=True).status
+        is OutcomeStatus.UNATTRIBUTED
+    )
     assert log.outcome_for_user("h", 1.0, 1000.0, hashed=True).decision_id == "d1"
 
 
 def test_close_expired_defaults_only_closed_decisions_without_outcome(tmp_path):
-    costs = {"none": 0.0, "recommendation": -0.1, "coupon_5": -0.2, "coupon_10": -0.3, "recall_message": -0.1}
-    with DecisionLog(tmp_path / "e.db", attribution_window=WINDOW, default_reward=costs.__getitem__) as dlog:
+    costs = {
+        "none": 0.0,
+        "recommendation": -0.1,
+        "coupon_5": -0.2,
+        "coupon_10": -0.3,
+        "recall_message": -0.1,
+    }
+    with DecisionLog(
+        tmp_path / "e.db", attribution_window=WINDOW, default_reward=costs.__getitem__
+    ) as dlog:
         for i in range(6):
             dlog.append_decision(make_record(i, user=f"u{i}", t=1000.0 + 10 * i))
         dlog.append_outcome("d1", 4.0, 1015.0)
@@ -124,8 +153,13 @@ def test_close_expired_defaults_only_closed_decisions_without_outcome(tmp_path):
         expired = dlog.close_expired(1125.0)
         assert expired == [("d0", costs[ACTIONS[0]]), ("d2", costs[ACTIONS[2]])]
         assert dlog.close_expired(1125.0) == []  # idempotent
-        assert dlog.append_outcome("d0", 3.0, 1090.0).status is OutcomeStatus.DUPLICATE  # late: default won
-        assert dlog.close_expired(1200.0, limit=2) == [("d3", costs[ACTIONS[3]]), ("d4", costs[ACTIONS[4]])]
+        assert (
+            dlog.append_outcome("d0", 3.0, 1090.0).status is OutcomeStatus.DUPLICATE
+        )  # late: default won
+        assert dlog.close_expired(1200.0, limit=2) == [
+            ("d3", costs[ACTIONS[3]]),
+            ("d4", costs[ACTIONS[4]]),
+        ]
         assert dlog.health()["defaulted"] == 4
     df = read_log(tmp_path / "e.db").set_index("decision_id")
     assert df.loc["d0", "reward_source"] == "default" and df.loc["d0", "reward_timestamp"] == 1100.0
@@ -167,8 +201,15 @@ def test_batch_writer_commits_by_age_while_the_queue_never_empties():
         batches.append(len(batch))
         committed.update((seq, done) for seq in batch)
 
-    writer = BatchWriter(commit, on_committed=lambda _: None, on_dropped=lambda _: None, queue_size=10**6,
-                         spill_size=0, flush_interval=interval, flush_events=10**9)
+    writer = BatchWriter(
+        commit,
+        on_committed=lambda _: None,
+        on_dropped=lambda _: None,
+        queue_size=10**6,
+        spill_size=0,
+        flush_interval=interval,
+        flush_events=10**9,
+    )
     try:
         end, i = time.monotonic() + 1.0, 0
         while time.monotonic() < end:
@@ -192,10 +233,15 @@ def test_batch_mode_commits_early_when_flush_events_are_queued(tmp_path):
         for i in range(99):
             dlog.append_decision(make_record(i, decision_id=f"a{i}"))
         time.sleep(0.2)
-        assert db_rows(dlog.path, "SELECT count(*) FROM decisions") == [(0,)]  # 30 s interval not reached
+        assert db_rows(dlog.path, "SELECT count(*) FROM decisions") == [
+            (0,)
+        ]  # 30 s interval not reached
         dlog.append_decision(make_record(99, decision_id="a99"))
         start = time.monotonic()
-        while db_rows(dlog.path, "SELECT count(*) FROM decisions") != [(100,)] and time.monotonic() - start < 5.0:
+        while (
+            db_rows(dlog.path, "SELECT count(*) FROM decisions") != [(100,)]
+            and time.monotonic() - start < 5.0
+        ):
             time.sleep(0.005)
         assert db_rows(dlog.path, "SELECT count(*) FROM decisions") == [(100,)]
 
@@ -274,5 +320,7 @@ def test_exit_without_close_flushes_via_atexit(tmp_path):
         " actions=('a', 'b'), probabilities=(0.5, 0.5), eligible=('a', 'b'), action='a',"
         " decision_id=f'd{i}')) for i in range(500)]"
     )
-    subprocess.run([sys.executable, "-c", code, str(root), str(tmp_path / "ae.db")], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", code, str(root), str(tmp_path / "ae.db")], check=True, timeout=60
+    )
     assert db_rows(tmp_path / "ae.db", "SELECT count(*) FROM decisions") == [(500,)]

@@ -52,9 +52,20 @@ def run_and_kill(store, durability: str, n_acks: int, rate: float = 0.0) -> list
     acknowledgements; return every (decision_id, monotonic time) it acknowledged."""
     target, spill_dir = store
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(ROOT), target, durability, str(FLUSH_INTERVAL), str(FLUSH_EVENTS),
-         str(rate), spill_dir],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(ROOT),
+            target,
+            durability,
+            str(FLUSH_INTERVAL),
+            str(FLUSH_EVENTS),
+            str(rate),
+            spill_dir,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     acks = []
     try:
@@ -81,13 +92,17 @@ def stored_ids(store) -> set[str]:
     from engine.decision_log import DecisionLog
 
     target, spill_dir = store
-    with DecisionLog(target, spill_dir=spill_dir or None):  # reopening runs WAL recovery / replays spill files
+    with DecisionLog(
+        target, spill_dir=spill_dir or None
+    ):  # reopening runs WAL recovery / replays spill files
         pass
     if target.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(target) as conn:
-            rows = conn.execute("SELECT decision_id, count(*) FROM decisions GROUP BY decision_id").fetchall()
+            rows = conn.execute(
+                "SELECT decision_id, count(*) FROM decisions GROUP BY decision_id"
+            ).fetchall()
         assert all(n == 1 for _, n in rows)
         return {did for did, _ in rows}
     conn = sqlite3.connect(target)
@@ -107,7 +122,9 @@ def test_sync_mode_loses_no_acknowledged_decision(store):
     assert len(stored - acked) <= 1
 
 
-@pytest.mark.parametrize(("n_acks", "rate"), [(1500, 2000.0), (7000, 0.0)], ids=["2000-per-s", "flat-out"])
+@pytest.mark.parametrize(
+    ("n_acks", "rate"), [(1500, 2000.0), (7000, 0.0)], ids=["2000-per-s", "flat-out"]
+)
 def test_batch_mode_loses_at_most_the_last_flush_window(store, n_acks, rate):
     acks = run_and_kill(store, "batch", n_acks=n_acks, rate=rate)
     stored = stored_ids(store)
@@ -121,10 +138,14 @@ def test_batch_mode_loses_at_most_the_last_flush_window(store, n_acks, rate):
     last_ack = acks[-1][1]
     span = last_ack - lost[0][1] if lost else 0.0
     in_window = sum(1 for _, t in acks if t >= last_ack - FLUSH_INTERVAL - SLACK)
-    assert span <= FLUSH_INTERVAL + SLACK, f"lost {len(lost)} decisions spanning {span * 1000:.0f} ms"
+    assert span <= FLUSH_INTERVAL + SLACK, (
+        f"lost {len(lost)} decisions spanning {span * 1000:.0f} ms"
+    )
     assert len(lost) <= max(in_window, FLUSH_EVENTS)
-    print(f"\nbatch kill -9 at {rate or 'max'}/s: {len(acks)} acknowledged, {len(lost)} lost "
-          f"(acknowledged over the last {span * 1000:.1f} ms)")
+    print(
+        f"\nbatch kill -9 at {rate or 'max'}/s: {len(acks)} acknowledged, {len(lost)} lost "
+        f"(acknowledged over the last {span * 1000:.1f} ms)"
+    )
 
 
 # --------------------------------------------------------------------------- full load
@@ -172,11 +193,22 @@ def kill_under_full_load(
     try:
         for k in range(n_procs):
             ack_files.append(tmp / f"acks{k}.txt")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-c", ENGINE_CHILD, str(ROOT), str(path), str(ack_files[-1]), str(k),
-                 str(context_file)],
-                stdout=subprocess.PIPE, text=True,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        ENGINE_CHILD,
+                        str(ROOT),
+                        str(path),
+                        str(ack_files[-1]),
+                        str(k),
+                        str(context_file),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
         for proc in procs:
             assert proc.stdout.readline() == "ready\n"
         time.sleep(DECIDING_S)
@@ -210,6 +242,10 @@ def test_batch_mode_bound_holds_under_full_load(tmp_path, sim_contexts, n_procs)
     stored = stored_ids((str(path), ""))
     lost = [stamp for did, stamp in acks if did not in stored]
     window = killed_at - min(lost) if lost else 0.0
-    print(f"\nbatch kill -9 under full load, {n_procs} process(es): {len(acks)} acknowledged in "
-          f"{DECIDING_S} s, {len(lost)} lost, oldest lost acknowledged {window * 1000:.1f} ms before the kill")
-    assert window <= FLUSH_INTERVAL + LOAD_MARGIN, f"lost decisions acknowledged {window * 1000:.0f} ms before the kill"
+    print(
+        f"\nbatch kill -9 under full load, {n_procs} process(es): {len(acks)} acknowledged in "
+        f"{DECIDING_S} s, {len(lost)} lost, oldest lost acknowledged {window * 1000:.1f} ms before the kill"
+    )
+    assert window <= FLUSH_INTERVAL + LOAD_MARGIN, (
+        f"lost decisions acknowledged {window * 1000:.0f} ms before the kill"
+    )

@@ -15,9 +15,16 @@ ACTIONS = ("none", "coupon_5", "recall_message")
 
 def make_record(i):
     return DecisionRecord(
-        timestamp=1000.0 + i, user_hash=f"u{i % 7}", model_version="m1", actions=ACTIONS,
-        probabilities=(0.5, 0.25, 0.25), eligible=ACTIONS, action=ACTIONS[i % 3],
-        features={"i": float(i), "pad": 0.25}, payload={"note": "x" * 40}, decision_id=f"d{i}",
+        timestamp=1000.0 + i,
+        user_hash=f"u{i % 7}",
+        model_version="m1",
+        actions=ACTIONS,
+        probabilities=(0.5, 0.25, 0.25),
+        eligible=ACTIONS,
+        action=ACTIONS[i % 3],
+        features={"i": float(i), "pad": 0.25},
+        payload={"note": "x" * 40},
+        decision_id=f"d{i}",
     )
 
 
@@ -26,7 +33,9 @@ class Faults:
 
     def __init__(self):
         self.error: Exception | None = None
-        self.on = "INSERT"  # or "COMMIT", or "LATE_INSERT" (an INSERT after another in one transaction)
+        self.on = (
+            "INSERT"  # or "COMMIT", or "LATE_INSERT" (an INSERT after another in one transaction)
+        )
         self._inserts_in_transaction = 0
         self.gate = threading.Event()
         self.gate.set()
@@ -46,12 +55,16 @@ class FaultyConnection:
             self._faults.blocked.set()
             self._faults.gate.wait()
         faults = self._faults
-        faults._inserts_in_transaction = 0 if verb == "BEGIN" else faults._inserts_in_transaction + (verb == "INSERT")
+        faults._inserts_in_transaction = (
+            0 if verb == "BEGIN" else faults._inserts_in_transaction + (verb == "INSERT")
+        )
         # a lone INSERT outside BEGIN ... COMMIT is its own transaction: it commits too
         commits = verb == "COMMIT" or (verb == "INSERT" and not self._conn.in_transaction)
         late = verb == "INSERT" and self._conn.in_transaction and faults._inserts_in_transaction > 1
         if faults.error is not None and (
-            verb == faults.on or (faults.on == "COMMIT" and commits) or (faults.on == "LATE_INSERT" and late)
+            verb == faults.on
+            or (faults.on == "COMMIT" and commits)
+            or (faults.on == "LATE_INSERT" and late)
         ):
             raise faults.error
 
@@ -95,8 +108,12 @@ FAULTS = {
     "full-at-commit": (sqlite3.OperationalError("database or disk is full"), "COMMIT"),
     "read-only": (sqlite3.OperationalError("attempt to write a readonly database"), "INSERT"),
 }
-CASES = [(d, name) for d in ("batch", "sync") for name in FAULTS
-         if not (d == "sync" and name == "io-error-after-first-insert")]  # sync commits one statement
+CASES = [
+    (d, name)
+    for d in ("batch", "sync")
+    for name in FAULTS
+    if not (d == "sync" and name == "io-error-after-first-insert")
+]  # sync commits one statement
 
 
 @pytest.mark.parametrize(("durability", "fault"), CASES)
@@ -105,7 +122,9 @@ def test_injected_write_errors_are_buffered_and_retried(tmp_path, durability, fa
     faults = Faults()
     path = tmp_path / "f.db"
     # a long interval: the explicit flush() calls are the only batch-mode commits
-    with DecisionLog(path, durability=durability, flush_interval=30.0, _connect=faults.connect) as log:
+    with DecisionLog(
+        path, durability=durability, flush_interval=30.0, _connect=faults.connect
+    ) as log:
         for i in range(50):
             log.append_decision(make_record(i))
         assert log.append_outcome("d0", 1.0, 1001.0).accepted
@@ -169,8 +188,13 @@ def test_real_full_disk_via_max_page_count(tmp_path):
 
 def test_stuck_writer_never_blocks_callers_and_memory_stays_bounded(tmp_path):
     faults = Faults()
-    with DecisionLog(path := tmp_path / "stuck.db", queue_size=100, spill_size=50, flush_events=10,
-                     _connect=faults.connect) as log:
+    with DecisionLog(
+        path := tmp_path / "stuck.db",
+        queue_size=100,
+        spill_size=50,
+        flush_events=10,
+        _connect=faults.connect,
+    ) as log:
         faults.gate.clear()
         log.append_decision(make_record(0))
         assert faults.blocked.wait(5.0)  # the writer is now stuck inside a commit
@@ -197,8 +221,13 @@ def test_stuck_writer_never_blocks_callers_and_memory_stays_bounded(tmp_path):
 def test_spill_is_bounded_during_failures_and_drops_are_counted(tmp_path, caplog):
     faults = Faults()
     faults.error = sqlite3.OperationalError("disk I/O error")
-    with DecisionLog(tmp_path / "b.db", durability="sync", queue_size=1000, spill_size=30,
-                     _connect=faults.connect) as log:
+    with DecisionLog(
+        tmp_path / "b.db",
+        durability="sync",
+        queue_size=1000,
+        spill_size=30,
+        _connect=faults.connect,
+    ) as log:
         with caplog.at_level("ERROR", logger="engine.decision_log"):
             for i in range(100):
                 log.append_decision(make_record(i))
@@ -217,7 +246,9 @@ def test_spill_is_bounded_during_failures_and_drops_are_counted(tmp_path, caplog
 def test_failures_back_off_instead_of_retrying_every_call(tmp_path):
     faults = Faults()
     faults.error = sqlite3.OperationalError("disk I/O error")
-    with DecisionLog(tmp_path / "bo.db", durability="sync", flush_interval=0.05, _connect=faults.connect) as log:
+    with DecisionLog(
+        tmp_path / "bo.db", durability="sync", flush_interval=0.05, _connect=faults.connect
+    ) as log:
         start = time.monotonic()
         for i in range(300):
             log.append_decision(make_record(i))
@@ -238,7 +269,9 @@ def test_sync_caller_stops_waiting_for_a_hung_disk(tmp_path, monkeypatch):
         log.append_decision(make_record(0))
         faults.gate.clear()  # the next commit hangs in its first write
         returned = threading.Event()
-        caller = threading.Thread(target=lambda: (log.append_decision(make_record(1)), returned.set()))
+        caller = threading.Thread(
+            target=lambda: (log.append_decision(make_record(1)), returned.set())
+        )
         caller.start()
         assert returned.wait(5.0), "a sync append waited for a hung disk"
         assert faults.blocked.is_set() and log.health()["sync_timeouts"] == 1

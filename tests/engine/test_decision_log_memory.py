@@ -7,7 +7,15 @@ import time
 
 from engine.decision_log import DecisionLog, DecisionRecord
 
-ACTIONS = ("none", "recommendation", "coupon_5", "coupon_10", "coupon_20", "time_limited_offer", "recall_message")
+ACTIONS = (
+    "none",
+    "recommendation",
+    "coupon_5",
+    "coupon_10",
+    "coupon_20",
+    "time_limited_offer",
+    "recall_message",
+)
 PROBS = (0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1)
 FEATURES = [f"f{j}" for j in range(20)]
 N = 200_000
@@ -27,14 +35,25 @@ def test_rss_growth_is_small_for_200k_decisions(tmp_path):
                 log.flush()
                 gc.collect()
                 baseline = rss_bytes()
-            log.append_decision(DecisionRecord(
-                timestamp=1000.0 + i, user_hash=f"u{i % 5000}", model_version="m1", actions=ACTIONS,
-                probabilities=PROBS, eligible=ACTIONS, action=ACTIONS[i % 7],
-                features=dict.fromkeys(FEATURES, float(i)), payload={"i": i}, decision_id=f"d{i}",
-            ))
+            log.append_decision(
+                DecisionRecord(
+                    timestamp=1000.0 + i,
+                    user_hash=f"u{i % 5000}",
+                    model_version="m1",
+                    actions=ACTIONS,
+                    probabilities=PROBS,
+                    eligible=ACTIONS,
+                    action=ACTIONS[i % 7],
+                    features=dict.fromkeys(FEATURES, float(i)),
+                    payload={"i": i},
+                    decision_id=f"d{i}",
+                )
+            )
             if i % 4 == 0:
                 log.append_outcome(f"d{i}", 1.0, 1001.0 + i)
-            if i % 1000 == 0:  # a real checkout is far slower than this loop: do not outrun the writer
+            if (
+                i % 1000 == 0
+            ):  # a real checkout is far slower than this loop: do not outrun the writer
                 while log.health()["queued"] > 20_000:
                     time.sleep(0.005)
         log.flush()

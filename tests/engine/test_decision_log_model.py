@@ -42,12 +42,25 @@ class Model:
         return best[0], self.reward(best[0], value)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=operations)
 @example(ops=[("decide", "a", 3), ("decide", "a", 3), ("order", "a", 5)])  # tie, buffered
-@example(ops=[("decide", "a", 3), ("decide", "a", 3), ("flush", None, None), ("order", "a", 5)])  # tie, stored
-@example(ops=[("decide", "a", 3), ("flush", None, None), ("decide", "a", 3), ("order", "a", 5),
-              ("order", "a", 6), ("reward", 0, 7), ("reward", 1, 7)])  # tie across the two
+@example(
+    ops=[("decide", "a", 3), ("decide", "a", 3), ("flush", None, None), ("order", "a", 5)]
+)  # tie, stored
+@example(
+    ops=[
+        ("decide", "a", 3),
+        ("flush", None, None),
+        ("decide", "a", 3),
+        ("order", "a", 5),
+        ("order", "a", 6),
+        ("reward", 0, 7),
+        ("reward", 1, 7),
+    ]
+)  # tie across the two
 def test_log_agrees_with_reference_model(tmp_path_factory, ops):
     path = tmp_path_factory.mktemp("model") / "log.db"
     model = Model()
@@ -56,9 +69,18 @@ def test_log_agrees_with_reference_model(tmp_path_factory, ops):
             value = float(step)
             if kind == "decide":
                 did = f"d{len(model.decisions)}"
-                log.append_decision(DecisionRecord(
-                    timestamp=float(t), user_hash=key, model_version="m", actions=ACTIONS,
-                    probabilities=(0.5, 0.5), eligible=ACTIONS, action="none", decision_id=did))
+                log.append_decision(
+                    DecisionRecord(
+                        timestamp=float(t),
+                        user_hash=key,
+                        model_version="m",
+                        actions=ACTIONS,
+                        probabilities=(0.5, 0.5),
+                        eligible=ACTIONS,
+                        action="none",
+                        decision_id=did,
+                    )
+                )
                 model.decisions.append((did, key, float(t)))
             elif kind == "reward":
                 did = f"d{key}"

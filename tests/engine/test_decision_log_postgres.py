@@ -31,9 +31,12 @@ T0 = 1_767_225_600.0
 
 def cart(i: int) -> dict:
     """A valid context for cart ``i`` (user ``u<i % 5000>``, one second apart)."""
-    return {"user_id": f"u{i % 5000}", "timestamp": T0 + i,
-            "cart": [{"item_id": f"i{i % 50}", "price": 20.0 + i % 80, "quantity": 1 + i % 3}],
-            "channels": {"email": True, "sms": i % 2 == 0, "push": i % 3 == 0}}
+    return {
+        "user_id": f"u{i % 5000}",
+        "timestamp": T0 + i,
+        "cart": [{"item_id": f"i{i % 50}", "price": 20.0 + i % 80, "quantity": 1 + i % 3}],
+        "channels": {"email": True, "sms": i % 2 == 0, "push": i % 3 == 0},
+    }
 
 
 DECIDER = r"""
@@ -96,19 +99,48 @@ print(reported, round(busy, 3), statuses)
 def test_processes_decide_and_report_against_one_store(pg_url, tmp_path):
     start = time.perf_counter()
     deciders = [
-        subprocess.Popen([sys.executable, "-c", DECIDER, str(ROOT), pg_url, str(p), str(N_PROCS), str(N_THREADS),
-                          str(N_CARTS), str(tmp_path / "spill")], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                DECIDER,
+                str(ROOT),
+                pg_url,
+                str(p),
+                str(N_PROCS),
+                str(N_THREADS),
+                str(N_CARTS),
+                str(tmp_path / "spill"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for p in range(N_PROCS)
     ]
-    reporter = subprocess.Popen([sys.executable, "-c", REPORTER, str(ROOT), pg_url, str(N_CARTS), str(OUTCOME_EVERY),
-                                 str(DUPLICATE_EVERY), str(N_EARLY)], stdout=subprocess.PIPE, text=True)
+    reporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            REPORTER,
+            str(ROOT),
+            pg_url,
+            str(N_CARTS),
+            str(OUTCOME_EVERY),
+            str(DUPLICATE_EVERY),
+            str(N_EARLY),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     results = [p.communicate(timeout=600)[0].split() for p in deciders]
     decide_s = time.perf_counter() - start
     report_out = reporter.communicate(timeout=600)[0]
     assert all(p.returncode == 0 for p in deciders) and reporter.returncode == 0, report_out
     assert sum(int(r[0]) for r in results) == 0  # no fallback
     assert sum(int(r[1]) for r in results) == N_CARTS
-    assert all(r[3] == "0" and r[4] == "0" for r in results)  # nothing left in spill files, nothing dropped
+    assert all(
+        r[3] == "0" and r[4] == "0" for r in results
+    )  # nothing left in spill files, nothing dropped
     assert sum(int(r[2]) for r in results) == N_CARTS  # each decision written once, by its process
 
     with DecisionLog(pg_url, spill_dir=tmp_path / "spill") as log:
@@ -118,21 +150,30 @@ def test_processes_decide_and_report_against_one_store(pg_url, tmp_path):
     with psycopg.connect(pg_url) as conn:
         ids = conn.execute("SELECT decision_id FROM decisions").fetchall()
         outcomes = dict(conn.execute("SELECT decision_id, reward FROM outcomes").fetchall())
-        statuses = dict(conn.execute("SELECT status, count(*) FROM outcome_events GROUP BY status").fetchall())
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM outcome_events GROUP BY status").fetchall()
+        )
     assert len(ids) == N_CARTS and {i for (i,) in ids} == {f"c{i}" for i in range(N_CARTS)}
     assert statuses == {"joined": reported, "duplicate": duplicates}
     assert outcomes == {f"c{i}": float(i) for i in range(0, N_CARTS, OUTCOME_EVERY)}  # first wins
     n_events, report_s, _ = report_out.split(maxsplit=2)
-    print(f"\n{N_CARTS} decisions by {N_PROCS}x{N_THREADS} threads in {decide_s:.1f} s "
-          f"({N_CARTS / decide_s:.0f}/s incl. start-up); {n_events} outcome events reported and joined in "
-          f"{float(report_s):.1f} s of record_outcome calls ({int(n_events) / float(report_s):.0f}/s, one transaction each)")
+    print(
+        f"\n{N_CARTS} decisions by {N_PROCS}x{N_THREADS} threads in {decide_s:.1f} s "
+        f"({N_CARTS / decide_s:.0f}/s incl. start-up); {n_events} outcome events reported and joined in "
+        f"{float(report_s):.1f} s of record_outcome calls ({int(n_events) / float(report_s):.0f}/s, one transaction each)"
+    )
 
 
 def test_retried_decide_returns_the_same_action_and_leaves_one_row(pg_url, tmp_path):
-    engines = [DecisionEngine(seed=0, log=DecisionLog(pg_url, durability="sync", spill_dir=tmp_path)) for _ in range(2)]
+    engines = [
+        DecisionEngine(seed=0, log=DecisionLog(pg_url, durability="sync", spill_dir=tmp_path))
+        for _ in range(2)
+    ]
     first = [engines[0].decide(cart(i), decision_id=f"req-{i}") for i in range(200)]
     again = [engines[0].decide(cart(i), decision_id=f"req-{i}") for i in range(200)]  # same process
-    other = [engines[1].decide(cart(i), decision_id=f"req-{i}") for i in range(200)]  # another worker
+    other = [
+        engines[1].decide(cart(i), decision_id=f"req-{i}") for i in range(200)
+    ]  # another worker
     for eng in engines:
         eng.close()
     assert all(a is b for a, b in zip(first, again))
@@ -176,23 +217,39 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
     assert slowest < 0.5  # decide never waited for the store
     assert health_during["spill_file_events"] > 0 and not health_during["healthy"]
     with psycopg.connect(pg_url) as conn:
-        stored = conn.execute("SELECT decision_id, count(*) FROM decisions GROUP BY decision_id").fetchall()
+        stored = conn.execute(
+            "SELECT decision_id, count(*) FROM decisions GROUP BY decision_id"
+        ).fetchall()
         n_rows = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
     assert n_rows == len(decisions) == len(stored)
     assert {did for did, _ in stored} == {d.decision_id for d in decisions}
-    print(f"\noutage: {len(decisions)} decisions, {health_during['spill_file_events']} in the spill file during "
-          f"the 10 s cut, slowest decide {slowest * 1000:.1f} ms")
+    print(
+        f"\noutage: {len(decisions)} decisions, {health_during['spill_file_events']} in the spill file during "
+        f"the 10 s cut, slowest decide {slowest * 1000:.1f} ms"
+    )
 
 
 def _decision(log, did, user, ts, action="coupon_5"):
     actions = ("none", "coupon_5")
-    log.append_decision(DecisionRecord(timestamp=ts, user_hash=log.hash_user(user), model_version="m", actions=actions,
-                                       probabilities=(0.5, 0.5), eligible=actions, action=action, decision_id=did))
+    log.append_decision(
+        DecisionRecord(
+            timestamp=ts,
+            user_hash=log.hash_user(user),
+            model_version="m",
+            actions=actions,
+            probabilities=(0.5, 0.5),
+            eligible=actions,
+            action=action,
+            decision_id=did,
+        )
+    )
 
 
 def test_join_rules_in_the_database(pg_url, tmp_path):
     salt = "cartwise-development-salt"
-    with DecisionLog(pg_url, durability="sync", attribution_window=3600.0, salt=salt, spill_dir=tmp_path) as log:
+    with DecisionLog(
+        pg_url, durability="sync", attribution_window=3600.0, salt=salt, spill_dir=tmp_path
+    ) as log:
         # an outcome reported before its decision is stored waits, then joins
         assert record_outcome(pg_url, "early", value=5.0, timestamp=T0 + 10) == "pending"
         _decision(log, "early", "ua", T0)
@@ -200,21 +257,36 @@ def test_join_rules_in_the_database(pg_url, tmp_path):
         _decision(log, "a2", "ub", T0 + 100)  # ub's latest
         _decision(log, "c1", "uc", T0 + 50)
         _decision(log, "d1", "ud", T0)
-        assert record_order(pg_url, user_id="ub", value=9.0, timestamp=T0 + 200, order_id="o1") == "joined"
-        assert record_order(pg_url, user_id="ub", value=9.0, timestamp=T0 + 200, order_id="o1") == "duplicate"
+        assert (
+            record_order(pg_url, user_id="ub", value=9.0, timestamp=T0 + 200, order_id="o1")
+            == "joined"
+        )
+        assert (
+            record_order(pg_url, user_id="ub", value=9.0, timestamp=T0 + 200, order_id="o1")
+            == "duplicate"
+        )
         # an order dated 30 s before the user's decision (clock skew) is inside the backward window
-        assert record_order(pg_url, user_id="uc", value=3.0, timestamp=T0 + 20, order_id="o2") == "joined"
+        assert (
+            record_order(pg_url, user_id="uc", value=3.0, timestamp=T0 + 20, order_id="o2")
+            == "joined"
+        )
         assert record_outcome(pg_url, "d1", value=1.0, timestamp=T0 + 3600 + 1) == "late"
         assert record_order(pg_url, user_id="nobody", value=1.0, timestamp=T0) == "pending"
         # windows closed without a joined outcome get the default reward (the late one does not count)
         assert log.close_expired(T0 + 4000) == [("a1", 0.0), ("d1", 0.0)]
     df = read_log(pg_url).set_index("decision_id")
-    assert df.loc["early", "reward"] == 5.0 and df.loc["a2", "reward"] == 9.0 and df.loc["c1", "reward"] == 3.0
+    assert (
+        df.loc["early", "reward"] == 5.0
+        and df.loc["a2", "reward"] == 9.0
+        and df.loc["c1", "reward"] == 3.0
+    )
     assert df.loc["a2", "order_id"] == "o1" and df.loc["c1", "reward_source"] == "event"
     assert df.loc["a1", "reward"] == 0.0 and df.loc["a1", "reward_source"] == "default"
     assert df.loc["d1", "reward"] == 0.0  # the late outcome is kept as an event, never joined
     with psycopg.connect(pg_url) as conn:
-        statuses = dict(conn.execute("SELECT status, count(*) FROM outcome_events GROUP BY status").fetchall())
+        statuses = dict(
+            conn.execute("SELECT status, count(*) FROM outcome_events GROUP BY status").fetchall()
+        )
     assert statuses == {"joined": 3 + 2, "duplicate": 1, "late": 1, "pending": 1}  # and 2 defaults
 
 

@@ -6,7 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from engine.decision_log import DecisionRecord, OutcomeRecord, OutcomeStatus, hash_user_id, user_hasher
+from engine.decision_log import (
+    DecisionRecord,
+    OutcomeRecord,
+    OutcomeStatus,
+    hash_user_id,
+    user_hasher,
+)
 from engine.decision_log.records import OutcomeReceipt
 
 ACTIONS = ("none", "coupon_5", "recall_message")
@@ -14,9 +20,15 @@ ACTIONS = ("none", "coupon_5", "recall_message")
 
 def record(**overrides):
     fields = dict(
-        timestamp=1767225600.0, user_hash="h1", model_version="m1", actions=ACTIONS,
-        probabilities=(0.5, 0.5, 0.0), eligible=("none", "coupon_5"), action="coupon_5",
-        features={"cart_value": 59.9, "hour": 21}, payload={"coupon_percent": 5},
+        timestamp=1767225600.0,
+        user_hash="h1",
+        model_version="m1",
+        actions=ACTIONS,
+        probabilities=(0.5, 0.5, 0.0),
+        eligible=("none", "coupon_5"),
+        action="coupon_5",
+        features={"cart_value": 59.9, "hour": 21},
+        payload={"coupon_percent": 5},
     )
     fields.update(overrides)
     return DecisionRecord(**fields)
@@ -50,7 +62,10 @@ def test_numpy_inputs_are_normalised_to_python_floats():
         ({"eligible": ("none", "sms")}, "eligible contains ['sms']"),
         ({"actions": ("none", "none", "coupon_5")}, "names must be unique"),
         ({"features": {"x": math.nan}}, "features['x'] == nan"),
-        ({"features": {"x": 1e39}}, "features['x'] == 1e+39, must be a number in [-3.4028234663852886e+38, "),
+        (
+            {"features": {"x": 1e39}},
+            "features['x'] == 1e+39, must be a number in [-3.4028234663852886e+38, ",
+        ),
         ({"features": {"x": "high"}}, "features['x'] == 'high'"),
         ({"payload": {"when": object()}}, "JSON-serialisable"),
         ({"timestamp": -1.0}, "timestamp == -1.0"),
@@ -87,7 +102,10 @@ def test_hash_matches_an_independent_keyed_blake2b_and_depends_on_salt():
     assert "u000042" not in expected
     hasher = user_hasher("pepper")  # the engine's: one keyed state, copied for each id
     assert [hasher(u) for u in ("u000042", "u7", "u000042")] == [
-        expected, hashlib.blake2b(b"u7", key=b"pepper", digest_size=16).hexdigest(), expected]
+        expected,
+        hashlib.blake2b(b"u7", key=b"pepper", digest_size=16).hexdigest(),
+        expected,
+    ]
 
 
 def test_hash_rejects_bad_inputs():

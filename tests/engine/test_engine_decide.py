@@ -38,15 +38,21 @@ def test_every_decision_on_simulated_carts_is_valid(sim_contexts, learner):
 
 
 channel_flags = st.fixed_dictionaries({c: st.booleans() for c in ("email", "sms", "push")})
-cart_line = st.fixed_dictionaries({
-    "item_id": st.text(min_size=1, max_size=12), "price": st.floats(0, 5000, allow_nan=False),
-    "quantity": st.integers(1, 5)})
-random_context = st.fixed_dictionaries({
-    "user_id": st.text(min_size=1, max_size=20),
-    "timestamp": st.floats(1.6e9, 1.9e9),
-    "cart": st.lists(cart_line, min_size=1, max_size=6),
-    "channels": channel_flags,
-})
+cart_line = st.fixed_dictionaries(
+    {
+        "item_id": st.text(min_size=1, max_size=12),
+        "price": st.floats(0, 5000, allow_nan=False),
+        "quantity": st.integers(1, 5),
+    }
+)
+random_context = st.fixed_dictionaries(
+    {
+        "user_id": st.text(min_size=1, max_size=20),
+        "timestamp": st.floats(1.6e9, 1.9e9),
+        "cart": st.lists(cart_line, min_size=1, max_size=6),
+        "channels": channel_flags,
+    }
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,7 +76,9 @@ def test_frequency_cap_blocks_contacts(sim_contexts):
     eng = DecisionEngine(seed=0, learner="linucb", guardrails=GuardrailConfig(max_contacts=1))
     ctx = copy.deepcopy(sim_contexts[0])
     ctx["channels"] = {"email": True, "sms": True, "push": True}
-    ctx["history"]["contacts"] = [{"timestamp": ctx["timestamp"] - 3600, "action": "recall_message", "converted": False}]
+    ctx["history"]["contacts"] = [
+        {"timestamp": ctx["timestamp"] - 3600, "action": "recall_message", "converted": False}
+    ]
     d = eng.decide(ctx)
     assert list(d.probabilities) == ["none"] and d.action == "none"
 
@@ -93,7 +101,11 @@ def test_daily_coupon_budget_stops_coupons_when_spent(sim_contexts):
 
 
 def test_payloads_carry_what_checkout_needs(sim_contexts):
-    eng = DecisionEngine(seed=0, learner="linucb", guardrails=GuardrailConfig(exploration_floor=0.9, max_contacts=None))
+    eng = DecisionEngine(
+        seed=0,
+        learner="linucb",
+        guardrails=GuardrailConfig(exploration_floor=0.9, max_contacts=None),
+    )
     seen = {}
     for ctx in sim_contexts[:500]:
         d = eng.decide(ctx)
@@ -117,6 +129,7 @@ def _bad_inputs(base):
         ctx = copy.deepcopy(base)
         fn(ctx)
         return ctx
+
     return [
         ("not a dict", "oops", None),
         ("missing user_id", edit(lambda c: c.pop("user_id")), "user_id"),
@@ -184,7 +197,12 @@ def test_rewards_duplicates_unknown_and_invalid_are_counted(sim_contexts):
     assert eng.reward("no-such-id", 1.0) is False
     assert eng.reward(d.decision_id, float("nan")) is False
     h = eng.health()
-    assert (h["rewards_learned"], h["duplicate_rewards"], h["unknown_rewards"], h["invalid_rewards"]) == (1, 1, 1, 1)
+    assert (
+        h["rewards_learned"],
+        h["duplicate_rewards"],
+        h["unknown_rewards"],
+        h["invalid_rewards"],
+    ) == (1, 1, 1, 1)
     assert eng.learner.n_updates == 1
     with pytest.raises(ValueError, match="value == nan"):
         DecisionEngine(seed=0, learner="linucb", strict=True).reward("x", float("nan"))
@@ -221,8 +239,9 @@ def test_guardrail_block_counts_are_exact_under_threads(sim_contexts):
     assert guard.blocked["frequency"] == 8 * per_thread
 
 
-_DISTRIBUTIONS = st.lists(st.tuples(st.floats(0.0, 1.0), st.booleans()), min_size=1, max_size=9).filter(
-    lambda rows: any(ok and p > 0 for p, ok in rows))
+_DISTRIBUTIONS = st.lists(
+    st.tuples(st.floats(0.0, 1.0), st.booleans()), min_size=1, max_size=9
+).filter(lambda rows: any(ok and p > 0 for p, ok in rows))
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -231,8 +250,8 @@ def test_list_sampling_and_floor_match_the_numpy_reference(rows, u):
     """decide works on plain lists for speed; it must draw exactly what the numpy inverse CDF draws."""
     import numpy as np
 
-    from engine.sampling import sample_index
     from engine.guardrails import Guardrails
+    from engine.sampling import sample_index
 
     mask = [ok for _, ok in rows]
     probs = [p if ok else 0.0 for p, ok in rows]

@@ -74,8 +74,10 @@ def _set(ctx, path, value):
 def _with_history(ctx):
     out = copy.deepcopy(ctx)
     out["history"] = dict(out.get("history") or {})
-    out["history"]["orders"] = [{"timestamp": 1.0, "items": ["i1"], "value": 10.0, "coupon_percent": 5},
-                                {"timestamp": 2.0, "items": ["i2"], "value": 20.0}]
+    out["history"]["orders"] = [
+        {"timestamp": 1.0, "items": ["i1"], "value": 10.0, "coupon_percent": 5},
+        {"timestamp": 2.0, "items": ["i2"], "value": 20.0},
+    ]
     out["history"]["contacts"] = [{"timestamp": 1.0, "action": "email", "converted": False}]
     out["session"] = {"device": "mobile", "hour": 3, "session_seconds": 10.0}
     out["channels"] = {"email": True, "sms": False, "push": True}
@@ -84,11 +86,15 @@ def _with_history(ctx):
 
 # The classes of issue 18, each with the field path its fallback must be counted under.
 NAMED_CASES = [
-    (("cart", 0, "price"), -10**400, "cart[].price"),
+    (("cart", 0, "price"), -(10**400), "cart[].price"),
     (("cart", 0, "price"), 10**400, "cart[].price"),
-    (("session", "session_seconds"), -10**400, "session.session_seconds"),
+    (("session", "session_seconds"), -(10**400), "session.session_seconds"),
     (("timestamp",), 10**400, "timestamp"),
-    (("history", "orders", 0, "coupon_percent"), np.array([5, 10]), "history.orders[].coupon_percent"),
+    (
+        ("history", "orders", 0, "coupon_percent"),
+        np.array([5, 10]),
+        "history.orders[].coupon_percent",
+    ),
     (("user_id",), Hostile(), "user_id"),
     (("user_id",), HostileStr("abc"), "user_id"),
     (("user_id",), _deep(1_000), "user_id"),
@@ -108,7 +114,9 @@ def base_context(sim_contexts):
     return ctx
 
 
-@pytest.mark.parametrize("path, value, key", NAMED_CASES, ids=[c[2] + "-" + type(c[1]).__name__ for c in NAMED_CASES])
+@pytest.mark.parametrize(
+    "path, value, key", NAMED_CASES, ids=[c[2] + "-" + type(c[1]).__name__ for c in NAMED_CASES]
+)
 def test_named_bad_inputs_fall_back_counted_under_their_field(base_context, path, value, key):
     eng = DecisionEngine(seed=0, learner="linucb")
     assert not eng.decide(base_context).fallback
@@ -135,39 +143,97 @@ def test_cart_value_beyond_float_range_is_rejected(base_context):
 
 # ------------------------------------------------------------------ property test: decide
 
-_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e308, -1e308, 5e-324, -0.0])
-_ints = st.integers() | st.sampled_from([10**400, -10**400, 2**63, -(2**63)]) | st.just(0).map(lambda _: 10**5000)
-_numpy = st.sampled_from([np.array([5, 10]), np.array(1.0), np.float32("nan"), np.int64(3), np.float64(1e300),
-                          np.bool_(True), np.array([]), np.uint8(255), np.float16("inf")])
+_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [1e308, -1e308, 5e-324, -0.0]
+)
+_ints = (
+    st.integers()
+    | st.sampled_from([10**400, -(10**400), 2**63, -(2**63)])
+    | st.just(0).map(lambda _: 10**5000)
+)
+_numpy = st.sampled_from(
+    [
+        np.array([5, 10]),
+        np.array(1.0),
+        np.float32("nan"),
+        np.int64(3),
+        np.float64(1e300),
+        np.bool_(True),
+        np.array([]),
+        np.uint8(255),
+        np.float16("inf"),
+    ]
+)
 _texts = st.text(max_size=300) | st.sampled_from(["\ud800", "x" * 257, "", "\x00", "é" * 256])
 HOSTILE_VALUES = (
-    _floats | _ints | _numpy | _texts | st.binary(max_size=50) | st.booleans() | st.none()
-    | st.builds(Hostile) | st.builds(HostileStr, st.just("x")) | st.builds(object)
+    _floats
+    | _ints
+    | _numpy
+    | _texts
+    | st.binary(max_size=50)
+    | st.booleans()
+    | st.none()
+    | st.builds(Hostile)
+    | st.builds(HostileStr, st.just("x"))
+    | st.builds(object)
     | st.sampled_from([0, 1, 2]).map(lambda i: (_deep(1_000), HUGE_LIST, [1, 2])[i])
-    | st.recursive(st.none() | st.integers() | st.text(max_size=5),
-                   lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                   max_leaves=10)
+    | st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+        max_leaves=10,
+    )
 )
 PATHS = [
-    (), ("user_id",), ("timestamp",), ("cart",), ("cart", 0), ("cart", 1, "price"), ("cart", 0, "quantity"),
-    ("cart", 1, "item_id"), ("cart", 0, "category"), ("session",), ("session", "device"), ("session", "hour"),
-    ("session", "session_seconds"), ("session", "product_views"), ("channels",), ("channels", "sms"),
-    ("history",), ("history", "first_seen"), ("history", "sessions"), ("history", "orders"),
-    ("history", "orders", 0), ("history", "orders", 1, "timestamp"), ("history", "orders", 0, "items"),
-    ("history", "orders", 0, "value"), ("history", "orders", 0, "coupon_percent"),
-    ("history", "orders", 1, "recovered_by"), ("history", "contacts", 0, "timestamp"),
-    ("history", "contacts", 0, "action"), ("history", "contacts", 0, "converted"),
+    (),
+    ("user_id",),
+    ("timestamp",),
+    ("cart",),
+    ("cart", 0),
+    ("cart", 1, "price"),
+    ("cart", 0, "quantity"),
+    ("cart", 1, "item_id"),
+    ("cart", 0, "category"),
+    ("session",),
+    ("session", "device"),
+    ("session", "hour"),
+    ("session", "session_seconds"),
+    ("session", "product_views"),
+    ("channels",),
+    ("channels", "sms"),
+    ("history",),
+    ("history", "first_seen"),
+    ("history", "sessions"),
+    ("history", "orders"),
+    ("history", "orders", 0),
+    ("history", "orders", 1, "timestamp"),
+    ("history", "orders", 0, "items"),
+    ("history", "orders", 0, "value"),
+    ("history", "orders", 0, "coupon_percent"),
+    ("history", "orders", 1, "recovered_by"),
+    ("history", "contacts", 0, "timestamp"),
+    ("history", "contacts", 0, "action"),
+    ("history", "contacts", 0, "converted"),
 ]
 
 
 @pytest.fixture(scope="module")
 def fuzz_engines(base_context, sim_contexts):
     cf = CFModel(seed=0).fit(interactions_from_contexts(sim_contexts[:300]))
-    return {strict: DecisionEngine(seed=0, learner="linucb", cf=cf, strict=strict) for strict in (False, True)}
+    return {
+        strict: DecisionEngine(seed=0, learner="linucb", cf=cf, strict=strict)
+        for strict in (False, True)
+    }
 
 
-@settings(max_examples=400, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=400,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(edits=st.lists(st.tuples(st.sampled_from(PATHS), HOSTILE_VALUES), min_size=1, max_size=3))
 def test_decide_never_raises_on_malformed_contexts(base_context, fuzz_engines, edits):
     ctx = base_context
@@ -199,16 +265,33 @@ def test_decide_never_raises_on_malformed_contexts(base_context, fuzz_engines, e
 # ------------------------------------------------------------------ reward
 
 BAD_REWARD_ARGS = [
-    ("x", 10**400, None), ([], 1.0, None), (None, 1.0, None), ("\ud800", 1.0, None), (b"abc", 1.0, None),
-    (Hostile(), 1.0, None), (HostileStr("x"), 1.0, None), ("x" * 10_000, 1.0, None), (HUGE_LIST, 1.0, None),
+    ("x", 10**400, None),
+    ([], 1.0, None),
+    (None, 1.0, None),
+    ("\ud800", 1.0, None),
+    (b"abc", 1.0, None),
+    (Hostile(), 1.0, None),
+    (HostileStr("x"), 1.0, None),
+    ("x" * 10_000, 1.0, None),
+    (HUGE_LIST, 1.0, None),
 ]
 
 
 def _valid_id_bad_args(decision_id):
-    return [(decision_id, 10**400, None), (decision_id, float("nan"), None), (decision_id, True, None),
-            (decision_id, np.array([1.0]), None), (decision_id, Hostile(), None), (decision_id, "1.0", None),
-            (decision_id, 1.0, "yesterday"), (decision_id, 1.0, float("nan")), (decision_id, 1.0, float("inf")),
-            (decision_id, 1.0, 10**400), (decision_id, 1.0, Hostile()), (decision_id, 1.0, np.array([1.0, 2.0]))]
+    return [
+        (decision_id, 10**400, None),
+        (decision_id, float("nan"), None),
+        (decision_id, True, None),
+        (decision_id, np.array([1.0]), None),
+        (decision_id, Hostile(), None),
+        (decision_id, "1.0", None),
+        (decision_id, 1.0, "yesterday"),
+        (decision_id, 1.0, float("nan")),
+        (decision_id, 1.0, float("inf")),
+        (decision_id, 1.0, 10**400),
+        (decision_id, 1.0, Hostile()),
+        (decision_id, 1.0, np.array([1.0, 2.0])),
+    ]
 
 
 @pytest.mark.parametrize("with_log", [False, True])
@@ -253,16 +336,25 @@ def test_reward_retry_after_a_failed_log_write_is_learned(tmp_path, sim_contexts
     eng.close()
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-@given(decision_id=HOSTILE_VALUES | st.just("known"), value=HOSTILE_VALUES, timestamp=HOSTILE_VALUES)
+@settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    decision_id=HOSTILE_VALUES | st.just("known"), value=HOSTILE_VALUES, timestamp=HOSTILE_VALUES
+)
 def test_reward_property_never_raises(fuzz_engines, decision_id, value, timestamp):
     eng = fuzz_engines[False]
     before = eng.health()
     result = eng.reward(decision_id, value, timestamp)
     after = eng.health()
     assert result is False and after["errors"] == before["errors"]
-    assert (after["invalid_rewards"] + after["rewards"]) == (before["invalid_rewards"] + before["rewards"] + 1)
+    assert (after["invalid_rewards"] + after["rewards"]) == (
+        before["invalid_rewards"] + before["rewards"] + 1
+    )
     try:
         fuzz_engines[True].reward(decision_id, value, timestamp)
     except ValueError:
@@ -270,6 +362,7 @@ def test_reward_property_never_raises(fuzz_engines, decision_id, value, timestam
 
 
 # ------------------------------------------------------------------ hot swap vs reward
+
 
 def test_hot_swaps_between_feature_sets_race_rewards_without_error(tmp_path, sim_contexts):
     cf = CFModel(seed=0).fit(interactions_from_contexts(sim_contexts[:300]))
@@ -313,14 +406,19 @@ def test_hot_swaps_between_feature_sets_race_rewards_without_error(tmp_path, sim
 
 # ------------------------------------------------------------------ no raw ids in the log
 
+
 def test_fallback_reasons_in_the_log_hold_no_raw_identifier(tmp_path, sim_contexts):
     path = tmp_path / "d.db"
     eng = DecisionEngine(path, seed=0, learner="linucb", salt="test-salt", durability="sync")
     long_id = "customer-" + "7" * 300
     ctx = sim_contexts[0]
-    cases = [_set(ctx, ("user_id",), 90210417), _set(ctx, ("user_id",), b"john.smith@example.com"),
-             _set(ctx, ("user_id",), long_id), _set(ctx, ("user_id",), "jane.doe@example.org\ud800"),
-             _set(_set(ctx, ("user_id",), "jane.roe@example.net"), ("cart", 0, "item_id"), 4417123456)]
+    cases = [
+        _set(ctx, ("user_id",), 90210417),
+        _set(ctx, ("user_id",), b"john.smith@example.com"),
+        _set(ctx, ("user_id",), long_id),
+        _set(ctx, ("user_id",), "jane.doe@example.org\ud800"),
+        _set(_set(ctx, ("user_id",), "jane.roe@example.net"), ("cart", 0, "item_id"), 4417123456),
+    ]
     for case in cases:
         d = eng.decide(case)
         assert d.fallback
@@ -331,7 +429,11 @@ def test_fallback_reasons_in_the_log_hold_no_raw_identifier(tmp_path, sim_contex
         found = []
         for file in tmp_path.iterdir():
             data = file.read_bytes()
-            found += [(file.name, s) for s in secrets if s in data or s.decode().encode("utf-16-le") in data]
+            found += [
+                (file.name, s)
+                for s in secrets
+                if s in data or s.decode().encode("utf-16-le") in data
+            ]
         return found
 
     assert (tmp_path / "d.db-wal").exists() or (tmp_path / "d.db").exists()
@@ -344,6 +446,7 @@ def test_fallback_reasons_in_the_log_hold_no_raw_identifier(tmp_path, sim_contex
 
 
 # ------------------------------------------------------------------ salt
+
 
 def test_development_salt_warns_and_shows_in_health(tmp_path, caplog, monkeypatch):
     monkeypatch.delenv("CARTWISE_SALT", raising=False)

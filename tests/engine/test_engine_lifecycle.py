@@ -41,8 +41,12 @@ def test_damaged_model_files_raise_and_the_engine_keeps_serving(tmp_path, sim_co
     flipped[-10] ^= 0xFF
     (tmp_path / "corrupt.cw").write_bytes(bytes(flipped))
     (tmp_path / "garbage.cw").write_bytes(b"hello")
-    for name, message in [("truncated.cw", "truncated"), ("corrupt.cw", "checksum"),
-                          ("garbage.cw", "not a Cartwise model"), ("missing.cw", "cannot be read")]:
+    for name, message in [
+        ("truncated.cw", "truncated"),
+        ("corrupt.cw", "checksum"),
+        ("garbage.cw", "not a Cartwise model"),
+        ("missing.cw", "cannot be read"),
+    ]:
         with pytest.raises(ModelFileError, match=message):
             eng.load_model(tmp_path / name)
         with pytest.raises(ValueError):
@@ -87,12 +91,18 @@ def test_hot_swap_while_threads_decide(tmp_path, sim_contexts):
     for t in threads:
         t.join()
     assert failures == []
-    assert eng.model_version == new_version and new_version in versions or eng.model_version == new_version
+    assert (
+        (eng.model_version == new_version
+        and new_version in versions)
+        or eng.model_version == new_version
+    )
     assert eng.health()["swaps"] == 5
 
 
 @pytest.mark.parametrize("durability", ["batch", "sync"])
-def test_eight_threads_every_decision_and_reward_in_the_log_exactly_once(tmp_path, sim_contexts, durability):
+def test_eight_threads_every_decision_and_reward_in_the_log_exactly_once(
+    tmp_path, sim_contexts, durability
+):
     path = tmp_path / "decisions.db"
     eng = DecisionEngine(path, seed=0, learner="vw", durability=durability)
     ids = [[] for _ in range(8)]
@@ -131,7 +141,9 @@ def test_log_rows_carry_features_probabilities_and_version(tmp_path, sim_context
     p_cols = [c for c in log.columns if c.startswith("p_")]
     np.testing.assert_allclose(log[p_cols].sum(axis=1), 1.0)
     assert any(c.startswith("f_") for c in log.columns)
-    assert log.loc[decisions[1].decision_id, "reward"] != log.loc[decisions[1].decision_id, "reward"]  # NaN: open
+    assert (
+        log.loc[decisions[1].decision_id, "reward"] != log.loc[decisions[1].decision_id, "reward"]
+    )  # NaN: open
     raw_ids = {ctx["user_id"] for ctx in sim_contexts[:50]}
     assert not raw_ids & set(log["user_hash"])  # only salted hashes are stored
 
@@ -153,8 +165,12 @@ def test_the_learner_is_taught_the_reward_per_cart_value(sim_contexts, per_value
     assert (divisor != 1.0).any() == per_value
     base, options, _ = tuned_settings("linucb")
     twin = make_learner(base, eng.action_names, eng.features.feature_names, seed=0, **options)
-    twin.update_batch(X, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                      np.array([r[3] for r in rows]) / divisor)
+    twin.update_batch(
+        X,
+        np.array([r[1] for r in rows]),
+        np.array([r[2] for r in rows]),
+        np.array([r[3] for r in rows]) / divisor,
+    )
     np.testing.assert_allclose(eng.learner.coefficients, twin.coefficients, rtol=1e-9, atol=1e-12)
 
 

@@ -20,13 +20,22 @@ def test_retraining_linucb_from_the_log_recovers_the_online_model(tmp_path, sim_
     eng = DecisionEngine(tmp_path / "d.db", seed=0, learner="linucb")
     _serve(eng, sim_records[:800])
     eng.flush()
-    retrained = retrain_from_log(tmp_path / "d.db", eng.action_names, eng.features.feature_names, "linucb",
-                                 reward_divisor=eng.features.reward_divisor)
+    retrained = retrain_from_log(
+        tmp_path / "d.db",
+        eng.action_names,
+        eng.features.feature_names,
+        "linucb",
+        reward_divisor=eng.features.reward_divisor,
+    )
     assert retrained.n_updates == eng.learner.n_updates == 800
-    np.testing.assert_allclose(retrained.coefficients, eng.learner.coefficients, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        retrained.coefficients, eng.learner.coefficients, rtol=1e-3, atol=1e-4
+    )
     X = np.stack([eng.features.transform(i["context"]) for i in sim_records[800:900]])
     eligible = np.ones((100, 7), dtype=bool)
-    np.testing.assert_array_equal(retrained.greedy_batch(X, eligible), eng.learner.greedy_batch(X, eligible))
+    np.testing.assert_array_equal(
+        retrained.greedy_batch(X, eligible), eng.learner.greedy_batch(X, eligible)
+    )
     eng.close()
 
 
@@ -74,7 +83,10 @@ def test_default_engine_beats_the_best_static_action_within_30k_carts():
         _, reward, _, _, _ = env.step(a)
         eng.reward(d.decision_id, reward)
         er, mask = info["expected_reward"], info["action_mask"] > 0
-        value.append(er[a]); none.append(er[0]); static.append(np.where(mask, er, er[0])); oracle.append(er[mask].max())
+        value.append(er[a])
+        none.append(er[0])
+        static.append(np.where(mask, er, er[0]))
+        oracle.append(er[mask].max())
         _, info = env.reset()
     last = slice(-carts // 5, None)
     v, n, o = np.mean(value[last]), np.mean(none[last]), np.mean(oracle[last])

@@ -131,12 +131,21 @@ def _cart_value(ctx):
 
 def test_reward_divisor_is_the_cart_value_over_the_reference():
     X = FULL.transform_many(CONTEXTS)
-    expected = np.maximum(np.array([_cart_value(c) for c in CONTEXTS]) / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
+    expected = np.maximum(
+        np.array([_cart_value(c) for c in CONTEXTS]) / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR
+    )
     np.testing.assert_allclose(FULL.reward_divisor(X), expected, rtol=1e-9)
     # one row (the engine's reward path) agrees with the batch path
-    assert [float(FULL.reward_divisor(x)) for x in X[:20]] == pytest.approx(expected[:20].tolist(), rel=1e-12)
-    tiny = FeatureBuilder().transform({"user_id": "u1", "timestamp": 0.0,
-                                       "cart": [{"item_id": "i1", "price": 2.0, "quantity": 1}]})
+    assert [float(FULL.reward_divisor(x)) for x in X[:20]] == pytest.approx(
+        expected[:20].tolist(), rel=1e-12
+    )
+    tiny = FeatureBuilder().transform(
+        {
+            "user_id": "u1",
+            "timestamp": 0.0,
+            "cart": [{"item_id": "i1", "price": 2.0, "quantity": 1}],
+        }
+    )
     assert float(FeatureBuilder().reward_divisor(tiny)) == MIN_REWARD_DIVISOR
     plain = FeatureBuilder(cf=CF, risk=RISK, reward_per_value=False)
     np.testing.assert_array_equal(plain.reward_divisor(X), 1.0)
@@ -167,14 +176,36 @@ def test_inputs_the_engine_shares_give_the_same_vector():
 def test_recovery_features_follow_the_flow():
     from engine.features import RECOVERY_FEATURES, FeatureBuilder
 
-    ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i1", "price": 20.0, "quantity": 1}],
-           "recovery": {"touch": 3, "previous": [
-               {"action": "coupon_10", "minutes_after_abandon": 60.0, "opened": True, "clicked": True},
-               {"action": "none", "minutes_after_abandon": 720.0, "opened": False, "clicked": False}]}}
+    ctx = {
+        "user_id": "u1",
+        "timestamp": 0.0,
+        "cart": [{"item_id": "i1", "price": 20.0, "quantity": 1}],
+        "recovery": {
+            "touch": 3,
+            "previous": [
+                {
+                    "action": "coupon_10",
+                    "minutes_after_abandon": 60.0,
+                    "opened": True,
+                    "clicked": True,
+                },
+                {
+                    "action": "none",
+                    "minutes_after_abandon": 720.0,
+                    "opened": False,
+                    "clicked": False,
+                },
+            ],
+        },
+    }
     plain, flow = FeatureBuilder(), FeatureBuilder(recovery=True)
     named = flow.named(ctx)
     assert [named[n] for n in RECOVERY_FEATURES] == [2.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
-    assert flow.feature_names[-1] == "bias" and len(flow.feature_names) == len(plain.feature_names) + 7
-    np.testing.assert_array_equal(flow.transform(ctx)[:len(plain.feature_names) - 1], plain.transform(ctx)[:-1])
+    assert (
+        flow.feature_names[-1] == "bias" and len(flow.feature_names) == len(plain.feature_names) + 7
+    )
+    np.testing.assert_array_equal(
+        flow.transform(ctx)[: len(plain.feature_names) - 1], plain.transform(ctx)[:-1]
+    )
     no_flow = {k: v for k, v in ctx.items() if k != "recovery"}
     assert [flow.named(no_flow)[n] for n in RECOVERY_FEATURES] == [0.0] * 7

@@ -259,7 +259,10 @@ def test_call_arguments_are_validated(name):
         (lambda: learner.probabilities(x, np.full(N_A, 2)), "must be boolean"),
         (lambda: learner.update(x, 7, 0.5, 1.0), r"action == 7, must be an int in \[0, 6\]$"),
         (lambda: learner.update(x, 1.0, 0.5, 1.0), r"action == 1.0, must be an int in \[0, 6\]$"),
-        (lambda: learner.update(x, 1, 0.0, 1.0), r"probability == 0.0, must be a number in \(0, 1\]$"),
+        (
+            lambda: learner.update(x, 1, 0.0, 1.0),
+            r"probability == 0.0, must be a number in \(0, 1\]$",
+        ),
         (lambda: learner.update(x, 1, 0.5, float("inf")), "reward == inf"),
         (
             lambda: learner.update_batch(np.zeros((2, N_D)), [0, 9], [0.5, 0.5], [1, 1]),

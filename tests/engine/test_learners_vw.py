@@ -178,8 +178,9 @@ def test_native_calls_give_the_same_model_as_the_public_workspace_methods(explor
         x[i % N_D] = 0.0 if i % 5 == 0 else x[i % N_D]  # zero features are left out by both
         mask = rng.random(N_A) < 0.7
         mask[int(rng.integers(N_A))] = True
-        np.testing.assert_allclose(fast.probabilities(x, mask), public.probabilities(x, mask),
-                                   rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(
+            fast.probabilities(x, mask), public.probabilities(x, mask), rtol=1e-5, atol=1e-8
+        )
         a = int(rng.choice(np.flatnonzero(mask)))
         reward = float(TRUE_MEANS[a] + rng.normal(0, 0.1))
         fast.update(x, a, 0.5, reward)
@@ -211,8 +212,9 @@ def _public_twin_agrees(fast: VWLearner, public: VWLearner, rounds: int, seed: i
     for _ in range(rounds):
         x = rng.normal(size=N_D)
         mask = np.ones(N_A, dtype=bool)
-        np.testing.assert_allclose(fast.probabilities(x, mask), public.probabilities(x, mask),
-                                   rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(
+            fast.probabilities(x, mask), public.probabilities(x, mask), rtol=1e-5, atol=1e-8
+        )
         a = int(rng.integers(N_A))
         reward = float(TRUE_MEANS[a] + x[0] * (a - 3) + rng.normal(0, 0.1))
         fast.update(x, a, 1.0 / N_A, reward)
@@ -226,7 +228,9 @@ def test_kept_prediction_examples_follow_the_workspace_when_whitening_restarts_i
     kept = fast._examples
     _public_twin_agrees(fast, public, 120, seed=6)
     assert fast.whitening is not None
-    assert fast._examples is not None and fast._examples is not kept  # rebuilt for the new workspace
+    assert (
+        fast._examples is not None and fast._examples is not kept
+    )  # rebuilt for the new workspace
 
 
 def test_options_that_rewrite_parsed_text_keep_predictions_on_the_text_path():

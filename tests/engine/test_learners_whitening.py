@@ -33,7 +33,9 @@ def test_fitted_map_decorrelates_the_sample_and_keeps_the_constant_column():
 def test_floor_bounds_the_gain_along_barely_varying_directions():
     rng = np.random.default_rng(1)
     a = rng.normal(size=4000)
-    X = np.column_stack([a, a + 1e-4 * rng.normal(size=4000)])  # covariance eigenvalues ~2 and ~5e-9
+    X = np.column_stack(
+        [a, a + 1e-4 * rng.normal(size=4000)]
+    )  # covariance eigenvalues ~2 and ~5e-9
     mean_eigenvalue = np.linalg.eigvalsh(np.cov(X, rowvar=False)).mean()
     for floor in (0.05, 0.15, 0.5):
         gain = np.linalg.norm(Whitening.fit(X, floor=floor).matrix, 2)
@@ -97,7 +99,12 @@ def test_after_the_warm_up_vw_is_retrained_on_whitened_contexts():
     for i in range(WARMUP - 1):
         learner.update(X[i], int(actions[i]), float(probs[i]), float(rewards[i]))
     assert learner.whitening is None
-    learner.update(X[WARMUP - 1], int(actions[WARMUP - 1]), float(probs[WARMUP - 1]), float(rewards[WARMUP - 1]))
+    learner.update(
+        X[WARMUP - 1],
+        int(actions[WARMUP - 1]),
+        float(probs[WARMUP - 1]),
+        float(rewards[WARMUP - 1]),
+    )
     whitening = learner.whitening
     assert whitening is not None
     np.testing.assert_allclose(whitening.matrix, Whitening.fit(X[:WARMUP], 0.15).matrix)
@@ -107,7 +114,9 @@ def test_after_the_warm_up_vw_is_retrained_on_whitened_contexts():
     reference = _learner(0)
     reference.update_batch(whitening.transform(X), actions, probs, rewards)
     probe = _correlated(50, seed=4)
-    np.testing.assert_array_equal(_predictions(learner, probe), _predictions(reference, whitening.transform(probe)))
+    np.testing.assert_array_equal(
+        _predictions(learner, probe), _predictions(reference, whitening.transform(probe))
+    )
 
 
 def test_a_batch_across_the_warm_up_boundary_equals_one_update_at_a_time():
@@ -125,11 +134,15 @@ def test_a_batch_across_the_warm_up_boundary_equals_one_update_at_a_time():
 def test_save_and_load_during_and_after_the_warm_up(saved_after):
     X, actions, probs, rewards = _rounds(WARMUP + 80, seed=7)
     original = _learner(WARMUP)
-    original.update_batch(X[:saved_after], actions[:saved_after], probs[:saved_after], rewards[:saved_after])
+    original.update_batch(
+        X[:saved_after], actions[:saved_after], probs[:saved_after], rewards[:saved_after]
+    )
     copy = Learner.from_bytes(original.to_bytes())
     assert (copy.whitening is None) == (saved_after < WARMUP)
     for learner in (original, copy):
-        learner.update_batch(X[saved_after:], actions[saved_after:], probs[saved_after:], rewards[saved_after:])
+        learner.update_batch(
+            X[saved_after:], actions[saved_after:], probs[saved_after:], rewards[saved_after:]
+        )
     probe = _correlated(30, seed=8)
     np.testing.assert_array_equal(_predictions(copy, probe), _predictions(original, probe))
     np.testing.assert_array_equal(copy.whitening.matrix, original.whitening.matrix)
@@ -154,8 +167,16 @@ def _contrast_bandit(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _share_of_oracle_value(whiten_after: int, seed: int) -> float:
     X, truth = _contrast_bandit(3000, seed)
     rng = np.random.default_rng(seed + 1)
-    learner = VWLearner(("a", "b", "c"), ("f0", "f1", "bias"), exploration="epsilon", epsilon=0.0,
-                        learning_rate=0.1, whiten_after=whiten_after, reward_scale=1.0, seed=seed)
+    learner = VWLearner(
+        ("a", "b", "c"),
+        ("f0", "f1", "bias"),
+        exploration="epsilon",
+        epsilon=0.0,
+        learning_rate=0.1,
+        whiten_after=whiten_after,
+        reward_scale=1.0,
+        seed=seed,
+    )
     actions = rng.integers(3, size=3000)  # uniform logging, noisy rewards
     rewards = truth[np.arange(3000), actions] + rng.normal(0, 1.0, size=3000)
     learner.update_batch(X, actions, np.ones(3000), rewards)

@@ -14,16 +14,25 @@ import zipfile
 
 import numpy as np
 import pytest
+from hostile_files import (
+    BOMB_SIZE,
+    deflate_bomb,
+    join_learner,
+    npy_bytes,
+    raw_npy_header,
+    reseal,
+    rewrite_vw_header,
+    seal_body,
+    split_file,
+    split_learner,
+    stored,
+    zip_archive,
+)
 
-from engine import DecisionEngine, ModelFileError
-from engine import model_file
+from engine import DecisionEngine, ModelFileError, model_file
 from engine.learners import Learner, VWLearner
 from engine.learners.vw_options import EXTRA_OPTIONS, parse_extra_args
 from engine.model_file import read_model
-from hostile_files import (
-    BOMB_SIZE, deflate_bomb, join_learner, npy_bytes, raw_npy_header, reseal, rewrite_vw_header,
-    seal_body, split_file, split_learner, stored, zip_archive,
-)
 
 MAX_SECONDS = 2.0  # CPU seconds for both loads (issue 18 measured 22 s for the bomb before)
 MAX_RSS_GROWTH = 256 << 20  # bytes; inflating any of the big declarations would take GiBs
@@ -69,7 +78,10 @@ def assert_refused(server, path, sim_contexts, match=None):
     folder = path.parent
     before = sorted(p.name for p in folder.iterdir())
     version = server.model_version
-    rss, start = _peak_rss(), time.process_time()  # CPU time: other processes on the machine do not count
+    rss, start = (
+        _peak_rss(),
+        time.process_time(),
+    )  # CPU time: other processes on the machine do not count
     with pytest.raises(ModelFileError, match=match):
         server.load_model(path)
     with pytest.raises(ModelFileError, match=match):
@@ -86,11 +98,26 @@ def assert_refused(server, path, sim_contexts, match=None):
 
 # ---------------------------------------------------------------------- extra_args allow-list
 FILE_OPTIONS = [
-    "--readable_model {d}/readable.txt", "--invert_hash {d}/inverted.txt", "-p {d}/predictions.txt",
-    "--predictions={d}/p.txt", "-f {d}/final.vw", "--final_regressor {d}/f.vw", "-r {d}/raw.txt",
-    "-i {d}/in.vw", "-d {d}/data.txt", "--cache_file {d}/cache", "-c", "-k", "--passes 3",
-    "--save_resume", "--audit_regressor {d}/audit.txt", "--pid_file {d}/pid", "--daemon",
-    "--output_feature_regularizer_text {d}/reg.txt", "--feature_mask {d}/mask.vw", "--dsjson",
+    "--readable_model {d}/readable.txt",
+    "--invert_hash {d}/inverted.txt",
+    "-p {d}/predictions.txt",
+    "--predictions={d}/p.txt",
+    "-f {d}/final.vw",
+    "--final_regressor {d}/f.vw",
+    "-r {d}/raw.txt",
+    "-i {d}/in.vw",
+    "-d {d}/data.txt",
+    "--cache_file {d}/cache",
+    "-c",
+    "-k",
+    "--passes 3",
+    "--save_resume",
+    "--audit_regressor {d}/audit.txt",
+    "--pid_file {d}/pid",
+    "--daemon",
+    "--output_feature_regularizer_text {d}/reg.txt",
+    "--feature_mask {d}/mask.vw",
+    "--dsjson",
 ]
 
 
@@ -104,28 +131,37 @@ def test_extra_args_outside_the_allow_list_are_refused_and_nothing_is_written(wo
     assert list(workdir.iterdir()) == []
 
 
-@pytest.mark.parametrize("args, expected", [
-    ("--ignore U --noconstant", ["--ignore", "U", "--noconstant"]),
-    ("--ignore=U", ["--ignore", "U"]),
-    ("'--ignore' \"U\"  --l1 1e-6", ["--ignore", "U", "--l1", "1e-6"]),
-    ("--cb_max_cost=2 --first_only", ["--cb_max_cost", "2", "--first_only"]),
-    ("", []),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ("--ignore U --noconstant", ["--ignore", "U", "--noconstant"]),
+        ("--ignore=U", ["--ignore", "U"]),
+        ("'--ignore' \"U\"  --l1 1e-6", ["--ignore", "U", "--l1", "1e-6"]),
+        ("--cb_max_cost=2 --first_only", ["--cb_max_cost", "2", "--first_only"]),
+        ("", []),
+    ],
+)
 def test_allowed_extra_args_are_normalised(args, expected):
     assert parse_extra_args(args) == expected
 
 
-@pytest.mark.parametrize("args, message", [
-    ("--epsilon 0.1", r"must not set '--epsilon': use the learner's 'epsilon' parameter"),
-    ("-qUA", r"must not set '-q': use the learner's 'interactions' parameter"),
-    ("-b 20", r"use the learner's 'bit_precision' parameter"),
-    ("--l1 -1", r"--l1 == '-1', must be a non-negative number"),
-    ("--l1", r"'--l1' needs a value"),
-    ("--noconstant=1", r"'--noconstant' takes no value"),
-    ("--ignore 'U --readable_model x'", r"--ignore == 'U --readable_model x', must be a namespaces"),
-    ("U", r"'U' is not an option"),
-    ("--ignore 'U", r"cannot be split"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("--epsilon 0.1", r"must not set '--epsilon': use the learner's 'epsilon' parameter"),
+        ("-qUA", r"must not set '-q': use the learner's 'interactions' parameter"),
+        ("-b 20", r"use the learner's 'bit_precision' parameter"),
+        ("--l1 -1", r"--l1 == '-1', must be a non-negative number"),
+        ("--l1", r"'--l1' needs a value"),
+        ("--noconstant=1", r"'--noconstant' takes no value"),
+        (
+            "--ignore 'U --readable_model x'",
+            r"--ignore == 'U --readable_model x', must be a namespaces",
+        ),
+        ("U", r"'U' is not an option"),
+        ("--ignore 'U", r"cannot be split"),
+    ],
+)
 def test_bad_extra_args_name_the_option_or_value(args, message):
     with pytest.raises(ValueError, match=message):
         parse_extra_args(args)
@@ -134,20 +170,34 @@ def test_bad_extra_args_name_the_option_or_value(args, message):
 def test_every_allowed_extra_option_is_accepted_by_vw():
     values = {"flag": "", "number": " 0.5", "namespaces": " U"}
     for option, kind in EXTRA_OPTIONS.items():
-        exploration = {"--nounif": "cover", "--psi": "cover", "--greedify": "bag",
-                       "--rnd_alpha": "rnd", "--rnd_invlambda": "rnd"}.get(option, "squarecb")
-        learner = VWLearner(["none", "coupon_5"], ["a", "b"], exploration=exploration,
-                            extra_args=option + values[kind], seed=0)
+        exploration = {
+            "--nounif": "cover",
+            "--psi": "cover",
+            "--greedify": "bag",
+            "--rnd_alpha": "rnd",
+            "--rnd_invlambda": "rnd",
+        }.get(option, "squarecb")
+        learner = VWLearner(
+            ["none", "coupon_5"],
+            ["a", "b"],
+            exploration=exploration,
+            extra_args=option + values[kind],
+            seed=0,
+        )
         learner.update(np.array([1.0, 2.0]), 1, 0.5, 1.0)
-        restored = Learner.from_bytes(learner.to_bytes())  # and VW's saved options pass the model check
+        restored = Learner.from_bytes(
+            learner.to_bytes()
+        )  # and VW's saved options pass the model check
         assert restored.extra_args == learner.extra_args
 
 
 # ---------------------------------------------------------------------- format and flips
-def test_the_checksum_covers_the_header_and_format_1_files_still_load(good_file, tmp_path, sim_contexts):
+def test_the_checksum_covers_the_header_and_format_1_files_still_load(
+    good_file, tmp_path, sim_contexts
+):
     data = good_file.read_bytes()
     assert data.startswith(b"CARTWISE-MODEL 2 ")
-    body = data[data.index(b"\n") + 1:]
+    body = data[data.index(b"\n") + 1 :]
     old = seal_body(tmp_path / "format1.cw", body, version=1)
     arrays, meta, _ = read_model(old)
     assert sorted(arrays) == sorted(read_model(good_file)[0])
@@ -159,7 +209,7 @@ def test_the_checksum_covers_the_header_and_format_1_files_still_load(good_file,
 @pytest.mark.parametrize("version", [1, 2])
 def test_every_single_bit_flip_of_the_header_line_is_refused(good_file, tmp_path, version):
     data = good_file.read_bytes()
-    body = data[data.index(b"\n") + 1:]
+    body = data[data.index(b"\n") + 1 :]
     original = seal_body(tmp_path / "m.cw", body, version).read_bytes()
     n_header = original.index(b"\n") + 1
     path = tmp_path / "flipped.cw"
@@ -171,7 +221,9 @@ def test_every_single_bit_flip_of_the_header_line_is_refused(good_file, tmp_path
             read_model(path)
 
 
-def test_bit_flips_in_the_body_are_refused_and_serving_goes_on(good_file, workdir, server, sim_contexts):
+def test_bit_flips_in_the_body_are_refused_and_serving_goes_on(
+    good_file, workdir, server, sim_contexts
+):
     original = good_file.read_bytes()
     start = original.index(b"\n") + 1
     rng = np.random.default_rng(18)
@@ -198,6 +250,7 @@ def _meta_case(change):
         meta = json.loads(json.dumps(meta))
         change(meta)
         return arrays, meta
+
     return build
 
 
@@ -211,13 +264,17 @@ META_CASES = {
     "learner_class a function": _meta_case(lambda m: m.update(learner_class="make_learner")),
     "learner_class another learner": _meta_case(lambda m: m.update(learner_class="LinUCBLearner")),
     "action_names a string": _meta_case(lambda m: m.update(action_names="none")),
-    "action_names differ from the learner's": _meta_case(lambda m: m.update(action_names=m["action_names"][::-1])),
+    "action_names differ from the learner's": _meta_case(
+        lambda m: m.update(action_names=m["action_names"][::-1])
+    ),
     "feature_names of numbers": _meta_case(lambda m: m.update(feature_names=[1, 2])),
     "n_updates negative": _meta_case(lambda m: m.update(n_updates=-1)),
     "n_updates a float": _meta_case(lambda m: m.update(n_updates=1.5)),
     "n_updates a bool": _meta_case(lambda m: m.update(n_updates=True)),
     "rng_state empty": _meta_case(lambda m: m.update(rng_state={})),
-    "rng_state another generator": _meta_case(lambda m: m["rng_state"].update(bit_generator="MT19937")),
+    "rng_state another generator": _meta_case(
+        lambda m: m["rng_state"].update(bit_generator="MT19937")
+    ),
     "rng_state huge integer": _meta_case(lambda m: m["rng_state"]["state"].update(state=10**60)),
     "rng_state state a string": _meta_case(lambda m: m["rng_state"].update(state="x")),
     "pending uniforms out of range": _meta_case(lambda m: m.update(rng_pending_uniforms=[1.5])),
@@ -236,6 +293,7 @@ def _header_case(change):
         header = json.loads(json.dumps(header))
         header = change(header) or header
         return {**arrays, "learner": join_learner(inner, header)}, meta
+
     return build
 
 
@@ -246,20 +304,29 @@ HEADER_CASES = {
     "no params": _header_case(lambda h: h.pop("params") and None),
     "params unknown key": _header_case(lambda h: h["params"].update(bogus=1)),
     "params wrong type": _header_case(lambda h: h["params"].update(bit_precision="18")),
-    "bit_precision differs from the VW model": _header_case(lambda h: h["params"].update(bit_precision=30)),
+    "bit_precision differs from the VW model": _header_case(
+        lambda h: h["params"].update(bit_precision=30)
+    ),
     "params a list": _header_case(lambda h: h.update(params=[1, 2])),
     "reward_scale a string": _header_case(lambda h: h.update(reward_scale="10")),
     "reward_scale negative": _header_case(lambda h: h.update(reward_scale=-1.0)),
     "n_updates a string": _header_case(lambda h: h.update(n_updates="x")),
     "no vw_seed": _header_case(lambda h: h.update(meta={})),
     "vw_seed a string": _header_case(lambda h: h["meta"].update(vw_seed="1")),
-    "action_names differ from the metadata": _header_case(lambda h: h.update(action_names=h["action_names"][::-1])),
+    "action_names differ from the metadata": _header_case(
+        lambda h: h.update(action_names=h["action_names"][::-1])
+    ),
     "header a list": _header_case(lambda h: [h]),
     "extra_args --readable_model": _header_case(
-        lambda h: h["params"].update(extra_args="--readable_model readable.txt")),
-    "extra_args --invert_hash": _header_case(lambda h: h["params"].update(extra_args="--invert_hash inverted.txt")),
+        lambda h: h["params"].update(extra_args="--readable_model readable.txt")
+    ),
+    "extra_args --invert_hash": _header_case(
+        lambda h: h["params"].update(extra_args="--invert_hash inverted.txt")
+    ),
     "extra_args -p": _header_case(lambda h: h["params"].update(extra_args="-p predictions.txt")),
-    "extra_args --final_regressor=": _header_case(lambda h: h["params"].update(extra_args="--final_regressor=f.vw")),
+    "extra_args --final_regressor=": _header_case(
+        lambda h: h["params"].update(extra_args="--final_regressor=f.vw")
+    ),
 }
 
 
@@ -269,17 +336,24 @@ def _state_case(change):
         inner = dict(inner)
         change(inner)
         return {**arrays, "learner": join_learner(inner, header)}, meta
+
     return build
 
 
 def _vw_header(**kwargs):
-    return _state_case(lambda s: s.update(vw_model=np.frombuffer(
-        rewrite_vw_header(s["vw_model"].tobytes(), **kwargs), dtype=np.uint8)))
+    return _state_case(
+        lambda s: s.update(
+            vw_model=np.frombuffer(
+                rewrite_vw_header(s["vw_model"].tobytes(), **kwargs), dtype=np.uint8
+            )
+        )
+    )
 
 
 STATE_CASES = {
     "vw_model random bytes": _state_case(
-        lambda s: s.update(vw_model=np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8))),
+        lambda s: s.update(vw_model=np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8))
+    ),
     # (VW reads weights up to the end of the model, so a model cut after its header still loads)
     "vw_model cut in its options": _state_case(lambda s: s.update(vw_model=s["vw_model"][:120])),
     "vw_model cut in its header": _state_case(lambda s: s.update(vw_model=s["vw_model"][:30])),
@@ -293,8 +367,12 @@ STATE_CASES = {
     "warmup_x wrong shape": _state_case(lambda s: s.update(warmup_x=s["warmup_x"][:, :3])),
     "warmup_labels bad action": _state_case(lambda s: s["warmup_labels"].__setitem__((0, 0), 99.0)),
     "warmup_x non-finite": _state_case(lambda s: s["warmup_x"].__setitem__((0, 0), np.nan)),
-    "whiten_matrix not square": _state_case(lambda s: s.update(whiten_matrix=np.zeros((3, 2)), whiten_offset=np.zeros(3))),
-    "whiten_matrix strings": _state_case(lambda s: s.update(whiten_matrix=np.array(["a"]), whiten_offset=np.zeros(1))),
+    "whiten_matrix not square": _state_case(
+        lambda s: s.update(whiten_matrix=np.zeros((3, 2)), whiten_offset=np.zeros(3))
+    ),
+    "whiten_matrix strings": _state_case(
+        lambda s: s.update(whiten_matrix=np.array(["a"]), whiten_offset=np.zeros(1))
+    ),
 }
 
 
@@ -304,22 +382,33 @@ def _arrays_case(change):
         arrays = dict(arrays)
         change(arrays)
         return arrays, meta
+
     return build
 
 
 ARRAY_CASES = {
     "no learner array": _arrays_case(lambda a: a.pop("learner")),
-    "learner random floats": _arrays_case(lambda a: a.update(learner=np.random.default_rng(1).normal(size=100))),
-    "learner not an archive": _arrays_case(lambda a: a.update(learner=np.frombuffer(b"hello" * 50, dtype=np.uint8))),
-    "cf state of junk": _arrays_case(lambda a: a.update({"cf.n_factors": np.array("abc"), "cf.item_ids": np.zeros(3)})),
-    "risk state of junk": _arrays_case(lambda a: a.update({"risk.coef": np.zeros((2, 2)), "risk.C": np.ones(5)})),
+    "learner random floats": _arrays_case(
+        lambda a: a.update(learner=np.random.default_rng(1).normal(size=100))
+    ),
+    "learner not an archive": _arrays_case(
+        lambda a: a.update(learner=np.frombuffer(b"hello" * 50, dtype=np.uint8))
+    ),
+    "cf state of junk": _arrays_case(
+        lambda a: a.update({"cf.n_factors": np.array("abc"), "cf.item_ids": np.zeros(3)})
+    ),
+    "risk state of junk": _arrays_case(
+        lambda a: a.update({"risk.coef": np.zeros((2, 2)), "risk.C": np.ones(5)})
+    ),
 }
 
 RESEALED = {**META_CASES, **HEADER_CASES, **STATE_CASES, **ARRAY_CASES}
 
 
 @pytest.mark.parametrize("case", sorted(RESEALED))
-def test_resealed_files_with_bad_contents_are_refused(case, good_file, workdir, server, sim_contexts):
+def test_resealed_files_with_bad_contents_are_refused(
+    case, good_file, workdir, server, sim_contexts
+):
     arrays, meta = split_file(good_file)
     inner, header = split_learner(arrays)
     arrays, meta = RESEALED[case](arrays, meta, inner, header)
@@ -340,37 +429,95 @@ def test_the_vw_header_rewriter_seals_headers_vw_accepts(good_file, workdir, ser
 # ---------------------------------------------------------------------- raw archives
 def _meta_member(good_file):
     data = good_file.read_bytes()
-    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1:])) as archive:
+    with zipfile.ZipFile(io.BytesIO(data[data.index(b"\n") + 1 :])) as archive:
         return stored("__meta__.npy", archive.read("__meta__.npy"))
 
 
 RAW_CASES = {
     "deflate bomb": lambda meta: [meta, deflate_bomb()],
-    "8 TiB declared": lambda meta: [meta, stored("learner.npy", npy_bytes(
-        {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}, bytes(16)))],
-    "more bytes than declared": lambda meta: [meta, stored("learner.npy", npy_bytes(
-        {"descr": "|u1", "fortran_order": False, "shape": (4,)}, bytes(16)))],
-    "negative shape": lambda meta: [meta, stored("learner.npy", raw_npy_header(
-        "{'descr': '|u1', 'fortran_order': False, 'shape': (-1,), }"))],
-    "object dtype": lambda meta: [meta, stored("learner.npy", raw_npy_header(
-        "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\x80\x04N."))],
-    "structured dtype": lambda meta: [meta, stored("learner.npy", raw_npy_header(
-        "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", bytes(8)))],
-    "complex dtype": lambda meta: [meta, stored("learner.npy", raw_npy_header(
-        "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", bytes(16)))],
-    "header not a literal": lambda meta: [meta, stored("learner.npy", raw_npy_header(
-        "__import__('os').system('touch pwned')"))],
-    "deeply nested header": lambda meta: [meta, stored("learner.npy", raw_npy_header("(" * 3000 + ")" * 3000))],
+    "8 TiB declared": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            npy_bytes({"descr": "<f8", "fortran_order": False, "shape": (2**40,)}, bytes(16)),
+        ),
+    ],
+    "more bytes than declared": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            npy_bytes({"descr": "|u1", "fortran_order": False, "shape": (4,)}, bytes(16)),
+        ),
+    ],
+    "negative shape": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            raw_npy_header("{'descr': '|u1', 'fortran_order': False, 'shape': (-1,), }"),
+        ),
+    ],
+    "object dtype": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            raw_npy_header(
+                "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\x80\x04N."
+            ),
+        ),
+    ],
+    "structured dtype": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            raw_npy_header(
+                "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", bytes(8)
+            ),
+        ),
+    ],
+    "complex dtype": lambda meta: [
+        meta,
+        stored(
+            "learner.npy",
+            raw_npy_header("{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", bytes(16)),
+        ),
+    ],
+    "header not a literal": lambda meta: [
+        meta,
+        stored("learner.npy", raw_npy_header("__import__('os').system('touch pwned')")),
+    ],
+    "deeply nested header": lambda meta: [
+        meta,
+        stored("learner.npy", raw_npy_header("(" * 3000 + ")" * 3000)),
+    ],
     "duplicate member": lambda meta: [meta, meta],
     "not .npy": lambda meta: [meta, stored("learner.txt", b"x")],
-    "no metadata": lambda meta: [stored("learner.npy", npy_bytes(
-        {"descr": "|u1", "fortran_order": False, "shape": (1,)}, b"\x00"))],
-    "metadata not JSON": lambda meta: [stored("__meta__.npy", npy_bytes(
-        {"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\xff\xfe"))],
-    "metadata nested 100k deep": lambda meta: [stored("__meta__.npy", npy_bytes(
-        {"descr": "|u1", "fortran_order": False, "shape": (200000,)}, b"[" * 100000 + b"]" * 100000))],
-    "metadata float": lambda meta: [stored("__meta__.npy", npy_bytes(
-        {"descr": "<f8", "fortran_order": False, "shape": (1,)}, bytes(8)))],
+    "no metadata": lambda meta: [
+        stored(
+            "learner.npy",
+            npy_bytes({"descr": "|u1", "fortran_order": False, "shape": (1,)}, b"\x00"),
+        )
+    ],
+    "metadata not JSON": lambda meta: [
+        stored(
+            "__meta__.npy",
+            npy_bytes({"descr": "|u1", "fortran_order": False, "shape": (2,)}, b"\xff\xfe"),
+        )
+    ],
+    "metadata nested 100k deep": lambda meta: [
+        stored(
+            "__meta__.npy",
+            npy_bytes(
+                {"descr": "|u1", "fortran_order": False, "shape": (200000,)},
+                b"[" * 100000 + b"]" * 100000,
+            ),
+        )
+    ],
+    "metadata float": lambda meta: [
+        stored(
+            "__meta__.npy",
+            npy_bytes({"descr": "<f8", "fortran_order": False, "shape": (1,)}, bytes(8)),
+        )
+    ],
     "50,000 members": lambda meta: [meta, *(stored(f"a{i}.npy", b"") for i in range(50_000))],
     "zip64 end record": lambda meta: [meta],  # the locator is added below
     "bad CRC": lambda meta: [(meta[0], meta[1], 0, meta[3] ^ 1, meta[4])],
@@ -379,7 +526,9 @@ RAW_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(RAW_CASES))
-def test_hostile_archives_are_refused_in_bounded_time_and_memory(case, good_file, workdir, server, sim_contexts):
+def test_hostile_archives_are_refused_in_bounded_time_and_memory(
+    case, good_file, workdir, server, sim_contexts
+):
     members = RAW_CASES[case](_meta_member(good_file))
     body = zip_archive(members)
     if case == "zip64 end record":  # a zip64 locator may declare any directory size to zipfile

@@ -25,8 +25,9 @@ def test_bootstrap_sums_equal_an_explicit_weighted_sum():
     terms = rng_terms.normal(size=(BLOCK_ROWS + 37, 3))  # more than one block
     sums, counts = bootstrap_sums(terms, 16, np.random.default_rng(2))
     replay = np.random.default_rng(2)
-    weights = np.hstack([poisson_counts(replay, 16, BLOCK_ROWS),
-                         poisson_counts(replay, 16, 37)]).astype(float)
+    weights = np.hstack(
+        [poisson_counts(replay, 16, BLOCK_ROWS), poisson_counts(replay, 16, 37)]
+    ).astype(float)
     np.testing.assert_allclose(sums, weights @ terms, rtol=1e-12)
     np.testing.assert_array_equal(counts, weights.sum(axis=1))
 
@@ -42,8 +43,13 @@ def test_bootstrap_is_deterministic_for_a_seed_and_varies_with_it(log):
     data, q_hat = log
     args = (data.rewards, data.actions, data.logged_probs, data.target_probs)
     a = ope.evaluate(*args, estimated_rewards=q_hat, ci="bootstrap", n_bootstrap=200, seed=3)
-    b = ope.evaluate(*args, estimated_rewards=q_hat, ci="bootstrap", n_bootstrap=200,
-                     rng=np.random.default_rng(3))
+    b = ope.evaluate(
+        *args,
+        estimated_rewards=q_hat,
+        ci="bootstrap",
+        n_bootstrap=200,
+        rng=np.random.default_rng(3),
+    )
     c = ope.evaluate(*args, estimated_rewards=q_hat, ci="bootstrap", n_bootstrap=200, seed=4)
     np.testing.assert_array_equal(a.to_numpy(float), b.to_numpy(float))
     assert not np.array_equal(a["ci_low"].to_numpy(), c["ci_low"].to_numpy())
@@ -56,8 +62,9 @@ def test_bootstrap_se_and_interval_agree_with_the_delta_method(log):
     data, q_hat = log
     args = (data.rewards, data.actions, data.logged_probs, data.target_probs)
     names = ["ipw", "snipw", "dr", "sndr", "on-policy"]
-    boot = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names, ci="bootstrap",
-                        n_bootstrap=1_000, seed=11)
+    boot = ope.evaluate(
+        *args, estimated_rewards=q_hat, estimators=names, ci="bootstrap", n_bootstrap=1_000, seed=11
+    )
     analytic = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names)
     # se of a bootstrap sd from 1,000 replicates is ~2.2%; allow 10%.
     np.testing.assert_allclose(boot["se"], analytic["se"], rtol=0.10)
@@ -71,8 +78,16 @@ def test_bootstrap_se_and_interval_agree_with_the_delta_method(log):
 def test_bootstrap_of_a_mean_matches_its_exact_variance():
     # Poisson-bootstrap replicate of a mean: Var ~ sum (x_i - xbar)^2 / n^2.
     x = np.random.default_rng(0).exponential(size=5_000)
-    table = ope.evaluate(x, np.zeros(x.size, int), np.ones(x.size), np.ones((x.size, 1)),
-                         estimators=["on-policy"], ci="bootstrap", n_bootstrap=2_000, seed=1)
+    table = ope.evaluate(
+        x,
+        np.zeros(x.size, int),
+        np.ones(x.size),
+        np.ones((x.size, 1)),
+        estimators=["on-policy"],
+        ci="bootstrap",
+        n_bootstrap=2_000,
+        seed=1,
+    )
     exact = math.sqrt(np.sum((x - x.mean()) ** 2)) / x.size
     assert abs(table.loc["on-policy", "se"] / exact - 1) < 0.07
 
@@ -80,16 +95,36 @@ def test_bootstrap_of_a_mean_matches_its_exact_variance():
 def test_chunked_bootstrap_sums_merge(log):
     data, q_hat = log
     rng = np.random.default_rng(5)
-    parts = [ope.summarize(data.rewards[s], data.actions[s], data.logged_probs[s],
-                           data.target_probs[s], estimated_rewards=q_hat[s], n_bootstrap=300,
-                           rng=rng)
-             for s in (slice(0, 7_000), slice(7_000, 20_000))]
+    parts = [
+        ope.summarize(
+            data.rewards[s],
+            data.actions[s],
+            data.logged_probs[s],
+            data.target_probs[s],
+            estimated_rewards=q_hat[s],
+            n_bootstrap=300,
+            rng=rng,
+        )
+        for s in (slice(0, 7_000), slice(7_000, 20_000))
+    ]
     merged = ope.finalize(ope.merge(parts), ci="bootstrap")
-    whole = ope.evaluate(data.rewards, data.actions, data.logged_probs, data.target_probs,
-                         estimated_rewards=q_hat, ci="bootstrap", n_bootstrap=300, seed=6)
+    whole = ope.evaluate(
+        data.rewards,
+        data.actions,
+        data.logged_probs,
+        data.target_probs,
+        estimated_rewards=q_hat,
+        ci="bootstrap",
+        n_bootstrap=300,
+        seed=6,
+    )
     np.testing.assert_allclose(merged["value"], whole["value"], rtol=1e-12)
     # Different resamples, same sampling distribution: se within 20% (300 replicates).
     np.testing.assert_allclose(merged["se"], whole["se"], rtol=0.2)
     with pytest.raises(ValueError, match="no bootstrap sums"):
-        ope.finalize(ope.merge([ope.summarize(data.rewards, data.actions, data.logged_probs,
-                                              data.target_probs)]), ci="bootstrap")
+        ope.finalize(
+            ope.merge(
+                [ope.summarize(data.rewards, data.actions, data.logged_probs, data.target_probs)]
+            ),
+            ci="bootstrap",
+        )

@@ -23,7 +23,9 @@ def test_predictions_are_out_of_fold():
     flipped_rewards = log.rewards.copy()
     in_fold0 = folds == 0
     flipped_rewards[in_fold0] = 1.0 - flipped_rewards[in_fold0]
-    moved = cross_fit_rewards(log.contexts, log.actions, flipped_rewards, 3, np.random.default_rng(7))
+    moved = cross_fit_rewards(
+        log.contexts, log.actions, flipped_rewards, 3, np.random.default_rng(7)
+    )
     # Changing fold-0 rewards leaves fold-0 predictions untouched (they come from fold 1) ...
     np.testing.assert_array_equal(base[in_fold0], moved[in_fold0])
     # ... and changes fold-1 predictions, which were trained on fold 0.

@@ -8,7 +8,7 @@ import pytest
 
 from engine.ope import diagnostics as diag
 from engine.ope.diagnostics import weight_diagnostics
-from engine.ope.logs import read_log_dataset, evaluate_log
+from engine.ope.logs import evaluate_log, read_log_dataset
 
 ACTIONS = ("none", "coupon_5", "coupon_20")
 
@@ -20,9 +20,12 @@ def logged_frame(logging_probs: np.ndarray, seed: int = 0) -> pd.DataFrame:
     cdf = logging_probs.cumsum(axis=1)
     actions = np.minimum((rng.random(n)[:, None] >= cdf).sum(axis=1), len(ACTIONS) - 1)
     frame = {
-        "decision_id": [f"d{i}" for i in range(n)], "action": [ACTIONS[a] for a in actions],
-        "probability": logging_probs[np.arange(n), actions], "reward": rng.normal(1.0, 1.0, n),
-        "fallback": np.zeros(n, dtype=bool), "f_x": rng.normal(size=n),
+        "decision_id": [f"d{i}" for i in range(n)],
+        "action": [ACTIONS[a] for a in actions],
+        "probability": logging_probs[np.arange(n), actions],
+        "reward": rng.normal(1.0, 1.0, n),
+        "fallback": np.zeros(n, dtype=bool),
+        "f_x": rng.normal(size=n),
     }
     frame.update({f"p_{a}": logging_probs[:, j] for j, a in enumerate(ACTIONS)})
     return pd.DataFrame(frame)

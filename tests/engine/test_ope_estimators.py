@@ -16,7 +16,9 @@ def log():
     world = SyntheticWorld.make(n_actions=4, seed=7)
     data = world.sample(N_ROWS, np.random.default_rng(11))
     # A deliberately wrong reward model, so DM/DR/SNDR/... all differ.
-    q_hat = np.clip(data.expected_rewards + 0.15 * np.sin(np.arange(4) + data.contexts[:, :1]), 0, 1)
+    q_hat = np.clip(
+        data.expected_rewards + 0.15 * np.sin(np.arange(4) + data.contexts[:, :1]), 0, 1
+    )
     # Zero target mass on some logged actions exercises the zero-weight paths.
     target = data.target_probs.copy()
     target[:50] = 0.0
@@ -58,15 +60,24 @@ def reference_values(r, a, p, pi, q, tau, lam, mu):
     }
 
 
-@pytest.mark.parametrize("tau,lam", [(ope.DEFAULT_SWITCH_THRESHOLD, ope.DEFAULT_DROS_LAMBDA),
-                                     (2.0, 3.0), (0.5, 1e6)])
+@pytest.mark.parametrize(
+    "tau,lam", [(ope.DEFAULT_SWITCH_THRESHOLD, ope.DEFAULT_DROS_LAMBDA), (2.0, 3.0), (0.5, 1e6)]
+)
 def test_point_estimates_match_textbook_formulas(log, tau, lam):
     data, q_hat, target = log
-    table = ope.evaluate(data.rewards, data.actions, data.logged_probs, target,
-                         estimated_rewards=q_hat, estimators=list(ope.ESTIMATORS),
-                         switch_threshold=tau, dros_lambda=lam)
-    expected = reference_values(data.rewards, data.actions, data.logged_probs, target, q_hat,
-                                tau, lam, data.logging_probs)
+    table = ope.evaluate(
+        data.rewards,
+        data.actions,
+        data.logged_probs,
+        target,
+        estimated_rewards=q_hat,
+        estimators=list(ope.ESTIMATORS),
+        switch_threshold=tau,
+        dros_lambda=lam,
+    )
+    expected = reference_values(
+        data.rewards, data.actions, data.logged_probs, target, q_hat, tau, lam, data.logging_probs
+    )
     for name, value in expected.items():
         np.testing.assert_allclose(table.loc[name, "value"], value, rtol=1e-12, err_msg=name)
 
@@ -94,24 +105,35 @@ def test_standard_errors_match_influence_functions(log):
     for name, phi in influence.items():
         se = np.std(phi, ddof=1) / math.sqrt(n)
         np.testing.assert_allclose(table.loc[name, "se"], se, rtol=1e-10, err_msg=name)
-        np.testing.assert_allclose(table.loc[name, "ci_high"] - table.loc[name, "ci_low"],
-                                   2 * z * se, rtol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            table.loc[name, "ci_high"] - table.loc[name, "ci_low"],
+            2 * z * se,
+            rtol=1e-9,
+            err_msg=name,
+        )
 
 
 def test_diagnostics(log):
     data, q_hat, target = log
     rows = np.arange(N_ROWS)
     w = target[rows, data.actions] / data.logged_probs
-    table = ope.evaluate(data.rewards, data.actions, data.logged_probs, target,
-                         estimated_rewards=q_hat, estimators=["ipw", "dm", "switch-dr"],
-                         switch_threshold=3.0)
+    table = ope.evaluate(
+        data.rewards,
+        data.actions,
+        data.logged_probs,
+        target,
+        estimated_rewards=q_hat,
+        estimators=["ipw", "dm", "switch-dr"],
+        switch_threshold=3.0,
+    )
     np.testing.assert_allclose(table.loc["ipw", "ess"], w.sum() ** 2 / (w**2).sum(), rtol=1e-12)
     assert table.loc["ipw", "max_weight"] == w.max()
     np.testing.assert_allclose(table.loc["ipw", "mean_weight"], w.mean(), rtol=1e-12)
     kept = np.where(w <= 3.0, w, 0.0)
     assert table.loc["switch-dr", "max_weight"] == kept.max()
-    np.testing.assert_allclose(table.loc["switch-dr", "ess"], kept.sum() ** 2 / (kept**2).sum(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        table.loc["switch-dr", "ess"], kept.sum() ** 2 / (kept**2).sum(), rtol=1e-12
+    )
     zero_share = np.mean(target[rows, data.actions] == 0.0)
     assert zero_share >= 50 / N_ROWS
     assert (table["zero_target_share"] == zero_share).all()
@@ -123,10 +145,16 @@ def test_parameter_limits_reduce_to_dm_and_dr(log):
     data, q_hat, target = log
     args = (data.rewards, data.actions, data.logged_probs, target)
     names = ["dm", "dr", "switch-dr", "dr-os"]
-    as_dr = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names,
-                         switch_threshold=math.inf, dros_lambda=math.inf)
-    as_dm = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names,
-                         switch_threshold=0.0, dros_lambda=0.0)
+    as_dr = ope.evaluate(
+        *args,
+        estimated_rewards=q_hat,
+        estimators=names,
+        switch_threshold=math.inf,
+        dros_lambda=math.inf,
+    )
+    as_dm = ope.evaluate(
+        *args, estimated_rewards=q_hat, estimators=names, switch_threshold=0.0, dros_lambda=0.0
+    )
     for name in ("switch-dr", "dr-os"):
         np.testing.assert_allclose(as_dr.loc[name, "value"], as_dr.loc["dr", "value"], rtol=1e-12)
         np.testing.assert_allclose(as_dm.loc[name, "value"], as_dm.loc["dm", "value"], rtol=1e-12)
@@ -138,10 +166,20 @@ def test_default_estimators_depend_on_model_and_on_policy_is_always_there(log):
     assert list(ope.evaluate(*args).index) == ["ipw", "snipw", "on-policy"]
     with_model = ope.evaluate(*args, estimated_rewards=q_hat)
     assert list(with_model.index) == list(ope.DEFAULT_ESTIMATORS) + ["on-policy"]
-    assert list(with_model.columns) == ["value", "ci_low", "ci_high", "se", "n", "ess",
-                                        "max_weight", "mean_weight", "zero_target_share"]
-    np.testing.assert_allclose(with_model.loc["on-policy", "value"], data.rewards.mean(),
-                               rtol=1e-12)
+    assert list(with_model.columns) == [
+        "value",
+        "ci_low",
+        "ci_high",
+        "se",
+        "n",
+        "ess",
+        "max_weight",
+        "mean_weight",
+        "zero_target_share",
+    ]
+    np.testing.assert_allclose(
+        with_model.loc["on-policy", "value"], data.rewards.mean(), rtol=1e-12
+    )
 
 
 def test_confidence_level_scales_interval(log):
@@ -150,8 +188,9 @@ def test_confidence_level_scales_interval(log):
     t90 = ope.evaluate(*args, confidence=0.90)
     t99 = ope.evaluate(*args, confidence=0.99)
     width = lambda t: t.loc["ipw", "ci_high"] - t.loc["ipw", "ci_low"]  # noqa: E731
-    np.testing.assert_allclose(width(t99) / width(t90), 2.5758293035489 / 1.6448536269514722,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        width(t99) / width(t90), 2.5758293035489 / 1.6448536269514722, rtol=1e-10
+    )
 
 
 def test_snipw_is_nan_when_no_logged_action_has_target_mass():

@@ -21,7 +21,19 @@ from policies import make_policy
 
 BY = ("model_version", "day")
 ESTIMATORS = ("ipw", "snipw", "dr")
-COMPARED = ["value", "ci_low", "ci_high", "se", "n", "ess", "max_weight", "mean_weight", "w_p50", "w_p90", "w_p99"]
+COMPARED = [
+    "value",
+    "ci_low",
+    "ci_high",
+    "se",
+    "n",
+    "ess",
+    "max_weight",
+    "mean_weight",
+    "w_p50",
+    "w_p90",
+    "w_p99",
+]
 RTOL = 1e-9
 
 
@@ -40,8 +52,9 @@ def test_export_writes_one_hive_dataset_with_an_explicit_schema(lake):
     log_path, _, out = lake
     days = sorted(p.name for p in out.iterdir())
     assert days == ["day=2026-01-01", "day=2026-01-02", "day=2026-01-03"]
-    expected = lake_schema(ope_actions := tuple(read_log(log_path).filter(like="p_").columns.str[2:]),
-                           ["x"]).remove(2)  # no `day` column inside hive files
+    expected = lake_schema(
+        ope_actions := tuple(read_log(log_path).filter(like="p_").columns.str[2:]), ["x"]
+    ).remove(2)  # no `day` column inside hive files
     for file in out.rglob("*.parquet"):
         schema = pq.read_schema(file)
         assert not any(pa.types.is_null(f.type) for f in schema)
@@ -54,8 +67,9 @@ def test_export_writes_one_hive_dataset_with_an_explicit_schema(lake):
     table = table.set_index("decision_id").loc[frame["decision_id"]]
     np.testing.assert_array_equal(table["reward"].to_numpy(), frame["reward"].to_numpy())
     np.testing.assert_array_equal(table["p_coupon_10"].to_numpy(), frame["p_coupon_10"].to_numpy())
-    np.testing.assert_array_equal(table["f_cart_value_log"].to_numpy(np.float64),
-                                  frame["f_cart_value_log"].to_numpy())  # float32, exactly
+    np.testing.assert_array_equal(
+        table["f_cart_value_log"].to_numpy(np.float64), frame["f_cart_value_log"].to_numpy()
+    )  # float32, exactly
     assert table["model_version"].tolist() == frame["model_version"].tolist()
     eligible = [[a for a in ope_actions if row[f"e_{a}"]] for _, row in table.iterrows()]
     assert eligible == [list(e) for e in frame["eligible"]]
@@ -67,7 +81,11 @@ def test_store_is_read_in_bounded_chunks(lake):
     assert [len(c) for c in chunks] == [1000, 1000, 1000, 1]
     whole = read_log(log_path)
     joined = pd.concat(chunks, ignore_index=True).set_index("decision_id").loc[whole["decision_id"]]
-    numeric = [c for c in whole.columns if c.startswith(("p_", "f_"))] + ["timestamp", "reward", "probability"]
+    numeric = [c for c in whole.columns if c.startswith(("p_", "f_"))] + [
+        "timestamp",
+        "reward",
+        "probability",
+    ]
     np.testing.assert_array_equal(joined[numeric].to_numpy(float), whole[numeric].to_numpy(float))
     assert joined["action"].tolist() == whole["action"].tolist()
 
@@ -81,10 +99,15 @@ def test_memory_backend_equals_the_estimators_on_the_same_arrays(lake):
     table = evaluate_log(out, policy="rule", estimators=ESTIMATORS, backend="memory")
     data = read_log_dataset(log_path)
     pi = target_probabilities(data, rule)
-    direct = ope.evaluate(data.rewards, data.actions, data.logged_probs, pi, estimators=["ipw", "snipw"])
+    direct = ope.evaluate(
+        data.rewards, data.actions, data.logged_probs, pi, estimators=["ipw", "snipw"]
+    )
     for est in ("ipw", "snipw", "on-policy"):
-        np.testing.assert_allclose(table.loc[est, ["value", "se"]].to_numpy(float),
-                                   direct.loc[est, ["value", "se"]].to_numpy(float), rtol=1e-12)
+        np.testing.assert_allclose(
+            table.loc[est, ["value", "se"]].to_numpy(float),
+            direct.loc[est, ["value", "se"]].to_numpy(float),
+            rtol=1e-12,
+        )
     assert table.loc["ipw", "n"] == data.n and table.attrs["n_fallback"] == 1
 
 
@@ -99,8 +122,9 @@ def test_ridge_reward_model_matches_scikit_learn_on_the_other_fold():
     actions = rng.integers(0, 2, n)
     rewards = x @ [1.0, -0.5, 4.0, 0.0] + actions + rng.normal(size=n)
     ts = 1_767_225_600.0 + np.arange(n) * 7.3
-    halves = RewardStats.of(x[:1700], actions[:1700], rewards[:1700], ts[:1700], 2, 2) + \
-        RewardStats.of(x[1700:], actions[1700:], rewards[1700:], ts[1700:], 2, 2)
+    halves = RewardStats.of(
+        x[:1700], actions[:1700], rewards[:1700], ts[:1700], 2, 2
+    ) + RewardStats.of(x[1700:], actions[1700:], rewards[1700:], ts[1700:], 2, 2)
     q = halves.fit().predict(x, ts)
     folds = fold_of(ts, 2)
     assert 0.45 < folds.mean() < 0.55
@@ -108,7 +132,9 @@ def test_ridge_reward_model_matches_scikit_learn_on_the_other_fold():
         for a in range(2):
             train = (folds != k) & (actions == a)
             model = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(x[train], rewards[train])
-            np.testing.assert_allclose(q[folds == k, a], model.predict(x[folds == k]), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(
+                q[folds == k, a], model.predict(x[folds == k]), rtol=1e-9, atol=1e-9
+            )
 
 
 @pytest.mark.parametrize("policy", ["model", "rule", "static:coupon_10", "uniform"])
@@ -116,27 +142,37 @@ def test_memory_and_stream_agree_overall_and_by_stratum(lake, policy):
     log_path, model_path, out = lake
     target = str(model_path) if policy == "model" else policy
     memory = evaluate_log(out, policy=target, estimators=ESTIMATORS, backend="memory", by=BY)
-    stream = evaluate_log(out, policy=target, estimators=ESTIMATORS, backend="stream", by=BY, batch_rows=333)
+    stream = evaluate_log(
+        out, policy=target, estimators=ESTIMATORS, backend="stream", by=BY, batch_rows=333
+    )
     assert_same(memory, stream)
-    from_store = evaluate_log(log_path, policy=target, estimators=ESTIMATORS, backend="stream", by=BY,
-                              batch_rows=500)
+    from_store = evaluate_log(
+        log_path, policy=target, estimators=ESTIMATORS, backend="stream", by=BY, batch_rows=500
+    )
     assert_same(memory, from_store)
     strata = memory.index.droplevel("estimator").unique()
     assert len(strata) >= 4  # 3 days x versions, plus the total
     totals = memory.xs(("(all)", "(all)"), level=list(BY))
     per = memory.drop(index="(all)", level="model_version").xs("ipw", level="estimator")
     assert per["n"].sum() == totals.loc["ipw", "n"]
-    assert math.isclose((per["value"] * per["n"]).sum() / per["n"].sum(), totals.loc["ipw", "value"], rel_tol=1e-12)
+    assert math.isclose(
+        (per["value"] * per["n"]).sum() / per["n"].sum(), totals.loc["ipw", "value"], rel_tol=1e-12
+    )
 
 
 def test_spark_agrees_with_memory_and_stream(lake, spark):
     _, model_path, out = lake
-    memory = evaluate_log(out, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=BY)
-    on_spark = evaluate_log(out, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=BY,
-                            spark=spark)
+    memory = evaluate_log(
+        out, policy=str(model_path), estimators=ESTIMATORS, backend="memory", by=BY
+    )
+    on_spark = evaluate_log(
+        out, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=BY, spark=spark
+    )
     assert_same(memory, on_spark)
     rule_memory = evaluate_log(out, policy="rule", estimators=("ipw", "snipw"), backend="memory")
-    rule_spark = evaluate_log(out, policy="rule", estimators=("ipw", "snipw"), backend="spark", spark=spark)
+    rule_spark = evaluate_log(
+        out, policy="rule", estimators=("ipw", "snipw"), backend="spark", spark=spark
+    )
     assert_same(rule_memory, rule_spark)
 
 
@@ -146,8 +182,8 @@ def test_weight_quantiles_come_from_an_exact_histogram():
     counts = weight_histogram(w)
     assert counts.sum() == w.size and counts[0] == 2
     assert histogram_quantile(counts, 0.1) == 0.0
-    assert 1.0 <= histogram_quantile(counts, 0.5) <= 1.0 * 10 ** 0.01
-    assert 20.0 <= histogram_quantile(counts, 0.9) <= 20.0 * 10 ** 0.01
+    assert 1.0 <= histogram_quantile(counts, 0.5) <= 1.0 * 10**0.01
+    assert 20.0 <= histogram_quantile(counts, 0.9) <= 20.0 * 10**0.01
     assert np.array_equal(weight_histogram(w[:4]) + weight_histogram(w[4:]), counts)
 
 
@@ -172,7 +208,9 @@ def test_probabilities_that_do_not_sum_to_one_name_the_row_and_the_sum(lake, tmp
         return t.set_column(t.schema.get_field_index("p_none"), "p_none", pa.array(col))
 
     bad = _rewrite(lake[2], tmp_path, halve)
-    with pytest.raises(ValueError, match=r"columns p_<action> sum to 0\.\d+ in row \d+ \(decision_id \S+"):
+    with pytest.raises(
+        ValueError, match=r"columns p_<action> sum to 0\.\d+ in row \d+ \(decision_id \S+"
+    ):
         evaluate_log(bad, policy="rule", backend="stream")
 
 
@@ -189,7 +227,9 @@ def test_bad_arguments_are_named(lake):
 def test_without_a_backend_evaluate_log_is_the_in_memory_frame_evaluation(lake):
     log_path = lake[0]
     legacy = ope.logs.evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0)
-    pd.testing.assert_frame_equal(evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0), legacy)
+    pd.testing.assert_frame_equal(
+        evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0), legacy
+    )
 
 
 def test_cli_export_then_evaluate_by_stratum(lake, tmp_path, capsys):
@@ -198,8 +238,25 @@ def test_cli_export_then_evaluate_by_stratum(lake, tmp_path, capsys):
     log_path, model_path, _ = lake
     assert main(["export", "--log", str(log_path), "--to", str(tmp_path / "logs")]) == 0
     assert "exported 3,001 decisions" in capsys.readouterr().out
-    assert main(["evaluate", "--log", str(tmp_path / "logs"), "--model", str(model_path), "--backend", "stream",
-                 "--by", "model_version", "day", "--out", str(tmp_path / "rep")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--log",
+                str(tmp_path / "logs"),
+                "--model",
+                str(model_path),
+                "--backend",
+                "stream",
+                "--by",
+                "model_version",
+                "day",
+                "--out",
+                str(tmp_path / "rep"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "backend stream" in printed and "dropped 1 fallback" in printed
     saved = pd.read_csv(tmp_path / "rep" / "ope_model_model.csv", index_col=[0, 1, 2])

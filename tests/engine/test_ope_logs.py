@@ -76,7 +76,9 @@ def test_arrays_match_the_frame_and_drops_are_counted(caplog):
     assert [ACTIONS[a] for a in data.actions] == list(kept["action"])
     np.testing.assert_array_equal(data.rewards, kept["reward"])
     np.testing.assert_array_equal(data.logged_probs, kept["probability"])
-    np.testing.assert_array_equal(data.eligible, kept[["p_none", "p_coupon_5", "p_recall_message"]] > 0)
+    np.testing.assert_array_equal(
+        data.eligible, kept[["p_none", "p_coupon_5", "p_recall_message"]] > 0
+    )
     assert data.feature_names == ("x", "bias")
     np.testing.assert_array_equal(data.features, kept[["f_x", "f_bias"]])
     assert sum(data.reward_sources.values()) == 5
@@ -107,7 +109,9 @@ def test_inconsistent_rows_are_named():
     df = make_frame(6)
     bad = df.copy()
     bad.loc[[2, 5], "probability"] = 0.9
-    with pytest.raises(ValueError, match=r"'probability' == 0.9 but 'p_\w+' == .* rows 2, 5 \(decision_id d2, d5\)"):
+    with pytest.raises(
+        ValueError, match=r"'probability' == 0.9 but 'p_\w+' == .* rows 2, 5 \(decision_id d2, d5\)"
+    ):
         read_log_dataset(bad)
     bad = df.copy()
     bad.loc[3, "probability"] = 0.0
@@ -118,13 +122,17 @@ def test_inconsistent_rows_are_named():
     with pytest.raises(ValueError, match=r"'action' == 'coupon_99' in rows 0 \(decision_id d0\)"):
         read_log_dataset(bad)
     with pytest.raises(ValueError, match="'action' == 'recall_message'"):
-        read_log_dataset(df.assign(action="recall_message", probability=df["p_recall_message"]),
-                             action_names=("none", "coupon_5"))
+        read_log_dataset(
+            df.assign(action="recall_message", probability=df["p_recall_message"]),
+            action_names=("none", "coupon_5"),
+        )
 
 
 def test_a_log_with_nothing_to_evaluate_is_an_error():
     df = make_frame(4).assign(reward=np.nan)
-    with pytest.raises(ValueError, match="no row to evaluate: 4 rows, 0 fallback, 4 without reward"):
+    with pytest.raises(
+        ValueError, match="no row to evaluate: 4 rows, 0 fallback, 4 without reward"
+    ):
         read_log_dataset(df)
     with pytest.raises(ValueError, match="df_or_path is a list"):
         read_log_dataset([1, 2])
@@ -138,12 +146,21 @@ def _write_log(path):
             fallback = i == 4
             probs = (1.0, 0.0, 0.0) if fallback else (0.5, 0.3, 0.2)
             action = "none" if fallback or i % 2 == 0 else "coupon_5"
-            log.append_decision(DecisionRecord(
-                decision_id=f"d{i}", timestamp=1_767_225_600.0 + i, user_hash=f"u{i}",
-                model_version="m", actions=names, probabilities=probs,
-                eligible=("none",) if fallback else names, action=action, fallback=fallback,
-                features={} if fallback else {"x": float(i), "bias": 1.0}, payload={},
-            ))
+            log.append_decision(
+                DecisionRecord(
+                    decision_id=f"d{i}",
+                    timestamp=1_767_225_600.0 + i,
+                    user_hash=f"u{i}",
+                    model_version="m",
+                    actions=names,
+                    probabilities=probs,
+                    eligible=("none",) if fallback else names,
+                    action=action,
+                    fallback=fallback,
+                    features={} if fallback else {"x": float(i), "bias": 1.0},
+                    payload={},
+                )
+            )
         for i in range(3):
             log.append_outcome(f"d{i}", 10.0 * (i + 1), 1_767_225_700.0 + i)
 
@@ -175,13 +192,16 @@ def test_ipw_and_dr_match_independent_computations():
     pi = rng.dirichlet(np.ones(3), size=data.n) * data.eligible
     pi /= pi.sum(axis=1, keepdims=True)
     q = rng.normal(2.0, 0.5, size=(data.n, 3))
-    table = evaluate_log(data, lambda X, names, e: pi, estimated_rewards=q,
-                         estimators=["ipw", "snipw", "dr"])
+    table = evaluate_log(
+        data, lambda X, names, e: pi, estimated_rewards=q, estimators=["ipw", "snipw", "dr"]
+    )
     rows = np.arange(data.n)
     w = pi[rows, data.actions] / df["probability"].to_numpy()
     r = df["reward"].to_numpy()
     assert table.loc["ipw", "value"] == pytest.approx(np.mean(w * r), rel=1e-12)
-    assert table.loc["ipw", "se"] == pytest.approx(np.std(w * r, ddof=1) / math.sqrt(data.n), rel=1e-9)
+    assert table.loc["ipw", "se"] == pytest.approx(
+        np.std(w * r, ddof=1) / math.sqrt(data.n), rel=1e-9
+    )
     assert table.loc["snipw", "value"] == pytest.approx(np.sum(w * r) / np.sum(w), rel=1e-12)
     dr = (pi * q).sum(axis=1) + w * (r - q[rows, data.actions])
     assert table.loc["dr", "value"] == pytest.approx(dr.mean(), rel=1e-12)
@@ -191,8 +211,11 @@ def test_ipw_and_dr_match_independent_computations():
 def test_target_mass_on_actions_the_logger_could_not_take_names_the_rows():
     data = read_log_dataset(make_frame(7))  # rows 0, 3, 6 have p_recall_message == 0
     always_reminder = lambda X, names, e: np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
-    with pytest.raises(ValueError, match=r"probability 1 on 'recall_message'.*p_recall_message == 0\), "
-                                         r"in rows 0, 3, 6 \(decision_id d0, d3, d6\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"probability 1 on 'recall_message'.*p_recall_message == 0\), "
+        r"in rows 0, 3, 6 \(decision_id d0, d3, d6\)",
+    ):
         evaluate_log(data, always_reminder)
 
 
@@ -216,7 +239,9 @@ def test_object_targets_are_matched_to_the_log_by_action_name():
     np.testing.assert_array_equal(probs, np.tile([0.0, 1.0, 0.0], (9, 1)))
     assert not target.seen_eligible[:, 1].any()  # coupon_20 is not in the log: never eligible
     np.testing.assert_array_equal(target.seen_eligible[:, 0], data.eligible[:, 2])
-    callable_table = evaluate_log(data, lambda X, n, e: np.tile([0.0, 1.0, 0.0], (9, 1)), estimators=["ipw"])
+    callable_table = evaluate_log(
+        data, lambda X, n, e: np.tile([0.0, 1.0, 0.0], (9, 1)), estimators=["ipw"]
+    )
     object_table = evaluate_log(data, target, estimators=["ipw"])
     assert object_table.loc["ipw", "value"] == callable_table.loc["ipw", "value"]
 
@@ -234,7 +259,9 @@ def test_bad_targets_are_refused():
         def feature_probabilities(self, features, feature_names, eligible):
             raise NotImplementedError("needs the simulator's truth")
 
-    with pytest.raises(ValueError, match="cannot be evaluated on a log: needs the simulator's truth"):
+    with pytest.raises(
+        ValueError, match="cannot be evaluated on a log: needs the simulator's truth"
+    ):
         target_probabilities(data, CannotDecide())
 
 

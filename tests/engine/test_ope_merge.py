@@ -24,9 +24,13 @@ def log():
 
 def chunks_of(data, q_hat, rewards, bounds):
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        yield {"rewards": rewards[lo:hi], "actions": data.actions[lo:hi],
-               "logged_probs": data.logged_probs[lo:hi], "target_probs": data.target_probs[lo:hi],
-               "estimated_rewards": q_hat[lo:hi]}
+        yield {
+            "rewards": rewards[lo:hi],
+            "actions": data.actions[lo:hi],
+            "logged_probs": data.logged_probs[lo:hi],
+            "target_probs": data.target_probs[lo:hi],
+            "estimated_rewards": q_hat[lo:hi],
+        }
 
 
 BOUNDS = [0, 1, 2, 1_000, 1_001, 3_500, 6_000]  # includes one-row chunks
@@ -39,10 +43,17 @@ def assert_tables_equal(a: pd.DataFrame, b: pd.DataFrame, rtol: float = 1e-12) -
 
 def test_chunked_summaries_merge_to_the_whole(log):
     data, q_hat, rewards = log
-    whole = ope.evaluate(rewards, data.actions, data.logged_probs, data.target_probs,
-                         estimated_rewards=q_hat, estimators=ALL)
-    parts = [ope.summarize(**chunk, estimators=ALL)
-             for chunk in chunks_of(data, q_hat, rewards, BOUNDS)]
+    whole = ope.evaluate(
+        rewards,
+        data.actions,
+        data.logged_probs,
+        data.target_probs,
+        estimated_rewards=q_hat,
+        estimators=ALL,
+    )
+    parts = [
+        ope.summarize(**chunk, estimators=ALL) for chunk in chunks_of(data, q_hat, rewards, BOUNDS)
+    ]
     assert_tables_equal(ope.finalize(ope.merge(parts)), whole)
     added = parts[0]
     for part in parts[1:]:
@@ -55,11 +66,24 @@ def test_chunked_summaries_merge_to_the_whole(log):
 
 def test_evaluate_stream_equals_evaluate(log):
     data, q_hat, rewards = log
-    whole = ope.evaluate(rewards, data.actions, data.logged_probs, data.target_probs,
-                         estimated_rewards=q_hat, estimators=ALL, confidence=0.9,
-                         switch_threshold=3.0, dros_lambda=5.0)
-    streamed = ope.evaluate_stream(chunks_of(data, q_hat, rewards, BOUNDS), estimators=ALL,
-                                   confidence=0.9, switch_threshold=3.0, dros_lambda=5.0)
+    whole = ope.evaluate(
+        rewards,
+        data.actions,
+        data.logged_probs,
+        data.target_probs,
+        estimated_rewards=q_hat,
+        estimators=ALL,
+        confidence=0.9,
+        switch_threshold=3.0,
+        dros_lambda=5.0,
+    )
+    streamed = ope.evaluate_stream(
+        chunks_of(data, q_hat, rewards, BOUNDS),
+        estimators=ALL,
+        confidence=0.9,
+        switch_threshold=3.0,
+        dros_lambda=5.0,
+    )
     assert_tables_equal(streamed, whole)
 
 
@@ -73,8 +97,9 @@ def test_merge_rejects_incompatible_summaries(log):
     c = ope.summarize(**chunk, estimators=["ipw"])
     with pytest.raises(ValueError, match="estimators"):
         a + c
-    boot = ope.summarize(**chunk, estimators=["switch-dr"], switch_threshold=2.0,
-                         n_bootstrap=10, seed=0)
+    boot = ope.summarize(
+        **chunk, estimators=["switch-dr"], switch_threshold=2.0, n_bootstrap=10, seed=0
+    )
     with pytest.raises(ValueError, match="n_bootstrap"):
         a + boot
     with pytest.raises(ValueError, match="empty"):
@@ -94,8 +119,13 @@ def test_stream_reports_bad_chunk_by_index(log):
 
 
 def _as_chunk(s):
-    return {"rewards": s.rewards, "actions": s.actions, "logged_probs": s.logged_probs,
-            "target_probs": s.target_probs, "estimated_rewards": s.expected_rewards}
+    return {
+        "rewards": s.rewards,
+        "actions": s.actions,
+        "logged_probs": s.logged_probs,
+        "target_probs": s.target_probs,
+        "estimated_rewards": s.expected_rewards,
+    }
 
 
 def _generated_chunks(n_chunks: int, rows: int):

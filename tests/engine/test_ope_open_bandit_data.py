@@ -30,9 +30,14 @@ def random_log(obd_dir):
     affinity = frame[[c for c in frame.columns if c.startswith("user-item_affinity_")]]
     positions = frame["position"].to_numpy() - 1
     feedback = {  # the Open Bandit Pipeline's bandit_feedback layout (0-based positions)
-        "n_actions": 34, "action": frame["item_id"].to_numpy(), "reward": frame["click"].to_numpy(),
-        "pscore": frame["propensity_score"].to_numpy(), "position": positions,
-        "context": np.hstack([users.to_numpy(float), affinity.to_numpy(float), np.eye(3)[positions]]),
+        "n_actions": 34,
+        "action": frame["item_id"].to_numpy(),
+        "reward": frame["click"].to_numpy(),
+        "pscore": frame["propensity_score"].to_numpy(),
+        "position": positions,
+        "context": np.hstack(
+            [users.to_numpy(float), affinity.to_numpy(float), np.eye(3)[positions]]
+        ),
     }
     action_dist = np.load(obd_dir / "bts_action_dist.npz")["action_dist"]
     return ope.from_obp(feedback), action_dist
@@ -48,8 +53,15 @@ def bts_on_policy(obd_dir):
 def table(random_log):
     log, action_dist = random_log
     target = ope.target_probs_at_positions(action_dist, log.positions)
-    return ope.evaluate(log.rewards, log.actions, log.logged_probs, target, contexts=log.contexts,
-                        estimators=["ipw", "snipw", "dm", "dr", "sndr"], seed=0)
+    return ope.evaluate(
+        log.rewards,
+        log.actions,
+        log.logged_probs,
+        target,
+        contexts=log.contexts,
+        estimators=["ipw", "snipw", "dm", "dr", "sndr"],
+        seed=0,
+    )
 
 
 def test_ipw_equals_the_plain_formula(random_log, table):
@@ -57,7 +69,9 @@ def test_ipw_equals_the_plain_formula(random_log, table):
     target_logged = action_dist[log.actions, log.positions]
     np.testing.assert_allclose(log.logged_probs, 1 / 34, rtol=1e-12)
     ipw = np.mean(log.rewards * target_logged / log.logged_probs)
-    snipw = np.sum(log.rewards * target_logged / log.logged_probs) / np.sum(target_logged / log.logged_probs)
+    snipw = np.sum(log.rewards * target_logged / log.logged_probs) / np.sum(
+        target_logged / log.logged_probs
+    )
     np.testing.assert_allclose(table.loc["ipw", "value"], ipw, rtol=1e-12)
     np.testing.assert_allclose(table.loc["snipw", "value"], snipw, rtol=1e-12)
     np.testing.assert_allclose(table.loc["on-policy", "value"], log.rewards.mean(), rtol=1e-12)

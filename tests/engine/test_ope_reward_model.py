@@ -15,7 +15,9 @@ def profit_world(n: int, seed: int):
     p = 1.0 / (1.0 + np.exp(-(np.sign(x[:, 1:2]) + lift[None, :] * (x[:, 2:3] > 0) - 1.0)))
     q = value[:, None] * (p * (0.3 - np.array([0.0, 0.05, 0.1]))) - 0.25 * (np.arange(3) > 0)
     a = rng.integers(3, size=n)
-    r = np.where(rng.random(n) < p[np.arange(n), a], value * (0.3 - np.array([0.0, 0.05, 0.1])[a]), 0.0)
+    r = np.where(
+        rng.random(n) < p[np.arange(n), a], value * (0.3 - np.array([0.0, 0.05, 0.1])[a]), 0.0
+    )
     r -= 0.25 * (a > 0)
     return x, a, r, q, value
 
@@ -47,7 +49,9 @@ def test_boosted_is_deterministic_for_a_seed_and_out_of_fold() -> None:
 def test_scale_multiplies_back_and_is_validated() -> None:
     x, a, r, _, _ = profit_world(300, 3)
     plain = cross_fit_rewards(x, a, r, 3, np.random.default_rng(0), model="ridge")
-    doubled = cross_fit_rewards(x, a, 2 * r, 3, np.random.default_rng(0), model="ridge", scale=np.full(300, 2.0))
+    doubled = cross_fit_rewards(
+        x, a, 2 * r, 3, np.random.default_rng(0), model="ridge", scale=np.full(300, 2.0)
+    )
     np.testing.assert_allclose(doubled, 2 * plain, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match=r"scale has shape \(2,\)"):
         cross_fit_rewards(x, a, r, 3, np.random.default_rng(0), scale=np.ones(2))

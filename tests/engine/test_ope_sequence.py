@@ -27,7 +27,9 @@ def test_estimators_are_unbiased_on_a_toy_flow():
     res = evaluate_sequences(r, valid, a, mu, pi)
     for name in ("pdis", "dr"):
         assert res[name]["value"] == pytest.approx(2.0, abs=4 * res[name]["se"])
-    assert res["dr"]["se"] < res["pdis"]["se"]  # the model removes the variance of a deterministic reward
+    assert (
+        res["dr"]["se"] < res["pdis"]["se"]
+    )  # the model removes the variance of a deterministic reward
 
 
 def test_dr_with_the_true_q_has_no_variance_on_a_deterministic_flow():
@@ -42,7 +44,9 @@ def test_bootstrap_interval_and_bad_input():
     r, valid, a, mu, pi = _toy(2000, np.random.default_rng(2))
     res = evaluate_sequences(r, valid, a, mu, pi, n_boot=200, seed=3)
     assert res["pdis"]["ci_low"] < res["pdis"]["value"] < res["pdis"]["ci_high"]
-    assert res["pdis"]["ci_high"] - res["pdis"]["ci_low"] == pytest.approx(2 * 1.96 * res["pdis"]["se"], rel=0.2)
+    assert res["pdis"]["ci_high"] - res["pdis"]["ci_low"] == pytest.approx(
+        2 * 1.96 * res["pdis"]["se"], rel=0.2
+    )
     mu[0, 0] = 0.0
     with pytest.raises(ValueError, match=r"logging\[0, 0\] == .*must be in \(0, 1\]"):
         evaluate_sequences(r, valid, a, mu, pi)

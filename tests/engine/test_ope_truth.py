@@ -25,10 +25,16 @@ def test_estimators_are_close_to_truth_at_large_n():
     args = (log.rewards, log.actions, log.logged_probs, log.target_probs)
     truth = log.true_value
     names = ["ipw", "snipw", "dr", "sndr"]
-    wrong = ope.evaluate(*args, estimated_rewards=misspecified(log.expected_rewards, log.contexts),
-                         estimators=names + ["dm"])
-    right = ope.evaluate(*args, estimated_rewards=log.expected_rewards,
-                         estimators=names + ["dm", "switch-dr", "dr-os"])
+    wrong = ope.evaluate(
+        *args,
+        estimated_rewards=misspecified(log.expected_rewards, log.contexts),
+        estimators=names + ["dm"],
+    )
+    right = ope.evaluate(
+        *args,
+        estimated_rewards=log.expected_rewards,
+        estimators=names + ["dm", "switch-dr", "dr-os"],
+    )
     # Unbiased (or consistent) whatever the reward model: within 4 se and 0.01 of the truth.
     for table in (wrong, right):
         for name in names:
@@ -42,7 +48,9 @@ def test_estimators_are_close_to_truth_at_large_n():
     assert abs(wrong.loc["dm", "value"] - truth) > 10 * wrong.loc["dm", "se"]
     assert abs(wrong.loc["dm", "value"] - truth) > 5 * abs(wrong.loc["dr", "value"] - truth)
     # on-policy estimates the logging policy, not the target.
-    assert abs(right.loc["on-policy", "value"] - log.logging_value) < 4 * right.loc["on-policy", "se"]
+    assert (
+        abs(right.loc["on-policy", "value"] - log.logging_value) < 4 * right.loc["on-policy", "se"]
+    )
 
 
 def test_analytic_intervals_cover_truth_at_nominal_rate():
@@ -53,9 +61,14 @@ def test_analytic_intervals_cover_truth_at_nominal_rate():
     n_seeds = 200
     for seed in range(n_seeds):
         log = WORLD.sample(2_000, np.random.default_rng(1_000 + seed))
-        table = ope.evaluate(log.rewards, log.actions, log.logged_probs, log.target_probs,
-                             estimated_rewards=misspecified(log.expected_rewards, log.contexts),
-                             estimators=names)
+        table = ope.evaluate(
+            log.rewards,
+            log.actions,
+            log.logged_probs,
+            log.target_probs,
+            estimated_rewards=misspecified(log.expected_rewards, log.contexts),
+            estimators=names,
+        )
         for name in names:
             hits[name] += table.loc[name, "ci_low"] <= log.true_value <= table.loc[name, "ci_high"]
     coverage = {name: count / n_seeds for name, count in hits.items()}
@@ -65,8 +78,15 @@ def test_analytic_intervals_cover_truth_at_nominal_rate():
 
 def test_cross_fitted_dr_is_close_to_truth():
     log = WORLD.sample(20_000, np.random.default_rng(9))
-    table = ope.evaluate(log.rewards, log.actions, log.logged_probs, log.target_probs,
-                         contexts=log.contexts, estimators=["dm", "dr", "sndr"], seed=4)
+    table = ope.evaluate(
+        log.rewards,
+        log.actions,
+        log.logged_probs,
+        log.target_probs,
+        contexts=log.contexts,
+        estimators=["dm", "dr", "sndr"],
+        seed=4,
+    )
     for name in ("dr", "sndr"):
         err = abs(table.loc[name, "value"] - log.true_value)
         assert err < 4 * table.loc[name, "se"], (name, err)

@@ -23,12 +23,14 @@ def with_row(key, row, value):
         arr = np.array(args[key], dtype=float if key != "actions" else None)
         arr[row] = value
         args[key] = arr
+
     return change
 
 
 def set_key(key, value):
     def change(args):
         args[key] = value
+
     return change
 
 
@@ -39,21 +41,41 @@ CASES = [
     (set_key("rewards", np.ones((N, 1))), r"rewards has shape \(6, 1\), must be 1-dimensional"),
     (with_row("actions", 4, 3), r"actions row 4 == 3, must be in \[0, 3\)"),
     (with_row("actions", 1, -1), r"actions row 1 == -1, must be in \[0, 3\)"),
-    (set_key("actions", np.array([0, 1, 2, 0, 1.5, 2])), r"actions row 4 == 1.5, must be an integer"),
+    (
+        set_key("actions", np.array([0, 1, 2, 0, 1.5, 2])),
+        r"actions row 4 == 1.5, must be an integer",
+    ),
     (set_key("actions", np.zeros(N - 1, int)), r"actions has shape \(5,\), must be \(6,\)"),
     (with_row("logged_probs", 5, 0.0), r"logged_probs row 5 == 0.0, must be in \(0, 1\]"),
     (with_row("logged_probs", 0, 1.2), r"logged_probs row 0 == 1.2, must be in \(0, 1\]"),
     (with_row("logged_probs", 2, -0.1), r"logged_probs row 2 == -0.1, must be in \(0, 1\]"),
     (with_row("logged_probs", 1, np.nan), r"logged_probs row 1 contains nan, must be finite"),
-    (with_row("target_probs", 4, [0.2, 0.3, 0.43]), r"target_probs row 4 sums to 0.93, must sum to 1"),
-    (with_row("target_probs", 1, [-0.1, 0.6, 0.5]), r"target_probs row 1 contains -0.1, must be non-negative"),
-    (with_row("target_probs", 2, [np.nan, 0.5, 0.5]), r"target_probs row 2 contains nan, must be finite"),
-    (set_key("target_probs", np.full((N, 3), 0.5)),
-     r"target_probs row 0 sums to 1.5, must sum to 1 \(and 5 more rows\)"),
+    (
+        with_row("target_probs", 4, [0.2, 0.3, 0.43]),
+        r"target_probs row 4 sums to 0.93, must sum to 1",
+    ),
+    (
+        with_row("target_probs", 1, [-0.1, 0.6, 0.5]),
+        r"target_probs row 1 contains -0.1, must be non-negative",
+    ),
+    (
+        with_row("target_probs", 2, [np.nan, 0.5, 0.5]),
+        r"target_probs row 2 contains nan, must be finite",
+    ),
+    (
+        set_key("target_probs", np.full((N, 3), 0.5)),
+        r"target_probs row 0 sums to 1.5, must sum to 1 \(and 5 more rows\)",
+    ),
     (set_key("target_probs", np.ones(N)), r"target_probs has shape \(6,\), must be 2-dimensional"),
-    (set_key("target_probs", np.ones((N + 1, 1))), r"target_probs has shape \(7, 1\), must be \(6, n_actions\)"),
+    (
+        set_key("target_probs", np.ones((N + 1, 1))),
+        r"target_probs has shape \(7, 1\), must be \(6, n_actions\)",
+    ),
     (with_row("estimated_rewards", 3, [0.0, np.inf, 0.0]), r"estimated_rewards row 3 contains inf"),
-    (set_key("estimated_rewards", np.zeros((N, 2))), r"estimated_rewards has shape \(6, 2\), must be \(6, 3\)"),
+    (
+        set_key("estimated_rewards", np.zeros((N, 2))),
+        r"estimated_rewards has shape \(6, 2\), must be \(6, 3\)",
+    ),
     (set_key("target_probs", [["a", "b", "c"]] * N), r"target_probs must be numeric"),
 ]
 
@@ -84,7 +106,10 @@ PARAM_CASES = [
     ({"estimators": ["ipw", "ipw"]}, r"contains duplicates"),
     ({"switch_threshold": -1.0}, r"switch_threshold == -1.0, must be a number >= 0"),
     ({"dros_lambda": float("nan")}, r"dros_lambda == nan, must be a number >= 0"),
-    ({"seed": 1, "rng": np.random.default_rng(1), "ci": "bootstrap"}, r"rng and seed == 1 both given"),
+    (
+        {"seed": 1, "rng": np.random.default_rng(1), "ci": "bootstrap"},
+        r"rng and seed == 1 both given",
+    ),
     ({"contexts": np.zeros((N, 2))}, r"estimated_rewards and contexts both given"),
 ]
 

@@ -38,8 +38,11 @@ def test_validation_returns_what_parse_context_reads():
         assert validate_context(ctx) == parsed
         for other in (factory.as_read_only(ctx), _numpy_scalars(ctx)):
             got = validate_context(other)
-            assert got[:2] + got[3:6] + (tuple(got.channel_key), dict(got.channels)) + got[7:8] + (got.orders[:5],) \
-                == parsed[:2] + parsed[3:6] + (parsed.channel_key, dict(parsed.channels)) + parsed[7:8] + (parsed.orders[:5],)
+            assert got[:2] + got[3:6] + (tuple(got.channel_key), dict(got.channels)) + got[7:8] + (
+                got.orders[:5],
+            ) == parsed[:2] + parsed[3:6] + (parsed.channel_key, dict(parsed.channels)) + parsed[
+                7:8
+            ] + (parsed.orders[:5],)
 
 
 def test_fields_against_the_record():
@@ -52,7 +55,11 @@ def test_fields_against_the_record():
         assert parsed.cart_value == pytest.approx(value, rel=1e-12)
         assert parsed.cart_units == sum(line["quantity"] for line in ctx["cart"])
         channels = ctx.get("channels") or {}
-        assert parsed.channel_key == (channels.get("email"), channels.get("sms"), channels.get("push"))
+        assert parsed.channel_key == (
+            channels.get("email"),
+            channels.get("sms"),
+            channels.get("push"),
+        )
         assert list(parsed.contacts) == list(history.get("contacts") or [])
         assert parsed.orders.count == len(history.get("orders") or [])
 
@@ -61,7 +68,9 @@ def test_missing_sections_read_as_empty():
     parsed = validate_context(factory.minimal_context())
     assert (parsed.channels, parsed.session, parsed.history) == (EMPTY, EMPTY, EMPTY)
     assert (parsed.channel_key, parsed.contacts, parsed.orders) == (NO_CHANNELS, (), NO_ORDERS)
-    assert isinstance(parsed, ParsedContext) and parsed.cart_value == 10.0 and parsed.cart_units == 1
+    assert (
+        isinstance(parsed, ParsedContext) and parsed.cart_value == 10.0 and parsed.cart_units == 1
+    )
     with pytest.raises(TypeError):
         EMPTY["x"] = 1  # the shared empty section is read-only
 
@@ -69,7 +78,10 @@ def test_missing_sections_read_as_empty():
 def test_cart_value_is_one_figure_for_profile_budget_and_rule():
     """The profile's cart_value_log, the coupon budget and the rule policy see the same value."""
     ctx = factory.minimal_context()
-    ctx["cart"] = [{"item_id": "a", "price": 19.99, "quantity": 3}, {"item_id": "b", "price": 0.1, "quantity": 7}]
+    ctx["cart"] = [
+        {"item_id": "a", "price": 19.99, "quantity": 3},
+        {"item_id": "b", "price": 0.1, "quantity": 7},
+    ]
     ctx["channels"] = {"email": True}
     value, units = cart_totals(ctx["cart"])
     assert value == 19.99 * 3 + 0.1 * 7 and units == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import context_factory as factory
 import numpy as np
 import pytest
 
@@ -20,10 +21,6 @@ from engine.profile import (
     profile_values,
 )
 
-
-
-
-import context_factory as factory
 NOW = 1_767_225_600.0
 
 
@@ -51,10 +48,20 @@ def known_context():
             "product_views": 140,
             "carts_abandoned": 5,
             "orders": [
-                {"timestamp": NOW - 40 * DAY, "items": ["a"], "value": 50.0,
-                 "coupon_percent": None, "recovered_by": None},
-                {"timestamp": NOW - 10 * DAY, "items": ["b", "c"], "value": 150.0,
-                 "coupon_percent": 10, "recovered_by": "coupon_10"},
+                {
+                    "timestamp": NOW - 40 * DAY,
+                    "items": ["a"],
+                    "value": 50.0,
+                    "coupon_percent": None,
+                    "recovered_by": None,
+                },
+                {
+                    "timestamp": NOW - 10 * DAY,
+                    "items": ["b", "c"],
+                    "value": 150.0,
+                    "coupon_percent": 10,
+                    "recovered_by": "coupon_10",
+                },
             ],
             "contacts": [
                 {"timestamp": NOW - 60 * DAY, "action": "recall_message", "converted": True},

@@ -11,8 +11,15 @@ SINCE = 1_767_225_600.0 + 3_600.0
 
 
 def _retrain(source, engine, learner, **kw):
-    return retrain_from_log(source, engine.action_names, engine.features.feature_names, learner,
-                            reward_divisor=engine.features.reward_divisor, since=SINCE, **kw)
+    return retrain_from_log(
+        source,
+        engine.action_names,
+        engine.features.feature_names,
+        learner,
+        reward_divisor=engine.features.reward_divisor,
+        since=SINCE,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("learner", ["linucb", "lints"])
@@ -23,15 +30,24 @@ def test_ridge_learners_stream_to_the_in_memory_model(lake, learner):
     for source in (out, log_path):
         model = _retrain(source, engine, learner, backend="stream", batch_rows=333)
         assert model.n_updates == reference.n_updates > 2_500
-        np.testing.assert_allclose(model.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            model.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12
+        )
         if learner == "lints":  # its probabilities are Monte Carlo draws: the posterior is compared
-            np.testing.assert_allclose(model.score_distribution(X := np.eye(len(engine.features.feature_names)))[1],
-                                       reference.score_distribution(X)[1], rtol=1e-9)
+            np.testing.assert_allclose(
+                model.score_distribution(X := np.eye(len(engine.features.feature_names)))[1],
+                reference.score_distribution(X)[1],
+                rtol=1e-9,
+            )
             continue
         X = np.random.default_rng(1).normal(size=(200, len(engine.features.feature_names)))
         eligible = np.ones((200, len(engine.action_names)), dtype=bool)
-        np.testing.assert_allclose(model.probabilities_batch(X, eligible), reference.probabilities_batch(X, eligible),
-                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            model.probabilities_batch(X, eligible),
+            reference.probabilities_batch(X, eligible),
+            rtol=1e-9,
+            atol=1e-12,
+        )
 
 
 def test_vw_streams_in_timestamp_order_to_the_same_bytes(lake):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 
+import context_factory as factory
 import numpy as np
 import pytest
 from scipy.stats import rankdata
@@ -14,11 +15,6 @@ from sklearn.preprocessing import StandardScaler
 
 from engine.profile import PROFILE_FEATURES, profile_matrix
 from engine.risk import RiskModel
-
-
-
-
-import context_factory as factory
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -33,7 +33,8 @@ def test_sample_actions_draws_one_uniform_per_row():
 
 
 _ROWS = hnp.arrays(
-    np.float64, st.tuples(st.integers(1, 6), st.integers(1, 8)),
+    np.float64,
+    st.tuples(st.integers(1, 6), st.integers(1, 8)),
     elements=st.one_of(st.just(0.0), st.floats(1e-12, 1.0)),
 ).filter(lambda a: (a > 0).any(axis=1).all())
 
@@ -45,7 +46,9 @@ def test_batch_and_list_forms_draw_the_same_action(weights, seed):
     p = weights / weights.sum(axis=1, keepdims=True)
     got = sample_actions(p, np.random.default_rng(seed))
     uniforms = np.random.default_rng(seed).random(len(p))
-    expected = [sample_index(row.tolist(), (row > 0).tolist(), float(u)) for row, u in zip(p, uniforms)]
+    expected = [
+        sample_index(row.tolist(), (row > 0).tolist(), float(u)) for row, u in zip(p, uniforms)
+    ]
     np.testing.assert_array_equal(got, expected)
     assert (p[np.arange(len(p)), got] > 0).all()
 

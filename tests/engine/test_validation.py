@@ -81,7 +81,11 @@ REJECT = [
     (lambda v: check_number(v, "x"), math.nan, f"x == nan, {NUMBER}"),
     (lambda v: check_number(v, "x"), math.inf, f"x == inf, {NUMBER}"),
     (lambda v: check_number(v, "x"), -math.inf, f"x == -inf, {NUMBER}"),
-    (lambda v: check_number(v, "x"), np.float32(np.nan), f"x == np.float32(nan) (float32), {NUMBER}"),
+    (
+        lambda v: check_number(v, "x"),
+        np.float32(np.nan),
+        f"x == np.float32(nan) (float32), {NUMBER}",
+    ),
     (lambda v: check_number(v, "x"), HUGE, f"x == {HUGE_SHOWN}, {NUMBER}"),
     (lambda v: check_number(v, "x"), -HUGE, f"x == -{HUGE_SHOWN[:59]}..., {NUMBER}"),
     # other types
@@ -94,21 +98,59 @@ REJECT = [
     (lambda v: check_number(v, "x"), 1 + 0j, f"x == (1+0j) (complex), {NUMBER}"),
     # bounds: one side, both sides, open and closed ends, how bounds are written
     (lambda v: check_number(v, "x", low=0), -0.5, "x == -0.5, must be a finite number >= 0"),
-    (lambda v: check_number(v, "x", low=0, low_open=True), 0.0, "x == 0.0, must be a finite number > 0"),
+    (
+        lambda v: check_number(v, "x", low=0, low_open=True),
+        0.0,
+        "x == 0.0, must be a finite number > 0",
+    ),
     (lambda v: check_number(v, "x", high=1), 1.5, "x == 1.5, must be a finite number <= 1"),
-    (lambda v: check_number(v, "x", high=1, high_open=True), 1, "x == 1, must be a finite number < 1"),
-    (lambda v: check_number(v, "epsilon", low=0, high=1), 1.5, "epsilon == 1.5, must be a number in [0, 1]"),
-    (lambda v: check_number(v, "x", low=0, high=0.25, high_open=True), 0.25,
-     "x == 0.25, must be a number in [0, 0.25)"),
-    (lambda v: check_number(v, "x", low=-1e300, high=1e300), HUGE,
-     f"x == {HUGE_SHOWN}, must be a number in [-1e+300, 1e+300]"),
-    (lambda v: check_number(v, "x", low=0, high=1), math.nan, "x == nan, must be a number in [0, 1]"),
-    (lambda v: check_number(v, "x", low=np.float64(0.5)), 0, "x == 0, must be a finite number >= 0.5"),
+    (
+        lambda v: check_number(v, "x", high=1, high_open=True),
+        1,
+        "x == 1, must be a finite number < 1",
+    ),
+    (
+        lambda v: check_number(v, "epsilon", low=0, high=1),
+        1.5,
+        "epsilon == 1.5, must be a number in [0, 1]",
+    ),
+    (
+        lambda v: check_number(v, "x", low=0, high=0.25, high_open=True),
+        0.25,
+        "x == 0.25, must be a number in [0, 0.25)",
+    ),
+    (
+        lambda v: check_number(v, "x", low=-1e300, high=1e300),
+        HUGE,
+        f"x == {HUGE_SHOWN}, must be a number in [-1e+300, 1e+300]",
+    ),
+    (
+        lambda v: check_number(v, "x", low=0, high=1),
+        math.nan,
+        "x == nan, must be a number in [0, 1]",
+    ),
+    (
+        lambda v: check_number(v, "x", low=np.float64(0.5)),
+        0,
+        "x == 0, must be a finite number >= 0.5",
+    ),
     (lambda v: check_positive(v, "sd"), 0, "sd == 0, must be a finite number > 0"),
     (lambda v: check_positive(v, "sd"), math.inf, "sd == inf, must be a finite number > 0"),
-    (lambda v: check_positive(v, "flush_interval", high=60), 61, "flush_interval == 61, must be a number in (0, 60]"),
-    (lambda v: check_non_negative(v, "alpha"), -1e-9, "alpha == -1e-09, must be a finite number >= 0"),
-    (lambda v: check_non_negative(v, "alpha"), False, "alpha == False, must be a finite number >= 0"),
+    (
+        lambda v: check_positive(v, "flush_interval", high=60),
+        61,
+        "flush_interval == 61, must be a number in (0, 60]",
+    ),
+    (
+        lambda v: check_non_negative(v, "alpha"),
+        -1e-9,
+        "alpha == -1e-09, must be a finite number >= 0",
+    ),
+    (
+        lambda v: check_non_negative(v, "alpha"),
+        False,
+        "alpha == False, must be a finite number >= 0",
+    ),
     (lambda v: check_probability(v, "p"), 1.01, "p == 1.01, must be a number in [0, 1]"),
     (lambda v: check_probability(v, "p", positive=True), 0, "p == 0, must be a number in (0, 1]"),
     (lambda v: check_confidence(v), 1.0, "confidence == 1.0, must be a number in (0, 1)"),
@@ -119,21 +161,43 @@ REJECT = [
     (lambda v: check_integer(v, "n", low=1), True, "n == True, must be an int >= 1"),
     (lambda v: check_integer(v, "n", low=1), 2.0, "n == 2.0, must be an int >= 1"),
     (lambda v: check_integer(v, "n", low=1), "2", "n == '2', must be an int >= 1"),
-    (lambda v: check_integer(v, "n", low=1), np.int64(0), "n == np.int64(0) (int64), must be an int >= 1"),
+    (
+        lambda v: check_integer(v, "n", low=1),
+        np.int64(0),
+        "n == np.int64(0) (int64), must be an int >= 1",
+    ),
     (lambda v: check_integer(v, "n"), np.float64(2.0), "n == np.float64(2.0), must be an int"),
     (lambda v: check_integer(v, "n", high=5), 6, "n == 6, must be an int <= 5"),
-    (lambda v: check_integer(v, "bits", low=1, high=30), HUGE, f"bits == {HUGE_SHOWN}, must be an int in [1, 30]"),
-    (lambda v: check_integer(v, "n", low=0), -HUGE, f"n == -{HUGE_SHOWN[:59]}..., must be an int >= 0"),
+    (
+        lambda v: check_integer(v, "bits", low=1, high=30),
+        HUGE,
+        f"bits == {HUGE_SHOWN}, must be an int in [1, 30]",
+    ),
+    (
+        lambda v: check_integer(v, "n", low=0),
+        -HUGE,
+        f"n == -{HUGE_SHOWN[:59]}..., must be an int >= 0",
+    ),
     (lambda v: check_bool(v, "flag"), 1, "flag == 1, must be a bool"),
     (lambda v: check_bool(v, "flag"), "true", "flag == 'true', must be a bool"),
     (lambda v: check_bool(v, "flag"), None, "flag == None (NoneType), must be a bool"),
     (lambda v: check_choice(v, "mode", ("a", "b")), "c", "mode == 'c', must be one of ['a', 'b']"),
-    (lambda v: check_choice(v, "mode", ("a", "b")), ["a"], "mode == ['a'] (list), must be one of ['a', 'b']"),
-    (lambda v: check_choice(v, "mode", ("a", "b")), np.array(["a", "b"]),
-     "mode == array(['a', 'b'], dtype='<U1') (ndarray), must be one of ['a', 'b']"),
+    (
+        lambda v: check_choice(v, "mode", ("a", "b")),
+        ["a"],
+        "mode == ['a'] (list), must be one of ['a', 'b']",
+    ),
+    (
+        lambda v: check_choice(v, "mode", ("a", "b")),
+        np.array(["a", "b"]),
+        "mode == array(['a', 'b'], dtype='<U1') (ndarray), must be one of ['a', 'b']",
+    ),
     # long strings are cut in messages
-    (lambda v: check_choice(v, "mode", ("a",)), "x" * 50,
-     "mode == 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (50 chars), must be one of ['a']"),
+    (
+        lambda v: check_choice(v, "mode", ("a",)),
+        "x" * 50,
+        "mode == 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' (50 chars), must be one of ['a']",
+    ),
 ]
 
 
@@ -145,8 +209,27 @@ def test_rejects_with_exact_message(call, value, message):
     assert str(info.value) == message
 
 
-ODD_VALUES = [True, np.True_, None, "1", b"1", [], {}, (1,), object(), math.nan, math.inf, -math.inf,
-              HUGE, -HUGE, 1 + 1j, np.array([1.0]), np.float64(np.inf), Fraction(1, 3), Decimal("nan")]
+ODD_VALUES = [
+    True,
+    np.True_,
+    None,
+    "1",
+    b"1",
+    [],
+    {},
+    (1,),
+    object(),
+    math.nan,
+    math.inf,
+    -math.inf,
+    HUGE,
+    -HUGE,
+    1 + 1j,
+    np.array([1.0]),
+    np.float64(np.inf),
+    Fraction(1, 3),
+    Decimal("nan"),
+]
 SCALAR_CHECKS = [
     lambda v: check_number(v, "x", low=-1, high=1),
     lambda v: check_positive(v, "x"),
@@ -205,17 +288,25 @@ def test_probability_matrix_accepts_and_converts():
 
 MATRIX_REJECT = [
     ({"value": [0.5, 0.5]}, "p has shape (2,), must be 2-dimensional"),
-    ({"value": [["a", "b"]]}, "p must be numeric, could not convert: could not convert string to float: 'a'"),
+    (
+        {"value": [["a", "b"]]},
+        "p must be numeric, could not convert: could not convert string to float: 'a'",
+    ),
     ({"value": GOOD, "n_rows": 3}, "p has shape (2, 3), must be (3, n_actions)"),
     ({"value": GOOD, "n_cols": 2}, "p has shape (2, 3), must be (n, 2)"),
     ({"value": np.zeros((2, 0))}, "p has shape (2, 0), must be (n, n_actions)"),
-    ({"value": [[0.5, np.nan], [0.5, 0.5], [np.inf, 0.0]]}, "p row 0 contains nan, must be finite (and 1 more rows)"),
+    (
+        {"value": [[0.5, np.nan], [0.5, 0.5], [np.inf, 0.0]]},
+        "p row 0 contains nan, must be finite (and 1 more rows)",
+    ),
     ({"value": [[1.0, 0.0], [1.2, -0.2]]}, "p row 1 contains -0.2, must be non-negative"),
     ({"value": [[1.0, 0.0], [0.2, 0.7]]}, "p row 1 sums to 0.9, must sum to 1"),
     ({"value": [[0.5, 0.4], [0.2, 0.7]]}, "p row 0 sums to 0.9, must sum to 1 (and 1 more rows)"),
     ({"value": GOOD, "eligible": MASK[:, :2]}, "p has shape (2, 3), must match eligible (2, 2)"),
-    ({"value": [[0.2, 0.8, 0.0], [0.5, 0.5, 0.0]], "eligible": MASK},
-     "p row 1 puts 0.5 on ineligible column 1, must be 0"),
+    (
+        {"value": [[0.2, 0.8, 0.0], [0.5, 0.5, 0.0]], "eligible": MASK},
+        "p row 1 puts 0.5 on ineligible column 1, must be 0",
+    ),
 ]
 
 
@@ -240,11 +331,26 @@ def _context(**cart_line):
 @pytest.mark.parametrize(
     ("line", "field", "message"),
     [
-        ({"price": np.float64(-1.0)}, "cart[0].price", "cart[0].price == np.float64(-1.0), must be a finite number >= 0"),
-        ({"price": -HUGE}, "cart[0].price", f"cart[0].price == -{HUGE_SHOWN[:59]}..., must be a finite number >= 0"),
-        ({"quantity": np.int64(0)}, "cart[0].quantity",
-         "cart[0].quantity == np.int64(0) (int64), must be an int in [1, 1000000000]"),
-        ({"quantity": None}, "cart[0].quantity", "cart[0].quantity == None (NoneType), must be an int in [1, 1000000000]"),
+        (
+            {"price": np.float64(-1.0)},
+            "cart[0].price",
+            "cart[0].price == np.float64(-1.0), must be a finite number >= 0",
+        ),
+        (
+            {"price": -HUGE},
+            "cart[0].price",
+            f"cart[0].price == -{HUGE_SHOWN[:59]}..., must be a finite number >= 0",
+        ),
+        (
+            {"quantity": np.int64(0)},
+            "cart[0].quantity",
+            "cart[0].quantity == np.int64(0) (int64), must be an int in [1, 1000000000]",
+        ),
+        (
+            {"quantity": None},
+            "cart[0].quantity",
+            "cart[0].quantity == None (NoneType), must be an int in [1, 1000000000]",
+        ),
     ],
 )
 def test_context_slow_path_messages(line, field, message):
@@ -256,6 +362,8 @@ def test_context_slow_path_messages(line, field, message):
     assert (info.value.field, str(info.value)) == (field, message)
     ctx = _context()
     del ctx["cart"][0]["price"]
-    with pytest.raises(ContextError, match=r"^cart\[0\].price is missing, must be a finite number >= 0$") as info:
+    with pytest.raises(
+        ContextError, match=r"^cart\[0\].price is missing, must be a finite number >= 0$"
+    ) as info:
         validate_context(ctx)
     assert info.value.value is None

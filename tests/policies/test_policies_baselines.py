@@ -8,8 +8,15 @@ import pytest
 
 from engine.features import FeatureBuilder
 from engine.learners import make_learner
-from policies import (FullInformationPolicy, LearnerPolicy, OraclePolicy, RulePolicy, StaticPolicy,
-                      UniformPolicy, make_policy)
+from policies import (
+    FullInformationPolicy,
+    LearnerPolicy,
+    OraclePolicy,
+    RulePolicy,
+    StaticPolicy,
+    UniformPolicy,
+    make_policy,
+)
 from policies.rule import cart_value
 from simulator import CartRecoveryVectorEnv, oracle_action
 
@@ -19,28 +26,40 @@ ALL = np.ones(7, dtype=bool)
 def _carts(n=300, seed=0):
     env = CartRecoveryVectorEnv(num_envs=n, n_shoppers=1200, n_items=200)
     _, info = env.reset(seed=seed)
-    return list(info["context"][:n]), info["action_mask"].astype(bool), info["expected_reward"].copy()
+    return (
+        list(info["context"][:n]),
+        info["action_mask"].astype(bool),
+        info["expected_reward"].copy(),
+    )
 
 
 def _ctx(value, quantity=1):
-    return {"user_id": "u1", "timestamp": 1767225600.0,
-            "cart": [{"item_id": "i1", "price": value / quantity, "quantity": quantity}]}
+    return {
+        "user_id": "u1",
+        "timestamp": 1767225600.0,
+        "cart": [{"item_id": "i1", "price": value / quantity, "quantity": quantity}],
+    }
 
 
 def test_static_policy_puts_all_mass_on_its_action_or_none():
-    mask = np.array([[1, 1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0]], dtype=bool)
+    mask = np.array(
+        [[1, 1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0]], dtype=bool
+    )
     p = StaticPolicy("coupon_20").probabilities_batch([{}] * 3, mask)
     np.testing.assert_array_equal(p.argmax(axis=1), [4, 0, 0])
     np.testing.assert_array_equal(p.sum(axis=1), 1.0)
-    assert make_policy("none").name == "none" and StaticPolicy("none").probabilities({}, ALL)[0] == 1.0
+    assert (
+        make_policy("none").name == "none" and StaticPolicy("none").probabilities({}, ALL)[0] == 1.0
+    )
     with pytest.raises(ValueError, match="coupon_50"):
         StaticPolicy("coupon_50")
 
 
 def test_uniform_policy_is_uniform_over_eligible():
     mask = np.array([[1, 0, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]], dtype=bool)
-    np.testing.assert_allclose(UniformPolicy().probabilities_batch([{}, {}], mask),
-                               mask / mask.sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        UniformPolicy().probabilities_batch([{}, {}], mask), mask / mask.sum(axis=1, keepdims=True)
+    )
 
 
 def test_rule_follows_the_cart_value_threshold_and_eligibility():
@@ -51,7 +70,9 @@ def test_rule_follows_the_cart_value_threshold_and_eligibility():
     assert rule.probabilities(_ctx(150.0, quantity=3), ALL).argmax() == coupon  # price x quantity
     push_only = np.array([1, 1, 1, 1, 1, 1, 0], dtype=bool)  # recall needs email or sms
     assert rule.probabilities(_ctx(20.0), push_only).argmax() == 0
-    assert RulePolicy(threshold=50.0, coupon="coupon_5").probabilities(_ctx(60.0), ALL).argmax() == 2
+    assert (
+        RulePolicy(threshold=50.0, coupon="coupon_5").probabilities(_ctx(60.0), ALL).argmax() == 2
+    )
     with pytest.raises(ValueError, match="threshold"):
         RulePolicy(threshold=-1.0)
 
@@ -71,7 +92,9 @@ def test_rule_from_logged_features_matches_rule_from_contexts():
 def test_oracle_matches_the_simulator_oracle():
     contexts, mask, truth = _carts()
     p = OraclePolicy().probabilities_batch(contexts, mask, truth)
-    np.testing.assert_array_equal(p.argmax(axis=1), oracle_action({"expected_reward": truth, "action_mask": mask}))
+    np.testing.assert_array_equal(
+        p.argmax(axis=1), oracle_action({"expected_reward": truth, "action_mask": mask})
+    )
     np.testing.assert_array_equal(p.max(axis=1), 1.0)
 
 
@@ -80,16 +103,24 @@ def test_full_information_coefficients_equal_the_closed_form_ridge_solution():
     policy = FullInformationPolicy(ridge=3.0)
     for start in range(0, 240, 80):  # batched, online
         rows = slice(start, start + 80)
-        policy.update_batch(contexts[rows], np.zeros(80, dtype=int), np.ones(80), np.zeros(80), truth[rows])
+        policy.update_batch(
+            contexts[rows], np.zeros(80, dtype=int), np.ones(80), np.zeros(80), truth[rows]
+        )
     X = FeatureBuilder().transform_many(contexts)
     # per-value target: truth over cart value / 74 USD, from the carts themselves
     value = np.array([cart_value(c) for c in contexts])
     divisor = np.maximum(value / 74.0, 0.1)
-    expected = np.linalg.solve(X.T @ X + 3.0 * np.eye(X.shape[1]), X.T @ (truth / divisor[:, None]))  # batch solve
+    expected = np.linalg.solve(
+        X.T @ X + 3.0 * np.eye(X.shape[1]), X.T @ (truth / divisor[:, None])
+    )  # batch solve
     np.testing.assert_allclose(policy.coefficients, expected.T, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(policy.predict(X), (X @ expected) * divisor[:, None], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        policy.predict(X), (X @ expected) * divisor[:, None], rtol=1e-6, atol=1e-9
+    )
     p = policy.probabilities_batch(contexts, mask)
-    np.testing.assert_array_equal(p.argmax(axis=1), np.where(mask, X @ expected, -np.inf).argmax(axis=1))
+    np.testing.assert_array_equal(
+        p.argmax(axis=1), np.where(mask, X @ expected, -np.inf).argmax(axis=1)
+    )
     assert policy.n_updates == 240
 
 
@@ -121,7 +152,9 @@ def test_learner_policy_transforms_each_batch_once_and_routes_to_the_learner():
     # the same rounds fed straight to an engine learner give the same model
     twin = make_learner("linucb", policy.action_names, builder.feature_names)
     X = original(contexts)
-    twin.update_batch(X, a, p[np.arange(100), a], truth[np.arange(100), a] / builder.reward_divisor(X))
+    twin.update_batch(
+        X, a, p[np.arange(100), a], truth[np.arange(100), a] / builder.reward_divisor(X)
+    )
     np.testing.assert_allclose(policy.learner.coefficients, twin.coefficients)
 
 
@@ -132,7 +165,9 @@ def _learn_linucb(contexts, reward_of, per_value):
     for _ in range(5):
         p = policy.probabilities_batch(contexts, mask)
         a = np.array([rng.choice(7, p=row) for row in p])
-        policy.update_batch(contexts, a, p[np.arange(len(a)), a], reward_of(a) + rng.normal(0, 1, len(a)))
+        policy.update_batch(
+            contexts, a, p[np.arange(len(a)), a], reward_of(a) + rng.normal(0, 1, len(a))
+        )
     return (policy.probabilities_batch(contexts, mask).argmax(axis=1) == 5).mean()
 
 
@@ -159,7 +194,10 @@ def test_learner_policy_options():
     greedy = LearnerPolicy("lints", seed=0, greedy=True)
     p = greedy.probabilities_batch(contexts, mask)
     np.testing.assert_array_equal(p.max(axis=1), 1.0)
-    np.testing.assert_array_equal(p.argmax(axis=1), greedy.learner.greedy_batch(FeatureBuilder().transform_many(contexts), mask))
+    np.testing.assert_array_equal(
+        p.argmax(axis=1),
+        greedy.learner.greedy_batch(FeatureBuilder().transform_many(contexts), mask),
+    )
     ready = make_learner("linucb", greedy.action_names, FeatureBuilder().feature_names)
     assert LearnerPolicy(ready).learner is ready
     with pytest.raises(ValueError, match="feature_names"):

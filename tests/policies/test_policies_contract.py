@@ -22,7 +22,11 @@ def simulated_batch(n: int = 200, seed: int = 0):
     env = CartRecoveryVectorEnv(num_envs=n, n_shoppers=1500, n_items=200)
     _, info = env.reset(seed=seed)
     _, _, _, _, info = env.step(np.random.default_rng(seed).integers(0, 7, n))  # some history first
-    return tuple(info["context"][:n]), info["action_mask"].astype(bool), info["expected_reward"].copy()  # Monte Carlo propensities: batch and single calls draw different samples
+    return (
+        tuple(info["context"][:n]),
+        info["action_mask"].astype(bool),
+        info["expected_reward"].copy(),
+    )  # Monte Carlo propensities: batch and single calls draw different samples
 
 
 def _truth_for(policy, truth):
@@ -41,12 +45,19 @@ def test_probabilities_are_distributions_over_eligible_actions(name):
     contexts, mask, truth = simulated_batch()
     policy = make_policy(name, seed=3)
     assert isinstance(policy, Policy) and policy.name == name
-    assert (~mask[:, 1:]).all(axis=1).any(), "test data should include carts where only 'none' is eligible"
+    assert (~mask[:, 1:]).all(axis=1).any(), (
+        "test data should include carts where only 'none' is eligible"
+    )
     batch = policy.probabilities_batch(contexts, mask, _truth_for(policy, truth))
     _assert_distributions(batch, mask)
-    single = np.stack([policy.probabilities(c, mask[i], None if truth is None else
-                                            (truth[i] if policy.needs_truth else None))
-                       for i, c in enumerate(contexts[:40])])
+    single = np.stack(
+        [
+            policy.probabilities(
+                c, mask[i], None if truth is None else (truth[i] if policy.needs_truth else None)
+            )
+            for i, c in enumerate(contexts[:40])
+        ]
+    )
     _assert_distributions(single, mask[:40])
     if name not in RANDOMISED:
         np.testing.assert_allclose(single, batch[:40], atol=1e-6)
@@ -63,11 +74,19 @@ def test_probabilities_stay_valid_after_learning(name):
     p = policy.probabilities_batch(contexts, mask, _truth_for(policy, truth))
     actions = np.array([rng.choice(7, p=row) for row in p])
     rewards = truth[np.arange(len(actions)), actions] + rng.normal(0, 5, len(actions))
-    policy.update_batch(contexts, actions, p[np.arange(len(actions)), actions], rewards,
-                        _truth_for(policy, truth))
-    policy.update(contexts[0], int(actions[0]), float(p[0, actions[0]]), float(rewards[0]),
-                  _truth_for(policy, truth[0]))
-    _assert_distributions(policy.probabilities_batch(contexts, mask, _truth_for(policy, truth)), mask)
+    policy.update_batch(
+        contexts, actions, p[np.arange(len(actions)), actions], rewards, _truth_for(policy, truth)
+    )
+    policy.update(
+        contexts[0],
+        int(actions[0]),
+        float(p[0, actions[0]]),
+        float(rewards[0]),
+        _truth_for(policy, truth[0]),
+    )
+    _assert_distributions(
+        policy.probabilities_batch(contexts, mask, _truth_for(policy, truth)), mask
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in available_policies() if n != "oracle"])
@@ -77,10 +96,14 @@ def test_feature_probabilities_agree_with_context_probabilities(name):
     X = builder.transform_many(contexts)
     logged_names = [f"f_{n}" for n in builder.feature_names]  # as read_log names the columns
     policy = make_policy(name, seed=2)
-    from_features = policy.feature_probabilities(X[:, ::-1], logged_names[::-1], mask)  # column order is free
+    from_features = policy.feature_probabilities(
+        X[:, ::-1], logged_names[::-1], mask
+    )  # column order is free
     _assert_distributions(from_features, mask)
     if name not in RANDOMISED and not policy.needs_truth:
-        np.testing.assert_allclose(from_features, policy.probabilities_batch(contexts, mask), atol=1e-6)
+        np.testing.assert_allclose(
+            from_features, policy.probabilities_batch(contexts, mask), atol=1e-6
+        )
 
 
 def test_feature_probabilities_name_missing_features():
@@ -110,11 +133,33 @@ def test_registry_rejects_unknown_names_listing_the_known_ones():
 
 
 def test_registry_names_cover_the_brief():
-    expected = {"none", "uniform", "rule", "oracle", "full-information", "vw", "vw-epsilon", "vw-squarecb",
-                "vw-bag", "vw-cover", "vw-rnd", "linucb", "lints"}
+    expected = {
+        "none",
+        "uniform",
+        "rule",
+        "oracle",
+        "full-information",
+        "vw",
+        "vw-epsilon",
+        "vw-squarecb",
+        "vw-bag",
+        "vw-cover",
+        "vw-rnd",
+        "linucb",
+        "lints",
+    }
     assert expected <= set(available_policies())
-    assert {f"static:{a}" for a in ("recommendation", "coupon_5", "coupon_10", "coupon_20",
-                                    "time_limited_offer", "recall_message")} <= set(available_policies())
+    assert {
+        f"static:{a}"
+        for a in (
+            "recommendation",
+            "coupon_5",
+            "coupon_10",
+            "coupon_20",
+            "time_limited_offer",
+            "recall_message",
+        )
+    } <= set(available_policies())
 
 
 def test_bad_eligibility_is_a_value_error():

@@ -10,24 +10,36 @@ ALL = np.ones(7, dtype=bool)
 
 
 def _ctx(touch, price=30.0):
-    return {"user_id": "u", "timestamp": 0.0, "cart": [{"item_id": "i", "price": price, "quantity": 1}],
-            "recovery": {"touch": touch, "previous": []}}
+    return {
+        "user_id": "u",
+        "timestamp": 0.0,
+        "cart": [{"item_id": "i", "price": price, "quantity": 1}],
+        "recovery": {"touch": touch, "previous": []},
+    }
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("seq:reminder", ["recall_message", "none", "none"]),
-    ("seq:3-reminders", ["recall_message"] * 3),
-    ("seq:reminders-coupon", ["recall_message", "recall_message", "coupon_10"]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("seq:reminder", ["recall_message", "none", "none"]),
+        ("seq:3-reminders", ["recall_message"] * 3),
+        ("seq:reminders-coupon", ["recall_message", "recall_message", "coupon_10"]),
+    ],
+)
 def test_fixed_flows_send_their_steps(name, expected):
     policy = make_policy(name)
-    got = [policy.action_names[int(policy.probabilities(_ctx(k + 1), ALL).argmax())] for k in range(3)]
+    got = [
+        policy.action_names[int(policy.probabilities(_ctx(k + 1), ALL).argmax())] for k in range(3)
+    ]
     assert got == expected and policy.kind == "flow"
 
 
 def test_rule_flow_and_ineligible_fallback():
     rule = make_policy("seq:rule")
-    assert rule.action_names[int(rule.probabilities(_ctx(2, price=150.0), ALL).argmax())] == "coupon_10"
+    assert (
+        rule.action_names[int(rule.probabilities(_ctx(2, price=150.0), ALL).argmax())]
+        == "coupon_10"
+    )
     flow = FlowPolicy(["time_limited_offer"])
     no_sms = np.array([1, 1, 1, 1, 1, 0, 1], dtype=bool)
     assert flow.probabilities(_ctx(1), no_sms).tolist() == [1.0, 0, 0, 0, 0, 0, 0]
@@ -51,8 +63,14 @@ def test_fitted_q_recovers_a_known_two_touch_optimum():
     a2 = rng.integers(0, 7, n)
     done1 = a1 == 1
     policy.observe(X1, a1, np.where(done1, 0.2, 0.0), done1, X2, np.ones((n, 7), dtype=bool))
-    policy.observe(X2[~done1], a2[~done1], (a2[~done1] == 2).astype(float), np.ones((~done1).sum(), dtype=bool),
-                   X2[~done1], np.ones(((~done1).sum(), 7), dtype=bool))
+    policy.observe(
+        X2[~done1],
+        a2[~done1],
+        (a2[~done1] == 2).astype(float),
+        np.ones((~done1).sum(), dtype=bool),
+        X2[~done1],
+        np.ones(((~done1).sum(), 7), dtype=bool),
+    )
     policy.fit()
     q1, q2 = policy.q_values(X1[:1])[0], policy.q_values(X2[:1])[0]
     assert q2.argmax() == 2 and q2[2] == pytest.approx(1.0, abs=1e-3)

@@ -16,17 +16,22 @@ from simulator.shop.response import cart_response
 A = {name: i for i, name in enumerate(ACTION_NAMES)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sample(seed=0, batches=12, policy="random", **config):
     """Simulate 12 x 1024 carts; returns observations, types, truth, masks, purchase probabilities."""
-    envs = gym.make_vec("CartRecovery-v0", num_envs=1024, vectorization_mode="vector_entry_point", **config)
+    envs = gym.make_vec(
+        "CartRecovery-v0", num_envs=1024, vectorization_mode="vector_entry_point", **config
+    )
     obs, info = envs.reset(seed=seed)
     rng = np.random.default_rng(seed)
     out = {k: [] for k in ("obs", "type", "er", "mask", "p", "n_direct")}
     for _ in range(batches):
         batch = envs.unwrapped._batch
-        out["obs"].append(obs); out["type"].append(info["shopper_type"]); out["er"].append(info["expected_reward"])
-        out["mask"].append(info["action_mask"]); out["p"].append(batch.purchase_probability.copy())
+        out["obs"].append(obs)
+        out["type"].append(info["shopper_type"])
+        out["er"].append(info["expected_reward"])
+        out["mask"].append(info["action_mask"])
+        out["p"].append(batch.purchase_probability.copy())
         out["n_direct"].append((batch.direct_items[:, :, 0] >= 0).sum(axis=1))
         actions = rng.integers(0, 7, 1024) if policy == "random" else np.full(1024, A[policy])
         obs, _, _, _, info = envs.step(actions)
@@ -35,8 +40,12 @@ def sample(seed=0, batches=12, policy="random", **config):
 
 @pytest.mark.parametrize(
     "shopper_type, best",
-    [("forgetful", {"recall_message"}), ("price_sensitive", {"coupon_5", "coupon_10", "coupon_20"}),
-     ("impulsive", {"time_limited_offer"}), ("hesitant", {"recommendation"})],
+    [
+        ("forgetful", {"recall_message"}),
+        ("price_sensitive", {"coupon_5", "coupon_10", "coupon_20"}),
+        ("impulsive", {"time_limited_offer"}),
+        ("hesitant", {"recommendation"}),
+    ],
 )
 def test_best_action_by_type_matches_the_brief_for_most_carts(shopper_type, best):
     """Among carts whose shopper can receive those actions (an undeliverable one is worth ``none``)."""
@@ -50,8 +59,12 @@ def test_best_action_by_type_matches_the_brief_for_most_carts(shopper_type, best
 def test_no_single_static_action_is_best_for_everyone():
     d = sample()
     oracle = np.where(d["mask"] > 0, d["er"], -np.inf).max(axis=1)
-    static = np.where(d["mask"] > 0, d["er"], d["er"][:, :1]).mean(axis=0)  # ineligible -> nothing sent
-    assert oracle.mean() - static.max() > 0.5  # USD per cart left on the table by the best static action
+    static = np.where(d["mask"] > 0, d["er"], d["er"][:, :1]).mean(
+        axis=0
+    )  # ineligible -> nothing sent
+    assert (
+        oracle.mean() - static.max() > 0.5
+    )  # USD per cart left on the table by the best static action
     oracle_best = np.where(d["mask"] > 0, d["er"], -np.inf).argmax(axis=1)
     shares = np.bincount(oracle_best, minlength=7) / len(oracle_best)
     assert (shares > 0.05).sum() >= 4, shares
@@ -71,15 +84,26 @@ def test_calibration_figures():
 
 def test_coupon_dose_response_for_price_sensitive_shoppers():
     d = sample()
-    p = d["p"][(d["type"] == "price_sensitive") & (d["mask"][:, A["coupon_5"]] > 0)]  # coupons can reach them
+    p = d["p"][
+        (d["type"] == "price_sensitive") & (d["mask"][:, A["coupon_5"]] > 0)
+    ]  # coupons can reach them
     assert np.all(p[:, A["coupon_5"]] < p[:, A["coupon_10"]])
     assert np.all(p[:, A["coupon_10"]] < p[:, A["coupon_20"]])
 
 
 def _response(type_name, delay=30.0, expectation=0.0, fatigue=0.0, value=80.0, match=0.6, **cfg):
     t = np.array([SHOPPER_TYPES.index(type_name)])
-    return cart_response(t, np.array([value]), np.array([0.35 * value]), np.array([delay]), np.array([match]),
-                         np.array([expectation]), np.array([fatigue]), np.array([2]), SimConfig(**cfg))
+    return cart_response(
+        t,
+        np.array([value]),
+        np.array([0.35 * value]),
+        np.array([delay]),
+        np.array([match]),
+        np.array([expectation]),
+        np.array([fatigue]),
+        np.array([2]),
+        SimConfig(**cfg),
+    )
 
 
 def test_urgency_decays_with_delay_for_impulsive_shoppers_only():
@@ -98,7 +122,10 @@ def test_recommendation_success_depends_on_taste_match():
 
 def test_fatigue_and_coupon_conditioning_in_the_response():
     fresh, tired = _response("forgetful"), _response("forgetful", fatigue=3.0)
-    assert tired.purchase_probability[0, A["recall_message"]] < fresh.purchase_probability[0, A["recall_message"]]
+    assert (
+        tired.purchase_probability[0, A["recall_message"]]
+        < fresh.purchase_probability[0, A["recall_message"]]
+    )
     waiting = _response("price_sensitive", expectation=0.8)
     fresh_ps = _response("price_sensitive")
     assert waiting.purchase_probability[0, 0] < 0.6 * fresh_ps.purchase_probability[0, 0]
@@ -119,7 +146,9 @@ def test_coupon_conditioning_emerges_when_coupons_are_given_to_everyone():
 def test_the_hidden_type_is_learnable_but_not_perfectly():
     d = sample()
     n = len(d["type"]) // 2
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(d["obs"][:n], d["type"][:n])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        d["obs"][:n], d["type"][:n]
+    )
     accuracy = clf.score(d["obs"][n:], d["type"][n:])
     chance = max((d["type"][n:] == t).mean() for t in SHOPPER_TYPES)
     assert accuracy > chance + 0.25
@@ -127,9 +156,17 @@ def test_the_hidden_type_is_learnable_but_not_perfectly():
 
 
 def test_mixture_shift_changes_the_population_halfway():
-    shift = {"at_episode": 4096, "mixture": {"hesitant": 0.1, "price_sensitive": 0.1, "impulsive": 0.7, "forgetful": 0.1}}
-    envs = gym.make_vec("CartRecovery-v0", num_envs=1024, vectorization_mode="vector_entry_point",
-                        n_shoppers=3000, mixture_shift=shift)
+    shift = {
+        "at_episode": 4096,
+        "mixture": {"hesitant": 0.1, "price_sensitive": 0.1, "impulsive": 0.7, "forgetful": 0.1},
+    }
+    envs = gym.make_vec(
+        "CartRecovery-v0",
+        num_envs=1024,
+        vectorization_mode="vector_entry_point",
+        n_shoppers=3000,
+        mixture_shift=shift,
+    )
     _, info = envs.reset(seed=0)
     before, after = [], []
     for step in range(8):

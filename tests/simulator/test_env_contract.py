@@ -26,9 +26,18 @@ def test_spaces_and_action_names():
     assert env.action_space == gym.spaces.Discrete(7)
     assert env.unwrapped.action_names == ACTION_NAMES
     assert env.unwrapped.action_names == (
-        "none", "recommendation", "coupon_5", "coupon_10", "coupon_20", "time_limited_offer", "recall_message")
+        "none",
+        "recommendation",
+        "coupon_5",
+        "coupon_10",
+        "coupon_20",
+        "time_limited_offer",
+        "recall_message",
+    )
     box = env.observation_space
-    assert box.dtype == np.float32 and np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))
+    assert (
+        box.dtype == np.float32 and np.all(np.isfinite(box.low)) and np.all(np.isfinite(box.high))
+    )
     assert box.shape == (len(env.unwrapped.observation_names),)
 
 
@@ -41,8 +50,16 @@ def _rollout(seed, n=300, actions_seed=1):
         a = int(rng.integers(0, 7))
         _, reward, terminated, truncated, step_info = env.step(a)
         assert terminated and not truncated
-        out.append((obs.tobytes(), info["context"]["user_id"], info["context"]["timestamp"],
-                    tuple(info["expected_reward"]), reward, step_info["converted"]))
+        out.append(
+            (
+                obs.tobytes(),
+                info["context"]["user_id"],
+                info["context"]["timestamp"],
+                tuple(info["expected_reward"]),
+                reward,
+                step_info["converted"],
+            )
+        )
         obs, info = env.reset()
     return out
 
@@ -73,12 +90,32 @@ def test_info_contents_on_reset_and_step():
     assert info["action_mask"].dtype == np.int8 and info["action_mask"][0] == 1
     ctx = info["context"]
     assert set(ctx) == {"user_id", "timestamp", "cart", "session", "channels", "history"}
-    assert ctx["cart"] and all(set(line) == {"item_id", "category", "price", "quantity"} for line in ctx["cart"])
+    assert ctx["cart"] and all(
+        set(line) == {"item_id", "category", "price", "quantity"} for line in ctx["cart"]
+    )
     assert set(ctx["channels"]) == {"email", "sms", "push"}
-    assert {"orders", "contacts", "sessions", "product_views", "carts_abandoned", "first_seen"} <= set(ctx["history"])
+    assert {
+        "orders",
+        "contacts",
+        "sessions",
+        "product_views",
+        "carts_abandoned",
+        "first_seen",
+    } <= set(ctx["history"])
     _, reward, _, _, step_info = env.step(2)
-    for key in ("context", "shopper_type", "expected_reward", "action_mask", "converted", "revenue",
-                "coupon_cost", "profit", "contact_cost", "purchase_delay_hours", "delivered"):
+    for key in (
+        "context",
+        "shopper_type",
+        "expected_reward",
+        "action_mask",
+        "converted",
+        "revenue",
+        "coupon_cost",
+        "profit",
+        "contact_cost",
+        "purchase_delay_hours",
+        "delivered",
+    ):
         assert key in step_info
     assert reward == step_info["profit"]
     assert step_info["delivered"] is bool(info["action_mask"][2])

@@ -21,8 +21,9 @@ def counts(arms, names):
 def test_hash_fraction_matches_an_independent_blake2b_computation():
     # the documented construction, computed here from hashlib directly
     for uid in ["u000001", "u123456", "shopper-éß"]:
-        digest = hashlib.blake2b(uid.encode(), key=b"exp-42", digest_size=8,
-                                 person=b"cartwise-arms").digest()
+        digest = hashlib.blake2b(
+            uid.encode(), key=b"exp-42", digest_size=8, person=b"cartwise-arms"
+        ).digest()
         assert hash_fraction([uid], "exp-42")[0] == int.from_bytes(digest, "big") / 2**64
 
 
@@ -56,8 +57,9 @@ def test_weighted_split_follows_the_weights():
     split = srm_from_counts(counts(arms, names), {"control": 0.8, "treatment": 0.2})
     assert not split["flagged"]
     # sequence weights are aligned with the arms and normalised
-    np.testing.assert_array_equal(assign(USERS[:2000], names, "exp-weights", weights=[4, 1]),
-                                  arms[:2000])
+    np.testing.assert_array_equal(
+        assign(USERS[:2000], names, "exp-weights", weights=[4, 1]), arms[:2000]
+    )
 
 
 def test_other_salts_and_the_decision_log_hash_are_unrelated():
@@ -72,15 +74,18 @@ def test_other_salts_and_the_decision_log_hash_are_unrelated():
         assert abs(np.mean((u1 < 0.5) == (other < 0.5)) - 0.5) < 4 * 0.5 / np.sqrt(n)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"arms": ["a"]}, "at least two"),
-    ({"arms": ["a", "a"]}, "duplicates"),
-    ({"salt": ""}, "salt has 0 bytes"),
-    ({"salt": 7}, "salt == 7"),
-    ({"weights": [1.0]}, "one per arm"),
-    ({"weights": [1.0, -1.0]}, "weights['b'] == -1.0"),
-    ({"weights": {"a": 1.0, "c": 1.0}}, "exactly the arms"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"arms": ["a"]}, "at least two"),
+        ({"arms": ["a", "a"]}, "duplicates"),
+        ({"salt": ""}, "salt has 0 bytes"),
+        ({"salt": 7}, "salt == 7"),
+        ({"weights": [1.0]}, "one per arm"),
+        ({"weights": [1.0, -1.0]}, "weights['b'] == -1.0"),
+        ({"weights": {"a": 1.0, "c": 1.0}}, "exactly the arms"),
+    ],
+)
 def test_bad_arguments_raise_naming_the_parameter(kwargs, message):
     args = {"user_ids": ["u1"], "arms": ["a", "b"], "salt": "s", **kwargs}
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -96,10 +101,15 @@ def test_normalise_weights_defaults_to_equal_shares():
     assert normalise_weights(["a", "b", "c", "d"], None) == {n: 0.25 for n in "abcd"}
 
 
-@pytest.mark.parametrize("name", [
-    "simulator.experiments.assignment", "simulator.experiments.arms",
-    "simulator.experiments.analysis", "simulator.experiments.experiment",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "simulator.experiments.assignment",
+        "simulator.experiments.arms",
+        "simulator.experiments.analysis",
+        "simulator.experiments.experiment",
+    ],
+)
 def test_docstring_examples_pass(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -15,8 +15,23 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def test_cli_prints_the_table_and_writes_a_self_contained_html_report(tmp_path, capsys):
     out = tmp_path / "report"
-    code = main(["abtest", "--arms", "none,rule,vw", "--users", "800", "--days", "3",
-                 "--pre-days", "2", "--seed", "4", "--out", str(out)])
+    code = main(
+        [
+            "abtest",
+            "--arms",
+            "none,rule,vw",
+            "--users",
+            "800",
+            "--days",
+            "3",
+            "--pre-days",
+            "2",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     stdout = capsys.readouterr().out
     header = next(line for line in stdout.splitlines() if "true effect" in line)
@@ -36,22 +51,38 @@ def test_cli_prints_the_table_and_writes_a_self_contained_html_report(tmp_path, 
     assert "<script" not in page and "http" not in page  # nothing fetched from outside
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--users", "1"], "users == 1"),
-    (["--arms", "none,no-such-policy"], "no-such-policy"),
-    (["--confidence", "1.5"], "confidence"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--users", "1"], "users == 1"),
+        (["--arms", "none,no-such-policy"], "no-such-policy"),
+        (["--confidence", "1.5"], "confidence"),
+    ],
+)
 def test_cli_reports_bad_input_as_one_error_line(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["abtest", "--days", "1", "--pre-days", "1", "--users", "200",
-              "--out", str(tmp_path), *argv])
+        main(
+            [
+                "abtest",
+                "--days",
+                "1",
+                "--pre-days",
+                "1",
+                "--users",
+                "200",
+                "--out",
+                str(tmp_path),
+                *argv,
+            ]
+        )
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
 def test_summary_table_formats_every_metric_and_arm(tmp_path):
-    result = run_experiment(["none", "static:recall_message"], users=500, days=2, pre_days=2,
-                            seed=8, progress=False)
+    result = run_experiment(
+        ["none", "static:recall_message"], users=500, days=2, pre_days=2, seed=8, progress=False
+    )
     analysis = result.analyse()
     table = summary_table(analysis)
     assert len(table) == 4 and list(table["arm"].unique()) == ["static:recall_message"]

@@ -48,8 +48,9 @@ class TrueBest(Policy):
     needs_truth = True
 
     def _probabilities(self, context, eligible, truth):
-        return self.one_hot(self.action_names[int(np.argmax(np.where(eligible, truth, -np.inf)))],
-                            eligible)
+        return self.one_hot(
+            self.action_names[int(np.argmax(np.where(eligible, truth, -np.inf)))], eligible
+        )
 
 
 class Learner(Policy):
@@ -80,16 +81,32 @@ SMALL = {"users": 600, "days": 3, "pre_days": 2, "progress": False}
 
 @pytest.fixture(scope="module")
 def small_result():
-    return run_experiment({"none": Static("none"), "recall": Static("recall_message"),
-                           "learner": Learner()}, seed=11, logging_policy=Static("recall_message"),
-                          **SMALL)
+    return run_experiment(
+        {"none": Static("none"), "recall": Static("recall_message"), "learner": Learner()},
+        seed=11,
+        logging_policy=Static("recall_message"),
+        **SMALL,
+    )
 
 
 def test_carts_table_has_the_documented_columns_and_ranges(small_result):
     carts, pre = small_result.carts, small_result.pre_log
     assert list(carts.columns) == [
-        "user_id", "arm", "day", "timestamp", "action", "propensity", "profit", "converted",
-        "revenue", "coupon_cost", "true_profit", "shopper_type", "pre_profit", "pre_carts"]
+        "user_id",
+        "arm",
+        "day",
+        "timestamp",
+        "action",
+        "propensity",
+        "profit",
+        "converted",
+        "revenue",
+        "coupon_cost",
+        "true_profit",
+        "shopper_type",
+        "pre_profit",
+        "pre_carts",
+    ]
     assert set(carts["day"]) == {1, 2, 3} and set(pre["day"]) == {-2, -1}
     assert carts["timestamp"].is_monotonic_increasing
     assert pre["timestamp"].max() < carts["timestamp"].min()
@@ -119,7 +136,9 @@ def test_pre_period_covariates_are_each_users_pre_period_totals(small_result):
     totals = pre.groupby("user_id")["profit"].sum()
     for user, value in carts.drop_duplicates("user_id").set_index("user_id")["pre_profit"].items():
         assert value == pytest.approx(totals.get(user, 0.0))
-    assert (carts["pre_carts"] == carts["user_id"].map(pre["user_id"].value_counts()).fillna(0)).all()
+    assert (
+        carts["pre_carts"] == carts["user_id"].map(pre["user_id"].value_counts()).fillna(0)
+    ).all()
     # the logging policy explores: 90% recall (when eligible), 10% uniform over eligible actions
     # (propensity 1 only where nothing but "none" was eligible)
     assert (pre.loc[pre["propensity"] == 1, "action"] == "none").all()
@@ -128,8 +147,12 @@ def test_pre_period_covariates_are_each_users_pre_period_totals(small_result):
 
 def test_the_learning_arm_learns_from_its_own_test_carts_only():
     learner = Learner()
-    result = run_experiment({"none": Static("none"), "learner": learner}, seed=5,
-                            logging_policy=Static("recall_message"), **SMALL)
+    result = run_experiment(
+        {"none": Static("none"), "learner": learner},
+        seed=5,
+        logging_policy=Static("recall_message"),
+        **SMALL,
+    )
     mine = result.carts[result.carts["arm"] == "learner"]
     assert learner.counts.sum() == len(mine)
     # it learnt the realised profits of its carts, in time order, not the truth
@@ -144,8 +167,12 @@ def test_the_learning_arm_learns_from_its_own_test_carts_only():
 
 def test_same_seed_same_result_and_another_seed_differs():
     def run(seed):
-        return run_experiment({"none": Static("none"), "uniform": Uniform(), "learner": Learner()},
-                              seed=seed, logging_policy=Static("recall_message"), **SMALL)
+        return run_experiment(
+            {"none": Static("none"), "uniform": Uniform(), "learner": Learner()},
+            seed=seed,
+            logging_policy=Static("recall_message"),
+            **SMALL,
+        )
 
     a, b, c = run(3), run(3), run(4)
     pd.testing.assert_frame_equal(a.carts, b.carts)
@@ -158,8 +185,9 @@ def test_same_seed_same_result_and_another_seed_differs():
 
 def test_registry_learners_are_deterministic_for_a_seed():
     def run():
-        return run_experiment(["none", "vw", "linucb"], users=600, days=2, pre_days=2, seed=9,
-                              progress=False)
+        return run_experiment(
+            ["none", "vw", "linucb"], users=600, days=2, pre_days=2, seed=9, progress=False
+        )
 
     a, b = run(), run()
     pd.testing.assert_frame_equal(a.carts, b.carts)
@@ -170,9 +198,16 @@ def test_registry_learners_are_deterministic_for_a_seed():
 def test_prescreen_estimates_cover_the_truth_under_uniform_logging():
     # uniform logging gives well-behaved importance weights: DR must be within its interval
     # of the true value for static policies (exact probabilities) on the same logged carts
-    result = run_experiment({"none": Static("none"), "recall": Static("recall_message"),
-                             "coupon": Static("coupon_10")}, users=2000, days=1, pre_days=6,
-                            seed=2, exploration=1.0, logging_policy=Static("none"), progress=False)
+    result = run_experiment(
+        {"none": Static("none"), "recall": Static("recall_message"), "coupon": Static("coupon_10")},
+        users=2000,
+        days=1,
+        pre_days=6,
+        seed=2,
+        exploration=1.0,
+        logging_policy=Static("none"),
+        progress=False,
+    )
     table = result.prescreen.set_index("arm")
     assert (table["n"] == len(result.pre_log)).all()
     for arm, row in table.iterrows():
@@ -182,12 +217,14 @@ def test_prescreen_estimates_cover_the_truth_under_uniform_logging():
         assert row["effect_ci_low"] <= row["true_effect"] <= row["effect_ci_high"], arm
     # the paired effect is the difference of the arms' DR values on the same carts
     assert table.loc["recall", "effect"] == pytest.approx(
-        table.loc["recall", "dr"] - table.loc["none", "dr"], abs=1e-9)
+        table.loc["recall", "dr"] - table.loc["none", "dr"], abs=1e-9
+    )
     # truth on the logged carts: the mean true profit of doing nothing is what the log's truth
     # says for carts where the logging policy did nothing
     logged_none = result.pre_log[result.pre_log["action"] == "none"]["true_profit"]
-    assert table.loc["none", "true_value"] == pytest.approx(logged_none.mean(),
-                                                            abs=4 * logged_none.std() / np.sqrt(len(logged_none)))
+    assert table.loc["none", "true_value"] == pytest.approx(
+        logged_none.mean(), abs=4 * logged_none.std() / np.sqrt(len(logged_none))
+    )
 
 
 def test_analysis_reports_true_effect_ope_and_decisions(small_result):
@@ -205,15 +242,30 @@ def test_analysis_reports_true_effect_ope_and_decisions(small_result):
     assert not analysis.srm["flagged"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"users": 1}, "users == 1"), ({"days": 0}, "days == 0"), ({"pre_days": -1}, "pre_days == -1"),
-    ({"seed": -3}, "seed == -3"), ({"batch": 0}, "batch == 0"),
-    ({"exploration": 0.0}, "exploration == 0.0"), ({"arms": ["none"]}, "at least two"),
-    ({"arms": "none,rule"}, "not a str"), ({"weights": [1, 2, 3]}, "one per arm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"users": 1}, "users == 1"),
+        ({"days": 0}, "days == 0"),
+        ({"pre_days": -1}, "pre_days == -1"),
+        ({"seed": -3}, "seed == -3"),
+        ({"batch": 0}, "batch == 0"),
+        ({"exploration": 0.0}, "exploration == 0.0"),
+        ({"arms": ["none"]}, "at least two"),
+        ({"arms": "none,rule"}, "not a str"),
+        ({"weights": [1, 2, 3]}, "one per arm"),
+    ],
+)
 def test_bad_arguments_raise_value_errors(kwargs, message):
-    args = {"arms": {"a": Static("none"), "b": Static("none")}, "users": 100, "days": 1,
-            "seed": 0, "progress": False, "logging_policy": Static("none"), **kwargs}
+    args = {
+        "arms": {"a": Static("none"), "b": Static("none")},
+        "users": 100,
+        "days": 1,
+        "seed": 0,
+        "progress": False,
+        "logging_policy": Static("none"),
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=message):
         run_experiment(**args)
 
@@ -239,9 +291,16 @@ def test_simulated_aa_tests_reject_at_about_the_nominal_rate():
     """
     rejected = {"delta": 0, "cuped": 0, "sequence": 0}
     for seed in range(AA_RUNS):
-        result = run_experiment({"A": Uniform(), "B": Uniform()}, users=300, days=3, pre_days=1,
-                                seed=1000 + seed, prescreen=False, progress=False,
-                                logging_policy=Static("recall_message"))
+        result = run_experiment(
+            {"A": Uniform(), "B": Uniform()},
+            users=300,
+            days=3,
+            pre_days=1,
+            seed=1000 + seed,
+            prescreen=False,
+            progress=False,
+            logging_policy=Static("recall_message"),
+        )
         row = result.analyse(metrics=["profit"]).table.iloc[0]
         rejected["delta"] += row["p_value"] < 0.05
         rejected["cuped"] += row["cuped_p_value"] < 0.05
@@ -260,10 +319,17 @@ def test_intervals_cover_the_true_effect_when_one_arm_is_clearly_better():
     """
     covered, cs_covered, significant = 0, 0, 0
     for seed in range(10):
-        result = run_experiment({"none": Static("none"), "best": TrueBest()}, users=4000, days=3,
-                                pre_days=1, seed=200 + seed, prescreen=False, progress=False,
-                                logging_policy=Static("recall_message"),
-                                config={"carts_per_day": 2000})
+        result = run_experiment(
+            {"none": Static("none"), "best": TrueBest()},
+            users=4000,
+            days=3,
+            pre_days=1,
+            seed=200 + seed,
+            prescreen=False,
+            progress=False,
+            logging_policy=Static("recall_message"),
+            config={"carts_per_day": 2000},
+        )
         row = result.analyse(metrics=["profit"]).table.iloc[0]
         assert row["true_effect"] > 0.5
         covered += row["ci_low"] <= row["true_effect"] <= row["ci_high"]

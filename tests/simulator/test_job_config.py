@@ -14,18 +14,23 @@ def test_shipped_toml_states_exactly_the_defaults():
 
 
 def test_overrides_win_and_lists_accept_commas():
-    cfg = load_config(ROOT / "cartwise.toml", {"train.carts": 123, "abtest.arms": "none,vw", "seed": 9})
+    cfg = load_config(
+        ROOT / "cartwise.toml", {"train.carts": 123, "abtest.arms": "none,vw", "seed": 9}
+    )
     assert (cfg.train.carts, cfg.abtest.arms, cfg.seed) == (123, ("none", "vw"), 9)
     assert load_config(None, QUICK).train.carts < RunConfig().train.carts
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"trian.carts": 5}, "unknown key 'trian.carts'"),
-    ({"train.kart": 5}, "unknown key 'train.kart'"),
-    ({"train.carts": -3}, "train.carts == -3"),
-    ({"shop.fatigue": "yes"}, "shop.fatigue == 'yes'"),
-    ({"engine.exploration_floor": "high"}, "engine.exploration_floor == 'high'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"trian.carts": 5}, "unknown key 'trian.carts'"),
+        ({"train.kart": 5}, "unknown key 'train.kart'"),
+        ({"train.carts": -3}, "train.carts == -3"),
+        ({"shop.fatigue": "yes"}, "shop.fatigue == 'yes'"),
+        ({"engine.exploration_floor": "high"}, "engine.exploration_floor == 'high'"),
+    ],
+)
 def test_bad_keys_and_values_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, overrides)

@@ -17,7 +17,12 @@ import logging
 import numpy as np
 import pytest
 
-from simulator.job.ope_coverage import binomial_band, coverage_config, coverage_summary, coverage_table
+from simulator.job.ope_coverage import (
+    binomial_band,
+    coverage_config,
+    coverage_summary,
+    coverage_table,
+)
 
 SEEDS = range(12)
 CARTS = 1_500

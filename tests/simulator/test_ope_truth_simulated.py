@@ -86,12 +86,18 @@ def engine_log(tmp_path_factory):
     plus one fallback decision. Returns the paths and the true q of each decision."""
     root = tmp_path_factory.mktemp("engine_log")
     log_path, model_path = root / "decisions.sqlite", root / "model.npz"
-    env = gym.make_vec("CartRecovery-v0", num_envs=BATCH, vectorization_mode="vector_entry_point",
-                       n_shoppers=2_000)
+    env = gym.make_vec(
+        "CartRecovery-v0", num_envs=BATCH, vectorization_mode="vector_entry_point", n_shoppers=2_000
+    )
     _, info = env.reset(seed=5)
     truth = {}
-    engine = DecisionEngine(log_path, seed=3, learner="linucb", salt="test",
-                            guardrails=GuardrailConfig(exploration_floor=0.5))
+    engine = DecisionEngine(
+        log_path,
+        seed=3,
+        learner="linucb",
+        salt="test",
+        guardrails=GuardrailConfig(exploration_floor=0.5),
+    )
     for step in range(N_BATCHES):
         contexts = info["context"][:]
         decisions = [engine.decide(c) for c in contexts]
@@ -152,8 +158,19 @@ def _printed_table(text):
 def test_cartwise_evaluate_policy(engine_log, tmp_path, capsys):
     log_path, _, _ = engine_log
     out = tmp_path / "report"
-    code = cartwise(["evaluate", "--log", str(log_path), "--policy", "rule", "--out", str(out),
-                     "--confidence", "0.9"])
+    code = cartwise(
+        [
+            "evaluate",
+            "--log",
+            str(log_path),
+            "--policy",
+            "rule",
+            "--out",
+            str(out),
+            "--confidence",
+            "0.9",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     expected = evaluate_log(log_path, make_policy("rule"), seed=0, confidence=0.9)
@@ -171,8 +188,18 @@ def test_cartwise_evaluate_policy(engine_log, tmp_path, capsys):
 @pytest.mark.parametrize("greedy", [False, True])
 def test_cartwise_evaluate_model(engine_log, tmp_path, capsys, greedy):
     log_path, model_path, _ = engine_log
-    argv = ["evaluate", "--log", str(log_path), "--model", str(model_path), "--out", str(tmp_path),
-            "--estimators", "ipw", "dr"] + (["--greedy"] if greedy else [])
+    argv = [
+        "evaluate",
+        "--log",
+        str(log_path),
+        "--model",
+        str(model_path),
+        "--out",
+        str(tmp_path),
+        "--estimators",
+        "ipw",
+        "dr",
+    ] + (["--greedy"] if greedy else [])
     assert cartwise(argv) == 0
     values = _printed_table(capsys.readouterr().out)
     engine = DecisionEngine.load(model_path)
@@ -184,14 +211,19 @@ def test_cartwise_evaluate_model(engine_log, tmp_path, capsys, greedy):
     assert (tmp_path / f"ope_model_model{'_greedy' if greedy else ''}.png").is_file()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--policy", "rule", "--greedy"], "--greedy applies to --model only"),
-    (["--policy", "oracle"], "cannot be evaluated on a log"),
-    (["--policy", "nope"], "policy name == 'nope'"),
-    (["--policy", "rule", "--estimators", "ipw", "magic"], "estimators contains 'magic'"),
-    (["--policy", "rule", "--confidence", "1.5"], "confidence == 1.5"),
-])
-def test_cartwise_evaluate_reports_bad_input_in_one_line(engine_log, tmp_path, capsys, argv, message):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--policy", "rule", "--greedy"], "--greedy applies to --model only"),
+        (["--policy", "oracle"], "cannot be evaluated on a log"),
+        (["--policy", "nope"], "policy name == 'nope'"),
+        (["--policy", "rule", "--estimators", "ipw", "magic"], "estimators contains 'magic'"),
+        (["--policy", "rule", "--confidence", "1.5"], "confidence == 1.5"),
+    ],
+)
+def test_cartwise_evaluate_reports_bad_input_in_one_line(
+    engine_log, tmp_path, capsys, argv, message
+):
     log_path, _, _ = engine_log
     with pytest.raises(SystemExit) as exit_info:
         cartwise(["evaluate", "--log", str(log_path), "--out", str(tmp_path)] + argv)

@@ -80,12 +80,19 @@ def test_make_with_an_unsupported_mode_raises_value_error():
 @pytest.mark.parametrize("mode", [None, "rgb_array"])
 def test_make_vec_sync_mode_as_outside_rl_clients_call_it(mode):
     """What stable-baselines3's make_vec_env does: one gym.make per sub-env, with a render_mode."""
-    envs = gym.make_vec("CartRecovery-v0", num_envs=4, vectorization_mode="sync", render_mode=mode, **SMALL)
+    envs = gym.make_vec(
+        "CartRecovery-v0", num_envs=4, vectorization_mode="sync", render_mode=mode, **SMALL
+    )
     obs, info = envs.reset(seed=0)
     assert obs.shape == (4, 24) and envs.observation_space.contains(obs)
     envs.action_space.seed(0)
     obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
-    assert reward.shape == (4,) and np.all(np.isfinite(reward)) and terminated.all() and not truncated.any()
+    assert (
+        reward.shape == (4,)
+        and np.all(np.isfinite(reward))
+        and terminated.all()
+        and not truncated.any()
+    )
     assert info["delivered"].dtype == bool and info["expected_reward"].shape == (4, 7)
     for _ in range(4):  # Gymnasium's default next-step autoreset, then more carts
         obs, reward, *_ = envs.step(envs.action_space.sample())
@@ -104,8 +111,13 @@ def test_make_vec_sync_mode_as_outside_rl_clients_call_it(mode):
 
 @pytest.mark.parametrize("mode", [None, *MODES])
 def test_native_vector_env_accepts_render_mode(mode):
-    envs = gym.make_vec("CartRecovery-v0", num_envs=3, vectorization_mode="vector_entry_point",
-                        render_mode=mode, **SMALL)
+    envs = gym.make_vec(
+        "CartRecovery-v0",
+        num_envs=3,
+        vectorization_mode="vector_entry_point",
+        render_mode=mode,
+        **SMALL,
+    )
     assert envs.render_mode == mode
     envs.reset(seed=0)
     frames = envs.render()

@@ -7,14 +7,23 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import simulator  # noqa: F401  (registers the envs)
-from simulator.shop.sequence_model import SequenceConfig, fixed_flow_probabilities, policy_value, solve
+from simulator.shop.sequence_model import (
+    SequenceConfig,
+    fixed_flow_probabilities,
+    policy_value,
+    solve,
+)
 
 SMALL = {"n_shoppers": 800, "n_items": 100}
 
 
 def _vec(n, seed, **kw):
-    envs = gym.make_vec("CartRecoverySequence-v0", num_envs=n, vectorization_mode="vector_entry_point",
-                        **{**SMALL, **kw})
+    envs = gym.make_vec(
+        "CartRecoverySequence-v0",
+        num_envs=n,
+        vectorization_mode="vector_entry_point",
+        **{**SMALL, **kw},
+    )
     obs, info = envs.reset(seed=seed)
     return envs, obs, info
 
@@ -63,24 +72,34 @@ def test_contract_of_reset_and_step():
 
 def test_one_touch_reproduces_single_step_expected_rewards():
     """One touch at the cart's own delay: q_optimal is CartRecovery-v0's expected_reward, cart by cart."""
-    single = gym.make_vec("CartRecovery-v0", num_envs=300, vectorization_mode="vector_entry_point", **SMALL)
+    single = gym.make_vec(
+        "CartRecovery-v0", num_envs=300, vectorization_mode="vector_entry_point", **SMALL
+    )
     _, info_single = single.reset(seed=11)
-    envs, _, info = _vec(300, 11, sequence={"touch_minutes": (60.0,), "first_touch_from_cart": True},
-                         block_size=300)
+    envs, _, info = _vec(
+        300, 11, sequence={"touch_minutes": (60.0,), "first_touch_from_cart": True}, block_size=300
+    )
     # Deliverable actions only: CartRecovery-v0 gives an action the shopper cannot receive the
     # outcome of `none` (issue 18); the sequence env does not yet (see docs/benchmarks.md).
     ok = info_single["action_mask"].astype(bool)
     assert ok.sum() > 1000
-    np.testing.assert_allclose(info["q_optimal"][ok], info_single["expected_reward"][ok], rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(info["expected_reward"][ok], info_single["expected_reward"][ok], rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        info["q_optimal"][ok], info_single["expected_reward"][ok], rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        info["expected_reward"][ok], info_single["expected_reward"][ok], rtol=1e-12, atol=1e-12
+    )
     ctx, ctx_single = info["context"][5], info_single["context"][5]
-    assert ctx["cart"] == ctx_single["cart"] and ctx["timestamp"] == pytest.approx(ctx_single["timestamp"])
+    assert ctx["cart"] == ctx_single["cart"] and ctx["timestamp"] == pytest.approx(
+        ctx_single["timestamp"]
+    )
 
 
 def test_dp_optimal_value_matches_monte_carlo_of_the_optimal_policy():
     envs, _, info = _vec(512, 5)
-    greedy = lambda inf: np.where(inf["action_mask"].astype(bool), inf["q_optimal"], -np.inf).argmax(axis=1)  # noqa: E731
+    greedy = lambda inf: np.where(
+        inf["action_mask"].astype(bool), inf["q_optimal"], -np.inf
+    ).argmax(axis=1)
     returns, starts = _rollout(envs, info, greedy, 30_000)
     diff = returns - starts
     se = diff.std() / np.sqrt(len(diff))
@@ -90,7 +109,9 @@ def test_dp_optimal_value_matches_monte_carlo_of_the_optimal_policy():
 def test_q_of_a_suboptimal_first_action_matches_monte_carlo():
     """Q(s, a) for a = coupon_20 at touch 1, optimal afterwards."""
     envs, _, info = _vec(512, 6)
-    mask_best = lambda inf: np.where(inf["action_mask"].astype(bool), inf["q_optimal"], -np.inf).argmax(axis=1)  # noqa: E731
+    mask_best = lambda inf: np.where(
+        inf["action_mask"].astype(bool), inf["q_optimal"], -np.inf
+    ).argmax(axis=1)
     n = envs.num_envs
     start = np.where(info["touch"] == 1, info["q_optimal"][:, 4], np.nan)
     returns, starts = [], []
@@ -114,9 +135,17 @@ def test_policy_value_of_flows_and_optimum():
 
     rng = np.random.default_rng(0)
     n = 200
-    params = CartParams(rng.integers(0, 4, n), rng.uniform(20, 200, n), rng.uniform(5, 60, n), rng.uniform(0, 1, n),
-                        rng.uniform(0, 0.5, n), rng.uniform(0, 2, n), rng.integers(0, 6, n),
-                        channel_of_actions(rng.random((n, 3)) < 0.7), np.tile([60.0, 720.0, 1440.0], (n, 1)))
+    params = CartParams(
+        rng.integers(0, 4, n),
+        rng.uniform(20, 200, n),
+        rng.uniform(5, 60, n),
+        rng.uniform(0, 1, n),
+        rng.uniform(0, 0.5, n),
+        rng.uniform(0, 2, n),
+        rng.integers(0, 6, n),
+        channel_of_actions(rng.random((n, 3)) < 0.7),
+        np.tile([60.0, 720.0, 1440.0], (n, 1)),
+    )
     mask = np.ones((n, 7), dtype=bool)
     cfg, seq = SimConfig(n_shoppers=10), SequenceConfig()
     tables = solve(params, mask, cfg, seq)
@@ -132,7 +161,9 @@ def test_policy_value_of_flows_and_optimum():
 
 
 def test_unsubscribes_remove_the_channel_and_grow_with_touches():
-    envs, _, info = _vec(256, 9, sequence={"unsubscribe_base": {"email": 0.2, "sms": 0.2, "push": 0.2}})
+    envs, _, info = _vec(
+        256, 9, sequence={"unsubscribe_base": {"email": 0.2, "sms": 0.2, "push": 0.2}}
+    )
     unsub_by_touch = np.zeros(4)
     sent_by_touch = np.zeros(4)
     for _ in range(60):

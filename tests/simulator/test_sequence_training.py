@@ -57,7 +57,9 @@ def test_sequence_learner_and_flows_on_the_scoreboard():
     shop = {"n_shoppers": 5000, "n_items": 100}
     fqi = run_sequence_policy(make_policy("seq:fqi"), 6000, 0, shop, num_envs=128, fit_every=500)
     none = run_sequence_policy(make_policy("none"), 3000, 0, shop, num_envs=128)
-    assert none.value == np.float64(none.value) and abs(none.value - none.none) < 0.05  # none's value is exact
+    assert (
+        none.value == np.float64(none.value) and abs(none.value - none.none) < 0.05
+    )  # none's value is exact
     assert fqi.kind == "sequence" and fqi.none < fqi.value < fqi.optimal
     assert json.dumps(fqi.to_dict())
 
@@ -66,9 +68,17 @@ def test_sequence_ope_intervals_cover_the_exact_truth():
     covered = {"pdis": 0, "dr": 0}
     seeds = 30
     for seed in range(seeds):
-        logs = log_flows(2000, seed, ["recall_message", "recall_message", "coupon_10"],
-                         ["recall_message", "recall_message", "coupon_10"], explore=0.5, config=SMALL)
-        res = evaluate_sequences(logs["rewards"], logs["valid"], logs["actions"], logs["logging"], logs["target"])
+        logs = log_flows(
+            2000,
+            seed,
+            ["recall_message", "recall_message", "coupon_10"],
+            ["recall_message", "recall_message", "coupon_10"],
+            explore=0.5,
+            config=SMALL,
+        )
+        res = evaluate_sequences(
+            logs["rewards"], logs["valid"], logs["actions"], logs["logging"], logs["target"]
+        )
         for name in covered:
             covered[name] += res[name]["ci_low"] <= logs["true_value"] <= res[name]["ci_high"]
     # 95% intervals over 30 seeds: 24 or more covered has probability > 0.99 at 93% coverage

@@ -34,11 +34,15 @@ TOLERANCES = {"linucb": (0.10, 0.30, 0.60), "lints": (0.10, 0.30, 0.60), "vw": (
 def test_learners_beat_the_best_static_action_and_the_rule(name):
     over_static, over_rule, share = TOLERANCES[name]
     r = run_policy(make_policy(name, seed=0), CARTS, seed=0, progress=False)
-    assert r.value_last > r.best_static + over_static, (r.value_last, r.best_static, r.best_static_action)
+    assert r.value_last > r.best_static + over_static, (
+        r.value_last,
+        r.best_static,
+        r.best_static_action,
+    )
     assert r.value_last >= r.rule + over_rule, (r.value_last, r.rule)
     assert r.gain_share >= share, r.gain_share
     # learning: the last fifth is better than the first fifth of the run
     first = r.curve[: len(r.curve) // 5]
-    last = r.curve[-len(r.curve) // 5:]
+    last = r.curve[-len(r.curve) // 5 :]
     gain = lambda pts: sum(p["value"] - p["none"] for p in pts) / len(pts)  # noqa: E731
     assert gain(last) > gain(first)

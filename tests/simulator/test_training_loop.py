@@ -16,7 +16,9 @@ SMALL = {"n_shoppers": 1500, "n_items": 200}
 
 def test_none_policy_scores_match_an_independent_replay_of_the_env():
     carts, batch = 1000, 128
-    result = run_policy(make_policy("none"), carts, seed=5, config=SMALL, batch=batch, progress=False)
+    result = run_policy(
+        make_policy("none"), carts, seed=5, config=SMALL, batch=batch, progress=False
+    )
     # replay: the same shop with 'none' everywhere gives the same carts and truth
     env = CartRecoveryVectorEnv(num_envs=batch, **SMALL)
     _, info = env.reset(seed=5)
@@ -29,7 +31,9 @@ def test_none_policy_scores_match_an_independent_replay_of_the_env():
     last = slice(int(carts * (1 - LAST_SHARE)), carts)
     assert result.value_last == pytest.approx(truth[last, 0].mean(), abs=1e-12)
     assert result.none == pytest.approx(truth[last, 0].mean(), abs=1e-12)
-    assert result.oracle == pytest.approx(np.where(mask, truth, -np.inf)[last].max(axis=1).mean(), abs=1e-12)
+    assert result.oracle == pytest.approx(
+        np.where(mask, truth, -np.inf)[last].max(axis=1).mean(), abs=1e-12
+    )
     statics = np.where(mask, truth, truth[:, :1])[last].mean(axis=0)
     assert result.best_static == pytest.approx(statics.max(), abs=1e-12)
     assert result.static["coupon_10"] == pytest.approx(statics[3], abs=1e-12)
@@ -39,24 +43,36 @@ def test_none_policy_scores_match_an_independent_replay_of_the_env():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_oracle_is_an_upper_bound_on_every_seed(seed):
     for name in ("uniform", "rule", "linucb", "static:coupon_10"):
-        r = run_policy(make_policy(name, seed=seed), 1200, seed=seed, config=SMALL, batch=100, progress=False)
+        r = run_policy(
+            make_policy(name, seed=seed), 1200, seed=seed, config=SMALL, batch=100, progress=False
+        )
         assert np.all(r.trace["value"] <= r.trace["oracle"] + 1e-12)
         assert np.all(r.trace["full_information"] <= r.trace["oracle"] + 1e-12)
-        assert max(r.value_last, r.none, r.best_static, r.rule, r.full_information) <= r.oracle + 1e-12
-    oracle = run_policy(make_policy("oracle"), 1200, seed=seed, config=SMALL, batch=100, progress=False)
+        assert (
+            max(r.value_last, r.none, r.best_static, r.rule, r.full_information) <= r.oracle + 1e-12
+        )
+    oracle = run_policy(
+        make_policy("oracle"), 1200, seed=seed, config=SMALL, batch=100, progress=False
+    )
     assert oracle.value_last == pytest.approx(oracle.oracle, abs=1e-12)
 
 
 def test_static_and_rule_policies_score_what_their_shadow_says():
-    r = run_policy(make_policy("static:recall_message"), 800, seed=3, config=SMALL, batch=64, progress=False)
+    r = run_policy(
+        make_policy("static:recall_message"), 800, seed=3, config=SMALL, batch=64, progress=False
+    )
     assert r.value_last == pytest.approx(r.static["recall_message"], abs=1e-12)
     rule = run_policy(make_policy("rule"), 800, seed=3, config=SMALL, batch=64, progress=False)
     assert rule.value_last == pytest.approx(rule.rule, abs=1e-12)
 
 
 def test_runs_are_deterministic_for_a_seed_and_batch_one_works():
-    a = run_policy(make_policy("lints", seed=4), 600, seed=4, config=SMALL, batch=50, progress=False)
-    b = run_policy(make_policy("lints", seed=4), 600, seed=4, config=SMALL, batch=50, progress=False)
+    a = run_policy(
+        make_policy("lints", seed=4), 600, seed=4, config=SMALL, batch=50, progress=False
+    )
+    b = run_policy(
+        make_policy("lints", seed=4), 600, seed=4, config=SMALL, batch=50, progress=False
+    )
     np.testing.assert_array_equal(a.trace["action"], b.trace["action"])
     assert a.to_dict()["curve"] == b.to_dict()["curve"]
     online = run_policy(make_policy("linucb"), 150, seed=4, config=SMALL, batch=1, progress=False)
@@ -81,7 +97,9 @@ class _Counting(Policy):
         return eligible.astype(float)
 
     def update_batch(self, contexts, actions, probabilities, rewards, truth=None):
-        self.seen.append((len(contexts), np.asarray(actions).copy(), np.asarray(probabilities).copy()))
+        self.seen.append(
+            (len(contexts), np.asarray(actions).copy(), np.asarray(probabilities).copy())
+        )
 
 
 def test_the_loop_updates_with_the_sampled_actions_and_their_propensities():

@@ -8,8 +8,15 @@ from simulator import ACTION_NAMES, oracle_action
 
 SMALL = {"n_shoppers": 300, "n_items": 120}  # few shoppers: they come back often, so state matters
 NONE = ACTION_NAMES.index("none")
-OUTCOME = ("converted", "revenue", "coupon_cost", "profit", "contact_cost", "purchase_delay_hours",
-           "purchase_probability")
+OUTCOME = (
+    "converted",
+    "revenue",
+    "coupon_cost",
+    "profit",
+    "contact_cost",
+    "purchase_delay_hours",
+    "purchase_probability",
+)
 
 
 def _state_arrays(world):
@@ -18,8 +25,8 @@ def _state_arrays(world):
     out = {k: v.copy() for k, v in vars(st).items() if isinstance(v, np.ndarray)}
     for name, store in (("orders", st.orders), ("contacts", st.contacts)):
         out[f"{name}.n"] = np.array(store.n)
-        out[f"{name}.shopper"] = store.shopper[:store.n].copy()
-        out.update({f"{name}.{c}": col[:store.n].copy() for c, col in store.columns.items()})
+        out[f"{name}.shopper"] = store.shopper[: store.n].copy()
+        out.update({f"{name}.{c}": col[: store.n].copy() for c, col in store.columns.items()})
     return out
 
 
@@ -66,7 +73,9 @@ def test_single_env_undeliverable_action_earns_exactly_nones_outcome():
 
 def test_vector_env_undeliverable_actions_earn_exactly_nones_outcome():
     n = 256
-    make = lambda: gym.make_vec("CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **SMALL)
+    make = lambda: gym.make_vec(
+        "CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **SMALL
+    )
     sent, twin = make(), make()
     _, info_a = sent.reset(seed=3)
     _, info_b = twin.reset(seed=3)
@@ -104,7 +113,9 @@ def test_expected_reward_of_an_undeliverable_action_is_nones_so_argmax_is_the_or
         _, info = env.reset()
     assert blocked_carts > 200
 
-    envs = gym.make_vec("CartRecovery-v0", num_envs=512, vectorization_mode="vector_entry_point", **SMALL)
+    envs = gym.make_vec(
+        "CartRecovery-v0", num_envs=512, vectorization_mode="vector_entry_point", **SMALL
+    )
     _, info = envs.reset(seed=2)
     for _ in range(10):
         er, mask = info["expected_reward"], info["action_mask"]

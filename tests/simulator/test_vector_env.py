@@ -10,7 +10,9 @@ SMALL = {"n_shoppers": 2000, "n_items": 200}
 
 
 def make(n=64, **kw):
-    return gym.make_vec("CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **{**SMALL, **kw})
+    return gym.make_vec(
+        "CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **{**SMALL, **kw}
+    )
 
 
 def test_reset_and_step_shapes_and_same_step_autoreset():
@@ -29,7 +31,9 @@ def test_reset_and_step_shapes_and_same_step_autoreset():
     assert final["converted"].dtype == bool
     assert np.all((final["purchase_probability"] > 0) & (final["purchase_probability"] < 1))
     assert info["context"].user_ids == [c["user_id"] for c in info["context"]]
-    np.testing.assert_array_equal(info["context"].timestamps, [c["timestamp"] for c in info["context"]])
+    np.testing.assert_array_equal(
+        info["context"].timestamps, [c["timestamp"] for c in info["context"]]
+    )
     # the returned observation belongs to the next carts, not the resolved ones
     assert info2["context"][0]["timestamp"] > info["context"][31]["timestamp"]
 
@@ -73,6 +77,7 @@ def test_bad_actions_raise_value_error():
 
 def test_vector_and_single_env_agree_on_the_truth_by_type():
     """Both envs run the same model: per-type mean expected reward of each action agrees."""
+
     def means(er, types):
         return np.array([er[types == t].mean(axis=0) for t in SHOPPER_TYPES])
 
@@ -81,13 +86,15 @@ def test_vector_and_single_env_agree_on_the_truth_by_type():
     er_v, ty_v = [], []
     rng = np.random.default_rng(0)
     for _ in range(16):
-        er_v.append(info["expected_reward"]); ty_v.append(info["shopper_type"])
+        er_v.append(info["expected_reward"])
+        ty_v.append(info["shopper_type"])
         _, _, _, _, info = envs.step(rng.integers(0, 7, 512))
     single = gym.make("CartRecovery-v0", **SMALL)
     _, sinfo = single.reset(seed=11)  # same world: catalogue and population
     er_s, ty_s = [], []
     for _ in range(8192):
-        er_s.append(sinfo["expected_reward"]); ty_s.append(sinfo["shopper_type"])
+        er_s.append(sinfo["expected_reward"])
+        ty_s.append(sinfo["shopper_type"])
         single.step(int(rng.integers(0, 7)))
         _, sinfo = single.reset()
     mv = means(np.concatenate(er_v), np.concatenate(ty_v))

@@ -35,15 +35,20 @@ def collect(benchmarks: Iterable[Any]) -> list[dict[str, Any]]:
         stats = getattr(bench, "stats", None)
         timing = {}
         if stats is not None:
-            timing = {"min_us": float(stats.min) * 1e6, "median_us": float(stats.median) * 1e6,
-                      "rounds": int(stats.rounds)}
-        entries.append({
-            "name": bench.name,
-            "fullname": getattr(bench, "fullname", bench.name),
-            "group": getattr(bench, "group", None),
-            "timing": timing,
-            "figures": {str(k): _plain(v) for k, v in dict(bench.extra_info).items()},
-        })
+            timing = {
+                "min_us": float(stats.min) * 1e6,
+                "median_us": float(stats.median) * 1e6,
+                "rounds": int(stats.rounds),
+            }
+        entries.append(
+            {
+                "name": bench.name,
+                "fullname": getattr(bench, "fullname", bench.name),
+                "group": getattr(bench, "group", None),
+                "timing": timing,
+                "figures": {str(k): _plain(v) for k, v in dict(bench.extra_info).items()},
+            }
+        )
     return entries
 
 
@@ -83,6 +88,7 @@ def format_table(entries: list[Mapping[str, Any]]) -> list[str]:
             name = ""  # the benchmark's name only on its first row
     header = ("benchmark", "figure", "value")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+
     def join(cells: tuple[str, ...]) -> str:
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
@@ -92,7 +98,7 @@ def format_table(entries: list[Mapping[str, Any]]) -> list[str]:
 def write_json(entries: list[Mapping[str, Any]], path: Path, scale: str) -> Path:
     """Write the summary (with the run's scale, time and interpreter) to ``path``; return it."""
     document = {
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "scale": scale,
         "python": platform.python_version(),
         "benchmarks": list(entries),
@@ -117,11 +123,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     if not entries:
         if session.disabled:
             terminalreporter.write_line(
-                f"{TITLE}: none, benchmarks were disabled (no timing, nothing written)")
+                f"{TITLE}: none, benchmarks were disabled (no timing, nothing written)"
+            )
         return
     terminalreporter.section(TITLE)
     for line in format_table(entries):
         terminalreporter.write_line(line)
-    path = write_json(entries, summary_path(Path(config.rootpath)),
-                      os.environ.get("CARTWISE_BENCH_SCALE", "small"))
+    path = write_json(
+        entries,
+        summary_path(Path(config.rootpath)),
+        os.environ.get("CARTWISE_BENCH_SCALE", "small"),
+    )
     terminalreporter.write_line(f"written to {path}")

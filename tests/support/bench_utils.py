@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 SCALE_NAME = os.environ.get("CARTWISE_BENCH_SCALE", "small")
 LARGE = SCALE_NAME == "large"
@@ -20,7 +20,9 @@ def scale(large: float) -> float:
     try:
         value = float(SCALE_NAME)
     except ValueError:
-        raise ValueError(f"CARTWISE_BENCH_SCALE == {SCALE_NAME!r}, must be 'small', 'large' or a number") from None
+        raise ValueError(
+            f"CARTWISE_BENCH_SCALE == {SCALE_NAME!r}, must be 'small', 'large' or a number"
+        ) from None
     if value < 1:
         raise ValueError(f"CARTWISE_BENCH_SCALE == {SCALE_NAME!r}, must be >= 1")
     return value

@@ -227,9 +227,7 @@ def context_strategy():
     """Hypothesis strategy of random *valid* contexts (wide ranges, optional sections)."""
     from hypothesis import strategies as st
 
-    ids = st.text(
-        alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12
-    )
+    ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12)
     finite = st.floats(min_value=0.0, max_value=1e7, allow_nan=False, allow_infinity=False)
     stamp = st.floats(min_value=0.0, max_value=2e9, allow_nan=False, allow_infinity=False)
     count = st.integers(min_value=0, max_value=10**6)

@@ -21,7 +21,7 @@ from engine.model_file import MAGIC, load_arrays, write_model
 def split_file(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and metadata of a (valid) model file."""
     data = Path(path).read_bytes()
-    arrays = load_arrays(data[data.index(b"\n") + 1:])
+    arrays = load_arrays(data[data.index(b"\n") + 1 :])
     meta = json.loads(arrays.pop("__meta__").tobytes())
     return arrays, meta
 
@@ -32,7 +32,9 @@ def seal_body(path: Path, body: bytes, version: int = 2) -> Path:
     if version >= 2:
         digest.update(b"%s %d %d\n" % (MAGIC, version, len(body)))
     digest.update(body)
-    Path(path).write_bytes(b"%s %d %s %d\n" % (MAGIC, version, digest.hexdigest().encode(), len(body)) + body)
+    Path(path).write_bytes(
+        b"%s %d %s %d\n" % (MAGIC, version, digest.hexdigest().encode(), len(body)) + body
+    )
     return Path(path)
 
 
@@ -81,13 +83,52 @@ def zip_archive(members: list[tuple[str, bytes, int, int, int]], flags: int = 0)
     for name, data, method, crc, size in members:
         encoded = name.encode()
         offset = len(out)
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, 0, 0x21, crc, len(data), size,
-                           len(encoded), 0) + encoded + data
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, 0, 0x21, crc, len(data),
-                               size, len(encoded), 0, 0, 0, 0, 0, offset) + encoded
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                20,
+                flags,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(encoded),
+                0,
+            )
+            + encoded
+            + data
+        )
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                flags,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + encoded
+        )
     start = len(out)
     out += central
-    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0)
+    out += struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), start, 0
+    )
     return bytes(out)
 
 
@@ -104,7 +145,9 @@ BOMB_SIZE = 128 + (BOMB_MIB << 20)
 
 def deflate_bomb() -> tuple[str, bytes, int, int, int]:
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (BOMB_MIB << 20,)})
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (BOMB_MIB << 20,)}
+    )
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     head = compressor.compress(header.getvalue()) + compressor.flush(zlib.Z_FULL_FLUSH)
     # after a full flush the compressor starts afresh, so every 1 MiB block of zeros compresses alike
@@ -125,7 +168,7 @@ def _murmur3_32(data: bytes, seed: int) -> int:
         h ^= (k * c2) & mask
         h = ((h << 13) | (h >> 19)) & mask
         h = (h * 5 + 0xE6546B64) & mask
-    tail, k = data[4 * n:], 0
+    tail, k = data[4 * n :], 0
     for i in reversed(range(len(tail))):
         k ^= tail[i] << (8 * i)
     if tail:
@@ -148,17 +191,37 @@ def rewrite_vw_header(blob: bytes, *, model_id: bytes = b"", options_suffix: str
     def take(n: int) -> bytes:
         nonlocal pos
         pos += n
-        return blob[pos - n:pos]
+        return blob[pos - n : pos]
 
     version = take(struct.unpack("<I", take(4))[0])
-    take(struct.unpack("<I", blob[pos:pos + 4])[0] + 4)  # old id
-    fixed = [take(1), take(4), take(4), take(4), take(4), take(4), take(4)]  # m, min, max, bits, lda, ngram, skip
+    take(struct.unpack("<I", blob[pos : pos + 4])[0] + 4)  # old id
+    fixed = [
+        take(1),
+        take(4),
+        take(4),
+        take(4),
+        take(4),
+        take(4),
+        take(4),
+    ]  # m, min, max, bits, lda, ngram, skip
     options = take(struct.unpack("<I", take(4))[0])
     take(8)  # old checksum (length-prefixed)
     new_id = model_id + b"\x00"
     new_options = options[:-1] + options_suffix.encode() + b"\x00"
-    hashed = [struct.pack("<I", len(new_id)), new_id, *fixed, struct.pack("<I", len(new_options)), new_options]
+    hashed = [
+        struct.pack("<I", len(new_id)),
+        new_id,
+        *fixed,
+        struct.pack("<I", len(new_options)),
+        new_options,
+    ]
     digest = 0
     for chunk in hashed:
         digest = _murmur3_32(chunk, digest)
-    return struct.pack("<I", len(version)) + version + b"".join(hashed) + struct.pack("<II", 4, digest) + blob[pos:]
+    return (
+        struct.pack("<I", len(version))
+        + version
+        + b"".join(hashed)
+        + struct.pack("<II", 4, digest)
+        + blob[pos:]
+    )

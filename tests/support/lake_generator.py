@@ -22,7 +22,9 @@ ROW_GROUP = 65_536
 """Rows per Parquet row group (what a reader decodes at once)."""
 
 
-def write_lake(out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: int = 10, seed: int = 0) -> Path:
+def write_lake(
+    out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: int = 10, seed: int = 0
+) -> Path:
     """``n_rows`` decisions over ``days`` days in ``out/day=.../part-*.parquet``; returns ``out``."""
     rng = np.random.default_rng(seed)
     features = FeatureBuilder().feature_names
@@ -36,8 +38,11 @@ def write_lake(out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: in
         day_rows = min(per_day, n_rows - written)
         for k, start in enumerate(range(0, day_rows, rows_per_file)):
             n = min(rows_per_file, day_rows - start)
-            pq.write_table(_chunk(rng, schema, written + start, n, day, n_actions, features),
-                           folder / f"part-{k:06d}.parquet", row_group_size=ROW_GROUP)
+            pq.write_table(
+                _chunk(rng, schema, written + start, n, day, n_actions, features),
+                folder / f"part-{k:06d}.parquet",
+                row_group_size=ROW_GROUP,
+            )
         written += day_rows
     return out
 
@@ -56,14 +61,22 @@ def _chunk(rng, schema, offset, n, day, n_actions, features) -> pa.Table:
     ids = np.char.add("g", np.arange(offset, offset + n).astype("U12"))
     names = np.asarray(ACTION_NAMES)
     cols = {
-        "decision_id": pa.array(ids), "timestamp": pa.array(ts), "user_hash": pa.array(ids),
+        "decision_id": pa.array(ids),
+        "timestamp": pa.array(ts),
+        "user_hash": pa.array(ids),
         "model_version": pa.array(np.where(np.arange(n) % 2, "gen-a", "gen-b")),
-        "action": pa.array(names[actions]), "action_index": pa.array(actions.astype(np.int32)),
-        "probability": pa.array(probs[np.arange(n), actions]), "reward": pa.array(rewards),
-        "reward_source": pa.array(np.full(n, "event")), "reward_timestamp": pa.array(ts + 600.0),
-        "order_id": pa.nulls(n, pa.string()), "fallback": pa.array(np.zeros(n, dtype=bool)),
+        "action": pa.array(names[actions]),
+        "action_index": pa.array(actions.astype(np.int32)),
+        "probability": pa.array(probs[np.arange(n), actions]),
+        "reward": pa.array(rewards),
+        "reward_source": pa.array(np.full(n, "event")),
+        "reward_timestamp": pa.array(ts + 600.0),
+        "order_id": pa.nulls(n, pa.string()),
+        "fallback": pa.array(np.zeros(n, dtype=bool)),
         "window_closes": pa.array(ts + 72 * 3600.0),
-        "actions": pa.FixedSizeListArray.from_arrays(pa.array(np.tile(names, n)), n_actions).cast(pa.list_(pa.string())),
+        "actions": pa.FixedSizeListArray.from_arrays(pa.array(np.tile(names, n)), n_actions).cast(
+            pa.list_(pa.string())
+        ),
         "payload": pa.array(np.full(n, "{}")),
     }
     for j, a in enumerate(ACTION_NAMES):

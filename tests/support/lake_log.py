@@ -21,16 +21,28 @@ DAY = 86_400.0
 
 
 def make_engine_log(
-    root: Path, n_batches: int = 8, batch: int = 500, *, seed: int = 5, batches_per_version: int = 3,
-    learner: str = "linucb", days: float = 3.0,
+    root: Path,
+    n_batches: int = 8,
+    batch: int = 500,
+    *,
+    seed: int = 5,
+    batches_per_version: int = 3,
+    learner: str = "linucb",
+    days: float = 3.0,
 ) -> tuple[Path, Path]:
     """Write ``root/decisions.sqlite`` and ``root/model.npz`` (the final model); return both."""
     log_path, model_path = root / "decisions.sqlite", root / "model.npz"
-    env = gym.make_vec("CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point",
-                       n_shoppers=2_000)
+    env = gym.make_vec(
+        "CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point", n_shoppers=2_000
+    )
     _, info = env.reset(seed=seed)
-    engine = DecisionEngine(log_path, seed=seed, learner=learner, salt="lake",
-                            guardrails=GuardrailConfig(exploration_floor=0.3))
+    engine = DecisionEngine(
+        log_path,
+        seed=seed,
+        learner=learner,
+        salt="lake",
+        guardrails=GuardrailConfig(exploration_floor=0.3),
+    )
     spread = days * DAY / (n_batches * batch)
     k = 0
     for step in range(n_batches):

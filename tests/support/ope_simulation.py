@@ -57,7 +57,9 @@ def rule_policy(X: np.ndarray, names: Sequence[str], eligible: np.ndarray) -> np
     """Coupon for price evidence, urgency for quick abandoners, a reminder otherwise."""
     col = {n: j for j, n in enumerate(names)}
     choice = np.full(X.shape[0], ACTIONS.index("recall_message"))
-    choice[X[:, col["log_minutes_cart_to_abandon"]] < math.log1p(5.0)] = ACTIONS.index("time_limited_offer")
+    choice[X[:, col["log_minutes_cart_to_abandon"]] < math.log1p(5.0)] = ACTIONS.index(
+        "time_limited_offer"
+    )
     price = (X[:, col["shipping_page_views"]] >= 2) | (X[:, col["coupon_order_share"]] >= 0.3)
     choice[price] = ACTIONS.index("coupon_10")
     return _one_hot(choice, eligible)
@@ -78,11 +80,13 @@ def linear_policy(seed: int = 7, scale: float = 3.0) -> Target:
     return policy
 
 
-def logging_policy(X: np.ndarray, names: Sequence[str], eligible: np.ndarray,
-                   uniform_share: float = UNIFORM_SHARE) -> np.ndarray:
+def logging_policy(
+    X: np.ndarray, names: Sequence[str], eligible: np.ndarray, uniform_share: float = UNIFORM_SHARE
+) -> np.ndarray:
     """The exploring logger: the rule, mixed with uniform over the eligible actions."""
-    return ((1.0 - uniform_share) * rule_policy(X, names, eligible)
-            + uniform_share * uniform_policy(X, names, eligible))
+    return (1.0 - uniform_share) * rule_policy(X, names, eligible) + uniform_share * uniform_policy(
+        X, names, eligible
+    )
 
 
 TARGETS: dict[str, Target] = {
@@ -126,12 +130,21 @@ def log_frame(features, probs, actions, rewards) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def simulate_log(n_carts: int, seed: int, batch: int = 1_000, n_shoppers: int = N_SHOPPERS,
-                 uniform_share: float = UNIFORM_SHARE) -> SimulatedLog:
+def simulate_log(
+    n_carts: int,
+    seed: int,
+    batch: int = 1_000,
+    n_shoppers: int = N_SHOPPERS,
+    uniform_share: float = UNIFORM_SHARE,
+) -> SimulatedLog:
     """Log ``n_carts`` carts of a fresh shop built from ``seed``."""
     rng = np.random.default_rng(seed)
-    env = gym.make_vec("CartRecovery-v0", num_envs=batch, vectorization_mode="vector_entry_point",
-                       n_shoppers=n_shoppers)
+    env = gym.make_vec(
+        "CartRecovery-v0",
+        num_envs=batch,
+        vectorization_mode="vector_entry_point",
+        n_shoppers=n_shoppers,
+    )
     obs, info = env.reset(seed=int(rng.integers(2**31)))
     parts: list[tuple[np.ndarray, ...]] = []
     for _ in range(-(-n_carts // batch)):
@@ -142,13 +155,20 @@ def simulate_log(n_carts: int, seed: int, batch: int = 1_000, n_shoppers: int = 
         features = obs.astype(np.float64)
         obs, reward, _, _, info = env.step(actions)
         parts.append((features, eligible, expected, probs, actions, reward))
-    features, eligible, expected, probs, actions, reward = (np.concatenate(p)[:n_carts] for p in zip(*parts))
+    features, eligible, expected, probs, actions, reward = (
+        np.concatenate(p)[:n_carts] for p in zip(*parts)
+    )
     env.close()
     return SimulatedLog(log_frame(features, probs, actions, reward), features, eligible, expected)
 
 
-def coverage_table(seeds: Sequence[int], n_carts: int, estimators: Sequence[str] = ESTIMATORS,
-                   confidence: float = 0.95, uniform_share: float = UNIFORM_SHARE) -> pd.DataFrame:
+def coverage_table(
+    seeds: Sequence[int],
+    n_carts: int,
+    estimators: Sequence[str] = ESTIMATORS,
+    confidence: float = 0.95,
+    uniform_share: float = UNIFORM_SHARE,
+) -> pd.DataFrame:
     """One row per (seed, target, estimator): estimate, interval, truth and whether it is covered.
 
     The reward model is cross-fitted once per seed (same as evaluate_log's default) and shared
@@ -158,22 +178,42 @@ def coverage_table(seeds: Sequence[int], n_carts: int, estimators: Sequence[str]
     for seed in seeds:
         sim = simulate_log(n_carts, seed, uniform_share=uniform_share)
         data = read_log_dataset(sim.frame)
-        q = ope.cross_fit_rewards(reward_model_features(data.features), data.actions, data.rewards,
-                                  data.n_actions, np.random.default_rng(seed))
+        q = ope.cross_fit_rewards(
+            reward_model_features(data.features),
+            data.actions,
+            data.rewards,
+            data.n_actions,
+            np.random.default_rng(seed),
+        )
         for name, target in TARGETS.items():
             truth = sim.true_value(target)
-            table = evaluate_log(data, target, estimated_rewards=q, estimators=list(estimators),
-                                 confidence=confidence)
+            table = evaluate_log(
+                data,
+                target,
+                estimated_rewards=q,
+                estimators=list(estimators),
+                confidence=confidence,
+            )
             for est in estimators:
                 low, high = table.loc[est, ["ci_low", "ci_high"]]
-                rows.append({"seed": seed, "target": name, "estimator": est, "truth": truth,
-                             "value": table.loc[est, "value"], "ci_low": low, "ci_high": high,
-                             "covered": bool(low <= truth <= high)})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "target": name,
+                        "estimator": est,
+                        "truth": truth,
+                        "value": table.loc[est, "value"],
+                        "ci_low": low,
+                        "ci_high": high,
+                        "covered": bool(low <= truth <= high),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def binomial_band(n: int, level: float = 0.95, n_sd: float = 4.0,
-                  design_effect: float = DESIGN_EFFECT) -> tuple[float, float]:
+def binomial_band(
+    n: int, level: float = 0.95, n_sd: float = 4.0, design_effect: float = DESIGN_EFFECT
+) -> tuple[float, float]:
     """``level +- n_sd`` standard deviations of a coverage over ``n`` intervals (binomial sd
     inflated by the design effect of correlated intervals)."""
     sd = math.sqrt(level * (1 - level) * design_effect / n)

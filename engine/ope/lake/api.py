@@ -40,8 +40,16 @@ def _progress(enabled: bool, source: Source, backend: str, what: str) -> Any:
     return tqdm(desc=what, total=total, unit="row", unit_scale=True)
 
 
-def _run(backend: str, source: Source, columns: list[str], fn, plan: Plan, progress: bool, what: str,
-         **options: Any):
+def _run(
+    backend: str,
+    source: Source,
+    columns: list[str],
+    fn,
+    plan: Plan,
+    progress: bool,
+    what: str,
+    **options: Any,
+):
     bar = _progress(progress and backend != "memory", source, backend, what)
     try:
         return RUNNERS[backend](source, columns, fn, plan, progress=bar, **options)
@@ -110,20 +118,33 @@ def evaluate_lake(
     needs_model = any(ESTIMATORS[n].needs_model for n in names)
     spec = target_spec(policy, seed=seed, greedy=greedy)
     spec.build()  # fail early on the driver (unknown name, damaged model)
-    plan = Plan(actions, features, by, names, spec, n_folds, float(switch_threshold), float(dros_lambda),
-                needs_model)
+    plan = Plan(
+        actions,
+        features,
+        by,
+        names,
+        spec,
+        n_folds,
+        float(switch_threshold),
+        float(dros_lambda),
+        needs_model,
+    )
     columns = required_columns(actions, features, by)
     options = {"batch_rows": batch_rows, "spark": spark, "master": spark_master}
     if needs_model:
-        stats = _run(backend, src, columns, reward_batch_stats, plan, progress, "reward model", **options)
+        stats = _run(
+            backend, src, columns, reward_batch_stats, plan, progress, "reward model", **options
+        )
         if stats is None:
             raise ValueError(f"the log at {src.location!r} has no row to evaluate")
         plan = plan.with_model(stats.fit())
     merged = _run(backend, src, columns, batch_stats, plan, progress, "evaluating", **options)
     out = table(merged, by, confidence)
     out.attrs.update(backend=backend, policy=spec.label, source=src.location)
-    logger.info("evaluated %s on %s (%s): %d batches", spec.label, src.location, backend, merged.n_batches)
+    logger.info(
+        "evaluated %s on %s (%s): %d batches", spec.label, src.location, backend, merged.n_batches
+    )
     return out
 
 
-__all__ = ["evaluate_lake", "LAKE_DEFAULT_ESTIMATORS", "REQUIRED"]
+__all__ = ["LAKE_DEFAULT_ESTIMATORS", "REQUIRED", "evaluate_lake"]

@@ -36,8 +36,16 @@ def run_memory(source: Source, columns: Sequence[str], fn: Callable, plan: Any, 
     return fn(source.table(columns), plan)
 
 
-def run_stream(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *,
-               batch_rows: int = BATCH_ROWS, progress: Any = None, **_: Any) -> Any:
+def run_stream(
+    source: Source,
+    columns: Sequence[str],
+    fn: Callable,
+    plan: Any,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    progress: Any = None,
+    **_: Any,
+) -> Any:
     """``fn`` batch by batch; only the running merge and one batch are held."""
     total = None
     for batch in source.batches(columns, batch_rows):
@@ -54,19 +62,24 @@ def spark_session(master: str = "local[2]", app_name: str = "cartwise"):
     try:
         from pyspark.sql import SparkSession
     except ImportError:  # pragma: no cover - the extra is installed in CI
-        raise ValueError("backend == 'spark' needs PySpark: pip install 'cartwise[spark]'") from None
+        raise ValueError(
+            "backend == 'spark' needs PySpark: pip install 'cartwise[spark]'"
+        ) from None
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     # local workers must run this interpreter (its packages), not the first python3 on PATH
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (SparkSession.builder.master(master).appName(app_name)
-            .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.shuffle.partitions", "4")
-            .getOrCreate())
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
 
 
 def _partition_fn(fn: Callable, plan_bytes: Any) -> Callable:
@@ -77,18 +90,30 @@ def _partition_fn(fn: Callable, plan_bytes: Any) -> Callable:
         total = None
         for batch in batches:
             total = _merge(total, fn(batch, plan))
-        yield pa.RecordBatch.from_pydict({"stats": [pickle.dumps(total)]},
-                                         schema=pa.schema([("stats", pa.binary())]))
+        yield pa.RecordBatch.from_pydict(
+            {"stats": [pickle.dumps(total)]}, schema=pa.schema([("stats", pa.binary())])
+        )
 
     return run
 
 
-def run_spark(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *,
-              spark: Any = None, master: str = "local[2]", progress: Any = None, **_: Any) -> Any:
+def run_spark(
+    source: Source,
+    columns: Sequence[str],
+    fn: Callable,
+    plan: Any,
+    *,
+    spark: Any = None,
+    master: str = "local[2]",
+    progress: Any = None,
+    **_: Any,
+) -> Any:
     """``fn`` on every Spark partition (``mapInArrow``); the driver merges in partition order."""
     if source.kind != "parquet":
-        raise ValueError(f"backend == 'spark' reads Parquet; export {source.location!r} first "
-                         "(cartwise export --log ... --to ...)")
+        raise ValueError(
+            f"backend == 'spark' reads Parquet; export {source.location!r} first "
+            "(cartwise export --log ... --to ...)"
+        )
     from pyspark.sql import functions as F
 
     session = spark or spark_session(master)
@@ -97,7 +122,9 @@ def run_spark(source: Source, columns: Sequence[str], fn: Callable, plan: Any, *
         reader = reader.option("basePath", source.location)
     df = reader.parquet(source.location)
     if "day" in df.columns:
-        df = df.withColumn("day", F.col("day").cast("string"))  # hive values may be inferred as dates
+        df = df.withColumn(
+            "day", F.col("day").cast("string")
+        )  # hive values may be inferred as dates
     df = df.select(*columns)
     sc = session.sparkContext
     plan_bytes = sc.broadcast(pickle.dumps(plan))
@@ -135,7 +162,7 @@ def _collect_with_progress(sc: Any, df: Any, progress: Any) -> list:
         finished, total = 0, 0
         for job in tracker.getJobIdsForGroup(group):
             info = tracker.getJobInfo(job)
-            for stage in (info.stageIds if info else ()):
+            for stage in info.stageIds if info else ():
                 s = tracker.getStageInfo(stage)
                 if s is not None:
                     finished, total = finished + s.numCompletedTasks, total + s.numTasks

@@ -63,13 +63,17 @@ def required_columns(
     return cols + [c for c in by if c not in cols]
 
 
-def check_columns(names: Sequence[str], action_names: Sequence[str], by: Sequence[str], where: str) -> None:
+def check_columns(
+    names: Sequence[str], action_names: Sequence[str], by: Sequence[str], where: str
+) -> None:
     """Raise naming the first required column missing from ``names``."""
     have = set(names)
     for col in list(REQUIRED) + [f"p_{a}" for a in action_names] + list(by):
         if col not in have:
-            raise ValueError(f"{where} has no column {col!r} (required: {', '.join(REQUIRED)}, "
-                             f"p_<action> for each action and the strata {list(by)})")
+            raise ValueError(
+                f"{where} has no column {col!r} (required: {', '.join(REQUIRED)}, "
+                f"p_<action> for each action and the strata {list(by)})"
+            )
 
 
 def _numpy(column, dtype, fill: float | None = None) -> np.ndarray:
@@ -114,8 +118,10 @@ def read_batch(
     if index.null_count:
         bad = _numpy(pc.is_null(index), bool)
         value = kept.column("action")[int(np.flatnonzero(bad)[0])].as_py()
-        raise ValueError(f"column 'action' == {value!r} in {_first_rows(bad, ids)}, "
-                         f"must be one of {list(action_names)}")
+        raise ValueError(
+            f"column 'action' == {value!r} in {_first_rows(bad, ids)}, "
+            f"must be one of {list(action_names)}"
+        )
     actions = _numpy(index, np.int64)
     probs = np.empty((n, len(action_names)), order="F")  # filled column by column
     for j, a in enumerate(action_names):
@@ -123,21 +129,27 @@ def read_batch(
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"columns p_<action> hold {probs[row].tolist()} in {_first_rows(bad, ids)}, "
-                         "must be finite and >= 0")
+        raise ValueError(
+            f"columns p_<action> hold {probs[row].tolist()} in {_first_rows(bad, ids)}, "
+            "must be finite and >= 0"
+        )
     sums = probs.sum(axis=1)
     bad = np.abs(sums - 1.0) > SUM_TOLERANCE
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"columns p_<action> sum to {float(sums[row])!r} in {_first_rows(bad, ids)}, "
-                         f"must sum to 1 (within {SUM_TOLERANCE})")
+        raise ValueError(
+            f"columns p_<action> sum to {float(sums[row])!r} in {_first_rows(bad, ids)}, "
+            f"must sum to 1 (within {SUM_TOLERANCE})"
+        )
     logged = _numpy(kept.column("probability"), np.float64)
     at_logged = probs[np.arange(n), actions]
     bad = ~((logged > 0.0) & (logged <= 1.0)) | (np.abs(at_logged - logged) > PROB_TOLERANCE)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
-                         f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}")
+        raise ValueError(
+            f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
+            f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}"
+        )
     features = np.empty((n, len(feature_names)), order="F")
     names = set(kept.schema.names)
     for j, f in enumerate(feature_names):
@@ -145,10 +157,17 @@ def read_batch(
         features[:, j] = _numpy(kept.column(col), np.float64, np.nan) if col in names else np.nan
     strata, keys = _strata(kept, by)
     return LogBatch(
-        decision_ids=ids, timestamps=_numpy(kept.column("timestamp"), np.float64),
+        decision_ids=ids,
+        timestamps=_numpy(kept.column("timestamp"), np.float64),
         rewards=_numpy(reward_col if kept is batch else kept.column("reward"), np.float64),
-        actions=actions, logged_probs=logged, logging_probs=probs, features=features,
-        strata=strata, keys=keys, n_fallback=int(fallback.sum()), n_no_reward=int(no_reward.sum()),
+        actions=actions,
+        logged_probs=logged,
+        logging_probs=probs,
+        features=features,
+        strata=strata,
+        keys=keys,
+        n_fallback=int(fallback.sum()),
+        n_no_reward=int(no_reward.sum()),
     )
 
 

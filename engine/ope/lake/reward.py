@@ -33,7 +33,9 @@ def fold_of(timestamps: np.ndarray, n_folds: int) -> np.ndarray:
     True
     """
     with np.errstate(over="ignore"):
-        z = np.ascontiguousarray(timestamps, dtype=np.float64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = np.ascontiguousarray(timestamps, dtype=np.float64).view(np.uint64) + np.uint64(
+            0x9E3779B97F4A7C15
+        )
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -70,8 +72,11 @@ class Moments:
             return other
         n = self.n + other.n
         delta = other.mean - self.mean
-        return Moments(n, self.mean + delta * (other.n / n),
-                       self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n))
+        return Moments(
+            n,
+            self.mean + delta * (other.n / n),
+            self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,8 +86,15 @@ class RewardStats:
     cells: tuple[tuple[Moments, ...], ...]
 
     @classmethod
-    def of(cls, x: np.ndarray, actions: np.ndarray, rewards: np.ndarray, timestamps: np.ndarray,
-           n_folds: int, n_actions: int) -> RewardStats:
+    def of(
+        cls,
+        x: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        timestamps: np.ndarray,
+        n_folds: int,
+        n_actions: int,
+    ) -> RewardStats:
         folds = fold_of(timestamps, n_folds)
         z = np.hstack([x, rewards[:, None]])
         p = z.shape[1]
@@ -96,7 +108,9 @@ class RewardStats:
         return cls(tuple(cells))
 
     def __add__(self, other: RewardStats) -> RewardStats:
-        return RewardStats(tuple(tuple(a + b for a, b in zip(ra, rb)) for ra, rb in zip(self.cells, other.cells)))
+        return RewardStats(
+            tuple(tuple(a + b for a, b in zip(ra, rb)) for ra, rb in zip(self.cells, other.cells))
+        )
 
     def fit(self, alpha: float = ALPHA) -> RewardModel:
         """The cross-fitted model: fold ``k``'s regressions use the other folds' rows."""

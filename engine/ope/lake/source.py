@@ -38,15 +38,21 @@ class Source:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        partitioning = ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive") if self.hive else None
+        partitioning = (
+            ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive") if self.hive else None
+        )
         return ds.dataset(self.location, format="parquet", partitioning=partitioning)
 
     def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
         """Arrow record batches (Parquet) or tables (store chunks) holding ``columns``."""
         if self.kind == "parquet":
             # little read-ahead: memory stays at a few row groups, whatever the dataset's size
-            yield from self.dataset().to_batches(columns=list(columns), batch_size=batch_rows,
-                                                 batch_readahead=2, fragment_readahead=1)
+            yield from self.dataset().to_batches(
+                columns=list(columns),
+                batch_size=batch_rows,
+                batch_readahead=2,
+                fragment_readahead=1,
+            )
             return
         from engine.decision_log.lake import lake_schema, read_chunks, to_arrow
 
@@ -63,7 +69,9 @@ class Source:
         from engine.decision_log import read_log
         from engine.decision_log.lake import lake_schema, to_arrow
 
-        table = to_arrow(read_log(self.location), lake_schema(self.action_names, self.feature_names))
+        table = to_arrow(
+            read_log(self.location), lake_schema(self.action_names, self.feature_names)
+        )
         return pa.Table.from_batches(table.select(list(columns)).to_batches())
 
     def count_files(self) -> int:
@@ -73,16 +81,22 @@ class Source:
 def open_source(source: str | os.PathLike[str]) -> Source:
     """Open a Parquet folder/file or a decision-log store and read its column names."""
     if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(f"source == {source!r}, must be a Parquet folder, a .parquet file, a SQLite "
-                         "decision log or a database URL")
+        raise ValueError(
+            f"source == {source!r}, must be a Parquet folder, a .parquet file, a SQLite "
+            "decision log or a database URL"
+        )
     text = os.fspath(source)
     path = Path(text)
     if "://" in text:
-        raise ValueError(f"source == {text!r}: only Parquet and SQLite decision logs can be read so far")
+        raise ValueError(
+            f"source == {text!r}: only Parquet and SQLite decision logs can be read so far"
+        )
     if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
         if not path.exists():
             raise ValueError(f"source == {text!r}: no such file or folder")
-        hive = path.is_dir() and any(p.is_dir() and p.name.startswith("day=") for p in path.iterdir())
+        hive = path.is_dir() and any(
+            p.is_dir() and p.name.startswith("day=") for p in path.iterdir()
+        )
         src = Source(text, "parquet", (), hive)
         try:
             names = tuple(src.dataset().schema.names)
@@ -93,7 +107,7 @@ def open_source(source: str | os.PathLike[str]) -> Source:
         return Source(text, "parquet", names, hive)
     if not path.is_file():
         raise ValueError(f"source == {text!r}: no such file or folder")
-    from engine.decision_log.lake import log_names, lake_schema
+    from engine.decision_log.lake import lake_schema, log_names
 
     actions, features = log_names(text)
     return Source(text, "store", tuple(lake_schema(actions, features).names))

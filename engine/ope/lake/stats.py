@@ -30,7 +30,9 @@ QUANTILES = (0.5, 0.9, 0.99)
 """Importance-weight quantiles reported per stratum (columns ``w_p50``, ``w_p90``, ``w_p99``)."""
 BINS_PER_DECADE = 100
 LOG10_RANGE = (-6, 6)
-_EDGES = np.logspace(LOG10_RANGE[0], LOG10_RANGE[1], (LOG10_RANGE[1] - LOG10_RANGE[0]) * BINS_PER_DECADE + 1)
+_EDGES = np.logspace(
+    LOG10_RANGE[0], LOG10_RANGE[1], (LOG10_RANGE[1] - LOG10_RANGE[0]) * BINS_PER_DECADE + 1
+)
 
 
 def weight_histogram(weights: np.ndarray) -> np.ndarray:
@@ -97,8 +99,12 @@ class LakeStats:
                 out[key] = (mine[0] + summ, mine[1] + hist)
             else:
                 out[key] = (summ, hist)
-        return LakeStats(out, self.n_fallback + other.n_fallback, self.n_no_reward + other.n_no_reward,
-                         self.n_batches + other.n_batches)
+        return LakeStats(
+            out,
+            self.n_fallback + other.n_fallback,
+            self.n_no_reward + other.n_no_reward,
+            self.n_batches + other.n_batches,
+        )
 
 
 def reward_batch_stats(batch, plan: Plan) -> RewardStats | None:
@@ -106,8 +112,14 @@ def reward_batch_stats(batch, plan: Plan) -> RewardStats | None:
     rows = read_batch(batch, plan.action_names, plan.feature_names, plan.by)
     if rows.n == 0:
         return None
-    return RewardStats.of(regressors(rows.features), rows.actions, rows.rewards, rows.timestamps,
-                          plan.n_folds, len(plan.action_names))
+    return RewardStats.of(
+        regressors(rows.features),
+        rows.actions,
+        rows.rewards,
+        rows.timestamps,
+        plan.n_folds,
+        len(plan.action_names),
+    )
 
 
 def batch_stats(batch, plan: Plan) -> LakeStats:
@@ -126,9 +138,14 @@ def batch_stats(batch, plan: Plan) -> LakeStats:
     for code, key in enumerate(rows.keys):
         sel = rows.strata == code if len(rows.keys) > 1 else slice(None)
         summ = summarize(
-            rows.rewards[sel], rows.actions[sel], rows.logged_probs[sel], target[sel],
-            estimated_rewards=None if q is None else q[sel], estimators=plan.estimators,
-            switch_threshold=plan.switch_threshold, dros_lambda=plan.dros_lambda,
+            rows.rewards[sel],
+            rows.actions[sel],
+            rows.logged_probs[sel],
+            target[sel],
+            estimated_rewards=None if q is None else q[sel],
+            estimators=plan.estimators,
+            switch_threshold=plan.switch_threshold,
+            dros_lambda=plan.dros_lambda,
         )
         out.strata[key] = (summ, weight_histogram(weights[sel]))
     return out
@@ -148,8 +165,10 @@ def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFram
     w_p99``. The index is ``(*by, "estimator")`` (just ``estimator`` without strata).
     """
     if not stats.strata:
-        raise ValueError(f"the log has no row to evaluate ({stats.n_fallback} fallback, "
-                         f"{stats.n_no_reward} without reward)")
+        raise ValueError(
+            f"the log has no row to evaluate ({stats.n_fallback} fallback, "
+            f"{stats.n_no_reward} without reward)"
+        )
     keys = sorted(stats.strata, key=lambda k: tuple(str(v) for v in k))
     frames = []
     total_summ, total_hist = None, None
@@ -167,8 +186,13 @@ def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFram
             t.insert(i, name, value)
         parts.append(t)
     out = pd.concat(parts, ignore_index=True).set_index([*by, "estimator"])
-    out.attrs.update(confidence=confidence, ci="analytic", n_fallback=stats.n_fallback,
-                     n_no_reward=stats.n_no_reward, n_batches=stats.n_batches)
+    out.attrs.update(
+        confidence=confidence,
+        ci="analytic",
+        n_fallback=stats.n_fallback,
+        n_no_reward=stats.n_no_reward,
+        n_batches=stats.n_batches,
+    )
     return out
 
 
@@ -178,4 +202,4 @@ def describe(stats: LakeStats) -> dict[str, Any]:
     return {"n": n, "fallback": stats.n_fallback, "no_reward": stats.n_no_reward}
 
 
-__all__ = ["LogBatch", "LakeStats", "Plan", "batch_stats", "reward_batch_stats", "table"]
+__all__ = ["LakeStats", "LogBatch", "Plan", "batch_stats", "reward_batch_stats", "table"]

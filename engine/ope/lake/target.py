@@ -47,7 +47,9 @@ class TargetSpec:
     def _build(self) -> Any:
         import importlib
 
-        policies = importlib.import_module("policies")  # not at module level: engine stays below policies
+        policies = importlib.import_module(
+            "policies"
+        )  # not at module level: engine stays below policies
         if self.kind == "name":
             return policies.make_policy(self.payload, seed=self.seed)
         from engine import DecisionEngine
@@ -59,17 +61,28 @@ class TargetSpec:
             engine = DecisionEngine.load(tmp)
         finally:
             os.unlink(tmp)
-        return policies.LearnerPolicy(engine.learner, features=engine.features, greedy=self.greedy,
-                                      action_names=engine.action_names)
+        return policies.LearnerPolicy(
+            engine.learner,
+            features=engine.features,
+            greedy=self.greedy,
+            action_names=engine.action_names,
+        )
 
-    def probabilities(self, rows, action_names: Sequence[str], feature_names: Sequence[str]) -> np.ndarray:
+    def probabilities(
+        self, rows, action_names: Sequence[str], feature_names: Sequence[str]
+    ) -> np.ndarray:
         """``(n, A)`` target distribution on a :class:`~engine.ope.lake.batch.LogBatch`."""
         from engine.ope.logs import LogDataset, target_probabilities
 
         data = LogDataset(
-            rewards=rows.rewards, actions=rows.actions, logged_probs=rows.logged_probs,
-            logging_probs=rows.logging_probs, eligible=rows.logging_probs > 0.0,
-            features=rows.features, feature_names=tuple(feature_names), action_names=tuple(action_names),
+            rewards=rows.rewards,
+            actions=rows.actions,
+            logged_probs=rows.logged_probs,
+            logging_probs=rows.logging_probs,
+            eligible=rows.logging_probs > 0.0,
+            features=rows.features,
+            feature_names=tuple(feature_names),
+            action_names=tuple(action_names),
             decision_ids=rows.decision_ids,
         )
         return target_probabilities(data, self.build())

@@ -22,8 +22,9 @@ HERE = Path(__file__).resolve().parent / "men"
 
 def _random_column(name: str) -> bool:
     """The uniform-random log's columns that the OPE test and notebook 03 read."""
-    return (name in {"item_id", "position", "click", "propensity_score"}
-            or name.startswith(("user_feature_", "user-item_affinity_")))
+    return name in {"item_id", "position", "click", "propensity_score"} or name.startswith(
+        ("user_feature_", "user-item_affinity_")
+    )
 
 
 def _bts_column(name: str) -> bool:
