@@ -14,7 +14,9 @@ Both environments run on this one model. A *batch* is drawn in three steps, all 
 fatigue, coupon expectation, orders) through :meth:`ShopperState.record_outcomes`. Carts within one
 batch are simultaneous: they see the state from before the batch (the single-cart env re-evaluates
 a cart whose shopper changed since). The shopper state lives in :mod:`simulator.shop.shoppers`,
-the batch and what is seen of it (observation, context record) in :mod:`simulator.shop.carts`.
+the batch and what is seen of it (observation, context record) in :mod:`simulator.shop.carts`,
+the samplers (who abandons, what shoppers buy, their past on day one) in
+:mod:`simulator.shop.sampling`.
 """
 
 from __future__ import annotations
@@ -26,21 +28,27 @@ import numpy as np
 from simulator.shop.carts import MAX_DIRECT, OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, CartView
 from simulator.shop.catalog import Catalog
 from simulator.shop.config import SimConfig
-from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY
+from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, DAY
 from simulator.shop.population import Population
 from simulator.shop.response import DISCOUNT, cart_response
+from simulator.shop.sampling import (
+    COUPON_LEVELS,
+    DIRECT_COUPON_SHARE,
+    HOUR_MEAN,
+    MIN_TO_ABANDON,
+    SESSIONS_PER_CART,
+    SHIPPING_VIEWS,
+    VIEWS_MEAN,
+    AliasSampler,
+    TastePool,
+    draw_initial_history,
+    occurrence_rank,
+    order_value,
+)
 from simulator.shop.shoppers import MAX_LINES, NONE, ShopperState
 
 __all__ = ["MAX_DIRECT", "MAX_LINES", "OBS_HIGH", "OBS_LOW", "OBS_NAMES", "CartBatch", "ShopWorld"]
 
-# Session habits by type (hesitant, price_sensitive, impulsive, forgetful): noisy evidence of type.
-_VIEWS_MEAN = np.array([10.0, 7.0, 4.5, 6.0])
-_MIN_TO_ABANDON = np.array([14.0, 9.0, 4.0, 8.0])  # median minutes from add-to-cart to abandonment
-_SHIPPING_VIEWS = np.array([0.7, 1.2, 0.4, 0.5])
-_HOUR_MEAN = np.array([19.0, 19.0, 21.5, 15.0])
-_SESSIONS_PER_CART = np.array([2.8, 2.4, 1.8, 2.1])
-_DIRECT_COUPON_SHARE = np.array([0.10, 0.25, 0.07, 0.07])
-_COUPON_LEVELS = np.array(sorted(set(COUPON_PERCENT.values())))  # coupons seen on direct orders too
 _ACTION_MASK_MATRIX = np.array(
     [[a == "none" or c in ACTION_CHANNELS[a] for a in ACTION_NAMES] for c in CHANNELS]
 )  # (channels, actions): which actions each channel can deliver
@@ -64,83 +72,23 @@ class ShopWorld:
         self.clock = float(config.start_time)
         self.episodes = 0
         self.shifted = config.mixture_shift is None
-        pool_cdf = np.cumsum(np.exp(self.population.pool_logp), axis=1)
-        self._pool_cdf = pool_cdf / pool_cdf[:, -1:]
-        self._alias_prob, self._alias = _alias_table(self.population.activity)
-        self._mask = (
-            (self.population.channels.astype(np.int64) @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0
-        ).astype(np.int8)
-        self._mask[:, NONE] = 1  # doing nothing is always possible
+        self._pool = TastePool(self.population, config.pool_size)
+        self._activity = AliasSampler(self.population.activity)
+        self._mask = _deliverable(self.population.channels)
         self._state = ShopperState(
             self.population.n, config.start_time, self.catalog.item_ids, 2 * config.history_cap
         )
         self._view = CartView(self.population, self._state, self.catalog, config.history_cap)
-        self._pending: list[
-            tuple[int, int, bool]
-        ] = []  # (row, action, converted) resolved one by one
+        # (row, action, converted) of the carts resolved one by one, applied by flush():
+        self._pending: list[tuple[int, int, bool]] = []
         self._pending_batch: CartBatch | None = None
-        self._init_state()
+        draw_initial_history(self._state, config, self.population, self.catalog, self._pool, rng)
 
     @property
     def shoppers(self) -> ShopperState:
         """The shoppers' state, with every resolved cart applied."""
         self.flush()
         return self._state
-
-    # ------------------------------------------------------------------ state
-    def _init_state(self) -> None:
-        """The shoppers' past activity and purchases on the day Cartwise is switched on."""
-        cfg, pop, rng, st = self.config, self.population, self.rng, self._state
-        n = pop.n
-        t0 = cfg.start_time
-        rel_activity = pop.activity / pop.activity.mean()
-        n_orders = rng.poisson(cfg.initial_orders_mean * rel_activity)
-        st.sessions = (n_orders * _SESSIONS_PER_CART[pop.type_index] * 1.5).astype(
-            np.int64
-        ) + rng.poisson(2, n)
-        st.views = rng.poisson(st.sessions * _VIEWS_MEAN[pop.type_index] * 0.7).astype(np.int64)
-        st.carts_abandoned = rng.poisson(n_orders / cfg.completed_per_abandoned * 0.5).astype(
-            np.int64
-        )
-        first_seen = t0 - rng.uniform(30, 720, n) * DAY
-        owner = np.repeat(np.arange(n), n_orders)
-        times = t0 - rng.uniform(1, 180, len(owner)) * DAY
-        order = np.lexsort((times, owner))
-        owner, times = owner[order], times[order]
-        first_order = np.full(n, np.inf)
-        np.minimum.at(first_order, owner, times)
-        st.first_seen = np.minimum(first_seen, first_order - DAY)
-        items = self._pool_items(owner, two_share=0.4)
-        coupon = np.where(
-            rng.random(len(owner)) < _DIRECT_COUPON_SHARE[pop.type_index[owner]],
-            rng.choice(_COUPON_LEVELS, size=len(owner)),
-            0,
-        )
-        st.add_orders(
-            owner, times, items, self._order_value(items), coupon, np.full(len(owner), -1)
-        )
-
-    def _order_value(self, items: np.ndarray) -> np.ndarray:
-        """Catalogue value of orders of one unit per line."""
-        safe = np.maximum(items, 0)
-        return np.where(items >= 0, self.catalog.price[safe], 0.0).sum(axis=1)
-
-    def _sample_pool(self, shopper: np.ndarray, k: int) -> np.ndarray:
-        """``k`` independent draws per row from each shopper's taste pool (item indices)."""
-        u = self.rng.random((len(shopper), k, 1))
-        rank = (self._pool_cdf[shopper][:, None, :] < u).sum(axis=2)
-        rank = np.minimum(rank, self.config.pool_size - 1)
-        return np.take_along_axis(self.population.pool_items[shopper], rank, axis=1)
-
-    def _pool_items(self, shopper: np.ndarray, two_share: float) -> np.ndarray:
-        """Items of completed orders: one or two lines drawn from each shopper's taste pool."""
-        pop, rng = self.population, self.rng
-        keys = pop.pool_logp[shopper] + rng.gumbel(size=(len(shopper), self.config.pool_size))
-        top = np.argpartition(-keys, 1, axis=1)[:, :2]
-        items = np.full((len(shopper), MAX_LINES), -1, dtype=np.int64)
-        items[:, :2] = np.take_along_axis(pop.pool_items[shopper], top, axis=1)
-        items[rng.random(len(shopper)) >= two_share, 1] = -1
-        return items
 
     # ------------------------------------------------------------------ batches
     def draw_batch(self, n: int) -> CartBatch:
@@ -156,9 +104,8 @@ class ShopWorld:
         t = pop.type_index[shopper]
 
         n_lines = 1 + rng.binomial(MAX_LINES - 1, 0.3, n)
-        draws = self._sample_pool(
-            shopper, MAX_LINES + 2 * MAX_DIRECT
-        )  # cart lines, then direct orders
+        # Cart lines, then the items of orders completed without abandonment:
+        draws = self._pool.sample(shopper, MAX_LINES + 2 * MAX_DIRECT, rng)
         items = draws[:, :MAX_LINES].copy()
         duplicate = np.zeros((n, MAX_LINES), dtype=bool)
         for j in range(1, MAX_LINES):
@@ -171,15 +118,15 @@ class ShopWorld:
         value = line_value.sum(axis=1)
         margin = (line_value * cat.margin_rate[safe]).sum(axis=1)
 
-        hour = np.mod(np.round(rng.normal(_HOUR_MEAN[t], 5.0)), 24).astype(np.int64)
-        views = 1 + rng.poisson(_VIEWS_MEAN[t] * rng.lognormal(0, 0.7, n))
+        hour = np.mod(np.round(rng.normal(HOUR_MEAN[t], 5.0)), 24).astype(np.int64)
+        views = 1 + rng.poisson(VIEWS_MEAN[t] * rng.lognormal(0, 0.7, n))
         session_seconds = np.round(views * rng.uniform(25, 70, n), 1)
-        minutes_to_abandon = np.round(_MIN_TO_ABANDON[t] * rng.lognormal(0, 1.1, n), 2)
+        minutes_to_abandon = np.round(MIN_TO_ABANDON[t] * rng.lognormal(0, 1.1, n), 2)
         minutes_since = np.round(45.0 * rng.lognormal(0, 1.0, n), 1)
-        shipping = rng.poisson(_SHIPPING_VIEWS[t])
-        sessions_since = 1 + rng.poisson(_SESSIONS_PER_CART[t] - 1)
+        shipping = rng.poisson(SHIPPING_VIEWS[t])
+        sessions_since = 1 + rng.poisson(SESSIONS_PER_CART[t] - 1)
         views_since = (
-            rng.poisson(sessions_since * _VIEWS_MEAN[t] * 0.7 * rng.lognormal(0, 0.5, n)) + views
+            rng.poisson(sessions_since * VIEWS_MEAN[t] * 0.7 * rng.lognormal(0, 0.5, n)) + views
         )
 
         # Purchases completed without abandonment since this shopper's previous abandoned cart:
@@ -191,8 +138,8 @@ class ShopWorld:
         ] = -1
         direct_items[np.arange(MAX_DIRECT)[None, :] >= n_direct[:, None]] = -1
         direct_coupon = np.where(
-            rng.random((n, MAX_DIRECT)) < _DIRECT_COUPON_SHARE[t][:, None],
-            rng.choice(_COUPON_LEVELS, size=(n, MAX_DIRECT)),
+            rng.random((n, MAX_DIRECT)) < DIRECT_COUPON_SHARE[t][:, None],
+            rng.choice(COUPON_LEVELS, size=(n, MAX_DIRECT)),
             0,
         )
         direct_time = time[:, None] - rng.uniform(1, 20, (n, MAX_DIRECT)) * DAY
@@ -223,22 +170,19 @@ class ShopWorld:
         )
 
     def _draw_shoppers(self, n: int, time: np.ndarray) -> np.ndarray:
-        """Shoppers abandon at a rate ∝ activity; coupon expectation raises it (waiting for coupons)."""
+        """Shoppers abandoning the next ``n`` carts, drawn at a rate ∝ activity.
+
+        With coupon conditioning, coupon expectation raises the rate (shoppers wait for coupons).
+        """
         if not self.config.coupon_conditioning:
-            return self._activity_sample(n)
+            return self._activity.sample(n, self.rng)
         chosen = np.empty(0, dtype=np.int64)
         while len(chosen) < n:
-            cand = self._activity_sample(3 * n + 16)
+            cand = self._activity.sample(3 * n + 16, self.rng)
             e = self._state.expectation_at(cand, self.clock)
             keep = self.rng.random(len(cand)) < (1.0 + 2.0 * e) / 3.0
             chosen = np.concatenate([chosen, cand[keep]])
         return chosen[:n]
-
-    def _activity_sample(self, n: int) -> np.ndarray:
-        """Draw shoppers with probability ∝ activity (Walker's alias method, O(1) per draw)."""
-        size = len(self._alias)
-        slot = self.rng.integers(0, size, n)
-        return np.where(self.rng.random(n) < self._alias_prob[slot], slot, self._alias[slot])
 
     def _maybe_shift(self) -> None:
         if not self.shifted and self.episodes >= self.config.mixture_shift["at_episode"]:
@@ -253,8 +197,10 @@ class ShopWorld:
         return max(self.config.mixture_shift["at_episode"] - self.episodes, 0)
 
     def arrive(self, batch: CartBatch) -> None:
-        """Record the carts' preceding sessions and purchases in the shoppers' histories, and snapshot
-        what each cart's context record will show (carts of one batch are simultaneous).
+        """Record the carts' preceding sessions and purchases in the shoppers' histories.
+
+        Also snapshots what each cart's context record will show (carts of one batch are
+        simultaneous).
         """
         self.flush()
         st = self._state
@@ -268,7 +214,7 @@ class ShopWorld:
                 batch.shopper[rows],
                 batch.direct_time[rows, slots],
                 items,
-                self._order_value(items),
+                order_value(self.catalog, items),
                 batch.direct_coupon[rows, slots],
                 np.full(len(rows), -1),
             )
@@ -276,7 +222,7 @@ class ShopWorld:
         np.add.at(st.views, batch.shopper, batch.views_since)
         s = batch.shopper
         batch.history_head = np.column_stack([st.orders.head[s], st.contacts.head[s]])
-        earlier = _occurrence_rank(s)
+        earlier = occurrence_rank(s)
         batch.counters = np.column_stack(
             [st.sessions[s], st.views[s], st.carts_abandoned[s] + earlier]
         )
@@ -320,8 +266,10 @@ class ShopWorld:
         return self._view.context(batch, i)
 
     def build_new_records(self) -> None:
-        """Build, in bulk, the history records of every event not built yet (the single-cart env
-        calls this once per block, so its contexts seldom build records one at a time).
+        """Build, in bulk, the history records of every event not built yet.
+
+        The single-cart env calls this once per block, so its contexts seldom build records one at
+        a time.
         """
         self._state.build_new_records()
 
@@ -330,9 +278,7 @@ class ShopWorld:
         if len(shopper) == 0:
             return
         self.population.channels[shopper, channel] = False
-        chans = self.population.channels[shopper].astype(np.int64)
-        self._mask[shopper] = ((chans @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0).astype(np.int8)
-        self._mask[shopper, NONE] = 1
+        self._mask[shopper] = _deliverable(self.population.channels[shopper])
 
     # ------------------------------------------------------------------ outcomes
     def resolve(
@@ -375,9 +321,9 @@ class ShopWorld:
         }
 
     def resolve_one(self, batch: CartBatch, i: int, action: int) -> dict[str, Any]:
-        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env); an undeliverable
-        action is resolved as ``none``, as there.
+        """Scalar fast path of :meth:`resolve` for one cart (the single-cart env).
 
+        An undeliverable action is resolved as ``none``, as there.
         The outcome is computed at once; the shopper update is queued and applied, together with
         the carts resolved after it, by :meth:`flush`, which every reader of the shopper state
         calls first. Between two carts of one shopper that shopper must be re-evaluated (the
@@ -411,11 +357,11 @@ class ShopWorld:
         }
 
     def flush(self) -> None:
-        """Apply the shopper updates of carts resolved by :meth:`resolve_one` (one vectorised call)."""
+        """Apply the shopper updates of the carts resolved by :meth:`resolve_one`, in one call."""
         if not self._pending:
             return
         batch = self._pending_batch
-        rows, actions, converted = (np.array(column) for column in zip(*self._pending))
+        rows, actions, converted = (np.array(column) for column in zip(*self._pending, strict=True))
         self._pending.clear()
         self._state.record_outcomes(
             batch.shopper[rows],
@@ -429,31 +375,8 @@ class ShopWorld:
         )
 
 
-def _alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table for sampling indices with probability ∝ ``weights``."""
-    n = len(weights)
-    scaled = weights * (n / weights.sum())
-    prob = np.ones(n)
-    alias = np.arange(n)
-    small = [i for i in range(n) if scaled[i] < 1.0]
-    large = [i for i in range(n) if scaled[i] >= 1.0]
-    while small and large:
-        lo, hi = small.pop(), large.pop()
-        prob[lo] = scaled[lo]
-        alias[lo] = hi
-        scaled[hi] -= 1.0 - scaled[lo]
-        (small if scaled[hi] < 1.0 else large).append(hi)
-    return prob, alias
-
-
-def _occurrence_rank(values: np.ndarray) -> np.ndarray:
-    """For each position, how many earlier positions hold the same value."""
-    order = np.argsort(values, kind="stable")
-    sorted_vals = values[order]
-    start = np.empty(len(values), dtype=bool)
-    start[:1] = True
-    np.not_equal(sorted_vals[1:], sorted_vals[:-1], out=start[1:])
-    group_start = np.maximum.accumulate(np.where(start, np.arange(len(values)), 0))
-    rank = np.empty(len(values), dtype=np.int64)
-    rank[order] = np.arange(len(values)) - group_start
-    return rank
+def _deliverable(channels: np.ndarray) -> np.ndarray:
+    """Action mask (int8) of shoppers with these channel opt-ins; ``none`` is always possible."""
+    mask = (channels.astype(np.int64) @ _ACTION_MASK_MATRIX.astype(np.int64)) > 0
+    mask[:, NONE] = True
+    return mask.astype(np.int8)
