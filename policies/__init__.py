@@ -1,5 +1,7 @@
-"""Decision policies behind one small interface (:class:`Policy`): baselines, the oracle, the
-full-information ceiling and the contextual-bandit learners of :mod:`engine.learners`.
+"""Decision policies behind one small interface (:class:`Policy`).
+
+Baselines, the oracle, the full-information ceiling and the contextual-bandit learners of
+:mod:`engine.learners`.
 
 >>> import numpy as np
 >>> from policies import make_policy

@@ -106,8 +106,9 @@ class Policy(ABC):
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
-        """``(n, n_actions)`` from logged feature rows (the decision log stores whitelisted
-        features, not raw contexts), for off-policy evaluation on logs. Policies that can decide
+        """``(n, n_actions)`` probabilities from logged feature rows, for off-policy evaluation.
+
+        The decision log stores whitelisted features, not raw contexts. Policies that can decide
         from the engine's features override this; others raise ``NotImplementedError``.
         """
         raise NotImplementedError(f"policy {self.name!r} cannot decide from logged features alone")

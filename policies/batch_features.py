@@ -64,8 +64,10 @@ class BatchFeatures:
 
 
 class FeatureVectorPolicy(Policy):
-    """A policy that decides from feature matrices: one context, a batch of contexts and logged
-    features all go through :meth:`_decide` (the subclass sets ``self.features``).
+    """A policy that decides from feature matrices.
+
+    One context, a batch of contexts and logged features all go through :meth:`_decide` (the
+    subclass sets ``self.features``).
     """
 
     features: BatchFeatures
@@ -85,11 +87,13 @@ class FeatureVectorPolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Probabilities for a batch of contexts, their features built in one matrix."""
         mask = check_mask_batch(eligible, len(self.action_names), len(contexts))
         return self._decide(self.features.many(contexts), mask)
 
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
+        """Probabilities from logged feature rows, mapped to this policy's feature layout."""
         X = self.features.from_logged(features, feature_names)
         return self._decide(X, check_mask_batch(eligible, len(self.action_names), X.shape[0]))

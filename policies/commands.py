@@ -27,12 +27,13 @@ TABLE_COLUMNS = ("value", "ci_low", "ci_high", "se", "ess", "max_weight")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command to the ``cartwise`` parser."""
     p = sub.add_parser(
         "evaluate",
         help="estimate a policy's value on a decision log (off-policy evaluation)",
         description="Estimate what a policy would have earned per cart on the decisions of a log "
-        "(IPW, SNIPW, DM, DR, ... with confidence intervals), print the table and draw a forest plot "
-        "with the logging policy's mean reward as reference.",
+        "(IPW, SNIPW, DM, DR, ... with confidence intervals), print the table and draw a forest "
+        "plot with the logging policy's mean reward as reference.",
     )
     p.add_argument(
         "--log",
@@ -158,8 +159,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     dropped = data.dropped
     print(f"Off-policy evaluation of {label} on {log_path}")
     print(
-        f"{data.n_read:,} decisions read, {data.n:,} evaluated (dropped {dropped['fallback']:,} fallback, "
-        f"{dropped['no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
+        f"{data.n_read:,} decisions read, {data.n:,} evaluated "
+        f"(dropped {dropped['fallback']:,} fallback, {dropped['no_reward']:,} without reward); "
+        f"{table.attrs['confidence']:.0%} "
         f"{table.attrs['ci']} intervals; value = mean profit per cart"
     )
     print("on-policy = mean logged reward, the logging policy's own value (the reference)")
@@ -220,7 +222,7 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
     )
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format, w_p99="{:.3g}".format)
-    print(table.loc[:, list(TABLE_COLUMNS) + ["w_p99"]].to_string(formatters=formats, na_rep="-"))
+    print(table.loc[:, [*TABLE_COLUMNS, "w_p99"]].to_string(formatters=formats, na_rep="-"))
     print(f"forest plot: {png}")
     print(f"table: {out / (stem + '.csv')}")
     return 0

@@ -1,5 +1,6 @@
-"""The full-information learner: the engine's features, trained on the TRUE expected reward of
-every action of every cart, acting greedily.
+"""The full-information learner: greedy on the engine's features, taught the true rewards.
+
+It is trained on the TRUE expected reward of every action of every cart.
 
 It is the ceiling for any policy that sees the same features: ``oracle - full_information`` is
 what the features cannot tell, ``full_information - learner`` what a bandit learner has not
@@ -73,11 +74,12 @@ class FullInformationPolicy(FeatureVectorPolicy):
 
     @property
     def n_features(self) -> int:
+        """Number of features in the design matrix."""
         return len(self.features.names)
 
     @property
     def coefficients(self) -> np.ndarray:
-        """``(n_actions, n_features)`` ridge coefficients (copy), in the regression's target units."""
+        """``(n_actions, n_features)`` ridge coefficients (copy), in the regression's units."""
         return self._coef.T.copy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ The batch paths transform a batch of contexts once and call the learner's batch 
 
 >>> import numpy as np
 >>> policy = LearnerPolicy("linucb", seed=0)
->>> ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i1", "price": 30.0, "quantity": 1}]}
+>>> line = {"item_id": "i1", "price": 30.0, "quantity": 1}
+>>> ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [line]}
 >>> p = policy.probabilities(ctx, np.array([1, 0, 1, 1, 1, 0, 1], dtype=bool))
 >>> bool(abs(p.sum() - 1) < 1e-12 and p[1] == 0 and p[5] == 0)
 True

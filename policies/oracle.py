@@ -1,9 +1,11 @@
-"""The oracle: the best eligible action under the simulator's truth (an upper bound, not a policy
-anyone can run in production).
+"""The oracle: the best eligible action under the simulator's truth.
+
+It is an upper bound, not a policy anyone can run in production.
 
 >>> import numpy as np
 >>> truth = np.array([0.0, 1.0, 3.0, 2.0, 0.5, 0.1, 9.0])
->>> int(OraclePolicy().probabilities({}, np.array([1, 1, 1, 1, 1, 1, 0], dtype=bool), truth=truth).argmax())
+>>> eligible = np.array([1, 1, 1, 1, 1, 1, 0], dtype=bool)
+>>> int(OraclePolicy().probabilities({}, eligible, truth=truth).argmax())
 2
 """
 
@@ -37,6 +39,7 @@ class OraclePolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """One-hot on each row's best eligible action under ``truth`` (required)."""
         mask = check_mask_batch(eligible, len(self.action_names))
         if truth is None:
             raise ValueError(

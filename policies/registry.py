@@ -5,8 +5,9 @@ Names: ``none``, ``static:<action>`` for every other action, ``uniform``, ``rule
 default exploration), ``vw-epsilon``, ``vw-squarecb``, ``vw-bag``, ``vw-cover``, ``vw-rnd``,
 ``linucb``, ``lints``; for multi-touch flows (:mod:`policies.sequence`) the fixed flows
 ``seq:reminder``, ``seq:3-reminders``, ``seq:reminders-coupon``, ``seq:rule``, the per-touch
-bandits ``seq:linucb``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start from the settings in :data:`LEARNER_SETTINGS`
-(tuned on the simulator, see the module notes there); keyword arguments override them.
+bandits ``seq:linucb``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start
+from the settings in :data:`LEARNER_SETTINGS` (tuned on the simulator, see the module notes
+there); keyword arguments override them.
 
 >>> make_policy("rule").name, make_policy("static:coupon_10").name
 ('rule', 'static:coupon_10')
@@ -57,8 +58,9 @@ def _learner(name: str) -> Callable[..., Policy]:
 
 
 def _flow_bandit(name: str) -> Callable[..., Policy]:
-    """The per-touch (myopic) bandit of a multi-touch flow: learner ``name`` on the features
-    with the flow's recovery fields, taught each touch's reward.
+    """The per-touch (myopic) bandit of a multi-touch flow.
+
+    Learner ``name`` on the features with the flow's recovery fields, taught each touch's reward.
     """
     engine_name, defaults = LEARNER_SETTINGS[name]
 
@@ -99,8 +101,10 @@ def available_policies() -> list[str]:
 
 
 def make_policy(name: str, *, seed: Any = 0, **kwargs: Any) -> Policy:
-    """A new policy called ``name``; ``seed`` seeds learners' randomness, ``kwargs`` go to the
-    policy's constructor (for learners: :class:`LearnerPolicy` options and learner options).
+    """A new policy called ``name``.
+
+    ``seed`` seeds learners' randomness; ``kwargs`` go to the policy's constructor (for learners:
+    :class:`LearnerPolicy` options and learner options).
     """
     if not isinstance(name, str) or name not in _BUILDERS:
         raise ValueError(f"policy name == {name!r}, must be one of {available_policies()}")

@@ -33,8 +33,9 @@ _VALUE_FEATURE = "cart_value_log"
 
 
 def cart_value(context: Mapping[str, Any]) -> float:
-    """Sum of price x quantity over the cart lines (0 for a context with no cart), as
-    :func:`engine.parsed.cart_totals` defines it.
+    """Sum of price x quantity over the cart lines (0 for a context with no cart).
+
+    The same sum as :func:`engine.parsed.cart_totals`.
     """
     return cart_totals(context.get("cart") or ())[0]
 
@@ -92,6 +93,7 @@ class RulePolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """The rule applied to each context's cart value."""
         return self.decide_values(
             np.array([cart_value(c) for c in contexts], dtype=np.float64), eligible
         )
@@ -99,6 +101,7 @@ class RulePolicy(Policy):
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
+        """The rule applied to the cart value recovered from the logged value feature."""
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
             raise ValueError(f"features has shape {X.shape}, must be (n, {len(feature_names)})")

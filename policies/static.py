@@ -57,9 +57,11 @@ class StaticPolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """One-hot rows on the action (else the fallback); the contexts are not read."""
         return self._batch(eligible)
 
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
+        """As :meth:`probabilities_batch`; the features are not read."""
         return self._batch(eligible)

@@ -32,10 +32,12 @@ class UniformPolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Equal probability on each row's eligible actions; the contexts are not read."""
         mask = check_mask_batch(eligible, len(self.action_names))
         return mask / mask.sum(axis=1, keepdims=True)
 
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
+        """As :meth:`probabilities_batch`; the features are not read."""
         return self.probabilities_batch((), eligible)

@@ -10,6 +10,7 @@ from simulator.summary import truth_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the simulator's sub-commands, ``simulate`` and ``run``, to the ``cartwise`` parser."""
     p = sub.add_parser(
         "simulate", help="simulate abandoned carts and print the ground truth by shopper type"
     )
@@ -77,7 +78,8 @@ def _simulate(args: argparse.Namespace) -> int:
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:.2f}".format
     ):
         print(
-            f"Expected profit per cart (USD) by shopper type and action, {args.carts} carts, seed {args.seed}"
+            "Expected profit per cart (USD) by shopper type and action, "
+            f"{args.carts} carts, seed {args.seed}"
         )
         print(table.to_string())
     return 0

@@ -41,6 +41,7 @@ def frame_html(frame: pd.DataFrame, float_format: str = "{:.3f}", index: bool = 
 
 
 def section(title: str) -> str:
+    """A section heading, the title HTML-escaped."""
     return f"<h2>{html.escape(title)}</h2>\n"
 
 

@@ -59,7 +59,7 @@ def truth_table(
     by_type = frame.groupby("type").mean().reindex(list(SHOPPER_TYPES))
     by_type.loc["all"] = frame.drop(columns="type").mean()
     counts = frame["type"].value_counts().reindex(list(SHOPPER_TYPES)).fillna(0)
-    by_type.insert(0, "carts", list(counts.astype(int)) + [carts])
+    by_type.insert(0, "carts", [*counts.astype(int), carts])
     by_type.insert(1, "share", by_type["carts"] / carts)
     by_type["best_action"] = by_type[list(ACTION_NAMES)].idxmax(axis=1)
     return by_type

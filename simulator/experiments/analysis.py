@@ -96,9 +96,11 @@ def analyse(
     metrics: Iterable[str] = abtest.DEFAULT_METRICS,
     guardrails: Mapping[str, Any] | None = None,
 ) -> Analysis:
-    """Analyse ``result``: compare (CUPED on ``covariates``, sequential over days), SRM against
-    the planned weights, decisions on profit at level ``1 - confidence``, the true effect and
-    the OPE pre-screen side by side.
+    """Analyse ``result``: effects, SRM, decisions, the true effect and the OPE pre-screen.
+
+    Compares the arms (CUPED on ``covariates``, sequential over days), checks the sample ratio
+    against the planned weights, decides on profit at level ``1 - confidence``, and puts the true
+    effect and the OPE pre-screen side by side.
     """
     carts, control = result.carts, result.control
     if carts.empty:

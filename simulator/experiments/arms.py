@@ -59,7 +59,7 @@ def resolve_arms(
     if len(seeds) < len(items):
         raise ValueError(f"seeds has {len(seeds)} entries, need one per arm ({len(items)})")
     policies = {}
-    for (name, spec), seed in zip(items, seeds):
+    for (name, spec), seed in zip(items, seeds, strict=False):  # extra seeds are unused
         policy = build_policy(spec, seed, f"arms[{name!r}]")
         if any(policy is other for other in policies.values()):
             raise ValueError(
@@ -111,6 +111,7 @@ class ExploringPolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """The base policy's batch probabilities, mixed with uniform over the eligible actions."""
         mask = np.asarray(eligible, dtype=bool)
         return self._mix(self.base.probabilities_batch(contexts, mask, truth), mask)
 

@@ -51,8 +51,9 @@ def hash_fraction(user_ids: Iterable[str], salt: str | bytes) -> np.ndarray:
 def normalise_weights(
     arms: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None
 ) -> dict[str, float]:
-    """Traffic shares per arm (summing to 1) from a mapping, a sequence aligned with ``arms``,
-    or ``None`` (equal shares).
+    """Traffic shares per arm (summing to 1).
+
+    From a mapping, a sequence aligned with ``arms``, or ``None`` (equal shares).
 
     >>> normalise_weights(["a", "b"], [3, 1])
     {'a': 0.75, 'b': 0.25}
@@ -82,7 +83,7 @@ def normalise_weights(
                 f"weights has {len(values)} entries, must have one per arm ({len(names)})"
             )
     raw = {}
-    for name, value in zip(names, values):
+    for name, value in zip(names, values, strict=True):
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float, np.floating, np.integer))
@@ -101,8 +102,10 @@ def assign(
     salt: str | bytes,
     weights: Mapping[str, float] | Sequence[float] | None = None,
 ) -> np.ndarray:
-    """The arm of each user: ``arms[k]`` where the user's hash fraction falls in the k-th
-    slice of ``[0, 1)`` cut by the cumulative ``weights`` (equal shares by default).
+    """The arm of each user, by hashing the user id with ``salt``.
+
+    A user gets ``arms[k]`` when the user's hash fraction falls in the k-th slice of ``[0, 1)``
+    cut by the cumulative ``weights`` (equal shares by default).
 
     Returns an object array of arm names aligned with ``user_ids``.
 

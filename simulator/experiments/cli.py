@@ -31,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "abtest",
         help="simulate an A/B test of policies in one shop and report it",
-        description="Simulate a logged pre-period then an A/B test of the given policies (the first "
-        "is control) in one simulated shop; print the effects beside the true effect and the "
-        "off-policy pre-screen, and write DIR/abtest.html.",
+        description="Simulate a logged pre-period then an A/B test of the given policies "
+        "(the first is control) in one simulated shop; print the effects beside the true "
+        "effect and the off-policy pre-screen, and write DIR/abtest.html.",
     )
     p.add_argument(
         "--arms",

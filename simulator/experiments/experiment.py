@@ -116,7 +116,7 @@ class _Assigner:
         new = list(dict.fromkeys(u for u in user_ids if u not in self._arm_of))
         if new:
             arms = assign(new, self._names, self._salt, self._shares)
-            self._arm_of.update(zip(new, (self._index[a] for a in arms)))
+            self._arm_of.update(zip(new, (self._index[a] for a in arms), strict=True))
         return np.fromiter((self._arm_of[u] for u in user_ids), dtype=np.int64, count=len(user_ids))
 
 
@@ -198,13 +198,18 @@ def run_experiment(
         arms: policy names (``["none", "rule", "vw"]``) or ``{arm name: policy, name or
             factory}``; the first arm is the control.
         users: shoppers in the shop (``SimConfig.n_shoppers``; overrides ``config``).
-        days, pre_days: length of the test and of the logged pre-period, in days.
+        days: length of the test, in days.
         seed: one seed for the shop, the action sampling, the policies and the OPE folds.
         config: other :class:`SimConfig` fields (e.g. ``carts_per_day``).
-        weights: traffic shares per arm (equal by default); salt: assignment salt (default
-            ``f"cartwise-ab-{seed}"``).
-        logging_policy, exploration: the pre-period policy, mixed with ``exploration`` uniform.
-        batch: carts per vector-env step. prescreen: run the OPE pre-screen (needs pre_days).
+        pre_days: length of the logged pre-period, in days.
+        progress: show a progress bar.
+        weights: traffic shares per arm (equal by default).
+        salt: assignment salt (default ``f"cartwise-ab-{seed}"``).
+        logging_policy: the pre-period policy.
+        exploration: share of uniform random actions mixed into the logging policy.
+        batch: carts per vector-env step.
+        prescreen: run the OPE pre-screen (needs ``pre_days``).
+        confidence: confidence level of the pre-screen's intervals.
 
     >>> result = run_experiment(["none", "rule"], users=300, days=2, seed=1, pre_days=1,
     ...                         progress=False)

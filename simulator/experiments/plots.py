@@ -18,7 +18,7 @@ __all__ = ["cumulative_plot", "profit_effects_plot"]
 
 def _intervals(ax, rows, series) -> None:
     offsets = np.linspace(0.2, -0.2, len(series)) if len(series) > 1 else [0.0]
-    for (est, low, high, marker, color, label), dy in zip(series, offsets):
+    for (est, low, high, marker, color, label), dy in zip(series, offsets, strict=True):
         if est not in rows:
             continue
         e, lo, hi = (rows[c].to_numpy(dtype=float) for c in (est, low, high))

@@ -43,8 +43,9 @@ def _p(value: float) -> str:
 
 
 def summary_table(analysis: Analysis) -> pd.DataFrame:
-    """One formatted row per (metric, arm): effect, CI, p, CUPED, always-valid CS, true
-    effect, OPE pre-screen (strings, for the terminal and the HTML report).
+    """One formatted row per (metric, arm), as strings for the terminal and the HTML report.
+
+    Columns: effect, CI, p, CUPED, always-valid CS, true effect, OPE pre-screen.
     """
     rows = []
     for _, r in analysis.table.iterrows():
