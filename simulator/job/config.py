@@ -24,6 +24,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ShopSection:
+    """``[shop]``: the simulated shop (CartRecovery-v0).
+
+    ``coupon_conditioning``: shoppers who often get coupons learn to wait for one; ``fatigue``:
+    repeated contacts lose effect.
+    """
+
     n_shoppers: int = 10_000
     n_items: int = 500
     coupon_conditioning: bool = True
@@ -32,11 +38,19 @@ class ShopSection:
 
 @dataclass(frozen=True)
 class WarmupSection:
+    """``[warmup]``: carts under current practice, before Cartwise."""
+
     carts: int = 8_000  # carts before Cartwise: fit CF and the risk model on them
 
 
 @dataclass(frozen=True)
 class EngineSection:
+    """``[engine]``: the embedded DecisionEngine serving simulated checkout traffic.
+
+    ``max_contacts`` is per shopper per 7 days; ``daily_coupon_budget`` is USD of coupon face
+    value per day (``None``: no budget).
+    """
+
     learner: str = "vw"
     carts: int = 40_000  # carts the embedded DecisionEngine decides (its log feeds OPE)
     exploration_floor: float = 0.05
@@ -46,6 +60,8 @@ class EngineSection:
 
 @dataclass(frozen=True)
 class TrainSection:
+    """``[train]``: the scoreboard of the baselines (none, rule, uniform) and these learners."""
+
     carts: int = 60_000
     learners: tuple[str, ...] = ("linucb", "lints", "vw")
     batch: int = 256
@@ -53,12 +69,16 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class OpeSection:
+    """``[ope]``: candidate policies scored on the engine's decision log."""
+
     targets: tuple[str, ...] = ("rule", "static:recall_message", "static:coupon_10", "uniform")
     confidence: float = 0.95
 
 
 @dataclass(frozen=True)
 class AbTestSection:
+    """``[abtest]``: the simulated A/B test (the first arm is control)."""
+
     arms: tuple[str, ...] = ("none", "rule", "linucb")
     users: int = 20_000
     days: int = 14
@@ -68,6 +88,8 @@ class AbTestSection:
 
 @dataclass(frozen=True)
 class SequenceSection:
+    """``[sequence]``: multi-touch flows on CartRecoverySequence-v0 against the DP optimum."""
+
     carts: int = 20_000  # flows per policy on CartRecoverySequence-v0 (0: skip the section)
     policies: tuple[str, ...] = (
         "seq:reminder",
@@ -81,6 +103,8 @@ class SequenceSection:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """The whole configuration: the run's seed, the report folder and one field per table."""
+
     seed: int = 0
     out: str = "reports"
     shop: ShopSection = field(default_factory=ShopSection)
@@ -137,13 +161,12 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     mine = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
     kwargs: dict[str, Any] = {}
-    for key, value in mine.items():
+    for key in mine:
         head = key.split(".", 1)[0]
         if head not in fields:
             where = f" in [{prefix.rstrip('.')}]" if prefix else ""
-            raise ValueError(
-                f"config: unknown key {prefix + key!r}; known keys{where}: {', '.join(sorted(fields))}"
-            )
+            known = ", ".join(sorted(fields))
+            raise ValueError(f"config: unknown key {prefix + key!r}; known keys{where}: {known}")
     for name, f in fields.items():
         if dataclasses.is_dataclass(
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None

@@ -49,6 +49,8 @@ BASELINE_POLICIES = ("none", "rule", "uniform")
 
 @dataclass
 class JobResult:
+    """What one run of the job produced: its folder, each stage's result, figures and timings."""
+
     out: Path
     warmup: Warmup
     engine: EngineRun
@@ -62,8 +64,9 @@ class JobResult:
 
 
 def new_run_folder(parent: Path, stamp: str) -> Path:
-    """Create and return ``parent/stamp``, or ``parent/stamp-2``, ``-3``... if taken: two jobs
-    started in the same second never share a folder (``mkdir`` either creates or fails).
+    """Create and return ``parent/stamp``, or ``parent/stamp-2``, ``-3``... if taken.
+
+    Two jobs started in the same second never share a folder (``mkdir`` either creates or fails).
     """
     parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
@@ -216,7 +219,7 @@ def _scoreboard(
 
 
 def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
-    """Score candidate policies on the engine's log; put their true value on the same carts beside."""
+    """Score candidate policies on the engine's log, beside their true value on the same carts."""
     data = read_log_dataset(run.log_path)
     return offline_evaluation(
         data, truth_matrix(run.decisions, data), cfg.ope.targets, cfg.ope.confidence, cfg.seed

@@ -54,13 +54,15 @@ def offline_evaluation(
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
     ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
     with the cart value as scale, as :func:`engine.ope.logs.evaluate_log` does) is fitted once
-    and shared by the targets; intervals are the analytic (normal) ones. Columns: ``target, estimator, value, ci_low, ci_high, true_value, covered`` and
-    the target's weight diagnostics ``ess, max_weight, rare_share, warning`` (shared by its
-    rows; empty warning when the overlap is fine).
+    and shared by the targets; intervals are the analytic (normal) ones. Columns: ``target,
+    estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight diagnostics
+    ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when the overlap
+    is fine).
     """
     if expected_rewards.shape != (data.n, data.n_actions):
         raise ValueError(
-            f"expected_rewards has shape {expected_rewards.shape}, must be {(data.n, data.n_actions)}"
+            f"expected_rewards has shape {expected_rewards.shape}, "
+            f"must be {(data.n, data.n_actions)}"
         )
     q = None
     if data.features.shape[1]:

@@ -51,8 +51,10 @@ def coverage_config(
 def seed_table(
     seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)
 ) -> pd.DataFrame:
-    """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``) with ``seed`` and
-    ``reward_model`` columns: one block of rows per reward model, all on the same log.
+    """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``).
+
+    With ``seed`` and ``reward_model`` columns: one block of rows per reward model, all on the
+    same log.
     """
     shop = {
         "n_shoppers": cfg.shop.n_shoppers,
@@ -103,8 +105,9 @@ def coverage_table(
     processes: int = 1,
     reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
 ) -> pd.DataFrame:
-    """:func:`seed_table` of every seed, concatenated (``processes > 1``: seeds run in parallel;
-    the result does not depend on it).
+    """:func:`seed_table` of every seed, concatenated.
+
+    With ``processes > 1`` the seeds run in parallel; the result does not depend on it.
     """
     cfg = coverage_config() if cfg is None else cfg
     seeds = [int(s) for s in seeds]
@@ -126,8 +129,10 @@ def coverage_table(
 
 
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per reward model, target and estimator over seeds: coverage, share of misses below the truth, mean
-    error (bias) with its standard error, mean absolute error and mean interval width.
+    """Per reward model, target and estimator, summarised over seeds.
+
+    Coverage, share of misses below the truth, mean error (bias) with its standard error, mean
+    absolute error and mean interval width.
     """
     g = table.groupby(["reward_model", "target", "estimator"], sort=False)
     out = pd.DataFrame(
@@ -149,8 +154,10 @@ def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
 def binomial_band(
     trials: int, level: float = 0.95, sds: float = 3.0, design_effect: float = 1.0
 ) -> tuple[float, float]:
-    """``level +- sds`` binomial standard deviations of a coverage measured on ``trials`` intervals
-    (inflated by ``design_effect`` for correlated intervals), clipped to [0, 1].
+    """``level +- sds`` binomial standard deviations of a coverage measured on ``trials`` intervals.
+
+    The deviation is inflated by ``design_effect`` for correlated intervals; the band is clipped to
+    [0, 1].
 
     >>> [round(x, 3) for x in binomial_band(100)]
     [0.885, 1.0]

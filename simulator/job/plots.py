@@ -13,7 +13,7 @@ from simulator.shop.constants import SHOPPER_TYPES
 
 
 def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 1000) -> Path:
-    """Rolling true expected profit per cart of the engine's choices vs doing nothing and the oracle."""
+    """Rolling true expected profit per cart of the engine's choices, of none and of the oracle."""
     fig = new_figure(8, 4.2)
     ax = fig.add_subplot()
     x = np.arange(1, len(decisions) + 1)
@@ -38,7 +38,7 @@ def engine_learning_curve(decisions: pd.DataFrame, path: Path, window: int = 100
 
 
 def profit_by_type(decisions: pd.DataFrame, path: Path, last_share: float = 0.2) -> Path:
-    """Expected profit per cart by hidden shopper type over the last carts: engine vs none vs oracle."""
+    """Expected profit per cart by hidden shopper type over the last carts: engine, none, oracle."""
     tail = decisions.iloc[-max(int(len(decisions) * last_share), 1) :]
     means = tail.groupby("type")[["none", "value", "oracle"]].mean().reindex(list(SHOPPER_TYPES))
     fig = new_figure(8, 4.2)
@@ -66,7 +66,9 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
     colours = {
         e: c
         for e, c in zip(
-            estimators, ("#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#8c564b")
+            estimators,
+            ("#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#8c564b"),
+            strict=False,  # one colour per estimator, from a longer palette
         )
     }
     y, ticks, labels = 0.0, [], []
@@ -105,8 +107,10 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
 
 
 def profit_by_policy(scoreboard: pd.DataFrame, path: Path) -> Path:
-    """Expected profit per cart of every policy (last 20% of its run), with its run's no-action and
-    oracle values as ticks (each run shapes its own shop, so its baselines are its own).
+    """Expected profit per cart of every policy (last 20% of its run).
+
+    Its run's no-action and oracle values are drawn as ticks (each run shapes its own shop, so its
+    baselines are its own).
     """
     board = scoreboard.reset_index(drop=True)
     fig = new_figure(8, 4.2)

@@ -16,14 +16,18 @@ def summary_lines(result) -> list[str]:
     gain = tail["oracle"].mean() - tail["none"].mean()
     share = (tail["value"].mean() - tail["none"].mean()) / gain if gain > 0 else float("nan")
     board = result.scoreboard.set_index("policy")
+    w = result.warmup
     lines = [
         f"Cartwise run: report in {result.out / 'report.html'}",
-        f"  CF precision@10 {result.warmup.cf_precision:.3f} vs popularity {result.warmup.popularity_precision:.3f};"
-        f" risk-model AUC {result.warmup.risk_auc:.2f}",
-        f"  Engine ({len(d)} carts, last 20%): {tail['value'].mean():.2f} USD/cart vs none {tail['none'].mean():.2f}"
-        f" and oracle {tail['oracle'].mean():.2f} -> {share:.0%} of the oracle's gain; fallbacks {int(d['fallback'].sum())}",
-        "  Scoreboard, expected profit per cart on the last 20% (each run's own shop: its baselines beside it):",
-        f"    {'policy':<10} {'value':>6} {'none':>6} {'static':>6} {'full-info':>9} {'oracle':>6}  share of full-info gain",
+        f"  CF precision@10 {w.cf_precision:.3f} vs popularity {w.popularity_precision:.3f};"
+        f" risk-model AUC {w.risk_auc:.2f}",
+        f"  Engine ({len(d)} carts, last 20%): {tail['value'].mean():.2f} USD/cart"
+        f" vs none {tail['none'].mean():.2f} and oracle {tail['oracle'].mean():.2f}"
+        f" -> {share:.0%} of the oracle's gain; fallbacks {int(d['fallback'].sum())}",
+        "  Scoreboard, expected profit per cart on the last 20% "
+        "(each run's own shop: its baselines beside it):",
+        f"    {'policy':<10} {'value':>6} {'none':>6} {'static':>6} {'full-info':>9} {'oracle':>6}"
+        "  share of full-info gain",
     ]
     for name, r in board.iterrows():
         lines.append(
@@ -33,7 +37,8 @@ def summary_lines(result) -> list[str]:
     dr = result.ope[result.ope["estimator"] == "dr"]
     covered = int(dr["covered"].sum())
     lines.append(
-        f"  Off-policy (DR) on the engine log: {covered}/{len(dr)} targets' 95% intervals cover the true value"
+        f"  Off-policy (DR) on the engine log: {covered}/{len(dr)} targets' 95% intervals"
+        " cover the true value"
     )
     if "warning" in result.ope.columns:
         warned = result.ope[result.ope["warning"] != ""].drop_duplicates("target")
@@ -64,8 +69,9 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     d = result.engine.decisions
     parts = [
         "<h1>Cartwise: abandoned-cart recovery on a simulated shop</h1>\n",
-        f"<p class='note'>Seed {cfg.seed}; {cfg.shop.n_shoppers} shoppers, {cfg.shop.n_items} items; "
-        f"coupon conditioning {'on' if cfg.shop.coupon_conditioning else 'off'}. Values are the simulator's "
+        f"<p class='note'>Seed {cfg.seed}; {cfg.shop.n_shoppers} shoppers, "
+        f"{cfg.shop.n_items} items; coupon conditioning "
+        f"{'on' if cfg.shop.coupon_conditioning else 'off'}. Values are the simulator's "
         "true expected profit per cart (USD), so they are free of purchase noise.</p>\n",
         "<pre>" + html.escape("\n".join(summary_lines(result))) + "</pre>\n",
     ]
@@ -80,7 +86,8 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(section("2. The embedded engine on live checkout traffic"))
     parts.append(
         f"<p>{len(d)} carts served by <code>DecisionEngine</code> (learner "
-        f"<code>{html.escape(cfg.engine.learner)}</code>, exploration floor {cfg.engine.exploration_floor}), "
+        f"<code>{html.escape(cfg.engine.learner)}</code>, "
+        f"exploration floor {cfg.engine.exploration_floor}), "
         f"every decision logged; model saved as <code>model.cw</code> "
         f"(<code>{html.escape(result.engine.model_version)}</code>).</p>\n"
     )
@@ -98,8 +105,8 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(embed_png(result.figures["scoreboard"]))
     parts.append(section("4. Off-policy evaluation on the engine's decision log"))
     parts.append(
-        f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies scored "
-        "without deploying them, beside their true value on the same carts.</p>\n"
+        f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies "
+        "scored without deploying them, beside their true value on the same carts.</p>\n"
     )
     parts.append(frame_html(result.ope, "{:.3f}"))
     parts.append(_ope_warnings_html(result.ope))
@@ -108,18 +115,21 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append("<pre>" + html.escape(result.abtest_summary) + "</pre>\n")
     parts.append(embed_png(result.figures["abtest"]))
     parts.append(
-        f"<p>Full A/B report: <a href='{html.escape(abtest_html.relative_to(result.out).as_posix())}'>"
+        "<p>Full A/B report: "
+        f"<a href='{html.escape(abtest_html.relative_to(result.out).as_posix())}'>"
         "abtest/abtest.html</a>.</p>\n"
     )
     if result.sequence is not None:
         parts.append(section("6. Multi-touch recovery flows"))
         t = result.touches
         parts.append(
-            f"<p>{cfg.sequence.carts} flows per policy on <code>CartRecoverySequence-v0</code> (touches at "
-            "60, 720 and 1440 minutes after abandonment); value = true expected return per cart over the "
-            "last 20% of flows, against the exact dynamic-programming optimum on the same carts. "
-            "Incremental value of touch 2 / touch 3 (exact, on the first carts of a fresh shop): "
-            f"optimum {t['optimum_increment'].iloc[1]:.3f} / {t['optimum_increment'].iloc[2]:.3f} USD per "
+            f"<p>{cfg.sequence.carts} flows per policy on <code>CartRecoverySequence-v0</code> "
+            "(touches at 60, 720 and 1440 minutes after abandonment); value = true expected "
+            "return per cart over the last 20% of flows, against the exact dynamic-programming "
+            "optimum on the same carts. Incremental value of touch 2 / touch 3 (exact, on the "
+            "first carts of a fresh shop): "
+            f"optimum {t['optimum_increment'].iloc[1]:.3f} / "
+            f"{t['optimum_increment'].iloc[2]:.3f} USD per "
             f"cart, reminders {t['reminders_increment'].iloc[1]:.3f} / "
             f"{t['reminders_increment'].iloc[2]:.3f}.</p>\n"
         )
