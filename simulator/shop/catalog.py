@@ -1,4 +1,4 @@
-"""The simulated product catalogue: items with a category, a price, a margin and latent taste factors.
+"""The simulated product catalogue: items with a category, price, margin and latent taste factors.
 
 Items of one category share a centroid in taste space, so purchase histories drawn from shoppers'
 tastes carry real structure that collaborative filtering can recover.
@@ -40,6 +40,7 @@ class Catalog:
 
     @property
     def n_items(self) -> int:
+        """Number of items."""
         return len(self.item_ids)
 
     @classmethod

@@ -76,7 +76,8 @@ class SimConfig:
             check_integer(getattr(self, name), f"SimConfig.{name}", low=low)
         if self.n_categories > self.n_items:
             raise ValueError(
-                f"SimConfig: n_categories == {self.n_categories}, must be <= n_items == {self.n_items}"
+                f"SimConfig: n_categories == {self.n_categories}, "
+                f"must be <= n_items == {self.n_items}"
             )
         if self.pool_size > self.n_items:
             raise ValueError(
@@ -136,7 +137,8 @@ def check_mixture(name: str, mixture: Mapping[str, float]) -> dict[str, float]:
     for key, share in mixture.items():
         if key not in SHOPPER_TYPES:
             raise ValueError(
-                f"SimConfig: {name} has unknown shopper type {key!r}; known: {', '.join(SHOPPER_TYPES)}"
+                f"SimConfig: {name} has unknown shopper type {key!r}; "
+                f"known: {', '.join(SHOPPER_TYPES)}"
             )
         out[key] = check_non_negative(share, f"SimConfig.{name}[{key!r}]")
     total = sum(out.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -36,12 +36,12 @@ class CartRecoveryEnv(gym.Env):
 
     ## Description
     Each episode is one abandoned cart in a persistent simulated shop. A shopper of a hidden
-    behaviour type (``hesitant``, ``price_sensitive``, ``impulsive``, ``forgetful``) abandons a cart;
-    the agent picks one recovery action; the episode ends with the realised profit of that cart.
-    Shoppers come back across episodes, and their history (sessions, orders, coupons, past recovery
-    contacts) grows, with contact fatigue and coupon conditioning (see :mod:`simulator.shop.response`).
-    ``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()`` without a seed continues the same
-    shop with the next abandoned cart.
+    behaviour type (``hesitant``, ``price_sensitive``, ``impulsive``, ``forgetful``) abandons a
+    cart; the agent picks one recovery action; the episode ends with the realised profit of that
+    cart. Shoppers come back across episodes, and their history (sessions, orders, coupons, past
+    recovery contacts) grows, with contact fatigue and coupon conditioning (see
+    :mod:`simulator.shop.response`). ``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()``
+    without a seed continues the same shop with the next abandoned cart.
 
     ## Action Space
     ``Discrete(7)``, in the order of ``env.action_names``: ``none``, ``recommendation``,
@@ -51,8 +51,8 @@ class CartRecoveryEnv(gym.Env):
     contact cost, no fatigue or coupon conditioning) and ``info["delivered"]`` is False.
 
     ## Observation Space
-    ``Box(24,)`` float32 with finite bounds (names in ``env.observation_names``): cart value and size,
-    session behaviour, device, lifetime activity, purchase and coupon history, past contacts,
+    ``Box(24,)`` float32 with finite bounds (names in ``env.observation_names``): cart value and
+    size, session behaviour, device, lifetime activity, purchase and coupon history, past contacts,
     channel opt-ins. Noisy evidence of the hidden type, never the type itself.
 
     ## Rewards
@@ -68,8 +68,8 @@ class CartRecoveryEnv(gym.Env):
     (true expected profit of every action, aligned with ``action_names``; an undeliverable action's
     is ``none``'s, so its argmax is the best action the shopper can receive), ``action_mask``.
     On step also: ``converted``, ``revenue``, ``coupon_cost``, ``profit``, ``contact_cost``,
-    ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action converts),
-    ``delivered`` (False when the chosen action could not reach the shopper).
+    ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action
+    converts), ``delivered`` (False when the chosen action could not reach the shopper).
 
     ## Arguments
     ``config`` (:class:`SimConfig` or mapping) and keyword overrides of its fields, e.g.
@@ -79,7 +79,7 @@ class CartRecoveryEnv(gym.Env):
     summary of the cart) or ``"rgb_array"`` (a bar chart of the expected profit per action).
     """
 
-    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = OBS_NAMES
 
@@ -109,6 +109,11 @@ class CartRecoveryEnv(gym.Env):
         self._outcome: dict[str, Any] | None = None  # the current cart's, once resolved
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start the next episode: the next abandoned cart, ``(observation, info)``.
+
+        With ``seed`` (or on the first call) a fresh shop is built from the seeded generator;
+        without, the same shop continues. ``options`` is accepted and ignored.
+        """
         super().reset(seed=seed)
         if seed is not None or self.world is None:
             self.world = ShopWorld(self.config, self.np_random)
@@ -147,6 +152,7 @@ class CartRecoveryEnv(gym.Env):
         self._dirty.clear()
 
     def step(self, action: Any):
+        """Apply ``action`` to the cart: ``(observation, profit, True, False, info)``."""
         if self._info is None:
             raise RuntimeError(
                 "CartRecoveryEnv: call reset() before step(); each episode has one step"
@@ -169,7 +175,7 @@ class CartRecoveryEnv(gym.Env):
         return batch.observation[i].copy(), outcome["profit"], True, False, info
 
     def render(self) -> str | np.ndarray | None:
-        """The current cart in ``render_mode`` (with the chosen action and outcome after ``step``)."""
+        """The current cart in ``render_mode``, with the chosen action and outcome once stepped."""
         if self.render_mode is None:
             gym.logger.warn(
                 "CartRecoveryEnv.render() called with render_mode=None: nothing to render"

@@ -18,7 +18,8 @@ class EventStore:
 
     Example:
         >>> store = EventStore(n_shoppers=3, columns={"time": np.float64, "action": np.int8})
-        >>> store.extend(np.array([2, 0, 2]), time=np.array([1.0, 2.0, 3.0]), action=np.array([4, 5, 6]))
+        >>> times, actions = np.array([1.0, 2.0, 3.0]), np.array([4, 5, 6])
+        >>> store.extend(np.array([2, 0, 2]), time=times, action=actions)
         >>> store.extend(np.array([2]), time=np.array([4.0]), action=np.array([1]))
         >>> [int(store.columns["action"][j]) for j in store.chain(store.head[2])]
         [1, 6, 4]
@@ -43,7 +44,7 @@ class EventStore:
             return
         cap = max(need, 2 * self._capacity)
         for name, arr in self.columns.items():
-            grown = np.empty((cap,) + arr.shape[1:], dtype=arr.dtype)
+            grown = np.empty((cap, *arr.shape[1:]), dtype=arr.dtype)
             grown[: self.n] = arr[: self.n]
             self.columns[name] = grown
         for attr in ("shopper", "prev"):
@@ -91,8 +92,9 @@ class EventStore:
 
 
 class RecentRecords:
-    """Each shopper's newest built records of one store, kept sorted by time and extended
-    incrementally, so a context's history is a bisect slice instead of a chain walk.
+    """Each shopper's newest built records of one store, kept sorted by time.
+
+    Extended incrementally, so a context's history is a bisect slice instead of a chain walk.
 
     ``records(shopper, head, t_now, cap)`` returns the records of events up to ``head`` (a
     snapshot: the shopper's newest event index when the context was taken) with a timestamp
@@ -115,6 +117,7 @@ class RecentRecords:
         self._cache: dict[int, tuple[int, list[float], list[dict]]] = {}
 
     def records(self, shopper: int, head: int, t_now: float, cap: int) -> list[dict]:
+        """``shopper``'s records up to event ``head`` and time ``t_now``, oldest first."""
         store, keep = self._store, self._keep
         cached = self._cache.get(shopper)
         if cached is not None and head < cached[0]:

@@ -15,7 +15,8 @@ def oracle_action(info: Mapping[str, Any]) -> int | np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> oracle_action({"expected_reward": np.array([1.0, 3.0, 2.0]), "action_mask": np.array([1, 0, 1])})
+        >>> reward, mask = np.array([1.0, 3.0, 2.0]), np.array([1, 0, 1])
+        >>> oracle_action({"expected_reward": reward, "action_mask": mask})
         2
     """
     if "expected_reward" not in info:

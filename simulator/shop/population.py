@@ -44,6 +44,7 @@ class Population:
 
     @property
     def n(self) -> int:
+        """Number of shoppers."""
         return len(self.user_ids)
 
     @classmethod
@@ -55,6 +56,7 @@ class Population:
         pool_size: int,
         rng: np.random.Generator,
     ) -> Population:
+        """Draw ``n`` shoppers: types from ``mixture``, tastes, devices, opt-ins and taste pools."""
         shares = np.array([mixture[t] for t in SHOPPER_TYPES])
         type_index = rng.choice(len(SHOPPER_TYPES), size=n, p=shares)
         k = catalog.factors.shape[1]

@@ -45,7 +45,7 @@ def render_cart(
     action_mask: np.ndarray,
     outcome: Mapping[str, Any] | None = None,
 ) -> str | np.ndarray:
-    """One cart in ``mode``; ``outcome`` (the step's ``action`` and outcome fields) once it was resolved."""
+    """One cart in ``mode``, with ``outcome`` (the step's action and outcome) once resolved."""
     if mode == "ansi":
         return _text(cart_value, expected_reward, action_mask, outcome)
     return _chart(expected_reward, action_mask, None if outcome is None else outcome["action"])
@@ -58,15 +58,18 @@ def _text(
     outcome: Mapping[str, Any] | None,
 ) -> str:
     lines = [
-        f"abandoned cart of {cart_value:.2f} USD; expected profit per action (x: cannot be delivered)"
+        f"abandoned cart of {cart_value:.2f} USD; "
+        "expected profit per action (x: cannot be delivered)"
     ]
-    for name, er, ok in zip(ACTION_NAMES, expected_reward.tolist(), action_mask.tolist()):
+    rows = zip(ACTION_NAMES, expected_reward.tolist(), action_mask.tolist(), strict=True)
+    for name, er, ok in rows:
         lines.append(f"  {name:<20} {er:8.2f}{'' if ok else '  x'}")
     if outcome is not None:
         verdict = "bought" if outcome["converted"] else "not bought"
         sent = "" if outcome["delivered"] else " (not delivered)"
         lines.append(
-            f"chosen: {ACTION_NAMES[outcome['action']]}{sent}: {verdict}, profit {outcome['profit']:.2f} USD"
+            f"chosen: {ACTION_NAMES[outcome['action']]}{sent}: {verdict}, "
+            f"profit {outcome['profit']:.2f} USD"
         )
     return "\n".join(lines) + "\n"
 
@@ -77,9 +80,9 @@ def _chart(expected_reward: np.ndarray, action_mask: np.ndarray, chosen: int | N
     image = np.full((_HEIGHT + _MARK, n * (_BAR + _GAP) + _GAP, 3), 255, dtype=np.uint8)
     top = float(max(np.abs(expected_reward).max(), 1e-9))
     zero = _HEIGHT // 2
-    for k, (er, ok) in enumerate(zip(expected_reward.tolist(), action_mask.tolist())):
+    for k, (er, ok) in enumerate(zip(expected_reward.tolist(), action_mask.tolist(), strict=True)):
         x0 = _GAP + k * (_BAR + _GAP)
-        size = int(round(abs(er) / top * (zero - 1)))
+        size = round(abs(er) / top * (zero - 1))
         rows = slice(zero - size, zero) if er >= 0 else slice(zero, zero + size)
         image[rows, x0 : x0 + _BAR] = (_GAIN if er >= 0 else _LOSS) if ok else _BLOCKED
         if k == chosen:

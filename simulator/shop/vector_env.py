@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -74,17 +74,20 @@ class CartRecoveryVectorEnv(VectorEnv):
 
     Example:
         >>> import gymnasium as gym, simulator
-        >>> envs = gym.make_vec("CartRecovery-v0", num_envs=8, vectorization_mode="vector_entry_point",
-        ...                     n_shoppers=300)
+        >>> envs = gym.make_vec(
+        ...     "CartRecovery-v0", num_envs=8, vectorization_mode="vector_entry_point",
+        ...     n_shoppers=300,
+        ... )
         >>> obs, info = envs.reset(seed=1)
         >>> obs.shape, info["expected_reward"].shape
         ((8, 24), (8, 7))
-        >>> obs, reward, terminated, truncated, info = envs.step(info["expected_reward"].argmax(axis=1))
+        >>> best = info["expected_reward"].argmax(axis=1)
+        >>> obs, reward, terminated, truncated, info = envs.step(best)
         >>> bool(terminated.all()), reward.shape
         (True, (8,))
     """
 
-    metadata: dict[str, Any] = {
+    metadata: ClassVar[dict[str, Any]] = {
         "autoreset_mode": AutoresetMode.SAME_STEP,
         "render_modes": list(RENDER_MODES),
         "render_fps": 4,
@@ -114,9 +117,11 @@ class CartRecoveryVectorEnv(VectorEnv):
         self._batch: CartBatch | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """``reset(seed=s)`` seeds ``np_random`` (as Gymnasium's vector envs do) and builds a fresh
+        """Draw the next batch of carts: ``(observations, infos)``.
+
+        ``reset(seed=s)`` seeds ``np_random`` (as Gymnasium's vector envs do) and builds a fresh
         shop from it; ``reset()`` continues the same shop (building one from an unseeded generator
-        the first time) with the next batch of carts.
+        the first time) with the next batch of carts. ``options`` is accepted and ignored.
         """
         super().reset(seed=seed)
         if seed is not None or self.world is None:
@@ -140,12 +145,18 @@ class CartRecoveryVectorEnv(VectorEnv):
         }
 
     def step(self, actions: Any):
+        """Resolve the current carts with ``actions`` and draw the next batch (same-step reset).
+
+        Returns ``(observations, rewards, terminated, truncated, infos)``; the resolved carts'
+        outcomes and observations are in ``infos["final_info"]`` and ``infos["final_obs"]``.
+        """
         if self._batch is None:
             raise RuntimeError("CartRecoveryVectorEnv: call reset() before step()")
         acts = np.asarray(actions)
         if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
             raise ValueError(
-                f"actions has shape {acts.shape} and dtype {acts.dtype}, must be {self.num_envs} integers"
+                f"actions has shape {acts.shape} and dtype {acts.dtype}, "
+                f"must be {self.num_envs} integers"
             )
         bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
         if len(bad):
@@ -173,7 +184,7 @@ class CartRecoveryVectorEnv(VectorEnv):
         )
 
     def render(self) -> tuple[str | np.ndarray, ...] | None:
-        """The current carts in ``render_mode``, one frame each (None when ``render_mode`` is None)."""
+        """The current carts in ``render_mode``, one frame each (None without a render mode)."""
         if self.render_mode is None:
             return None
         if self._batch is None:
