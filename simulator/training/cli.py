@@ -58,15 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--policies",
         default=None,
-        help=f"comma-separated policy names (default {','.join(DEFAULT_POLICIES)}; with --env sequence "
-        f"{','.join(DEFAULT_SEQUENCE_POLICIES)})",
+        help=f"comma-separated policy names (default {','.join(DEFAULT_POLICIES)}; "
+        f"with --env sequence {','.join(DEFAULT_SEQUENCE_POLICIES)})",
     )
     c.add_argument(
         "--env",
         choices=("cart", "sequence"),
         default="cart",
-        help="cart: CartRecovery-v0 (one decision per cart, default); sequence: CartRecoverySequence-v0 "
-        "(a flow of touches, scored against the DP optimum)",
+        help="cart: CartRecovery-v0 (one decision per cart, default); "
+        "sequence: CartRecoverySequence-v0 (a flow of touches, scored against the DP optimum)",
     )
     c.add_argument(
         "--json",
@@ -112,7 +112,12 @@ def sim_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
-    """``["alpha=0.3", "interactions=[\\"UA\\"]"]`` -> ``{"alpha": 0.3, "interactions": ["UA"]}``."""
+    """Parse ``key=value`` options, each value as JSON or else as a plain string.
+
+    Example:
+        >>> parse_options(["alpha=0.3", 'interactions=["UA"]'])
+        {'alpha': 0.3, 'interactions': ['UA']}
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -143,7 +148,8 @@ def result_table(r: TrainingResult) -> str:
     width = max(len(name) for name, _ in rows) + 2
     lines = [
         f"{r.policy}: {r.carts} carts, seed {r.seed}, batch {r.batch}, {r.seconds:.1f} s "
-        f"({r.carts_per_second:,.0f} carts/s); last 20% of carts, true expected profit per cart (USD)",
+        f"({r.carts_per_second:,.0f} carts/s); "
+        "last 20% of carts, true expected profit per cart (USD)",
         f"{'':{width}}{'value':>9}{'gain':>9}{'share':>9}",
     ]
     for name, value in rows:
@@ -159,8 +165,9 @@ def result_table(r: TrainingResult) -> str:
 
         rec = shift_recovery(r)
         lines.append(
-            f"mixture shift at cart {r.shift_at}: share of the oracle's gain {_fmt(rec['oracle_share_before'])} "
-            f"before, {_fmt(rec['oracle_share_after'])} right after, {_fmt(rec['oracle_share_end'])} at the end; "
+            f"mixture shift at cart {r.shift_at}: share of the oracle's gain "
+            f"{_fmt(rec['oracle_share_before'])} before, {_fmt(rec['oracle_share_after'])} right "
+            f"after, {_fmt(rec['oracle_share_end'])} at the end; "
             f"back to 90% of the pre-shift share after {_fmt(rec['recovery_carts'], 0)} carts"
         )
     return "\n".join(lines)

@@ -18,7 +18,7 @@ def learning_curve_plot(
     title: str = "Learning curves",
     target_share: float = 0.9,
 ) -> Path:
-    """Two panels over carts seen, one line per policy (mean over seeds):
+    """Two panels over carts seen, one line per policy (mean over seeds).
 
     * regret to the oracle per window (USD per cart; lower is better), with the regret of the
       full-information shadow learner (mean over all runs) dashed;
@@ -43,7 +43,8 @@ def learning_curve_plot(
     figure = Figure(figsize=(10, 8.5), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True)
     colours = _colours(len(frame["policy"].unique()))
-    for colour, (name, rows) in zip(colours, frame.groupby("policy", sort=False)):
+    groups = frame.groupby("policy", sort=False)  # no colour for a missing policy name
+    for colour, (name, rows) in zip(colours, groups, strict=False):
         mean = rows.groupby("carts").mean(numeric_only=True)
         x = mean.index.to_numpy()
         if name != "oracle":
@@ -73,7 +74,7 @@ def learning_curve_plot(
     bottom.set_ylim(-0.25, 1.5)
     handles, labels = bottom.get_legend_handles_labels()
     extra_h, extra_l = top.get_legend_handles_labels()
-    for h, lab in zip(extra_h, extra_l):
+    for h, lab in zip(extra_h, extra_l, strict=True):
         if lab not in labels:
             handles.append(h)
             labels.append(lab)

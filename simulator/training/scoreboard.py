@@ -75,7 +75,7 @@ class Scoreboard:
         return markdown_table(self.summary, self.seeds)
 
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write runs/summary/curves CSVs, ``scoreboard.md`` and ``learning_curves.png`` to ``out``."""
+        """Write the runs, summary and curves CSVs, ``scoreboard.md`` and the plot to ``out``."""
         from simulator.training.plots import learning_curve_plot
 
         folder = Path(out)
@@ -97,8 +97,10 @@ class Scoreboard:
 
 
 def first_shifted_cart(shift_at: int, batch: int) -> int:
-    """Index of the first cart drawn after a mixture shift at episode ``shift_at`` (the vector env
-    draws ``batch`` carts at a time and applies the shift before the first draw at or past it).
+    """Index of the first cart drawn after a mixture shift at episode ``shift_at``.
+
+    The vector env draws ``batch`` carts at a time and applies the shift before the first draw at
+    or past it.
     """
     return -(-shift_at // batch) * batch
 
@@ -174,8 +176,9 @@ def run_row(result: TrainingResult) -> dict[str, Any]:
 
 
 def summarise_over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample standard deviation over seeds of every metric, one row per policy
-    (policies in first-appearance order). ``recovery_carts`` is nan unless every seed recovered;
+    """Mean and sample standard deviation over seeds of every metric, one row per policy.
+
+    Policies are in first-appearance order. ``recovery_carts`` is nan unless every seed recovered;
     ``recovered`` is the share of seeds that did.
     """
     if "recovery_carts" in runs.columns:
@@ -305,8 +308,9 @@ def markdown_table(summary: pd.DataFrame, seeds: Sequence[int] = ()) -> str:
         lines.append(f"| {row['policy']} | " + " | ".join(cells) + " |")
     note = (
         (
-            f"\nMean ± sd over {len(seeds)} seeds; last 20% of carts; values are true expected profit "
-            "per cart (USD). Gain share = (value - none) / (full information - none)."
+            f"\nMean ± sd over {len(seeds)} seeds; last 20% of carts; "
+            "values are true expected profit per cart (USD). "
+            "Gain share = (value - none) / (full information - none)."
         )
         if seeds
         else ""
