@@ -27,14 +27,14 @@ install-dev: $(DEV_STAMP)
 demo: $(CORE_STAMP)
 	$(BIN)/cartwise run $(DEMO_ARGS)
 
-## make lint: ruff (lint + format check) on the code, mypy on engine/ (not yet clean: see issue 17)
+## make lint: ruff (lint + format check) on the code, mypy on engine/
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check engine simulator policies tests
 	$(BIN)/ruff format --check engine simulator policies tests
 	$(BIN)/mypy
 
-## make test: set up and run the whole test suite (benchmarks run once, untimed)
-test: $(DEV_STAMP)
+## make test: lint, then run the whole test suite (benchmarks run once, untimed)
+test: lint
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --benchmark-disable $(PYTEST_ARGS)
 
 ## make bench: run the benchmarks at full size and report ratios

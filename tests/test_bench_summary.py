@@ -59,7 +59,7 @@ def test_table_has_one_row_per_figure_and_the_median_for_a_benchmark_without_fig
     assert lines[0].split() == ["benchmark", "figure", "value"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     rows = [
-        line.split(None, 2) if not line.startswith(" ") else [""] + line.split(None, 1)
+        line.split(None, 2) if not line.startswith(" ") else ["", *line.split(None, 1)]
         for line in lines[2:]
     ]
     assert rows == [

@@ -19,7 +19,7 @@ def _modules(package):
 
 
 def _imported_modules(path):
-    """(dotted module name, line) of every absolute import in ``path``, ``from a import b`` as ``a.b``."""
+    """(dotted module name, line) of each absolute import in ``path`` (``from a import b``: a.b)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -143,6 +143,8 @@ def test_no_global_random_state_in_library_code():
 
 
 def test_the_validation_module_is_a_leaf():
-    """``engine.validation`` is shared by every package (the shop included): it imports no project module."""
+    """``engine.validation`` is shared by every package (the shop included).
+
+    It imports no project module."""
     roots = {root for root, _ in _imported_roots(ROOT / "engine" / "validation.py")}
     assert roots.isdisjoint({"engine", "simulator", "policies"})

@@ -62,7 +62,7 @@ def records():
                 probabilities=probs,
                 eligible=ACTIONS,
                 action=ACTIONS[int(rng.choice(len(ACTIONS), p=probs))],
-                features=dict(zip(FEATURES, rng.normal(size=len(FEATURES)).tolist())),
+                features=dict(zip(FEATURES, rng.normal(size=len(FEATURES)).tolist(), strict=True)),
                 payload={"coupon_percent": 10, "channel": "email"},
                 decision_id=f"{i:032x}",
             )

@@ -3,7 +3,8 @@
 Sizes (``CARTWISE_BENCH_SCALE``): the throughput log is an engine-made log (LinUCB on the
 simulator, 3,001 decisions over 3 days, exported with ``export_lake``) tiled to
 ``N_ROWS = 10,000 * scale`` rows with fresh ids (``large``: scale 100, 1M rows); the memory log
-is written by :mod:`lake_generator` with ``N_RSS = 200,000 * scale`` (100,000 with the default small scale) rows (``large``: 20M).
+is written by :mod:`lake_generator` with ``N_RSS = 200,000 * scale`` rows (100,000 with the
+default small scale; ``large``: 20M).
 With ``--benchmark-disable`` (CI) every timing runs once and Spark is left out (its agreement is
 tested in ``tests/engine/test_ope_lake.py``).
 
@@ -179,7 +180,8 @@ RSS_CHILD = """
 import json, resource, sys, time
 from engine.ope import evaluate_log
 t = time.perf_counter()
-table = evaluate_log(sys.argv[1], policy="rule", estimators=("ipw", "snipw", "dr"), backend="stream")
+estimators = ("ipw", "snipw", "dr")
+table = evaluate_log(sys.argv[1], policy="rule", estimators=estimators, backend="stream")
 print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "seconds": time.perf_counter() - t, "n": int(table.loc["ipw", "n"])}))
 """

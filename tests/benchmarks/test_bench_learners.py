@@ -4,7 +4,8 @@
   pre-formatted 7-action example with 30 shared features (the wrapper's overhead).
 * Batch throughput (decide + learn a block of rows) of LinUCB / linear TS vs VWLearner.
 
-Sizes grow with ``CARTWISE_BENCH_SCALE`` (``small`` by default: a quick run; ``large`` under ``make bench``: 10x).
+Sizes grow with ``CARTWISE_BENCH_SCALE`` (``small`` by default: a quick run; ``large`` under
+``make bench``: 10x).
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ def _data(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 
 def test_bench_vw_probabilities_vs_raw_predict(benchmark):
-    X, eligible, actions, rewards = _data(0, 300)
+    X, _eligible, actions, rewards = _data(0, 300)
     learner = VWLearner(ACTIONS, FEATURES, seed=0)
     learner.update_batch(X, actions, np.full(300, 1 / N_A), rewards)
     raw = vowpalwabbit.Workspace(
         "--cb_explore_adf --quiet --interactions UA --squarecb --random_seed 0"
     )
     x = X[0]
-    example = ["shared |U " + " ".join(f"{n}:{v:.7g}" for n, v in zip(FEATURES, x))]
+    example = ["shared |U " + " ".join(f"{n}:{v:.7g}" for n, v in zip(FEATURES, x, strict=True))]
     example += [f"|A id_{name} is_contact:1" for name in ACTIONS]
-    for row, a, r in zip(X, actions, rewards):  # a comparably trained reference model
-        lines = ["shared |U " + " ".join(f"{n}:{v:.7g}" for n, v in zip(FEATURES, row))]
+    for row, a, r in zip(X, actions, rewards, strict=True):  # a comparably trained reference model
+        lines = [
+            "shared |U " + " ".join(f"{n}:{v:.7g}" for n, v in zip(FEATURES, row, strict=True))
+        ]
         lines += [f"|A id_{name} is_contact:1" for name in ACTIONS]
         lines[a + 1] = f"0:{-r:.7g}:{1 / N_A:.7g} " + lines[a + 1]
         raw.learn(lines)

@@ -1,7 +1,7 @@
 """Simulator speed as ratios to Gymnasium's own CartPole-v1 step, measured in the same run.
 
-Goals (issue #2): one cart (reset + step) through ``gymnasium.make`` <= 5x a CartPole step; the native
-vector env at batch 1024 >= 10x faster per cart than the single env.
+Goals (issue #2): one cart (reset + step) through ``gymnasium.make`` <= 5x a CartPole step; the
+native vector env at batch 1024 >= 10x faster per cart than the single env.
 """
 
 import gymnasium as gym

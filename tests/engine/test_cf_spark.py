@@ -35,7 +35,8 @@ def test_spark_als_is_within_10_percent_of_in_process_als_and_beats_popularity(s
     # measured: in-process ALS 0.0369, Spark ALS 0.0378, popularity 0.0162 (980 shoppers)
     assert abs(spark_p - local_p) <= 0.10 * local_p
     assert local_p > 1.5 * popularity and spark_p > 1.5 * popularity
-    # the engine's interface: same items, popularity and item-CF neighbours, factors of the rank asked
+    # the engine's interface: same items, popularity and item-CF neighbours, factors of the rank
+    # asked
     assert on_spark.item_ids_.tolist() == local.item_ids_.tolist()
     np.testing.assert_array_equal(on_spark.popularity_, local.popularity_)
     assert on_spark.item_factors_.shape == local.item_factors_.shape

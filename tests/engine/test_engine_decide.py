@@ -91,7 +91,7 @@ def test_daily_coupon_budget_stops_coupons_when_spent(sim_contexts):
     for ctx in sim_contexts[:600]:
         ctx = {**ctx, "timestamp": 1_767_300_000.0}  # all on one day
         d = eng.decide(ctx)
-        value = sum(l["price"] * l["quantity"] for l in ctx["cart"])
+        value = sum(line["price"] * line["quantity"] for line in ctx["cart"])
         if d.action.startswith("coupon_"):
             spent += d.payload["coupon_percent"] / 100 * value
         if spent > 30.0 and d.action.startswith("coupon_"):
@@ -247,7 +247,7 @@ _DISTRIBUTIONS = st.lists(
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(rows=_DISTRIBUTIONS, u=st.floats(0.0, 1.0, exclude_max=True))
 def test_list_sampling_and_floor_match_the_numpy_reference(rows, u):
-    """decide works on plain lists for speed; it must draw exactly what the numpy inverse CDF draws."""
+    """decide works on plain lists for speed; it draws exactly what the numpy inverse CDF draws."""
     import numpy as np
 
     from engine.guardrails import Guardrails

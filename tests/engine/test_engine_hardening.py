@@ -6,6 +6,7 @@ failed call), hot swaps between models with different feature sets racing ``rewa
 decision log holding no raw identifier, and the development-salt warning.
 """
 
+import contextlib
 import copy
 import logging
 import re
@@ -241,10 +242,9 @@ def test_decide_never_raises_on_malformed_contexts(base_context, fuzz_engines, e
         if path == ():
             ctx = value
             break
-        try:
+        # An earlier edit may have removed the container (TypeError, KeyError, IndexError).
+        with contextlib.suppress(TypeError, KeyError, IndexError):
             ctx = _set(ctx, path, value)
-        except (TypeError, KeyError, IndexError):  # an earlier edit removed the container
-            pass
     eng = fuzz_engines[False]
     before = eng.health()
     d = eng.decide(ctx)
@@ -304,10 +304,8 @@ def test_reward_never_raises_and_a_failed_call_loses_nothing(tmp_path, sim_conte
     bad = BAD_REWARD_ARGS + _valid_id_bad_args(d.decision_id)
     for args in bad:
         assert eng.reward(*args) is False
-        try:
+        with contextlib.suppress(ValueError):
             strict.reward(*args)
-        except ValueError:
-            pass
     health = eng.health()
     assert health["invalid_rewards"] == len(bad) and health["errors"] == 0
     assert health["rewards"] == 0 and health["rewards_learned"] == 0 and health["pending"] == 1
@@ -355,10 +353,8 @@ def test_reward_property_never_raises(fuzz_engines, decision_id, value, timestam
     assert (after["invalid_rewards"] + after["rewards"]) == (
         before["invalid_rewards"] + before["rewards"] + 1
     )
-    try:
+    with contextlib.suppress(ValueError):
         fuzz_engines[True].reward(decision_id, value, timestamp)
-    except ValueError:
-        pass
 
 
 # ------------------------------------------------------------------ hot swap vs reward

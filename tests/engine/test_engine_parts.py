@@ -96,7 +96,7 @@ def test_teach_single_and_batch_agree():
         return np.abs(x[..., 0]) + 1.0
 
     one, many = (make_learner("linucb", ("a", "b"), ("x", "y", "z")) for _ in range(2))
-    for row, a, p, r in zip(X, actions.tolist(), probs.tolist(), rewards.tolist()):
+    for row, a, p, r in zip(X, actions.tolist(), probs.tolist(), rewards.tolist(), strict=True):
         teach(one, row, a, p, r, propensity_floor=0.3, reward_divisor=divisor)
     teach(many, X, actions, probs, rewards, propensity_floor=0.3, reward_divisor=divisor)
     probe = np.ones(3)

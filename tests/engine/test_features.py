@@ -33,7 +33,7 @@ FULL = FeatureBuilder(cf=CF, risk=RISK)
 
 def test_names_per_configuration():
     bare = FeatureBuilder()
-    assert bare.feature_names == PROFILE_FEATURES + (BIAS_FEATURE,)
+    assert bare.feature_names == (*PROFILE_FEATURES, BIAS_FEATURE)
     assert FeatureBuilder(cf=CF).feature_names == PROFILE_FEATURES + CF_FEATURES + (BIAS_FEATURE,)
     assert FULL.feature_names == PROFILE_FEATURES + CF_FEATURES + (RISK_FEATURE, BIAS_FEATURE)
     assert FULL.n_features == 35 and len(set(FULL.feature_names)) == 35
@@ -54,12 +54,12 @@ def test_shape_dtype_finite_on_edge_cases(case, config):
 
 def test_values_are_built_from_the_parts():
     ctx = CONTEXTS[11]
-    x = dict(zip(FULL.feature_names, FULL.transform(ctx)))
+    x = dict(zip(FULL.feature_names, FULL.transform(ctx), strict=True))
     raw = profile_values(ctx)
-    for name, value in zip(PROFILE_FEATURES, raw):
+    for name, value in zip(PROFILE_FEATURES, raw, strict=True):
         centre, scale = PROFILE_SCALING[name]
         assert x[name] == pytest.approx((value - centre) / scale, rel=1e-12, abs=1e-12)
-    for name, value in zip(CF_FEATURES, CF.features(ctx)):
+    for name, value in zip(CF_FEATURES, CF.features(ctx), strict=True):
         assert x[name] == value
     assert x[RISK_FEATURE] == pytest.approx(RISK.predict_proba([raw])[0], rel=1e-12)
     assert FULL.named(ctx) == x

@@ -40,7 +40,7 @@ def _rounds(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 def _trained(name: str, seed: int = 0, n: int = 60, **kwargs) -> Learner:
     learner = make_learner(name, ACTIONS, FEATURES, seed=seed, **kwargs)
     X, A, P, R = _rounds(seed, n)
-    for x, a, p, r in zip(X, A, P, R):
+    for x, a, p, r in zip(X, A, P, R, strict=True):
         learner.update(x, int(a), float(p), float(r))
     return learner
 
@@ -98,15 +98,15 @@ def test_batch_probabilities_valid_and_positive_on_eligible(name):
 def test_batch_paths_equal_row_by_row_paths(name):
     X, A, P, R = _rounds(2, 80)
     one, many = (make_learner(name, ACTIONS, FEATURES, seed=5) for _ in range(2))
-    for x, a, p, r in zip(X, A, P, R):
+    for x, a, p, r in zip(X, A, P, R, strict=True):
         one.update(x, int(a), float(p), float(r))
     many.update_batch(X, A, P, R)
     assert one.n_updates == many.n_updates == 80
     Xt, masks = _rounds(3, 30)[0], _masks(3, 30)
-    rows = np.stack([one.probabilities(x, m) for x, m in zip(Xt, masks)])
+    rows = np.stack([one.probabilities(x, m) for x, m in zip(Xt, masks, strict=True)])
     # LinTS: the batch consumes the random stream in the same order as the row-by-row calls
     np.testing.assert_allclose(many.probabilities_batch(Xt, masks), rows, rtol=0, atol=1e-9)
-    greedy_rows = [one.greedy(x, m) for x, m in zip(Xt, masks)]
+    greedy_rows = [one.greedy(x, m) for x, m in zip(Xt, masks, strict=True)]
     assert many.greedy_batch(Xt, masks).tolist() == greedy_rows
 
 
@@ -116,7 +116,7 @@ def test_decision_path_on_lists_equals_the_checked_path(name):
     ``probabilities`` gives; its output is still checked."""
     checked, fast = _trained(name, seed=4), _trained(name, seed=4)
     Xt, masks = _rounds(5, 40)[0], _masks(5, 40)
-    for x, mask in zip(Xt, masks):
+    for x, mask in zip(Xt, masks, strict=True):
         got = fast.decision_probabilities(x, mask.tolist())
         assert isinstance(got, list) and len(got) == N_A
         np.testing.assert_array_equal(np.array(got), checked.probabilities(x, mask))
@@ -132,7 +132,7 @@ def test_decision_path_on_lists_equals_the_checked_path(name):
 def test_same_seed_same_outputs(name):
     a, b = _trained(name, seed=11), _trained(name, seed=11)
     Xt, masks = _rounds(4, 20)[0], _masks(4, 20)
-    for x, m in zip(Xt, masks):
+    for x, m in zip(Xt, masks, strict=True):
         np.testing.assert_array_equal(a.probabilities(x, m), b.probabilities(x, m))
 
 
@@ -150,7 +150,7 @@ def test_bytes_round_trip_gives_identical_outputs(name):
     assert restored.n_updates == learner.n_updates
     assert repr(restored) == repr(learner)
     Xt, masks = _rounds(6, 25)[0], _masks(6, 25)
-    for x, m in zip(Xt, masks):
+    for x, m in zip(Xt, masks, strict=True):
         np.testing.assert_array_equal(restored.probabilities(x, m), learner.probabilities(x, m))
         assert restored.greedy(x, m) == learner.greedy(x, m)
     if name in ("vw-bag", "vw-cover", "vw-rnd"):

@@ -41,7 +41,7 @@ def test_coefficients_equal_closed_form_ridge(cls, batch):
         learner.update_batch(X[:3000], actions[:3000], np.full(3000, 0.25), rewards[:3000])
         learner.update_batch(X[3000:], actions[3000:], np.full(3000, 0.25), rewards[3000:])
     else:
-        for x, a, r in zip(X, actions, rewards):
+        for x, a, r in zip(X, actions, rewards, strict=True):
             learner.update(x, int(a), 0.25, float(r))
     for a in range(N_A):
         coef, _ = _ridge(X, actions, rewards, 2.0, a, scale=4.0)

@@ -118,7 +118,9 @@ def test_values_too_small_for_vw_text_are_treated_as_zero():
 
 
 def test_generator_seed_is_accepted_and_reproducible():
-    make = lambda: VWLearner(ACTIONS, FEATURES, exploration="bag", seed=np.random.default_rng(9))
+    def make():
+        return VWLearner(ACTIONS, FEATURES, exploration="bag", seed=np.random.default_rng(9))
+
     a, b = make(), make()
     _learn_constant_means(a, 200, seed=10)
     _learn_constant_means(b, 200, seed=10)
@@ -200,7 +202,7 @@ def test_unchecked_inputs_give_the_checked_answer_and_outputs_are_still_checked(
     np.testing.assert_array_equal(
         learner.decision_probabilities(x, mask.tolist()), learner.probabilities(x, mask)
     )
-    with pytest.raises(ValueError, match="x.shape"):
+    with pytest.raises(ValueError, match=r"x\.shape"):
         learner.probabilities(np.ones(2), mask)  # the public path checks its inputs
     learner._predict = lambda values, eligible: [float("nan")] * len(eligible)
     with pytest.raises(RuntimeError, match="invalid probabilities"):

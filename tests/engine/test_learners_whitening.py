@@ -123,7 +123,7 @@ def test_a_batch_across_the_warm_up_boundary_equals_one_update_at_a_time():
     X, actions, probs, rewards = _rounds(WARMUP + 60, seed=5)
     batched, single = _learner(WARMUP), _learner(WARMUP)
     batched.update_batch(X, actions, probs, rewards)
-    for x, a, p, r in zip(X, actions.tolist(), probs.tolist(), rewards.tolist()):
+    for x, a, p, r in zip(X, actions.tolist(), probs.tolist(), rewards.tolist(), strict=True):
         single.update(x, a, p, r)
     probe = _correlated(30, seed=6)
     np.testing.assert_array_equal(_predictions(batched, probe), _predictions(single, probe))

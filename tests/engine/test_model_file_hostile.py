@@ -199,7 +199,7 @@ def test_the_checksum_covers_the_header_and_format_1_files_still_load(
     assert data.startswith(b"CARTWISE-MODEL 2 ")
     body = data[data.index(b"\n") + 1 :]
     old = seal_body(tmp_path / "format1.cw", body, version=1)
-    arrays, meta, _ = read_model(old)
+    arrays, _meta, _ = read_model(old)
     assert sorted(arrays) == sorted(read_model(good_file)[0])
     a, b = DecisionEngine.load(good_file), DecisionEngine.load(old)
     for ctx in sim_contexts[200:230]:
@@ -562,7 +562,7 @@ def test_learner_from_bytes_refuses_hostile_bytes_with_value_error(good_file):
     Learner.from_bytes(join_learner(inner, header).tobytes())  # the untouched learner loads
     cases = {**HEADER_CASES, **STATE_CASES}
     cases.pop("action_names differ from the metadata")  # a valid learner; only the file disagrees
-    for name, case in sorted(cases.items()):
+    for _, case in sorted(cases.items()):
         data = case(arrays, {}, inner, header)[0]["learner"].tobytes()
         with pytest.raises(ValueError):
             Learner.from_bytes(data)

@@ -86,7 +86,7 @@ def test_cart_value_is_one_figure_for_profile_budget_and_rule():
     value, units = cart_totals(ctx["cart"])
     assert value == 19.99 * 3 + 0.1 * 7 and units == 10
     assert cart_value(ctx) == value
-    profile = dict(zip(PROFILE_FEATURES, profile_values(validate_context(ctx))))
+    profile = dict(zip(PROFILE_FEATURES, profile_values(validate_context(ctx)), strict=True))
     assert profile["cart_value_log"] == math.log1p(value)
     coupon_20 = ACTION_NAMES.index("coupon_20")
     # the budget admits a 20% coupon exactly when its face value fits

@@ -70,7 +70,7 @@ def test_linucb_on_spark_is_the_same_model(lake, spark):
 
 
 def test_bad_backend_and_sequential_learner_on_spark_are_refused(lake):
-    log_path, model_path, out = lake
+    _log_path, model_path, out = lake
     engine = DecisionEngine.load(model_path)
     with pytest.raises(ValueError, match="backend == 'gpu'"):
         _retrain(out, engine, "linucb", backend="gpu")

@@ -72,7 +72,7 @@ def test_fast_path_matches_sklearn_pipeline(synthetic):
     reference.fit(X[:3000], y[:3000])
     expected = reference.predict_proba(X[3000:3200])[:, 1]
     np.testing.assert_allclose(model.predict_proba(X[3000:3200]), expected, rtol=1e-9)
-    for row, want in zip(X[3000:3050], expected[:50]):
+    for row, want in zip(X[3000:3050], expected[:50], strict=True):
         assert model.predict_one(row.tolist()) == pytest.approx(want, rel=1e-9)
     np.testing.assert_allclose(
         model.decision_function(X[:10]), reference.decision_function(X[:10]), rtol=1e-9

@@ -47,7 +47,8 @@ def test_batch_and_list_forms_draw_the_same_action(weights, seed):
     got = sample_actions(p, np.random.default_rng(seed))
     uniforms = np.random.default_rng(seed).random(len(p))
     expected = [
-        sample_index(row.tolist(), (row > 0).tolist(), float(u)) for row, u in zip(p, uniforms)
+        sample_index(row.tolist(), (row > 0).tolist(), float(u))
+        for row, u in zip(p, uniforms, strict=True)
     ]
     np.testing.assert_array_equal(got, expected)
     assert (p[np.arange(len(p)), got] > 0).all()
@@ -55,7 +56,8 @@ def test_batch_and_list_forms_draw_the_same_action(weights, seed):
 
 def test_a_draw_past_the_cdf_falls_to_the_last_action_with_mass():
     """The guard for float edge cases: a uniform of 1 (past every cumulative probability) gives
-    the last action with mass in both forms, never an index past the end or an action without mass."""
+    the last action with mass in both forms, never an index past the end or an action without
+    mass."""
 
     class TopUniform:
         def random(self, n):

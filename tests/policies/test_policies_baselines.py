@@ -125,7 +125,7 @@ def test_full_information_coefficients_equal_the_closed_form_ridge_solution():
 
 
 def test_full_information_needs_truth_to_learn():
-    contexts, _, truth = _carts(20)
+    contexts, _, _truth = _carts(20)
     policy = FullInformationPolicy()
     with pytest.raises(ValueError, match="truth"):
         policy.update(contexts[0], 0, 1.0, 0.0)
@@ -209,7 +209,7 @@ def test_learner_policy_options():
 
 
 def test_propensity_floor_changes_what_the_learner_is_told_not_the_decision():
-    contexts, mask, truth = _carts(60)
+    contexts, _mask, _truth = _carts(60)
     seen = []
     policy = LearnerPolicy("linucb", propensity_floor=0.5)
     policy.learner.update_batch = lambda X, a, p, r: seen.append(p.copy())

@@ -91,7 +91,7 @@ def test_probabilities_stay_valid_after_learning(name):
 
 @pytest.mark.parametrize("name", [n for n in available_policies() if n != "oracle"])
 def test_feature_probabilities_agree_with_context_probabilities(name):
-    contexts, mask, truth = simulated_batch()
+    contexts, mask, _truth = simulated_batch()
     builder = FeatureBuilder()
     X = builder.transform_many(contexts)
     logged_names = [f"f_{n}" for n in builder.feature_names]  # as read_log names the columns
@@ -163,7 +163,7 @@ def test_registry_names_cover_the_brief():
 
 
 def test_bad_eligibility_is_a_value_error():
-    contexts, mask, truth = simulated_batch()
+    contexts, mask, _truth = simulated_batch()
     for name in ("none", "uniform", "rule", "linucb", "full-information"):
         policy = make_policy(name)
         with pytest.raises(ValueError, match="eligible"):

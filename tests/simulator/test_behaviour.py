@@ -18,7 +18,7 @@ A = {name: i for i, name in enumerate(ACTION_NAMES)}
 
 @functools.cache
 def sample(seed=0, batches=12, policy="random", **config):
-    """Simulate 12 x 1024 carts; returns observations, types, truth, masks, purchase probabilities."""
+    """Simulate 12 x 1024 carts: observations, types, truth, masks, purchase probabilities."""
     envs = gym.make_vec(
         "CartRecovery-v0", num_envs=1024, vectorization_mode="vector_entry_point", **config
     )
@@ -48,7 +48,7 @@ def sample(seed=0, batches=12, policy="random", **config):
     ],
 )
 def test_best_action_by_type_matches_the_brief_for_most_carts(shopper_type, best):
-    """Among carts whose shopper can receive those actions (an undeliverable one is worth ``none``)."""
+    """Among carts whose shopper can receive those actions (an undeliverable one is ``none``)."""
     d = sample()
     sel = (d["type"] == shopper_type) & (d["mask"][:, [A[a] for a in best]] > 0).all(axis=1)
     best_idx = d["er"][sel].argmax(axis=1)

@@ -45,5 +45,5 @@ def test_bad_files(tmp_path):
         load_config(bad)
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[shopp]\nn_shoppers = 3\n")
-    with pytest.raises(ValueError, match="unknown key 'shopp.n_shoppers'"):
+    with pytest.raises(ValueError, match=r"unknown key 'shopp\.n_shoppers'"):
         load_config(unknown)

@@ -3,7 +3,8 @@
 The truth of a target on a log is its value *on the logged carts*:
 ``mean_i sum_a pi(a|x_i) q(x_i, a)``, with ``q`` the simulator's ``info["expected_reward"]``.
 Simulation helpers (exploring logger, targets, log frames) live in
-``tests/support/ope_simulation.py`` (the 200-seed check is ``tests/benchmarks/test_bench_ope_coverage.py``).
+``tests/support/ope_simulation.py`` (the 200-seed check is
+``tests/benchmarks/test_bench_ope_coverage.py``).
 
 Measured (seed 0, 50,000 carts, 50% rule + 50% uniform logger), relative error of the estimate
 for the targets none / coupon_10 / uniform / rule / linear, in %:
@@ -102,9 +103,11 @@ def engine_log(tmp_path_factory):
         contexts = info["context"][:]
         decisions = [engine.decide(c) for c in contexts]
         actions = np.array([engine.action_names.index(d.action) for d in decisions])
-        truth.update({d.decision_id: q for d, q in zip(decisions, info["expected_reward"])})
+        truth.update(
+            {d.decision_id: q for d, q in zip(decisions, info["expected_reward"], strict=True)}
+        )
         _, profit, _, _, info = env.step(actions)
-        for i, (c, d) in enumerate(zip(contexts, decisions)):
+        for i, (c, d) in enumerate(zip(contexts, decisions, strict=True)):
             if step < N_BATCHES - 1 or i % 2:
                 engine.reward(d.decision_id, float(profit[i]), timestamp=c["timestamp"] + 600.0)
     engine.decide({"user_id": "u-bad", "timestamp": START})  # no cart: a fallback decision
@@ -226,7 +229,7 @@ def test_cartwise_evaluate_reports_bad_input_in_one_line(
 ):
     log_path, _, _ = engine_log
     with pytest.raises(SystemExit) as exit_info:
-        cartwise(["evaluate", "--log", str(log_path), "--out", str(tmp_path)] + argv)
+        cartwise(["evaluate", "--log", str(log_path), "--out", str(tmp_path), *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 

@@ -73,9 +73,12 @@ def test_single_env_undeliverable_action_earns_exactly_nones_outcome():
 
 def test_vector_env_undeliverable_actions_earn_exactly_nones_outcome():
     n = 256
-    make = lambda: gym.make_vec(
-        "CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **SMALL
-    )
+
+    def make():
+        return gym.make_vec(
+            "CartRecovery-v0", num_envs=n, vectorization_mode="vector_entry_point", **SMALL
+        )
+
     sent, twin = make(), make()
     _, info_a = sent.reset(seed=3)
     _, info_b = twin.reset(seed=3)

@@ -1,4 +1,4 @@
-"""The native vector env: Gymnasium's vector API, same-step autoreset, agreement with the single env."""
+"""The native vector env: Gymnasium's vector API, same-step autoreset, agreement with one env."""
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +23,7 @@ def test_reset_and_step_shapes_and_same_step_autoreset():
     assert isinstance(info["context"], ContextBatch) and len(info["context"]) == 32
     assert info["expected_reward"].shape == (32, 7)
     actions = oracle_action(info)
-    obs2, reward, terminated, truncated, info2 = envs.step(actions)
+    _obs2, reward, terminated, truncated, info2 = envs.step(actions)
     assert terminated.all() and not truncated.any()
     np.testing.assert_array_equal(info2["final_obs"], obs)
     final = info2["final_info"]
@@ -41,10 +41,10 @@ def test_reset_and_step_shapes_and_same_step_autoreset():
 def test_vector_env_is_deterministic_for_a_seed():
     def run(seed):
         envs = make(16)
-        _, info = envs.reset(seed=seed)
+        envs.reset(seed=seed)
         out = []
         for step in range(20):
-            _, reward, _, _, info = envs.step(np.full(16, step % 7))
+            _, reward, _, _, _ = envs.step(np.full(16, step % 7))
             out.append(reward.copy())
         return np.concatenate(out)
 
@@ -99,13 +99,14 @@ def test_vector_and_single_env_agree_on_the_truth_by_type():
         _, sinfo = single.reset()
     mv = means(np.concatenate(er_v), np.concatenate(ty_v))
     ms = means(np.array(er_s), np.array(ty_s))
-    # per type and action, the two estimates agree within 0.45 USD (sampling noise of ~2k carts per type)
+    # per type and action, the two estimates agree within 0.45 USD (sampling noise of ~2k carts
+    # per type)
     np.testing.assert_allclose(mv, ms, atol=0.45)
 
 
 def test_reset_seeds_np_random_like_gymnasium_vector_envs():
-    """``reset(seed=s)`` goes through ``VectorEnv.reset``: ``np_random_seed`` is ``s`` and the shop is
-    built from ``np_random``, the same generator Gymnasium's seeding gives for ``s``."""
+    """``reset(seed=s)`` goes through ``VectorEnv.reset``: ``np_random_seed`` is ``s`` and the shop
+    is built from ``np_random``, the same generator Gymnasium's seeding gives for ``s``."""
     from gymnasium.utils import seeding
 
     envs = make(8)

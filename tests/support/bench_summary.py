@@ -90,7 +90,9 @@ def format_table(entries: list[Mapping[str, Any]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
 
     def join(cells: tuple[str, ...]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(cells, widths, strict=True)
+        ).rstrip()
 
     return [join(header), "  ".join("-" * width for width in widths), *map(join, rows)]
 

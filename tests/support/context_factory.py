@@ -238,7 +238,7 @@ def context_strategy():
     session = st.fixed_dictionaries(
         {},
         optional={
-            "device": st.sampled_from(DEVICES + ("watch",)),
+            "device": st.sampled_from((*DEVICES, "watch")),
             "hour": st.integers(0, 23),
             "product_views": count,
             "session_seconds": finite,
@@ -257,7 +257,7 @@ def context_strategy():
     contact = st.fixed_dictionaries(
         {
             "timestamp": stamp,
-            "action": st.sampled_from(ACTIONS + ("none", "other")),
+            "action": st.sampled_from((*ACTIONS, "none", "other")),
             "converted": st.booleans(),
         }
     )

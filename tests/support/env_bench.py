@@ -12,7 +12,7 @@ import simulator  # noqa: F401  (registers the envs)
 
 
 def single_cart() -> Callable[[], None]:
-    """One ``CartRecovery-v0`` cart (``reset`` + ``step``) per call, warmed up past the first blocks."""
+    """One ``CartRecovery-v0`` cart (``reset`` + ``step``) per call, after a warm-up of carts."""
     env = gym.make("CartRecovery-v0")
     env.reset(seed=0)
     counter = iter(range(10**12))

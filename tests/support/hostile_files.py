@@ -51,7 +51,7 @@ def join_learner(inner: dict[str, np.ndarray], header: object) -> np.ndarray:
 
 
 def reseal(path: Path, arrays: dict[str, np.ndarray], meta: object) -> Path:
-    """Write ``arrays`` and ``meta`` as a model file with a valid checksum (meta need not be a dict)."""
+    """Write ``arrays`` and ``meta`` as a model file with a valid checksum (any ``meta`` object)."""
     if isinstance(meta, dict):
         write_model(path, arrays, meta)
         return Path(path)
@@ -150,7 +150,8 @@ def deflate_bomb() -> tuple[str, bytes, int, int, int]:
     )
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     head = compressor.compress(header.getvalue()) + compressor.flush(zlib.Z_FULL_FLUSH)
-    # after a full flush the compressor starts afresh, so every 1 MiB block of zeros compresses alike
+    # after a full flush the compressor starts afresh, so every 1 MiB block of zeros compresses
+    # alike
     block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
     stream = head + block * BOMB_MIB + compressor.flush()
     return "learner.npy", stream, zipfile.ZIP_DEFLATED, BOMB_CRC, BOMB_SIZE

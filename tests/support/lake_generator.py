@@ -25,7 +25,7 @@ ROW_GROUP = 65_536
 def write_lake(
     out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: int = 10, seed: int = 0
 ) -> Path:
-    """``n_rows`` decisions over ``days`` days in ``out/day=.../part-*.parquet``; returns ``out``."""
+    """``n_rows`` decisions over ``days`` days in ``out/day=.../part-*.parquet``; returns out."""
     rng = np.random.default_rng(seed)
     features = FeatureBuilder().feature_names
     schema = lake_schema(ACTION_NAMES, features).remove(2)  # hive: `day` is the folder

@@ -53,7 +53,7 @@ def make_engine_log(
         decisions = [engine.decide(c) for c in contexts]
         actions = np.array([engine.action_names.index(d.action) for d in decisions])
         _, profit, _, _, info = env.step(actions)
-        for i, (c, d) in enumerate(zip(contexts, decisions)):
+        for i, (c, d) in enumerate(zip(contexts, decisions, strict=True)):
             if step < n_batches - 1 or i % 4:
                 engine.reward(d.decision_id, float(profit[i]), timestamp=c["timestamp"] + 600.0)
         if (step + 1) % batches_per_version == 0:

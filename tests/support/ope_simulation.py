@@ -1,6 +1,7 @@
 """Simulated decision logs with exact propensities and known truth, for off-policy evaluation tests.
 
-Used by ``tests/simulator/test_ope_truth_simulated.py`` and ``tests/benchmarks/test_bench_ope_coverage.py``.
+Used by ``tests/simulator/test_ope_truth_simulated.py`` and
+``tests/benchmarks/test_bench_ope_coverage.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 ACTIONS: tuple[str, ...] = tuple(simulator.ACTION_NAMES)
 FEATURES: tuple[str, ...] = tuple(OBS_NAMES)
 UNBIASED = ("ipw", "snipw", "dr", "sndr")
-ESTIMATORS = UNBIASED + ("dm", "switch-dr")
+ESTIMATORS = (*UNBIASED, "dm", "switch-dr")
 N_SHOPPERS = 2_000
 UNIFORM_SHARE = 0.5
 HARD_UNIFORM_SHARE = 0.2
@@ -156,7 +157,7 @@ def simulate_log(
         obs, reward, _, _, info = env.step(actions)
         parts.append((features, eligible, expected, probs, actions, reward))
     features, eligible, expected, probs, actions, reward = (
-        np.concatenate(p)[:n_carts] for p in zip(*parts)
+        np.concatenate(p)[:n_carts] for p in zip(*parts, strict=True)
     )
     env.close()
     return SimulatedLog(log_frame(features, probs, actions, reward), features, eligible, expected)

@@ -23,7 +23,8 @@ def unreachable_reason() -> str | None:
         with psycopg.connect(PG_URL, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # any failure means: no usable server
-        return f"PostgreSQL at {PG_URL} is unreachable ({type(exc).__name__}: {str(exc).strip()[:160]})"
+        reason = f"{type(exc).__name__}: {str(exc).strip()[:160]}"
+        return f"PostgreSQL at {PG_URL} is unreachable ({reason})"
     return None
 
 

@@ -42,9 +42,11 @@ def cut_columns(source: Path, target: Path, keep: Callable[[str], bool]) -> None
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow([header[i] for i in kept])
         writer.writerows([row[i] for i in kept] for row in rows)
-    with target.open("wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
-            gz.write(text.getvalue().encode())
+    with (
+        target.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz,
+    ):
+        gz.write(text.getvalue().encode())
 
 
 def main(source_dir: str) -> None:
