@@ -290,7 +290,7 @@ class CFModel:
         self._rows = np.ascontiguousarray(np.vstack([self.item_factors_ / norms, self.projection_]))
         ptr, idx, val = neighbors.indptr, neighbors.indices.tolist(), neighbors.data.tolist()
         self._nbr = [
-            dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]]))
+            dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]], strict=True))
             for i in range(len(ptr) - 1)
         ]
         self._fitted = True
@@ -311,7 +311,7 @@ class CFModel:
         returned (its cart and order summary are used), or a valid record.
         """
         self._require_fitted()
-        if type(ctx) is ParsedContext:
+        if isinstance(ctx, ParsedContext):
             cart, bought_items = ctx.cart, ctx.orders.items
         else:
             cart, bought_items = ctx["cart"], order_summary(ctx).items
@@ -354,10 +354,11 @@ class CFModel:
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
 
     def _neg_seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
-        """Minus the scores of all items given seed item indices, as a fresh array (ties and
-        cold seeds: popularity). Negated so that the ranking is an ascending one. The item
-        method leaves one extra entry at the end, the padding's sink, which is +inf and so
-        never ranks.
+        """Minus the scores of all items given seed item indices, as a fresh array.
+
+        Ties and cold seeds score by popularity. Negated so that the ranking is an ascending
+        one. The item method leaves one extra entry at the end, the padding's sink, which is
+        +inf and so never ranks.
         """
         neg_base = self._neg_base_scores
         if method == "popularity" or not seeds:
@@ -399,7 +400,9 @@ class CFModel:
         part.partition(kth)
         cutoff = part[kth]
         top = (neg <= cutoff).nonzero()[0]
-        ranked = sorted(zip(neg[top].tolist(), top.tolist()))  # ties broken by item index
+        ranked = sorted(
+            zip(neg[top].tolist(), top.tolist(), strict=True)
+        )  # ties broken by item index
         ids = self._item_id_list
         return [ids[j] for _, j in ranked if j not in in_cart][:take]
 
@@ -484,7 +487,7 @@ class CFModel:
         if state["fitted"] is not None:
             self.__dict__.update(CFModel.from_dict(state["fitted"]).__dict__)
         else:
-            self.__init__(**state["params"])
+            CFModel.__init__(self, **state["params"])
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -521,7 +524,7 @@ def _to_arrays(pairs: dict[tuple[str, str], float]) -> tuple[np.ndarray, np.ndar
     if not pairs:
         empty = np.empty(0, dtype=str)
         return empty, empty.copy(), np.empty(0, dtype=np.float64)
-    users, items = zip(*pairs)
+    users, items = zip(*pairs, strict=True)
     return np.asarray(users), np.asarray(items), np.fromiter(pairs.values(), np.float64, len(pairs))
 
 
@@ -593,7 +596,7 @@ def precision_recall_at_k(
     index = model._index
     n_items = model.item_ids_.size
     rows, cols = [], []
-    for user, item in zip(train_users.tolist(), train_items.tolist()):
+    for user, item in zip(train_users.tolist(), train_items.tolist(), strict=True):
         r, c = row_of.get(user), index.get(item)
         if r is not None and c is not None:
             rows.append(r)
@@ -605,7 +608,7 @@ def precision_recall_at_k(
     take = min(k, n_items)
     top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
     truth: dict[int, set[str]] = {}
-    for user, item in zip(test_users.tolist(), test_items.tolist()):
+    for user, item in zip(test_users.tolist(), test_items.tolist(), strict=True):
         truth.setdefault(row_of[user], set()).add(item)
     ids = model.item_ids_
     precision = recall = 0.0

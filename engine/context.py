@@ -95,7 +95,8 @@ class ContextError(ValueError):
     def reason(self) -> str:
         """The field path, what was found and what is required; never the value itself.
 
-        >>> ContextError("cart[2].item_id", 42, "cart[2].item_id == 42, must be a non-empty string").reason
+        >>> message = "cart[2].item_id == 42, must be a non-empty string"
+        >>> ContextError("cart[2].item_id", 42, message).reason
         'cart[].item_id: int found, must be a non-empty string'
         """
         message = str(self.args[0]) if self.args else ""
@@ -108,8 +109,9 @@ _SIZED = (str, bytes, bytearray, list, tuple, dict)
 
 
 def describe(value: Any) -> str:
-    """What a value is, without the value: its type, the size of a str/bytes/container, and
-    whether a float is nan or infinite (never the digits of a number: an id may be one).
+    """What a value is, without the value (never the digits of a number: an id may be one).
+
+    Its type, the size of a str/bytes/container, and whether a float is nan or infinite.
 
     >>> describe("x" * 300), describe(float("nan")), describe(10**400), describe(7)
     ('str of 300 chars', 'float nan', 'int beyond the float range', 'int')
@@ -120,7 +122,8 @@ def describe(value: Any) -> str:
         cls = type(value)
         name = str(cls.__name__)[:60]
         if cls in _SIZED:
-            return f"{name} of {len(value)} {'chars' if cls is str else 'bytes' if cls in (bytes, bytearray) else 'entries'}"
+            unit = "chars" if cls is str else "bytes" if cls in (bytes, bytearray) else "entries"
+            return f"{name} of {len(value)} {unit}"
         if cls is float and not math.isfinite(value):
             return f"float {value!r}"
         if cls is int and not -_MAX <= value <= _MAX:
@@ -324,7 +327,7 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
 
 
 def _check_channels(channels: Any) -> tuple[Any, ...]:
-    """Check the opt-ins; return them in :data:`~engine.actions.CHANNELS` order (the channel key)."""
+    """Check the opt-ins; return them in :data:`~engine.actions.CHANNELS` order (channel key)."""
     if type(channels) is not dict:
         _check_mapping("channels", channels)
     get = channels.get
@@ -590,8 +593,9 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
 
 def _check_recovery(recovery: Any, limits: ContextLimits) -> None:
     """The optional multi-touch fields: ``touch`` int >= 1, ``previous`` list of earlier touches."""
-    touch = recovery.get("touch", _MISSING) if type(recovery) is dict else None
-    previous = recovery.get("previous", ()) if type(recovery) is dict else None
+    # raw input, checked below (Any: the type() tests do not narrow for mypy)
+    touch: Any = recovery.get("touch", _MISSING) if type(recovery) is dict else None
+    previous: Any = recovery.get("previous", ()) if type(recovery) is dict else None
     if (
         type(touch) is int
         and 1 <= touch <= limits.max_count

@@ -91,7 +91,8 @@ def _reward_error(decision_id: Any, value: Any, timestamp: Any) -> tuple[ValueEr
                 "decision_id",
                 f"a string of 1..{_MAX_DECISION_ID} characters of valid Unicode",
             ),
-            f"decision_id: {describe(decision_id)} found, must be a string of 1..{_MAX_DECISION_ID} characters",
+            f"decision_id: {describe(decision_id)} found, "
+            f"must be a string of 1..{_MAX_DECISION_ID} characters",
         )
     for name, number in (("value", value), ("timestamp", timestamp)):
         if number is None and name == "timestamp":
@@ -354,7 +355,9 @@ class DecisionEngine:
         payload = self._payload(action, ctx, cf, cf_items)
         decision_id = decision_id or os.urandom(16).hex()
         names = self.action_names
-        probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
+        probabilities = dict(
+            itertools.compress(zip(names, probs, strict=True), mask)
+        )  # eligible actions only
         if self.log is not None:
             self.log.append_decision(
                 DecisionRecord(
@@ -366,7 +369,7 @@ class DecisionEngine:
                     probabilities=tuple(probs),
                     eligible=tuple(probabilities),
                     action=action,
-                    features=dict(zip(features.feature_names, x.tolist())),
+                    features=dict(zip(features.feature_names, x.tolist(), strict=True)),
                     payload=payload,
                 )
             )
@@ -398,8 +401,10 @@ class DecisionEngine:
     def _fallback(
         self, context: Any, message: str, key: str, reason: str, decision_id: str | None = None
     ) -> Decision:
-        """The fallback decision: counted under ``key`` (a field path without indices) and
-        logged with ``reason`` (value-free: it may be stored); ``message`` goes to the caller.
+        """The fallback decision, counted under ``key`` (a field path without indices).
+
+        It is logged with ``reason`` (value-free: it may be stored); ``message`` goes to the
+        caller.
         """
         logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
         decision_id = decision_id or os.urandom(16).hex()
@@ -408,9 +413,11 @@ class DecisionEngine:
             self._fallback_reasons[key] = self._fallback_reasons.get(key, 0) + 1
         if self.log is not None:
             try:
-                ts = context.get("timestamp") if type(context) is dict else None
+                raw_ts: Any = context.get("timestamp") if type(context) is dict else None
                 ts = (
-                    float(ts) if type(ts) in (int, float) and 0 <= ts <= _MAX_FLOAT else time.time()
+                    float(raw_ts)
+                    if type(raw_ts) in (int, float) and 0 <= raw_ts <= _MAX_FLOAT
+                    else time.time()
                 )
                 uid = context.get("user_id") if type(context) is dict else None
                 user_hash = (
@@ -529,12 +536,15 @@ class DecisionEngine:
         )
         if not receipt.accepted:
             return None
+        decision_id = receipt.decision_id
+        if decision_id is None:
+            raise RuntimeError("the decision log accepted an outcome without naming its decision")
         with self._state_lock:
-            entry = self._pending.settle(receipt.decision_id)
-            self._pending.mark_settled(receipt.decision_id)
+            entry = self._pending.settle(decision_id)
+            self._pending.mark_settled(decision_id)
         if entry is not None:
             self._learn(entry, float(value))
-        return receipt.decision_id
+        return decision_id
 
     def close_expired(self, now: float) -> int:
         """Give the default reward to decisions whose attribution window closed by ``now``."""
@@ -595,7 +605,9 @@ class DecisionEngine:
             self._model = self._model._replace(version=version)
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Atomically save the model (learner, CF, risk, settings, sampling state); return its version.
+        """Atomically save the model; return its version.
+
+        The model is the learner, CF, risk model, settings and sampling state.
 
         The file format is :mod:`engine.persistence`'s.
         """
@@ -694,7 +706,10 @@ class DecisionEngine:
         return version
 
     def health(self) -> dict[str, Any]:
-        """Counters for monitoring: decisions, fallbacks (by field), rewards, log and guardrail state."""
+        """Counters for monitoring.
+
+        Decisions, fallbacks (by field), rewards, and the log's and guardrails' state.
+        """
         with self._state_lock:
             out: dict[str, Any] = dict(self._counts)
             out["fallback_reasons"] = dict(self._fallback_reasons)
@@ -706,6 +721,7 @@ class DecisionEngine:
         return out
 
     def flush(self) -> None:
+        """Write the decision log's buffered events to its store now (no-op without a log)."""
         if self.log is not None:
             self.log.flush()
 

@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "MISSING",
@@ -83,8 +84,10 @@ MISSING: Any = _Missing()
 
 
 def show(value: Any) -> str:
-    """``value`` as error messages show it: its repr, cut to a readable length, and its type
-    name unless it is an ``int``, ``str`` or ``float``.
+    """``value`` as error messages show it.
+
+    Its repr, cut to a readable length, and its type name unless it is an ``int``, ``str`` or
+    ``float``.
 
     The cost is bounded whatever the value: strings and bytes are cut before their repr,
     containers are shown a few entries and levels deep (``reprlib``), an int too long to print
@@ -103,10 +106,7 @@ def show(value: Any) -> str:
             return repr(value)
         if isinstance(value, int) and value.bit_length() > 3000:  # too long to print
             return f"<an int of {_digits(value)} digits>"
-        if isinstance(value, (int, str, np.generic)):
-            text = repr(value)
-        else:
-            text = _REPR.repr(value)
+        text = repr(value) if isinstance(value, (int, str, np.generic)) else _REPR.repr(value)
         if len(text) > 60:
             text = text[:60] + "..."
         return f"{text} ({_type_name(value)})" if not isinstance(value, (int, str)) else text
@@ -326,7 +326,7 @@ def check_choice(value: T, name: str, choices: Iterable[Any]) -> T:
 # Arrays (row-wise messages: "<name> row <i> ..., must be ...")
 
 
-def first_bad_row(mask: np.ndarray) -> tuple[int, str]:
+def first_bad_row(mask: npt.ArrayLike) -> tuple[int, str]:
     """Index of the first True entry of ``mask`` and a note on how many more there are."""
     rows = np.flatnonzero(mask)
     more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
@@ -396,7 +396,8 @@ def check_probability_matrix(
     Args:
         value: the matrix, ``(n_rows, n_cols)``.
         name: its name in messages.
-        n_rows, n_cols: the shape it must have (any when None; at least one column).
+        n_rows: the number of rows it must have (any when None).
+        n_cols: the number of columns it must have (any when None; at least one column).
         eligible: optional boolean mask of the allowed entries.
         atol: allowed deviation of a row sum from 1.
 

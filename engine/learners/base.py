@@ -102,8 +102,10 @@ class Learner(ABC):
         return _finalise(raw, mask)
 
     def decision_probabilities(self, x: np.ndarray, eligible: list[bool]) -> list[float]:
-        """The engine's per-decision path: :meth:`probabilities` without the input checks, on
-        and to plain lists (one decision's 7 entries are faster in Python than in numpy).
+        """The engine's per-decision path: :meth:`probabilities` without the input checks.
+
+        It works on and returns plain lists (one decision's 7 entries are faster in Python
+        than in numpy).
 
         For a caller that built its inputs itself: ``x`` must be a finite float64
         ``(n_features,)`` array and ``eligible`` a list of ``n_actions`` bools with a True
@@ -199,7 +201,8 @@ class Learner(ABC):
             raise RuntimeError(f"state array name {_HEADER_KEY!r} is reserved")
         encoded = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         buffer = io.BytesIO()
-        np.savez(buffer, **{_HEADER_KEY: encoded}, **arrays)
+        # the reader refuses object arrays, so the writer refuses to pickle them
+        np.savez(buffer, allow_pickle=False, **{_HEADER_KEY: encoded}, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -263,7 +266,7 @@ class Learner(ABC):
         return self._probabilities(x, np.array(eligible, dtype=bool))
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        return np.stack([self._probabilities(x, m) for x, m in zip(X, eligible)])
+        return np.stack([self._probabilities(x, m) for x, m in zip(X, eligible, strict=True)])
 
     @abstractmethod
     def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
@@ -272,7 +275,9 @@ class Learner(ABC):
     def _update_batch(
         self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
     ) -> None:
-        for x, a, p, r in zip(X, actions.tolist(), probabilities.tolist(), rewards.tolist()):
+        for x, a, p, r in zip(
+            X, actions.tolist(), probabilities.tolist(), rewards.tolist(), strict=True
+        ):
             self._update(x, a, p, r)
 
     def _greedy(self, x: np.ndarray, eligible: np.ndarray) -> int:
@@ -280,7 +285,9 @@ class Learner(ABC):
         return int(np.argmax(weights))
 
     def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        return np.array([self._greedy(x, m) for x, m in zip(X, eligible)], dtype=np.int64)
+        return np.array(
+            [self._greedy(x, m) for x, m in zip(X, eligible, strict=True)], dtype=np.int64
+        )
 
     @abstractmethod
     def _params(self) -> dict[str, Any]:
@@ -366,7 +373,8 @@ def _check_header(header: Any) -> str:
         value = header[key]
         if not isinstance(value, types) or isinstance(value, bool):
             raise ValueError(
-                f"learner header {key} == {repr(value)[:80]}, must be {' or '.join(t.__name__ for t in types)}"
+                f"learner header {key} == {repr(value)[:80]}, "
+                f"must be {' or '.join(t.__name__ for t in types)}"
             )
     if header["format"] != _FORMAT:
         raise ValueError(f"format == {header['format']!r}, must be {_FORMAT!r}")
@@ -407,7 +415,7 @@ def _finalise_list(raw: np.ndarray | list[float], mask: list[bool]) -> list[floa
     if len(values) != len(mask):
         raise RuntimeError(f"learner produced {len(values)} probabilities for {len(mask)} actions")
     if not all(mask):
-        values = [v if ok else 0.0 for v, ok in zip(values, mask)]
+        values = [v if ok else 0.0 for v, ok in zip(values, mask, strict=True)]
     total = sum(values)
     # nan/inf entries make the total non-finite; negative entries show in the minimum
     if not 0.0 < total < math.inf or min(values) < 0.0:

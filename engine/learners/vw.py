@@ -210,8 +210,10 @@ class VWLearner(Learner):
 
     @property
     def vw_examples(self) -> float:
-        """Examples in VW's statistics since construction or loading: every update, and every
-        prediction made through text (predictions through kept examples are not counted).
+        """Examples in VW's statistics since construction or loading.
+
+        Every update counts, and every prediction made through text (predictions through kept
+        examples are not counted).
         """
         with self._lock:
             return float(self._ws.get_weighted_examples())
@@ -251,7 +253,7 @@ class VWLearner(Learner):
         if len(set(ids)) != len(ids):
             raise ValueError(f"action_names == {self.action_names!r} collide once made VW-safe")
         lines = []
-        for name, token in zip(self.action_names, ids):
+        for name, token in zip(self.action_names, ids, strict=True):
             if self.action_features is not None and name in self.action_features:
                 features = self.action_features[name]
             else:
@@ -310,14 +312,15 @@ class VWLearner(Learner):
         return self._predict(x.tolist(), eligible)
 
     def _predict(self, values: list[float], eligible: list[bool]) -> list[float]:
-        """VW's pmf over the eligible actions for shared feature ``values`` (whitened if the
-        learner whitens; VW stores them as float32), spread back to all actions (0 elsewhere).
+        """VW's pmf for shared feature ``values``, spread back to all actions (0 if ineligible).
+
+        ``values`` are whitened if the learner whitens; VW stores them as float32.
         """
         if self._native and self._examples is not None:
             pmf = self._examples.predict(values, eligible)
         else:
             lines = [self._shared_template % tuple(_vw_values(np.asarray(values)).tolist())]
-            lines += [line for line, ok in zip(self._action_lines, eligible) if ok]
+            lines += [line for line, ok in zip(self._action_lines, eligible, strict=True) if ok]
             pmf = self._vw_predict(lines)
         n_eligible = sum(eligible)
         if len(pmf) != n_eligible:
@@ -330,7 +333,7 @@ class VWLearner(Learner):
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         if self._whitening is not None:
             X = self._whitening.transform(X)
-        rows = zip(X.tolist(), eligible.tolist())
+        rows = zip(X.tolist(), eligible.tolist(), strict=True)
         return np.array([self._predict(x, mask) for x, mask in rows])
 
     def _vw_predict(self, lines: list[str]) -> list[float]:
@@ -382,15 +385,19 @@ class VWLearner(Learner):
         if self._warmup is not None:  # one at a time until the whitening is fitted
             k = min(len(X), self.whiten_after - len(self._warmup))
             for x, a, p, r in zip(
-                X[:k], actions[:k].tolist(), probabilities[:k].tolist(), rewards[:k].tolist()
+                X[:k],
+                actions[:k].tolist(),
+                probabilities[:k].tolist(),
+                rewards[:k].tolist(),
+                strict=True,
             ):
                 self._update(x, a, p, r)
             X, actions, probabilities, rewards = X[k:], actions[k:], probabilities[k:], rewards[k:]
         if self._whitening is not None:
             X = self._whitening.transform(X)
         template = self._shared_template
-        labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist())
-        for x, (a, p, r) in zip(_vw_values(X).tolist(), labels):
+        labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist(), strict=True)
+        for x, (a, p, r) in zip(_vw_values(X).tolist(), labels, strict=True):
             self._vw_learn(self._labelled(template % tuple(x), a, p, r))
 
     def _params(self) -> dict[str, Any]:
@@ -431,8 +438,10 @@ class VWLearner(Learner):
         return {"vw_seed": self._vw_seed}, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Restore a saved state; everything is checked before VW reads the model (whose header
-        options VW would otherwise merge into its own, see :func:`check_vw_model`).
+        """Restore a saved state; everything is checked before VW reads the model.
+
+        VW would otherwise merge the model header's options into its own; see
+        :func:`check_vw_model`.
         """
         blob = arrays.get("vw_model")
         if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
@@ -462,10 +471,13 @@ class VWLearner(Learner):
     ) -> tuple[Whitening | None, list[tuple[np.ndarray, int, float, float]] | None]:
         """The saved whitening map, or the saved warm-up updates, checked against the learner."""
         if "whiten_matrix" in arrays:
-            whitening = Whitening(arrays["whiten_matrix"], arrays.get("whiten_offset"))
+            if "whiten_offset" not in arrays:
+                raise ValueError("whiten_matrix is saved without whiten_offset")
+            whitening = Whitening(arrays["whiten_matrix"], arrays["whiten_offset"])
             if whitening.n_features != self.n_features:
                 raise ValueError(
-                    f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}"
+                    f"whiten_matrix is for {whitening.n_features} features, "
+                    f"must be {self.n_features}"
                 )
             return whitening, None
         if "warmup_x" not in arrays:
@@ -485,7 +497,7 @@ class VWLearner(Learner):
             and np.isfinite(rewards).all()
         ):
             raise ValueError("warmup_labels hold an invalid action, probability or reward")
-        return None, [(x, int(a), p, r) for x, (a, p, r) in zip(X, labels.tolist())]
+        return None, [(x, int(a), p, r) for x, (a, p, r) in zip(X, labels.tolist(), strict=True)]
 
 
 def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
@@ -500,8 +512,9 @@ def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
 
 
 def _vw_values(x: np.ndarray) -> np.ndarray:
-    """Values as VW stores them (float32): magnitudes below float32's range become 0, which
-    matters because VW's text parser turns e.g. ``3.5e-180`` into garbage.
+    """Values as VW stores them (float32): magnitudes below float32's range become 0.
+
+    This matters because VW's text parser turns e.g. ``3.5e-180`` into garbage.
     """
     return x.astype(np.float32)
 

@@ -95,7 +95,8 @@ class PredictionExamples:
             or not all(callable(getattr(pylibvw.vw, n, None)) for n in _WORKSPACE_CALLS)
         ):
             return None
-        try:  # the action examples are parsed from their own text, so only the shared one is compared
+        # the action examples are parsed from their own text, so only the shared one is compared
+        try:
             examples = cls(ws, feature_tokens, action_lines)
             probe = [
                 0.5 + 0.25 * i for i in range(len(feature_tokens))
@@ -114,13 +115,16 @@ class PredictionExamples:
         return examples
 
     def _fill(self, values: Sequence[float]) -> None:
-        """Replace the shared example's features with ``values`` (zeros are left out, as VW's
-        text parser does).
+        """Replace the shared example's features with ``values``.
+
+        Zeros are left out, as VW's text parser does.
         """
         shared, ws, ns = self._shared, self._ws, self._ns
         shared.erase_namespace(ns)
         ws.unsetup_example(shared)
-        shared.push_feature_list(ws, ns, self._ns_hash, list(zip(self._hashes, values)))
+        shared.push_feature_list(
+            ws, ns, self._ns_hash, list(zip(self._hashes, values, strict=True))
+        )
         ws.setup_example(shared)
 
     def predict(self, values: Sequence[float], eligible: Sequence[bool]) -> list[float]:
@@ -129,7 +133,10 @@ class PredictionExamples:
         key = tuple(eligible)
         examples = self._lists.get(key)
         if examples is None:  # at most 2 ** n_actions lists
-            examples = [self._shared, *(e for e, ok in zip(self._actions, eligible) if ok)]
+            examples = [
+                self._shared,
+                *(e for e, ok in zip(self._actions, eligible, strict=True) if ok),
+            ]
             self._lists[key] = examples
         pylibvw.vw.predict_multi(self._ws, examples)
         return self._shared.get_action_scores()
