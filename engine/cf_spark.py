@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from engine.cf import CFModel
+from engine.cf_fit import item_neighbors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,7 +145,7 @@ def fit_cf_spark(
         n_iter=n_iter,
         seed=seed,
     )
-    neighbors = model._item_neighbors(matrix)
+    neighbors = item_neighbors(matrix, model.n_neighbors)
     state = {
         **{
             name: np.asarray(getattr(model, name))

@@ -19,6 +19,7 @@ from engine.cf import (
     interactions_from_contexts,
     precision_recall_at_k,
 )
+from engine.cf_fit import als_step
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_batched_als_step_matches_per_user_solve():
     fixed = rng.normal(size=(20, 4))
     extra = weights.copy()
     extra.data = 5.0 * extra.data
-    batched = fitted._als_step(extra, fixed)
+    batched = als_step(extra, fixed, fitted.regularization)
     for u in range(30):
         c = 1.0 + 5.0 * weights[u].toarray().ravel()
         p = (weights[u].toarray().ravel() > 0).astype(float)
@@ -154,13 +155,13 @@ def test_feature_names_and_edge_cases(model, world):
         f = model.features(ctx)
         assert len(f) == len(CF_FEATURES) and all(np.isfinite(f)), name
         assert -1.0 - 1e-12 <= f[0] <= 1.0 + 1e-12 and 0.0 <= f[1] <= 1.0 + 1e-12
-    cold = dict(zip(CF_FEATURES, model.features(cases["cold_user"])))
+    cold = dict(zip(CF_FEATURES, model.features(cases["cold_user"]), strict=True))
     assert cold["cf_cold_user"] == 1.0 and cold["cf_affinity"] == cold["cf_similarity_max"] == 0.0
     assert cold["cf_popularity"] > 0.0 and cold["cf_unknown_items"] == 0.0
-    unknown = dict(zip(CF_FEATURES, model.features(cases["unknown_items"])))
+    unknown = dict(zip(CF_FEATURES, model.features(cases["unknown_items"]), strict=True))
     assert unknown == {**dict.fromkeys(CF_FEATURES, 0.0), "cf_unknown_items": 1.0}
-    typical = dict(zip(CF_FEATURES, model.features(cases["typical"])))
-    mixed = dict(zip(CF_FEATURES, model.features(cases["mixed_known_unknown"])))
+    typical = dict(zip(CF_FEATURES, model.features(cases["typical"]), strict=True))
+    mixed = dict(zip(CF_FEATURES, model.features(cases["mixed_known_unknown"]), strict=True))
     n = len(cases["mixed_known_unknown"]["cart"])
     assert mixed["cf_unknown_items"] == pytest.approx(1 / n)
     assert mixed["cf_affinity"] == pytest.approx(typical["cf_affinity"])  # unknown lines ignored
@@ -174,7 +175,7 @@ def test_features_by_hand(model, world):
             {"timestamp": 1.0, "items": [world.item_ids[3], world.item_ids[8]], "value": 1.0}
         ]
     }
-    f = dict(zip(CF_FEATURES, model.features(ctx)))
+    f = dict(zip(CF_FEATURES, model.features(ctx), strict=True))
     assert f["cf_similarity_max"] == f["cf_similarity_mean"] == 1.0  # bought this very item
     i3, i8 = model._index[world.item_ids[3]], model._index[world.item_ids[8]]
     user = model.projection_[i3] + model.projection_[i8]
@@ -184,7 +185,7 @@ def test_features_by_hand(model, world):
     pop = model.popularity_
     assert f["cf_popularity"] == pytest.approx(np.log1p(pop[i3]) / np.log1p(pop.max()))
     ctx["history"]["orders"][0]["items"] = [world.item_ids[8]]
-    f = dict(zip(CF_FEATURES, model.features(ctx)))
+    f = dict(zip(CF_FEATURES, model.features(ctx), strict=True))
     assert f["cf_similarity_max"] == pytest.approx(model.neighbors_[i3, i8])
 
 
@@ -264,7 +265,7 @@ def test_recommend_hits_future_purchases_more_than_popularity(split, contexts):
     fitted = CFModel(seed=0).fit(train)
     pop_only = CFModel(seed=0, recommend_method="popularity").fit(train)
     wanted: dict[str, set[str]] = {}
-    for user, item in zip(*test[:2]):
+    for user, item in zip(*test[:2], strict=True):
         wanted.setdefault(user, set()).add(item)
     hits_cf = hits_pop = 0
     for ctx in contexts:
@@ -298,7 +299,7 @@ def test_interactions_from_contexts_uses_latest_context_per_user():
     new["history"]["orders"].append({"timestamp": 2.0, "items": ["a", "b"], "value": 2.0})
     other = factory.minimal_context(user_id="u2")  # no history at all
     users, items, weights = interactions_from_contexts([new, other, old])
-    got = sorted(zip(users.tolist(), items.tolist(), weights.tolist()))
+    got = sorted(zip(users.tolist(), items.tolist(), weights.tolist(), strict=True))
     assert got == [("u1", "a", 2.0), ("u1", "b", 1.0)]
 
 
@@ -314,12 +315,12 @@ def test_holdout_last_orders():
     single = factory.minimal_context(user_id="u2")
     single["history"] = {"orders": [{"timestamp": 1.0, "items": ["z"], "value": 1.0}]}
     train, test = holdout_last_orders([ctx, single], n_last=1)
-    assert sorted(zip(*[a.tolist() for a in train])) == [
+    assert sorted(zip(*[a.tolist() for a in train], strict=True)) == [
         ("u1", "a", 2.0),
         ("u1", "b", 1.0),
         ("u2", "z", 1.0),
     ]
-    assert sorted(zip(*[a.tolist() for a in test])) == [("u1", "c", 1.0)]
+    assert sorted(zip(*[a.tolist() for a in test], strict=True)) == [("u1", "c", 1.0)]
     with pytest.raises(ValueError, match="n_last == 0"):
         holdout_last_orders([ctx], n_last=0)
 
