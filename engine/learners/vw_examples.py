@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
     pylibvw = None
 
-__all__ = ["PredictionExamples"]
+__all__ = ["PredictionExamples", "native_calls"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,3 +153,14 @@ def _features(example: pylibvw.example) -> list[tuple[int, list[tuple[int, float
         ]
         out.append((ns, features))
     return out
+
+
+def native_calls(ws: vowpalwabbit.Workspace) -> bool:
+    """Whether ``ws`` offers the native calls the fast path needs (all vowpalwabbit 9.x do)."""
+    needed = ("predict_multi", "learn_multi", "_finish_example_multi_ex")
+    return (
+        pylibvw is not None
+        and callable(getattr(ws, "_parse", None))
+        and all(callable(getattr(pylibvw.vw, name, None)) for name in needed)
+        and callable(getattr(pylibvw.example, "get_action_scores", None))
+    )
