@@ -27,8 +27,9 @@ __all__ = [
 
 
 def read_log(path: str, **kwargs: Any):
-    """The decision log at ``path`` (SQLite file or ``postgresql://`` URL) as a pandas DataFrame
-    (see :func:`engine.decision_log.read_log`).
+    """The decision log at ``path`` as a pandas DataFrame.
+
+    ``path`` is a SQLite file or a ``postgresql://`` URL; see :func:`engine.decision_log.read_log`.
     """
     from engine.decision_log import read_log as _read_log
 
@@ -36,7 +37,10 @@ def read_log(path: str, **kwargs: Any):
 
 
 def record_outcome(store: str, decision_id: str, **kwargs: Any) -> str:
-    """Report a decision's outcome from any process (see :func:`engine.decision_log.record_outcome`)."""
+    """Report a decision's outcome from any process.
+
+    See :func:`engine.decision_log.record_outcome`.
+    """
     from engine.decision_log.remote import record_outcome as _record_outcome
 
     return _record_outcome(store, decision_id, **kwargs)

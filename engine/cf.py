@@ -29,15 +29,29 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import svds
 
+from engine.cf_eval import (
+    RankingMetrics,
+    holdout_last_orders,
+    interactions_from_contexts,
+    precision_recall_at_k,
+)
+from engine.cf_fit import (
+    FACTORIZATIONS,
+    SCORING_METHODS,
+    Interactions,
+    implicit_als,
+    item_neighbors,
+    truncated_svd,
+    unpack_interactions,
+)
+from engine.cf_state import model_from_arrays, model_to_arrays
 from engine.parsed import ParsedContext, order_summary
 from engine.validation import check_choice, check_integer, check_non_negative
 
@@ -62,13 +76,9 @@ CF_FEATURES: tuple[str, ...] = (
     "cf_unknown_items",  # share of cart lines whose item the model has never seen
 )
 
-_FACTORIZATIONS = ("als", "svd")
-_METHODS = ("item", "mf", "popularity")
 _segment_sums = np.add.reduceat
 _ZEROS = repeat(0.0)  # endless default argument for map(dict.get, keys, _ZEROS)
 _TIE_BREAK = 1e-6  # weight of popularity added to CF scores (tie-breaker and cold fallback)
-
-Interactions = tuple  # (user_ids, item_ids) or (user_ids, item_ids, weights), array-likes
 
 
 class ShopperItems(NamedTuple):
@@ -81,39 +91,6 @@ class ShopperItems(NamedTuple):
 
     cart: list[int | None]
     bought: set[int]
-
-
-@dataclass(frozen=True)
-class RankingMetrics:
-    """Mean precision and recall at ``k`` over ``n_users`` evaluated users."""
-
-    precision: float
-    recall: float
-    n_users: int
-    k: int
-
-
-def _unpack(interactions: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not isinstance(interactions, (tuple, list)) or len(interactions) not in (2, 3):
-        raise ValueError(
-            f"interactions == {type(interactions).__name__}, must be a tuple "
-            "(user_ids, item_ids) or (user_ids, item_ids, weights)"
-        )
-    users = np.asarray(interactions[0])
-    items = np.asarray(interactions[1])
-    if users.ndim != 1 or items.shape != users.shape:
-        raise ValueError(
-            f"interactions shapes == {users.shape} and {items.shape}, must be equal and 1-D"
-        )
-    if len(interactions) == 3:
-        weights = np.asarray(interactions[2], dtype=np.float64)
-        if weights.shape != users.shape:
-            raise ValueError(f"weights shape == {weights.shape}, must be {users.shape}")
-        if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
-            raise ValueError("weights contain a value <= 0 or not finite, must be finite > 0")
-    else:
-        weights = np.ones(users.shape, dtype=np.float64)
-    return users.astype(str), items.astype(str), weights
 
 
 class CFModel:
@@ -144,11 +121,11 @@ class CFModel:
     ) -> None:
         self.n_factors = check_integer(n_factors, "n_factors", low=1)
         self.n_neighbors = check_integer(n_neighbors, "n_neighbors", low=1)
-        self.factorization = check_choice(factorization, "factorization", _FACTORIZATIONS)
+        self.factorization = check_choice(factorization, "factorization", FACTORIZATIONS)
         self.regularization = check_non_negative(regularization, "regularization")
         self.alpha = check_non_negative(alpha, "alpha")
         self.n_iter = check_integer(n_iter, "n_iter", low=1)
-        self.recommend_method = check_choice(recommend_method, "recommend_method", _METHODS)
+        self.recommend_method = check_choice(recommend_method, "recommend_method", SCORING_METHODS)
         self.seed = int(seed)
         self._fitted = False
 
@@ -157,7 +134,7 @@ class CFModel:
 
     def fit(self, interactions: Interactions) -> CFModel:
         """Fit on ``(user_ids, item_ids[, weights])``; repeated pairs have their weights summed."""
-        users, items, weights = _unpack(interactions)
+        users, items, weights = unpack_interactions(interactions)
         if users.size == 0:
             raise ValueError("interactions has 0 rows, must have at least 1")
         user_ids, user_idx = np.unique(users, return_inverse=True)
@@ -167,12 +144,19 @@ class CFModel:
         )
         matrix.sum_duplicates()
         popularity = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
-        neighbors = self._item_neighbors(matrix)
+        neighbors = item_neighbors(matrix, self.n_neighbors)
         k = min(self.n_factors, max(1, min(matrix.shape) - 1))
         if self.factorization == "als":
-            factors, projection = self._als(matrix, k)
+            factors, projection = implicit_als(
+                matrix,
+                k,
+                alpha=self.alpha,
+                regularization=self.regularization,
+                n_iter=self.n_iter,
+                seed=self.seed,
+            )
         else:
-            factors, projection = self._svd(matrix, k)
+            factors, projection = truncated_svd(matrix, k, self.seed)
         self._set_state(item_ids, popularity, factors, projection, neighbors)
         logger.info(
             "CFModel fitted: %d users, %d items, %d interactions, %s k=%d",
@@ -183,72 +167,6 @@ class CFModel:
             k,
         )
         return self
-
-    def _item_neighbors(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        """Top-``n_neighbors`` cosine similarities between item columns (zero diagonal)."""
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-        norms[norms == 0] = 1.0
-        scaled = sp.csc_matrix(matrix.multiply(1.0 / norms[None, :]))
-        sim = (scaled.T @ scaled).tocsr()
-        sim.setdiag(0.0)
-        sim.eliminate_zeros()
-        keep = self.n_neighbors
-        indptr = [0]
-        indices: list[np.ndarray] = []
-        data: list[np.ndarray] = []
-        for row in range(sim.shape[0]):
-            lo, hi = sim.indptr[row], sim.indptr[row + 1]
-            cols, vals = sim.indices[lo:hi], sim.data[lo:hi]
-            if vals.size > keep:
-                top = np.argpartition(-vals, keep - 1)[:keep]
-                cols, vals = cols[top], vals[top]
-            order = np.lexsort((cols, -vals))
-            indices.append(cols[order])
-            data.append(vals[order])
-            indptr.append(indptr[-1] + vals.size)
-        n = sim.shape[0]
-        return sp.csr_matrix(
-            (
-                np.concatenate(data) if data else np.empty(0),
-                np.concatenate(indices) if indices else np.empty(0, dtype=np.int32),
-                np.asarray(indptr),
-            ),
-            shape=(n, n),
-        )
-
-    def _als(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Implicit ALS; returns item factors ``Y`` and the fold-in projection ``W``."""
-        rng = np.random.default_rng(self.seed)
-        n_users, n_items = matrix.shape
-        extra = matrix.copy()
-        extra.data = self.alpha * extra.data  # c - 1
-        extra_t = extra.T.tocsr()
-        user_f = rng.normal(0.0, 0.1, size=(n_users, k))
-        item_f = rng.normal(0.0, 0.1, size=(n_items, k))
-        for _ in range(self.n_iter):
-            user_f = self._als_step(extra, item_f)
-            item_f = self._als_step(extra_t, user_f)
-        gram = item_f.T @ item_f + self.regularization * np.eye(k)
-        projection = np.linalg.solve(gram, item_f.T).T
-        return item_f, projection
-
-    def _als_step(self, extra: sp.csr_matrix, fixed: np.ndarray) -> np.ndarray:
-        """Solve every row's least squares at once: (F'F + F'(C-I)F + reg I) x = F'C p."""
-        k = fixed.shape[1]
-        gram = fixed.T @ fixed + self.regularization * np.eye(k)
-        outer = (fixed[:, :, None] * fixed[:, None, :]).reshape(fixed.shape[0], k * k)
-        lhs = np.asarray(extra @ outer).reshape(-1, k, k) + gram
-        pref = extra.copy()
-        pref.data = pref.data + 1.0  # c = 1 + alpha w on observed entries, p = 1
-        rhs = np.asarray(pref @ fixed)
-        return np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
-
-    def _svd(self, matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-        binary = (matrix > 0).astype(np.float64)
-        start = np.random.default_rng(self.seed).uniform(size=min(binary.shape))
-        _, _, vt = svds(binary, k=k, v0=start)
-        factors = np.ascontiguousarray(vt.T)
-        return factors, factors.copy()
 
     def _set_state(
         self,
@@ -290,7 +208,7 @@ class CFModel:
         self._rows = np.ascontiguousarray(np.vstack([self.item_factors_ / norms, self.projection_]))
         ptr, idx, val = neighbors.indptr, neighbors.indices.tolist(), neighbors.data.tolist()
         self._nbr = [
-            dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]]))
+            dict(zip(idx[ptr[i] : ptr[i + 1]], val[ptr[i] : ptr[i + 1]], strict=True))
             for i in range(len(ptr) - 1)
         ]
         self._fitted = True
@@ -311,7 +229,7 @@ class CFModel:
         returned (its cart and order summary are used), or a valid record.
         """
         self._require_fitted()
-        if type(ctx) is ParsedContext:
+        if isinstance(ctx, ParsedContext):
             cart, bought_items = ctx.cart, ctx.orders.items
         else:
             cart, bought_items = ctx["cart"], order_summary(ctx).items
@@ -354,10 +272,11 @@ class CFModel:
         return [affinity, max(best), sum(best) / n_known, popularity, cold, unknown_share]
 
     def _neg_seed_scores(self, seeds: Sequence[int], method: str) -> np.ndarray:
-        """Minus the scores of all items given seed item indices, as a fresh array (ties and
-        cold seeds: popularity). Negated so that the ranking is an ascending one. The item
-        method leaves one extra entry at the end, the padding's sink, which is +inf and so
-        never ranks.
+        """Minus the scores of all items given seed item indices, as a fresh array.
+
+        Ties and cold seeds score by popularity. Negated so that the ranking is an ascending
+        one. The item method leaves one extra entry at the end, the padding's sink, which is
+        +inf and so never ranks.
         """
         neg_base = self._neg_base_scores
         if method == "popularity" or not seeds:
@@ -399,15 +318,17 @@ class CFModel:
         part.partition(kth)
         cutoff = part[kth]
         top = (neg <= cutoff).nonzero()[0]
-        ranked = sorted(zip(neg[top].tolist(), top.tolist()))  # ties broken by item index
+        ranked = sorted(
+            zip(neg[top].tolist(), top.tolist(), strict=True)
+        )  # ties broken by item index
         ids = self._item_id_list
         return [ids[j] for _, j in ranked if j not in in_cart][:take]
 
     def score_matrix(self, seed_matrix: sp.csr_matrix, method: str = "item") -> np.ndarray:
         """Dense scores ``(n_rows, n_items)`` for rows of a seed indicator matrix (evaluation)."""
         self._require_fitted()
-        if method not in _METHODS:
-            raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
+        if method not in SCORING_METHODS:
+            raise ValueError(f"method == {method!r}, must be one of {SCORING_METHODS}")
         shape = (seed_matrix.shape[0], self._pop_scaled.size)
         base = np.broadcast_to(self._base_scores, shape)
         if method == "popularity":
@@ -422,58 +343,12 @@ class CFModel:
     def to_dict(self) -> dict[str, np.ndarray]:
         """Model as a flat dict of numpy arrays (``np.savez(path, **model.to_dict())`` works)."""
         self._require_fitted()
-        return {
-            "n_factors": np.asarray(self.n_factors),
-            "n_neighbors": np.asarray(self.n_neighbors),
-            "factorization": np.asarray(self.factorization),
-            "regularization": np.asarray(self.regularization),
-            "alpha": np.asarray(self.alpha),
-            "n_iter": np.asarray(self.n_iter),
-            "recommend_method": np.asarray(self.recommend_method),
-            "seed": np.asarray(self.seed),
-            "item_ids": self.item_ids_.copy(),
-            "popularity": self.popularity_.copy(),
-            "item_factors": self.item_factors_.copy(),
-            "projection": self.projection_.copy(),
-            "neighbors_indptr": self.neighbors_.indptr.copy(),
-            "neighbors_indices": self.neighbors_.indices.copy(),
-            "neighbors_data": self.neighbors_.data.copy(),
-        }
+        return model_to_arrays(self)
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> CFModel:
         """Rebuild a fitted model from :meth:`to_dict` output (or an ``np.load`` of it)."""
-        try:
-            model = cls(
-                n_factors=int(state["n_factors"]),
-                n_neighbors=int(state["n_neighbors"]),
-                factorization=str(state["factorization"]),
-                regularization=float(state["regularization"]),
-                alpha=float(state["alpha"]),
-                n_iter=int(state["n_iter"]),
-                recommend_method=str(state["recommend_method"]),
-                seed=int(state["seed"]),
-            )
-            item_ids = np.asarray(state["item_ids"]).astype(str)
-            n = item_ids.size
-            neighbors = sp.csr_matrix(
-                (
-                    np.asarray(state["neighbors_data"], dtype=np.float64),
-                    np.asarray(state["neighbors_indices"]),
-                    np.asarray(state["neighbors_indptr"]),
-                ),
-                shape=(n, n),
-            )
-            model._set_state(
-                item_ids,
-                np.asarray(state["popularity"]),
-                np.asarray(state["item_factors"]),
-                np.asarray(state["projection"]),
-                neighbors,
-            )
-        except KeyError as err:
-            raise ValueError(f"state is missing key {err.args[0]!r}") from None
-        return model
+        return model_from_arrays(cls, state)
 
     def __getstate__(self) -> dict[str, Any]:
         if not self._fitted:
@@ -484,7 +359,7 @@ class CFModel:
         if state["fitted"] is not None:
             self.__dict__.update(CFModel.from_dict(state["fitted"]).__dict__)
         else:
-            self.__init__(**state["params"])
+            CFModel.__init__(self, **state["params"])
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -501,117 +376,3 @@ class CFModel:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"CFModel({args})"
-
-
-# ----------------------------------------------------------------------------------------------
-# Data helpers and evaluation
-
-
-def _latest_by_user(contexts: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    latest: dict[str, Mapping[str, Any]] = {}
-    for ctx in contexts:
-        user = ctx["user_id"]
-        seen = latest.get(user)
-        if seen is None or ctx["timestamp"] >= seen["timestamp"]:
-            latest[user] = ctx
-    return latest
-
-
-def _to_arrays(pairs: dict[tuple[str, str], float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if not pairs:
-        empty = np.empty(0, dtype=str)
-        return empty, empty.copy(), np.empty(0, dtype=np.float64)
-    users, items = zip(*pairs)
-    return np.asarray(users), np.asarray(items), np.fromiter(pairs.values(), np.float64, len(pairs))
-
-
-def _orders_of(ctx: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    history = ctx.get("history") or {}
-    return sorted(history.get("orders") or (), key=lambda order: order["timestamp"])
-
-
-def interactions_from_contexts(
-    contexts: Iterable[Mapping[str, Any]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(user_ids, item_ids, weights)`` from each user's latest context's ``history.orders``.
-
-    Histories are cumulative, so only the latest context of a user is read (no double counting);
-    ``weights`` counts how often the user bought the item.
-    """
-    pairs: dict[tuple[str, str], float] = {}
-    for user, ctx in _latest_by_user(contexts).items():
-        for order in _orders_of(ctx):
-            for item in order["items"]:
-                pairs[(user, item)] = pairs.get((user, item), 0.0) + 1.0
-    return _to_arrays(pairs)
-
-
-def holdout_last_orders(
-    contexts: Iterable[Mapping[str, Any]], n_last: int = 1
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Split each user's latest purchase history: the last ``n_last`` orders go to test.
-
-    Users with ``n_last`` orders or fewer stay entirely in train.
-    """
-    n_last = check_integer(n_last, "n_last", low=1)
-    train: dict[tuple[str, str], float] = {}
-    test: dict[tuple[str, str], float] = {}
-    for user, ctx in _latest_by_user(contexts).items():
-        orders = _orders_of(ctx)
-        cut = len(orders) - n_last if len(orders) > n_last else len(orders)
-        for i, order in enumerate(orders):
-            target = train if i < cut else test
-            for item in order["items"]:
-                target[(user, item)] = target.get((user, item), 0.0) + 1.0
-    return _to_arrays(train), _to_arrays(test)
-
-
-def precision_recall_at_k(
-    model: CFModel,
-    train: Interactions,
-    test: Interactions,
-    k: int = 10,
-    method: str = "item",
-) -> RankingMetrics:
-    """Mean precision@k and recall@k of held-out purchases.
-
-    For every user with test items, items are scored from the user's ``train`` items (folded in,
-    exactly as in production), train items are excluded, and the top ``k`` are compared with the
-    user's distinct test items. ``method="popularity"`` is the baseline. ``model`` should be fitted
-    on ``train``; test items unknown to it count as misses.
-    """
-    k = check_integer(k, "k", low=1)
-    if method not in _METHODS:
-        raise ValueError(f"method == {method!r}, must be one of {_METHODS}")
-    model._require_fitted()
-    train_users, train_items, _ = _unpack(train)
-    test_users, test_items, _ = _unpack(test)
-    eval_users = np.unique(test_users)
-    if eval_users.size == 0:
-        raise ValueError("test has 0 rows, must have at least 1")
-    row_of = {user: i for i, user in enumerate(eval_users.tolist())}
-    index = model._index
-    n_items = model.item_ids_.size
-    rows, cols = [], []
-    for user, item in zip(train_users.tolist(), train_items.tolist()):
-        r, c = row_of.get(user), index.get(item)
-        if r is not None and c is not None:
-            rows.append(r)
-            cols.append(c)
-    seeds = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(eval_users.size, n_items))
-    seeds.data[:] = 1.0  # duplicates summed by the constructor: back to an indicator
-    scores = model.score_matrix(seeds, method)
-    scores[seeds.nonzero()] = -np.inf
-    take = min(k, n_items)
-    top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-    truth: dict[int, set[str]] = {}
-    for user, item in zip(test_users.tolist(), test_items.tolist()):
-        truth.setdefault(row_of[user], set()).add(item)
-    ids = model.item_ids_
-    precision = recall = 0.0
-    for r, wanted in truth.items():
-        hits = sum(1 for item in ids[top[r]].tolist() if item in wanted)
-        precision += hits / k
-        recall += hits / len(wanted)
-    n = len(truth)
-    return RankingMetrics(precision=precision / n, recall=recall / n, n_users=n, k=k)

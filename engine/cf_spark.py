@@ -14,18 +14,22 @@ good values are much smaller than the in-process ALS's ``regularization``.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 
 from engine.cf import CFModel
+from engine.cf_fit import item_neighbors
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 
 def purchases_frame(spark: Any, interactions: tuple) -> Any:
-    """A Spark DataFrame ``(user_id, item_id, weight)`` from ``(users, items[, weights])`` arrays."""
+    """A Spark DataFrame ``(user_id, item_id, weight)`` from ``(users, items[, weights])``."""
     users, items = np.asarray(interactions[0]).astype(str), np.asarray(interactions[1]).astype(str)
     weights = (
         np.ones(users.size)
@@ -62,9 +66,14 @@ def fit_cf_spark(
         purchases: a Spark DataFrame with ``user_id``, ``item_id`` and optionally ``weight``
             (purchase counts; repeated pairs are summed), or ``(users, items[, weights])`` arrays.
         spark: the SparkSession (needed for arrays; default: the DataFrame's).
-        n_factors, reg_param, alpha, n_iter, seed: MLlib's ``rank``, ``regParam``, ``alpha``,
-            ``maxIter``, ``seed``.
-        projection_regularization: ``reg`` of the fold-in projection (the model's ``regularization``).
+        n_factors: MLlib's ``rank`` (latent factors per user and item).
+        reg_param: MLlib's ``regParam`` (L2 regularisation of the factors).
+        alpha: MLlib's ``alpha`` (confidence scale of implicit feedback).
+        n_iter: MLlib's ``maxIter`` (ALS sweeps).
+        n_neighbors: neighbours kept per item for item CF (as in :class:`CFModel`).
+        projection_regularization: ``reg`` of the fold-in projection (the model's
+            ``regularization``).
+        seed: MLlib's ``seed``.
     """
     from pyspark.ml.feature import StringIndexer
     from pyspark.ml.recommendation import ALS
@@ -118,7 +127,8 @@ def fit_cf_spark(
     factors = np.zeros((n_items, k))
     for row in fitted.itemFactors.collect():
         factors[row["id"]] = row["features"]
-    pairs = indexed.select("u", "i", "weight").toPandas()
+    # pyspark types toPandas() as a protocol without column access; it returns a DataFrame
+    pairs = cast("pd.DataFrame", indexed.select("u", "i", "weight").toPandas())
     indexed.unpersist()
     matrix = sp.csr_matrix(
         (pairs["weight"].to_numpy(), (pairs["u"].to_numpy(), pairs["i"].to_numpy())),
@@ -135,7 +145,7 @@ def fit_cf_spark(
         n_iter=n_iter,
         seed=seed,
     )
-    neighbors = model._item_neighbors(matrix)
+    neighbors = item_neighbors(matrix, model.n_neighbors)
     state = {
         **{
             name: np.asarray(getattr(model, name))

@@ -21,10 +21,14 @@ COMMAND_GROUP = "cartwise.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cartwise`` parser, with one subcommand group per ``cartwise.commands`` plug-in.
+
+    A plug-in that fails to load is logged and left out, so the other commands still work.
+    """
     parser = argparse.ArgumentParser(
         prog="cartwise",
-        description="Cartwise: a decision engine for abandoned-cart recovery, with a shopper simulator, "
-        "off-policy evaluation and A/B analysis.",
+        description="Cartwise: a decision engine for abandoned-cart recovery, "
+        "with a shopper simulator, off-policy evaluation and A/B analysis.",
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)"
@@ -39,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cartwise`` command line on ``argv`` (default: ``sys.argv``); return the exit code.
+
+    Without a command it prints the help and returns 2; a ``ValueError`` from a command exits
+    with status 2 and its message on one line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

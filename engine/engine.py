@@ -19,37 +19,35 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import sys
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
-from engine.context import ContextError, ContextLimits, describe, validate_context
+from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
-from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
+from engine.decision_log import DecisionLog, DecisionRecord, user_hasher
 from engine.decision_log.hashing import DEV_SALT
+from engine.engine_fallback import FallbackMixin
+from engine.engine_models import ModelsMixin, Served
+from engine.engine_outcomes import OutcomesMixin
+from engine.engine_setup import build_learner, check_learner_fits, open_log
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
-from engine.learners import Learner, make_learner
-from engine.learners.tuned import tuned_settings
+from engine.learners import Learner
 from engine.parsed import ParsedContext
-from engine.pending_rewards import PendingDecision, PendingRewards, new_pending_decision
-from engine.persistence import check_model_fits, read_saved_model, write_saved_model
+from engine.pending_rewards import PendingRewards, new_pending_decision
+from engine.persistence import read_saved_model
 from engine.risk import RiskModel
 from engine.sampling import UniformStream, hashed_uniform, sample_index
-from engine.update_rule import teach
 from engine.validation import (
     check_choice,
     check_integer,
     check_non_negative,
-    check_number,
     check_positive,
     check_probability,
-    fail,
 )
 
 __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
@@ -74,54 +72,13 @@ COUNTERS = (
 MAX_NAMED_DECISIONS = 100_000  # caller-named decisions remembered for idempotent retries
 
 
-_MAX_FLOAT = sys.float_info.max
-_MAX_DECISION_ID = 256
-
-
-def _reward_error(decision_id: Any, value: Any, timestamp: Any) -> tuple[ValueError, str] | None:
-    """None if ``reward``'s arguments are valid, else the error to raise and a value-free reason."""
-    if (
-        type(decision_id) is not str
-        or not 0 < len(decision_id) <= _MAX_DECISION_ID
-        or not (decision_id.isascii() or _utf8(decision_id))
-    ):
-        return (
-            fail(
-                decision_id,
-                "decision_id",
-                f"a string of 1..{_MAX_DECISION_ID} characters of valid Unicode",
-            ),
-            f"decision_id: {describe(decision_id)} found, must be a string of 1..{_MAX_DECISION_ID} characters",
-        )
-    for name, number in (("value", value), ("timestamp", timestamp)):
-        if number is None and name == "timestamp":
-            continue
-        try:
-            check_number(number, name)
-        except ValueError as exc:
-            return exc, f"{name}: {describe(number)} found, must be a finite number"
-    return None
-
-
-class _Served(NamedTuple):
-    """The model being served: replaced as one attribute, so a reader never mixes two models."""
-
-    learner: Learner
-    features: FeatureBuilder
-    version: str
-
-
-def _utf8(text: str) -> bool:
-    """Whether ``text`` encodes as UTF-8 (no lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeError:
-        return False
-    return True
-
-
-class DecisionEngine:
+class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
     """Decide recovery actions for abandoned carts, log them, and learn from outcomes.
+
+    This module holds construction and the decide path; the outcome side (``reward``,
+    ``outcome``, ``close_expired``) is in :mod:`engine.engine_outcomes`, the served model
+    (``save``, ``load_model``, hot swaps, retraining) in :mod:`engine.engine_models`, and the
+    fallback for bad input in :mod:`engine.engine_fallback`.
 
     Args:
         log_path: SQLite decision log (created if missing); ``None`` turns logging off. Same as
@@ -218,29 +175,16 @@ class DecisionEngine:
                 "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production"
             )
         features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
-        tuned_floor = None
-        if isinstance(learner, Learner):
-            model = learner
-            self.learner_name = type(learner).__name__
-        else:
-            self.learner_name = learner
-            base, options, tuned_floor = tuned_settings(learner)
-            options.update(learner_options or {})
-            model = make_learner(
-                base, self.action_names, features.feature_names, seed=seed, **options
-            )
+        model, self.learner_name, tuned_floor = build_learner(
+            learner, learner_options, self.action_names, features.feature_names, seed
+        )
         floor = tuned_floor if propensity_floor is None else propensity_floor
         if floor is not None:
             check_probability(floor, "propensity_floor", positive=True)
         self.propensity_floor = floor
-        if tuple(model.action_names) != self.action_names:
-            raise ValueError(
-                f"learner.action_names == {model.action_names!r}, must be {self.action_names!r}"
-            )
-        if tuple(model.feature_names) != features.feature_names:
-            raise ValueError("learner.feature_names do not match the engine's feature builder")
+        check_learner_fits(model, self.action_names, features.feature_names)
         # the served model: learner, feature builder and version replaced together (hot swaps)
-        self._model = _Served(model, features, f"{self.learner_name}-init")
+        self._model = Served(model, features, f"{self.learner_name}-init")
         self._uniforms = UniformStream(seed)  # for sampling actions; saved with the model
         self._state_lock = threading.Lock()
         self._swap_lock = threading.Lock()
@@ -251,20 +195,15 @@ class DecisionEngine:
         self._counts = dict.fromkeys(COUNTERS, 0)
         self._fallback_reasons: dict[str, int] = {}
         self._fallback_probs = {fallback_action: 1.0}
-        if store is not None and log_path is not None:
-            raise ValueError("give store or log_path (the same thing), not both")
-        log_path = store if store is not None else log_path
-        if log is not None and log_path is not None:
-            raise ValueError("give store or log, not both")
-        self.log: DecisionLog | None = log
-        if log_path is not None:
-            self.log = DecisionLog(
-                log_path,
-                durability=durability,
-                attribution_window=self.attribution_window,
-                default_reward=self.default_reward,
-                salt=self._salt,
-            )
+        self.log: DecisionLog | None = open_log(
+            log_path,
+            store,
+            log,
+            durability=durability,
+            attribution_window=self.attribution_window,
+            default_reward=self.default_reward,
+            salt=self._salt,
+        )
 
     # ------------------------------------------------------------------ decide
     def decide(self, context: Mapping[str, Any], decision_id: str | None = None) -> Decision:
@@ -354,7 +293,9 @@ class DecisionEngine:
         payload = self._payload(action, ctx, cf, cf_items)
         decision_id = decision_id or os.urandom(16).hex()
         names = self.action_names
-        probabilities = dict(itertools.compress(zip(names, probs), mask))  # eligible actions only
+        probabilities = dict(
+            itertools.compress(zip(names, probs, strict=True), mask)
+        )  # eligible actions only
         if self.log is not None:
             self.log.append_decision(
                 DecisionRecord(
@@ -366,7 +307,7 @@ class DecisionEngine:
                     probabilities=tuple(probs),
                     eligible=tuple(probabilities),
                     action=action,
-                    features=dict(zip(features.feature_names, x.tolist())),
+                    features=dict(zip(features.feature_names, x.tolist(), strict=True)),
                     payload=payload,
                 )
             )
@@ -395,225 +336,6 @@ class DecisionEngine:
             )
         return payload
 
-    def _fallback(
-        self, context: Any, message: str, key: str, reason: str, decision_id: str | None = None
-    ) -> Decision:
-        """The fallback decision: counted under ``key`` (a field path without indices) and
-        logged with ``reason`` (value-free: it may be stored); ``message`` goes to the caller.
-        """
-        logger.warning("decide fell back to %r: %s", self.fallback_action, reason)
-        decision_id = decision_id or os.urandom(16).hex()
-        with self._state_lock:
-            self._counts["fallbacks"] += 1
-            self._fallback_reasons[key] = self._fallback_reasons.get(key, 0) + 1
-        if self.log is not None:
-            try:
-                ts = context.get("timestamp") if type(context) is dict else None
-                ts = (
-                    float(ts) if type(ts) in (int, float) and 0 <= ts <= _MAX_FLOAT else time.time()
-                )
-                uid = context.get("user_id") if type(context) is dict else None
-                user_hash = (
-                    self._hash_user(uid)
-                    if type(uid) is str
-                    and 0 < len(uid) <= self.limits.max_string
-                    and (uid.isascii() or _utf8(uid))
-                    else "invalid"
-                )
-                probs = tuple(1.0 if a == self.fallback_action else 0.0 for a in self.action_names)
-                self.log.append_decision(
-                    DecisionRecord(
-                        decision_id=decision_id,
-                        timestamp=ts,
-                        user_hash=user_hash,
-                        model_version=self.model_version,
-                        actions=self.action_names,
-                        probabilities=probs,
-                        eligible=(self.fallback_action,),
-                        action=self.fallback_action,
-                        fallback=True,
-                        payload={"reason": reason[:200]},
-                    )
-                )
-            except Exception:  # the fallback path itself must never raise
-                logger.exception("could not log a fallback decision")
-        return Decision(
-            decision_id,
-            self.fallback_action,
-            1.0,
-            dict(self._fallback_probs),
-            {},
-            self.model_version,
-            True,
-            message,
-        )
-
-    # ------------------------------------------------------------------ outcomes
-    def reward(self, decision_id: str, value: float, timestamp: float | None = None) -> bool:
-        """Report the realised profit of a decision; True when it was new and inside its window.
-
-        Never raises (unless ``strict`` and an argument is invalid: ``ValueError``). Invalid
-        arguments (an id that is not a string of at most 256 characters, a value or timestamp that
-        is not a finite number...) are counted as ``invalid_rewards`` and change nothing, so a
-        corrected retry is accepted. Duplicates (first wins), unknown ids and late rewards are
-        counted. If recording the outcome fails, the decision stays pending (``errors`` counts it).
-        """
-        try:
-            error = _reward_error(decision_id, value, timestamp)
-        except Exception as exc:  # a hostile argument broke the check itself
-            error = (
-                ValueError(f"reward arguments could not be read: {type(exc).__name__}"),
-                f"unreadable arguments ({type(exc).__name__})",
-            )
-        if error is not None:
-            if self.strict:
-                raise error[0]
-            logger.warning("reward ignored: %s", error[1])
-            self._bump("invalid_rewards")
-            return False
-        try:
-            return self._reward(
-                decision_id, float(value), None if timestamp is None else float(timestamp)
-            )
-        except Exception:  # the caller must never see an engine failure
-            logger.exception("reward failed; the decision stays pending")
-            self._bump("errors")
-            return False
-
-    def _reward(self, decision_id: str, value: float, timestamp: float | None) -> bool:
-        with self._state_lock:
-            self._counts["rewards"] += 1
-            entry = self._pending.settle(decision_id)
-            if entry is None:
-                self._counts[
-                    "duplicate_rewards"
-                    if self._pending.was_settled(decision_id)
-                    else "unknown_rewards"
-                ] += 1
-        if (
-            entry is not None
-            and timestamp is not None
-            and timestamp - entry.timestamp > self.attribution_window
-        ):
-            self._bump("late_rewards")
-            entry = None
-        if self.log is not None:
-            ts = time.time() if timestamp is None else timestamp
-            try:
-                receipt = self.log.append_outcome(
-                    decision_id, value, ts if entry is None else max(ts, entry.timestamp)
-                )
-            except Exception:
-                if entry is not None:  # not recorded: a retry must find it pending
-                    with self._state_lock:
-                        self._pending.restore(decision_id, entry)
-                raise
-            if entry is not None and not receipt.accepted:
-                entry = None
-        if entry is None:
-            return False
-        self._learn(entry, value)
-        return True
-
-    def outcome(
-        self, user_id: str, value: float, timestamp: float, order_id: str | None = None
-    ) -> str | None:
-        """An order event keyed by user: attributed to the user's latest decision in its window.
-
-        Returns the decision id it was joined to, or None. Requires a decision log.
-        """
-        if self.log is None:
-            raise ValueError("outcome() needs a decision log: create the engine with log_path=...")
-        receipt = self.log.outcome_for_user(
-            hash_user_id(user_id, self._salt), float(value), float(timestamp), order_id, hashed=True
-        )
-        if not receipt.accepted:
-            return None
-        with self._state_lock:
-            entry = self._pending.settle(receipt.decision_id)
-            self._pending.mark_settled(receipt.decision_id)
-        if entry is not None:
-            self._learn(entry, float(value))
-        return receipt.decision_id
-
-    def close_expired(self, now: float) -> int:
-        """Give the default reward to decisions whose attribution window closed by ``now``."""
-        with self._state_lock:
-            expired = self._pending.expire(now, self.attribution_window)
-        if self.log is not None:
-            self.log.close_expired(now)
-        for _, entry in expired:
-            self._learn(entry, self._default_for(self.action_names[entry.action]))
-        self._bump("defaulted", len(expired))
-        return len(expired)
-
-    def _learn(self, entry: PendingDecision, value: float) -> None:
-        self._bump("rewards_learned")
-        learner = entry.learner
-        served = self._model  # the learner and its feature builder, from one snapshot
-        if self.online_learning and learner is served.learner:
-            teach(
-                learner,
-                entry.features,
-                entry.action,
-                entry.probability,
-                value,
-                propensity_floor=self.propensity_floor,
-                reward_divisor=served.features.reward_divisor,
-            )
-
-    def _contact_default(self, action: str) -> float:
-        return 0.0 if action == "none" else -self.contact_cost
-
-    def _default_for(self, action: str) -> float:
-        d = self.default_reward
-        return float(d(action)) if callable(d) else float(d)
-
-    def _bump(self, key: str, n: int = 1) -> None:
-        with self._state_lock:
-            self._counts[key] += n
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def learner(self) -> Learner:
-        """The learner being served."""
-        return self._model.learner
-
-    @property
-    def features(self) -> FeatureBuilder:
-        """The feature builder of the learner being served."""
-        return self._model.features
-
-    @property
-    def model_version(self) -> str:
-        """The version of the model being served (logged with each decision)."""
-        return self._model.version
-
-    @model_version.setter
-    def model_version(self, version: str) -> None:
-        with self._swap_lock:
-            self._model = self._model._replace(version=version)
-
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Atomically save the model (learner, CF, risk, settings, sampling state); return its version.
-
-        The file format is :mod:`engine.persistence`'s.
-        """
-        rng_state, pending_uniforms = self._uniforms.state()
-        served = self._model
-        version = write_saved_model(
-            path,
-            served.learner,
-            served.features,
-            learner_name=self.learner_name,
-            action_names=self.action_names,
-            propensity_floor=self.propensity_floor,
-            rng_state=rng_state,
-            pending_uniforms=pending_uniforms,
-        )
-        self.model_version = version
-        return version
-
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> DecisionEngine:
         """A new engine from a saved model; ``kwargs`` as for the constructor (log_path, strict...).
@@ -635,66 +357,11 @@ class DecisionEngine:
             engine._uniforms.restore(meta["rng_state"], meta.get("rng_pending_uniforms", []))
         return engine
 
-    def load_model(self, path: str | os.PathLike[str]) -> str:
-        """Hot swap: load a saved model and serve it from the next decision on.
-
-        A damaged file raises :class:`~engine.model_file.ModelFileError` and the engine keeps
-        serving the current model. Returns the new model version.
-        """
-        saved = read_saved_model(path)
-        features = check_model_fits(path, saved, self.action_names)
-        with self._swap_lock:
-            self._model = _Served(saved.learner, features, saved.version)
-            self.propensity_floor = saved.meta.get("propensity_floor", self.propensity_floor)
-            self.learner_name = saved.meta["learner_name"]
-            self._bump("swaps")
-        return saved.version
-
-    def swap_learner(self, learner: Learner, version: str) -> None:
-        """Hot swap an in-memory learner (e.g. one retrained from the log)."""
-        with self._swap_lock:
-            features = self._model.features
-            if (
-                tuple(learner.feature_names) != features.feature_names
-                or tuple(learner.action_names) != self.action_names
-            ):
-                raise ValueError("learner does not match the engine's actions and features")
-            self._model = _Served(learner, features, version)
-            self._bump("swaps")
-
-    def retrain_from_log(
-        self, learner: str | None = None, since: float | None = None, **options: Any
-    ) -> str:
-        """Batch retraining: fit a fresh learner on this engine's decision log and hot-swap it.
-
-        ``learner`` defaults to the engine's (named) learner; ``options`` are learner options.
-        Returns the new model version.
-        """
-        if self.log is None:
-            raise ValueError(
-                "retrain_from_log() needs a decision log: create the engine with log_path=..."
-            )
-        from engine.decision_log import read_log
-        from engine.retrain import retrain_from_log
-
-        name = learner or self.learner_name
-        self.log.flush()
-        model = retrain_from_log(
-            read_log(self.log.path),
-            self.action_names,
-            self.features.feature_names,
-            name,
-            seed=self.seed,
-            learner_options=options or None,
-            since=since,
-            reward_divisor=self.features.reward_divisor,
-        )
-        version = f"{name}-retrained-{model.n_updates}"
-        self.swap_learner(model, version)
-        return version
-
     def health(self) -> dict[str, Any]:
-        """Counters for monitoring: decisions, fallbacks (by field), rewards, log and guardrail state."""
+        """Counters for monitoring.
+
+        Decisions, fallbacks (by field), rewards, and the log's and guardrails' state.
+        """
         with self._state_lock:
             out: dict[str, Any] = dict(self._counts)
             out["fallback_reasons"] = dict(self._fallback_reasons)
@@ -706,6 +373,7 @@ class DecisionEngine:
         return out
 
     def flush(self) -> None:
+        """Write the decision log's buffered events to its store now (no-op without a log)."""
         if self.log is not None:
             self.log.flush()
 

@@ -12,7 +12,8 @@
 
 Example:
     >>> g = Guardrails(GuardrailConfig(max_contacts=1))
-    >>> ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i", "price": 50.0, "quantity": 1}],
+    >>> ctx = {"user_id": "u1", "timestamp": 0.0,
+    ...        "cart": [{"item_id": "i", "price": 50.0, "quantity": 1}],
     ...        "channels": {"email": True, "sms": False, "push": False}}
     >>> [a for a, ok in zip(g.action_names, g.eligible(ctx, "u1")) if ok]
     ['none', 'recommendation', 'coupon_5', 'coupon_10', 'coupon_20', 'recall_message']
@@ -74,7 +75,8 @@ class GuardrailConfig:
             not isinstance(self.max_contacts, int) or self.max_contacts < 0
         ):
             raise ValueError(
-                f"GuardrailConfig: max_contacts == {self.max_contacts!r}, must be an integer >= 0 or None"
+                f"GuardrailConfig: max_contacts == {self.max_contacts!r}, "
+                "must be an integer >= 0 or None"
             )
         if not (
             isinstance(self.contact_window_days, (int, float)) and self.contact_window_days > 0
@@ -107,13 +109,14 @@ class Guardrails:
         self.blocked = {"budget": 0, "frequency": 0}
 
     def eligible(self, ctx: ParsedContext | Mapping[str, Any], user_key: str) -> list[bool]:
-        """Which of ``action_names`` may be taken for this context, as a list of bools (one
-        decision's 7 entries are faster in plain Python than in numpy).
+        """Which of ``action_names`` may be taken for this context, as a list of bools.
+
+        A list because one decision's 7 entries are faster in plain Python than in numpy.
 
         ``ctx``: the :class:`~engine.parsed.ParsedContext` that
         :func:`~engine.context.validate_context` returned, or a valid record (parsed here).
         """
-        if type(ctx) is not ParsedContext:
+        if not isinstance(ctx, ParsedContext):
             ctx = parse_context(ctx)
         key = ctx.channel_key  # True/False/None (numpy bools hash as bools)
         allowed = self._channel_masks.get(key)
@@ -129,9 +132,9 @@ class Guardrails:
             cfg.max_contacts is not None
             and self._contacts_in_window(ctx.contacts, user_key, now) >= cfg.max_contacts
         ):
-            if any(ok and contact for ok, contact in zip(mask, self._is_contact)):
+            if any(ok and contact for ok, contact in zip(mask, self._is_contact, strict=True)):
                 self._count_block("frequency")
-            mask = [ok and not contact for ok, contact in zip(mask, self._is_contact)]
+            mask = [ok and not contact for ok, contact in zip(mask, self._is_contact, strict=True)]
         if cfg.daily_coupon_budget is not None and any(mask[j] for j, _ in self._coupons):
             with self._lock:
                 day = int(now // DAY)
@@ -150,7 +153,7 @@ class Guardrails:
     def _channel_mask(self, opt_in: Mapping[str, Any]) -> tuple[bool, ...]:
         return tuple(
             name == "none" or not chans or any(opt_in.get(c, False) for c in chans)
-            for name, chans in zip(self.action_names, self._channels)
+            for name, chans in zip(self.action_names, self._channels, strict=True)
         )
 
     def _contacts_in_window(
@@ -176,7 +179,8 @@ class Guardrails:
 
         Works on plain lists: one decision's 7 entries are faster in Python than in numpy.
 
-        >>> Guardrails(GuardrailConfig(exploration_floor=0.2)).apply_floor([0.0, 1.0, 0.0], [True, True, False])
+        >>> guardrails = Guardrails(GuardrailConfig(exploration_floor=0.2))
+        >>> guardrails.apply_floor([0.0, 1.0, 0.0], [True, True, False])
         [0.1, 0.9, 0.0]
         """
         floor = self.config.exploration_floor
@@ -186,13 +190,15 @@ class Guardrails:
         keep, share = 1.0 - floor, floor / k
         if k == len(eligible):
             return [keep * p + share for p in probabilities]
-        return [keep * p + (share if ok else 0.0) for p, ok in zip(probabilities, eligible)]
+        return [
+            keep * p + (share if ok else 0.0) for p, ok in zip(probabilities, eligible, strict=True)
+        ]
 
     def commit(self, ctx: ParsedContext | Mapping[str, Any], user_key: str, action: str) -> None:
         """Record a decision that was taken: contact memory and coupon budget."""
         if action == "none":
             return
-        if type(ctx) is not ParsedContext:
+        if not isinstance(ctx, ParsedContext):
             ctx = parse_context(ctx)
         now = ctx.timestamp
         with self._lock:
@@ -214,13 +220,14 @@ class Guardrails:
 
     def channel_for(self, action: str, ctx: ParsedContext | Mapping[str, Any]) -> str | None:
         """The first opted-in channel for ``action`` (None for ``none``)."""
-        opt_in = ctx.channels if type(ctx) is ParsedContext else (ctx.get("channels") or EMPTY)
+        opt_in = ctx.channels if isinstance(ctx, ParsedContext) else (ctx.get("channels") or EMPTY)
         for channel in self.config.action_channels[action]:
             if opt_in.get(channel, False):
                 return channel
         return None
 
     def state(self) -> dict[str, Any]:
+        """Monitoring snapshot: today's coupon budget use, blocks by rule, shoppers remembered."""
         with self._lock:
             return {
                 "budget_day": self._budget_day,

@@ -1,8 +1,8 @@
-"""Model files: atomic writes with a checksum, and loads that refuse damaged or hostile files.
+r"""Model files: atomic writes with a checksum, and loads that refuse damaged or hostile files.
 
-Layout (format 2): one header line ``CARTWISE-MODEL 2 <sha256 hex> <length>\\n`` followed by an
+Layout (format 2): one header line ``CARTWISE-MODEL 2 <sha256 hex> <length>\n`` followed by an
 ``.npz`` archive of ``<length>`` bytes. The checksum covers the header with its checksum field
-left out (``CARTWISE-MODEL 2 <length>\\n``) and then the archive, so a change to any byte of the
+left out (``CARTWISE-MODEL 2 <length>\n``) and then the archive, so a change to any byte of the
 file is detected. Format 1 (the same header with a checksum of the archive alone) is still read.
 
 Writes go to a temporary file in the same directory, are fsync'ed, then renamed over the target,
@@ -64,8 +64,9 @@ def write_model(
 ) -> str:
     """Atomically write ``arrays`` plus JSON-able ``meta``; return the checksum (sha256 hex)."""
     buffer = io.BytesIO()
-    np.savez(
+    np.savez(  # the reader refuses object arrays, so the writer refuses to pickle them
         buffer,
+        allow_pickle=False,
         **{_META_KEY: np.frombuffer(json.dumps(dict(meta)).encode(), dtype=np.uint8)},
         **arrays,
     )
@@ -108,14 +109,16 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dic
     version, digest, length = int(header[1]), header[2].decode(), int(header[3])
     if version not in READABLE_VERSIONS:
         raise ModelFileError(
-            f"model file {name} has format version {version}, expected one of {list(READABLE_VERSIONS)}"
+            f"model file {name} has format version {version}, "
+            f"expected one of {list(READABLE_VERSIONS)}"
         )
     body = memoryview(data)[newline + 1 :]
     if len(body) < length:
         raise ModelFileError(f"model file {name} is truncated: {len(body)} of {length} bytes")
     if len(body) > length:
         raise ModelFileError(
-            f"model file {name} is corrupted: {len(body)} bytes after the header, which declares {length}"
+            f"model file {name} is corrupted: {len(body)} bytes after the header, "
+            f"which declares {length}"
         )
     if _checksum(version, length, body) != digest:
         raise ModelFileError(f"model file {name} is corrupted: checksum mismatch")
@@ -147,13 +150,15 @@ def load_arrays(data: bytes | memoryview) -> dict[str, np.ndarray]:
     for info in members:
         if info.compress_type != zipfile.ZIP_STORED:
             raise ValueError(
-                f"member {info.filename!r} is compressed (method {info.compress_type}), must be stored"
+                f"member {info.filename!r} is compressed (method {info.compress_type}), "
+                "must be stored"
             )
         if info.flag_bits & 0x1:
             raise ValueError(f"member {info.filename!r} is encrypted")
         if info.file_size != info.compress_size:
             raise ValueError(
-                f"member {info.filename!r} declares {info.file_size} bytes but stores {info.compress_size}"
+                f"member {info.filename!r} declares {info.file_size} bytes "
+                f"but stores {info.compress_size}"
             )
         declared += info.file_size
     if declared > len(data):
@@ -257,8 +262,9 @@ def _read_capped(path: str | os.PathLike[str], name: str) -> bytes:
 
 
 def _check_directory(data: bytes | memoryview) -> None:
-    """Bound the central directory before ``zipfile`` builds an object for each of its entries
-    (tiny entries would otherwise cost far more memory than the file's size).
+    """Bound the central directory before ``zipfile`` builds an object for each entry.
+
+    Tiny entries would otherwise cost far more memory than the file's size.
     """
     start = max(
         0, len(data) - 22 - 0xFFFF
@@ -308,7 +314,8 @@ def _parse_npy(raw: bytes, key: str) -> np.ndarray:
     present = len(raw) - stream.tell()
     if count * dtype.itemsize != present:
         raise ValueError(
-            f"array {key!r} declares shape {shape} of {dtype.str} ({count * dtype.itemsize} bytes), "
+            f"array {key!r} declares shape {shape} of {dtype.str} "
+            f"({count * dtype.itemsize} bytes), "
             f"the member holds {present}"
         )
     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=stream.tell())
@@ -345,7 +352,8 @@ def _is_pcg64_state(state: Any) -> bool:
     if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
         return False
     try:
-        np.random.PCG64().state = state
+        # an untrusted dict on purpose: numpy's setter is the check
+        np.random.PCG64().state = state  # type: ignore[assignment]
     except Exception:  # numpy raises TypeError, ValueError, KeyError or OverflowError on bad states
         return False
     return True

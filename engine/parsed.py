@@ -10,7 +10,8 @@ Callers that hold a valid record without having validated it get the same record
 :func:`parse_context` (no checks); the public functions that take a context accept either.
 
 >>> ctx = {"user_id": "u1", "timestamp": 1767225600, "channels": {"sms": True},
-...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 2}, {"item_id": "i2", "price": 5.0, "quantity": 1}]}
+...        "cart": [{"item_id": "i1", "price": 10.0, "quantity": 2},
+...                 {"item_id": "i2", "price": 5.0, "quantity": 1}]}
 >>> parsed = parse_context(ctx)
 >>> parsed.timestamp, parsed.cart_value, parsed.cart_units, parsed.channel_key, parsed.orders.count
 (1767225600.0, 25.0, 3, (None, True, None), 0)
@@ -46,8 +47,9 @@ NO_CHANNELS: tuple[None, ...] = (None,) * len(CHANNELS)
 
 
 class OrderSummary(NamedTuple):
-    """What validation gathers from ``history.orders`` while checking them, so that the profile
-    and CF features need not walk the orders again.
+    """What validation gathers from ``history.orders`` while checking them.
+
+    The profile and CF features read it instead of walking the orders again.
 
     Attributes:
         count: number of past orders.
@@ -58,7 +60,8 @@ class OrderSummary(NamedTuple):
         items: item ids of all past orders, in order.
     """
 
-    count: int
+    # the field shadows tuple.count on purpose: ``orders.count`` is the public name
+    count: int  # type: ignore[assignment]
     total_value: float
     last_timestamp: float
     coupon_count: int
@@ -129,8 +132,9 @@ def cart_totals(cart: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
 
 
 def summarise_orders(orders: Iterable[Mapping[str, Any]]) -> OrderSummary:
-    """The :class:`OrderSummary` of valid orders, in one plain pass (what validation gathers on
-    its fast path; it calls this after its slow one).
+    """The :class:`OrderSummary` of valid orders, in one plain pass.
+
+    Validation gathers the same on its fast path; it calls this after its slow one.
     """
     n = 0
     total_value = 0.0

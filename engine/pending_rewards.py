@@ -11,8 +11,10 @@ it under its state lock. (The decision log's own buffer of not-yet-committed eve
 >>> pending = PendingRewards(max_pending=2)
 >>> for i in range(3):
 ...     _ = pending.add(f"d{i}", PendingDecision(np.zeros(2), 1, 0.5, 100.0 * i, None))
->>> list(pending.ids()), pending.settle("d1").action, pending.settle("d1"), pending.was_settled("d1")
-(['d1', 'd2'], 1, None, True)
+>>> list(pending.ids()), pending.settle("d1").action
+(['d1', 'd2'], 1)
+>>> pending.settle("d1"), pending.was_settled("d1")
+(None, True)
 >>> [decision_id for decision_id, _ in pending.expire(now=300.0, window=100.0)]
 ['d2']
 """
@@ -85,8 +87,9 @@ class PendingRewards:
         return False
 
     def settle(self, decision_id: str) -> PendingDecision | None:
-        """Remove and return the entry of ``decision_id`` (None if it is not pending); a found
-        id is remembered as settled.
+        """Remove and return the entry of ``decision_id`` (None if it is not pending).
+
+        A found id is remembered as settled.
         """
         entry = self._pending.pop(decision_id, None)
         if entry is not None:
@@ -94,8 +97,9 @@ class PendingRewards:
         return entry
 
     def restore(self, decision_id: str, entry: PendingDecision) -> None:
-        """Put back an entry whose outcome could not be recorded (it is pending again, newest
-        last, and no longer remembered as settled).
+        """Put back an entry whose outcome could not be recorded.
+
+        It is pending again (newest last) and no longer remembered as settled.
         """
         self._settled.pop(decision_id, None)
         self._pending[decision_id] = entry
@@ -109,8 +113,9 @@ class PendingRewards:
         return decision_id in self._settled
 
     def expire(self, now: float, window: float) -> list[tuple[str, PendingDecision]]:
-        """Remove and return, oldest first, the leading entries whose attribution ``window``
-        closed by ``now`` (their ids are remembered as settled).
+        """Remove and return, oldest first, the entries whose ``window`` closed by ``now``.
+
+        Only the leading run of such entries is removed; their ids are remembered as settled.
         """
         out: list[tuple[str, PendingDecision]] = []
         pending = self._pending

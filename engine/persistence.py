@@ -147,7 +147,8 @@ def check_model_fits(
     """
     if tuple(saved.meta["action_names"]) != tuple(action_names):
         raise ModelFileError(
-            f"model file {str(path)!r} has actions {saved.meta['action_names']}, engine has {list(action_names)}"
+            f"model file {str(path)!r} has actions {saved.meta['action_names']}, "
+            f"engine has {list(action_names)}"
         )
     try:
         features = FeatureBuilder(

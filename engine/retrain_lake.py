@@ -14,12 +14,15 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
+
+if TYPE_CHECKING:
+    from engine.learners._ridge import RidgeStats
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +96,8 @@ def ridge_batch_sums(batch, plan: RetrainPlan) -> RidgeSums:
     return out
 
 
-def _load_sums(model: Learner, sums: RidgeSums) -> None:
-    """Give a fresh ridge learner the state ``update_batch`` would build from these sums."""
-    stats = model._stats
+def _load_sums(model: Learner, stats: RidgeStats, sums: RidgeSums) -> None:
+    """Give a fresh ridge learner (``stats``: its own) the state ``update_batch`` would build."""
     for a in np.flatnonzero(sums.counts):
         stats.precision[a] = stats.precision[a] + sums.gram[a]
         inverse = np.linalg.inv(stats.precision[a])
@@ -195,7 +197,7 @@ def retrain_lake(
             master=spark_master,
         )
         if sums is not None:
-            _load_sums(model, sums)
+            _load_sums(model, model._stats, sums)
     else:
         if backend != "stream":
             raise ValueError(

@@ -55,7 +55,7 @@ class UniformStream:
     def state(self) -> tuple[dict[str, Any], list[float]]:
         """``(bit generator state, numbers drawn but not handed out, in the stored order)``."""
         with self._lock:
-            return self._rng.bit_generator.state, list(self._buffer)
+            return dict(self._rng.bit_generator.state), list(self._buffer)
 
     def restore(self, rng_state: dict[str, Any], pending: list[float]) -> None:
         """Resume from what :meth:`state` returned."""
@@ -92,7 +92,7 @@ def sample_actions(probabilities: np.ndarray, rng: np.random.Generator) -> np.nd
     array([1, 0])
     """
     cdf = np.cumsum(probabilities, axis=1)
-    u = rng.random(cdf.shape[0])[:, None] * cdf[:, -1:]
+    u = rng.random(len(cdf))[:, None] * cdf[:, -1:]
     actions = (cdf <= u).sum(axis=1).astype(np.int64, copy=False)
     last = cdf.shape[1] - 1
     stray = probabilities[np.arange(actions.size), np.minimum(actions, last)] <= 0

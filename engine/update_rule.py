@@ -42,8 +42,10 @@ def teach(
     propensity_floor: float | None = None,
     reward_divisor: Callable[[np.ndarray], Any] | None = None,
 ) -> None:
-    """Update ``learner`` with one outcome (``X`` of shape ``(d,)``, scalar action, probability
-    and reward) or a batch (``X`` of shape ``(n, d)`` and length-``n`` arrays).
+    """Update ``learner`` with one outcome or a batch of them.
+
+    One outcome: ``X`` of shape ``(d,)`` and a scalar action, probability and reward. A batch:
+    ``X`` of shape ``(n, d)`` and length-``n`` arrays.
 
     Args:
         learner: the learner to update.

@@ -60,10 +60,10 @@ def check_seed(name: str, seed: object) -> np.random.Generator:
     """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (
-        isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
-    ):
-        return np.random.default_rng(seed)
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and int(seed) >= 0:
+        return np.random.default_rng(int(seed))  # numpy seeds an int and a numpy int alike
     raise ValueError(f"{name} == {seed!r}, must be None, an int >= 0 or a numpy Generator")
 
 

@@ -115,8 +115,10 @@ class RidgeStats:
 
 
 class RidgeLearnerMixin:
-    """What LinUCB and linear TS share: a design matrix (with an optional intercept column),
-    greedy actions from the ridge means, and updates that add rows to ``self._stats``.
+    """What LinUCB and linear TS share: design matrix, greedy actions and updates.
+
+    The design matrix has an optional intercept column, greedy actions come from the ridge
+    means, and updates add rows to ``self._stats``.
 
     The host class sets ``fit_intercept`` and ``_stats`` (a :class:`RidgeStats`).
     """

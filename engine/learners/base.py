@@ -14,8 +14,6 @@ priors, VW costs) are expressed in those units. The default scale, 10, suits pro
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import threading
@@ -25,17 +23,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from engine.model_file import load_arrays
 from engine.validation import check_integer, check_number, check_positive, check_probability
 
 from ._checks import as_float_matrix, check_names
+from .learner_format import FORMAT, pack_learner, unpack_learner
 
 __all__ = ["Learner"]
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = "cartwise-learner/1"
-_HEADER_KEY = "__header__"
 _MAX_ABS = 1e30  # context entries beyond this are refused (float32 libraries overflow)
 
 
@@ -102,8 +98,10 @@ class Learner(ABC):
         return _finalise(raw, mask)
 
     def decision_probabilities(self, x: np.ndarray, eligible: list[bool]) -> list[float]:
-        """The engine's per-decision path: :meth:`probabilities` without the input checks, on
-        and to plain lists (one decision's 7 entries are faster in Python than in numpy).
+        """The engine's per-decision path: :meth:`probabilities` without the input checks.
+
+        It works on and returns plain lists (one decision's 7 entries are faster in Python
+        than in numpy).
 
         For a caller that built its inputs itself: ``x`` must be a finite float64
         ``(n_features,)`` array and ``eligible`` a list of ``n_actions`` bools with a True
@@ -186,7 +184,7 @@ class Learner(ABC):
         with self._lock:
             meta, arrays = self._get_state()
             header = {
-                "format": _FORMAT,
+                "format": FORMAT,
                 "class": type(self).__name__,
                 "action_names": list(self.action_names),
                 "feature_names": list(self.feature_names),
@@ -195,12 +193,7 @@ class Learner(ABC):
                 "meta": meta,
                 "n_updates": self._n_updates,
             }
-        if _HEADER_KEY in arrays:
-            raise RuntimeError(f"state array name {_HEADER_KEY!r} is reserved")
-        encoded = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **{_HEADER_KEY: encoded}, **arrays)
-        return buffer.getvalue()
+        return pack_learner(header, arrays)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Learner:
@@ -210,14 +203,8 @@ class Learner(ABC):
         (bounded memory, no pickle), the header is checked field by field, float state must be
         finite, and any failure of the learner's own restore raises ValueError as well.
         """
-        try:
-            arrays = load_arrays(data)
-            header = json.loads(arrays.pop(_HEADER_KEY).tobytes().decode("utf-8"))
-        except Exception as exc:  # any parsing failure means "not our format"
-            raise ValueError(
-                f"data ({len(data)} bytes) is not a serialised Learner: {exc}"
-            ) from None
-        name = _check_header(header)
+        header, arrays = unpack_learner(data)
+        name = header["class"]
         target = Learner._classes.get(name)
         if target is None:
             raise ValueError(f"class == {name!r}, must be one of {sorted(Learner._classes)}")
@@ -263,7 +250,7 @@ class Learner(ABC):
         return self._probabilities(x, np.array(eligible, dtype=bool))
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        return np.stack([self._probabilities(x, m) for x, m in zip(X, eligible)])
+        return np.stack([self._probabilities(x, m) for x, m in zip(X, eligible, strict=True)])
 
     @abstractmethod
     def _update(self, x: np.ndarray, action: int, probability: float, reward: float) -> None:
@@ -272,7 +259,9 @@ class Learner(ABC):
     def _update_batch(
         self, X: np.ndarray, actions: np.ndarray, probabilities: np.ndarray, rewards: np.ndarray
     ) -> None:
-        for x, a, p, r in zip(X, actions.tolist(), probabilities.tolist(), rewards.tolist()):
+        for x, a, p, r in zip(
+            X, actions.tolist(), probabilities.tolist(), rewards.tolist(), strict=True
+        ):
             self._update(x, a, p, r)
 
     def _greedy(self, x: np.ndarray, eligible: np.ndarray) -> int:
@@ -280,7 +269,9 @@ class Learner(ABC):
         return int(np.argmax(weights))
 
     def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        return np.array([self._greedy(x, m) for x, m in zip(X, eligible)], dtype=np.int64)
+        return np.array(
+            [self._greedy(x, m) for x, m in zip(X, eligible, strict=True)], dtype=np.int64
+        )
 
     @abstractmethod
     def _params(self) -> dict[str, Any]:
@@ -346,38 +337,6 @@ class Learner(ABC):
         return arr.astype(np.int64, copy=False)
 
 
-def _check_header(header: Any) -> str:
-    """Check the fields of a serialised learner's header; return its class name."""
-    if not isinstance(header, dict):
-        raise ValueError(f"learner header is a {type(header).__name__}, must be an object")
-    expected: dict[str, tuple[type, ...]] = {
-        "format": (str,),
-        "class": (str,),
-        "action_names": (list,),
-        "feature_names": (list,),
-        "reward_scale": (int, float),
-        "params": (dict,),
-        "meta": (dict,),
-        "n_updates": (int,),
-    }
-    for key, types in expected.items():
-        if key not in header:
-            raise ValueError(f"learner header has no {key!r}")
-        value = header[key]
-        if not isinstance(value, types) or isinstance(value, bool):
-            raise ValueError(
-                f"learner header {key} == {repr(value)[:80]}, must be {' or '.join(t.__name__ for t in types)}"
-            )
-    if header["format"] != _FORMAT:
-        raise ValueError(f"format == {header['format']!r}, must be {_FORMAT!r}")
-    if header["n_updates"] < 0:
-        raise ValueError(f"learner header n_updates == {header['n_updates']}, must be >= 0")
-    for key in header["params"]:
-        if key in ("action_names", "feature_names", "reward_scale"):
-            raise ValueError(f"learner header params has key {key!r}")
-    return header["class"]
-
-
 def _as_mask(name: str, value: np.ndarray) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype == np.bool_:
@@ -407,7 +366,7 @@ def _finalise_list(raw: np.ndarray | list[float], mask: list[bool]) -> list[floa
     if len(values) != len(mask):
         raise RuntimeError(f"learner produced {len(values)} probabilities for {len(mask)} actions")
     if not all(mask):
-        values = [v if ok else 0.0 for v, ok in zip(values, mask)]
+        values = [v if ok else 0.0 for v, ok in zip(values, mask, strict=True)]
     total = sum(values)
     # nan/inf entries make the total non-finite; negative entries show in the minimum
     if not 0.0 < total < math.inf or min(values) < 0.0:

@@ -26,9 +26,6 @@ and update sees whitened contexts. Callers keep passing raw feature vectors.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,7 +33,7 @@ from typing import Any
 import numpy as np
 import vowpalwabbit
 
-try:  # VW's own bindings, under the ``Workspace`` wrapper (see ``_native_calls``)
+try:  # VW's own bindings, under the ``Workspace`` wrapper (see ``native_calls``)
     import pylibvw
 except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
     pylibvw = None
@@ -45,15 +42,24 @@ from engine.validation import (
     check_choice,
     check_integer,
     check_non_negative,
-    check_number,
     check_positive,
     check_probability,
 )
 
-from ._checks import check_seed
 from .base import Learner
-from .vw_examples import PredictionExamples
+from .vw_examples import PredictionExamples, native_calls
 from .vw_options import check_vw_model, parse_extra_args
+from .vw_state import saved_whitening, workspace_bytes, workspace_from_bytes
+from .vw_text import (
+    action_lines,
+    check_action_features,
+    check_interactions,
+    default_action_features,
+    shared_template,
+    vw_name,
+    vw_seed,
+    vw_values,
+)
 from .whitening import Whitening
 
 __all__ = ["EXPLORATIONS", "VWLearner", "default_action_features"]
@@ -62,34 +68,6 @@ logger = logging.getLogger(__name__)
 
 EXPLORATIONS = ("epsilon", "squarecb", "bag", "cover", "rnd", "softmax")
 CB_TYPES = ("mtr", "dr", "ips", "dm")
-_UNSAFE = re.compile(r"[\s|:%]")
-_COUPON = re.compile(r"coupon_(\d+(?:\.\d+)?)")
-
-
-def default_action_features(name: str) -> dict[str, float]:
-    """Descriptors of the default catalogue's actions (the one-hot id is added separately).
-
-    >>> default_action_features("coupon_10")
-    {'discount': 0.1, 'is_contact': 1.0}
-    >>> default_action_features("time_limited_offer")
-    {'is_contact': 1.0, 'is_urgent': 1.0}
-    >>> default_action_features("none"), default_action_features("something_new")
-    ({}, {})
-    """
-    coupon = _COUPON.fullmatch(name)
-    if coupon:
-        return {"discount": float(coupon.group(1)) / 100.0, "is_contact": 1.0}
-    known = {
-        "recommendation": {"is_contact": 1.0, "is_information": 1.0},
-        "time_limited_offer": {"is_contact": 1.0, "is_urgent": 1.0},
-        "recall_message": {"is_contact": 1.0},
-    }
-    return dict(known.get(name, {}))
-
-
-def _vw_name(name: str) -> str:
-    """A token VW can parse: no whitespace, ``|``, ``:`` (and no ``%`` for our templates)."""
-    return _UNSAFE.sub("_", name)
 
 
 class VWLearner(Learner):
@@ -180,9 +158,9 @@ class VWLearner(Learner):
         self.power_t = check_non_negative(power_t, "power_t")
         self.l2 = check_non_negative(l2, "l2")
         self.cb_type = check_choice(cb_type, "cb_type", CB_TYPES)
-        self.interactions = _check_interactions(interactions)
+        self.interactions = check_interactions(interactions)
         self.bit_precision = check_integer(bit_precision, "bit_precision", low=1, high=30)
-        self.action_features = self._check_action_features(action_features)
+        self.action_features = check_action_features(action_features, self.action_names)
         self._extra_tokens = parse_extra_args(extra_args)
         self.extra_args = extra_args
         self.whiten_after = check_integer(whiten_after, "whiten_after", low=0)
@@ -193,11 +171,11 @@ class VWLearner(Learner):
             [] if self.whiten_after else None
         )
         self.seed = seed
-        self._vw_seed = _vw_seed(seed)
-        self._shared_template = self._make_shared_template()
-        self._action_lines = self._make_action_lines()
+        self._vw_seed = vw_seed(seed)
+        self._shared_template = shared_template(self.feature_names)
+        self._action_lines = action_lines(self.action_names, self.action_features)
         self._ws = vowpalwabbit.Workspace(arg_list=self._vw_args())
-        self._native = _native_calls(self._ws)
+        self._native = native_calls(self._ws)
         self._examples = self._prediction_examples(self._ws)
         # finish the workspace when the learner is collected or at interpreter exit (VW's own
         # __del__ fails noisily during interpreter shutdown)
@@ -210,55 +188,13 @@ class VWLearner(Learner):
 
     @property
     def vw_examples(self) -> float:
-        """Examples in VW's statistics since construction or loading: every update, and every
-        prediction made through text (predictions through kept examples are not counted).
+        """Examples in VW's statistics since construction or loading.
+
+        Every update counts, and every prediction made through text (predictions through kept
+        examples are not counted).
         """
         with self._lock:
             return float(self._ws.get_weighted_examples())
-
-    # ------------------------------------------------------------------ construction helpers
-    def _check_action_features(
-        self, action_features: Mapping[str, Mapping[str, float]] | None
-    ) -> dict[str, dict[str, float]] | None:
-        if action_features is None:
-            return None
-        if not isinstance(action_features, Mapping):
-            raise ValueError(f"action_features == {action_features!r}, must be a mapping or None")
-        out: dict[str, dict[str, float]] = {}
-        for action, features in action_features.items():
-            if action not in self.action_names:
-                raise ValueError(
-                    f"action_features has key {action!r}, must be one of {list(self.action_names)}"
-                )
-            if not isinstance(features, Mapping):
-                raise ValueError(f"action_features[{action!r}] == {features!r}, must be a mapping")
-            out[action] = {
-                str(k): check_number(v, f"action_features[{action!r}][{k!r}]")
-                for k, v in features.items()
-            }
-        return out
-
-    def _make_shared_template(self) -> str:
-        names = [_vw_name(n) for n in self.feature_names]
-        if len(set(names)) != len(names):
-            raise ValueError(
-                f"feature_names == {self.feature_names!r} collide once made VW-safe: {names}"
-            )
-        return "shared |U " + " ".join(f"{n}:%.9g" for n in names)
-
-    def _make_action_lines(self) -> list[str]:
-        ids = [_vw_name(n) for n in self.action_names]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"action_names == {self.action_names!r} collide once made VW-safe")
-        lines = []
-        for name, token in zip(self.action_names, ids):
-            if self.action_features is not None and name in self.action_features:
-                features = self.action_features[name]
-            else:
-                features = default_action_features(name)
-            described = " ".join(f"{_vw_name(k)}:{v:.7g}" for k, v in features.items() if v)
-            lines.append(f"|A id_{token} {described}".rstrip())
-        return lines
 
     def _vw_args(self, with_seed: bool = True) -> list[str]:
         args = [
@@ -286,14 +222,14 @@ class VWLearner(Learner):
         return args + self._extra_tokens
 
     def _prediction_examples(self, ws: vowpalwabbit.Workspace) -> PredictionExamples | None:
-        tokens = [_vw_name(n) for n in self.feature_names]
+        tokens = [vw_name(n) for n in self.feature_names]
         return PredictionExamples.build(ws, tokens, self._action_lines, self._shared_template)
 
     # ------------------------------------------------------------------ example strings
     def _shared(self, x: np.ndarray) -> str:
         if self._whitening is not None:
             x = self._whitening.transform(x)
-        return self._shared_template % tuple(_vw_values(x).tolist())
+        return self._shared_template % tuple(vw_values(x).tolist())
 
     def _labelled(self, shared: str, action: int, probability: float, reward: float) -> list[str]:
         lines = [shared, *self._action_lines]
@@ -310,14 +246,15 @@ class VWLearner(Learner):
         return self._predict(x.tolist(), eligible)
 
     def _predict(self, values: list[float], eligible: list[bool]) -> list[float]:
-        """VW's pmf over the eligible actions for shared feature ``values`` (whitened if the
-        learner whitens; VW stores them as float32), spread back to all actions (0 elsewhere).
+        """VW's pmf for shared feature ``values``, spread back to all actions (0 if ineligible).
+
+        ``values`` are whitened if the learner whitens; VW stores them as float32.
         """
         if self._native and self._examples is not None:
             pmf = self._examples.predict(values, eligible)
         else:
-            lines = [self._shared_template % tuple(_vw_values(np.asarray(values)).tolist())]
-            lines += [line for line, ok in zip(self._action_lines, eligible) if ok]
+            lines = [self._shared_template % tuple(vw_values(np.asarray(values)).tolist())]
+            lines += [line for line, ok in zip(self._action_lines, eligible, strict=True) if ok]
             pmf = self._vw_predict(lines)
         n_eligible = sum(eligible)
         if len(pmf) != n_eligible:
@@ -330,7 +267,7 @@ class VWLearner(Learner):
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         if self._whitening is not None:
             X = self._whitening.transform(X)
-        rows = zip(X.tolist(), eligible.tolist())
+        rows = zip(X.tolist(), eligible.tolist(), strict=True)
         return np.array([self._predict(x, mask) for x, mask in rows])
 
     def _vw_predict(self, lines: list[str]) -> list[float]:
@@ -372,7 +309,7 @@ class VWLearner(Learner):
     def _replace_workspace(self, ws: vowpalwabbit.Workspace) -> None:
         self._finalizer()  # finishes the workspace being replaced
         self._ws = ws
-        self._native = _native_calls(ws)
+        self._native = native_calls(ws)
         self._examples = self._prediction_examples(ws)
         self._finalizer = weakref.finalize(self, ws.finish)
 
@@ -382,15 +319,19 @@ class VWLearner(Learner):
         if self._warmup is not None:  # one at a time until the whitening is fitted
             k = min(len(X), self.whiten_after - len(self._warmup))
             for x, a, p, r in zip(
-                X[:k], actions[:k].tolist(), probabilities[:k].tolist(), rewards[:k].tolist()
+                X[:k],
+                actions[:k].tolist(),
+                probabilities[:k].tolist(),
+                rewards[:k].tolist(),
+                strict=True,
             ):
                 self._update(x, a, p, r)
             X, actions, probabilities, rewards = X[k:], actions[k:], probabilities[k:], rewards[k:]
         if self._whitening is not None:
             X = self._whitening.transform(X)
         template = self._shared_template
-        labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist())
-        for x, (a, p, r) in zip(_vw_values(X).tolist(), labels):
+        labels = zip(actions.tolist(), probabilities.tolist(), rewards.tolist(), strict=True)
+        for x, (a, p, r) in zip(vw_values(X).tolist(), labels, strict=True):
             self._vw_learn(self._labelled(template % tuple(x), a, p, r))
 
     def _params(self) -> dict[str, Any]:
@@ -416,12 +357,7 @@ class VWLearner(Learner):
         }
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        with tempfile.TemporaryDirectory(prefix="cartwise-vw-") as folder:
-            path = os.path.join(folder, "model.vw")
-            self._ws.save(path)
-            with open(path, "rb") as handle:
-                model = handle.read()
-        arrays = {"vw_model": np.frombuffer(model, dtype=np.uint8)}
+        arrays = {"vw_model": np.frombuffer(workspace_bytes(self._ws), dtype=np.uint8)}
         if self._whitening is not None:
             arrays["whiten_matrix"] = self._whitening.matrix
             arrays["whiten_offset"] = self._whitening.offset
@@ -431,8 +367,10 @@ class VWLearner(Learner):
         return {"vw_seed": self._vw_seed}, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Restore a saved state; everything is checked before VW reads the model (whose header
-        options VW would otherwise merge into its own, see :func:`check_vw_model`).
+        """Restore a saved state; everything is checked before VW reads the model.
+
+        VW would otherwise merge the model header's options into its own; see
+        :func:`check_vw_model`.
         """
         blob = arrays.get("vw_model")
         if blob is None or blob.dtype != np.uint8 or blob.ndim != 1:
@@ -442,83 +380,12 @@ class VWLearner(Learner):
             raise ValueError(f"vw_seed == {seed!r}, must be an integer in [0, 2**31 - 1)")
         model = blob.tobytes()
         check_vw_model(model, self.bit_precision)
-        whitening, warmup = self._saved_whitening(arrays)
+        whitening, warmup = saved_whitening(arrays, self.n_features, self.n_actions, self._check_X)
         self._vw_seed = seed
-        with tempfile.TemporaryDirectory(prefix="cartwise-vw-") as folder:
-            path = os.path.join(folder, "model.vw")
-            with open(path, "wb") as handle:
-                handle.write(model)
-            loaded = vowpalwabbit.Workspace(arg_list=["-i", path, *self._vw_args(False)])
-        self._replace_workspace(loaded)
+        self._replace_workspace(workspace_from_bytes(model, self._vw_args(False)))
         if whitening is not None:
             self._whitening = whitening
             self._warmup = None
         elif self._warmup is not None and warmup is not None:
             self._warmup = warmup
         logger.debug("restored VW model (%d bytes)", arrays["vw_model"].size)
-
-    def _saved_whitening(
-        self, arrays: dict[str, np.ndarray]
-    ) -> tuple[Whitening | None, list[tuple[np.ndarray, int, float, float]] | None]:
-        """The saved whitening map, or the saved warm-up updates, checked against the learner."""
-        if "whiten_matrix" in arrays:
-            whitening = Whitening(arrays["whiten_matrix"], arrays.get("whiten_offset"))
-            if whitening.n_features != self.n_features:
-                raise ValueError(
-                    f"whiten_matrix is for {whitening.n_features} features, must be {self.n_features}"
-                )
-            return whitening, None
-        if "warmup_x" not in arrays:
-            return None, None
-        X, labels = arrays["warmup_x"], arrays.get("warmup_labels")
-        n = X.shape[0] if X.ndim == 2 else -1
-        if X.shape != (n, self.n_features) or labels is None or labels.shape != (n, 3):
-            raise ValueError(
-                f"warmup_x/warmup_labels have shapes {X.shape}/"
-                f"{None if labels is None else labels.shape}, must be (n, {self.n_features})/(n, 3)"
-            )
-        X = self._check_X(X)
-        actions, probabilities, rewards = np.asarray(labels, dtype=np.float64).T
-        if not (
-            np.isin(actions, np.arange(self.n_actions)).all()
-            and ((probabilities > 0) & (probabilities <= 1)).all()
-            and np.isfinite(rewards).all()
-        ):
-            raise ValueError("warmup_labels hold an invalid action, probability or reward")
-        return None, [(x, int(a), p, r) for x, (a, p, r) in zip(X, labels.tolist())]
-
-
-def _native_calls(ws: vowpalwabbit.Workspace) -> bool:
-    """Whether ``ws`` offers the native calls the fast path needs (all vowpalwabbit 9.x do)."""
-    needed = ("predict_multi", "learn_multi", "_finish_example_multi_ex")
-    return (
-        pylibvw is not None
-        and callable(getattr(ws, "_parse", None))
-        and all(callable(getattr(pylibvw.vw, name, None)) for name in needed)
-        and callable(getattr(pylibvw.example, "get_action_scores", None))
-    )
-
-
-def _vw_values(x: np.ndarray) -> np.ndarray:
-    """Values as VW stores them (float32): magnitudes below float32's range become 0, which
-    matters because VW's text parser turns e.g. ``3.5e-180`` into garbage.
-    """
-    return x.astype(np.float32)
-
-
-def _check_interactions(interactions: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(interactions, str):
-        raise ValueError(f"interactions == {interactions!r}, must be a sequence like ('UA',)")
-    out = tuple(interactions)
-    for item in out:
-        if not isinstance(item, str) or not 2 <= len(item) <= 3 or set(item) - {"U", "A"}:
-            raise ValueError(
-                f"interactions contains {item!r}, each must be 2-3 letters from 'U' and 'A'"
-            )
-    return out
-
-
-def _vw_seed(seed: int | np.random.Generator | None) -> int:
-    if isinstance(seed, int | np.integer) and not isinstance(seed, bool) and seed >= 0:
-        return int(seed) % (2**31 - 1)
-    return int(check_seed("seed", seed).integers(2**31 - 1))

@@ -30,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover - every vowpalwabbit 9.x wheel ships it
     pylibvw = None
 
-__all__ = ["PredictionExamples"]
+__all__ = ["PredictionExamples", "native_calls"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class PredictionExamples:
             or not all(callable(getattr(pylibvw.vw, n, None)) for n in _WORKSPACE_CALLS)
         ):
             return None
-        try:  # the action examples are parsed from their own text, so only the shared one is compared
+        # the action examples are parsed from their own text, so only the shared one is compared
+        try:
             examples = cls(ws, feature_tokens, action_lines)
             probe = [
                 0.5 + 0.25 * i for i in range(len(feature_tokens))
@@ -114,13 +115,16 @@ class PredictionExamples:
         return examples
 
     def _fill(self, values: Sequence[float]) -> None:
-        """Replace the shared example's features with ``values`` (zeros are left out, as VW's
-        text parser does).
+        """Replace the shared example's features with ``values``.
+
+        Zeros are left out, as VW's text parser does.
         """
         shared, ws, ns = self._shared, self._ws, self._ns
         shared.erase_namespace(ns)
         ws.unsetup_example(shared)
-        shared.push_feature_list(ws, ns, self._ns_hash, list(zip(self._hashes, values)))
+        shared.push_feature_list(
+            ws, ns, self._ns_hash, list(zip(self._hashes, values, strict=True))
+        )
         ws.setup_example(shared)
 
     def predict(self, values: Sequence[float], eligible: Sequence[bool]) -> list[float]:
@@ -129,7 +133,10 @@ class PredictionExamples:
         key = tuple(eligible)
         examples = self._lists.get(key)
         if examples is None:  # at most 2 ** n_actions lists
-            examples = [self._shared, *(e for e, ok in zip(self._actions, eligible) if ok)]
+            examples = [
+                self._shared,
+                *(e for e, ok in zip(self._actions, eligible, strict=True) if ok),
+            ]
             self._lists[key] = examples
         pylibvw.vw.predict_multi(self._ws, examples)
         return self._shared.get_action_scores()
@@ -146,3 +153,14 @@ def _features(example: pylibvw.example) -> list[tuple[int, list[tuple[int, float
         ]
         out.append((ns, features))
     return out
+
+
+def native_calls(ws: vowpalwabbit.Workspace) -> bool:
+    """Whether ``ws`` offers the native calls the fast path needs (all vowpalwabbit 9.x do)."""
+    needed = ("predict_multi", "learn_multi", "_finish_example_multi_ex")
+    return (
+        pylibvw is not None
+        and callable(getattr(ws, "_parse", None))
+        and all(callable(getattr(pylibvw.vw, name, None)) for name in needed)
+        and callable(getattr(pylibvw.example, "get_action_scores", None))
+    )

@@ -41,8 +41,8 @@ EXTRA_OPTIONS: dict[str, str] = {
     "--ignore": _NAMESPACES, "--ignore_linear": _NAMESPACES, "--keep": _NAMESPACES,
     # exploration details
     "--first_only": _FLAG, "--nounif": _FLAG, "--psi": _NUMBER, "--elim": _FLAG,
-    "--mellowness": _NUMBER, "--greedify": _FLAG, "--rnd_alpha": _NUMBER, "--rnd_invlambda": _NUMBER,
-    "--cb_min_cost": _NUMBER, "--cb_max_cost": _NUMBER,
+    "--mellowness": _NUMBER, "--greedify": _FLAG, "--rnd_alpha": _NUMBER,
+    "--rnd_invlambda": _NUMBER, "--cb_min_cost": _NUMBER, "--cb_max_cost": _NUMBER,
 }  # fmt: skip
 
 #: Options the learner sets from its parameters (or VW adds for them), as VW saves them.
@@ -153,7 +153,8 @@ def _parse(tokens: list[str], allowed: dict[str, str], name_parameters: bool = F
                     f"must not set {name!r}: use the learner's {_PARAMETERS[name]!r} parameter"
                 )
             raise _Refused(
-                f"must not set {name!r} (not an allowed VW option; allowed: {', '.join(sorted(allowed))})"
+                f"must not set {name!r} "
+                f"(not an allowed VW option; allowed: {', '.join(sorted(allowed))})"
             )
         out.append(name)
         if kind == _FLAG:
@@ -166,9 +167,8 @@ def _parse(tokens: list[str], allowed: dict[str, str], name_parameters: bool = F
             value = tokens[i]
             i += 1
         if not _VALUE_PATTERNS[kind].fullmatch(value):
-            raise _Refused(
-                f"{name} == {value!r}, must be a {'non-negative number' if kind == _NUMBER else kind}"
-            )
+            wanted = "non-negative number" if kind == _NUMBER else kind
+            raise _Refused(f"{name} == {value!r}, must be a {wanted}")
         out.append(value)
     return out
 

@@ -48,8 +48,9 @@ class Whitening:
 
     @classmethod
     def fit(cls, X: np.ndarray, floor: float = 0.15) -> Whitening:
-        """Fit on the rows of ``X`` (``(n, d)``, n >= 2); ``floor`` in [0, 1] is relative to the
-        mean eigenvalue.
+        """Fit on the rows of ``X`` (``(n, d)``, n >= 2).
+
+        ``floor`` in [0, 1] is relative to the mean eigenvalue.
         """
         floor = check_probability(floor, "floor")
         X = np.asarray(X, dtype=np.float64)

@@ -19,6 +19,7 @@ from engine.cf import (
     interactions_from_contexts,
     precision_recall_at_k,
 )
+from engine.cf_fit import als_step
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_batched_als_step_matches_per_user_solve():
     fixed = rng.normal(size=(20, 4))
     extra = weights.copy()
     extra.data = 5.0 * extra.data
-    batched = fitted._als_step(extra, fixed)
+    batched = als_step(extra, fixed, fitted.regularization)
     for u in range(30):
         c = 1.0 + 5.0 * weights[u].toarray().ravel()
         p = (weights[u].toarray().ravel() > 0).astype(float)
