@@ -4,7 +4,7 @@
 or its Parquet export) into arrays: the logged action, its propensity ``probability``, the full
 logging distribution ``p_<action>`` and the whitelisted features ``f_<feature>``. Fallback
 decisions (bad input, not chosen by the policy) and decisions without a reward yet are dropped
-and counted. :func:`evaluate_log` scores a target policy on those rows with
+and counted. :func:`evaluate_decision_log` scores a target policy on those rows with
 :func:`engine.ope.evaluate`, cross-fitting the DM/DR reward model on the logged features.
 
 A target is either a callable ``(features (n, d), feature_names, eligible (n, A)) -> (n, A)``
@@ -26,7 +26,7 @@ default exploration floor (> 0) that is exactly the guardrails' eligibility.
 >>> data.n, dict(data.dropped)
 (2, {'fallback': 1, 'no_reward': 1})
 >>> always_coupon = lambda X, names, eligible: eligible * [0.0, 1.0]
->>> table = evaluate_log(data, always_coupon, estimators=["ipw"])
+>>> table = evaluate_decision_log(data, always_coupon, estimators=["ipw"])
 >>> float(table.loc["ipw", "value"])  # 3.0 / 0.5 on d2, 0 on d1, averaged
 3.0
 """
@@ -305,7 +305,7 @@ def reward_model_features(features: np.ndarray) -> np.ndarray:
 
 
 DEFAULT_REWARD_MODEL = "boosted"
-"""Reward model :func:`evaluate_log` cross-fits on the logged features (see
+"""Reward model :func:`evaluate_decision_log` cross-fits on the logged features (see
 :mod:`engine.ope.reward_model`); on simulated engine logs its DM error is about 0.4 times that
 of per-action ridge regression (docs/ope-engine-logs.md)."""
 
@@ -329,7 +329,7 @@ def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarr
     return np.maximum(value / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
 
 
-def evaluate_log(
+def evaluate_decision_log(
     df_or_path: pd.DataFrame | str | os.PathLike[str] | LogDataset,
     target: TargetFn | Any,
     **evaluate_kwargs: Any,

@@ -226,7 +226,9 @@ def test_bad_arguments_are_named(lake):
 
 def test_without_a_backend_evaluate_log_is_the_in_memory_frame_evaluation(lake):
     log_path = lake[0]
-    legacy = ope.logs.evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0)
+    legacy = ope.logs.evaluate_decision_log(
+        log_path, make_policy("rule"), estimators=["ipw"], seed=0
+    )
     pd.testing.assert_frame_equal(
         evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0), legacy
     )
