@@ -81,12 +81,14 @@ CREATE TABLE outcome_events (
     order_id    text,
     received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     status      text NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'joined', 'duplicate', 'late', 'unknown', 'unattributed')),
+                CHECK (status IN ('pending', 'joined', 'duplicate', 'late', 'unknown',
+                                  'unattributed')),
     joined_to   text,
     CHECK ((decision_id IS NULL) <> (user_hash IS NULL))
 );
 CREATE INDEX outcome_events_pending ON outcome_events (seq) WHERE status = 'pending';
-CREATE INDEX outcome_events_pending_decision ON outcome_events (decision_id) WHERE status = 'pending';
+CREATE INDEX outcome_events_pending_decision ON outcome_events (decision_id)
+    WHERE status = 'pending';
 CREATE INDEX outcome_events_pending_user ON outcome_events (user_hash) WHERE status = 'pending';
 CREATE INDEX outcome_events_by_decision ON outcome_events (joined_to);
 
@@ -117,14 +119,16 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.cartwise_join'));
     FOR e IN SELECT * FROM outcome_events AS p
               WHERE p.status = 'pending'
-                AND (events IS NULL OR p.event_id = ANY(events) OR p.decision_id = ANY(decision_ids)
-                     OR p.user_hash = ANY(users))
+                AND (events IS NULL OR p.event_id = ANY(events)
+                     OR p.decision_id = ANY(decision_ids) OR p.user_hash = ANY(users))
                 AND (p.received_at < clock_timestamp() - make_interval(secs => ttl)
                      OR (p.decision_id IS NOT NULL
-                         AND EXISTS (SELECT 1 FROM decisions AS x WHERE x.decision_id = p.decision_id))
+                         AND EXISTS (SELECT 1 FROM decisions AS x
+                                      WHERE x.decision_id = p.decision_id))
                      OR (p.user_hash IS NOT NULL
                          AND EXISTS (SELECT 1 FROM decisions AS x
-                                      WHERE x.user_hash = p.user_hash AND x.timestamp <= p.timestamp + backward
+                                      WHERE x.user_hash = p.user_hash
+                                        AND x.timestamp <= p.timestamp + backward
                                         AND x.window_closes > p.timestamp)))
               ORDER BY p.seq LOOP
         IF e.decision_id IS NOT NULL THEN
@@ -140,13 +144,15 @@ BEGIN
         IF NOT FOUND THEN
             IF e.received_at < clock_timestamp() - make_interval(secs => ttl) THEN
                 UPDATE outcome_events
-                   SET status = CASE WHEN e.decision_id IS NULL THEN 'unattributed' ELSE 'unknown' END
+                   SET status = CASE WHEN e.decision_id IS NULL THEN 'unattributed'
+                                     ELSE 'unknown' END
                  WHERE event_id = e.event_id;
             END IF;
             CONTINUE;
         END IF;
         IF e.source <> 'default' AND e.timestamp >= d.window_closes THEN
-            UPDATE outcome_events SET status = 'late', joined_to = d.decision_id WHERE event_id = e.event_id;
+            UPDATE outcome_events SET status = 'late', joined_to = d.decision_id
+             WHERE event_id = e.event_id;
             CONTINUE;
         END IF;
         INSERT INTO outcomes (decision_id, timestamp, reward, source, order_id)
