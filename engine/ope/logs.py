@@ -80,10 +80,12 @@ class LogDataset:
 
     @property
     def n(self) -> int:
+        """Number of kept rows."""
         return int(self.rewards.shape[0])
 
     @property
     def n_actions(self) -> int:
+        """Number of actions."""
         return len(self.action_names)
 
     def __len__(self) -> int:
@@ -211,11 +213,11 @@ def read_log_dataset(
     features = (
         kept[feature_cols].to_numpy(dtype=np.float64) if feature_cols else np.empty((len(kept), 0))
     )
-    present = ~np.isnan(features).all(axis=0)
+    present = np.asarray(~np.isnan(features).all(axis=0))
     if not present.all():
         logger.debug(
             "decision log: features absent from every kept row: %s",
-            [c for c, ok in zip(feature_cols, present) if not ok],
+            [c for c, ok in zip(feature_cols, present, strict=True) if not ok],
         )
     sources = kept["reward_source"].value_counts().to_dict() if "reward_source" in kept else {}
     return LogDataset(
@@ -225,7 +227,7 @@ def read_log_dataset(
         logging_probs=probs,
         eligible=probs > 0.0,
         features=np.ascontiguousarray(features[:, present]),
-        feature_names=tuple(c[2:] for c, ok in zip(feature_cols, present) if ok),
+        feature_names=tuple(c[2:] for c, ok in zip(feature_cols, present, strict=True) if ok),
         action_names=names,
         decision_ids=ids,
         n_read=n_read,
@@ -290,8 +292,10 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
 
 
 def reward_model_features(features: np.ndarray) -> np.ndarray:
-    """Finite regressors for the reward model: NaN -> 0 plus a 0/1 "missing" column per feature
-    that has any NaN (rows logged by engines with different feature sets).
+    """Finite regressors for the reward model.
+
+    NaN becomes 0, plus a 0/1 "missing" column per feature that has any NaN (rows logged by
+    engines with different feature sets).
     """
     missing = np.isnan(features)
     partial = missing.any(axis=0)
@@ -311,10 +315,12 @@ of per-action ridge regression (docs/ope-engine-logs.md)."""
 
 
 def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | None:
-    """Per-row reward scale for the reward model: the cart value over the engine's reference
-    value (:meth:`engine.features.FeatureBuilder.reward_divisor`, what the learners divide
-    profits by), read from the ``cart_value_log`` feature; None when the log has no such
-    feature or a row lacks it.
+    """Per-row reward scale for the reward model, or None.
+
+    The scale is the cart value over the engine's reference value
+    (:meth:`engine.features.FeatureBuilder.reward_divisor`, what the learners divide profits
+    by), read from the ``cart_value_log`` feature; None when the log has no such feature or a
+    row lacks it.
     """
     from engine.features import MIN_REWARD_DIVISOR, PROFILE_SCALING, REWARD_REFERENCE_VALUE
 
