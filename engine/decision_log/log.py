@@ -34,58 +34,48 @@ class DecisionLog:
     The log lives in SQLite (WAL mode, one process) or PostgreSQL (shared by many processes;
     outcomes joined in the database).
 
-    Parameters
-    ----------
-    path:
-        SQLite database file, or a ``postgresql://`` URL; the schema is created if missing.
-    durability:
-        ``"batch"`` (default): a background thread starts a commit once the oldest
-        buffered event is ``flush_interval / 2`` old (or ``flush_events`` are buffered),
-        so each decision is committed about ``flush_interval`` after it was acknowledged,
-        however fast decisions arrive. A ``kill -9`` loses at most the decisions
-        acknowledged in that last window plus any time the OS (or the GIL, held by a
-        descheduled thread) keeps the writer thread from running: nothing on an idle
-        host, tens of milliseconds on an overloaded one.
-        ``"sync"``: each append is committed before the call returns (survives the process
-        being killed; concurrent callers share commits).
-        ``"fsync"``: as ``"sync"`` and the WAL is fsynced at each commit (survives power
-        loss; costs one fsync, 0.1 to 5 ms, per commit).
-    queue_size, spill_size:
-        Events held in memory waiting for the writer, and extra events held when the queue
-        is full or the disk fails (default ``queue_size``); beyond both, events are dropped
-        and counted. ``append_*`` never block on the disk.
-    attribution_window:
-        Seconds after a decision during which an outcome is attributed to it.
-    default_reward:
-        Reward of a decision whose window closed with no outcome: a number, or a callable
-        ``action name -> reward``.
-    salt:
-        Secret for :meth:`hash_user` (needed only to hash raw user ids).
-    spill_dir:
-        Directory of the local spill file that holds batches while the store is down
-        (fsynced, replayed in order when it returns; files of dead processes are adopted).
-        Default: none for SQLite (memory only), ``$CARTWISE_SPILL_DIR`` or
-        ``<tmp>/cartwise-spill`` for PostgreSQL.
-    store_options:
-        Extra arguments of the store (PostgreSQL: ``pool_size``, ``backward_window``,
-        ``pending_ttl``; see :class:`~engine.decision_log.postgres.PostgresStore`).
-    _connect:
-        Test hook: factory of the write connection (``path -> sqlite3.Connection``).
+    Args:
+        path: SQLite database file, or a ``postgresql://`` URL; the schema is created if missing.
+        durability: One of three modes.
+            ``"batch"`` (default): a background thread starts a commit once the oldest buffered
+            event is ``flush_interval / 2`` old (or ``flush_events`` are buffered), so each
+            decision is committed about ``flush_interval`` after it was acknowledged, however
+            fast decisions arrive. A ``kill -9`` loses at most the decisions acknowledged in
+            that last window plus any time the OS (or the GIL, held by a descheduled thread)
+            keeps the writer thread from running: nothing on an idle host, tens of
+            milliseconds on an overloaded one.
+            ``"sync"``: each append is committed before the call returns (survives the process
+            being killed; concurrent callers share commits).
+            ``"fsync"``: as ``"sync"`` and the WAL is fsynced at each commit (survives power
+            loss; costs one fsync, 0.1 to 5 ms, per commit).
+        queue_size, spill_size: Events held in memory waiting for the writer, and extra events held
+            when the queue is full or the disk fails (default ``queue_size``); beyond both, events
+            are dropped and counted. ``append_*`` never block on the disk.
+        attribution_window: Seconds after a decision during which an outcome is attributed to it.
+        default_reward: Reward of a decision whose window closed with no outcome: a number, or a
+            callable ``action name -> reward``.
+        salt: Secret for :meth:`hash_user` (needed only to hash raw user ids).
+        spill_dir: Directory of the local spill file that holds batches while the store is down
+            (fsynced, replayed in order when it returns; files of dead processes are adopted).
+            Default: none for SQLite (memory only), ``$CARTWISE_SPILL_DIR`` or
+            ``<tmp>/cartwise-spill`` for PostgreSQL.
+        store_options: Extra arguments of the store (PostgreSQL: ``pool_size``, ``backward_window``,
+            ``pending_ttl``; see :class:`~engine.decision_log.postgres.PostgresStore`).
+        _connect: Test hook: factory of the write connection (``path -> sqlite3.Connection``).
 
     Example:
-    -------
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.db"
-    >>> with DecisionLog(path, durability="sync", salt="s3cret") as log:
-    ...     rec = DecisionRecord(
-    ...         timestamp=100.0, user_hash=log.hash_user("u1"), model_version="m1",
-    ...         actions=("none", "coupon_5"), probabilities=(0.2, 0.8),
-    ...         eligible=("none", "coupon_5"), action="coupon_5", decision_id="d1")
-    ...     _ = log.append_decision(rec)
-    ...     log.outcome_for_user("u1", reward=9.5, timestamp=200.0, order_id="o1").decision_id
-    ...     log.append_outcome("d1", reward=1.0, timestamp=300.0).status.value
-    'd1'
-    'duplicate'
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.db"
+        >>> with DecisionLog(path, durability="sync", salt="s3cret") as log:
+        ...     rec = DecisionRecord(
+        ...         timestamp=100.0, user_hash=log.hash_user("u1"), model_version="m1",
+        ...         actions=("none", "coupon_5"), probabilities=(0.2, 0.8),
+        ...         eligible=("none", "coupon_5"), action="coupon_5", decision_id="d1")
+        ...     _ = log.append_decision(rec)
+        ...     log.outcome_for_user("u1", reward=9.5, timestamp=200.0, order_id="o1").decision_id
+        ...     log.append_outcome("d1", reward=1.0, timestamp=300.0).status.value
+        'd1'
+        'duplicate'
     """
 
     def __init__(

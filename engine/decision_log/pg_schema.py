@@ -3,8 +3,8 @@
 Every schema change is a numbered :class:`Migration`; ``cartwise_schema_migrations``
 records which ones a database has (one row per applied version, with the component it
 belongs to), so later components (guardrail leases, model registry, trainer checkpoints)
-add their tables as further migrations of the same database. Migrations run under an
-advisory lock, so many processes may start against an empty database at once.
+add their tables as further migrations of the same database. :func:`migrate` applies them
+under an advisory lock, so many processes may start against an empty database at once.
 
 Vectors use the encodings of :mod:`engine.decision_log.schema` (little-endian blobs), so
 both stores read back the same values.
@@ -19,7 +19,12 @@ transaction lock, so concurrent writers never deadlock on the same decision.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import psycopg
+
+logger = logging.getLogger(__name__)
 
 VERSION_TABLE = "cartwise_schema_migrations"
 
@@ -193,3 +198,41 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 
 #: Advisory lock key (with the schema name) held while migrating.
 MIGRATION_LOCK = "cartwise_migrate"
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the schema on ``conn``'s search path to :data:`SCHEMA_VERSION`.
+
+    Returns:
+        The schema version found before.
+
+    Raises:
+        ValueError: The database is newer than this code.
+    """
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,)
+        )
+        conn.execute(VERSION_TABLE_DDL)
+        row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()
+        if row is None:
+            raise psycopg.DataError("the schema version query returned no row, expected one")
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            raise ValueError(
+                f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}"
+            )
+        for step in MIGRATIONS:
+            if step.version > found:
+                conn.execute(step.sql)
+                conn.execute(
+                    f"INSERT INTO {VERSION_TABLE} (version, component, description)"
+                    " VALUES (%s, %s, %s)",
+                    (step.version, step.component, step.description),
+                )
+                logger.info(
+                    "decision log schema migrated to version %d (%s)",
+                    step.version,
+                    step.description,
+                )
+    return found

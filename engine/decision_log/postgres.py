@@ -11,7 +11,6 @@ replayed batch inserts nothing twice.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from .pg_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, VERSION_TABLE_DDL
+from .pg_schema import migrate
 from .records import DecisionRecord, OutcomeRecord
 from .schema import (
     DECISION_COLUMNS,
@@ -35,8 +34,6 @@ from .schema import (
     encode_names,
     vocab_id,
 )
-
-logger = logging.getLogger(__name__)
 
 POOL_TIMEOUT_S = 2.0  # longest wait for a connection before a write or read counts as failed
 CONNECT_TIMEOUT_S = 3
@@ -99,16 +96,13 @@ def new_event_id() -> str:
 class PostgresStore:
     """Reads and writes the decision log in one PostgreSQL database (or schema).
 
-    Parameters
-    ----------
-    url:
-        libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``; a schema other than
-        ``public`` is chosen with ``?options=-csearch_path%3Dname``.
-    pool_size:
-        Most connections this process opens.
-    backward_window, pending_ttl:
-        Join settings (seconds): how long before a user's decision an order may be dated
-        and still be attributed to it; how long an event waits for its decision.
+    Args:
+        url: libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``; a schema other than
+            ``public`` is chosen with ``?options=-csearch_path%3Dname``.
+        pool_size: Most connections this process opens.
+        backward_window, pending_ttl: Join settings (seconds): how long before a user's decision an
+            order may be dated and still be attributed to it; how long an event waits for its
+            decision.
     """
 
     shared = True
@@ -393,39 +387,3 @@ def _one_row(row: tuple[Any, ...] | None, query: str) -> tuple[Any, ...]:
     if row is None:
         raise psycopg.DataError(f"{query} returned no row, expected one")
     return row
-
-
-def migrate(conn: psycopg.Connection) -> int:
-    """Bring the schema on ``conn``'s search path to :data:`SCHEMA_VERSION`.
-
-    Returns:
-        The schema version found before.
-
-    Raises:
-        ValueError: The database is newer than this code.
-    """
-    with conn.transaction():
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,)
-        )
-        conn.execute(VERSION_TABLE_DDL)
-        row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()
-        found = int(_one_row(row, "the schema version query")[0])
-        if found > SCHEMA_VERSION:
-            raise ValueError(
-                f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}"
-            )
-        for step in MIGRATIONS:
-            if step.version > found:
-                conn.execute(step.sql)
-                conn.execute(
-                    f"INSERT INTO {VERSION_TABLE} (version, component, description)"
-                    " VALUES (%s, %s, %s)",
-                    (step.version, step.component, step.description),
-                )
-                logger.info(
-                    "decision log schema migrated to version %d (%s)",
-                    step.version,
-                    step.description,
-                )
-    return found

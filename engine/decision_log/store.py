@@ -73,15 +73,11 @@ def default_connect(path: str) -> sqlite3.Connection:
 class SQLiteStore:
     """Reads and writes one decision-log database file.
 
-    Parameters
-    ----------
-    path:
-        Database file (created if missing).
-    synchronous:
-        SQLite ``synchronous`` level of the write connection: ``"FULL"`` fsyncs the WAL at
-        every commit (survives power loss), ``"NORMAL"`` survives a process crash.
-    connect:
-        Factory for the *write* connection; tests inject failures through it.
+    Args:
+        path: Database file (created if missing).
+        synchronous: SQLite ``synchronous`` level of the write connection: ``"FULL"`` fsyncs the WAL
+            at every commit (survives power loss), ``"NORMAL"`` survives a process crash.
+        connect: Factory for the *write* connection; tests inject failures through it.
     """
 
     shared = False
@@ -169,13 +165,8 @@ class SQLiteStore:
     def checkpoint(self) -> tuple[int, int]:
         """Copy committed WAL frames into the database file without blocking writers.
 
-        Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection.
-
-        Returns:
-            (frames in the WAL, frames copied).
-
-        Raises:
-            sqlite3.Error: The checkpoint failed (the connection is reopened next time).
+        Runs ``PRAGMA wal_checkpoint(PASSIVE)``; returns (frames in the WAL, frames copied).
+        Raises ``sqlite3.Error`` on failure (the connection is then reopened next time).
         """
         with self._checkpoint_lock:
             if self._checkpointer is None:

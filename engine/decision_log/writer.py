@@ -45,18 +45,15 @@ SYNC_WAIT_S = 5.0  # longest a sync caller waits for its commit (SQLite's busy t
 class BatchWriter:
     """Feeds ``commit(batch)`` from a bounded buffer, in the background or synchronously.
 
-    Parameters
-    ----------
-    commit:
-        Writes a list of events in one transaction; raises on failure.
-    on_committed, on_dropped:
-        Called with the events just committed / dropped (outside the buffer lock).
-    queue_size, spill_size:
-        Bounds of the normal queue and of the spill buffer (events held after the queue
-        was full or a commit failed).
-    flush_interval, flush_events:
-        Background commit cadence: a commit starts once the oldest buffered event is
-        ``flush_interval / 2`` seconds old, or sooner once ``flush_events`` events are queued.
+    Args:
+        commit: Writes a list of events in one transaction; raises on failure.
+        on_committed, on_dropped: Called with the events just committed / dropped (outside the
+            buffer lock).
+        queue_size, spill_size: Bounds of the normal queue and of the spill buffer (events held
+            after the queue was full or a commit failed).
+        flush_interval, flush_events: Background commit cadence: a commit starts once the oldest
+            buffered event is ``flush_interval / 2`` seconds old, or sooner once ``flush_events``
+            events are queued.
     """
 
     def __init__(
@@ -194,11 +191,7 @@ class BatchWriter:
         return self._thread.is_alive()
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Stop the background thread and make a final commit.
-
-        Returns:
-            True if nothing was left unwritten.
-        """
+        """Stop the background thread and commit the rest; True if nothing stayed unwritten."""
         with self._lock:
             self._stopping = True
             self._wake.notify()
@@ -335,11 +328,7 @@ class BatchWriter:
         return True
 
     def _park(self, disk: SpillFile, batch: list[Any], seq: int) -> OSError | None:
-        """Append ``batch`` to the spill file ``disk`` (fsynced).
-
-        Returns:
-            None when the batch is safely on disk, else the error.
-        """
+        """Append ``batch`` to ``disk`` (fsynced); None once it is safely there, else the error."""
         try:
             disk.append(batch)
         except OSError as exc:
