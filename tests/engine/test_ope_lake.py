@@ -94,7 +94,7 @@ def test_store_is_read_in_bounded_chunks(lake):
 def test_memory_backend_equals_the_estimators_on_the_same_arrays(lake):
     """Ground truth: the memory backend's IPW/SNIPW are engine.ope.evaluate on the log's arrays,
     and its DR is evaluate() with the cross-fitted ridge predictions."""
-    log_path, model_path, out = lake
+    log_path, _, out = lake
     rule = make_policy("rule")
     table = evaluate_log(out, policy="rule", estimators=ESTIMATORS, backend="memory")
     data = read_log_dataset(log_path)

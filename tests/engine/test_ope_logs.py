@@ -210,7 +210,10 @@ def test_ipw_and_dr_match_independent_computations():
 
 def test_target_mass_on_actions_the_logger_could_not_take_names_the_rows():
     data = read_log_dataset(make_frame(7))  # rows 0, 3, 6 have p_recall_message == 0
-    always_reminder = lambda X, names, e: np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
+
+    def always_reminder(X, names, e):
+        return np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
+
     with pytest.raises(
         ValueError,
         match=r"probability 1 on 'recall_message'.*p_recall_message == 0\), "
