@@ -136,7 +136,7 @@ def _slug(label: str) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from engine.ope import forest_plot
-    from engine.ope.logs import evaluate_log, read_log_dataset
+    from engine.ope.logs import evaluate_decision_log, read_log_dataset
 
     log_path = Path(args.log)
     if args.backend is not None or log_path.is_dir():
@@ -147,7 +147,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--log == {args.log!r}: no such file")
     target, label, name = _target(args)
     data = read_log_dataset(log_path)
-    table = evaluate_log(
+    table = evaluate_decision_log(
         data, target, estimators=args.estimators, confidence=args.confidence, seed=args.seed
     )
     out = Path(args.out)

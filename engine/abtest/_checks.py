@@ -1,5 +1,6 @@
-"""Checks of the A/B analysis inputs: data frames, their columns and arms (scalars are checked
-by :mod:`engine.validation`).
+"""Checks of the A/B analysis inputs: data frames, their columns and arms.
+
+Scalars are checked by :mod:`engine.validation`.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def effects_plot(
     figure = _figure(6.5, 1.2 + 1.3 * len(names) * max(1, table["arm"].nunique()) ** 0.5)
     axes = figure.subplots(len(names), 1, squeeze=False)[:, 0]
     level = table.attrs.get("confidence")
-    for ax, metric in zip(axes, names):
+    for ax, metric in zip(axes, names, strict=True):
         rows = table[table["metric"] == metric]
         if rows.empty:
             raise ValueError(f"metric {metric!r} not found in table")
@@ -89,7 +89,7 @@ def sequence_plot(sequence: pd.DataFrame, path: str | Path, metric: str | None =
     arms = list(dict.fromkeys(rows["arm"]))
     figure = _figure(7.0, 2.6 * len(arms))
     axes = figure.subplots(len(arms), 1, squeeze=False)[:, 0]
-    for ax, arm in zip(axes, arms):
+    for ax, arm in zip(axes, arms, strict=True):
         part = rows[rows["arm"] == arm]
         x = np.arange(len(part))
         finite = np.isfinite(part["cs_low"].to_numpy()) & np.isfinite(part["cs_high"].to_numpy())

@@ -49,7 +49,7 @@ def sample_size(
         if effect == 0:
             raise ValueError("baseline_mean == 0 with relative=True; the relative mde is undefined")
     z = _critical(alpha, two_sided) + float(stats.norm.ppf(power))
-    return int(math.ceil(2.0 * (sd * z / effect) ** 2))
+    return math.ceil(2.0 * (sd * z / effect) ** 2)
 
 
 def achieved_power(

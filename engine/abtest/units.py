@@ -32,7 +32,7 @@ class UnitData:
     def counts(self) -> dict[object, int]:
         """Units per arm."""
         tally = np.bincount(self.arm_code, minlength=len(self.arm_levels))
-        return {level: int(count) for level, count in zip(self.arm_levels, tally)}
+        return {level: int(count) for level, count in zip(self.arm_levels, tally, strict=True)}
 
 
 def aggregate(

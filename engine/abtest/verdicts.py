@@ -140,7 +140,7 @@ def ship_verdicts(
     srm_result = table.attrs.get("srm") or {}
 
     verdicts = {}
-    for (arm, row), p_adj in zip(main.iterrows(), p_holm):
+    for (arm, row), p_adj in zip(main.iterrows(), p_holm, strict=True):
         if sequential:
             estimate, low, high = row["abs_effect"], row["cs_low"], row["cs_high"]
             label = "delta-method"

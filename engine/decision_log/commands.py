@@ -14,6 +14,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``export`` command to the ``cartwise`` subcommands ``sub``."""
     p = sub.add_parser(
         "export",
         help="write a decision log as Parquet files partitioned by day",
@@ -59,6 +60,7 @@ def _export(args: argparse.Namespace) -> int:
     files = sorted(out.rglob("*.parquet"))
     rows = ds.dataset([str(f) for f in files], format="parquet").count_rows() if files else 0
     print(
-        f"exported {rows:,} decisions to {out} ({len(files)} Parquet files, partition={args.partition})"
+        f"exported {rows:,} decisions to {out} "
+        f"({len(files)} Parquet files, partition={args.partition})"
     )
     return 0

@@ -43,7 +43,11 @@ def dsjson_event(
             f"reward of decision {row['decision_id']!r} == nan, only rewarded decisions export"
         )
     allowed = set(row["eligible"])
-    slots = [(name, p) for name, p in zip(row["actions"], row["probabilities"]) if name in allowed]
+    slots = [
+        (name, p)
+        for name, p in zip(row["actions"], row["probabilities"], strict=True)
+        if name in allowed
+    ]
     names = [name for name, _ in slots]
     chosen = names.index(row["action"])
     order = [chosen] + [i for i in range(len(slots)) if i != chosen]
@@ -101,7 +105,7 @@ def to_dsjson(
     with target.open("w", encoding="utf-8") as handle:
         for values in rewarded[columns].itertuples(index=False, name=None):
             event = dsjson_event(
-                dict(zip(columns, values)),
+                dict(zip(columns, values, strict=True)),
                 shared_namespace=shared_namespace,
                 action_namespace=action_namespace,
             )

@@ -23,7 +23,7 @@ column                 Arrow type                 nullable  meaning
 ``order_id``           ``string``                 yes
 ``actions``            ``list<string>``           no        the action catalogue
 ``eligible``           ``list<string>``           no        eligible actions
-``probabilities``      ``list<double>``           no        the policy's distribution over ``actions``
+``probabilities``      ``list<double>``           no        policy distribution over ``actions``
 ``features``           ``map<string, double>``    no        feature name to value
 ``payload``            ``string``                 no        JSON text
 ``fallback``           ``bool``                   no
@@ -145,7 +145,7 @@ def read_log(
 
 def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame:
     n = len(rows)
-    cols = list(zip(*rows)) if rows else [()] * 19
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 19
     (
         ids,
         ts,
@@ -173,8 +173,8 @@ def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame
     catalogue = [list(vocab[v]) for v in action_sets]
     eligible: list[list[str]] = [[] for _ in range(n)]
     for names, rows_, matrix in masks_:
-        for i, flags in zip(rows_, matrix.tolist()):
-            eligible[i] = [a for a, ok in zip(names, flags) if ok]
+        for i, flags in zip(rows_, matrix.tolist(), strict=True):
+            eligible[i] = [a for a, ok in zip(names, flags, strict=True) if ok]
     frame = {
         "decision_id": list(ids),
         "timestamp": np.asarray(ts, dtype=float),
@@ -190,7 +190,7 @@ def _frame(rows: list[tuple], vocab: dict[str, tuple[str, ...]]) -> pd.DataFrame
         "actions": catalogue,
         "eligible": eligible,
         "probabilities": _per_row(probs, n, lambda names, values: values),
-        "features": _per_row(feats, n, lambda names, values: dict(zip(names, values))),
+        "features": _per_row(feats, n, lambda names, values: dict(zip(names, values, strict=True))),
         "payload": [json.loads(p) for p in payloads],
         "fallback": np.asarray(fallback, dtype=bool),
         "window_closes": np.asarray(closes, dtype=float),
@@ -223,7 +223,7 @@ def _decode(
 def _per_row(groups: list[Group], n: int, build) -> list:
     out: list = [None] * n
     for names, rows, matrix in groups:
-        for i, values in zip(rows.tolist(), matrix.astype(float).tolist()):
+        for i, values in zip(rows.tolist(), matrix.astype(float).tolist(), strict=True):
             out[i] = build(names, values)
     return out
 
@@ -240,8 +240,10 @@ def _wide(
 
 
 def parquet_schema(columns: Sequence[str]) -> pa.Schema:
-    """Arrow schema of a :func:`to_parquet` file holding ``columns`` (a :func:`read_log`
-    frame's columns: the core columns, then ``p_<action>`` and ``f_<feature>``).
+    """Arrow schema of a :func:`to_parquet` file holding ``columns``.
+
+    ``columns`` are a :func:`read_log` frame's: the core columns, then ``p_<action>`` and
+    ``f_<feature>``.
     """
     import pyarrow as pa
 
@@ -283,8 +285,9 @@ def to_parquet(
     since: float | None = None,
     until: float | None = None,
 ) -> Path:
-    """Write :func:`read_log` to a Parquet file with the schema :func:`parquet_schema`
-    (payload as JSON text, features as a map).
+    """Write :func:`read_log` to a Parquet file with the schema :func:`parquet_schema`.
+
+    The payload is stored as JSON text, the features as a map.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -60,8 +60,10 @@ def _digest(user_id: str, keyed: hashlib.blake2b) -> str:
 
 
 def user_hasher(salt: str | bytes) -> Callable[[str], str]:
-    """:func:`hash_user_id` with the salt checked once, for a caller that hashes many ids it
-    has validated (non-empty str) itself: the engine's ``decide``.
+    """:func:`hash_user_id` with the salt checked once.
+
+    For a caller that hashes many ids it has validated (non-empty str) itself: the engine's
+    ``decide``.
 
     >>> user_hasher("s3cret")("u000042") == hash_user_id("u000042", "s3cret")
     True

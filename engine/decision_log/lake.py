@@ -9,8 +9,8 @@ reader plugs in).
 >>> schema = lake_schema(("none", "coupon_5"), ("bias", "x"))
 >>> [f"{f.name}:{f.type}" for f in schema][:4]
 ['decision_id:string', 'timestamp:double', 'day:string', 'user_hash:string']
->>> str(schema.field("order_id").type), str(schema.field("p_coupon_5").type), str(schema.field("f_x").type)
-('string', 'double', 'float')
+>>> [str(schema.field(name).type) for name in ("order_id", "p_coupon_5", "f_x")]
+['string', 'double', 'float']
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -173,6 +173,7 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     columns: dict[str, pa.Array] = {}
     for field in schema:
         name = field.name
+        values: np.ndarray | list[Any]
         if name == "day":
             values = day_of(frame["timestamp"].to_numpy(dtype=np.float64))
         elif name == "payload":

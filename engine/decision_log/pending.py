@@ -26,15 +26,18 @@ class PendingIndex:
         self._outcomes: dict[str, OutcomeRecord] = {}
 
     def add_decision(self, record: DecisionRecord) -> None:
+        """Index a decision handed to the writer."""
         with self._lock:
             self._decisions[record.decision_id] = record
             self._by_user.setdefault(record.user_hash, []).append(record.decision_id)
 
     def add_outcome(self, outcome: OutcomeRecord) -> None:
+        """Index an outcome handed to the writer (the decision's only one)."""
         with self._lock:
             self._outcomes[outcome.decision_id] = outcome
 
     def decision(self, decision_id: str) -> DecisionRecord | None:
+        """The buffered decision with this id, or None."""
         with self._lock:
             return self._decisions.get(decision_id)
 
@@ -44,24 +47,28 @@ class PendingIndex:
             return decision_id in self._decisions, decision_id in self._outcomes
 
     def latest_for_user(self, user_hash: str, at: float) -> tuple[float, str] | None:
-        """(timestamp, id) of the user's latest buffered decision whose window contains ``at``;
-        the last appended wins ties.
+        """(timestamp, id) of the user's latest buffered decision whose window contains ``at``.
+
+        The last appended wins ties.
         """
-        best = None
+        best: tuple[float, str] | None = None
         with self._lock:
             for decision_id in self._by_user.get(user_hash, ()):
                 rec = self._decisions.get(decision_id)
                 if (
                     rec is not None
                     and rec.timestamp <= at < rec.timestamp + self.attribution_window
+                    and (best is None or rec.timestamp >= best[0])
                 ):
-                    if best is None or rec.timestamp >= best[0]:
-                        best = (rec.timestamp, decision_id)
+                    best = (rec.timestamp, decision_id)
         return best
 
     def expired(self, now: float) -> tuple[dict[str, tuple[str, float]], set[str]]:
-        """Buffered decisions whose window closed by ``now`` ({id: (action, window close)}),
-        and the ids of decisions with a buffered outcome.
+        """Buffered decisions whose window closed by ``now``, and those with an outcome.
+
+        Returns:
+            ``{decision id: (action, window close)}`` of the closed decisions, and the ids of
+            decisions with a buffered outcome.
         """
         with self._lock:
             closed = {
@@ -72,8 +79,9 @@ class PendingIndex:
             return closed, set(self._outcomes)
 
     def forget(self, events: Sequence[DecisionRecord | OutcomeRecord]) -> None:
-        """Remove committed (or dropped) events, a few at a time: callers adding events
-        (the decide path) never wait for more than one short chunk.
+        """Remove committed (or dropped) events, a few at a time.
+
+        Callers adding events (the decide path) never wait for more than one short chunk.
         """
         for start in range(0, len(events), FORGET_CHUNK):
             with self._lock:

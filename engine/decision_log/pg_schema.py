@@ -3,8 +3,8 @@
 Every schema change is a numbered :class:`Migration`; ``cartwise_schema_migrations``
 records which ones a database has (one row per applied version, with the component it
 belongs to), so later components (guardrail leases, model registry, trainer checkpoints)
-add their tables as further migrations of the same database. Migrations run under an
-advisory lock, so many processes may start against an empty database at once.
+add their tables as further migrations of the same database. :func:`migrate` applies them
+under an advisory lock, so many processes may start against an empty database at once.
 
 Vectors use the encodings of :mod:`engine.decision_log.schema` (little-endian blobs), so
 both stores read back the same values.
@@ -19,7 +19,12 @@ transaction lock, so concurrent writers never deadlock on the same decision.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+import psycopg
+
+logger = logging.getLogger(__name__)
 
 VERSION_TABLE = "cartwise_schema_migrations"
 
@@ -81,12 +86,14 @@ CREATE TABLE outcome_events (
     order_id    text,
     received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     status      text NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'joined', 'duplicate', 'late', 'unknown', 'unattributed')),
+                CHECK (status IN ('pending', 'joined', 'duplicate', 'late', 'unknown',
+                                  'unattributed')),
     joined_to   text,
     CHECK ((decision_id IS NULL) <> (user_hash IS NULL))
 );
 CREATE INDEX outcome_events_pending ON outcome_events (seq) WHERE status = 'pending';
-CREATE INDEX outcome_events_pending_decision ON outcome_events (decision_id) WHERE status = 'pending';
+CREATE INDEX outcome_events_pending_decision ON outcome_events (decision_id)
+    WHERE status = 'pending';
 CREATE INDEX outcome_events_pending_user ON outcome_events (user_hash) WHERE status = 'pending';
 CREATE INDEX outcome_events_by_decision ON outcome_events (joined_to);
 
@@ -117,14 +124,16 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext(current_schema() || '.cartwise_join'));
     FOR e IN SELECT * FROM outcome_events AS p
               WHERE p.status = 'pending'
-                AND (events IS NULL OR p.event_id = ANY(events) OR p.decision_id = ANY(decision_ids)
-                     OR p.user_hash = ANY(users))
+                AND (events IS NULL OR p.event_id = ANY(events)
+                     OR p.decision_id = ANY(decision_ids) OR p.user_hash = ANY(users))
                 AND (p.received_at < clock_timestamp() - make_interval(secs => ttl)
                      OR (p.decision_id IS NOT NULL
-                         AND EXISTS (SELECT 1 FROM decisions AS x WHERE x.decision_id = p.decision_id))
+                         AND EXISTS (SELECT 1 FROM decisions AS x
+                                      WHERE x.decision_id = p.decision_id))
                      OR (p.user_hash IS NOT NULL
                          AND EXISTS (SELECT 1 FROM decisions AS x
-                                      WHERE x.user_hash = p.user_hash AND x.timestamp <= p.timestamp + backward
+                                      WHERE x.user_hash = p.user_hash
+                                        AND x.timestamp <= p.timestamp + backward
                                         AND x.window_closes > p.timestamp)))
               ORDER BY p.seq LOOP
         IF e.decision_id IS NOT NULL THEN
@@ -140,13 +149,15 @@ BEGIN
         IF NOT FOUND THEN
             IF e.received_at < clock_timestamp() - make_interval(secs => ttl) THEN
                 UPDATE outcome_events
-                   SET status = CASE WHEN e.decision_id IS NULL THEN 'unattributed' ELSE 'unknown' END
+                   SET status = CASE WHEN e.decision_id IS NULL THEN 'unattributed'
+                                     ELSE 'unknown' END
                  WHERE event_id = e.event_id;
             END IF;
             CONTINUE;
         END IF;
         IF e.source <> 'default' AND e.timestamp >= d.window_closes THEN
-            UPDATE outcome_events SET status = 'late', joined_to = d.decision_id WHERE event_id = e.event_id;
+            UPDATE outcome_events SET status = 'late', joined_to = d.decision_id
+             WHERE event_id = e.event_id;
             CONTINUE;
         END IF;
         INSERT INTO outcomes (decision_id, timestamp, reward, source, order_id)
@@ -187,3 +198,41 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 
 #: Advisory lock key (with the schema name) held while migrating.
 MIGRATION_LOCK = "cartwise_migrate"
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the schema on ``conn``'s search path to :data:`SCHEMA_VERSION`.
+
+    Returns:
+        The schema version found before.
+
+    Raises:
+        ValueError: The database is newer than this code.
+    """
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,)
+        )
+        conn.execute(VERSION_TABLE_DDL)
+        row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()
+        if row is None:
+            raise psycopg.DataError("the schema version query returned no row, expected one")
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            raise ValueError(
+                f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}"
+            )
+        for step in MIGRATIONS:
+            if step.version > found:
+                conn.execute(step.sql)
+                conn.execute(
+                    f"INSERT INTO {VERSION_TABLE} (version, component, description)"
+                    " VALUES (%s, %s, %s)",
+                    (step.version, step.component, step.description),
+                )
+                logger.info(
+                    "decision log schema migrated to version %d (%s)",
+                    step.version,
+                    step.description,
+                )
+    return found

@@ -11,7 +11,6 @@ replayed batch inserts nothing twice.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from .pg_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE, VERSION_TABLE_DDL
+from .pg_schema import migrate
 from .records import DecisionRecord, OutcomeRecord
 from .schema import (
     DECISION_COLUMNS,
@@ -36,31 +35,30 @@ from .schema import (
     vocab_id,
 )
 
-logger = logging.getLogger(__name__)
-
 POOL_TIMEOUT_S = 2.0  # longest wait for a connection before a write or read counts as failed
 CONNECT_TIMEOUT_S = 3
-BACKWARD_WINDOW_S = (
-    120.0  # an event up to this long before a user's decision is still attributed to it
-)
+# an event up to this long before a user's decision is still attributed to it
+BACKWARD_WINDOW_S = 120.0
 PENDING_TTL_S = 600.0  # an event whose decision never arrives is marked unknown after this long
 
 _DECISION_INSERT = (
     "INSERT INTO decisions (decision_id, timestamp, user_hash, model_version, action, action_index,"
     " probability, action_set, probabilities, eligible, feature_set, features, payload, fallback,"
-    " window_closes) SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[], %s::text[],"
-    " %s::int4[], %s::float8[], %s::text[], %s::bytea[], %s::bytea[], %s::text[], %s::bytea[], %s::text[],"
-    " %s::bool[], %s::float8[]) ON CONFLICT (decision_id) DO NOTHING"
+    " window_closes) SELECT * FROM unnest(%s::text[], %s::float8[], %s::text[], %s::text[],"
+    " %s::text[], %s::int4[], %s::float8[], %s::text[], %s::bytea[], %s::bytea[], %s::text[],"
+    " %s::bytea[], %s::text[], %s::bool[], %s::float8[]) ON CONFLICT (decision_id) DO NOTHING"
 )
 _VOCAB_INSERT = (
-    "INSERT INTO vocabularies (vocab_id, kind, names) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+    "INSERT INTO vocabularies (vocab_id, kind, names)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
     " ON CONFLICT (vocab_id) DO NOTHING"
 )
 _JOIN_SOME = "SELECT cartwise_join_pending(%s, %s, %s::text[], %s::text[], %s::text[])"
 _EVENT_INSERT = (
-    "INSERT INTO outcome_events (event_id, decision_id, user_hash, timestamp, reward, source, order_id)"
-    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::text[],"
-    " %s::text[]) ON CONFLICT (event_id) DO NOTHING"
+    "INSERT INTO outcome_events"
+    " (event_id, decision_id, user_hash, timestamp, reward, source, order_id)"
+    " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[],"
+    " %s::text[], %s::text[]) ON CONFLICT (event_id) DO NOTHING"
 )
 
 
@@ -91,22 +89,20 @@ def event_of(outcome: OutcomeRecord) -> OutcomeEvent:
 
 
 def new_event_id() -> str:
+    """A fresh, unique id for an outcome event reported by user or order."""
     return "e:" + uuid.uuid4().hex
 
 
 class PostgresStore:
     """Reads and writes the decision log in one PostgreSQL database (or schema).
 
-    Parameters
-    ----------
-    url:
-        libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``; a schema other than
-        ``public`` is chosen with ``?options=-csearch_path%3Dname``.
-    pool_size:
-        Most connections this process opens.
-    backward_window, pending_ttl:
-        Join settings (seconds): how long before a user's decision an order may be dated
-        and still be attributed to it; how long an event waits for its decision.
+    Args:
+        url: libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/test``; a schema other than
+            ``public`` is chosen with ``?options=-csearch_path%3Dname``.
+        pool_size: Most connections this process opens.
+        backward_window, pending_ttl: Join settings (seconds): how long before a user's decision an
+            order may be dated and still be attributed to it; how long an event waits for its
+            decision.
     """
 
     shared = True
@@ -150,6 +146,7 @@ class PostgresStore:
             self._ready = True
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._pool.close()
 
     # ------------------------------------------------------------------ writes
@@ -159,8 +156,10 @@ class PostgresStore:
         outcomes: Sequence[OutcomeRecord | OutcomeEvent],
         window: float,
     ) -> tuple[int, int]:
-        """Write a batch in one transaction, then join pending events; return (decisions,
-        outcome events) inserted (replayed rows are not counted).
+        """Write a batch in one transaction, then join pending events.
+
+        Returns:
+            (decisions, outcome events) inserted; replayed rows are not counted.
         """
         self.open()
         columns: list[list[Any]] = [[] for _ in range(15)]
@@ -190,9 +189,9 @@ class PostgresStore:
                 rec.fallback,
                 rec.timestamp + window,
             )
-            for column, value in zip(columns, row):
+            for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        events = [event_of(o) if type(o) is OutcomeRecord else o for o in outcomes]
+        events = [event_of(o) if isinstance(o, OutcomeRecord) else o for o in outcomes]
         n_dec = n_out = 0
         with self._pool.connection() as conn, conn.transaction():
             if vocab:
@@ -218,8 +217,11 @@ class PostgresStore:
         return n_dec, n_out
 
     def report(self, events: Sequence[OutcomeEvent]) -> list[str]:
-        """Insert outcome events, join them, and return each one's status (``joined``,
-        ``duplicate``, ``late``, ``pending``, ``unknown`` or ``unattributed``).
+        """Insert outcome events and join them.
+
+        Returns:
+            Each event's status: ``joined``, ``duplicate``, ``late``, ``pending``, ``unknown``
+            or ``unattributed``.
         """
         self.open()
         with self._pool.connection() as conn:
@@ -229,7 +231,7 @@ class PostgresStore:
                     _JOIN_SOME,
                     (self.backward_window, self.pending_ttl, [e.event_id for e in events], [], []),
                 )
-            rows = dict(
+            rows: dict[str, str] = dict(
                 conn.execute(
                     "SELECT event_id, status FROM outcome_events WHERE event_id = ANY(%s)",
                     ([e.event_id for e in events],),
@@ -245,9 +247,10 @@ class PostgresStore:
         """Sweep every pending event: join those whose decision has arrived, expire stale ones."""
         self.open()
         with self._pool.connection() as conn:
-            return conn.execute(
+            row = conn.execute(
                 "SELECT cartwise_join_pending(%s, %s)", (self.backward_window, self.pending_ttl)
-            ).fetchone()[0]
+            ).fetchone()
+        return int(_one_row(row, "cartwise_join_pending")[0])
 
     # ------------------------------------------------------------------ reads
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
@@ -256,6 +259,7 @@ class PostgresStore:
             return conn.execute(sql, params).fetchall()
 
     def decision_state(self, decision_id: str) -> tuple[bool, bool]:
+        """(decision stored?, outcome stored?) for one id."""
         row = self._read(
             "SELECT EXISTS (SELECT 1 FROM decisions WHERE decision_id = %s),"
             " EXISTS (SELECT 1 FROM outcomes WHERE decision_id = %s)",
@@ -264,6 +268,7 @@ class PostgresStore:
         return bool(row[0]), bool(row[1])
 
     def latest_for_user(self, user_hash: str, at: float) -> tuple[str, float] | None:
+        """(id, timestamp) of the user's latest stored decision whose window contains ``at``."""
         rows = self._read(
             "SELECT decision_id, timestamp FROM decisions WHERE user_hash = %s AND timestamp <= %s"
             " AND window_closes > %s ORDER BY timestamp DESC, seq DESC LIMIT 1",
@@ -272,6 +277,7 @@ class PostgresStore:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def expired_open(self, now: float, limit: int | None = None) -> list[tuple[str, str, float]]:
+        """(decision_id, action, window_closes) of decisions closed by ``now`` with no outcome."""
         return self._read(
             "SELECT d.decision_id, d.action, d.window_closes FROM decisions AS d"
             " WHERE NOT d.resolved AND d.window_closes <= %s"
@@ -281,6 +287,7 @@ class PostgresStore:
         )
 
     def fetch_decision(self, decision_id: str) -> DecisionRecord | None:
+        """Rebuild a stored decision (features come back rounded to float32), or None."""
         rows = self._read(
             f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = %s", (decision_id,)
         )
@@ -304,7 +311,7 @@ class PostgresStore:
             _closes,
         ) = rows[0]
         actions = self._names(action_set)
-        eligible = [name for name, ok in zip(actions, decode_mask(bytes(mask))) if ok]
+        eligible = [name for name, ok in zip(actions, decode_mask(bytes(mask)), strict=True) if ok]
         return DecisionRecord(
             decision_id=did,
             timestamp=ts,
@@ -314,7 +321,9 @@ class PostgresStore:
             probabilities=tuple(decode_f64(bytes(probs)).tolist()),
             eligible=tuple(eligible),
             action=action,
-            features=dict(zip(self._names(feature_set), decode_f32(bytes(features)).tolist())),
+            features=dict(
+                zip(self._names(feature_set), decode_f32(bytes(features)).tolist(), strict=True)
+            ),
             payload=json.loads(payload),
             fallback=bool(fallback),
         )
@@ -331,8 +340,9 @@ class PostgresStore:
     def read_rows(
         self, since: float | None = None, until: float | None = None
     ) -> tuple[list[tuple], dict[str, tuple[str, ...]]]:
-        """Decisions joined with outcomes (the row layout :func:`~engine.decision_log.export.read_log`
-        decodes) and the vocabularies, from one snapshot.
+        """Decisions joined with outcomes, and the vocabularies, from one snapshot.
+
+        The rows have the layout that :func:`~engine.decision_log.export.read_log` decodes.
         """
         self.open()
         columns = ", ".join(f"d.{c.strip()}" for c in DECISION_COLUMNS.split(","))
@@ -340,7 +350,8 @@ class PostgresStore:
             f"SELECT {columns}, o.reward, o.source, o.timestamp, o.order_id FROM decisions AS d"
             " LEFT JOIN outcomes AS o ON o.decision_id = d.decision_id"
             " WHERE (%(since)s::float8 IS NULL OR d.timestamp >= %(since)s)"
-            " AND (%(until)s::float8 IS NULL OR d.timestamp < %(until)s) ORDER BY d.timestamp, d.seq"
+            " AND (%(until)s::float8 IS NULL OR d.timestamp < %(until)s)"
+            " ORDER BY d.timestamp, d.seq"
         )
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -359,6 +370,7 @@ class PostgresStore:
 
 
 def _event_columns(events: Sequence[OutcomeEvent]) -> list[list[Any]]:
+    """The ``_EVENT_INSERT`` parameters: one list per column."""
     return [
         [e.event_id for e in events],
         [e.decision_id for e in events],
@@ -370,30 +382,8 @@ def _event_columns(events: Sequence[OutcomeEvent]) -> list[list[Any]]:
     ]
 
 
-def migrate(conn: psycopg.Connection) -> int:
-    """Bring the schema on ``conn``'s search path to :data:`SCHEMA_VERSION`; return the
-    version found before. Raises ValueError for a database newer than this code.
-    """
-    with conn.transaction():
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (MIGRATION_LOCK,)
-        )
-        conn.execute(VERSION_TABLE_DDL)
-        found = conn.execute(f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise ValueError(
-                f"decision log schema version == {found}, this code knows <= {SCHEMA_VERSION}"
-            )
-        for step in MIGRATIONS:
-            if step.version > found:
-                conn.execute(step.sql)
-                conn.execute(
-                    f"INSERT INTO {VERSION_TABLE} (version, component, description) VALUES (%s, %s, %s)",
-                    (step.version, step.component, step.description),
-                )
-                logger.info(
-                    "decision log schema migrated to version %d (%s)",
-                    step.version,
-                    step.description,
-                )
-    return found
+def _one_row(row: tuple[Any, ...] | None, query: str) -> tuple[Any, ...]:
+    """``row`` from a query that always returns one, with a clear error if it did not."""
+    if row is None:
+        raise psycopg.DataError(f"{query} returned no row, expected one")
+    return row

@@ -170,11 +170,10 @@ class DecisionRecord:
                 f"probabilities == {raw!r}, must have one entry per action ({len(actions)})"
             )
         probs = tuple(raw)
-        if not all(
-            type(p) is float and 0.0 <= p <= 1.0 for p in probs
-        ):  # slow path: convert or explain
-            probs = tuple(
-                check_probability(p, f"probability of {name!r}") for name, p in zip(actions, probs)
+        if not all(type(p) is float and 0.0 <= p <= 1.0 for p in probs):
+            probs = tuple(  # slow path: convert or explain
+                check_probability(p, f"probability of {name!r}")
+                for name, p in zip(actions, probs, strict=True)
             )
         for i in ineligible:
             if probs[i] != 0.0:
@@ -195,9 +194,9 @@ class DecisionRecord:
         names = _feature_names(_hashable("feature names", tuple(features)))
         values = tuple(features.values())
         if all(type(v) is float and -FLOAT32_MAX <= v <= FLOAT32_MAX for v in values):
-            return dict(zip(names, values))
+            return dict(zip(names, values, strict=True))
         out: dict[str, float] = {}  # slow path: convert or explain
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=True):
             out[name] = check_number(
                 value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX
             )
@@ -234,16 +233,15 @@ class OutcomeRecord:
             put(self, "order_id", _text("order_id", self.order_id))
 
 
-class OutcomeStatus(str, enum.Enum):
+class OutcomeStatus(enum.StrEnum):
     """What the log did with an outcome."""
 
     ACCEPTED = "accepted"  #: first outcome of a known decision: stored
     DUPLICATE = "duplicate"  #: the decision already had an outcome: counted, not stored
     UNKNOWN = "unknown"  #: no such decision id: counted, logged at WARNING
     UNATTRIBUTED = "unattributed"  #: no decision of that user inside its window
-    DEFERRED = (
-        "deferred"  #: shared store: decision not stored yet; the store joins it when it arrives
-    )
+    #: shared store: decision not stored yet; the store joins it when it arrives
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,4 +256,5 @@ class OutcomeReceipt:
 
     @property
     def accepted(self) -> bool:
+        """Whether the log kept this outcome (the one to feed the learner)."""
         return self.status is OutcomeStatus.ACCEPTED

@@ -80,8 +80,9 @@ def record_order(
     order_id: str | None = None,
     salt: str | bytes | None = None,
 ) -> str:
-    """Report an order of ``user_id``, attributed to the user's latest decision whose window
-    contains ``timestamp``; return the join status.
+    """Report an order of ``user_id``; return the join status.
+
+    The order is attributed to the user's latest decision whose window contains ``timestamp``.
 
     ``salt`` must be the engine's (default, as for the engine: ``$CARTWISE_SALT``, else the
     development salt). PostgreSQL also attributes an order dated up to the store's

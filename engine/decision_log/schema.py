@@ -131,10 +131,16 @@ def vocab_id(kind: str, names: tuple[str, ...]) -> str:
 
 
 def encode_names(names: Sequence[str]) -> str:
+    """A list of names as compact JSON text (how vocabularies are stored)."""
     return json.dumps(list(names), separators=(",", ":"))
 
 
 def decode_names(text: str) -> tuple[str, ...]:
+    """The names stored by :func:`encode_names`.
+
+    >>> decode_names(encode_names(["none", "coupon_5"]))
+    ('none', 'coupon_5')
+    """
     return tuple(json.loads(text))
 
 
@@ -144,26 +150,40 @@ def _packer(code: str, n: int) -> struct.Struct:
 
 
 def encode_f64(values: Sequence[float]) -> bytes:
+    """Floats as a little-endian float64 blob."""
     return _packer("d", len(values)).pack(*values)
 
 
 def encode_f32(values: Sequence[float]) -> bytes:
+    """Floats as a little-endian float32 blob (rounded to float32)."""
     return _packer("f", len(values)).pack(*values)
 
 
 @lru_cache(maxsize=4096)
 def encode_mask(actions: tuple[str, ...], eligible: tuple[str, ...]) -> bytes:
+    """One byte per action, 1 when it is eligible.
+
+    >>> list(encode_mask(("none", "coupon_5", "coupon_10"), ("none", "coupon_10")))
+    [1, 0, 1]
+    """
     allowed = set(eligible)
     return bytes(1 if name in allowed else 0 for name in actions)
 
 
 def decode_f64(blob: bytes) -> np.ndarray:
+    """The values of an :func:`encode_f64` blob (a read-only view of it)."""
     return np.frombuffer(blob, dtype="<f8")
 
 
 def decode_f32(blob: bytes) -> np.ndarray:
+    """The values of an :func:`encode_f32` blob (a read-only view of it)."""
     return np.frombuffer(blob, dtype="<f4")
 
 
 def decode_mask(blob: bytes) -> np.ndarray:
+    """The eligibility flags of an :func:`encode_mask` blob, as booleans.
+
+    >>> decode_mask(bytes([1, 0])).tolist()
+    [True, False]
+    """
     return np.frombuffer(blob, dtype=np.uint8).astype(bool)

@@ -81,8 +81,13 @@ class SpillFile:
         self._replayed_to = 0
 
     def adopt_orphans(self) -> int:
-        """Move the frames of unlocked spill files of the same store (left by dead
-        processes) into this file, in file order, and delete them; return events adopted.
+        """Move the frames of unlocked spill files of the same store into this file.
+
+        Unlocked files were left by dead processes; their frames are appended in file order
+        and the files deleted.
+
+        Returns:
+            The number of events adopted.
         """
         adopted = 0
         for path in sorted(

@@ -8,12 +8,12 @@ rolled back and the connection discarded, so a failed write never leaves a parti
 behind and the next attempt starts from a fresh connection.
 
 Commits only append to the write-ahead log: copying it into the database file (a
-checkpoint, which fsyncs and can take tens of milliseconds) is left to :meth:`SQLiteStore.checkpoint`,
-which the caller runs off the commit path. The write connection checkpoints by itself only
-once the WAL holds ``WRITER_AUTOCHECKPOINT_PAGES``: under sustained load, background
-checkpoints rarely finish between two commits, which the WAL needs to start over, so it
-grows to that size (64 MiB) and the write connection's own checkpoint, copying only what
-the background ones have not, lets it restart.
+checkpoint, which fsyncs and can take tens of milliseconds) is left to
+:meth:`SQLiteStore.checkpoint`, which the caller runs off the commit path. The write
+connection checkpoints by itself only once the WAL holds ``WRITER_AUTOCHECKPOINT_PAGES``:
+under sustained load, background checkpoints rarely finish between two commits, which the
+WAL needs to start over, so it grows to that size (64 MiB) and the write connection's own
+checkpoint, copying only what the background ones have not, lets it restart.
 """
 
 from __future__ import annotations
@@ -73,15 +73,11 @@ def default_connect(path: str) -> sqlite3.Connection:
 class SQLiteStore:
     """Reads and writes one decision-log database file.
 
-    Parameters
-    ----------
-    path:
-        Database file (created if missing).
-    synchronous:
-        SQLite ``synchronous`` level of the write connection: ``"FULL"`` fsyncs the WAL at
-        every commit (survives power loss), ``"NORMAL"`` survives a process crash.
-    connect:
-        Factory for the *write* connection; tests inject failures through it.
+    Args:
+        path: Database file (created if missing).
+        synchronous: SQLite ``synchronous`` level of the write connection: ``"FULL"`` fsyncs the WAL
+            at every commit (survives power loss), ``"NORMAL"`` survives a process crash.
+        connect: Factory for the *write* connection; tests inject failures through it.
     """
 
     shared = False
@@ -167,9 +163,9 @@ class SQLiteStore:
                 raise
 
     def checkpoint(self) -> tuple[int, int]:
-        """Copy committed WAL frames into the database file without blocking writers
-        (``PRAGMA wal_checkpoint(PASSIVE)``); return (frames in the WAL, frames copied).
+        """Copy committed WAL frames into the database file without blocking writers.
 
+        Runs ``PRAGMA wal_checkpoint(PASSIVE)``; returns (frames in the WAL, frames copied).
         Raises ``sqlite3.Error`` on failure (the connection is then reopened next time).
         """
         with self._checkpoint_lock:
@@ -186,6 +182,7 @@ class SQLiteStore:
         return frames, copied
 
     def close(self) -> None:
+        """Close the write, read and checkpoint connections."""
         self._discard_writer()
         with self._read_lock:
             if self._reader is not None:
@@ -292,7 +289,7 @@ class SQLiteStore:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def expired_open(self, now: float, limit: int | None = None) -> list[tuple[str, str, float]]:
-        """(decision_id, action, window_closes) of stored decisions closed by ``now`` with no outcome."""
+        """(decision_id, action, window_closes) of stored decisions closed unrewarded by ``now``."""
         return self._read(
             "SELECT d.decision_id, d.action, d.window_closes FROM decisions AS d"
             " WHERE d.resolved = 0 AND d.window_closes <= ?"
@@ -326,7 +323,7 @@ class SQLiteStore:
             _closes,
         ) = rows[0]
         actions = self._names(action_set)
-        eligible = [name for name, ok in zip(actions, decode_mask(mask)) if ok]
+        eligible = [name for name, ok in zip(actions, decode_mask(mask), strict=True) if ok]
         return DecisionRecord(
             decision_id=did,
             timestamp=ts,
@@ -336,7 +333,9 @@ class SQLiteStore:
             probabilities=tuple(decode_f64(probs).tolist()),
             eligible=tuple(eligible),
             action=action,
-            features=dict(zip(self._names(feature_set), decode_f32(features).tolist())),
+            features=dict(
+                zip(self._names(feature_set), decode_f32(features).tolist(), strict=True)
+            ),
             payload=json.loads(payload),
             fallback=bool(fallback),
         )
@@ -356,9 +355,10 @@ class SQLiteStore:
 
 
 def _when_unlocked(call: Callable[..., T], *args: object) -> T:
-    """``call(*args)``, retried while the database is locked by another connection, for up
-    to ``BUSY_TIMEOUT_S``. Only for calls that change nothing when they fail busy (a lone
-    statement, ``BEGIN IMMEDIATE``, a script that starts with it).
+    """``call(*args)``, retried for up to ``BUSY_TIMEOUT_S`` while another connection locks.
+
+    Only for calls that change nothing when they fail busy (a lone statement,
+    ``BEGIN IMMEDIATE``, a script that starts with it).
     """
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .records import DecisionRecord, OutcomeRecord
 
@@ -68,19 +68,26 @@ class Store(Protocol):
         """Settle outcomes still waiting for their decision (join or expire them); return joins."""
 
     def checkpoint(self) -> tuple[int, int]:
-        """Move committed work to its final place off the commit path (SQLite: a passive WAL
-        checkpoint); return (pending units, units moved). A no-op where the server does it.
+        """Move committed work to its final place, off the commit path.
+
+        SQLite: a passive WAL checkpoint; a no-op where the server does it.
+
+        Returns:
+            (pending units, units moved).
         """
 
 
-def open_store(target: str | os.PathLike[str], *, durability: str, **options: object) -> Store:
-    """The store for ``target``: a ``postgresql://`` URL or a SQLite file path."""
+def open_store(target: str | os.PathLike[str], *, durability: str, **options: Any) -> Store:
+    """The store for ``target``: a ``postgresql://`` URL or a SQLite file path.
+
+    ``options`` are the store's own keyword arguments (checked by its constructor).
+    """
     if is_postgres_url(target):
         from .postgres import PostgresStore
 
-        return PostgresStore(str(target), **options)  # type: ignore[arg-type]
+        return PostgresStore(str(target), **options)
     from .store import SQLiteStore, check_path
 
     return SQLiteStore(
         check_path(target), synchronous="FULL" if durability == "fsync" else "NORMAL", **options
-    )  # type: ignore[arg-type]
+    )

@@ -45,18 +45,15 @@ SYNC_WAIT_S = 5.0  # longest a sync caller waits for its commit (SQLite's busy t
 class BatchWriter:
     """Feeds ``commit(batch)`` from a bounded buffer, in the background or synchronously.
 
-    Parameters
-    ----------
-    commit:
-        Writes a list of events in one transaction; raises on failure.
-    on_committed, on_dropped:
-        Called with the events just committed / dropped (outside the buffer lock).
-    queue_size, spill_size:
-        Bounds of the normal queue and of the spill buffer (events held after the queue
-        was full or a commit failed).
-    flush_interval, flush_events:
-        Background commit cadence: a commit starts once the oldest buffered event is
-        ``flush_interval / 2`` seconds old, or sooner once ``flush_events`` events are queued.
+    Args:
+        commit: Writes a list of events in one transaction; raises on failure.
+        on_committed, on_dropped: Called with the events just committed / dropped (outside the
+            buffer lock).
+        queue_size, spill_size: Bounds of the normal queue and of the spill buffer (events held
+            after the queue was full or a commit failed).
+        flush_interval, flush_events: Background commit cadence: a commit starts once the oldest
+            buffered event is ``flush_interval / 2`` seconds old, or sooner once ``flush_events``
+            events are queued.
     """
 
     def __init__(
@@ -95,7 +92,8 @@ class BatchWriter:
         self._backoff = flush_interval
         self._stopping = False
         self._disk = disk
-        self.counts = collections.Counter()  # committed, spilled, dropped, failed_writes, commits
+        # committed, spilled, dropped, failed_writes, commits, ...
+        self.counts: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.last_commit_at: float | None = None
@@ -189,10 +187,11 @@ class BatchWriter:
 
     @property
     def alive(self) -> bool:
+        """Whether the background writer thread is running."""
         return self._thread.is_alive()
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Stop the background thread and make a final commit; True if nothing was left unwritten."""
+        """Stop the background thread and commit the rest; True if nothing stayed unwritten."""
         with self._lock:
             self._stopping = True
             self._wake.notify()
@@ -274,7 +273,7 @@ class BatchWriter:
             seq = self._seq
         batch = from_spill + from_queue
         if self._disk is not None:
-            return self._drain_with_disk(batch, len(from_queue), seq, backing_off)
+            return self._drain_with_disk(self._disk, batch, len(from_queue), seq, backing_off)
         try:
             self._commit(batch)
         except Exception as exc:  # storage errors, and anything else: never lose the batch silently
@@ -283,23 +282,26 @@ class BatchWriter:
         self._committed(batch, seq)
         return True
 
-    def _drain_with_disk(self, batch: list[Any], n_new: int, seq: int, backing_off: bool) -> bool:
-        """Commit ``batch`` directly when no backlog is on disk; otherwise (or when that
-        fails) park it in the spill file and, unless backing off, replay the file in order.
+    def _drain_with_disk(
+        self, disk: SpillFile, batch: list[Any], n_new: int, seq: int, backing_off: bool
+    ) -> bool:
+        """Commit ``batch`` through the spill file ``disk`` (caller holds the write lock).
+
+        With no backlog on disk the batch is committed directly; otherwise (or when that fails)
+        it is parked in the spill file and, unless backing off, the file is replayed in order.
         """
-        disk = self._disk
         if not disk.events and not backing_off:
             try:
                 self._commit(batch)
             except Exception as exc:  # park it; the next drain replays it after the back-off
-                if self._park(batch, seq) is None:
+                if self._park(disk, batch, seq) is None:
                     self._failed(exc)
                 else:
                     self._commit_failed(batch, n_new, exc, seq)
                 return False
             self._committed(batch, seq)
             return True
-        error = self._park(batch, seq) if batch else None
+        error = self._park(disk, batch, seq) if batch else None
         if error is not None:  # disk failing too: hold the batch in memory
             self._commit_failed(batch, n_new, error, seq)
             return False
@@ -325,10 +327,10 @@ class BatchWriter:
             logger.warning("decision log: replayed %d events from the spill file", replayed)
         return True
 
-    def _park(self, batch: list[Any], seq: int) -> OSError | None:
-        """Append ``batch`` to the spill file (fsynced); None when it is safely there, else the error."""
+    def _park(self, disk: SpillFile, batch: list[Any], seq: int) -> OSError | None:
+        """Append ``batch`` to ``disk`` (fsynced); None once it is safely there, else the error."""
         try:
-            self._disk.append(batch)
+            disk.append(batch)
         except OSError as exc:
             logger.error("decision log spill file write failed: %s", exc)
             return exc
@@ -347,7 +349,7 @@ class BatchWriter:
             self.last_error_at = time.time()
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2.0, MAX_BACKOFF_S)
-            backlog = self._disk.events
+            backlog = self._on_disk()
         logger.error(
             "decision log write failed (%s); %d events held in the spill file",
             self.last_error,

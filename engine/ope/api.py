@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from engine.ope.estimators import (
     DEFAULT_DROS_LAMBDA,
@@ -40,11 +43,13 @@ def _summarize_data(
     names: tuple[str, ...],
     params: EstimatorParams,
     n_bootstrap: int,
-    rng: np.random.Generator | None,
+    rng: np.random.Generator,
 ) -> Summaries:
+    """The :class:`Summaries` of the estimators ``names`` on validated rows."""
     terms = RowTerms.from_data(data)
     zero_target = int(np.count_nonzero(terms.target_logged == 0.0))
-    blocks, weights = [], []
+    blocks: list[np.ndarray] = []
+    weights: list[tuple[float, float, float] | None] = []
     # ipw, snipw, dr and sndr share one weight array: summarise it once. Entries keep the
     # array alive so that an id is never reused by a later temporary.
     stats_by_id: dict[int, tuple[np.ndarray, tuple[float, float, float]]] = {}
@@ -63,16 +68,16 @@ def _summarize_data(
         # One set of resampling counts for all estimators: a single blocked product.
         sums, counts = bootstrap_sums(np.vstack(blocks).T, n_bootstrap, rng)
         edges = np.cumsum([0] + [b.shape[0] for b in blocks])
-        boots = [(sums[:, lo:hi], counts) for lo, hi in zip(edges[:-1], edges[1:])]
+        boots = [(sums[:, lo:hi], counts) for lo, hi in itertools.pairwise(edges)]
     out = {}
-    for name, block, w, boot in zip(names, blocks, weights, boots):
+    for name, block, w_stats, boot in zip(names, blocks, weights, boots, strict=True):
         est = ESTIMATORS[name]
         p = (
             ()
             if est.parameter is None
             else ((est.parameter, float(getattr(params, est.parameter))),)
         )
-        out[name] = Summary.from_terms(name, p, data.n_actions, block, w, zero_target, boot)
+        out[name] = Summary.from_terms(name, p, data.n_actions, block, w_stats, zero_target, boot)
     return Summaries(out)
 
 
@@ -92,7 +97,7 @@ def summarize(
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     n_folds: int = 2,
     reward_model: str = "auto",
-    reward_scale: object | None = None,
+    reward_scale: ArrayLike | None = None,
 ) -> Summaries:
     """Mergeable sufficient statistics of each estimator over one chunk of rows.
 
@@ -115,6 +120,8 @@ def summarize(
     need_model = any(ESTIMATORS[n].needs_model for n in names)
     generator = make_rng(rng, seed)
     if need_model and data.estimated_rewards is None:
+        if data.contexts is None:  # resolve() already refused model estimators without a model
+            raise ValueError("estimators need a reward model: pass estimated_rewards or contexts")
         q = cross_fit_rewards(
             data.contexts,
             data.actions,
@@ -149,7 +156,7 @@ def evaluate(
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     n_folds: int = 2,
     reward_model: str = "auto",
-    reward_scale: object | None = None,
+    reward_scale: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Estimate the value of a target policy from logged bandit feedback.
 
@@ -170,8 +177,13 @@ def evaluate(
         confidence: level of the two-sided intervals.
         ci: ``"analytic"`` (normal, delta method for the self-normalised estimators) or
             ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap replicates).
-        rng, seed: randomness for the bootstrap and the cross-fitting folds (one of them).
-        switch_threshold: Switch-DR ``tau``; ``dros_lambda``: DR-OS ``lambda``.
+        n_bootstrap: replicates of the bootstrap interval (``ci="bootstrap"`` only).
+        rng: randomness for the bootstrap and the cross-fitting folds (or give ``seed``).
+        seed: seed of a fresh generator used instead of ``rng`` (one of them at most).
+        switch_threshold: Switch-DR ``tau``.
+        dros_lambda: DR-OS ``lambda``.
+        n_folds: folds of the reward model's cross-fitting (with ``contexts``).
+        reward_model: the reward model fitted on ``contexts`` (see ``contexts``).
 
     Returns:
         DataFrame indexed by estimator with ``value, ci_low, ci_high, se`` and diagnostics
@@ -203,7 +215,7 @@ def evaluate(
 
 
 def evaluate_stream(
-    chunks: Iterable[Mapping[str, object]],
+    chunks: Iterable[Mapping[str, Any]],
     estimators: Sequence[str] | None = None,
     confidence: float = 0.95,
     *,
@@ -211,7 +223,7 @@ def evaluate_stream(
     n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
-    **params: object,
+    **params: Any,
 ) -> pd.DataFrame:
     """Evaluate chunk by chunk, keeping only the mergeable summaries in memory.
 

@@ -33,7 +33,7 @@ terms; with rewards far from zero relative to their spread (mean/sd = m) they lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +65,9 @@ class EstimatorParams:
                 raise ValueError(f"{name} == {value!r}, must be a number >= 0 (inf allowed)")
 
 
+_NO_MODEL = "this estimator needs a reward model: pass estimated_rewards or contexts"
+
+
 @dataclass(frozen=True)
 class RowTerms:
     """Quantities shared by all estimators for one batch of rows."""
@@ -77,6 +80,7 @@ class RowTerms:
 
     @classmethod
     def from_data(cls, data: ValidatedFeedback) -> RowTerms:
+        """The shared quantities of validated rows (model terms when it has predictions)."""
         flat = np.arange(data.n) * data.n_actions + data.actions  # faster than [rows, actions]
         target_logged = data.target_probs.ravel()[flat]
         weights = target_logged / data.logged_probs
@@ -86,7 +90,16 @@ class RowTerms:
             q = data.estimated_rewards.ravel()[flat]
         return cls(data.rewards, weights, target_logged, dm, q)
 
+    def direct(self) -> np.ndarray:
+        """The direct-method terms ``d_i`` (estimators that need a reward model only)."""
+        if self.dm is None:
+            raise ValueError(_NO_MODEL)
+        return self.dm
+
     def residual_weighted(self, weights: np.ndarray) -> np.ndarray:
+        """``weights * (r_i - q_i)``: the weighted reward-model residuals."""
+        if self.model_logged is None:
+            raise ValueError(_NO_MODEL)
         return weights * (self.rewards - self.model_logged)
 
 
@@ -164,11 +177,11 @@ ESTIMATORS: dict[str, Estimator] = {
             _grad_ratio,
             lambda t, p: t.weights,
         ),
-        Estimator("dm", True, lambda t, p: (t.dm,), _mean0, _grad_linear, None),
+        Estimator("dm", True, lambda t, p: (t.direct(),), _mean0, _grad_linear, None),
         Estimator(
             "dr",
             True,
-            lambda t, p: (t.dm + t.residual_weighted(t.weights),),
+            lambda t, p: (t.direct() + t.residual_weighted(t.weights),),
             _mean0,
             _grad_linear,
             lambda t, p: t.weights,
@@ -176,7 +189,7 @@ ESTIMATORS: dict[str, Estimator] = {
         Estimator(
             "sndr",
             True,
-            lambda t, p: (t.dm, t.residual_weighted(t.weights), t.weights),
+            lambda t, p: (t.direct(), t.residual_weighted(t.weights), t.weights),
             _sndr,
             _grad_sndr,
             lambda t, p: t.weights,
@@ -184,7 +197,7 @@ ESTIMATORS: dict[str, Estimator] = {
         Estimator(
             "switch-dr",
             True,
-            lambda t, p: (t.dm + t.residual_weighted(_switch_weights(t, p)),),
+            lambda t, p: (t.direct() + t.residual_weighted(_switch_weights(t, p)),),
             _mean0,
             _grad_linear,
             _switch_weights,
@@ -193,7 +206,7 @@ ESTIMATORS: dict[str, Estimator] = {
         Estimator(
             "dr-os",
             True,
-            lambda t, p: (t.dm + t.residual_weighted(_shrunk_weights(t, p)),),
+            lambda t, p: (t.direct() + t.residual_weighted(_shrunk_weights(t, p)),),
             _mean0,
             _grad_linear,
             _shrunk_weights,
@@ -205,7 +218,7 @@ ESTIMATORS: dict[str, Estimator] = {
 DEFAULT_ESTIMATORS: tuple[str, ...] = ("ipw", "snipw", "dm", "dr", "sndr", "switch-dr")
 
 
-def resolve(estimators: object, have_model: bool) -> tuple[str, ...]:
+def resolve(estimators: str | Iterable[str] | None, have_model: bool) -> tuple[str, ...]:
     """Check estimator names; ``None`` means the defaults that the inputs allow.
 
     ``on-policy`` is always appended (once) as the reference row.
@@ -229,5 +242,5 @@ def resolve(estimators: object, have_model: bool) -> tuple[str, ...]:
                 f"estimators {need} need a reward model: pass estimated_rewards or contexts"
             )
     if "on-policy" not in names:
-        names = names + ("on-policy",)
+        names = (*names, "on-policy")
     return names

@@ -28,7 +28,8 @@ def normal_quantile(confidence: float) -> float:
 
 def _poisson1_thresholds() -> np.ndarray:
     """Cumulative Poisson(1) probabilities as float32, up to the last one below 1."""
-    cdf, term, k, out = 0.0, math.exp(-1.0), 0, []
+    cdf, term, k = 0.0, math.exp(-1.0), 0
+    out: list[np.float32] = []
     while True:
         cdf += term
         value = np.float32(cdf)

@@ -4,7 +4,7 @@
 or its Parquet export) into arrays: the logged action, its propensity ``probability``, the full
 logging distribution ``p_<action>`` and the whitelisted features ``f_<feature>``. Fallback
 decisions (bad input, not chosen by the policy) and decisions without a reward yet are dropped
-and counted. :func:`evaluate_log` scores a target policy on those rows with
+and counted. :func:`evaluate_decision_log` scores a target policy on those rows with
 :func:`engine.ope.evaluate`, cross-fitting the DM/DR reward model on the logged features.
 
 A target is either a callable ``(features (n, d), feature_names, eligible (n, A)) -> (n, A)``
@@ -26,7 +26,7 @@ default exploration floor (> 0) that is exactly the guardrails' eligibility.
 >>> data.n, dict(data.dropped)
 (2, {'fallback': 1, 'no_reward': 1})
 >>> always_coupon = lambda X, names, eligible: eligible * [0.0, 1.0]
->>> table = evaluate_log(data, always_coupon, estimators=["ipw"])
+>>> table = evaluate_decision_log(data, always_coupon, estimators=["ipw"])
 >>> float(table.loc["ipw", "value"])  # 3.0 / 0.5 on d2, 0 on d1, averaged
 3.0
 """
@@ -80,10 +80,12 @@ class LogDataset:
 
     @property
     def n(self) -> int:
+        """Number of kept rows."""
         return int(self.rewards.shape[0])
 
     @property
     def n_actions(self) -> int:
+        """Number of actions."""
         return len(self.action_names)
 
     def __len__(self) -> int:
@@ -211,11 +213,11 @@ def read_log_dataset(
     features = (
         kept[feature_cols].to_numpy(dtype=np.float64) if feature_cols else np.empty((len(kept), 0))
     )
-    present = ~np.isnan(features).all(axis=0)
+    present = np.asarray(~np.isnan(features).all(axis=0))
     if not present.all():
         logger.debug(
             "decision log: features absent from every kept row: %s",
-            [c for c, ok in zip(feature_cols, present) if not ok],
+            [c for c, ok in zip(feature_cols, present, strict=True) if not ok],
         )
     sources = kept["reward_source"].value_counts().to_dict() if "reward_source" in kept else {}
     return LogDataset(
@@ -225,7 +227,7 @@ def read_log_dataset(
         logging_probs=probs,
         eligible=probs > 0.0,
         features=np.ascontiguousarray(features[:, present]),
-        feature_names=tuple(c[2:] for c, ok in zip(feature_cols, present) if ok),
+        feature_names=tuple(c[2:] for c, ok in zip(feature_cols, present, strict=True) if ok),
         action_names=names,
         decision_ids=ids,
         n_read=n_read,
@@ -290,8 +292,10 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
 
 
 def reward_model_features(features: np.ndarray) -> np.ndarray:
-    """Finite regressors for the reward model: NaN -> 0 plus a 0/1 "missing" column per feature
-    that has any NaN (rows logged by engines with different feature sets).
+    """Finite regressors for the reward model.
+
+    NaN becomes 0, plus a 0/1 "missing" column per feature that has any NaN (rows logged by
+    engines with different feature sets).
     """
     missing = np.isnan(features)
     partial = missing.any(axis=0)
@@ -305,16 +309,18 @@ def reward_model_features(features: np.ndarray) -> np.ndarray:
 
 
 DEFAULT_REWARD_MODEL = "boosted"
-"""Reward model :func:`evaluate_log` cross-fits on the logged features (see
+"""Reward model :func:`evaluate_decision_log` cross-fits on the logged features (see
 :mod:`engine.ope.reward_model`); on simulated engine logs its DM error is about 0.4 times that
 of per-action ridge regression (docs/ope-engine-logs.md)."""
 
 
 def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray | None:
-    """Per-row reward scale for the reward model: the cart value over the engine's reference
-    value (:meth:`engine.features.FeatureBuilder.reward_divisor`, what the learners divide
-    profits by), read from the ``cart_value_log`` feature; None when the log has no such
-    feature or a row lacks it.
+    """Per-row reward scale for the reward model, or None.
+
+    The scale is the cart value over the engine's reference value
+    (:meth:`engine.features.FeatureBuilder.reward_divisor`, what the learners divide profits
+    by), read from the ``cart_value_log`` feature; None when the log has no such feature or a
+    row lacks it.
     """
     from engine.features import MIN_REWARD_DIVISOR, PROFILE_SCALING, REWARD_REFERENCE_VALUE
 
@@ -329,7 +335,7 @@ def reward_scale(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarr
     return np.maximum(value / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
 
 
-def evaluate_log(
+def evaluate_decision_log(
     df_or_path: pd.DataFrame | str | os.PathLike[str] | LogDataset,
     target: TargetFn | Any,
     **evaluate_kwargs: Any,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ from engine.validation import check_choice, check_confidence
 
 logger = logging.getLogger(__name__)
 
-#: The interval methods: ``"analytic"`` (normal) or ``"bootstrap"`` (Poisson-bootstrap percentiles).
+#: The interval methods: ``"analytic"`` (normal) or ``"bootstrap"`` (bootstrap percentiles).
 CI_METHODS = ("analytic", "bootstrap")
 
 COLUMNS = (
@@ -90,7 +92,15 @@ class Summary:
             None if boot is None else boot[1],
         )
 
+    @property
+    def bootstrap(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The Poisson-bootstrap ``(sums, counts)``, or None when the summary holds none."""
+        if self.boot_sums is None or self.boot_counts is None:
+            return None
+        return self.boot_sums, self.boot_counts
+
     def __add__(self, other: Summary) -> Summary:
+        """Merge the statistics of two disjoint sets of rows (Chan et al.'s update)."""
         if not isinstance(other, Summary):
             return NotImplemented
         for attr in ("estimator", "params", "n_actions"):
@@ -99,8 +109,9 @@ class Summary:
                     f"cannot merge summaries with {attr} == {getattr(self, attr)!r} "
                     f"and {getattr(other, attr)!r}"
                 )
-        if (self.boot_sums is None) != (other.boot_sums is None) or (
-            self.boot_sums is not None and self.boot_sums.shape != other.boot_sums.shape
+        mine, theirs = self.bootstrap, other.bootstrap
+        if (mine is None) != (theirs is None) or (
+            mine is not None and theirs is not None and mine[0].shape != theirs[0].shape
         ):
             raise ValueError("cannot merge summaries with different n_bootstrap")
         n = self.n + other.n
@@ -108,9 +119,9 @@ class Summary:
         mean = self.mean + delta * (other.n / n)
         comoment = self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n)
         boot_sums = boot_counts = None
-        if self.boot_sums is not None:
-            boot_sums = self.boot_sums + other.boot_sums
-            boot_counts = self.boot_counts + other.boot_counts
+        if mine is not None and theirs is not None:
+            boot_sums = mine[0] + theirs[0]
+            boot_counts = mine[1] + theirs[1]
         return Summary(
             self.estimator,
             self.params,
@@ -150,10 +161,11 @@ class Summary:
             half = normal_quantile(confidence) * se
             low, high = value - half, value + half
         else:
-            if self.boot_sums is None:
+            boot = self.bootstrap
+            if boot is None:
                 raise ValueError("ci == 'bootstrap' but the summary holds no bootstrap sums")
             with np.errstate(divide="ignore", invalid="ignore"):
-                means = self.boot_sums / self.boot_counts[:, None]
+                means = boot[0] / boot[1][:, None]
             reps = np.asarray(ESTIMATORS[self.estimator].value(means), dtype=float)
             finite = reps[np.isfinite(reps)]
             if finite.size < reps.size:
@@ -190,12 +202,15 @@ class Summaries(Mapping[str, Summary]):
         self._items = dict(items)
 
     def __getitem__(self, name: str) -> Summary:
+        """The summary of estimator ``name``."""
         return self._items[name]
 
     def __iter__(self) -> Iterator[str]:
+        """The estimator names, in table order."""
         return iter(self._items)
 
     def __len__(self) -> int:
+        """The number of estimators."""
         return len(self._items)
 
     def __repr__(self) -> str:
@@ -203,6 +218,7 @@ class Summaries(Mapping[str, Summary]):
         return f"Summaries(estimators={list(self._items)}, n={n})"
 
     def __add__(self, other: Summaries) -> Summaries:
+        """Merge estimator by estimator (both must hold the same estimators)."""
         if not isinstance(other, Summaries):
             return NotImplemented
         if list(self) != list(other):
@@ -210,12 +226,16 @@ class Summaries(Mapping[str, Summary]):
         return Summaries({k: self[k] + other[k] for k in self})
 
 
-def merge(summaries: Iterable[Summary | Summaries]) -> Summary | Summaries:
+@overload
+def merge(summaries: Iterable[Summary]) -> Summary: ...
+@overload
+def merge(summaries: Iterable[Summaries]) -> Summaries: ...
+def merge(summaries: Iterable[Summary] | Iterable[Summaries]) -> Summary | Summaries:
     """Merge summaries of disjoint chunks of rows (equivalent to ``a + b + ...``)."""
-    items = list(summaries)
+    items: list[Summary | Summaries] = list(summaries)
     if not items:
         raise ValueError("summaries is empty, need at least one to merge")
-    return reduce(lambda a, b: a + b, items)
+    return reduce(operator.add, items)
 
 
 def finalize(

@@ -15,7 +15,7 @@ REFERENCE_ROW = "on-policy"
 
 def forest_plot(
     table: pd.DataFrame,
-    path: str | PathLike,
+    path: str | PathLike[str],
     title: str = "Off-policy estimates",
     true_value: float | None = None,
     reference: str | None = REFERENCE_ROW,
@@ -42,10 +42,10 @@ def forest_plot(
     values = rows["value"].to_numpy(float)
     low = rows["ci_low"].to_numpy(float)
     high = rows["ci_high"].to_numpy(float)
-    has_ci = [not (math.isnan(lo) or math.isnan(hi)) for lo, hi in zip(low, high)]
+    has_ci = [not (math.isnan(lo) or math.isnan(hi)) for lo, hi in zip(low, high, strict=True)]
     err = [
-        [v - lo if ok else 0.0 for v, lo, ok in zip(values, low, has_ci)],
-        [hi - v if ok else 0.0 for v, hi, ok in zip(values, high, has_ci)],
+        [v - lo if ok else 0.0 for v, lo, ok in zip(values, low, has_ci, strict=True)],
+        [hi - v if ok else 0.0 for v, hi, ok in zip(values, high, has_ci, strict=True)],
     ]
     ax.errorbar(
         values,
@@ -81,4 +81,4 @@ def forest_plot(
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, Path(path))

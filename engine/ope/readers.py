@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class LoggedFeedback:
         return int(self.rewards.shape[0])
 
 
-def _lines(source: str | PathLike | Iterable[str]) -> Iterable[str]:
+def _lines(source: str | PathLike[str] | Iterable[str]) -> Iterable[str]:
     if isinstance(source, (str, PathLike)):
         with Path(source).open(encoding="utf-8") as handle:
             yield from handle
@@ -57,15 +58,17 @@ def _lines(source: str | PathLike | Iterable[str]) -> Iterable[str]:
         yield from source
 
 
-def _require(obj: Mapping, key: str, line_no: int) -> object:
+def _require(obj: Mapping[str, Any], key: str, line_no: int) -> Any:
+    """``obj[key]`` of a parsed DSJSON line (any JSON value), or a ValueError naming the line."""
     if key not in obj:
         raise ValueError(f"DSJSON line {line_no} has no {key!r} field")
     return obj[key]
 
 
 def _parse_event(
-    obj: Mapping, line_no: int
-) -> tuple[float, int, float, dict[int, float], object, object]:
+    obj: Mapping[str, Any], line_no: int
+) -> tuple[float, int, float, dict[int, float], Any, str | None]:
+    """(reward, chosen action, its propensity, logging distribution, context, event id)."""
     cost = float(_require(obj, "_label_cost", line_no))
     prob = float(_require(obj, "_label_probability", line_no))
     ids = _require(obj, "a", line_no)
@@ -89,7 +92,7 @@ def _parse_event(
         index = int(_require(obj, "_label_Action", line_no)) - 1
     n_offered = len(context.get("_multi", ids)) if isinstance(context, Mapping) else len(ids)
     dist: dict[int, float] = {}
-    for action_id, p in zip(ids, probs):
+    for action_id, p in zip(ids, probs, strict=True):
         if not isinstance(action_id, int) or not 1 <= action_id <= max(n_offered, len(ids)):
             raise ValueError(
                 f"DSJSON line {line_no}: 'a' contains {action_id!r}, must be 1-based action ids "
@@ -108,7 +111,7 @@ def _parse_event(
     return -cost, index, prob, dist, context, obj.get("EventId")
 
 
-def read_dsjson(source: str | PathLike | Iterable[str]) -> LoggedFeedback:
+def read_dsjson(source: str | PathLike[str] | Iterable[str]) -> LoggedFeedback:
     """Read Vowpal Wabbit DSJSON contextual-bandit logs (``cb_adf``).
 
     Per line: ``_label_cost`` (reward = -cost), ``_label_probability`` (logging propensity of
@@ -168,7 +171,7 @@ def read_dsjson(source: str | PathLike | Iterable[str]) -> LoggedFeedback:
     )
 
 
-def from_obp(bandit_feedback: Mapping[str, object]) -> LoggedFeedback:
+def from_obp(bandit_feedback: Mapping[str, Any]) -> LoggedFeedback:
     """Convert an Open Bandit Pipeline ``bandit_feedback`` dict to arrays.
 
     Keys used: ``action``, ``reward``, ``pscore`` (required), ``n_actions`` (default

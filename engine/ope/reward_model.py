@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from engine.validation import check_integer
 
@@ -107,7 +108,7 @@ def cross_fit_rewards(
     rng: np.random.Generator,
     n_folds: int = 2,
     model: str = "auto",
-    scale: np.ndarray | None = None,
+    scale: ArrayLike | None = None,
 ) -> np.ndarray:
     """Out-of-fold predictions ``(n, n_actions)`` of the expected reward of every action.
 

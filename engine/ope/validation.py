@@ -33,10 +33,12 @@ class ValidatedFeedback:
 
     @property
     def n(self) -> int:
+        """Number of rows."""
         return int(self.rewards.shape[0])
 
     @property
     def n_actions(self) -> int:
+        """Number of actions."""
         return int(self.target_probs.shape[1])
 
 

@@ -1,9 +1,9 @@
 """Section 4 of ``cartwise run``: candidate policies scored on the engine's decision log.
 
-Each target is evaluated on the logged rows with :func:`engine.ope.logs.evaluate_log` and put
-beside its *truth on the same carts*: ``mean_i sum_a pi(a | x_i) q(x_i, a)``, where ``q`` is the
-simulator's true expected profit of every action for the shopper's state at decision time and
-``pi`` the target's distribution over the actions the engine could take there (the same matrix
+Each target is evaluated on the logged rows with :func:`engine.ope.logs.evaluate_decision_log`
+and put beside its *truth on the same carts*: ``mean_i sum_a pi(a | x_i) q(x_i, a)``, where ``q``
+is the simulator's true expected profit of every action for the shopper's state at decision time
+and ``pi`` the target's distribution over the actions the engine could take there (the same matrix
 the estimators use). Importance-weight diagnostics (:mod:`engine.ope.diagnostics`) and their
 plain warnings ride along on every row.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 from engine.ope.logs import (
     DEFAULT_REWARD_MODEL,
     LogDataset,
-    evaluate_log,
+    evaluate_decision_log,
     reward_model_features,
     reward_scale,
     target_probabilities,
@@ -53,11 +53,11 @@ def offline_evaluation(
 
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
     ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
-    with the cart value as scale, as :func:`engine.ope.logs.evaluate_log` does) is fitted once
-    and shared by the targets; intervals are the analytic (normal) ones. Columns: ``target,
-    estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight diagnostics
-    ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when the overlap
-    is fine).
+    with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does) is
+    fitted once and shared by the targets; intervals are the analytic (normal) ones. Columns:
+    ``target, estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight
+    diagnostics ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when
+    the overlap is fine).
     """
     if expected_rewards.shape != (data.n, data.n_actions):
         raise ValueError(
@@ -83,7 +83,7 @@ def offline_evaluation(
         policy = make_policy(name, seed=seed)
         probs = target_probabilities(data, policy)
         model = {} if q is None else {"estimated_rewards": q}
-        table = evaluate_log(
+        table = evaluate_decision_log(
             data,
             lambda X, names, eligible, p=probs: p,
             estimators=tuple(estimators),

@@ -1,11 +1,10 @@
 """Coverage of the off-policy intervals against the simulator's truth, over many seeds.
 
-Each seed builds a fresh simulated shop (``CartRecovery-v0``, native vector env, 2,000 shoppers)
-and logs 5,000 carts with a known exploring policy: a deterministic rule mixed with uniform over
-the eligible actions, propensities exact. The log is laid out like
-:func:`engine.decision_log.read_log` and goes through :func:`engine.ope.logs.evaluate_log` for
-five targets (``TARGETS``: static ``none``, static ``coupon_10``, uniform, the rule, a fixed
-linear softmax policy).
+Each seed builds a fresh simulated shop (``CartRecovery-v0``, native vector env, 2,000 shoppers) and
+logs 5,000 carts with a known exploring policy: a deterministic rule mixed with uniform over the
+eligible actions, propensities exact. The log is laid out like :func:`engine.decision_log.read_log`
+and goes through :func:`engine.ope.logs.evaluate_decision_log` for five targets (``TARGETS``: static
+``none``, static ``coupon_10``, uniform, the rule, a fixed linear softmax policy).
 
 What is covered: the target's value *on the logged carts*, ``mean_i sum_a pi(a|x_i) q(x_i, a)``
 with ``q`` the simulator's true expected profit (``info["expected_reward"]``), i.e. the truth
@@ -23,8 +22,8 @@ then misses mostly on the high side (measured 86% for the ``none`` target, about
 Size: ``CARTWISE_BENCH_SCALE=large`` (``make bench``) runs 200 seeds (1,000 intervals per
 estimator: binomial sd 0.7 points at 95%, times a design effect of 1.2 measured between the
 targets of one seed) and requires 93-97%; the default (small) runs 20 seeds and requires
-95% +- 4 such sd. ``log_path_overhead`` is the time of ``evaluate_log`` over ``ope.evaluate``
-on the same arrays.
+95% +- 4 such sd. ``log_path_overhead`` is the time of ``evaluate_decision_log`` over
+``ope.evaluate`` on the same arrays.
 
 The simulation helpers live in ``tests/support/ope_simulation.py``.
 """
@@ -45,7 +44,7 @@ from ope_simulation import (
 )
 
 from engine import ope
-from engine.ope.logs import evaluate_log, read_log_dataset
+from engine.ope.logs import evaluate_decision_log, read_log_dataset
 
 
 def test_bench_interval_coverage(benchmark) -> None:
@@ -80,7 +79,7 @@ def test_bench_interval_coverage(benchmark) -> None:
     q = ope.cross_fit_rewards(
         data.features, data.actions, data.rewards, data.n_actions, np.random.default_rng(0)
     )
-    t_log = best_seconds(lambda: evaluate_log(data, target, estimated_rewards=q))
+    t_log = best_seconds(lambda: evaluate_decision_log(data, target, estimated_rewards=q))
     t_ref = best_seconds(
         lambda: ope.evaluate(data.rewards, data.actions, data.logged_probs, pi, estimated_rewards=q)
     )

@@ -125,5 +125,5 @@ def test_covariate_varying_within_a_user_is_rejected():
             "pre": [0.5, 0.7, 1.0, 2.0, 3.0],
         }
     )
-    with pytest.raises(ValueError, match="'pre'.*constant per unit"):
+    with pytest.raises(ValueError, match=r"'pre'.*constant per unit"):
         abtest.compare(df, control="a", metrics="profit", covariates="pre")

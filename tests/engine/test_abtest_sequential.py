@@ -1,4 +1,4 @@
-"""Asymptotic confidence sequences: boundary maths, daily peeking without false-positive inflation."""
+"""Asymptotic confidence sequences: boundary maths; daily peeks keep the false-positive rate."""
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,9 @@ def daily_experiments(rng, runs, users, lift=0.0):
         pd.DataFrame(
             {"user_id": o, "arm": np.where(treated_user[o], "B", "A"), "profit": p, "day": d}
         )
-        for o, p, d in zip(np.split(owner, cuts), np.split(profit, cuts), np.split(day, cuts))
+        for o, p, d in zip(
+            np.split(owner, cuts), np.split(profit, cuts), np.split(day, cuts), strict=True
+        )
     ]
     true_control = 0.5 / 3.5 * 0.3 * np.exp(4.0 + 0.6**2 / 2 + 0.8**2 / 2) - 0.5
     return frames, true_control
@@ -58,7 +60,7 @@ def test_boundary_is_where_the_normal_mixture_martingale_reaches_one_over_alpha(
     # Independent computation: integrate exp(l S - l^2 t / 2) over l ~ N(0, rho2).
     density = stats.norm(0, np.sqrt(rho2)).pdf
     value, _ = integrate.quad(
-        lambda l: np.exp(l * s - l * l * t / 2) * density(l), -1, 1, limit=200
+        lambda lam: np.exp(lam * s - lam * lam * t / 2) * density(lam), -1, 1, limit=200
     )
     assert value == pytest.approx(1 / alpha, rel=1e-6)
 

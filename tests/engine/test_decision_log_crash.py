@@ -244,7 +244,8 @@ def test_batch_mode_bound_holds_under_full_load(tmp_path, sim_contexts, n_procs)
     window = killed_at - min(lost) if lost else 0.0
     print(
         f"\nbatch kill -9 under full load, {n_procs} process(es): {len(acks)} acknowledged in "
-        f"{DECIDING_S} s, {len(lost)} lost, oldest lost acknowledged {window * 1000:.1f} ms before the kill"
+        f"{DECIDING_S} s, {len(lost)} lost, oldest lost acknowledged {window * 1000:.1f} ms "
+        "before the kill"
     )
     assert window <= FLUSH_INTERVAL + LOAD_MARGIN, (
         f"lost decisions acknowledged {window * 1000:.0f} ms before the kill"

@@ -14,7 +14,7 @@ N = 300
 
 
 def synthetic_log(path, seed=7):
-    """Random decisions (random eligibility, probabilities, features) and rewards for 2/3 of them."""
+    """Random decisions (random eligibility, probabilities, features), rewards for 2/3 of them."""
     rng = np.random.default_rng(seed)
     records, rewards = [], {}
     with DecisionLog(path, attribution_window=1e6) as log:
@@ -40,7 +40,7 @@ def synthetic_log(path, seed=7):
                 model_version=f"m{i // 150}",
                 actions=ACTIONS,
                 probabilities=probs,
-                eligible=tuple(a for a, ok in zip(ACTIONS, eligible_mask) if ok),
+                eligible=tuple(a for a, ok in zip(ACTIONS, eligible_mask, strict=True) if ok),
                 action=ACTIONS[chosen],
                 features=features,
                 payload={"i": i, "tags": ["x"]},
@@ -68,7 +68,7 @@ def test_read_log_reproduces_every_record(logged):
     path, records, rewards = logged
     df = read_log(path)
     assert len(df) == N and df["decision_id"].tolist() == [r.decision_id for r in records]
-    for rec, row in zip(records, df.itertuples(index=False)):
+    for rec, row in zip(records, df.itertuples(index=False), strict=True):
         assert row.user_hash == rec.user_hash and row.model_version == rec.model_version
         assert row.action == rec.action and row.action_index == rec.action_index
         assert row.probability == rec.probability and row.probabilities == list(rec.probabilities)

@@ -29,7 +29,10 @@ def make_record(i):
 
 
 class Faults:
-    """Switchboard for FaultyConnection: raise ``error`` on SQL starting with ``on``; block on ``gate``."""
+    """Switchboard for FaultyConnection.
+
+    Raises ``error`` on SQL starting with ``on``; blocks on ``gate``.
+    """
 
     def __init__(self):
         self.error: Exception | None = None

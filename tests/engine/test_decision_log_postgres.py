@@ -44,9 +44,12 @@ import sys, threading, time
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests/engine", sys.argv[1] + "/tests/support"]
 from test_decision_log_postgres import cart
 from engine import DecisionEngine
-url, proc, n_procs, n_threads, n, spill = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+url, spill = sys.argv[2], sys.argv[7]
+proc, n_procs, n_threads, n = (int(v) for v in sys.argv[3:7])
 from engine.decision_log import DecisionLog
-eng = DecisionEngine(seed=0, log=DecisionLog(url, spill_dir=spill, salt="cartwise-development-salt"))
+eng = DecisionEngine(
+    seed=0, log=DecisionLog(url, spill_dir=spill, salt="cartwise-development-salt")
+)
 mine = [i for i in range(n) if i % n_procs == proc]
 fallbacks = []
 def run(k):
@@ -57,7 +60,8 @@ for t in threads: t.start()
 for t in threads: t.join()
 eng.close()
 h = eng.health()["log"]
-print(sum(fallbacks), len(fallbacks), h["written_decisions"], h["spill_file_events"], h["dropped_events"])
+counts = (h["written_decisions"], h["spill_file_events"], h["dropped_events"])
+print(sum(fallbacks), len(fallbacks), *counts)
 """
 
 REPORTER = r"""
@@ -65,7 +69,8 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 import psycopg
 from engine import record_outcome
-url, n, every, dup, n_early = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+url = sys.argv[2]
+n, every, dup, n_early = (int(v) for v in sys.argv[3:7])
 t0 = 1_767_225_600.0
 todo = set(range(0, n, every))
 statuses, reported, busy = {}, 0, 0.0
@@ -73,7 +78,8 @@ statuses, reported, busy = {}, 0, 0.0
 def report(i):
     global reported, busy
     t = time.perf_counter()
-    for value, delay in [(float(i), 30.0)] + ([(-1.0, 40.0)] if i % dup == 0 else []):
+    pairs = [(float(i), 30.0)] + ([(-1.0, 40.0)] if i % dup == 0 else [])
+    for value, delay in pairs:
         s = record_outcome(url, f"c{i}", value=value, timestamp=t0 + i + delay)
         statuses[s] = statuses.get(s, 0) + 1
         reported += 1
@@ -84,8 +90,11 @@ for i in sorted(todo)[-n_early:]:  # reported before their carts are decided: wa
     report(i)
 last, deadline = 0, time.monotonic() + 500
 with psycopg.connect(url, autocommit=True) as conn:
-    while todo and time.monotonic() < deadline:  # like an order service: outcomes of stored decisions
-        rows = conn.execute("SELECT seq, decision_id FROM decisions WHERE seq > %s ORDER BY seq", (last,)).fetchall()
+    # like an order service: outcomes of stored decisions
+    while todo and time.monotonic() < deadline:
+        rows = conn.execute(
+            "SELECT seq, decision_id FROM decisions WHERE seq > %s ORDER BY seq", (last,)
+        ).fetchall()
         for seq, did in rows:
             last = seq
             if int(did[1:]) in todo:
@@ -159,8 +168,9 @@ def test_processes_decide_and_report_against_one_store(pg_url, tmp_path):
     n_events, report_s, _ = report_out.split(maxsplit=2)
     print(
         f"\n{N_CARTS} decisions by {N_PROCS}x{N_THREADS} threads in {decide_s:.1f} s "
-        f"({N_CARTS / decide_s:.0f}/s incl. start-up); {n_events} outcome events reported and joined in "
-        f"{float(report_s):.1f} s of record_outcome calls ({int(n_events) / float(report_s):.0f}/s, one transaction each)"
+        f"({N_CARTS / decide_s:.0f}/s incl. start-up); {n_events} outcome events reported and "
+        f"joined in {float(report_s):.1f} s of record_outcome calls "
+        f"({int(n_events) / float(report_s):.0f}/s, one transaction each)"
     )
 
 
@@ -176,7 +186,7 @@ def test_retried_decide_returns_the_same_action_and_leaves_one_row(pg_url, tmp_p
     ]  # another worker
     for eng in engines:
         eng.close()
-    assert all(a is b for a, b in zip(first, again))
+    assert all(a is b for a, b in zip(first, again, strict=True))
     assert [d.action for d in other] == [d.action for d in first]
     assert len({d.action for d in first}) > 1  # the hash really samples
     assert engines[0].health()["retries"] == 200
@@ -224,8 +234,8 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
     assert n_rows == len(decisions) == len(stored)
     assert {did for did, _ in stored} == {d.decision_id for d in decisions}
     print(
-        f"\noutage: {len(decisions)} decisions, {health_during['spill_file_events']} in the spill file during "
-        f"the 10 s cut, slowest decide {slowest * 1000:.1f} ms"
+        f"\noutage: {len(decisions)} decisions, {health_during['spill_file_events']} in the spill "
+        f"file during the 10 s cut, slowest decide {slowest * 1000:.1f} ms"
     )
 
 
@@ -272,7 +282,8 @@ def test_join_rules_in_the_database(pg_url, tmp_path):
         )
         assert record_outcome(pg_url, "d1", value=1.0, timestamp=T0 + 3600 + 1) == "late"
         assert record_order(pg_url, user_id="nobody", value=1.0, timestamp=T0) == "pending"
-        # windows closed without a joined outcome get the default reward (the late one does not count)
+        # windows closed without a joined outcome get the default reward (the late one does not
+        # count)
         assert log.close_expired(T0 + 4000) == [("a1", 0.0), ("d1", 0.0)]
     df = read_log(pg_url).set_index("decision_id")
     assert (

@@ -60,4 +60,4 @@ def test_evaluate_with_contexts_is_seeded():
     a = ope.evaluate(*args, contexts=log.contexts, seed=1)
     b = ope.evaluate(*args, contexts=log.contexts, seed=1)
     np.testing.assert_array_equal(a.to_numpy(float), b.to_numpy(float))
-    assert list(a.index) == list(ope.DEFAULT_ESTIMATORS) + ["on-policy"]
+    assert list(a.index) == [*list(ope.DEFAULT_ESTIMATORS), "on-policy"]

@@ -8,7 +8,7 @@ import pytest
 
 from engine.ope import diagnostics as diag
 from engine.ope.diagnostics import weight_diagnostics
-from engine.ope.logs import evaluate_log, read_log_dataset
+from engine.ope.logs import evaluate_decision_log, read_log_dataset
 
 ACTIONS = ("none", "coupon_5", "coupon_20")
 
@@ -44,7 +44,7 @@ def test_target_needing_an_action_the_logger_never_tried_is_flagged(caplog) -> N
     data = read_log_dataset(logged_frame(probs))
     assert np.count_nonzero(data.actions == 2) < diag.MIN_LOGGED
     with caplog.at_level(logging.WARNING, logger="engine.ope.diagnostics"):
-        table = evaluate_log(data, always("coupon_20"), estimators=["ipw", "dr"], seed=0)
+        table = evaluate_decision_log(data, always("coupon_20"), estimators=["ipw", "dr"], seed=0)
     d = table.attrs["diagnostics"]
     assert d.unlogged == ("coupon_20",)
     assert d.rare_share == 1.0  # every row needs an action logged with probability < 0.01
@@ -56,7 +56,9 @@ def test_target_needing_an_action_the_logger_never_tried_is_flagged(caplog) -> N
 def test_well_covered_target_has_no_warning() -> None:
     n = 2_000
     probs = np.tile([0.4, 0.3, 0.3], (n, 1))
-    table = evaluate_log(logged_frame(probs, seed=1), always("coupon_5"), estimators=["ipw"])
+    table = evaluate_decision_log(
+        logged_frame(probs, seed=1), always("coupon_5"), estimators=["ipw"]
+    )
     d = table.attrs["diagnostics"]
     assert d.ok and d.warnings == ()
     assert d.unlogged == () and d.rare_share == 0.0

@@ -165,7 +165,7 @@ def test_default_estimators_depend_on_model_and_on_policy_is_always_there(log):
     args = (data.rewards, data.actions, data.logged_probs, target)
     assert list(ope.evaluate(*args).index) == ["ipw", "snipw", "on-policy"]
     with_model = ope.evaluate(*args, estimated_rewards=q_hat)
-    assert list(with_model.index) == list(ope.DEFAULT_ESTIMATORS) + ["on-policy"]
+    assert list(with_model.index) == [*list(ope.DEFAULT_ESTIMATORS), "on-policy"]
     assert list(with_model.columns) == [
         "value",
         "ci_low",

@@ -94,7 +94,7 @@ def test_store_is_read_in_bounded_chunks(lake):
 def test_memory_backend_equals_the_estimators_on_the_same_arrays(lake):
     """Ground truth: the memory backend's IPW/SNIPW are engine.ope.evaluate on the log's arrays,
     and its DR is evaluate() with the cross-fitted ridge predictions."""
-    log_path, model_path, out = lake
+    log_path, _, out = lake
     rule = make_policy("rule")
     table = evaluate_log(out, policy="rule", estimators=ESTIMATORS, backend="memory")
     data = read_log_dataset(log_path)
@@ -226,7 +226,9 @@ def test_bad_arguments_are_named(lake):
 
 def test_without_a_backend_evaluate_log_is_the_in_memory_frame_evaluation(lake):
     log_path = lake[0]
-    legacy = ope.logs.evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0)
+    legacy = ope.logs.evaluate_decision_log(
+        log_path, make_policy("rule"), estimators=["ipw"], seed=0
+    )
     pd.testing.assert_frame_equal(
         evaluate_log(log_path, make_policy("rule"), estimators=["ipw"], seed=0), legacy
     )

@@ -14,7 +14,7 @@ import pytest
 from engine.decision_log import DecisionLog, DecisionRecord, read_log, to_parquet
 from engine.ope import logs as ope_logs
 from engine.ope.logs import (
-    evaluate_log,
+    evaluate_decision_log,
     read_log_dataset,
     reward_model_features,
     target_probabilities,
@@ -179,7 +179,7 @@ def test_reads_a_decision_log_file_and_its_parquet_export(tmp_path):
         assert data.feature_names == ("bias", "x")
         np.testing.assert_allclose(data.features, [[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]])
     # IPW of "always coupon_5": only d1 was a coupon, 20 / 0.3, averaged over 3 rows
-    table = evaluate_log(path, lambda X, names, e: e * [0.0, 1.0, 0.0], estimators=["ipw"])
+    table = evaluate_decision_log(path, lambda X, names, e: e * [0.0, 1.0, 0.0], estimators=["ipw"])
     assert table.loc["ipw", "value"] == pytest.approx(20.0 / 0.3 / 3)
     assert table.attrs["dropped"] == {"fallback": 1, "no_reward": 1} and table.attrs["n_read"] == 5
 
@@ -192,7 +192,7 @@ def test_ipw_and_dr_match_independent_computations():
     pi = rng.dirichlet(np.ones(3), size=data.n) * data.eligible
     pi /= pi.sum(axis=1, keepdims=True)
     q = rng.normal(2.0, 0.5, size=(data.n, 3))
-    table = evaluate_log(
+    table = evaluate_decision_log(
         data, lambda X, names, e: pi, estimated_rewards=q, estimators=["ipw", "snipw", "dr"]
     )
     rows = np.arange(data.n)
@@ -210,13 +210,16 @@ def test_ipw_and_dr_match_independent_computations():
 
 def test_target_mass_on_actions_the_logger_could_not_take_names_the_rows():
     data = read_log_dataset(make_frame(7))  # rows 0, 3, 6 have p_recall_message == 0
-    always_reminder = lambda X, names, e: np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
+
+    def always_reminder(X, names, e):
+        return np.tile([0.0, 0.0, 1.0], (X.shape[0], 1))
+
     with pytest.raises(
         ValueError,
         match=r"probability 1 on 'recall_message'.*p_recall_message == 0\), "
         r"in rows 0, 3, 6 \(decision_id d0, d3, d6\)",
     ):
-        evaluate_log(data, always_reminder)
+        evaluate_decision_log(data, always_reminder)
 
 
 class ReversedPolicy:
@@ -239,10 +242,10 @@ def test_object_targets_are_matched_to_the_log_by_action_name():
     np.testing.assert_array_equal(probs, np.tile([0.0, 1.0, 0.0], (9, 1)))
     assert not target.seen_eligible[:, 1].any()  # coupon_20 is not in the log: never eligible
     np.testing.assert_array_equal(target.seen_eligible[:, 0], data.eligible[:, 2])
-    callable_table = evaluate_log(
+    callable_table = evaluate_decision_log(
         data, lambda X, n, e: np.tile([0.0, 1.0, 0.0], (9, 1)), estimators=["ipw"]
     )
-    object_table = evaluate_log(data, target, estimators=["ipw"])
+    object_table = evaluate_decision_log(data, target, estimators=["ipw"])
     assert object_table.loc["ipw", "value"] == callable_table.loc["ipw", "value"]
 
 
@@ -281,7 +284,7 @@ def test_features_absent_from_every_kept_row_are_dropped():
 
 def test_without_feature_columns_only_weighting_estimators_run():
     df = make_frame(40).drop(columns=["f_x", "f_bias"])
-    table = evaluate_log(df, lambda X, n, e: e / e.sum(axis=1, keepdims=True))
+    table = evaluate_decision_log(df, lambda X, n, e: e / e.sum(axis=1, keepdims=True))
     assert list(table.index) == ["ipw", "snipw", "on-policy"]
 
 
@@ -294,7 +297,7 @@ def test_estimates_cover_the_exact_value_of_a_synthetic_world():
     df.loc[::50, "reward"] = np.nan  # pending rewards are dropped (at random: no bias)
     keep = df["reward"].notna().to_numpy()
     pi = log.target_probs[keep]
-    table = evaluate_log(df, lambda X, n, e: pi, seed=0)
+    table = evaluate_decision_log(df, lambda X, n, e: pi, seed=0)
     assert table.attrs["dropped"]["no_reward"] == 400
     for est in ("ipw", "snipw", "dr", "sndr"):
         value, se = table.loc[est, ["value", "se"]]

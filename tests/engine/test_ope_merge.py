@@ -1,5 +1,6 @@
 """Chunked summaries merge exactly into the whole-data result; streaming keeps memory bounded."""
 
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -23,7 +24,7 @@ def log():
 
 
 def chunks_of(data, q_hat, rewards, bounds):
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         yield {
             "rewards": rewards[lo:hi],
             "actions": data.actions[lo:hi],

@@ -42,7 +42,7 @@ LINES = [
 def test_read_dsjson_arrays(tmp_path):
     path = tmp_path / "log.dsjson"
     unjoined = json.dumps({"EventId": "x", "a": [1], "p": [1.0], "c": {"_multi": [{}]}})
-    path.write_text("\n".join(LINES[:2] + ["", unjoined] + LINES[2:]) + "\n")
+    path.write_text("\n".join([*LINES[:2], "", unjoined, *LINES[2:]]) + "\n")
     log = ope.read_dsjson(path)
     assert len(log) == 4 and log.n_actions == 4
     np.testing.assert_array_equal(log.rewards, [1.0, 0.0, 2.5, -0.5])

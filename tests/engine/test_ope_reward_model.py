@@ -26,7 +26,10 @@ def test_boosted_with_scale_fits_a_nonlinear_profit_better_than_ridge() -> None:
     x, a, r, q, value = profit_world(6_000, 0)
     ridge = cross_fit_rewards(x, a, r, 3, np.random.default_rng(1), model="ridge")
     boosted = cross_fit_rewards(x, a, r, 3, np.random.default_rng(1), model="boosted", scale=value)
-    rmse = lambda m: float(np.sqrt(np.mean((m - q) ** 2)))
+
+    def rmse(m):
+        return float(np.sqrt(np.mean((m - q) ** 2)))
+
     assert rmse(boosted) < 0.6 * rmse(ridge), (rmse(boosted), rmse(ridge))
     # every action's mean prediction is within 3 standard errors of that action's mean logged
     # reward of its true mean (no systematic bias)

@@ -34,7 +34,7 @@ from engine import DecisionEngine
 from engine.cli import main as cartwise
 from engine.decision_log import read_log
 from engine.guardrails import GuardrailConfig
-from engine.ope.logs import evaluate_log, read_log_dataset, target_probabilities
+from engine.ope.logs import evaluate_decision_log, read_log_dataset, target_probabilities
 from policies import LearnerPolicy, make_policy
 
 
@@ -45,7 +45,7 @@ def test_estimates_match_the_truth_on_50k_logged_carts():
     assert data.n == 50_000 and data.feature_names == FEATURES
     for name, target in TARGETS.items():
         truth = sim.true_value(target)
-        table = evaluate_log(data, target, seed=1)
+        table = evaluate_decision_log(data, target, seed=1)
         for est in UNBIASED:
             value, se = table.loc[est, ["value", "se"]]
             assert abs(value - truth) <= 4 * se, (name, est, value, truth, se)
@@ -136,7 +136,7 @@ def test_engine_log_end_to_end(engine_log):
     for target in (static_coupon_10, make_policy("rule"), make_policy("uniform")):
         pi = target_probabilities(data, target)
         value_true = float(np.mean(np.sum(pi * q, axis=1)))
-        table = evaluate_log(df, target, seed=0)
+        table = evaluate_decision_log(df, target, seed=0)
         for est in UNBIASED:
             value, se = table.loc[est, ["value", "se"]]
             assert abs(value - value_true) <= 4 * se, (target, est, value, value_true, se)
@@ -176,7 +176,7 @@ def test_cartwise_evaluate_policy(engine_log, tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert code == 0
-    expected = evaluate_log(log_path, make_policy("rule"), seed=0, confidence=0.9)
+    expected = evaluate_decision_log(log_path, make_policy("rule"), seed=0, confidence=0.9)
     values = _printed_table(printed)
     assert set(values) == set(expected.index)
     for est, value in values.items():
@@ -207,7 +207,7 @@ def test_cartwise_evaluate_model(engine_log, tmp_path, capsys, greedy):
     values = _printed_table(capsys.readouterr().out)
     engine = DecisionEngine.load(model_path)
     policy = LearnerPolicy(engine.learner, features=engine.features, greedy=greedy)
-    expected = evaluate_log(log_path, policy, estimators=["ipw", "dr"], seed=0)
+    expected = evaluate_decision_log(log_path, policy, estimators=["ipw", "dr"], seed=0)
     assert set(values) == {"ipw", "dr", "on-policy"}
     for est, value in values.items():
         assert value == pytest.approx(expected.loc[est, "value"], abs=5e-5)

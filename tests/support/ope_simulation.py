@@ -17,7 +17,7 @@ from bench_utils import LARGE
 
 import simulator
 from engine import ope
-from engine.ope.logs import evaluate_log, read_log_dataset, reward_model_features
+from engine.ope.logs import evaluate_decision_log, read_log_dataset, reward_model_features
 from engine.sampling import sample_actions
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES
 
@@ -172,8 +172,8 @@ def coverage_table(
 ) -> pd.DataFrame:
     """One row per (seed, target, estimator): estimate, interval, truth and whether it is covered.
 
-    The reward model is cross-fitted once per seed (same as evaluate_log's default) and shared
-    by the targets.
+    The reward model is cross-fitted once per seed (same as ``evaluate_decision_log``'s default)
+    and shared by the targets.
     """
     rows = []
     for seed in seeds:
@@ -188,7 +188,7 @@ def coverage_table(
         )
         for name, target in TARGETS.items():
             truth = sim.true_value(target)
-            table = evaluate_log(
+            table = evaluate_decision_log(
                 data,
                 target,
                 estimated_rewards=q,

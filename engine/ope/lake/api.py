@@ -88,9 +88,15 @@ def evaluate_lake(
         backend: ``"memory"`` (one table), ``"stream"`` (record batches, bounded memory) or
             ``"spark"`` (per-partition statistics, merged on the driver).
         by: stratum columns, e.g. ``("model_version", "day")``.
-        seed: seed of a named policy. n_folds: cross-fitting folds of the DR reward model.
+        confidence: level of the two-sided intervals.
+        seed: seed of a named policy.
+        greedy: with a saved model, evaluate its exploit action instead of its probabilities.
+        n_folds: cross-fitting folds of the DR reward model.
+        switch_threshold: Switch-DR ``tau``.
+        dros_lambda: DR-OS ``lambda``.
         batch_rows: rows per batch (stream, and chunks of a SQLite source).
-        spark, spark_master: a SparkSession to use, else one is started on ``spark_master``.
+        spark: a SparkSession to use (``backend="spark"``); else one is started.
+        spark_master: the master of the session started when ``spark`` is None.
         progress: a tqdm bar over rows (stream) or partitions (spark).
 
     The DM/DR reward model is a ridge regression per action and fold fitted from sums on a

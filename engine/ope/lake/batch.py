@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 REQUIRED = ("decision_id", "timestamp", "action", "probability", "reward", "fallback")
 SUM_TOLERANCE = 1e-6
@@ -52,6 +53,7 @@ class LogBatch:
 
     @property
     def n(self) -> int:
+        """Number of kept rows."""
         return int(self.rewards.shape[0])
 
 
@@ -88,7 +90,7 @@ def _numpy(column, dtype, fill: float | None = None) -> np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _first_rows(mask: np.ndarray, ids: Sequence[str]) -> str:
+def _first_rows(mask: ArrayLike, ids: Sequence[str]) -> str:
     rows = np.flatnonzero(mask)
     more = f" and {rows.size - 1} more" if rows.size > 1 else ""
     return f"row {rows[0]} (decision_id {ids[rows[0]]}){more}"
@@ -116,10 +118,10 @@ def read_batch(
     n = kept.num_rows
     index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
     if index.null_count:
-        bad = _numpy(pc.is_null(index), bool)
-        value = kept.column("action")[int(np.flatnonzero(bad)[0])].as_py()
+        unknown = _numpy(pc.is_null(index), bool)
+        value = kept.column("action")[int(np.flatnonzero(unknown)[0])].as_py()
         raise ValueError(
-            f"column 'action' == {value!r} in {_first_rows(bad, ids)}, "
+            f"column 'action' == {value!r} in {_first_rows(unknown, ids)}, "
             f"must be one of {list(action_names)}"
         )
     actions = _numpy(index, np.int64)
@@ -147,8 +149,9 @@ def read_batch(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, must be in "
-            f"(0, 1] and equal p_{action_names[actions[row]]} == {float(at_logged[row])!r}"
+            f"column 'probability' == {float(logged[row])!r} in {_first_rows(bad, ids)}, "
+            f"must be in (0, 1] and equal p_{action_names[actions[row]]} == "
+            f"{float(at_logged[row])!r}"
         )
     features = np.empty((n, len(feature_names)), order="F")
     names = set(kept.schema.names)

@@ -57,12 +57,14 @@ class Moments:
 
     @classmethod
     def of(cls, z: np.ndarray) -> Moments:
+        """The moments of the rows of ``z`` (``n x p``)."""
         mean = z.mean(axis=0)
         centred = z - mean
         return cls(z.shape[0], mean, centred.T @ centred)
 
     @classmethod
     def empty(cls, p: int) -> Moments:
+        """The moments of no row of width ``p`` (the identity of ``+``)."""
         return cls(0, np.zeros(p), np.zeros((p, p)))
 
     def __add__(self, other: Moments) -> Moments:
@@ -95,6 +97,7 @@ class RewardStats:
         n_folds: int,
         n_actions: int,
     ) -> RewardStats:
+        """The moments of one batch's regressors ``x`` and rewards, per time fold and action."""
         folds = fold_of(timestamps, n_folds)
         z = np.hstack([x, rewards[:, None]])
         p = z.shape[1]
@@ -108,8 +111,12 @@ class RewardStats:
         return cls(tuple(cells))
 
     def __add__(self, other: RewardStats) -> RewardStats:
+        """Merge cell by cell (both have the same folds and actions)."""
         return RewardStats(
-            tuple(tuple(a + b for a, b in zip(ra, rb)) for ra, rb in zip(self.cells, other.cells))
+            tuple(
+                tuple(a + b for a, b in zip(ra, rb, strict=True))
+                for ra, rb in zip(self.cells, other.cells, strict=True)
+            )
         )
 
     def fit(self, alpha: float = ALPHA) -> RewardModel:

@@ -27,10 +27,12 @@ class Source:
 
     @property
     def action_names(self) -> tuple[str, ...]:
+        """Actions of the source, from its ``p_<action>`` columns."""
         return tuple(c[2:] for c in self.names if c.startswith("p_"))
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """Features of the source, from its ``f_<feature>`` columns, sorted."""
         return tuple(sorted(c[2:] for c in self.names if c.startswith("f_")))
 
     def dataset(self):
@@ -75,6 +77,7 @@ class Source:
         return pa.Table.from_batches(table.select(list(columns)).to_batches())
 
     def count_files(self) -> int:
+        """Parquet files of the source (1 for a decision-log store)."""
         return len(self.dataset().files) if self.kind == "parquet" else 1
 
 

@@ -79,6 +79,7 @@ class Plan:
     model: RewardModel | None = field(default=None, compare=False)
 
     def with_model(self, model: RewardModel) -> Plan:
+        """This plan with the fitted reward model (pass 1 of DR) attached."""
         return replace(self, model=model)
 
 
@@ -171,18 +172,18 @@ def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFram
         )
     keys = sorted(stats.strata, key=lambda k: tuple(str(v) for v in k))
     frames = []
-    total_summ, total_hist = None, None
-    for key in keys:
+    total_summ, total_hist = stats.strata[keys[0]]
+    for k, key in enumerate(keys):
         summ, hist = stats.strata[key]
-        total_summ = summ if total_summ is None else total_summ + summ
-        total_hist = hist if total_hist is None else total_hist + hist
+        if k:
+            total_summ, total_hist = total_summ + summ, total_hist + hist
         if by:
             frames.append((key, _rows(summ, hist, confidence)))
     frames.append(((TOTAL,) * len(by), _rows(total_summ, total_hist, confidence)))
     parts = []
     for key, t in frames:
         t = t.reset_index()
-        for i, (name, value) in enumerate(zip(by, key)):
+        for i, (name, value) in enumerate(zip(by, key, strict=True)):
             t.insert(i, name, value)
         parts.append(t)
     out = pd.concat(parts, ignore_index=True).set_index([*by, "estimator"])

@@ -26,7 +26,11 @@ _LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """``kind`` is ``"model"`` (``payload``: file bytes), ``"name"`` (a policy name) or ``"object"``."""
+    """The target policy, in a form that travels to Spark executors.
+
+    ``kind`` is ``"model"`` (``payload``: file bytes), ``"name"`` (a policy name) or
+    ``"object"``.
+    """
 
     kind: str
     payload: Any
@@ -47,9 +51,8 @@ class TargetSpec:
     def _build(self) -> Any:
         import importlib
 
-        policies = importlib.import_module(
-            "policies"
-        )  # not at module level: engine stays below policies
+        # imported here, not at module level: engine stays below policies
+        policies = importlib.import_module("policies")
         if self.kind == "name":
             return policies.make_policy(self.payload, seed=self.seed)
         from engine import DecisionEngine
@@ -89,7 +92,10 @@ class TargetSpec:
 
 
 def target_spec(policy: Any, *, seed: int = 0, greedy: bool = False) -> TargetSpec:
-    """A spec from a model path, a policy name or an object (see :func:`engine.ope.evaluate_log`)."""
+    """A spec from a model path, a policy name or an object.
+
+    See :func:`engine.ope.evaluate_log`.
+    """
     if isinstance(policy, TargetSpec):
         return policy
     if isinstance(policy, (str, os.PathLike)):
