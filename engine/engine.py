@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.actions import COUPON_PERCENT, OFFER_HOURS
 from engine.cf import CFModel, ShopperItems
@@ -38,7 +38,8 @@ from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
 from engine.parsed import ParsedContext
 from engine.pending_rewards import PendingDecision, PendingRewards, new_pending_decision
-from engine.persistence import check_model_fits, read_saved_model, write_saved_model
+from engine.decision_log.store_api import is_postgres_url
+from engine.persistence import SavedModel, check_model_fits, read_saved_model, write_saved_model
 from engine.risk import RiskModel
 from engine.sampling import UniformStream, hashed_uniform, sample_index
 from engine.update_rule import teach
@@ -51,6 +52,9 @@ from engine.validation import (
     check_probability,
     fail,
 )
+
+if TYPE_CHECKING:
+    from engine.model_follower import ModelFollower
 
 __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
 
@@ -161,6 +165,13 @@ class DecisionEngine:
         log: a ready :class:`~engine.decision_log.DecisionLog` to use instead of ``log_path``.
         reward_per_value: the learner regresses on profit per 74 USD of cart value (see
             :class:`~engine.features.FeatureBuilder`; saved with the model); False: on profit.
+        follow_models: with a ``postgresql://`` store: serve the store's current model (see
+            :mod:`engine.model_follower`; trained by ``cartwise learn``) instead of learning
+            in-process (``online_learning`` is then off).
+        model_poll_seconds: how often a following engine checks the current model.
+        shared_guardrails: with a ``postgresql://`` store, the coupon budget and the contact cap
+            hold across every process of the store (:mod:`engine.shared_guardrails`); False:
+            per process.
     """
 
     def __init__(
@@ -188,6 +199,9 @@ class DecisionEngine:
         max_pending: int = 1_000_000,
         log: DecisionLog | None = None,
         reward_per_value: bool = True,
+        follow_models: bool = False,
+        model_poll_seconds: float = 10.0,
+        shared_guardrails: bool = True,
     ) -> None:
         self.guardrails = Guardrails(guardrails or GuardrailConfig())
         self.action_names: tuple[str, ...] = self.guardrails.action_names
@@ -265,6 +279,15 @@ class DecisionEngine:
                 default_reward=self.default_reward,
                 salt=self._salt,
             )
+        self._follower: ModelFollower | None = None
+        if log_path is not None and is_postgres_url(log_path):
+            from engine.model_loop_hooks import attach_to_store
+
+            self._follower = attach_to_store(
+                self, str(log_path), follow_models, model_poll_seconds, shared_guardrails
+            )
+        elif follow_models:
+            raise ValueError("follow_models=True needs a postgresql:// store")
 
     # ------------------------------------------------------------------ decide
     def decide(self, context: Mapping[str, Any], decision_id: str | None = None) -> Decision:
@@ -641,8 +664,15 @@ class DecisionEngine:
         A damaged file raises :class:`~engine.model_file.ModelFileError` and the engine keeps
         serving the current model. Returns the new model version.
         """
-        saved = read_saved_model(path)
-        features = check_model_fits(path, saved, self.action_names)
+        return self.install_model(read_saved_model(path), path)
+
+    def install_model(self, saved: SavedModel, source: str | os.PathLike[str]) -> str:
+        """Hot swap a model already read (``source`` names it in errors); return its version.
+
+        Raises :class:`~engine.model_file.ModelFileError` when it does not fit the engine's
+        actions; the current model keeps serving.
+        """
+        features = check_model_fits(source, saved, self.action_names)
         with self._swap_lock:
             self._model = _Served(saved.learner, features, saved.version)
             self.propensity_floor = saved.meta.get("propensity_floor", self.propensity_floor)
@@ -703,6 +733,8 @@ class DecisionEngine:
         out["salt"] = "development" if self._salt == DEV_SALT else "configured"
         out["guardrails"] = self.guardrails.state()
         out["log"] = self.log.health() if self.log is not None else None
+        if self._follower is not None:
+            out["models"] = self._follower.stats()
         return out
 
     def flush(self) -> None:
@@ -710,7 +742,11 @@ class DecisionEngine:
             self.log.flush()
 
     def close(self) -> None:
-        """Flush and close the decision log."""
+        """Flush and close the decision log (and the store-wide model follower and guardrails)."""
+        if self._follower is not None:
+            self._follower.close()
+        if self.guardrails.shared is not None:
+            self.guardrails.shared.close()
         if self.log is not None:
             self.log.close()
 
