@@ -10,6 +10,8 @@ slot with one statement::
     WHERE <distinct times in window, history included> < cap RETURNING 1
 
 which PostgreSQL runs under the row's lock, so two processes can never both take the last slot.
+Contacts stamped after ``now`` (another process's clock, or carts decided out of order) count
+too: the cap holds over every contact since ``now - window``.
 If the decision then samples ``none``, the slot is given back (one more statement). A decision
 with no contact action eligible costs nothing; one with a contact action eligible costs one or
 two round trips.
@@ -40,11 +42,11 @@ _CLAIM = (
     "INSERT INTO contact_caps AS c (user_hash, times)"
     " SELECT %(u)s, ARRAY[%(t)s]::float8[]"
     " WHERE (SELECT count(DISTINCT x) FROM unnest(%(seen)s::float8[]) AS x"
-    "        WHERE x >= %(since)s AND x <= %(t)s) < %(cap)s"
+    "        WHERE x >= %(since)s) < %(cap)s"
     " ON CONFLICT (user_hash) DO UPDATE SET times = array_append(ARRAY("
     "   SELECT x FROM unnest(c.times) AS x WHERE x >= %(since)s), %(t)s)"
     " WHERE (SELECT count(DISTINCT x) FROM unnest(c.times || %(seen)s::float8[]) AS x"
-    "        WHERE x >= %(since)s AND x <= %(t)s) < %(cap)s"
+    "        WHERE x >= %(since)s) < %(cap)s"
     " RETURNING 1"
 )
 _RELEASE = (
@@ -69,7 +71,7 @@ class ContactCaps:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 4, retry_seconds: float = 5.0, timeout: float = 0.5
+        self, url: str, *, pool_size: int = 4, retry_seconds: float = 5.0, timeout: float = 2.0
     ) -> None:
         self.url = url
         self.retry_seconds = retry_seconds
