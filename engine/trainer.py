@@ -156,7 +156,7 @@ class Trainer:
             return False
         self._conn = conn
         self._state = None  # reloaded from the checkpoint: another trainer may have run
-        logger.info("trainer %s holds the lease of %r", self.holder, self.name)
+        logger.info("trainer %s took the lease of %r", self.holder, self.name)
         return True
 
     def acquire(self, stop: threading.Event | None = None, poll: float = 1.0) -> bool:

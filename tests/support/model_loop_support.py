@@ -45,14 +45,15 @@ def fill_store(
     k = 0
     try:
         while k < n_carts:
-            contexts = [dict(c) for c in info["context"][:]]
+            contexts = [dict(c) for c in info["context"][: n_carts - k]]
             for c in contexts:
                 c["timestamp"] = T0 + k * 5.0
                 k += 1
             decisions = [eng.decide(c) for c in contexts]
-            actions = np.array([eng.action_names.index(d.action) for d in decisions])
+            actions = np.zeros(batch, dtype=np.int64)  # carts past n_carts: not decided
+            actions[: len(decisions)] = [eng.action_names.index(d.action) for d in decisions]
             _, profit, _, _, info = env.step(actions)
-            for c, d, r in zip(contexts, decisions, profit.tolist(), strict=True):
+            for c, d, r in zip(contexts, decisions, profit.tolist(), strict=False):
                 eng.reward(d.decision_id, float(r), timestamp=c["timestamp"] + 600.0)
         eng.flush()
     finally:
