@@ -56,8 +56,11 @@ _RELEASE = (
 )
 
 
-def _migrate(conn: psycopg.Connection[Any]) -> None:
+def _configure(conn: psycopg.Connection[Any]) -> None:
     migrate(conn)
+    # a slot is one small row update: do not wait for the WAL flush (a server crash may lose
+    # the last slots claimed, never corrupt the table), which would cost a disk sync per decision
+    conn.execute("SET synchronous_commit = off")
 
 
 class ContactCaps:
@@ -82,7 +85,7 @@ class ContactCaps:
             open=False,
             timeout=timeout,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            configure=_migrate,
+            configure=_configure,
             name="cartwise-contact-caps",
         )
         self._pool.open(wait=False)
