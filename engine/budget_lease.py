@@ -31,7 +31,7 @@ from typing import Any
 
 import psycopg
 
-from engine.model_registry import connect
+from engine.model_loop.registry import connect
 from engine.validation import check_non_negative, check_positive
 
 __all__ = ["BudgetLease"]

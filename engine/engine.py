@@ -32,13 +32,13 @@ from engine.context import ContextError, ContextLimits, describe, validate_conte
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, hash_user_id, user_hasher
 from engine.decision_log.hashing import DEV_SALT
+from engine.decision_log.store_api import is_postgres_url
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
 from engine.parsed import ParsedContext
 from engine.pending_rewards import PendingDecision, PendingRewards, new_pending_decision
-from engine.decision_log.store_api import is_postgres_url
 from engine.persistence import SavedModel, check_model_fits, read_saved_model, write_saved_model
 from engine.risk import RiskModel
 from engine.sampling import UniformStream, hashed_uniform, sample_index
@@ -54,7 +54,7 @@ from engine.validation import (
 )
 
 if TYPE_CHECKING:
-    from engine.model_follower import ModelFollower
+    from engine.model_loop.follower import ModelFollower
 
 __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
 
@@ -166,7 +166,7 @@ class DecisionEngine:
         reward_per_value: the learner regresses on profit per 74 USD of cart value (see
             :class:`~engine.features.FeatureBuilder`; saved with the model); False: on profit.
         follow_models: with a ``postgresql://`` store: serve the store's current model (see
-            :mod:`engine.model_follower`; trained by ``cartwise learn``) instead of learning
+            :mod:`engine.model_loop.follower`; trained by ``cartwise learn``) instead of learning
             in-process (``online_learning`` is then off).
         model_poll_seconds: how often a following engine checks the current model.
         shared_guardrails: with a ``postgresql://`` store, the coupon budget and the contact cap
@@ -281,7 +281,7 @@ class DecisionEngine:
             )
         self._follower: ModelFollower | None = None
         if log_path is not None and is_postgres_url(log_path):
-            from engine.model_loop_hooks import attach_to_store
+            from engine.model_loop.hooks import attach_to_store
 
             self._follower = attach_to_store(
                 self, str(log_path), follow_models, model_poll_seconds, shared_guardrails

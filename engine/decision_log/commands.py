@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace Parquet files already in --to")
     p.set_defaults(func=_export)
-    from engine.model_commands import register as register_model_loop
+    from engine.model_loop.commands import register as register_model_loop
 
     register_model_loop(sub)  # cartwise learn / cartwise models
 

@@ -18,7 +18,7 @@ from engine.actions import ACTION_NAMES
 from engine.guardrails import GuardrailConfig
 from engine.learners import make_learner
 from engine.learners.tuned import tuned_settings
-from engine.trainer import Trainer
+from engine.model_loop.trainer import Trainer
 
 pytestmark = pytest.mark.postgres
 

@@ -17,10 +17,11 @@ import psycopg
 import pytest
 from model_loop_support import fill_store, holdout, true_value
 
-from engine import DecisionEngine, model_registry
+from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
 from engine.model_file import ModelFileError
-from engine.trainer import Trainer
+from engine.model_loop import registry as model_registry
+from engine.model_loop.trainer import Trainer
 
 pytestmark = pytest.mark.postgres
 

@@ -78,7 +78,7 @@ def _check_store(url: str) -> str:
 
 
 def _learn(args: argparse.Namespace) -> int:
-    from engine.trainer import Trainer
+    from engine.model_loop.trainer import Trainer
 
     trainer = Trainer(
         _check_store(args.store),
@@ -109,7 +109,7 @@ def _learn(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from engine import model_registry
+    from engine.model_loop import registry as model_registry
 
     url = _check_store(args.store)
     if args.verb == "list":

@@ -1,8 +1,9 @@
 """What a ``postgresql://`` store adds to a :class:`~engine.engine.DecisionEngine`.
 
-Kept out of the engine module: the store-wide guardrails (:mod:`engine.shared_guardrails`) and,
-with ``follow_models=True``, the model follower (:mod:`engine.model_follower`) that installs the
-store's current model after checking it fits the engine (actions, features, learner class).
+Kept out of the engine module: the store-wide guardrails (:mod:`engine.shared_guardrails`)
+and, with ``follow_models=True``, the model follower (:mod:`engine.model_loop.follower`) that
+installs the store's current model after checking it fits the engine (actions, features,
+learner class).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.model_file import ModelFileError
-from engine.model_follower import ModelFollower
+from engine.model_loop.follower import ModelFollower
 from engine.persistence import SavedModel
 from engine.shared_guardrails import SharedGuardrails
 

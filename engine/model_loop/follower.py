@@ -2,9 +2,9 @@
 
 A :class:`ModelFollower` runs one daemon thread per engine. Every ``poll_seconds`` it reads the
 current pointer of the store's registry (one indexed single-row query, see
-:func:`engine.model_registry.current`); when the pointer names a version it has not seen, it
+:func:`engine.model_loop.registry.current`); when the pointer names a version it has not seen, it
 fetches the row, verifies it (the sha256 of the bytes against the pointer and the row, the model
-file's own checksum and schema, see :func:`engine.model_registry.load_model`) and hands it to
+file's own checksum and schema, see :func:`engine.model_loop.registry.load_model`) and hands it to
 ``install``, which checks it fits the engine (actions, features, learner class) and swaps it in.
 A model that fails any check is refused: counted (``refused``), logged, and the old model keeps
 serving; the same pointer is not retried until it changes. A store error is counted (``errors``)
@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from engine.model_registry import connect, current, load_model
+from engine.model_loop.registry import connect, current, load_model
 from engine.persistence import SavedModel
 from engine.validation import check_positive
 

@@ -5,9 +5,10 @@ store that have an outcome (joined, or the default reward of a closed window), i
 order (``outcomes.seq``, which is commit order, see :mod:`engine.decision_log.pg_schema`),
 from the position of its checkpoint; teaches them to its learner one at a time with the
 engine's update rule (:func:`engine.update_rule.teach`); and, every ``batch`` events, publishes
-the model to the registry (:mod:`engine.model_registry`) **and** moves its checkpoint (position,
-model version) in the same transaction. A restart (after ``kill -9`` too) reloads the model of
-its checkpoint and resumes after its position: nothing is learned twice or skipped. Because
+the model to the registry (:mod:`engine.model_loop.registry`) **and** moves its checkpoint
+(position, model version) in the same transaction. A restart (after ``kill -9`` too) reloads
+the model of its checkpoint and resumes after its position: nothing is learned twice or skipped.
+Because
 each published model is rebuilt from its own bytes before training goes on, a run killed and
 restarted publishes byte for byte the models of an uninterrupted run on the same events.
 
@@ -41,7 +42,7 @@ from engine.decision_log.schema import decode_f32, decode_names
 from engine.features import FeatureBuilder
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
-from engine.model_registry import connect, current, insert_model, load_model, set_current
+from engine.model_loop.registry import connect, current, insert_model, load_model, set_current
 from engine.persistence import (
     check_model_fits,
     decode_saved_model,

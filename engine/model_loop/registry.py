@@ -1,8 +1,8 @@
 """The model registry of a PostgreSQL store: versioned models and the pointer servers follow.
 
-The trainer (:mod:`engine.trainer`) publishes each model it trains as a numbered version (the
-model file's bytes, their sha256, the parent version and the range of settled events it was
-trained on); ``model_current`` names the version serving engines should run, and
+The trainer (:mod:`engine.model_loop.trainer`) publishes each model it trains as a numbered
+version (the model file's bytes, their sha256, the parent version and the range of settled
+events it was trained on); ``model_current`` names the version serving engines should run, and
 ``model_history`` keeps every move of that pointer, so :func:`rollback` can undo them one by
 one. ``cartwise models`` is the command line over this module.
 
