@@ -12,9 +12,9 @@ slot with one statement::
 which PostgreSQL runs under the row's lock, so two processes can never both take the last slot.
 Contacts stamped after ``now`` (another process's clock, or carts decided out of order) count
 too: the cap holds over every contact since ``now - window``.
-If the decision then samples ``none``, the slot is given back (one more statement). A decision
-with no contact action eligible costs nothing; one with a contact action eligible costs one or
-two round trips.
+If the decision then samples ``none``, the slot is given back (one more statement, sent by a
+background thread). A decision with no contact action eligible costs nothing; one with a
+contact action eligible costs one round trip on the decision's path.
 
 If the store cannot be reached, :meth:`ContactCaps.claim` returns None and the engine falls
 back to the per-process cap (the context's history and its own recent decisions): other actions
@@ -24,6 +24,7 @@ go on; the store is tried again after ``retry_seconds``.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -92,6 +93,11 @@ class ContactCaps:
         self._quiet_until = 0.0
         self._lock = threading.Lock()
         self.counts = {"claimed": 0, "capped": 0, "released": 0, "store_errors": 0}
+        self._releases: queue.Queue[tuple[str, float] | None] = queue.Queue()
+        self._releaser = threading.Thread(
+            target=self._release_loop, name="cartwise-contact-release", daemon=True
+        )
+        self._releaser.start()
 
     def claim(
         self, user_hash: str, now: float, window: float, cap: int, seen: Sequence[float]
@@ -111,17 +117,32 @@ class ContactCaps:
         return result
 
     def release(self, user_hash: str, now: float) -> None:
-        """Give back a slot claimed at ``now`` (the decision did not contact the shopper)."""
-        if self._run(_RELEASE, {"u": user_hash, "t": now}, fetch=False) is not None:
-            self._count("released")
+        """Give back a slot claimed at ``now`` (the decision did not contact the shopper).
+
+        Done by a background thread, off the decision's path: until then the slot stays taken,
+        which can only refuse a contact, never allow one too many.
+        """
+        self._releases.put((user_hash, now))
+
+    def _release_loop(self) -> None:
+        while True:
+            item = self._releases.get()
+            if item is None:
+                return
+            user_hash, now = item
+            if self._run(_RELEASE, {"u": user_hash, "t": now}, fetch=False) is not None:
+                self._count("released")
 
     def state(self) -> dict[str, int]:
         """Counters: claimed, capped (refused by the cap), released, store_errors."""
         with self._lock:
             return dict(self.counts)
 
-    def close(self) -> None:
-        """Close the connection pool."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Send the releases still queued, then close the connection pool."""
+        if self._releaser.is_alive():
+            self._releases.put(None)
+            self._releaser.join(timeout)
         self._pool.close()
 
     def _run(self, sql: str, params: dict[str, Any], fetch: bool = True) -> bool | None:
