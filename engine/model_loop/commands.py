@@ -54,6 +54,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="publish models without moving the serving pointer (promote them by hand)",
     )
+    p.add_argument(
+        "--settle-expired",
+        action="store_true",
+        help="give the default reward to decisions whose window closed (by the wall clock) "
+        "without an outcome, so they are learned",
+    )
+    p.add_argument(
+        "--contact-cost",
+        type=float,
+        default=0.25,
+        metavar="USD",
+        help="default reward of a contact with no outcome is minus this (default 0.25)",
+    )
     p.set_defaults(func=_learn)
 
     m = sub.add_parser(
@@ -88,6 +101,8 @@ def _learn(args: argparse.Namespace) -> int:
         name=args.name,
         initial_model=args.initial_model,
         promote=not args.publish_only,
+        settle_expired=args.settle_expired,
+        contact_cost=args.contact_cost,
     )
     stop = threading.Event()
 

@@ -103,6 +103,12 @@ class Trainer:
         batch: events per published model (and checkpoint).
         name: the checkpoint's name (one trainer per name and store).
         promote: move the serving pointer to each published model (see the module docs).
+        settle_expired: before each round, give the default reward to decisions whose
+            attribution window closed by the wall clock (minus ``grace`` seconds) without an
+            outcome (:meth:`DecisionLog.close_expired
+            <engine.decision_log.DecisionLog.close_expired>`), so they settle and are learned.
+        contact_cost: the default reward is ``-contact_cost`` (0 for ``none``), as the engine's.
+        grace: seconds an outcome may still be on its way after a window closes.
     """
 
     def __init__(
@@ -116,6 +122,9 @@ class Trainer:
         batch: int = 2000,
         name: str = "default",
         promote: bool = True,
+        settle_expired: bool = False,
+        contact_cost: float = 0.25,
+        grace: float = 0.0,
     ) -> None:
         self.url = url
         self.learner_name = learner
@@ -132,6 +141,10 @@ class Trainer:
         self._state: _State | None = None
         self._rng_state = UniformStream(seed).state()[0]
         self.skipped = 0
+        self.settle_expired = settle_expired
+        self.contact_cost = contact_cost
+        self.grace = grace
+        self._log: Any = None  # a DecisionLog on the store, to settle expired windows
 
     # ------------------------------------------------------------------ lease
     @property
@@ -184,7 +197,12 @@ class Trainer:
             with contextlib.suppress(psycopg.Error):  # broken: the server released the lock
                 conn.close()
 
-    close = release
+    def close(self) -> None:
+        """Release the lease and close the decision log used to settle expired windows."""
+        self.release()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     # ------------------------------------------------------------------ state
     def _load(self, conn: psycopg.Connection[Any]) -> _State:
@@ -348,8 +366,31 @@ class Trainer:
         )
         return StepResult(version, model_version, first, last, learned, skipped, promoted, seconds)
 
+    def settle(self, now: float | None = None) -> int:
+        """Give the default reward to decisions whose window closed by ``now``; return how many.
+
+        ``now`` defaults to the wall clock minus ``grace``.
+        """
+        from engine.decision_log import DecisionLog
+
+        if self._log is None:
+            cost = self.contact_cost
+            self._log = DecisionLog(
+                self.url,
+                durability="sync",
+                default_reward=lambda action: 0.0 if action == "none" else -cost,
+            )
+        settled = self._log.close_expired(time.time() - self.grace if now is None else now)
+        if settled:
+            logger.info(
+                "trainer settled %d expired decisions with the default reward", len(settled)
+            )
+        return len(settled)
+
     def drain(self, stop: threading.Event | None = None) -> list[StepResult]:
         """Steps until no settled event is left (or ``stop`` is set)."""
+        if self.settle_expired:
+            self.settle()
         out = []
         while stop is None or not stop.is_set():
             result = self.step()
@@ -379,5 +420,5 @@ class Trainer:
             except psycopg.Error as exc:
                 logger.warning("trainer: store error (%s: %s); retrying", type(exc).__name__, exc)
             stop.wait(every)
-        self.release()
+        self.close()
         return published

@@ -254,3 +254,31 @@ def test_learn_once_on_simulated_traffic_beats_the_initial_model(pg_url):
     before, after = true_value(initial, carts), true_value(trained, carts)
     print(f"simulator truth, profit per cart: initial {before:.3f}, trained {after:.3f}")
     assert after > before + 0.2
+
+
+def test_trainer_settles_expired_windows_with_the_default_reward(pg_url):
+    eng = DecisionEngine(
+        store=pg_url, learner="linucb", salt="loop", guardrails=GuardrailConfig(max_contacts=None)
+    )
+    decisions = [
+        eng.decide(
+            {
+                "user_id": f"u{i}",
+                "timestamp": 1_767_225_600.0 + i,  # 2026-01-01: every 72 h window has closed
+                "cart": [{"item_id": "i1", "price": 50.0, "quantity": 1}],
+                "channels": {"email": True, "sms": False, "push": False},
+            }
+        )
+        for i in range(40)
+    ]
+    eng.reward(decisions[0].decision_id, 9.0, timestamp=1_767_225_700.0)
+    eng.close()
+    plain = Trainer(pg_url, learner="linucb", batch=100, name="plain", promote=False)
+    assert sum(r.learned for r in plain.run(once=True)) == 1  # only the joined outcome
+    trainer = Trainer(pg_url, learner="linucb", batch=100, settle_expired=True, contact_cost=0.5)
+    (result,) = trainer.run(once=True)
+    assert result.learned == 40
+    rewards = dict(_sql(pg_url, "SELECT decision_id, reward FROM outcomes"))
+    for d in decisions[1:]:
+        assert rewards[d.decision_id] == (0.0 if d.action == "none" else -0.5)
+    assert rewards[decisions[0].decision_id] == 9.0
