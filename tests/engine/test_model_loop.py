@@ -282,3 +282,53 @@ def test_trainer_settles_expired_windows_with_the_default_reward(pg_url):
     for d in decisions[1:]:
         assert rewards[d.decision_id] == (0.0 if d.action == "none" else -0.5)
     assert rewards[decisions[0].decision_id] == 9.0
+
+
+def test_hot_swaps_under_concurrent_decisions_vw(pg_url):
+    fill_store(pg_url, 400, learner="vw")
+    published = Trainer(pg_url, learner="vw", batch=200).run(once=True)
+    versions = {r.model_version for r in published}
+    eng = DecisionEngine(
+        store=pg_url,
+        learner="vw",
+        salt="loop",
+        follow_models=True,
+        model_poll_seconds=0.02,
+        guardrails=GuardrailConfig(max_contacts=None),
+    )
+    seen: set[str] = set()
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def decide(k: int) -> None:
+        i = 0
+        while not stop.is_set():
+            d = eng.decide(
+                {
+                    "user_id": f"c{k}-{i}",
+                    "timestamp": 1_767_225_600.0 + i,
+                    "cart": [{"item_id": "i1", "price": 30.0 + k, "quantity": 1}],
+                    "channels": {"email": True, "sms": True, "push": False},
+                }
+            )
+            seen.add(d.model_version)
+            if d.fallback:
+                failures.append(d.reason or "fallback")
+            i += 1
+
+    threads = [threading.Thread(target=decide, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(12):  # move the pointer back and forth while 4 threads decide
+            model_registry.promote(pg_url, 1 + k % 2, verify=False)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        health = eng.health()
+        eng.close()
+    assert not failures and health["errors"] == 0 and health["fallbacks"] == 0
+    assert health["models"]["swaps"] >= 6 and health["models"]["refused"] == 0
+    assert versions <= seen  # both versions served decisions
