@@ -31,17 +31,16 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from engine.actions import ACTION_NAMES
-from engine.decision_log.schema import decode_f32, decode_names
 from engine.features import FeatureBuilder
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
+from engine.model_loop.events import SettledEvents
 from engine.model_loop.registry import connect, current, insert_model, load_model, set_current
 from engine.persistence import (
     check_model_fits,
@@ -58,12 +57,6 @@ __all__ = ["StepResult", "Trainer"]
 logger = logging.getLogger(__name__)
 
 _LEASE = "cartwise_trainer."
-_READ = (
-    "SELECT o.seq, d.fallback, d.action_set, d.action_index, d.probability, d.feature_set,"
-    " d.features, o.reward, d.timestamp FROM outcomes AS o"
-    " JOIN decisions AS d ON d.decision_id = o.decision_id"
-    " WHERE o.seq > %s ORDER BY o.seq LIMIT %s"
-)
 
 
 @dataclass
@@ -87,7 +80,7 @@ class _State:
     position: int = 0
     version: int | None = None
     n_events: int = 0
-    vocab: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    events: SettledEvents | None = None
 
 
 class Trainer:
@@ -236,15 +229,6 @@ class Trainer:
         )
         return _State(model, features)
 
-    def _names(self, conn: psycopg.Connection[Any], state: _State, vid: str) -> tuple[str, ...]:
-        names = state.vocab.get(vid)
-        if names is None:
-            row = conn.execute("SELECT names FROM vocabularies WHERE vocab_id = %s", (vid,))
-            found = row.fetchone()
-            names = decode_names(found[0]) if found else ()
-            state.vocab[vid] = names
-        return names
-
     # ------------------------------------------------------------------ training
     def step(self) -> StepResult | None:
         """Learn up to ``batch`` settled events after the checkpoint and publish them.
@@ -266,40 +250,28 @@ class Trainer:
         if self._state is None:
             self._state = self._load(conn)
         state = self._state
-        rows = conn.execute(_READ, (state.position, self.batch)).fetchall()
+        if state.events is None:
+            state.events = SettledEvents(state.learner.action_names, state.learner.feature_names)
+        rows = state.events.read(conn, state.position, self.batch)
         if not rows:
             return None
         learner, features = state.learner, state.features
-        want_actions, want_features = learner.action_names, learner.feature_names
         learned = skipped = 0
-        columns: dict[str, np.ndarray | None] = {}
-        for _seq, fallback, action_set, index, prob, feature_set, blob, reward, _ts in rows:
-            if fallback or self._names(conn, state, action_set) != want_actions:
+        for event in state.events.decode(conn, rows):
+            if event is None:
                 skipped += 1
                 continue
-            if feature_set not in columns:
-                where = {n: i for i, n in enumerate(self._names(conn, state, feature_set))}
-                columns[feature_set] = (
-                    np.array([where[n] for n in want_features])
-                    if all(n in where for n in want_features)
-                    else None
-                )
-            cols = columns[feature_set]
-            if cols is None:
-                skipped += 1
-                continue
-            x = decode_f32(bytes(blob)).astype(np.float64)[cols]
             teach(
                 learner,
-                np.nan_to_num(x),
-                int(index),
-                float(prob),
-                float(reward),
+                event.x,
+                event.action,
+                event.probability,
+                event.reward,
                 propensity_floor=self.propensity_floor,
                 reward_divisor=features.reward_divisor,
             )
             learned += 1
-        first, last, last_ts = int(rows[0][0]), int(rows[-1][0]), float(rows[-1][8])
+        first, last, last_ts = SettledEvents.span(rows)
         blob_out, model_version = encode_saved_model(
             learner,
             features,
