@@ -332,3 +332,24 @@ def test_hot_swaps_under_concurrent_decisions_vw(pg_url):
     assert not failures and health["errors"] == 0 and health["fallbacks"] == 0
     assert health["models"]["swaps"] >= 6 and health["models"]["refused"] == 0
     assert versions <= seen  # both versions served decisions
+
+
+def test_rollback_walks_back_and_promote_is_undone_too(pg_url):
+    fill_store(pg_url, 300, learner="linucb")
+    published = Trainer(pg_url, learner="linucb", batch=100).run(once=True)
+    assert [r.version for r in published] == [1, 2, 3]
+
+    def now():
+        with psycopg.connect(pg_url) as conn:
+            return model_registry.current(conn)[0]
+
+    assert now() == 3
+    assert [model_registry.rollback(pg_url) for _ in range(2)] == [2, 1]
+    with pytest.raises(ValueError, match="no earlier model version"):
+        model_registry.rollback(pg_url)
+    assert model_registry.promote(pg_url, 3) == 1 and now() == 3
+    assert model_registry.rollback(pg_url) == 1  # undoes the promote
+    with pytest.raises(ValueError, match="no such version"):
+        model_registry.promote(pg_url, 9)
+    listed = [(m.version, m.current, m.parent) for m in model_registry.list_models(pg_url)]
+    assert listed == [(1, True, None), (2, False, 1), (3, False, 2)]
