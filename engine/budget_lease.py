@@ -17,7 +17,8 @@ the unspent slices of processes that died (the ledger cannot know what they spen
 them reserved: never an overspend).
 
 **Failure.** If the store cannot be reached when a slice is needed, coupons stop (fail closed):
-only what is already reserved can be spent; the store is tried again after ``retry_seconds``.
+only what is already reserved can be spent; the store is tried again after
+:data:`ERROR_BACKOFF_S` (10 s).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from engine.validation import check_non_negative, check_positive
 __all__ = ["BudgetLease"]
 
 logger = logging.getLogger(__name__)
+
+ERROR_BACKOFF_S = 10.0  #: after a store error, no reservation is tried for this long
 
 
 class BudgetLease:
@@ -154,7 +157,8 @@ class BudgetLease:
                     )
         except psycopg.Error as exc:
             self.counts["store_errors"] += 1
-            self._quiet_until = time.monotonic() + self.retry_seconds
+            # a store that does not answer may cost a connect timeout: try it less often
+            self._quiet_until = time.monotonic() + max(self.retry_seconds, ERROR_BACKOFF_S)
             logger.warning(
                 "coupon budget: store unreachable (%s); coupons stop beyond the reserved slice",
                 type(exc).__name__,

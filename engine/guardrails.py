@@ -10,6 +10,9 @@
 * **Exploration floor**: every eligible action keeps at least ``exploration_floor / |eligible|``
   probability, so logs always support off-policy evaluation.
 
+With a ``postgresql://`` store the engine sets :attr:`Guardrails.shared`, and the budget and the
+cap hold across every process of the store (:mod:`engine.shared_guardrails`).
+
 Example:
     >>> g = Guardrails(GuardrailConfig(max_contacts=1))
     >>> ctx = {"user_id": "u1", "timestamp": 0.0, "cart": [{"item_id": "i", "price": 50.0, "quantity": 1}],

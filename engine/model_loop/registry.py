@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _POINTER_LOCK = "cartwise_model_pointer"
+_REGISTRY_LOCK = "cartwise_model_registry"
 _INFO_COLUMNS = (
     "r.version, r.model_version, r.sha256, r.parent, r.learner, r.learner_class, r.first_event,"
     " r.last_event, r.n_events, r.trainer, r.created_at, octet_length(r.blob),"
@@ -90,6 +91,9 @@ def insert_model(
     trainer: str,
 ) -> int:
     """Insert a model (inside the caller's transaction); return its registry version."""
+    conn.execute(  # version numbers come from max + 1: one inserter at a time
+        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || %s))", (_REGISTRY_LOCK,)
+    )
     row = conn.execute(
         "INSERT INTO model_registry (version, model_version, sha256, parent, learner,"
         " learner_class, first_event, last_event, n_events, trainer, blob)"
