@@ -5,6 +5,7 @@ decision log (the ground truth of what was committed), not the processes' own co
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,14 +25,18 @@ WORKER = str(Path(__file__).parents[1] / "support" / "model_loop_worker.py")
 T0 = 1_767_225_600.0
 
 
-def _workers(mode: str, url: str, args: list[str], folder: Path, n: int = 4) -> list[list[str]]:
+def _workers(
+    mode: str, url: str, args: list[str], folder: Path, n: int = 4, extra: tuple = ()
+) -> list[list[str]]:
     """Run ``n`` worker processes (they start deciding together); their outputs, split."""
+    env = {**os.environ, "LOOP_PROCESSES": str(n)}
     procs = [
         subprocess.Popen(
-            [sys.executable, WORKER, mode, url, str(k), *args, str(folder)],
+            [sys.executable, WORKER, mode, url, str(k), *args, str(folder), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         for k in range(n)
     ]
@@ -70,6 +75,20 @@ def test_four_processes_share_one_daily_coupon_budget(pg_url, tmp_path):
         f"budget {budget}: committed {committed:.2f} ({committed / budget:.1%}), "
         f"per process {given}"
     )
+
+
+def test_threads_overspend_at_most_the_stated_bound(pg_url, tmp_path):
+    """2 processes x 4 threads: the bound is sum over processes of (threads - 1) x max coupon."""
+    budget, processes, threads, max_coupon = 500.0, 2, 4, 0.20 * 50.0
+    outs = _workers("budget", pg_url, ["800", str(budget)], tmp_path, processes, (str(threads),))
+    assert [o[1] for o in outs] == ["0"] * processes
+    rows = _rows(pg_url, "SELECT payload FROM decisions WHERE NOT fallback")
+    assert len(rows) == processes * 800
+    committed = sum(json.loads(p).get("coupon_percent", 0) / 100.0 * 50.0 for (p,) in rows)
+    bound = processes * (threads - 1) * max_coupon
+    assert committed <= budget + bound + 1e-9
+    assert committed >= 0.9 * budget
+    print(f"threads: budget {budget}, committed {committed:.2f}, bound {budget + bound:.0f}")
 
 
 def test_four_processes_never_contact_a_shopper_more_than_the_cap(pg_url, tmp_path):

@@ -1,8 +1,9 @@
 """A checkout process for the model-loop tests, run as ``python model_loop_worker.py MODE ...``.
 
 Modes:
-- ``budget URL K N BUDGET FOLDER``: decide ``N`` carts of 50 USD (distinct shoppers, one UTC day)
-  with a coupon budget shared through the store; prints the coupon value this process gave.
+- ``budget URL K N BUDGET FOLDER [THREADS]``: decide ``N`` carts of 50 USD (distinct shoppers, one
+  UTC day) on ``THREADS`` threads with a coupon budget shared through the store; prints the coupon
+  value this process gave (``$LOOP_PROCESSES`` processes meet at the barrier, default 4).
 - ``caps URL K ROUNDS CAP FOLDER``: decide for the same 200 shoppers ``ROUNDS`` times, cap ``CAP``.
 - ``serve URL POLL``: a following engine deciding every 20 ms; prints ``<unix time> <version>``
   each time the served model changes, until killed.
@@ -12,7 +13,9 @@ Modes:
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,7 +47,7 @@ def barrier(folder: str, k: int, n: int = 4) -> None:
         time.sleep(0.005)
 
 
-def budget(url: str, k: int, n: int, budget: float, start: str) -> None:
+def budget(url: str, k: int, n: int, budget: float, folder: str, threads: int = 1) -> None:
     eng = DecisionEngine(
         store=url,
         seed=k,
@@ -54,15 +57,23 @@ def budget(url: str, k: int, n: int, budget: float, start: str) -> None:
             daily_coupon_budget=budget, max_contacts=None, exploration_floor=0.9
         ),
     )
-    barrier(start, k)
-    given = 0.0
-    for i in range(n):
-        d = eng.decide(cart(f"b{k}-{i}", T0 + 3600.0 + i))
-        if d.action in COUPON_PERCENT:
-            given += COUPON_PERCENT[d.action] / 100.0 * 50.0
+    barrier(folder, k, int(os.environ.get("LOOP_PROCESSES", "4")))
+    given = [0.0] * threads
+
+    def run(t: int) -> None:
+        for i in range(t, n, threads):
+            d = eng.decide(cart(f"b{k}-{i}", T0 + 3600.0 + i))
+            if d.action in COUPON_PERCENT:
+                given[t] += COUPON_PERCENT[d.action] / 100.0 * 50.0
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
     errors = eng.guardrails.shared.state()["budget"]["store_errors"]
     eng.close()
-    print(f"{given:.2f} {errors}", flush=True)
+    print(f"{sum(given):.2f} {errors}", flush=True)
 
 
 def caps(url: str, k: int, rounds: int, cap: int, start: str) -> None:
@@ -103,7 +114,8 @@ def serve(url: str, poll: float) -> None:
 if __name__ == "__main__":
     mode, url, *rest = sys.argv[1:]
     if mode == "budget":
-        budget(url, int(rest[0]), int(rest[1]), float(rest[2]), rest[3])
+        threads = int(rest[4]) if len(rest) > 4 else 1
+        budget(url, int(rest[0]), int(rest[1]), float(rest[2]), rest[3], threads)
     elif mode == "caps":
         caps(url, int(rest[0]), int(rest[1]), int(rest[2]), rest[3])
     else:
