@@ -5,16 +5,16 @@ Each process holds a lease: a slice of the day's budget reserved from the store'
 When the slice cannot pay for a coupon, the process reserves another slice (or what is left of
 the budget); it returns what it did not spend when it closes, and when the UTC day changes.
 
-**Bound.** The ledger never reserves more than the budget (the row is locked while a slice is
-granted), and a process spends only what it reserved, so the coupons committed by all processes
-never exceed the budget when each process decides on one thread. Threads of one process check
-the slice before sampling and spend it after, so ``T`` threads deciding at the same instant can
-overdraw their process's slice by at most ``(T - 1) x`` the largest coupon: the global overspend
-is at most ``sum over processes of (T_p - 1) x max coupon`` (0 with one thread per process).
-Under-use is bounded too: a process stops giving coupons when neither its slice nor the ledger
-can pay for the cheapest one, so at most ``processes x cheapest coupon`` stays unspent, plus
-the unspent slices of processes that died (the ledger cannot know what they spent, so it keeps
-them reserved: never an overspend).
+**Bound: 0.** The ledger never reserves more than the budget (the row is locked while a slice
+is granted), and a process spends only what it reserved: before a decision is sampled, the
+largest coupon it may offer is *held* from the slice (:meth:`BudgetLease.hold`), and when the
+decision is taken the hold is settled (:meth:`BudgetLease.settle`: the coupon given is spent,
+the rest goes back to the slice). Concurrent threads hold separately, so however many processes
+and threads decide at once, the coupons committed never exceed the budget. Under-use is bounded
+too: a process stops giving coupons when neither its slice nor the ledger can pay for the
+cheapest one, so at most ``processes x cheapest coupon`` stays unspent (plus what threads hold
+at that instant), plus the unspent slices of processes that died (the ledger cannot know what
+they spent, so it keeps them reserved: never an overspend).
 
 **Failure.** If the store cannot be reached when a slice is needed, coupons stop (fail closed):
 only what is already reserved can be spent; the store is tried again after
@@ -79,25 +79,31 @@ class BudgetLease:
         self._quiet_until = 0.0  # no store call before this (monotonic): refused or failing
         self.counts = {"reservations": 0, "refused": 0, "store_errors": 0}
 
-    def allows(self, day: int, cost: float) -> bool:
-        """Whether a coupon of ``cost`` can be paid on ``day`` (may reserve a slice)."""
-        with self._lock:
-            if day != self._day:
-                self._switch_day(day)
-            if self._remaining >= cost:
-                return True
-            if time.monotonic() < self._quiet_until:
-                return False
-            self._reserve(day, cost - self._remaining)
-            return self._remaining >= cost
+    def hold(self, day: int, cost: float) -> bool:
+        """Set ``cost`` aside for a decision of ``day`` (may reserve a slice).
 
-    def spend(self, day: int, cost: float) -> None:
-        """Record a coupon of ``cost`` given on ``day`` (after :meth:`allows` said yes)."""
+        False if the slice and the ledger cannot pay it. Every True must be followed by
+        :meth:`settle`.
+        """
         with self._lock:
             if day != self._day:
                 self._switch_day(day)
+            if self._remaining < cost:
+                if time.monotonic() < self._quiet_until:
+                    return False
+                self._reserve(day, cost - self._remaining)
+                if self._remaining < cost:
+                    return False
             self._remaining -= cost
-            self._spent += cost
+            return True
+
+    def settle(self, day: int, held: float, spent: float) -> None:
+        """A decision that held ``held`` gave a coupon of ``spent`` (<= ``held``; 0: none)."""
+        with self._lock:
+            if day != self._day:  # the day's unspent part was already returned
+                return
+            self._remaining += held - spent
+            self._spent += spent
 
     def state(self) -> dict[str, Any]:
         """Day, reserved, spent and remaining of this lease, and its counters."""

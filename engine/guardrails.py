@@ -143,10 +143,14 @@ class Guardrails:
         elif self.shared is not None:
             mask = self._shared_caps(ctx, user_key, mask)
         if self.shared is not None and cfg.daily_coupon_budget is not None:
-            for j, share in self._coupons:
-                if mask[j] and not self.shared.coupon_allowed(now, share * ctx.cart_value):
-                    mask[j] = False
-                    self._count_block("budget")
+            offered = [(j, share * ctx.cart_value) for j, share in self._coupons if mask[j]]
+            if offered:
+                costs = [cost for _, cost in offered]
+                paid = self.shared.coupons_allowed(user_key, now, costs)
+                for (j, _), ok in zip(offered, paid, strict=True):
+                    if not ok:
+                        mask[j] = False
+                        self._count_block("budget")
         elif cfg.daily_coupon_budget is not None and any(mask[j] for j, _ in self._coupons):
             with self._lock:
                 day = int(now // DAY)
@@ -222,11 +226,8 @@ class Guardrails:
         if self.shared is not None:
             if not isinstance(ctx, ParsedContext):
                 ctx = parse_context(ctx)
-            self.shared.decided(user_key, ctx.timestamp, action != "none")
-            if action in COUPON_PERCENT:
-                self.shared.coupon_given(
-                    ctx.timestamp, COUPON_PERCENT[action] / 100.0 * ctx.cart_value
-                )
+            coupon = COUPON_PERCENT.get(action, 0) / 100.0 * ctx.cart_value
+            self.shared.decided(user_key, ctx.timestamp, action != "none", coupon)
         if action == "none":
             return
         if type(ctx) is not ParsedContext:

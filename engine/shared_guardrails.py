@@ -2,11 +2,12 @@
 
 :class:`SharedGuardrails` is what :class:`~engine.guardrails.Guardrails` consults when the
 engine's decision log is a shared store: the daily coupon budget through a
-:class:`~engine.budget_lease.BudgetLease` (no round trip per decision; overspend bound in that
-module), and the contact cap through :class:`~engine.contact_caps.ContactCaps` (a slot claimed
-atomically in the store before a contact action may be sampled, given back if the decision does
-not contact). Store unreachable: coupons stop once the reserved slice is spent (fail closed);
-contact caps fall back to the per-process count; every other action goes on.
+:class:`~engine.budget_lease.BudgetLease` (no round trip per decision; the largest coupon a
+decision may offer is held before it is sampled, so the budget is never exceeded), and the
+contact cap through :class:`~engine.contact_caps.ContactCaps` (a slot claimed atomically in the
+store before a contact action may be sampled, given back if the decision does not contact).
+Store unreachable: coupons stop once the reserved slice is spent (fail closed); contact caps
+fall back to the per-process count; every other action goes on.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class SharedGuardrails:
         self.max_contacts = max_contacts
         self.window = contact_window_days * DAY
         self._claims: dict[tuple[str, float], int] = {}  # slots claimed, awaiting the decision
+        self._holds: dict[tuple[str, float], list[float]] = {}  # budget held, awaiting it too
         self._lock = threading.Lock()
 
     def claim_contact(self, user_key: str, now: float, seen: list[float]) -> bool | None:
@@ -63,11 +65,22 @@ class SharedGuardrails:
                 self._claims[key] = self._claims.get(key, 0) + 1
         return claimed
 
-    def decided(self, user_key: str, now: float, contacted: bool) -> None:
-        """The decision for ``user_key`` at ``now`` was taken: give back an unused slot."""
+    def decided(self, user_key: str, now: float, contacted: bool, coupon: float = 0.0) -> None:
+        """The decision for ``user_key`` at ``now`` was taken (a coupon worth ``coupon``, or 0).
+
+        Settles the budget held for it and gives back an unused contact slot.
+        """
+        key = (user_key, now)
+        if self.budget is not None:
+            with self._lock:
+                holds = self._holds.get(key)
+                held = holds.pop() if holds else None
+                if holds == []:
+                    del self._holds[key]
+            if held is not None:
+                self.budget.settle(int(now // DAY), held, min(coupon, held))
         if self.caps is None:
             return
-        key = (user_key, now)
         with self._lock:
             held = self._claims.get(key, 0)
             if not held:
@@ -79,14 +92,20 @@ class SharedGuardrails:
         if not contacted:
             self.caps.release(user_key, now)
 
-    def coupon_allowed(self, now: float, cost: float) -> bool:
-        """Whether the shared budget can pay a coupon of ``cost`` on ``now``'s UTC day."""
-        return self.budget is None or self.budget.allows(int(now // DAY), cost)
+    def coupons_allowed(self, user_key: str, now: float, costs: list[float]) -> list[bool]:
+        """Which coupons (of these ``costs``) the shared budget can pay for this decision.
 
-    def coupon_given(self, now: float, cost: float) -> None:
-        """Spend ``cost`` of the shared budget on ``now``'s UTC day."""
-        if self.budget is not None:
-            self.budget.spend(int(now // DAY), cost)
+        The largest affordable one is held from the lease until :meth:`decided` settles it.
+        """
+        if self.budget is None:
+            return [True] * len(costs)
+        day = int(now // DAY)
+        for cost in sorted(set(costs), reverse=True):
+            if self.budget.hold(day, cost):
+                with self._lock:
+                    self._holds.setdefault((user_key, now), []).append(cost)
+                return [c <= cost for c in costs]
+        return [False] * len(costs)
 
     def state(self) -> dict[str, Any]:
         """The lease's and the caps' state."""
