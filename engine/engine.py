@@ -22,10 +22,9 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.actions import COUPON_PERCENT, OFFER_HOURS
-from engine.cf import CFModel, ShopperItems
+from engine.cf import CFModel
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, user_hasher
@@ -33,11 +32,18 @@ from engine.decision_log.hashing import DEV_SALT
 from engine.engine_fallback import FallbackMixin
 from engine.engine_models import ModelsMixin, Served
 from engine.engine_outcomes import OutcomesMixin
-from engine.engine_setup import build_learner, check_learner_fits, open_log
+from engine.engine_setup import (
+    attach_model_loop,
+    build_learner,
+    check_learner_fits,
+    open_log,
+    resolve_salt,
+)
 from engine.features import FeatureBuilder
 from engine.guardrails import GuardrailConfig, Guardrails
 from engine.learners import Learner
 from engine.parsed import ParsedContext
+from engine.payload import action_payload
 from engine.pending_rewards import PendingRewards, new_pending_decision
 from engine.persistence import read_saved_model
 from engine.risk import RiskModel
@@ -49,6 +55,9 @@ from engine.validation import (
     check_positive,
     check_probability,
 )
+
+if TYPE_CHECKING:
+    from engine.model_loop.follower import ModelFollower
 
 __all__ = ["COUNTERS", "DEV_SALT", "DecisionEngine"]
 
@@ -118,6 +127,13 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         log: a ready :class:`~engine.decision_log.DecisionLog` to use instead of ``log_path``.
         reward_per_value: the learner regresses on profit per 74 USD of cart value (see
             :class:`~engine.features.FeatureBuilder`; saved with the model); False: on profit.
+        follow_models: with a ``postgresql://`` store: serve the store's current model (see
+            :mod:`engine.model_loop.follower`; trained by ``cartwise learn``) instead of learning
+            in-process (``online_learning`` is then off).
+        model_poll_seconds: how often a following engine checks the current model.
+        shared_guardrails: with a ``postgresql://`` store, the coupon budget and the contact cap
+            hold across every process of the store (:mod:`engine.shared_guardrails`); False:
+            per process.
     """
 
     def __init__(
@@ -145,6 +161,9 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         max_pending: int = 1_000_000,
         log: DecisionLog | None = None,
         reward_per_value: bool = True,
+        follow_models: bool = False,
+        model_poll_seconds: float = 10.0,
+        shared_guardrails: bool = True,
     ) -> None:
         self.guardrails = Guardrails(guardrails or GuardrailConfig())
         self.action_names: tuple[str, ...] = self.guardrails.action_names
@@ -161,19 +180,8 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         self.limits = limits or ContextLimits()
         self.recommend_k = recommend_k
         self.max_pending = max_pending
-        self._salt = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
+        self._salt = resolve_salt(salt, stores=log is not None or log_path is not None)
         self._hash_user = user_hasher(self._salt)
-        stores = log is not None or log_path is not None
-        if self._salt == DEV_SALT and stores:
-            if os.environ.get("CARTWISE_ENV", "").strip().lower() == "production":
-                raise ValueError(
-                    "CARTWISE_ENV == 'production' and the salt is the published development salt: "
-                    "set salt= or $CARTWISE_SALT before opening a decision log"
-                )
-            logger.warning(
-                "DecisionEngine: the decision log hashes user ids with the published development "
-                "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production"
-            )
         features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         model, self.learner_name, tuned_floor = build_learner(
             learner, learner_options, self.action_names, features.feature_names, seed
@@ -203,6 +211,14 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
             attribution_window=self.attribution_window,
             default_reward=self.default_reward,
             salt=self._salt,
+        )
+        self._follower: ModelFollower | None = attach_model_loop(
+            self,
+            log_path,
+            store,
+            follow_models=follow_models,
+            model_poll_seconds=model_poll_seconds,
+            shared_guardrails=shared_guardrails,
         )
 
     # ------------------------------------------------------------------ decide
@@ -290,7 +306,7 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         a = sample_index(probs, mask, u)
         action = self.action_names[a]
         p = probs[a]
-        payload = self._payload(action, ctx, cf, cf_items)
+        payload = action_payload(action, ctx, self.guardrails, cf, cf_items, self.recommend_k)
         decision_id = decision_id or os.urandom(16).hex()
         names = self.action_names
         probabilities = dict(
@@ -318,23 +334,6 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
             if self._pending.add(decision_id, entry):
                 self._counts["evicted"] += 1
         return Decision(decision_id, action, p, probabilities, payload, version, False, None)
-
-    def _payload(
-        self, action: str, ctx: ParsedContext, cf: CFModel | None, cf_items: ShopperItems | None
-    ) -> dict[str, Any]:
-        if action == "none":
-            return {}
-        payload: dict[str, Any] = {"channel": self.guardrails.channel_for(action, ctx)}
-        if action in COUPON_PERCENT:
-            payload["coupon_percent"] = COUPON_PERCENT[action]
-        elif action == "time_limited_offer":
-            payload["offer"] = "free_shipping"
-            payload["expires_at"] = ctx.timestamp + OFFER_HOURS * 3600.0
-        elif action == "recommendation":
-            payload["items"] = (
-                cf.recommend(ctx, self.recommend_k, cf_items) if cf is not None else []
-            )
-        return payload
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **kwargs: Any) -> DecisionEngine:
@@ -370,6 +369,8 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         out["salt"] = "development" if self._salt == DEV_SALT else "configured"
         out["guardrails"] = self.guardrails.state()
         out["log"] = self.log.health() if self.log is not None else None
+        if self._follower is not None:
+            out["models"] = self._follower.stats()
         return out
 
     def flush(self) -> None:
@@ -378,7 +379,11 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
             self.log.flush()
 
     def close(self) -> None:
-        """Flush and close the decision log."""
+        """Flush and close the decision log (and the store-wide model follower and guardrails)."""
+        if self._follower is not None:
+            self._follower.close()
+        if self.guardrails.shared is not None:
+            self.guardrails.shared.close()
         if self.log is not None:
             self.log.close()
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from engine.decision_log import DecisionLog
 from engine.features import FeatureBuilder
 from engine.learners import Learner
-from engine.persistence import check_model_fits, read_saved_model, write_saved_model
+from engine.persistence import SavedModel, check_model_fits, read_saved_model, write_saved_model
 from engine.sampling import UniformStream
 
 __all__ = ["ModelsMixin", "Served"]
@@ -94,8 +94,15 @@ class ModelsMixin:
         A damaged file raises :class:`~engine.model_file.ModelFileError` and the engine keeps
         serving the current model. Returns the new model version.
         """
-        saved = read_saved_model(path)
-        features = check_model_fits(path, saved, self.action_names)
+        return self.install_model(read_saved_model(path), path)
+
+    def install_model(self, saved: SavedModel, source: str | os.PathLike[str]) -> str:
+        """Hot swap a model already read (``source`` names it in errors); return its version.
+
+        Raises :class:`~engine.model_file.ModelFileError` when it does not fit the engine's
+        actions; the current model keeps serving.
+        """
+        features = check_model_fits(source, saved, self.action_names)
         with self._swap_lock:
             self._model = Served(saved.learner, features, saved.version)
             self.propensity_floor = saved.meta.get("propensity_floor", self.propensity_floor)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.decision_log import DecisionLog
+from engine.decision_log.hashing import DEV_SALT
+from engine.decision_log.store_api import is_postgres_url
 from engine.learners import Learner, make_learner
 from engine.learners.tuned import tuned_settings
+
+logger = logging.getLogger("engine.engine")  # the engine's logger, as before the split
+
+if TYPE_CHECKING:
+    from engine.model_loop.follower import ModelFollower
 
 __all__ = ["build_learner", "check_learner_fits", "open_log"]
 
@@ -74,3 +82,49 @@ def open_log(
         default_reward=default_reward,
         salt=salt,
     )
+
+
+def attach_model_loop(
+    engine: Any,
+    log_path: str | os.PathLike[str] | None,
+    store: str | os.PathLike[str] | None,
+    *,
+    follow_models: bool,
+    model_poll_seconds: float,
+    shared_guardrails: bool,
+) -> ModelFollower | None:
+    """With a ``postgresql://`` store, join the store's model loop and shared guardrails.
+
+    Returns the model follower (None when ``follow_models`` is off or the store is not
+    PostgreSQL); ``follow_models=True`` without a PostgreSQL store is a ``ValueError``.
+    """
+    url = store if store is not None else log_path
+    if url is not None and is_postgres_url(url):
+        from engine.model_loop.hooks import attach_to_store
+
+        return attach_to_store(
+            engine, str(url), follow_models, model_poll_seconds, shared_guardrails
+        )
+    if follow_models:
+        raise ValueError("follow_models=True needs a postgresql:// store")
+    return None
+
+
+def resolve_salt(salt: str | None, *, stores: bool) -> str:
+    """The user-id hashing salt: ``salt``, else ``$CARTWISE_SALT``, else the development salt.
+
+    With a decision log (``stores``) the development salt is a warning, and a ``ValueError``
+    when ``$CARTWISE_ENV`` is ``production``.
+    """
+    resolved = salt or os.environ.get("CARTWISE_SALT") or DEV_SALT
+    if resolved == DEV_SALT and stores:
+        if os.environ.get("CARTWISE_ENV", "").strip().lower() == "production":
+            raise ValueError(
+                "CARTWISE_ENV == 'production' and the salt is the published development salt: "
+                "set salt= or $CARTWISE_SALT before opening a decision log"
+            )
+        logger.warning(
+            "DecisionEngine: the decision log hashes user ids with the published development "
+            "salt (anyone can recompute them); set salt= or $CARTWISE_SALT in production"
+        )
+    return resolved

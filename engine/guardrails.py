@@ -10,6 +10,9 @@
 * **Exploration floor**: every eligible action keeps at least ``exploration_floor / |eligible|``
   probability, so logs always support off-policy evaluation.
 
+With a ``postgresql://`` store the engine sets :attr:`Guardrails.shared`, and the budget and the
+cap hold across every process of the store (:mod:`engine.shared_guardrails`).
+
 Example:
     >>> g = Guardrails(GuardrailConfig(max_contacts=1))
     >>> ctx = {"user_id": "u1", "timestamp": 0.0,
@@ -30,10 +33,13 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.actions import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, COUPON_PERCENT, DAY
 from engine.parsed import EMPTY, ParsedContext, parse_context
+
+if TYPE_CHECKING:
+    from engine.shared_guardrails import SharedGuardrails
 
 _TIMESTAMP = itemgetter("timestamp")
 _KNOWN_CHANNELS = frozenset(CHANNELS)
@@ -107,6 +113,8 @@ class Guardrails:
         self._recent: OrderedDict[str, deque[float]] = OrderedDict()
         self._channel_masks: dict[tuple[bool | None, ...], tuple[bool, ...]] = {}
         self.blocked = {"budget": 0, "frequency": 0}
+        #: store-wide budget and caps (:mod:`engine.shared_guardrails`), set by the engine
+        self.shared: SharedGuardrails | None = None
 
     def eligible(self, ctx: ParsedContext | Mapping[str, Any], user_key: str) -> list[bool]:
         """Which of ``action_names`` may be taken for this context, as a list of bools.
@@ -135,7 +143,18 @@ class Guardrails:
             if any(ok and contact for ok, contact in zip(mask, self._is_contact, strict=True)):
                 self._count_block("frequency")
             mask = [ok and not contact for ok, contact in zip(mask, self._is_contact, strict=True)]
-        if cfg.daily_coupon_budget is not None and any(mask[j] for j, _ in self._coupons):
+        elif self.shared is not None:
+            mask = self._shared_caps(ctx, user_key, mask)
+        if self.shared is not None and cfg.daily_coupon_budget is not None:
+            offered = [(j, share * ctx.cart_value) for j, share in self._coupons if mask[j]]
+            if offered:
+                costs = [cost for _, cost in offered]
+                paid = self.shared.coupons_allowed(user_key, now, costs)
+                for (j, _), ok in zip(offered, paid, strict=True):
+                    if not ok:
+                        mask[j] = False
+                        self._count_block("budget")
+        elif cfg.daily_coupon_budget is not None and any(mask[j] for j, _ in self._coupons):
             with self._lock:
                 day = int(now // DAY)
                 spent = self._budget_spent if day == self._budget_day else 0.0
@@ -144,6 +163,20 @@ class Guardrails:
                 if mask[j] and spent + share * value > cfg.daily_coupon_budget:
                     mask[j] = False
                     self._count_block("budget")
+        return mask
+
+    def _shared_caps(self, ctx: ParsedContext, user_key: str, mask: list[bool]) -> list[bool]:
+        """Claim a store-wide contact slot when a contact action is eligible (or drop them)."""
+        if self.shared is None or not any(
+            ok and c for ok, c in zip(mask, self._is_contact, strict=True)
+        ):
+            return mask
+        now = ctx.timestamp
+        since = now - self.config.contact_window_days * DAY
+        seen = [t for t in map(_TIMESTAMP, ctx.contacts) if since <= t <= now]
+        if self.shared.claim_contact(user_key, now, seen) is False:
+            self._count_block("frequency")
+            return [ok and not c for ok, c in zip(mask, self._is_contact, strict=True)]
         return mask
 
     def _count_block(self, reason: str) -> None:
@@ -196,6 +229,11 @@ class Guardrails:
 
     def commit(self, ctx: ParsedContext | Mapping[str, Any], user_key: str, action: str) -> None:
         """Record a decision that was taken: contact memory and coupon budget."""
+        if self.shared is not None:
+            if not isinstance(ctx, ParsedContext):
+                ctx = parse_context(ctx)
+            coupon = COUPON_PERCENT.get(action, 0) / 100.0 * ctx.cart_value
+            self.shared.decided(user_key, ctx.timestamp, action != "none", coupon)
         if action == "none":
             return
         if not isinstance(ctx, ParsedContext):
@@ -229,9 +267,12 @@ class Guardrails:
     def state(self) -> dict[str, Any]:
         """Monitoring snapshot: today's coupon budget use, blocks by rule, shoppers remembered."""
         with self._lock:
-            return {
+            out = {
                 "budget_day": self._budget_day,
                 "budget_spent": self._budget_spent,
                 "blocked": dict(self.blocked),
                 "remembered_shoppers": len(self._recent),
             }
+        if self.shared is not None:
+            out["shared"] = self.shared.state()
+        return out

@@ -38,6 +38,8 @@ __all__ = [
     "MAX_FILE_BYTES",
     "ModelFileError",
     "check_meta",
+    "decode_model",
+    "encode_model",
     "load_arrays",
     "read_model",
     "write_model",
@@ -59,27 +61,36 @@ class ModelFileError(ValueError):
     """A model file is missing, truncated, corrupted, hostile or of an unknown format."""
 
 
+def encode_model(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The bytes of a model file holding ``arrays`` plus JSON-able ``meta``, and its checksum.
+
+    The same arrays and metadata always give the same bytes (a model stored in a database row
+    is this; :func:`write_model` writes it to a file).
+    """
+    buffer = io.BytesIO()
+    members: dict[str, Any] = {
+        _META_KEY: np.frombuffer(json.dumps(dict(meta)).encode(), dtype=np.uint8),
+        **arrays,
+    }
+    # the reader refuses object arrays, so the writer refuses to pickle them
+    np.savez(buffer, allow_pickle=False, **members)
+    body = buffer.getvalue()
+    digest = _checksum(FORMAT_VERSION, len(body), body)
+    header = b"%s %d %s %d\n" % (MAGIC, FORMAT_VERSION, digest.encode(), len(body))
+    return header + body, digest
+
+
 def write_model(
     path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
 ) -> str:
     """Atomically write ``arrays`` plus JSON-able ``meta``; return the checksum (sha256 hex)."""
-    buffer = io.BytesIO()
-    np.savez(  # the reader refuses object arrays, so the writer refuses to pickle them
-        buffer,
-        allow_pickle=False,
-        **{_META_KEY: np.frombuffer(json.dumps(dict(meta)).encode(), dtype=np.uint8)},
-        **arrays,
-    )
-    body = buffer.getvalue()
-    digest = _checksum(FORMAT_VERSION, len(body), body)
-    header = b"%s %d %s %d\n" % (MAGIC, FORMAT_VERSION, digest.encode(), len(body))
+    data, digest = encode_model(arrays, meta)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(header)
-            handle.write(body)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
@@ -101,7 +112,20 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dic
     :class:`ModelFileError` naming the path and what is wrong.
     """
     name = repr(str(path))
-    data = _read_capped(path, name)
+    return decode_model(_read_capped(path, name), name)
+
+
+def decode_model(
+    data: bytes | memoryview, name: str = "<bytes>"
+) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """Verify and decode the bytes of a model file (e.g. a database row).
+
+    ``name`` is used in errors. Returns ``(arrays, meta, checksum)``; raises
+    :class:`ModelFileError`.
+    """
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError(f"model file {name} is more than the {MAX_FILE_BYTES} bytes allowed")
+    data = bytes(data)
     newline = data.find(b"\n", 0, 128)
     header = _HEADER_LINE.fullmatch(data[:newline]) if newline > 0 else None
     if header is None:

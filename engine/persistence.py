@@ -20,12 +20,14 @@ import numpy as np
 from engine.cf import CFModel
 from engine.features import FeatureBuilder
 from engine.learners import Learner
-from engine.model_file import ModelFileError, read_model, write_model
+from engine.model_file import ModelFileError, decode_model, encode_model, read_model, write_model
 from engine.risk import RiskModel
 
 __all__ = [
     "SavedModel",
     "check_model_fits",
+    "decode_saved_model",
+    "encode_saved_model",
     "model_version",
     "read_saved_model",
     "write_saved_model",
@@ -56,6 +58,37 @@ def model_version(learner_name: str, n_updates: int, digest: str) -> str:
     return f"{learner_name}-{n_updates}-{digest[:8]}"
 
 
+def _contents(
+    learner: Learner,
+    features: FeatureBuilder,
+    *,
+    learner_name: str,
+    action_names: Sequence[str],
+    propensity_floor: float | None,
+    rng_state: dict[str, Any],
+    pending_uniforms: list[float],
+    saved_at: float | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays: dict[str, np.ndarray] = {"learner": np.frombuffer(learner.to_bytes(), dtype=np.uint8)}
+    if features.cf is not None:
+        arrays.update({f"cf.{k}": np.asarray(v) for k, v in features.cf.to_dict().items()})
+    if features.risk is not None:
+        arrays.update({f"risk.{k}": np.asarray(v) for k, v in features.risk.to_dict().items()})
+    meta = {
+        "learner_class": type(learner).__name__,
+        "learner_name": learner_name,
+        "action_names": list(action_names),
+        "feature_names": list(features.feature_names),
+        "n_updates": learner.n_updates,
+        "rng_state": _jsonable(rng_state),
+        "rng_pending_uniforms": pending_uniforms,
+        "saved_at": time.time() if saved_at is None else float(saved_at),
+        "propensity_floor": propensity_floor,
+        "reward_per_value": features.reward_per_value,
+    }
+    return arrays, meta
+
+
 def write_saved_model(
     path: str | os.PathLike[str],
     learner: Learner,
@@ -80,25 +113,46 @@ def write_saved_model(
         rng_state: the state of the sampling generator's bit generator.
         pending_uniforms: uniforms drawn but not used yet.
     """
-    arrays: dict[str, np.ndarray] = {"learner": np.frombuffer(learner.to_bytes(), dtype=np.uint8)}
-    if features.cf is not None:
-        arrays.update({f"cf.{k}": np.asarray(v) for k, v in features.cf.to_dict().items()})
-    if features.risk is not None:
-        arrays.update({f"risk.{k}": np.asarray(v) for k, v in features.risk.to_dict().items()})
-    meta = {
-        "learner_class": type(learner).__name__,
-        "learner_name": learner_name,
-        "action_names": list(action_names),
-        "feature_names": list(features.feature_names),
-        "n_updates": learner.n_updates,
-        "rng_state": _jsonable(rng_state),
-        "rng_pending_uniforms": pending_uniforms,
-        "saved_at": time.time(),
-        "propensity_floor": propensity_floor,
-        "reward_per_value": features.reward_per_value,
-    }
+    arrays, meta = _contents(
+        learner,
+        features,
+        learner_name=learner_name,
+        action_names=action_names,
+        propensity_floor=propensity_floor,
+        rng_state=rng_state,
+        pending_uniforms=pending_uniforms,
+    )
     digest = write_model(path, arrays, meta)
     return model_version(learner_name, learner.n_updates, digest)
+
+
+def encode_saved_model(
+    learner: Learner,
+    features: FeatureBuilder,
+    *,
+    learner_name: str,
+    action_names: Sequence[str],
+    propensity_floor: float | None,
+    rng_state: dict[str, Any],
+    saved_at: float,
+) -> tuple[bytes, str]:
+    """The bytes of a model file (as :func:`write_saved_model` writes) and its version.
+
+    ``saved_at`` is given, not read from the clock, so the same learner gives the same bytes
+    (the trainer's published models are reproducible).
+    """
+    arrays, meta = _contents(
+        learner,
+        features,
+        learner_name=learner_name,
+        action_names=action_names,
+        propensity_floor=propensity_floor,
+        rng_state=rng_state,
+        pending_uniforms=[],
+        saved_at=saved_at,
+    )
+    data, digest = encode_model(arrays, meta)
+    return data, model_version(learner_name, learner.n_updates, digest)
 
 
 def read_saved_model(path: str | os.PathLike[str]) -> SavedModel:
@@ -107,7 +161,21 @@ def read_saved_model(path: str | os.PathLike[str]) -> SavedModel:
     Raises:
         ModelFileError: (a ``ValueError``) for a missing, damaged or unknown file, naming it.
     """
-    arrays, meta, digest = read_model(path)
+    return _rebuild(*read_model(path), repr(str(path)))
+
+
+def decode_saved_model(data: bytes | memoryview, name: str = "<bytes>") -> SavedModel:
+    """Rebuild a model from the bytes of a model file (e.g. a registry row).
+
+    ``name`` is used in errors. Raises :class:`~engine.model_file.ModelFileError` for damaged
+    bytes.
+    """
+    return _rebuild(*decode_model(data, name), name)
+
+
+def _rebuild(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], digest: str, name: str
+) -> SavedModel:
     try:
         learner = Learner.from_bytes(arrays["learner"].tobytes())
         cf_state = {k[3:]: v for k, v in arrays.items() if k.startswith("cf.")}
@@ -118,10 +186,10 @@ def read_saved_model(path: str | os.PathLike[str]) -> SavedModel:
         Exception
     ) as exc:  # the file is checksummed and schema-checked: any failure means a bad model
         reason = exc if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        raise ModelFileError(f"model file {str(path)!r} cannot be rebuilt: {reason}") from None
+        raise ModelFileError(f"model file {name} cannot be rebuilt: {reason}") from None
     if meta.get("learner_class") != type(learner).__name__:
         raise ModelFileError(
-            f"model file {str(path)!r} names learner class {meta.get('learner_class')!r}, "
+            f"model file {name} names learner class {meta.get('learner_class')!r}, "
             f"its learner bytes hold a {type(learner).__name__}"
         )
     if (list(learner.action_names), list(learner.feature_names)) != (
@@ -129,7 +197,7 @@ def read_saved_model(path: str | os.PathLike[str]) -> SavedModel:
         meta["feature_names"],
     ):
         raise ModelFileError(
-            f"model file {str(path)!r}: learner and metadata disagree on actions or features"
+            f"model file {name}: learner and metadata disagree on actions or features"
         )
     return SavedModel(
         learner, cf, risk, meta, model_version(meta["learner_name"], meta["n_updates"], digest)

@@ -14,7 +14,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``export`` command to the ``cartwise`` subcommands ``sub``."""
+    """Add ``export``, and the model-loop commands ``learn`` and ``models``."""
     p = sub.add_parser(
         "export",
         help="write a decision log as Parquet files partitioned by day",
@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace Parquet files already in --to")
     p.set_defaults(func=_export)
+    from engine.model_loop.commands import register as register_model_loop
+
+    register_model_loop(sub)  # cartwise learn / cartwise models
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -174,6 +174,77 @@ END $$;
 """
 
 
+MODEL_LOOP_V2 = """
+-- settlement order: the join function inserts outcomes under a per-schema advisory lock held
+-- to commit, so this sequence is also commit order and a reader at position p never misses a
+-- row that commits later with a lower number (the trainer's checkpoint relies on it)
+ALTER TABLE outcomes ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX outcomes_by_seq ON outcomes (seq);
+
+CREATE TABLE model_registry (
+    version       bigint PRIMARY KEY CHECK (version > 0),
+    model_version text NOT NULL,
+    sha256        text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    parent        bigint REFERENCES model_registry (version),
+    learner       text NOT NULL,
+    learner_class text NOT NULL,
+    first_event   bigint,
+    last_event    bigint,
+    n_events      bigint NOT NULL,
+    trainer       text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    blob          bytea NOT NULL
+);
+
+CREATE TABLE model_current (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version    bigint NOT NULL REFERENCES model_registry (version),
+    sha256     text NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE model_history (
+    seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version  bigint NOT NULL REFERENCES model_registry (version),
+    previous bigint REFERENCES model_registry (version),
+    reason   text NOT NULL CHECK (reason IN ('publish', 'promote', 'rollback')),
+    undone   boolean NOT NULL DEFAULT false,
+    at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE trainer_checkpoint (
+    name       text PRIMARY KEY,
+    position   bigint NOT NULL,
+    version    bigint REFERENCES model_registry (version),
+    learner    text NOT NULL,
+    n_events   bigint NOT NULL,
+    holder     text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE budget_ledger (
+    day      bigint PRIMARY KEY,
+    budget   double precision NOT NULL CHECK (budget >= 0),
+    reserved double precision NOT NULL DEFAULT 0 CHECK (reserved >= 0)
+);
+
+CREATE TABLE budget_leases (
+    lease_id   text PRIMARY KEY,
+    day        bigint NOT NULL REFERENCES budget_ledger (day),
+    holder     text NOT NULL,
+    reserved   double precision NOT NULL DEFAULT 0,
+    returned   double precision NOT NULL DEFAULT 0,
+    closed     boolean NOT NULL DEFAULT false,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE contact_caps (
+    user_hash text PRIMARY KEY,
+    times     double precision[] NOT NULL
+);
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied once, in version order, inside one transaction."""
@@ -190,6 +261,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "decision_log",
         "decisions, outcomes, outcome events and the in-database join",
         DECISION_LOG_V1,
+    ),
+    Migration(
+        2,
+        "model_loop",
+        "settlement order, model registry and pointer, trainer checkpoint, budget leases,"
+        " contact caps",
+        MODEL_LOOP_V2,
     ),
 )
 
