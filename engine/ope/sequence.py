@@ -69,9 +69,11 @@ def _ratios(v: np.ndarray, a: np.ndarray, mu: np.ndarray, pi: np.ndarray) -> np.
 
 
 def fitted_q_by_touch(rewards: Any, valid: Any, actions: Any, target: Any) -> np.ndarray:
-    """``qhat`` (K, A): per touch and action, the mean logged reward plus the next touch's
-    ``vhat`` under the target (backwards), ignoring the rest of the state. Unseen pairs get the
-    touch's mean. A crude model: DR stays unbiased with any ``qhat``; a better one narrows it.
+    """``qhat`` (K, A) by touch and action, ignoring the rest of the state.
+
+    Per touch and action, the mean logged reward plus the next touch's ``vhat`` under the
+    target (backwards). Unseen pairs get the touch's mean. A crude model: DR stays unbiased
+    with any ``qhat``; a better one narrows it.
     """
     r = np.asarray(rewards, dtype=np.float64)
     v = np.asarray(valid, dtype=bool)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -49,8 +49,11 @@ class CartRecoverySequenceEnv(gym.Env):
     ``previous`` touches with ``action``, ``minutes_after_abandon``, ``opened``, ``clicked``),
     ``q_optimal`` (per action, expected return to the end of the episode if the rest is played
     optimally), ``optimal_value`` (its max over eligible actions), ``expected_reward`` (per action,
-    expected reward of this touch alone), ``action_mask``, ``shopper_type``, ``touch``.
-    On step also ``converted``, ``prompted``, ``unsubscribed``, ``coupon_cost``,
+    expected reward of this touch alone), ``action_mask``, ``shopper_type``, ``touch``. An action
+    outside ``action_mask`` cannot be delivered: it has the outcome of ``none`` (its
+    ``q_optimal`` and ``expected_reward`` are none's, and the flow's history records ``none``),
+    as in ``CartRecovery-v0``.
+    On step also ``converted``, ``prompted``, ``unsubscribed``, ``delivered``, ``coupon_cost``,
     ``episode_return``, ``purchase_hours_after_abandon``, ``expected_reward_taken`` (of the touch
     just played); after the last step only these and ``shopper_type``.
 
@@ -61,7 +64,7 @@ class CartRecoverySequenceEnv(gym.Env):
     drawn and solved together.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = SEQ_OBS_NAMES
 
@@ -86,6 +89,7 @@ class CartRecoverySequenceEnv(gym.Env):
         self._active = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a flow on the next cart; ``seed`` builds a fresh shop."""
         super().reset(seed=seed)
         if seed is not None or self.world is None:
             self.world = ShopWorld(self.config, self.np_random)
@@ -110,6 +114,7 @@ class CartRecoverySequenceEnv(gym.Env):
         }
 
     def step(self, action: Any):
+        """Send ``action`` at the current touch and realise the interval until the next one."""
         if not self._active:
             raise RuntimeError(
                 "CartRecoverySequenceEnv: call reset() before step() (the episode has ended)"

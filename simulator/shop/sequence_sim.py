@@ -2,10 +2,10 @@
 
 Both sequence envs run on :class:`FlowSimulator`. Carts come from the shared :class:`ShopWorld`
 in blocks (drawn, arrived and evaluated together, so carts of one block are simultaneous, as in
-the vector single-step env); each block is solved exactly (:func:`simulator.shop.sequence_model.solve`)
-and its uniforms are drawn at once. A slot that ends its flow takes the next cart of the block.
-Ended flows are written to the shoppers' state (contacts, fatigue, coupon conditioning, the order,
-unsubscribes) when they end.
+the vector single-step env); each block is solved exactly
+(:func:`simulator.shop.sequence_model.solve`) and its uniforms are drawn at once. A slot that
+ends its flow takes the next cart of the block. Ended flows are written to the shoppers' state
+(contacts, fatigue, coupon conditioning, the order, unsubscribes) when they end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from simulator.shop.sequence_model import (
 from simulator.shop.shoppers import NONE
 from simulator.shop.world import ShopWorld
 
-SEQ_OBS_NAMES: tuple[str, ...] = OBS_NAMES + (
+SEQ_OBS_NAMES: tuple[str, ...] = (
+    *OBS_NAMES,
     "touch",
     "previous_contacts",
     "last_opened",
@@ -192,9 +193,9 @@ class FlowSimulator:
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
                 if name not in self.slot:
-                    self.slot[name] = np.zeros((self.n,) + arr.shape[1:], dtype=arr.dtype)
+                    self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
                 self.slot[name][target] = arr[rows]
-            for j, r in zip(target.tolist(), rows.tolist()):
+            for j in target.tolist():
                 self.batch_of[j] = block.batch
             self.row_of[target] = rows
             block.next_row += take
@@ -211,7 +212,10 @@ class FlowSimulator:
         return self.offsets[self.touch[slots]] + self.prefix[slots]
 
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(q_optimal, immediate expected reward, action mask)`` of the current touch, (m, 7) each."""
+        """``(q_optimal, immediate expected reward, action mask)`` of the current touch.
+
+        Each is ``(m, 7)``.
+        """
         g = self._g(slots)
         return self.slot["q"][slots, g], self.slot["immediate"][slots, g], self.slot["mask"][slots]
 
@@ -253,6 +257,7 @@ class FlowSimulator:
                     self.prev_action[slot, :k].tolist(),
                     self.prev_opened[slot, :k].tolist(),
                     self.prev_clicked[slot, :k].tolist(),
+                    strict=True,
                 )
             )
         ]
@@ -264,8 +269,9 @@ class FlowSimulator:
         }
 
     def flow_value(self, slots: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Exact expected return of the flows just started in ``slots`` under a fixed flow that
-        sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
+        """Exact expected return of the flows just started in ``slots`` under a fixed flow.
+
+        The flow sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
         """
         sl = self.slot
         m = len(slots)
@@ -286,14 +292,18 @@ class FlowSimulator:
     def step(self, slots: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
         """Send ``actions`` at the current touch of ``slots``; realise the interval that follows.
 
+        An action the shopper cannot receive (outside the cart's action mask) is played as
+        ``none``, as in ``CartRecovery-v0``: none's outcome, and ``none`` in the flow's history.
         Returns per slot: ``reward``, ``terminated``, ``expected_reward`` (of the action taken),
-        ``converted``, ``prompted``, ``unsubscribed``; ended flows are written to the shop.
+        ``converted``, ``prompted``, ``unsubscribed``, ``delivered``; ended flows are written to
+        the shop.
         """
         sl = self.slot
         m = len(slots)
         k = self.touch[slots]
         g = self._g(slots)
-        a = actions
+        delivered = sl["mask"][slots, actions]
+        a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
         natural = u[:, 0] < sl["natural"][slots, g, 0]
         p_prompt = sl["prompted"][slots, g, a]
@@ -330,6 +340,7 @@ class FlowSimulator:
             "converted": bought | tail_bought,
             "prompted": prompted & ~natural,
             "unsubscribed": unsub,
+            "delivered": delivered,
             "touch": k + 1,
             "episode_return": self.episode_return[slots].copy(),
         }
@@ -389,7 +400,10 @@ class FlowSimulator:
             c = np.flatnonzero(converted)
             b_rows = self.row_of[slots[c]]
             items = np.stack(
-                [self.batch_of[s].items[rr] for s, rr in zip(slots[c].tolist(), b_rows.tolist())]
+                [
+                    self.batch_of[s].items[rr]
+                    for s, rr in zip(slots[c].tolist(), b_rows.tolist(), strict=True)
+                ]
             )
             held = np.where(taken[c], DISCOUNT[self.prev_action[slots[c]]], 0.0).max(axis=1)
             coupon = np.round(held * 100).astype(np.int64)

@@ -65,12 +65,14 @@ class SequenceResult:
         return (self.value - self.none) / gain if gain > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields and ``share_of_optimal_gain`` as a plain dict."""
         return {**asdict(self), "share_of_optimal_gain": self.share_of_optimal_gain}
 
 
 def policy_kind(policy: Policy) -> str:
-    """``"flow"``, ``"bandit"`` or ``"sequence"`` (a policy without ``kind`` is a flow: it decides
-    the same at every touch).
+    """``"flow"``, ``"bandit"`` or ``"sequence"``.
+
+    A policy without ``kind`` is a flow: it decides the same at every touch.
     """
     return getattr(policy, "kind", "flow")
 
@@ -195,9 +197,11 @@ def compare_sequence_policies(
     sequence: SequenceConfig | Mapping[str, Any] | None = None,
     num_envs: int = 256,
 ) -> dict[str, Any]:
-    """Every policy on every seed; the scoreboard as ``{"optimal", "none", "policies": {name:
-    {"kind", "value", "share_of_optimal_gain", "value_sd", "share_sd", ...}}, "runs": [...]}``
-    (means over seeds, sample sd beside).
+    """Every policy on every seed, as a scoreboard.
+
+    The scoreboard is ``{"optimal", "none", "policies": {name: {"kind", "value",
+    "share_of_optimal_gain", "value_sd", "share_sd", ...}}, "runs": [...]}`` (means over seeds,
+    sample sd beside).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -258,17 +262,19 @@ def markdown_sequence_table(board: Mapping[str, Any]) -> str:
         f"DP optimum {board['optimal']:.3f} USD per cart, none {board['none']:.3f} "
         f"({len(board['seeds'])} seeds, {board['carts']} carts, last 20%)",
         "",
-        "| policy | kind | value | share of optimal gain | unsubscribes | coupon cost | contacts/cart |",
+        "| policy | kind | value | share of optimal gain | unsubscribes | coupon cost "
+        "| contacts/cart |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
+
+    def cell(p: Mapping[str, Any], key: str, digits: int = 3) -> str:
+        sd = p[f"{key}_sd"]
+        return f"{p[key]:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
+
     for name, p in board["policies"].items():
-
-        def cell(key: str, digits: int = 3) -> str:
-            sd = p[f"{key}_sd"]
-            return f"{p[key]:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
-
         lines.append(
-            f"| {name} | {p['kind']} | {cell('value')} | {cell('share_of_optimal_gain')} | "
-            f"{cell('unsubscribe_rate', 4)} | {cell('coupon_cost')} | {cell('contacts_per_cart', 2)} |"
+            f"| {name} | {p['kind']} | {cell(p, 'value')} | {cell(p, 'share_of_optimal_gain')} | "
+            f"{cell(p, 'unsubscribe_rate', 4)} | {cell(p, 'coupon_cost')} | "
+            f"{cell(p, 'contacts_per_cart', 2)} |"
         )
     return "\n".join(lines)

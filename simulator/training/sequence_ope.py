@@ -28,8 +28,10 @@ def log_flows(
     config: Mapping[str, Any] | None = None,
     num_envs: int = 256,
 ) -> dict[str, Any]:
-    """``carts`` logged flows: ``rewards``, ``valid``, ``actions``, ``logging`` (n, K), ``target``
-    (n, K, A) probabilities of the target flow, ``true_value`` (the target's exact mean value on
+    """``carts`` logged flows of the logging policy, with the target's exact value.
+
+    Returns ``rewards``, ``valid``, ``actions``, ``logging`` (n, K), ``target`` (n, K, A)
+    probabilities of the target flow, ``true_value`` (the target's exact mean value on
     these carts) and ``logging_value`` (mean realised return of the logging policy).
     """
     env = CartRecoverySequenceVectorEnv(num_envs, config=config)

@@ -1,4 +1,4 @@
-"""Sequence OPE: per-decision IS and DR against hand-computed values and the simulator's exact truth."""
+"""Sequence OPE: per-decision IS and DR against hand-computed values and the exact truth."""
 
 import numpy as np
 import pytest
