@@ -207,3 +207,34 @@ def test_undeliverable_actions_are_played_as_none():
     assert (~d_blocked).sum() > 50 and d_none.all()
     np.testing.assert_array_equal(r_blocked, r_none)
     assert h_blocked == h_none
+
+
+def test_single_env_plays_the_flows_of_the_vector_env_with_one_slot():
+    """The single env's scalar path against the vector env's batch path, touch by touch (same
+    shop, same blocks, same uniforms); the single env writes ended flows to the shop in batches,
+    which can differ from one-by-one writes only by rounding."""
+    single = gym.make("CartRecoverySequence-v0", **SMALL)
+    vector = gym.make_vec(
+        "CartRecoverySequence-v0", num_envs=1, vectorization_mode="vector_entry_point", **SMALL
+    )
+    obs, info = single.reset(seed=8)
+    vobs, vinfo = vector.reset(seed=8)
+    rng = np.random.default_rng(0)
+    ended = undelivered = 0
+    for _ in range(1500):  # several blocks of 256 carts
+        np.testing.assert_allclose(obs, vobs[0], rtol=1e-6)
+        np.testing.assert_allclose(info["q_optimal"], vinfo["q_optimal"][0], rtol=1e-9, atol=1e-12)
+        assert info["context"] == vinfo["context"][0] and info["touch"] == vinfo["touch"][0]
+        a = int(rng.integers(7))
+        obs, r, term, _, info = single.step(a)
+        vobs, vr, vterm, _, vinfo = vector.step(np.array([a]))
+        assert r == pytest.approx(vr[0], rel=1e-9, abs=1e-12) and term == vterm[0]
+        fin = vinfo["final_info"]
+        for key in ("converted", "prompted", "unsubscribed", "delivered"):
+            assert info[key] == fin[key][0], key
+        undelivered += not info["delivered"]
+        if term:
+            ended += 1
+            assert info["episode_return"] == pytest.approx(fin["episode_return"][0], rel=1e-9)
+            obs, info = single.reset()
+    assert ended > 500 and undelivered > 20
