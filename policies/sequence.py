@@ -156,6 +156,8 @@ class FittedQPolicy(FeatureVectorPolicy):
             reward to reach the first touch).
         touch_interactions: separate coefficients per touch (the touch one-hot times every
             feature) instead of touch intercepts only.
+        fit_every: flows between refits when trained online
+            (:func:`simulator.training.sequence_loop.run_sequence_policy`).
         seed: unused (the policy's decisions are its probabilities; sampling is the caller's).
         features: a feature builder with ``recovery=True`` (default: profile + recovery features).
 
@@ -176,6 +178,7 @@ class FittedQPolicy(FeatureVectorPolicy):
         alpha: float = 0.0,
         iterations: int | None = None,
         touch_interactions: bool = False,
+        fit_every: int = 2_000,
         seed: Any = 0,
         features: FeatureBuilder | None = None,
         action_names: Sequence[str] = ACTION_NAMES,
@@ -193,6 +196,7 @@ class FittedQPolicy(FeatureVectorPolicy):
         if not isinstance(touch_interactions, bool):
             raise ValueError(f"touch_interactions == {touch_interactions!r}, must be a bool")
         self.touch_interactions = touch_interactions
+        self.fit_every = check_integer(fit_every, "fit_every", low=1)
         builder = features if features is not None else FeatureBuilder(recovery=True)
         if not getattr(builder, "recovery", False):
             raise ValueError(
