@@ -158,6 +158,11 @@ class FittedQPolicy(FeatureVectorPolicy):
             feature) instead of touch intercepts only.
         fit_every: flows between refits when trained online
             (:func:`simulator.training.sequence_loop.run_sequence_policy`).
+        deviation_ridge: None: one ridge regression per action. A number: one pooled
+            regression, ``Q(z, a) = z . (w + d_a)`` with a weight ``w`` shared by the actions
+            (penalty ``ridge``) and per-action deviations ``d_a`` (penalty ``deviation_ridge``,
+            ``ridge`` on their intercepts), so what the actions share (the cart's unprompted
+            purchase, the later touches) is learnt from every transition.
         seed: unused (the policy's decisions are its probabilities; sampling is the caller's).
         features: a feature builder with ``recovery=True`` (default: profile + recovery features).
 
@@ -178,7 +183,8 @@ class FittedQPolicy(FeatureVectorPolicy):
         alpha: float = 0.0,
         iterations: int | None = None,
         touch_interactions: bool = False,
-        fit_every: int = 2_000,
+        fit_every: int = 250,
+        deviation_ridge: float | None = None,
         seed: Any = 0,
         features: FeatureBuilder | None = None,
         action_names: Sequence[str] = ACTION_NAMES,
@@ -197,6 +203,11 @@ class FittedQPolicy(FeatureVectorPolicy):
             raise ValueError(f"touch_interactions == {touch_interactions!r}, must be a bool")
         self.touch_interactions = touch_interactions
         self.fit_every = check_integer(fit_every, "fit_every", low=1)
+        self.deviation_ridge = (
+            None
+            if deviation_ridge is None
+            else check_non_negative(deviation_ridge, "deviation_ridge")
+        )
         builder = features if features is not None else FeatureBuilder(recovery=True)
         if not getattr(builder, "recovery", False):
             raise ValueError(
@@ -211,6 +222,7 @@ class FittedQPolicy(FeatureVectorPolicy):
         self.weights = np.zeros((n_a, dz))
         self.covariance = np.repeat(np.eye(dz)[None] / max(self.ridge, 1e-12), n_a, axis=0)
         self._data: list[tuple[np.ndarray, ...]] = []
+        self._grams = np.zeros((n_a, dz, dz))  # Z_a' Z_a of the transitions stored
         self.rows = 0
         self.fitted = False
 
@@ -268,10 +280,15 @@ class FittedQPolicy(FeatureVectorPolicy):
         """
         X = np.asarray(X, dtype=np.float64)
         div = self.features.builder.reward_divisor(X)
+        Z = self.design(X)
+        actions = np.asarray(actions, dtype=np.int64)
+        for act in np.unique(actions):
+            Za = Z[actions == act]
+            self._grams[act] += Za.T @ Za
         self._data.append(
             (
-                self.design(X),
-                np.asarray(actions, dtype=np.int64),
+                Z,
+                actions,
                 np.asarray(rewards, dtype=np.float64) / div,
                 np.asarray(done, dtype=bool),
                 self.design(np.asarray(X_next, dtype=np.float64)),
@@ -295,21 +312,49 @@ class FittedQPolicy(FeatureVectorPolicy):
         grams = []
         for act in range(n_a):
             rows = a == act
-            Za = Z[rows]
-            grams.append((rows, Za, Za.T @ Za + self.ridge * np.eye(dz)))
+            grams.append((rows, Z[rows], self._grams[act] + self.ridge * np.eye(dz)))
+        pooled = None if self.deviation_ridge is None else self._pooled_system(grams)
         for _ in range(self.iterations):
             y = r.copy()
             if len(live):
                 qn = Zn[live] @ self.weights.T
                 y[live] += np.where(mn[live], qn, -np.inf).max(axis=1)
             weights = self.weights.copy()
-            for act, (rows, Za, gram) in enumerate(grams):
-                if len(Za):
-                    weights[act] = np.linalg.solve(gram, Za.T @ y[rows])
+            if pooled is not None:
+                rhs = [Za.T @ y[rows] for rows, Za, _ in grams]
+                coef = np.linalg.solve(pooled, np.concatenate([np.sum(rhs, axis=0), *rhs]))
+                weights = coef[:dz][None, :] + coef[dz:].reshape(n_a, dz)
+            else:
+                for act, (rows, Za, gram) in enumerate(grams):
+                    if len(Za):
+                        weights[act] = np.linalg.solve(gram, Za.T @ y[rows])
             self.weights = weights
         for act, (_, _, gram) in enumerate(grams):
             self.covariance[act] = np.linalg.inv(gram)
         self.fitted = True
+
+    def _pooled_system(self, grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Normal equations of the pooled regression over ``[w, d_1, ..., d_A]``."""
+        n_a, dz = self.weights.shape
+        eye = np.eye(dz)
+        raw = [gram - self.ridge * eye for _, _, gram in grams]  # Z_a' Z_a
+        penalty = np.full(dz, float(self.deviation_ridge))
+        penalty[self._intercepts()] = self.ridge
+        system = np.zeros(((n_a + 1) * dz, (n_a + 1) * dz))
+        system[:dz, :dz] = np.sum(raw, axis=0) + self.ridge * eye
+        for act, g in enumerate(raw):
+            block = slice((act + 1) * dz, (act + 2) * dz)
+            system[:dz, block] = system[block, :dz] = g
+            system[block, block] = g + np.diag(penalty)
+        return system
+
+    def _intercepts(self) -> np.ndarray:
+        """Columns of the design that are intercepts (the bias, per touch)."""
+        d = len(self.features.names)
+        bias = self.features.names.index("bias")
+        if self.touch_interactions:
+            return np.arange(self.K) * d + bias
+        return np.concatenate([[bias], d + np.arange(self.K - 1)])
 
 
 #: The fixed flows, by registry name: one reminder at the first touch; three reminders; reminder,
