@@ -1,10 +1,11 @@
 """Policies for multi-touch recovery flows (contexts with ``recovery``, docs/context-schema.md).
 
 * :class:`FlowPolicy` — a fixed flow: a given action (or the hand rule) at each touch.
-* :class:`FittedQPolicy` — a sequence learner: linear Q per (touch, action) on the engine's
-  features with :data:`engine.features.RECOVERY_FEATURES`, fitted by backward fitted-Q
-  iteration on the transitions it has seen (the return to the end of the flow, not the touch's
-  reward), epsilon-greedy while it learns.
+* :class:`FittedQPolicy` — a sequence learner: linear Q per action (one model across touches,
+  with touch intercepts) on the engine's features with
+  :data:`engine.features.RECOVERY_FEATURES`, fitted by fitted-Q iteration on the transitions it
+  has seen (the return to the end of the flow, not the touch's reward), epsilon-greedy while it
+  learns.
 
 The per-touch contextual bandit is a :class:`~policies.LearnerPolicy` on
 ``FeatureBuilder(recovery=True)`` updated with each touch's reward (myopic). Every policy here has

@@ -94,3 +94,13 @@ def test_sequence_ope_intervals_cover_the_exact_truth(logging_flow):
             covered[name, kind] += res["ci_low"] <= logs["true_value"] <= res["ci_high"]
     # 95% intervals over 30 seeds: 24 or more covered has probability > 0.99 at 93% coverage
     assert min(covered.values()) >= 24, covered
+
+
+def test_features_alone_fall_short_of_the_dp_optimum():
+    """Greedy on a ridge fit of the exact Q (no outcome noise) to the context's features: well
+    above sending nothing, well below the optimum that knows the hidden shopper."""
+    from simulator.training.sequence_ceiling import feature_ceiling
+
+    shares = feature_ceiling(3000, eval_carts=2000, kinds=("linear",))
+    for target in ("q_optimal", "expected_reward"):
+        assert 0.5 < shares[f"linear/{target}"] < 0.9, shares
