@@ -7,13 +7,11 @@ reward) on the features of flows played uniformly at random, with no outcome noi
 scores the greedy policy of each fit on a fresh shop. A learner that learns from realised
 rewards should not expect more.
 
-    python -m simulator.training.sequence_ceiling --carts 100000
+    python -c "from simulator.training.sequence_ceiling import feature_ceiling as f; print(f())"
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -110,16 +108,3 @@ def feature_ceiling(
             result = run_sequence_policy(policy, eval_carts, eval_seed)
             out[policy.name] = result.share_of_optimal_gain
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Print :func:`feature_ceiling` as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--carts", type=int, default=100_000)
-    parser.add_argument("--eval-carts", type=int, default=20_000)
-    args = parser.parse_args(argv)
-    print(json.dumps(feature_ceiling(args.carts, eval_carts=args.eval_carts)))
-
-
-if __name__ == "__main__":
-    main()
