@@ -1,10 +1,11 @@
 """Policies for multi-touch recovery flows (contexts with ``recovery``, docs/context-schema.md).
 
 * :class:`FlowPolicy` — a fixed flow: a given action (or the hand rule) at each touch.
-* :class:`FittedQPolicy` — a sequence learner: linear Q per (touch, action) on the engine's
-  features with :data:`engine.features.RECOVERY_FEATURES`, fitted by backward fitted-Q
-  iteration on the transitions it has seen (the return to the end of the flow, not the touch's
-  reward), epsilon-greedy while it learns.
+* :class:`FittedQPolicy` — a sequence learner: linear Q per action (one model across touches,
+  with touch intercepts) on the engine's features with
+  :data:`engine.features.RECOVERY_FEATURES`, fitted by fitted-Q iteration on the transitions it
+  has seen (the return to the end of the flow, not the touch's reward), epsilon-greedy while it
+  learns.
 
 The per-touch contextual bandit is a :class:`~policies.LearnerPolicy` on
 ``FeatureBuilder(recovery=True)`` updated with each touch's reward (myopic). Every policy here has
@@ -12,7 +13,8 @@ a ``kind``: ``"flow"``, ``"bandit"`` or ``"sequence"``.
 
 >>> import numpy as np
 >>> flow = FlowPolicy(["recall_message", "recall_message", "coupon_10"])
->>> ctx = {"cart": [{"item_id": "i", "price": 30.0, "quantity": 1}], "recovery": {"touch": 3, "previous": []}}
+>>> cart = [{"item_id": "i", "price": 30.0, "quantity": 1}]
+>>> ctx = {"cart": cart, "recovery": {"touch": 3, "previous": []}}
 >>> flow.action_names[int(flow.probabilities(ctx, np.ones(7, dtype=bool)).argmax())]
 'coupon_10'
 """
@@ -42,8 +44,9 @@ def touch_of(context: Mapping[str, Any]) -> int:
 
 
 class FlowPolicy(Policy):
-    """``steps[k]`` at touch ``k + 1`` (an action name or ``"rule"``), ``none`` after the last step
-    and when the action is not eligible.
+    """A fixed flow: ``steps[k]`` at touch ``k + 1`` (an action name or ``"rule"``).
+
+    ``none`` after the last step and when the action is not eligible.
     """
 
     kind = "flow"
@@ -90,8 +93,10 @@ class FlowPolicy(Policy):
     def feature_probabilities(
         self, features: np.ndarray, feature_names: Sequence[str], eligible: np.ndarray
     ) -> np.ndarray:
-        """From logged features: the touch from ``touch_index`` (0 when not logged), the cart
-        value from ``cart_value_log`` (for the rule).
+        """Decisions from logged features.
+
+        The touch comes from ``touch_index`` (0 when not logged), the cart value from
+        ``cart_value_log`` (for the rule).
         """
         X = np.asarray(features, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(feature_names):
@@ -120,6 +125,7 @@ class FlowPolicy(Policy):
         eligible: np.ndarray,
         truth: np.ndarray | None = None,
     ) -> np.ndarray:
+        """``(n, n_actions)`` one-hot decisions for a batch of contexts."""
         return self.decide_touches(
             np.array([touch_of(c) for c in contexts], dtype=np.int64),
             np.array([cart_value(c) for c in contexts]),
@@ -128,15 +134,36 @@ class FlowPolicy(Policy):
 
 
 class FittedQPolicy(FeatureVectorPolicy):
-    """Linear Q per (touch, action), fitted backwards from the last touch (fitted-Q iteration).
+    """Linear Q per action, shared across touches, fitted by fitted-Q iteration on the return.
+
+    The features are the engine's (with :data:`engine.features.RECOVERY_FEATURES`) plus a
+    one-hot of the touch for touches after the first (so each touch has its own intercept per
+    action) and, with ``touch_interactions``, the touch one-hot times every feature (separate
+    per-touch models, as in plain backward fitted-Q iteration). Each of ``iterations`` passes
+    regresses, per action, the touch's reward plus the best fitted Q of the next touch (0 at the
+    end of the flow) on the features (ridge). Decisions are greedy on the fitted Q plus an
+    upper-confidence bonus ``alpha * sqrt(z' C_a z)`` (``C_a`` the ridge covariance), with
+    ``epsilon`` uniform exploration decaying to ``min_epsilon``.
 
     Args:
         n_touches: touches per flow ``K``.
-        epsilon: exploration at the start; it decays as ``epsilon * scale / (scale + rows)`` to
-            ``min_epsilon`` with the transitions seen.
+        epsilon: uniform exploration at the start; it decays as ``epsilon * scale / (scale +
+            rows)`` to ``min_epsilon`` with the transitions seen.
         min_epsilon: exploration floor.
         scale: transitions over which exploration halves.
         ridge: L2 penalty of each regression.
+        alpha: weight of the confidence bonus (0: greedy on the fit).
+        iterations: fitted-Q passes per :meth:`fit` (at least ``K`` for the last touch's
+            reward to reach the first touch).
+        touch_interactions: separate coefficients per touch (the touch one-hot times every
+            feature) instead of touch intercepts only.
+        fit_every: flows between refits when trained online
+            (:func:`simulator.training.sequence_loop.run_sequence_policy`).
+        deviation_ridge: None: one ridge regression per action. A number: one pooled
+            regression, ``Q(z, a) = z . (w + d_a)`` with a weight ``w`` shared by the actions
+            (penalty ``ridge``) and per-action deviations ``d_a`` (penalty ``deviation_ridge``,
+            ``ridge`` on their intercepts), so what the actions share (the cart's unprompted
+            purchase, the later touches) is learnt from every transition.
         seed: unused (the policy's decisions are its probabilities; sampling is the caller's).
         features: a feature builder with ``recovery=True`` (default: profile + recovery features).
 
@@ -153,7 +180,12 @@ class FittedQPolicy(FeatureVectorPolicy):
         epsilon: float = 0.2,
         min_epsilon: float = 0.02,
         scale: float = 10_000.0,
-        ridge: float = 1.0,
+        ridge: float = 30.0,
+        alpha: float = 0.0,
+        iterations: int | None = None,
+        touch_interactions: bool = False,
+        fit_every: int = 250,
+        deviation_ridge: float | None = None,
         seed: Any = 0,
         features: FeatureBuilder | None = None,
         action_names: Sequence[str] = ACTION_NAMES,
@@ -164,6 +196,19 @@ class FittedQPolicy(FeatureVectorPolicy):
         self.min_epsilon = check_probability(min_epsilon, "min_epsilon")
         self.scale = check_non_negative(scale, "scale")
         self.ridge = check_non_negative(ridge, "ridge")
+        self.alpha = check_non_negative(alpha, "alpha")
+        self.iterations = (
+            self.K + 1 if iterations is None else check_integer(iterations, "iterations", low=1)
+        )
+        if not isinstance(touch_interactions, bool):
+            raise ValueError(f"touch_interactions == {touch_interactions!r}, must be a bool")
+        self.touch_interactions = touch_interactions
+        self.fit_every = check_integer(fit_every, "fit_every", low=1)
+        self.deviation_ridge = (
+            None
+            if deviation_ridge is None
+            else check_non_negative(deviation_ridge, "deviation_ridge")
+        )
         builder = features if features is not None else FeatureBuilder(recovery=True)
         if not getattr(builder, "recovery", False):
             raise ValueError(
@@ -171,18 +216,32 @@ class FittedQPolicy(FeatureVectorPolicy):
             )
         self.features = BatchFeatures(builder)
         self.name = "seq:fqi"
-        d = len(self.features.names)
         self._touch_col = self.features.names.index("touch_index")
-        self.weights = np.zeros((self.K, len(self.action_names), d))
-        self._data: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(self.K)]
+        d = len(self.features.names)
+        dz = d * self.K if touch_interactions else d + self.K - 1
+        n_a = len(self.action_names)
+        self.weights = np.zeros((n_a, dz))
+        self.covariance = np.repeat(np.eye(dz)[None] / max(self.ridge, 1e-12), n_a, axis=0)
+        self._data: list[tuple[np.ndarray, ...]] = []
+        self._grams = np.zeros((n_a, dz, dz))  # Z_a' Z_a of the transitions stored
         self.rows = 0
         self.fitted = False
 
     # ------------------------------------------------------------------ decisions
+    def design(self, X: np.ndarray) -> np.ndarray:
+        """The regression rows ``z`` of feature rows ``X`` (see the class notes)."""
+        X = np.asarray(X, dtype=np.float64)
+        k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
+        if self.touch_interactions:
+            Z = np.zeros((len(X), self.K, X.shape[1]))
+            Z[np.arange(len(X)), k] = X
+            return Z.reshape(len(X), -1)
+        onehot = (k[:, None] == np.arange(1, self.K)[None, :]).astype(np.float64)
+        return np.hstack([X, onehot])
+
     def q_values(self, X: np.ndarray) -> np.ndarray:
         """``(n, n_actions)`` fitted Q (per USD of the reward divisor) of feature rows ``X``."""
-        k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
-        return np.einsum("nd,nad->na", X, self.weights[k])
+        return self.design(X) @ self.weights.T
 
     @property
     def current_epsilon(self) -> float:
@@ -194,7 +253,12 @@ class FittedQPolicy(FeatureVectorPolicy):
         )
 
     def _decide(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        q = np.where(mask, self.q_values(X), -np.inf)
+        Z = self.design(X)
+        q = Z @ self.weights.T
+        if self.alpha > 0:
+            width = np.einsum("nd,ade,ne->na", Z, self.covariance, Z)
+            q = q + self.alpha * np.sqrt(np.maximum(width, 0.0))
+        q = np.where(mask, q, -np.inf)
         out = np.zeros(mask.shape)
         out[np.arange(len(X)), q.argmax(axis=1)] = 1.0
         eps = self.current_epsilon
@@ -210,50 +274,88 @@ class FittedQPolicy(FeatureVectorPolicy):
         X_next: np.ndarray,
         mask_next: np.ndarray,
     ) -> None:
-        """Store transitions: features, action, the touch's reward (USD), whether the flow ended,
-        and the next touch's features and eligibility (ignored where ``done``).
+        """Store transitions.
+
+        Each is features, action, the touch's reward (USD), whether the flow ended, and the next
+        touch's features and eligibility (ignored where ``done``).
         """
         X = np.asarray(X, dtype=np.float64)
         div = self.features.builder.reward_divisor(X)
-        k = np.clip(np.rint(X[:, self._touch_col]).astype(np.int64), 0, self.K - 1)
-        for touch in np.unique(k):
-            at = k == touch
-            self._data[touch].append(
-                (
-                    X[at],
-                    np.asarray(actions)[at],
-                    np.asarray(rewards)[at] / div[at],
-                    np.asarray(done, dtype=bool)[at],
-                    np.asarray(X_next)[at],
-                    np.asarray(mask_next, dtype=bool)[at],
-                )
+        Z = self.design(X)
+        actions = np.asarray(actions, dtype=np.int64)
+        for act in np.unique(actions):
+            Za = Z[actions == act]
+            self._grams[act] += Za.T @ Za
+        self._data.append(
+            (
+                Z,
+                actions,
+                np.asarray(rewards, dtype=np.float64) / div,
+                np.asarray(done, dtype=bool),
+                self.design(np.asarray(X_next, dtype=np.float64)),
+                np.asarray(mask_next, dtype=bool),
             )
+        )
         self.rows += len(X)
 
     def fit(self) -> None:
-        """Backward fitted-Q iteration: touch ``K`` on its rewards, then each earlier touch on its
-        reward plus the best fitted Q of the next touch.
+        """Fitted-Q iteration on every transition stored.
+
+        ``iterations`` passes, each regressing (per action) the reward plus the best current Q of
+        the next touch.
         """
-        n_a, d = self.weights.shape[1:]
-        for k in reversed(range(self.K)):
-            if not self._data[k]:
-                continue
-            X, a, r, done, Xn, mn = (np.concatenate(c) for c in zip(*self._data[k]))
-            self._data[k] = [(X, a, r, done, Xn, mn)]
+        if not self._data:
+            return
+        Z, a, r, done, Zn, mn = (np.concatenate(c) for c in zip(*self._data, strict=True))
+        self._data = [(Z, a, r, done, Zn, mn)]
+        n_a, dz = self.weights.shape
+        live = np.flatnonzero(~done)
+        grams = []
+        for act in range(n_a):
+            rows = a == act
+            grams.append((rows, Z[rows], self._grams[act] + self.ridge * np.eye(dz)))
+        pooled = None if self.deviation_ridge is None else self._pooled_system(grams)
+        for _ in range(self.iterations):
             y = r.copy()
-            if k + 1 < self.K:
-                live = ~done
-                if live.any():
-                    qn = np.einsum("nd,ad->na", Xn[live], self.weights[k + 1])
-                    y[live] += np.where(mn[live], qn, -np.inf).max(axis=1)
-            for act in range(n_a):
-                rows = a == act
-                if not rows.any():
-                    continue
-                Xa = X[rows]
-                A = Xa.T @ Xa + self.ridge * np.eye(d)
-                self.weights[k, act] = np.linalg.solve(A, Xa.T @ y[rows])
+            if len(live):
+                qn = Zn[live] @ self.weights.T
+                y[live] += np.where(mn[live], qn, -np.inf).max(axis=1)
+            weights = self.weights.copy()
+            if pooled is not None:
+                rhs = [Za.T @ y[rows] for rows, Za, _ in grams]
+                coef = np.linalg.solve(pooled, np.concatenate([np.sum(rhs, axis=0), *rhs]))
+                weights = coef[:dz][None, :] + coef[dz:].reshape(n_a, dz)
+            else:
+                for act, (rows, Za, gram) in enumerate(grams):
+                    if len(Za):
+                        weights[act] = np.linalg.solve(gram, Za.T @ y[rows])
+            self.weights = weights
+        for act, (_, _, gram) in enumerate(grams):
+            self.covariance[act] = np.linalg.inv(gram)
         self.fitted = True
+
+    def _pooled_system(self, grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Normal equations of the pooled regression over ``[w, d_1, ..., d_A]``."""
+        n_a, dz = self.weights.shape
+        eye = np.eye(dz)
+        raw = [gram - self.ridge * eye for _, _, gram in grams]  # Z_a' Z_a
+        penalty = np.full(dz, float(self.deviation_ridge))
+        penalty[self._intercepts()] = self.ridge
+        system = np.zeros(((n_a + 1) * dz, (n_a + 1) * dz))
+        system[:dz, :dz] = np.sum(raw, axis=0) + self.ridge * eye
+        for act, g in enumerate(raw):
+            block = slice((act + 1) * dz, (act + 2) * dz)
+            system[:dz, block] = system[block, :dz] = g
+            system[block, block] = g + np.diag(penalty)
+        return system
+
+    def _intercepts(self) -> np.ndarray:
+        """Columns of the design that are intercepts (the bias, per touch)."""
+        d = len(self.features.names)
+        bias = self.features.names.index("bias")
+        if self.touch_interactions:
+            return np.arange(self.K) * d + bias
+        return np.concatenate([[bias], d + np.arange(self.K - 1)])
 
 
 #: The fixed flows, by registry name: one reminder at the first touch; three reminders; reminder,

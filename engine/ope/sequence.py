@@ -69,9 +69,11 @@ def _ratios(v: np.ndarray, a: np.ndarray, mu: np.ndarray, pi: np.ndarray) -> np.
 
 
 def fitted_q_by_touch(rewards: Any, valid: Any, actions: Any, target: Any) -> np.ndarray:
-    """``qhat`` (K, A): per touch and action, the mean logged reward plus the next touch's
-    ``vhat`` under the target (backwards), ignoring the rest of the state. Unseen pairs get the
-    touch's mean. A crude model: DR stays unbiased with any ``qhat``; a better one narrows it.
+    """``qhat`` (K, A) by touch and action, ignoring the rest of the state.
+
+    Per touch and action, the mean logged reward plus the next touch's ``vhat`` under the
+    target (backwards). Unseen pairs get the touch's mean. A crude model: DR stays unbiased
+    with any ``qhat``; a better one narrows it.
     """
     r = np.asarray(rewards, dtype=np.float64)
     v = np.asarray(valid, dtype=bool)
@@ -131,33 +133,64 @@ def evaluate_sequences(
     confidence: float = 0.95,
     n_boot: int = 0,
     seed: int = 0,
+    studentized: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Estimates with intervals: ``{estimator: {"value", "se", "ci_low", "ci_high"}}``.
 
-    Intervals are normal (``value +- z se`` over episodes) unless ``n_boot > 0`` (Poisson
-    bootstrap percentile intervals over episodes).
+    Intervals are normal (``value +- z se`` over episodes) unless ``n_boot > 0``: Poisson
+    bootstrap intervals over episodes, percentile intervals, or with ``studentized`` bootstrap-t
+    intervals ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) /
+    se*``. Importance weights make the episode terms very skewed (a rare episode that follows
+    the target to its last touch carries a large weight): a sample that lacks those episodes
+    has both a low estimate and a small ``se``, so normal intervals fall short above; the
+    bootstrap-t interval reaches further up.
     """
     confidence = check_confidence(confidence)
     n_boot = check_integer(n_boot, "n_boot", low=0)
+    if not isinstance(studentized, bool):
+        raise ValueError(f"studentized == {studentized!r}, must be a bool")
     terms = episode_terms(rewards, valid, actions, logging, target, q_hat)
     n = len(next(iter(terms.values())))
     if n < 2:
         raise ValueError(f"rewards has {n} episodes, must have at least 2")
     z = normal_quantile(confidence)
     out: dict[str, dict[str, float]] = {}
-    boot = None
+    sums = counts = None
     if n_boot:
-        matrix = np.column_stack([terms[name] for name in SEQUENCE_ESTIMATORS])
-        sums, counts = bootstrap_sums(matrix, n_boot, np.random.default_rng(seed))
-        boot = sums / np.maximum(counts, 1)[:, None]
+        columns = [terms[name] for name in SEQUENCE_ESTIMATORS]
+        columns += [t * t for t in columns]  # second moments, for the studentized replicates
+        sums, counts = bootstrap_sums(np.column_stack(columns), n_boot, np.random.default_rng(seed))
+    p = len(SEQUENCE_ESTIMATORS)
     for j, name in enumerate(SEQUENCE_ESTIMATORS):
         t = terms[name]
         value = float(t.mean())
         se = float(t.std(ddof=1) / math.sqrt(n))
-        low, high = (
-            (value - z * se, value + z * se)
-            if boot is None
-            else percentile_interval(boot[:, j], confidence)
-        )
+        if sums is None or counts is None:
+            low, high = value - z * se, value + z * se
+        elif not studentized:
+            low, high = percentile_interval(sums[:, j] / np.maximum(counts, 1), confidence)
+        else:
+            low, high = _studentized(sums[:, j], sums[:, p + j], counts, value, se, confidence)
         out[name] = {"value": value, "se": se, "ci_low": low, "ci_high": high}
     return out
+
+
+def _studentized(
+    sums: np.ndarray,
+    squares: np.ndarray,
+    counts: np.ndarray,
+    value: float,
+    se: float,
+    confidence: float,
+) -> tuple[float, float]:
+    """Bootstrap-t interval from replicate sums, sums of squares and counts."""
+    ok = counts > 1
+    c = counts[ok]
+    mean = sums[ok] / c
+    var = np.maximum(squares[ok] / c - mean * mean, 0.0) * c / (c - 1.0)
+    se_star = np.sqrt(var / c)
+    good = se_star > 0
+    if not good.any() or se == 0:
+        return value, value
+    lo_q, hi_q = percentile_interval((mean[good] - value) / se_star[good], confidence)
+    return value - hi_q * se, value - lo_q * se

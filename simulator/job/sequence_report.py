@@ -71,8 +71,10 @@ def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> 
 def sequence_scoreboard(
     policies: Sequence[str], carts: int, seed: int, shop: Mapping[str, Any]
 ) -> pd.DataFrame:
-    """One row per policy: kind, value, optimum and none on its carts, share of the optimal gain,
-    unsubscribe rate, coupon spend and contacts per cart.
+    """One row per policy of the sequence scoreboard.
+
+    Columns: kind, value, optimum and none on its carts, share of the optimal gain, unsubscribe
+    rate, coupon spend and contacts per cart.
     """
     rows = []
     for name in policies:

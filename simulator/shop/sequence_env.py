@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -13,10 +13,9 @@ from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 from simulator.shop.env import _check_action, make_config
 from simulator.shop.sequence_model import SequenceConfig
+from simulator.shop.sequence_one import OneFlow
 from simulator.shop.sequence_sim import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, FlowSimulator
 from simulator.shop.world import ShopWorld
-
-_ONE = np.zeros(1, dtype=np.int64)
 
 
 class CartRecoverySequenceEnv(gym.Env):
@@ -49,10 +48,14 @@ class CartRecoverySequenceEnv(gym.Env):
     ``previous`` touches with ``action``, ``minutes_after_abandon``, ``opened``, ``clicked``),
     ``q_optimal`` (per action, expected return to the end of the episode if the rest is played
     optimally), ``optimal_value`` (its max over eligible actions), ``expected_reward`` (per action,
-    expected reward of this touch alone), ``action_mask``, ``shopper_type``, ``touch``.
-    On step also ``converted``, ``prompted``, ``unsubscribed``, ``coupon_cost``,
+    expected reward of this touch alone), ``action_mask``, ``shopper_type``, ``touch``. An action
+    outside ``action_mask`` cannot be delivered: it has the outcome of ``none`` (its
+    ``q_optimal`` and ``expected_reward`` are none's, and the flow's history records ``none``),
+    as in ``CartRecovery-v0``.
+    On step also ``converted``, ``prompted``, ``unsubscribed``, ``delivered``, ``coupon_cost``,
     ``episode_return``, ``purchase_hours_after_abandon``, ``expected_reward_taken`` (of the touch
-    just played); after the last step only these and ``shopper_type``.
+    just played); after the last step only these, ``shopper_type`` and ``touch`` (the touch
+    played; before it, ``touch`` is the next touch's, as ``context``).
 
     ## Arguments
     ``config`` / keyword overrides as for ``CartRecovery-v0``; ``sequence``: a
@@ -61,7 +64,7 @@ class CartRecoverySequenceEnv(gym.Env):
     drawn and solved together.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = SEQ_OBS_NAMES
 
@@ -83,57 +86,50 @@ class CartRecoverySequenceEnv(gym.Env):
         self.observation_space = spaces.Box(SEQ_OBS_LOW, SEQ_OBS_HIGH, dtype=np.float32)
         self.world: ShopWorld | None = None
         self.sim: FlowSimulator | None = None
+        self.flow: OneFlow | None = None
         self._active = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a flow on the next cart; ``seed`` builds a fresh shop."""
         super().reset(seed=seed)
-        if seed is not None or self.world is None:
+        if seed is not None or self.world is None or self.flow is None:
             self.world = ShopWorld(self.config, self.np_random)
-            self.sim = FlowSimulator(self.world, self.config, self.sequence, 1, self.block_size)
+            self.sim = FlowSimulator(self.world, self.config, self.sequence, 0, self.block_size)
+            self.flow = OneFlow(self.sim)
         else:
-            self.sim.refill(_ONE)
+            self.flow.start()
         self._active = True
-        return self.sim.observe(_ONE)[0], self._info()
+        return self.flow.observe(), self._info()
 
     def _info(self) -> dict[str, Any]:
-        sim = self.sim
-        q, immediate, mask = sim.truth(_ONE)
-        q, mask = q[0].copy(), mask[0].astype(np.int8)
+        flow = self.flow
+        q, immediate = flow.truth()
+        mask = flow.mask
         return {
-            "context": sim.context(0),
-            "q_optimal": q,
-            "optimal_value": float(np.where(mask.astype(bool), q, -np.inf).max()),
-            "expected_reward": immediate[0].copy(),
-            "action_mask": mask,
-            "shopper_type": SHOPPER_TYPES[int(sim.slot["type_index"][0])],
-            "touch": int(sim.touch[0]) + 1,
+            "context": flow.context(),
+            "q_optimal": q.copy(),
+            "optimal_value": float(q[mask].max()),
+            "expected_reward": immediate.copy(),
+            "action_mask": mask.astype(np.int8),
+            "shopper_type": SHOPPER_TYPES[flow.type_index],
+            "touch": flow.touch + 1,
         }
 
     def step(self, action: Any):
+        """Send ``action`` at the current touch and realise the interval until the next one."""
         if not self._active:
             raise RuntimeError(
                 "CartRecoverySequenceEnv: call reset() before step() (the episode has ended)"
             )
-        a = _check_action(action)
-        out = self.sim.step(_ONE, np.array([a], dtype=np.int64))
-        terminated = bool(out["terminated"][0])
-        extra = {
-            name: (v[0].item() if isinstance(v[0], np.generic) else v[0])
-            for name, v in out.items()
-            if name not in ("reward", "terminated")
-        }
-        extra["expected_reward_taken"] = extra.pop(
-            "expected_reward"
-        )  # info["expected_reward"]: the next touch's
-        hours = extra["purchase_hours_after_abandon"]
-        extra["purchase_hours_after_abandon"] = (
-            None if hours != hours else hours
-        )  # None: no purchase
+        out = self.flow.step(_check_action(action))
+        reward, terminated = out.pop("reward"), out.pop("terminated")
+        # info["expected_reward"]: the next touch's; the touch just played's is renamed
+        out["expected_reward_taken"] = out.pop("expected_reward")
         if terminated:
             self._active = False
-            obs = self.sim.observe(_ONE)[0]  # the last touch's state, updated with what was sent
-            info = {"shopper_type": SHOPPER_TYPES[int(self.sim.slot["type_index"][0])], **extra}
+            obs = self.flow.observe()  # the last touch's state, updated with what was sent
+            info = {"shopper_type": SHOPPER_TYPES[self.flow.type_index], **out}
         else:
-            obs = self.sim.observe(_ONE)[0]
-            info = {**self._info(), **extra}
-        return obs, float(out["reward"][0]), terminated, False, info
+            obs = self.flow.observe()
+            info = {**out, **self._info()}  # touch: the next one, as the context's
+        return obs, reward, terminated, False, info

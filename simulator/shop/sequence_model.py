@@ -65,12 +65,14 @@ class SequenceConfig:
     """Settings of the multi-touch flow (validated at construction).
 
     Attributes:
-        touch_minutes: minutes after abandonment of each touch (1 to :data:`MAX_TOUCHES`, increasing).
+        touch_minutes: minutes after abandonment of each touch (1 to :data:`MAX_TOUCHES`,
+            increasing).
         first_touch_from_cart: the first touch happens at the cart's own decision delay (as in
             ``CartRecovery-v0``) instead of ``touch_minutes[0]``; later touches keep their times
             (at least a minute after the previous one).
         unsubscribe_base: per channel, the unsubscribe probability per earlier contact in the flow.
-        unsubscribe_gap_hours: time scale of the frequency effect (risk x ``1 + 2 exp(-gap/scale)``).
+        unsubscribe_gap_hours: time scale of the frequency effect (risk x
+            ``1 + 2 exp(-gap/scale)``).
         unsubscribe_cost: USD lost when a shopper unsubscribes (future contacts).
     """
 
@@ -144,8 +146,10 @@ class SequenceConfig:
 
 
 def unprompted_hazard(p0: np.ndarray, share: np.ndarray | float) -> np.ndarray:
-    """Probability of an unprompted purchase in an interval holding ``share`` of the unprompted
-    returns, for a shopper whose total unprompted purchase probability is ``p0``.
+    """Probability of an unprompted purchase in an interval.
+
+    The interval holds ``share`` of the unprompted returns of a shopper whose total unprompted
+    purchase probability is ``p0``.
 
     The one place the purchase-intent model enters the flow: ``(1 - p0) ** share`` composes over
     intervals, so the shares of all intervals together give back ``p0``.
@@ -154,7 +158,10 @@ def unprompted_hazard(p0: np.ndarray, share: np.ndarray | float) -> np.ndarray:
 
 
 def unprompted_cdf(hours: np.ndarray | float) -> np.ndarray:
-    """Share of unprompted returns within ``hours`` of the first touch (the single-step delay law)."""
+    """Share of unprompted returns within ``hours`` of the first touch.
+
+    The single-step model's purchase-delay law.
+    """
     h = np.asarray(hours, dtype=np.float64)
     fast = _FAST_SHARE * np.clip((h - _FAST_LOW) / (_FAST_HIGH - _FAST_LOW), 0.0, 1.0)
     slow = (1.0 - _FAST_SHARE) * np.where(
@@ -182,8 +189,10 @@ class CartParams:
 
 
 def channel_of_actions(opt_in: np.ndarray) -> np.ndarray:
-    """``(n, n_actions)`` channel index each action is sent on: its first channel the shopper
-    opted into, else its first channel (an ineligible action is simulated as if sent); -1 for none.
+    """``(n, n_actions)`` channel index each action is sent on (-1 for none).
+
+    Its first channel the shopper opted into, else its first channel (unused: an undeliverable
+    action has none's outcome in :func:`solve`).
     """
     opt_in = np.asarray(opt_in, dtype=bool)
     out = np.full((len(opt_in), N_ACTIONS), -1, dtype=np.int64)
@@ -200,8 +209,9 @@ def channel_of_actions(opt_in: np.ndarray) -> np.ndarray:
 
 @dataclass
 class TouchTables:
-    """Per touch ``k`` (0-based), arrays of shape ``(n, 7**k, 7)`` over (cart, prefix, action)
-    unless noted: the quantities the env realises and the DP combines.
+    """The quantities the env realises and the DP combines, per touch ``k`` (0-based).
+
+    Arrays of shape ``(n, 7**k, 7)`` over (cart, prefix, action) unless noted.
     """
 
     buy: list[np.ndarray]  # probability of a purchase before the next touch
@@ -225,8 +235,10 @@ def solve(
 ) -> TouchTables:
     """Touch tables and the exact optimal Q of every (touch, prefix, action) for ``n`` carts.
 
-    ``mask`` (n, 7) is the eligibility used for the optimal continuation; ``restrict_touches``
-    forces ``none`` from that many touches on (the optimum of a shorter flow, same timing).
+    ``mask`` (n, 7) is the eligibility (deliverable actions): an action outside it has the
+    outcome of ``none`` at every touch (its tables and ``q`` are none's, and the flow continues
+    as after ``none``), as in ``CartRecovery-v0``. ``restrict_touches`` forces ``none`` from
+    that many touches on (the optimum of a shorter flow, same timing).
     """
     n, K = len(params), seq.n_touches
     tau = params.touch_minutes
@@ -251,16 +263,15 @@ def solve(
     for k in range(K):
         P = e.shape[1]
         states.append((e, load, held, contacts, last))
-        flat = lambda x: np.repeat(x, P) if x.ndim == 1 else x.reshape(-1)  # noqa: E731
         resp = cart_response(
             np.repeat(t, P),
-            flat(params.value),
-            flat(params.margin),
+            np.repeat(params.value, P),
+            np.repeat(params.margin, P),
             np.repeat(tau[:, k], P),
-            flat(params.match),
+            np.repeat(params.match, P),
             e.reshape(-1),
             load.reshape(-1),
-            flat(params.n_orders),
+            np.repeat(params.n_orders, P),
             config,
         )
         p0 = resp.base_probability.reshape(n, P)
@@ -314,8 +325,17 @@ def solve(
             contacts = (contacts[:, :, None] + _CONTACT).reshape(n, -1)
             last = np.where(_CONTACT, tau[:, k, None, None], last[:, :, None]).reshape(n, -1)
 
-    # backward: Q_k(p, a) = immediate + P(continue) * V_{k+1}(p * 7 + a)
+    # an action the shopper cannot receive has the outcome of `none` (as in CartRecovery-v0):
+    # its touch quantities are none's, and the flow continues from the prefix that sent none
     eligible = np.asarray(mask, dtype=bool)
+    blocked = ~eligible[:, None, :]
+    for name in ("buy", "prompted", "profit_if_bought", "contact", "unsubscribe", "tail"):
+        for k, x in enumerate(getattr(tables, name)):
+            getattr(tables, name)[k] = np.where(blocked, x[:, :, :1], x)
+    for k, x in enumerate(tables.immediate):
+        tables.immediate[k] = np.where(blocked, x[:, :, :1], x)
+
+    # backward: Q_k(p, a) = immediate + P(continue) * V_{k+1}(p * 7 + a)
     q_next = None
     qs: list[np.ndarray] = [None] * K  # type: ignore[list-item]
     for k in reversed(range(K)):
@@ -323,6 +343,7 @@ def solve(
         if k + 1 < K:
             v = np.where(eligible[:, None, :], q_next, -np.inf).max(axis=2).reshape(q.shape)
             q += (1.0 - tables.buy[k]) * (1.0 - tables.unsubscribe[k]) * v
+        q = np.where(blocked, q[:, :, :1], q)
         if restrict_touches is not None and k >= restrict_touches:
             q[:, :, :] = q[:, :, :1]  # only 'none' is possible from here on
         qs[k] = q
@@ -347,8 +368,10 @@ def policy_value(tables: TouchTables, probabilities: list[np.ndarray]) -> np.nda
 
 
 def fixed_flow_probabilities(actions: list[np.ndarray], mask: np.ndarray) -> list[np.ndarray]:
-    """Probabilities of a flow that sends ``actions[k][i]`` at touch ``k`` to cart ``i`` whatever
-    happened before (``none`` when ineligible), for :func:`policy_value`.
+    """Probabilities of a fixed flow, for :func:`policy_value`.
+
+    The flow sends ``actions[k][i]`` at touch ``k`` to cart ``i`` whatever happened before
+    (``none`` when ineligible).
     """
     n = len(mask)
     out = []

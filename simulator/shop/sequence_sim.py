@@ -2,10 +2,10 @@
 
 Both sequence envs run on :class:`FlowSimulator`. Carts come from the shared :class:`ShopWorld`
 in blocks (drawn, arrived and evaluated together, so carts of one block are simultaneous, as in
-the vector single-step env); each block is solved exactly (:func:`simulator.shop.sequence_model.solve`)
-and its uniforms are drawn at once. A slot that ends its flow takes the next cart of the block.
-Ended flows are written to the shoppers' state (contacts, fatigue, coupon conditioning, the order,
-unsubscribes) when they end.
+the vector single-step env); each block is solved exactly
+(:func:`simulator.shop.sequence_model.solve`) and its uniforms are drawn at once. A slot that
+ends its flow takes the next cart of the block. Ended flows are written to the shoppers' state
+(contacts, fatigue, coupon conditioning, the order, unsubscribes) when they end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from simulator.shop.sequence_model import (
 from simulator.shop.shoppers import NONE
 from simulator.shop.world import ShopWorld
 
-SEQ_OBS_NAMES: tuple[str, ...] = OBS_NAMES + (
+SEQ_OBS_NAMES: tuple[str, ...] = (
+    *OBS_NAMES,
     "touch",
     "previous_contacts",
     "last_opened",
@@ -192,9 +193,9 @@ class FlowSimulator:
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
                 if name not in self.slot:
-                    self.slot[name] = np.zeros((self.n,) + arr.shape[1:], dtype=arr.dtype)
+                    self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
                 self.slot[name][target] = arr[rows]
-            for j, r in zip(target.tolist(), rows.tolist()):
+            for j in target.tolist():
                 self.batch_of[j] = block.batch
             self.row_of[target] = rows
             block.next_row += take
@@ -211,7 +212,10 @@ class FlowSimulator:
         return self.offsets[self.touch[slots]] + self.prefix[slots]
 
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(q_optimal, immediate expected reward, action mask)`` of the current touch, (m, 7) each."""
+        """``(q_optimal, immediate expected reward, action mask)`` of the current touch.
+
+        Each is ``(m, 7)``.
+        """
         g = self._g(slots)
         return self.slot["q"][slots, g], self.slot["immediate"][slots, g], self.slot["mask"][slots]
 
@@ -236,36 +240,20 @@ class FlowSimulator:
 
     def context(self, slot: int) -> dict[str, Any]:
         """The record checkout would send at the slot's current touch (docs/context-schema.md)."""
-        base = self.world.context(self.batch_of[slot], int(self.row_of[slot]))
         k = int(self.touch[slot])
-        tau = self.slot["tau"][slot]
-        session = dict(base["session"])
-        session["minutes_since_abandon"] = float(tau[k])
-        previous = [
-            {
-                "action": ACTION_NAMES[a],
-                "minutes_after_abandon": float(tau[j]),
-                "opened": bool(o),
-                "clicked": bool(c),
-            }
-            for j, (a, o, c) in enumerate(
-                zip(
-                    self.prev_action[slot, :k].tolist(),
-                    self.prev_opened[slot, :k].tolist(),
-                    self.prev_clicked[slot, :k].tolist(),
-                )
-            )
-        ]
-        return {
-            **base,
-            "timestamp": float(self.slot["abandon_time"][slot] + tau[k] * 60.0),
-            "session": session,
-            "recovery": {"touch": k + 1, "previous": previous},
-        }
+        return flow_context(
+            self.world.context(self.batch_of[slot], int(self.row_of[slot])),
+            float(self.slot["abandon_time"][slot]),
+            self.slot["tau"][slot].tolist(),
+            self.prev_action[slot, :k].tolist(),
+            self.prev_opened[slot, :k].tolist(),
+            self.prev_clicked[slot, :k].tolist(),
+        )
 
     def flow_value(self, slots: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Exact expected return of the flows just started in ``slots`` under a fixed flow that
-        sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
+        """Exact expected return of the flows just started in ``slots`` under a fixed flow.
+
+        The flow sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
         """
         sl = self.slot
         m = len(slots)
@@ -286,14 +274,18 @@ class FlowSimulator:
     def step(self, slots: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
         """Send ``actions`` at the current touch of ``slots``; realise the interval that follows.
 
+        An action the shopper cannot receive (outside the cart's action mask) is played as
+        ``none``, as in ``CartRecovery-v0``: none's outcome, and ``none`` in the flow's history.
         Returns per slot: ``reward``, ``terminated``, ``expected_reward`` (of the action taken),
-        ``converted``, ``prompted``, ``unsubscribed``; ended flows are written to the shop.
+        ``converted``, ``prompted``, ``unsubscribed``, ``delivered``; ended flows are written to
+        the shop.
         """
         sl = self.slot
         m = len(slots)
         k = self.touch[slots]
         g = self._g(slots)
-        a = actions
+        delivered = sl["mask"][slots, actions]
+        a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
         natural = u[:, 0] < sl["natural"][slots, g, 0]
         p_prompt = sl["prompted"][slots, g, a]
@@ -330,6 +322,7 @@ class FlowSimulator:
             "converted": bought | tail_bought,
             "prompted": prompted & ~natural,
             "unsubscribed": unsub,
+            "delivered": delivered,
             "touch": k + 1,
             "episode_return": self.episode_return[slots].copy(),
         }
@@ -376,32 +369,104 @@ class FlowSimulator:
     ) -> None:
         """Write ended flows to the shoppers' state and the population's opt-ins."""
         sl = self.slot
-        st = self.world.shoppers
-        shopper = sl["shopper"][slots]
-        np.add.at(st.carts_abandoned, shopper, 1)
-        taken = np.arange(self.K)[None, :] <= last_k[:, None]
-        r, j = np.nonzero(taken)
-        acts = self.prev_action[slots][r, j]
-        times = sl["abandon_time"][slots][r] + sl["tau"][slots][r, j] * 60.0
-        conv = prompted[r] & (j == last_k[r])
-        st.record_contacts(shopper[r], times, sl["type_index"][slots][r], acts, conv)
-        if converted.any():
-            c = np.flatnonzero(converted)
-            b_rows = self.row_of[slots[c]]
-            items = np.stack(
-                [self.batch_of[s].items[rr] for s, rr in zip(slots[c].tolist(), b_rows.tolist())]
+        items = (
+            np.stack(
+                [
+                    self.batch_of[s].items[r]
+                    for s, r in zip(
+                        slots[converted].tolist(),
+                        self.row_of[slots[converted]].tolist(),
+                        strict=True,
+                    )
+                ]
             )
-            held = np.where(taken[c], DISCOUNT[self.prev_action[slots[c]]], 0.0).max(axis=1)
-            coupon = np.round(held * 100).astype(np.int64)
-            when = (
-                sl["abandon_time"][slots[c]]
-                + (sl["tau"][slots[c], last_k[c]] / 60.0 + delay_hours[c]) * 3600.0
-            )
-            by = np.where(prompted[c], last_action[c], -1)
-            st.add_orders(shopper[c], when, items, sl["value"][slots[c]], coupon, by)
+            if converted.any()
+            else None
+        )
+        write_flows(
+            self.world,
+            sl["shopper"][slots],
+            sl["type_index"][slots],
+            sl["abandon_time"][slots],
+            sl["tau"][slots],
+            sl["value"][slots],
+            self.prev_action[slots],
+            last_k,
+            converted,
+            prompted,
+            delay_hours,
+            items,
+        )
         if unsub.any():
             gone = np.flatnonzero(unsub)
-            self.world.opt_out(shopper[gone], sl["opt_channel"][slots[gone], last_action[gone]])
+            self.world.opt_out(
+                sl["shopper"][slots[gone]], sl["opt_channel"][slots[gone], last_action[gone]]
+            )
+
+
+def flow_context(
+    base: dict[str, Any],
+    abandon_time: float,
+    tau: list[float],
+    actions: list[int],
+    opened: list[bool],
+    clicked: list[bool],
+) -> dict[str, Any]:
+    """The record of a flow's touch ``len(actions) + 1`` from its cart's record ``base``."""
+    k = len(actions)
+    session = dict(base["session"])
+    session["minutes_since_abandon"] = float(tau[k])
+    previous = [
+        {
+            "action": ACTION_NAMES[a],
+            "minutes_after_abandon": float(tau[j]),
+            "opened": bool(o),
+            "clicked": bool(c),
+        }
+        for j, (a, o, c) in enumerate(zip(actions, opened, clicked, strict=True))
+    ]
+    return {
+        **base,
+        "timestamp": float(abandon_time + tau[k] * 60.0),
+        "session": session,
+        "recovery": {"touch": k + 1, "previous": previous},
+    }
+
+
+def write_flows(
+    world: ShopWorld,
+    shopper: np.ndarray,
+    type_index: np.ndarray,
+    abandon_time: np.ndarray,
+    tau: np.ndarray,
+    value: np.ndarray,
+    actions: np.ndarray,
+    last_k: np.ndarray,
+    converted: np.ndarray,
+    prompted: np.ndarray,
+    delay_hours: np.ndarray,
+    items: np.ndarray | None,
+) -> None:
+    """Write ended flows (simultaneous rows) to the shoppers' state.
+
+    Each flow adds its abandoned cart, every touch sent and, when converted, its order (``items``
+    of the converted rows, in order). Unsubscribes are the caller's (:meth:`ShopWorld.opt_out`).
+    """
+    st = world.shoppers
+    np.add.at(st.carts_abandoned, shopper, 1)
+    K = actions.shape[1]
+    taken = np.arange(K)[None, :] <= last_k[:, None]
+    r, j = np.nonzero(taken)
+    times = abandon_time[r] + tau[r, j] * 60.0
+    conv = prompted[r] & (j == last_k[r])
+    st.record_contacts(shopper[r], times, type_index[r], actions[r, j], conv)
+    if converted.any():
+        c = np.flatnonzero(converted)
+        held = np.where(taken[c], DISCOUNT[actions[c]], 0.0).max(axis=1)
+        coupon = np.round(held * 100).astype(np.int64)
+        when = abandon_time[c] + (tau[c, last_k[c]] / 60.0 + delay_hours[c]) * 3600.0
+        by = np.where(prompted[c], actions[c, last_k[c]], -1)
+        st.add_orders(shopper[c], when, items, value[c], coupon, by)
 
 
 def type_names(type_index: np.ndarray) -> np.ndarray:
@@ -415,5 +480,7 @@ __all__ = [
     "SEQ_OBS_LOW",
     "SEQ_OBS_NAMES",
     "FlowSimulator",
+    "flow_context",
     "type_names",
+    "write_flows",
 ]

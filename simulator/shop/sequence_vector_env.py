@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -54,22 +54,25 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
 
     Flows end at different touches; a slot whose flow ends takes the next cart in the same step
     (``AutoresetMode.SAME_STEP``): ``info["final_info"]`` holds the ended step's outcomes
-    (``converted``, ``prompted``, ``unsubscribed``, ``coupon_cost``, ``episode_return``,
-    ``expected_reward`` of the action taken, ``touch``) for every slot (read it where
-    ``terminated``). ``info`` holds ``context`` (:class:`FlowContexts`, valid until the next
-    step), ``q_optimal``, ``optimal_value``, ``expected_reward``, ``action_mask`` (num_envs, 7),
-    ``touch`` (1-based) and ``shopper_type``.
+    (``converted``, ``prompted``, ``unsubscribed``, ``delivered``, ``coupon_cost``,
+    ``episode_return``, ``expected_reward`` of the action taken, ``touch``) for every slot
+    (read it where ``terminated``). ``info`` holds ``context`` (:class:`FlowContexts`, valid
+    until the next step), ``q_optimal``, ``optimal_value``, ``expected_reward``, ``action_mask``
+    (num_envs, 7), ``touch`` (1-based) and ``shopper_type``.
 
     Example:
         >>> import gymnasium as gym, simulator
-        >>> envs = gym.make_vec("CartRecoverySequence-v0", num_envs=8, vectorization_mode="vector_entry_point",
-        ...                     n_shoppers=300)
+        >>> envs = gym.make_vec("CartRecoverySequence-v0", num_envs=8,
+        ...                     vectorization_mode="vector_entry_point", n_shoppers=300)
         >>> obs, info = envs.reset(seed=1)
         >>> obs.shape, info["q_optimal"].shape, int(info["touch"][0])
         ((8, 29), (8, 7), 1)
     """
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": [],
+    }
     action_names: tuple[str, ...] = ACTION_NAMES
     observation_names: tuple[str, ...] = SEQ_OBS_NAMES
 
@@ -99,7 +102,10 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         self._all = np.arange(num_envs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()`` starts new flows in every slot."""
+        """Start new flows in every slot.
+
+        ``reset(seed=s)`` builds a fresh shop from ``s``; ``reset()`` keeps the shop.
+        """
         super().reset(seed=seed)
         if seed is not None or self.world is None:
             self.world = ShopWorld(self.config, self.np_random)
@@ -124,12 +130,14 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         }
 
     def step(self, actions: Any):
+        """Send one touch in every slot; ended flows restart in the same step (see the class)."""
         if self.sim is None:
             raise RuntimeError("CartRecoverySequenceVectorEnv: call reset() before step()")
         acts = np.asarray(actions)
         if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
             raise ValueError(
-                f"actions has shape {acts.shape} and dtype {acts.dtype}, must be {self.num_envs} integers"
+                f"actions has shape {acts.shape} and dtype {acts.dtype}, "
+                f"must be {self.num_envs} integers"
             )
         bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
         if len(bad):

@@ -84,11 +84,16 @@ def run_sequence_policy(
     config: SimConfig | Mapping[str, Any] | None = None,
     sequence: SequenceConfig | Mapping[str, Any] | None = None,
     num_envs: int = 256,
-    fit_every: int = 2_000,
+    fit_every: int | None = None,
 ) -> SequenceResult:
-    """Run ``policy`` until ``carts`` flows have ended on the shop built from ``seed``."""
+    """Run ``policy`` until ``carts`` flows have ended on the shop built from ``seed``.
+
+    A sequence learner refits every ``fit_every`` flows (default: its own ``fit_every``).
+    """
     if carts < 1:
         raise ValueError(f"carts == {carts}, must be >= 1")
+    if fit_every is None:
+        fit_every = int(getattr(policy, "fit_every", 2_000))
     start = time.perf_counter()
     env = CartRecoverySequenceVectorEnv(num_envs, config=config, sequence=sequence)
     _, info = env.reset(seed=seed)
@@ -265,6 +270,7 @@ def markdown_sequence_table(board: Mapping[str, Any]) -> str:
         "| contacts/cart |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
+
     for name, p in board["policies"].items():
         lines.append(
             f"| {name} | {p['kind']} | {_cell(p, 'value')} | "

@@ -1,4 +1,4 @@
-"""Sequence OPE: per-decision IS and DR against hand-computed values and the simulator's exact truth."""
+"""Sequence OPE: per-decision IS and DR against hand-computed values and the exact truth."""
 
 import numpy as np
 import pytest
@@ -50,3 +50,30 @@ def test_bootstrap_interval_and_bad_input():
     mu[0, 0] = 0.0
     with pytest.raises(ValueError, match=r"logging\[0, 0\] == .*must be in \(0, 1\]"):
         evaluate_sequences(r, valid, a, mu, pi)
+
+
+def test_studentized_interval_reaches_further_up_on_rare_large_weights():
+    """One touch, logging picks the target's action with probability 0.05 (weight 20) and it pays
+    1 with probability 0.3: the terms are rare and large. The bootstrap-t interval is asymmetric
+    (longer above, where a sample short of the rare terms has both a low value and a small se)
+    and still covers the truth 0.3 in most samples."""
+    rng = np.random.default_rng(4)
+    covered = {"normal": 0, "studentized": 0}
+    upper_longer = 0
+    for _ in range(150):
+        n = 400
+        a = (rng.random((n, 1)) < 0.05).astype(int)
+        r = np.where(a == 1, (rng.random((n, 1)) < 0.3).astype(float), 0.0)
+        mu = np.where(a == 1, 0.05, 0.95)
+        pi = np.zeros((n, 1, 2))
+        pi[..., 1] = 1.0
+        valid = np.ones((n, 1), dtype=bool)
+        normal = evaluate_sequences(r, valid, a, mu, pi)["pdis"]
+        student = evaluate_sequences(r, valid, a, mu, pi, n_boot=400, studentized=True)["pdis"]
+        covered["normal"] += normal["ci_low"] <= 0.3 <= normal["ci_high"]
+        covered["studentized"] += student["ci_low"] <= 0.3 <= student["ci_high"]
+        upper_longer += student["ci_high"] - student["value"] > student["value"] - student["ci_low"]
+    assert upper_longer > 130, upper_longer
+    assert covered["studentized"] >= 0.85 * 150 and covered["normal"] >= 0.85 * 150, covered
+    with pytest.raises(ValueError, match="studentized == 'yes', must be a bool"):
+        evaluate_sequences(r, valid, a, mu, pi, studentized="yes")

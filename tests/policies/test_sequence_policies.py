@@ -47,10 +47,15 @@ def test_rule_flow_and_ineligible_fallback():
         FlowPolicy(["coupon_50"])
 
 
-def test_fitted_q_recovers_a_known_two_touch_optimum():
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"touch_interactions": True}, {"deviation_ridge": 1e-6}],
+    ids=["per-action", "per-touch-and-action", "pooled"],
+)
+def test_fitted_q_recovers_a_known_two_touch_optimum(options):
     """Touch 2 pays 1 for action 2 (else 0); touch 1 pays 0.2 for action 1 and ends the flow,
     or 0 and continues: the best first action is any that continues (return 1 > 0.2)."""
-    policy = FittedQPolicy(n_touches=2, ridge=1e-6)
+    policy = FittedQPolicy(n_touches=2, ridge=1e-6, **options)
     d = len(policy.features.names)
     rng = np.random.default_rng(0)
     n = 4000
