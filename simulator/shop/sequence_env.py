@@ -14,7 +14,8 @@ from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 from simulator.shop.env import _check_action, make_config
 from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.sequence_one import OneFlow
-from simulator.shop.sequence_sim import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, FlowSimulator
+from simulator.shop.sequence_records import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES
+from simulator.shop.sequence_sim import FlowSimulator
 from simulator.shop.world import ShopWorld
 
 

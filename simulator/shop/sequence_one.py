@@ -19,18 +19,15 @@ import numpy as np
 from simulator.shop.carts import OBS_NAMES
 from simulator.shop.response import DISCOUNT
 from simulator.shop.sequence_model import N_ACTIONS
-from simulator.shop.sequence_sim import (
-    _CHANNEL_OPEN,
-    _OPEN_RATE,
+from simulator.shop.sequence_records import (
     _SINCE,
     SEQ_OBS_HIGH,
     SEQ_OBS_LOW,
     SEQ_OBS_NAMES,
-    FlowSimulator,
-    _Block,
     flow_context,
     write_flows,
 )
+from simulator.shop.sequence_sim import _CHANNEL_OPEN, _OPEN_RATE, FlowSimulator, _Block
 from simulator.shop.shoppers import NONE
 
 _BASE = len(OBS_NAMES)

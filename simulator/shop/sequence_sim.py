@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.shop.carts import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch
+from simulator.shop.carts import CartBatch
 from simulator.shop.config import SimConfig
-from simulator.shop.constants import ACTION_NAMES, CHANNELS, SHOPPER_TYPES
+from simulator.shop.constants import CHANNELS
 from simulator.shop.response import DISCOUNT
 from simulator.shop.sequence_model import (
-    MAX_TOUCHES,
     N_ACTIONS,
     CartParams,
     SequenceConfig,
@@ -30,28 +29,21 @@ from simulator.shop.sequence_model import (
     policy_value,
     solve,
 )
+from simulator.shop.sequence_records import (
+    flow_context,
+    flow_observations,
+    write_flows,
+)
 from simulator.shop.shoppers import NONE
+
+__all__ = ["CHANNELS", "FlowSimulator"]
 from simulator.shop.world import ShopWorld
 
-SEQ_OBS_NAMES: tuple[str, ...] = (
-    *OBS_NAMES,
-    "touch",
-    "previous_contacts",
-    "last_opened",
-    "last_clicked",
-    "coupon_held",
-)
-SEQ_OBS_LOW = np.concatenate([OBS_LOW, np.zeros(5, dtype=np.float32)])
-SEQ_OBS_HIGH = np.concatenate(
-    [OBS_HIGH, np.array([MAX_TOUCHES - 1, MAX_TOUCHES, 1, 1, 1], dtype=np.float32)]
-)
-_SINCE = OBS_NAMES.index("log_minutes_since_abandon")
 # Opens and clicks: noisy signals of the hidden type. Open rate per type (hesitant,
 # price_sensitive, impulsive, forgetful) times a channel factor (email, sms, push), damped by
 # fatigue; a click follows an open more often the more the message appeals to the shopper.
 _OPEN_RATE = np.array([0.45, 0.40, 0.30, 0.50])
 _CHANNEL_OPEN = np.array([1.0, 1.6, 0.8])
-_TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
 _FIELDS_CART = (
     "shopper",
     "type_index",
@@ -221,22 +213,15 @@ class FlowSimulator:
 
     def observe(self, slots: np.ndarray) -> np.ndarray:
         """Observations (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
-        m = len(slots)
         k = self.touch[slots]
-        obs = np.empty((m, len(SEQ_OBS_NAMES)), dtype=np.float32)
-        obs[:, : len(OBS_NAMES)] = self.slot["obs"][slots]
-        obs[:, _SINCE] = np.log1p(self.slot["tau"][slots, k])
-        acts = self.prev_action[slots]
-        before = np.arange(self.K)[None, :] < k[:, None]
-        last = np.maximum(k - 1, 0)
-        rows = np.arange(m)
-        has_last = k > 0
-        obs[:, len(OBS_NAMES)] = k
-        obs[:, len(OBS_NAMES) + 1] = ((acts != NONE) & before).sum(axis=1)
-        obs[:, len(OBS_NAMES) + 2] = has_last & self.prev_opened[slots][rows, last]
-        obs[:, len(OBS_NAMES) + 3] = has_last & self.prev_clicked[slots][rows, last]
-        obs[:, len(OBS_NAMES) + 4] = np.where(before, DISCOUNT[acts], 0.0).max(axis=1) * 5.0
-        return np.clip(obs, SEQ_OBS_LOW, SEQ_OBS_HIGH, out=obs)
+        return flow_observations(
+            self.slot["obs"][slots],
+            self.slot["tau"][slots, k],
+            k,
+            self.prev_action[slots],
+            self.prev_opened[slots],
+            self.prev_clicked[slots],
+        )
 
     def context(self, slot: int) -> dict[str, Any]:
         """The record checkout would send at the slot's current touch (docs/context-schema.md)."""
@@ -402,85 +387,3 @@ class FlowSimulator:
             self.world.opt_out(
                 sl["shopper"][slots[gone]], sl["opt_channel"][slots[gone], last_action[gone]]
             )
-
-
-def flow_context(
-    base: dict[str, Any],
-    abandon_time: float,
-    tau: list[float],
-    actions: list[int],
-    opened: list[bool],
-    clicked: list[bool],
-) -> dict[str, Any]:
-    """The record of a flow's touch ``len(actions) + 1`` from its cart's record ``base``."""
-    k = len(actions)
-    session = dict(base["session"])
-    session["minutes_since_abandon"] = float(tau[k])
-    previous = [
-        {
-            "action": ACTION_NAMES[a],
-            "minutes_after_abandon": float(tau[j]),
-            "opened": bool(o),
-            "clicked": bool(c),
-        }
-        for j, (a, o, c) in enumerate(zip(actions, opened, clicked, strict=True))
-    ]
-    return {
-        **base,
-        "timestamp": float(abandon_time + tau[k] * 60.0),
-        "session": session,
-        "recovery": {"touch": k + 1, "previous": previous},
-    }
-
-
-def write_flows(
-    world: ShopWorld,
-    shopper: np.ndarray,
-    type_index: np.ndarray,
-    abandon_time: np.ndarray,
-    tau: np.ndarray,
-    value: np.ndarray,
-    actions: np.ndarray,
-    last_k: np.ndarray,
-    converted: np.ndarray,
-    prompted: np.ndarray,
-    delay_hours: np.ndarray,
-    items: np.ndarray | None,
-) -> None:
-    """Write ended flows (simultaneous rows) to the shoppers' state.
-
-    Each flow adds its abandoned cart, every touch sent and, when converted, its order (``items``
-    of the converted rows, in order). Unsubscribes are the caller's (:meth:`ShopWorld.opt_out`).
-    """
-    st = world.shoppers
-    np.add.at(st.carts_abandoned, shopper, 1)
-    K = actions.shape[1]
-    taken = np.arange(K)[None, :] <= last_k[:, None]
-    r, j = np.nonzero(taken)
-    times = abandon_time[r] + tau[r, j] * 60.0
-    conv = prompted[r] & (j == last_k[r])
-    st.record_contacts(shopper[r], times, type_index[r], actions[r, j], conv)
-    if converted.any():
-        c = np.flatnonzero(converted)
-        held = np.where(taken[c], DISCOUNT[actions[c]], 0.0).max(axis=1)
-        coupon = np.round(held * 100).astype(np.int64)
-        when = abandon_time[c] + (tau[c, last_k[c]] / 60.0 + delay_hours[c]) * 3600.0
-        by = np.where(prompted[c], actions[c, last_k[c]], -1)
-        st.add_orders(shopper[c], when, items, value[c], coupon, by)
-
-
-def type_names(type_index: np.ndarray) -> np.ndarray:
-    """Shopper type names of type indices (object array)."""
-    return _TYPE_NAMES[type_index]
-
-
-__all__ = [
-    "CHANNELS",
-    "SEQ_OBS_HIGH",
-    "SEQ_OBS_LOW",
-    "SEQ_OBS_NAMES",
-    "FlowSimulator",
-    "flow_context",
-    "type_names",
-    "write_flows",
-]

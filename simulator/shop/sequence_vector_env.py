@@ -14,13 +14,8 @@ from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
 from simulator.shop.env import make_config
 from simulator.shop.sequence_model import SequenceConfig
-from simulator.shop.sequence_sim import (
-    SEQ_OBS_HIGH,
-    SEQ_OBS_LOW,
-    SEQ_OBS_NAMES,
-    FlowSimulator,
-    type_names,
-)
+from simulator.shop.sequence_records import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, type_names
+from simulator.shop.sequence_sim import FlowSimulator
 from simulator.shop.world import ShopWorld
 
 
