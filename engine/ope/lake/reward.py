@@ -50,7 +50,7 @@ def regressors(features: np.ndarray) -> np.ndarray:
     missing = np.isnan(features)
     if not missing.any():
         return features
-    out = features.copy()
+    out = features.copy(order="K")  # keeps the column-major layout of a batch
     out[missing] = 0.0
     return out
 
@@ -108,14 +108,14 @@ class RewardStats:
         """The moments of one batch's regressors ``x`` and rewards, per time fold and action."""
         n, d = x.shape
         cell = fold_of(timestamps, n_folds) * n_actions + actions
-        # rows grouped by cell, in their order within a cell: each cell's rows are the same
-        # contiguous array a boolean selection would give, in one gather
+        # rows grouped by cell (in their order within a cell), so each cell is a slice
         order = np.argsort(cell, kind="stable")
         bounds = np.zeros(n_folds * n_actions + 1, dtype=np.int64)
         np.cumsum(np.bincount(cell, minlength=n_folds * n_actions), out=bounds[1:])
-        z = np.empty((n, d + 1))
-        z[:, :d] = x[order]
-        z[:, d] = rewards[order]
+        z = np.empty((n, d + 1), order="F")  # gathered column by column: contiguous reads
+        for j in range(d):
+            np.take(x[:, j], order, out=z[:, j])
+        np.take(rewards, order, out=z[:, d])
         cells = []
         for k in range(n_folds):
             row = []
