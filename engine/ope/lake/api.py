@@ -100,8 +100,9 @@ def evaluate_lake(
         progress: a tqdm bar over rows (stream) or partitions (spark).
 
     The DM/DR reward model is a ridge regression per action and fold fitted from sums on a
-    first pass over the log (:mod:`engine.ope.lake.reward`); it is cross-fitted by a hash of the
-    timestamp, so no row's prediction uses its own reward. Intervals are analytic (delta
+    first pass over the log (:mod:`engine.ope.lake.reward`; it reads only the reward, action,
+    timestamp and feature columns, and keeps fixed-size sums, no row); it is cross-fitted by a
+    hash of the timestamp, so no row's prediction uses its own reward. Intervals are analytic (delta
     method) from the merged statistics, so backends agree to rounding.
 
     Returns:

@@ -2,7 +2,8 @@
 
 Each backend applies a per-batch function (``fn(batch, plan)``, returning something with ``+``)
 to its batches and merges the results: ``memory`` reads the whole source as one batch,
-``stream`` iterates ``pyarrow.dataset`` record batches (memory bounded by one batch),
+``stream`` iterates the Parquet row groups' record batches with a bounded read-ahead
+(:meth:`~engine.ope.lake.source.Source.batches`; memory bounded by a few batches),
 ``spark`` runs the function in ``mapInArrow`` on every partition with the plan broadcast, and the
 driver merges the pickled per-partition results with the same ``+``.
 """
@@ -46,7 +47,7 @@ def run_stream(
     progress: Any = None,
     **_: Any,
 ) -> Any:
-    """``fn`` batch by batch; only the running merge and one batch are held."""
+    """``fn`` batch by batch; only the running merge and the read-ahead batches are held."""
     total = None
     for batch in source.batches(columns, batch_rows):
         part = fn(batch, plan)
