@@ -7,6 +7,7 @@ backend computes its statistics from identical per-row values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -263,12 +264,19 @@ def _strata(table, by: Sequence[str]) -> tuple[np.ndarray, tuple[tuple[object, .
             column = column.combine_chunks()
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        encoded = pc.dictionary_encode(column)
+        encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: its own stratum
         values = encoded.dictionary.to_pylist()
         idx = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = codes * (len(values) + 1) + idx
         dictionaries.append((values, len(values) + 1))
-    unique, inverse = np.unique(codes, return_inverse=True)
+    size = math.prod(base for _, base in dictionaries)
+    if size <= max(4 * n, 1 << 16):  # few combinations: count instead of sorting
+        unique = np.flatnonzero(np.bincount(codes, minlength=size))
+        lookup = np.zeros(size, dtype=np.int64)
+        lookup[unique] = np.arange(unique.size)
+        inverse = lookup[codes]
+    else:
+        unique, inverse = np.unique(codes, return_inverse=True)
     keys = []
     for code in unique.tolist():
         parts = []
