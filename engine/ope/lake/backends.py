@@ -10,6 +10,7 @@ driver merges the pickled per-partition results with the same ``+``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -49,12 +50,13 @@ def run_stream(
 ) -> Any:
     """``fn`` batch by batch; only the running merge and the read-ahead batches are held."""
     total = None
-    for batch in source.batches(columns, batch_rows):
-        part = fn(batch, plan)
-        if progress is not None:
-            progress.update(batch.num_rows)
-        total = _merge(total, part)
-        del batch, part
+    with contextlib.closing(source.batches(columns, batch_rows)) as batches:
+        for batch in batches:  # closed on an error too: the reader thread stops at once
+            part = fn(batch, plan)
+            if progress is not None:
+                progress.update(batch.num_rows)
+            total = _merge(total, part)
+            del batch, part
     return total
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ PREFETCH = 2
 _DONE = object()
 
 
-def prefetched(items: Iterator, depth: int = PREFETCH) -> Iterator:
+def prefetched(items: Iterator, depth: int = PREFETCH) -> Generator:
     """``items``, produced by a background thread at most ``depth`` items ahead.
 
     Reading (Parquet decoding releases the GIL) overlaps the consumer's work while memory
@@ -95,7 +95,7 @@ class Source:
         )
         return ds.dataset(self.location, format="parquet", partitioning=partitioning)
 
-    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
+    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Generator:
         """Arrow record batches (Parquet) or tables (store chunks) holding ``columns``.
 
         A Parquet source is read one row group at a time, with :data:`PREFETCH` batches decoded
