@@ -264,3 +264,25 @@ def test_cli_export_then_evaluate_by_stratum(lake, tmp_path, capsys):
     saved = pd.read_csv(tmp_path / "rep" / "ope_model_model.csv", index_col=[0, 1, 2])
     expected = evaluate_log(tmp_path / "logs", policy=str(model_path), backend="memory", by=BY)
     np.testing.assert_allclose(saved["value"].to_numpy(), expected["value"].to_numpy(), rtol=1e-9)
+
+
+def test_a_null_stratum_value_is_its_own_stratum(lake, tmp_path):
+    def blank_every_third(t):
+        values = t.column("model_version").to_pylist()
+        col = pa.array([None if i % 3 == 0 else v for i, v in enumerate(values)], pa.string())
+        return t.set_column(t.schema.get_field_index("model_version"), "model_version", col)
+
+    path = _rewrite(lake[2], tmp_path, blank_every_third)
+    rows = ds.dataset(path, format="parquet", partitioning="hive").to_table().to_pandas()
+    kept = rows[~rows["fallback"] & rows["reward"].notna()]
+    by = ("model_version",)
+    memory = evaluate_log(path, policy="rule", backend="memory", by=by)
+    stream = evaluate_log(path, policy="rule", backend="stream", by=by, batch_rows=300)
+    assert_same(memory, stream)
+    n = memory.xs("ipw", level="estimator")["n"]
+    missing = [i for i, v in enumerate(n.index) if pd.isna(v)]  # None, shown as NaN by pandas
+    assert len(missing) == 1
+    assert n.iloc[missing[0]] == kept["model_version"].isna().sum()
+    for version in kept["model_version"].dropna().unique():
+        assert n.loc[version] == (kept["model_version"] == version).sum()
+    assert n.loc["(all)"] == len(kept)

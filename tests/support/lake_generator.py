@@ -19,11 +19,17 @@ from engine.features import FeatureBuilder
 
 START = 1_767_225_600.0
 ROW_GROUP = 65_536
-"""Rows per Parquet row group (what a reader decodes at once)."""
+"""Default rows per Parquet row group (what a reader decodes at once)."""
 
 
 def write_lake(
-    out: Path, n_rows: int, *, rows_per_file: int = 500_000, days: int = 10, seed: int = 0
+    out: Path,
+    n_rows: int,
+    *,
+    rows_per_file: int = 500_000,
+    days: int = 10,
+    seed: int = 0,
+    row_group: int = ROW_GROUP,
 ) -> Path:
     """``n_rows`` decisions over ``days`` days in ``out/day=.../part-*.parquet``; returns out."""
     rng = np.random.default_rng(seed)
@@ -41,7 +47,7 @@ def write_lake(
             pq.write_table(
                 _chunk(rng, schema, written + start, n, day, n_actions, features),
                 folder / f"part-{k:06d}.parquet",
-                row_group_size=ROW_GROUP,
+                row_group_size=row_group,
             )
         written += day_rows
     return out
@@ -74,9 +80,9 @@ def _chunk(rng, schema, offset, n, day, n_actions, features) -> pa.Table:
         "order_id": pa.nulls(n, pa.string()),
         "fallback": pa.array(np.zeros(n, dtype=bool)),
         "window_closes": pa.array(ts + 72 * 3600.0),
-        "actions": pa.FixedSizeListArray.from_arrays(pa.array(np.tile(names, n)), n_actions).cast(
-            pa.list_(pa.string())
-        ),
+        "actions": pa.FixedSizeListArray.from_arrays(
+            pa.array(names).take(pa.array(np.tile(np.arange(n_actions), n))), n_actions
+        ).cast(pa.list_(pa.string())),
         "payload": pa.array(np.full(n, "{}")),
     }
     for j, a in enumerate(ACTION_NAMES):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.ope.estimators import DEFAULT_DROS_LAMBDA, DEFAULT_SWITCH_THRESHOLD, ESTIMATORS, resolve
 from engine.ope.lake.backends import BACKENDS, RUNNERS
-from engine.ope.lake.batch import REQUIRED, check_columns, required_columns
+from engine.ope.lake.batch import REQUIRED, check_columns, required_columns, reward_columns
 from engine.ope.lake.source import BATCH_ROWS, Source, open_source
 from engine.ope.lake.stats import Plan, batch_stats, reward_batch_stats, table
 from engine.ope.lake.target import target_spec
@@ -100,8 +100,9 @@ def evaluate_lake(
         progress: a tqdm bar over rows (stream) or partitions (spark).
 
     The DM/DR reward model is a ridge regression per action and fold fitted from sums on a
-    first pass over the log (:mod:`engine.ope.lake.reward`); it is cross-fitted by a hash of the
-    timestamp, so no row's prediction uses its own reward. Intervals are analytic (delta
+    first pass over the log (:mod:`engine.ope.lake.reward`; it reads only the reward, action,
+    timestamp and feature columns, and keeps fixed-size sums, no row); it is cross-fitted by a
+    hash of the timestamp, so no row's prediction uses its own reward. Intervals are analytic (delta
     method) from the merged statistics, so backends agree to rounding.
 
     Returns:
@@ -139,7 +140,14 @@ def evaluate_lake(
     options = {"batch_rows": batch_rows, "spark": spark, "master": spark_master}
     if needs_model:
         stats = _run(
-            backend, src, columns, reward_batch_stats, plan, progress, "reward model", **options
+            backend,
+            src,
+            reward_columns(features),  # pass 1 reads no probability and no stratum
+            reward_batch_stats,
+            plan,
+            progress,
+            "reward model",
+            **options,
         )
         if stats is None:
             raise ValueError(f"the log at {src.location!r} has no row to evaluate")

@@ -2,13 +2,15 @@
 
 Each backend applies a per-batch function (``fn(batch, plan)``, returning something with ``+``)
 to its batches and merges the results: ``memory`` reads the whole source as one batch,
-``stream`` iterates ``pyarrow.dataset`` record batches (memory bounded by one batch),
+``stream`` iterates the Parquet row groups' record batches with a bounded read-ahead
+(:meth:`~engine.ope.lake.source.Source.batches`; memory bounded by a few batches),
 ``spark`` runs the function in ``mapInArrow`` on every partition with the plan broadcast, and the
 driver merges the pickled per-partition results with the same ``+``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -46,14 +48,15 @@ def run_stream(
     progress: Any = None,
     **_: Any,
 ) -> Any:
-    """``fn`` batch by batch; only the running merge and one batch are held."""
+    """``fn`` batch by batch; only the running merge and the read-ahead batches are held."""
     total = None
-    for batch in source.batches(columns, batch_rows):
-        part = fn(batch, plan)
-        if progress is not None:
-            progress.update(batch.num_rows)
-        total = _merge(total, part)
-        del batch, part
+    with contextlib.closing(source.batches(columns, batch_rows)) as batches:
+        for batch in batches:  # closed on an error too: the reader thread stops at once
+            part = fn(batch, plan)
+            if progress is not None:
+                progress.update(batch.num_rows)
+            total = _merge(total, part)
+            del batch, part
     return total
 
 

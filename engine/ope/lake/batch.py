@@ -7,13 +7,17 @@ backend computes its statistics from identical per-row values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 REQUIRED = ("decision_id", "timestamp", "action", "probability", "reward", "fallback")
+REWARD_REQUIRED = ("decision_id", "timestamp", "action", "reward", "fallback")
+"""Columns of the reward model's pass (:func:`read_reward_batch`)."""
 SUM_TOLERANCE = 1e-6
 """Allowed deviation of a row's logged probabilities (``p_<action>``) from summing to 1."""
 PROB_TOLERANCE = 1e-6
@@ -66,11 +70,15 @@ def required_columns(
 
 
 def check_columns(
-    names: Sequence[str], action_names: Sequence[str], by: Sequence[str], where: str
+    names: Sequence[str],
+    action_names: Sequence[str],
+    by: Sequence[str],
+    where: str,
+    required: Sequence[str] = REQUIRED,
 ) -> None:
     """Raise naming the first required column missing from ``names``."""
     have = set(names)
-    for col in list(REQUIRED) + [f"p_{a}" for a in action_names] + list(by):
+    for col in list(required) + [f"p_{a}" for a in action_names] + list(by):
         if col not in have:
             raise ValueError(
                 f"{where} has no column {col!r} (required: {', '.join(REQUIRED)}, "
@@ -96,6 +104,94 @@ def _first_rows(mask: ArrayLike, ids: Sequence[str]) -> str:
     return f"row {rows[0]} (decision_id {ids[rows[0]]}){more}"
 
 
+def reward_columns(feature_names: Sequence[str]) -> list[str]:
+    """Columns the reward model's pass reads (no probabilities, no strata)."""
+    return [*REWARD_REQUIRED, *(f"f_{f}" for f in feature_names)]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    table: Any  # the batch's kept rows (pyarrow RecordBatch or Table)
+    ids: LazyIds
+    actions: np.ndarray
+    rewards: np.ndarray
+    n_fallback: int
+    n_no_reward: int
+
+
+def _keep(batch, action_names: Sequence[str]) -> _Kept:
+    """The rows that are not fallback and have a settled reward, their actions checked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    fallback = _numpy(batch.column("fallback"), bool)
+    reward_col = batch.column("reward")
+    no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
+    keep = ~(fallback | no_reward)
+    kept = batch.filter(pa.array(keep)) if not keep.all() else batch
+    ids = LazyIds(kept.column("decision_id"))
+    index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
+    if index.null_count:
+        unknown = _numpy(pc.is_null(index), bool)
+        value = kept.column("action")[int(np.flatnonzero(unknown)[0])].as_py()
+        raise ValueError(
+            f"column 'action' == {value!r} in {_first_rows(unknown, ids)}, "
+            f"must be one of {list(action_names)}"
+        )
+    rewards = _numpy(reward_col if kept is batch else kept.column("reward"), np.float64)
+    return _Kept(
+        kept,
+        ids,
+        _numpy(index, np.int64),
+        rewards,
+        int(fallback.sum()),
+        int(no_reward.sum()),
+    )
+
+
+def _features(kept, feature_names: Sequence[str]) -> np.ndarray:
+    """``(n, d)`` float64 features, NaN where a column is absent or a value null."""
+    features = np.empty((kept.num_rows, len(feature_names)), order="F")
+    names = set(kept.schema.names)
+    for j, f in enumerate(feature_names):
+        col = f"f_{f}"
+        features[:, j] = _numpy(kept.column(col), np.float64, np.nan) if col in names else np.nan
+    return features
+
+
+@dataclass(frozen=True)
+class RewardRows:
+    """What the reward model's pass needs of a batch's kept rows."""
+
+    features: np.ndarray  # (n, d) float64, NaN where absent
+    actions: np.ndarray  # (n,) int64
+    rewards: np.ndarray  # (n,) float64
+    timestamps: np.ndarray  # (n,) float64
+
+    @property
+    def n(self) -> int:
+        """Number of kept rows."""
+        return int(self.rewards.shape[0])
+
+
+def read_reward_batch(
+    batch, action_names: Sequence[str], feature_names: Sequence[str]
+) -> RewardRows:
+    """The kept rows of a batch holding :func:`reward_columns` (actions checked).
+
+    The probabilities are not read here: the estimators' pass (:func:`read_batch`) reads and
+    checks them on every row.
+    """
+    check_columns(batch.schema.names, (), (), "the log", REWARD_REQUIRED)
+    rows = _keep(batch, action_names)
+    return RewardRows(
+        _features(rows.table, feature_names),
+        rows.actions,
+        rows.rewards,
+        _numpy(rows.table.column("timestamp"), np.float64),
+    )
+
+
 def read_batch(
     batch, action_names: Sequence[str], feature_names: Sequence[str], by: Sequence[str]
 ) -> LogBatch:
@@ -105,26 +201,9 @@ def read_batch(
     missing column, an unknown logged action, probabilities that are negative, not finite or do
     not sum to 1, or a ``probability`` that differs from the logged action's ``p_<action>``.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     check_columns(batch.schema.names, action_names, by, "the log")
-    fallback = _numpy(batch.column("fallback"), bool)
-    reward_col = batch.column("reward")
-    no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
-    keep = ~(fallback | no_reward)
-    kept = batch.filter(pa.array(keep)) if not keep.all() else batch
-    ids = LazyIds(kept.column("decision_id"))
-    n = kept.num_rows
-    index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
-    if index.null_count:
-        unknown = _numpy(pc.is_null(index), bool)
-        value = kept.column("action")[int(np.flatnonzero(unknown)[0])].as_py()
-        raise ValueError(
-            f"column 'action' == {value!r} in {_first_rows(unknown, ids)}, "
-            f"must be one of {list(action_names)}"
-        )
-    actions = _numpy(index, np.int64)
+    rows = _keep(batch, action_names)
+    kept, ids, actions, n = rows.table, rows.ids, rows.actions, rows.table.num_rows
     probs = np.empty((n, len(action_names)), order="F")  # filled column by column
     for j, a in enumerate(action_names):
         probs[:, j] = _numpy(kept.column(f"p_{a}"), np.float64, 0.0)
@@ -153,24 +232,19 @@ def read_batch(
             f"must be in (0, 1] and equal p_{action_names[actions[row]]} == "
             f"{float(at_logged[row])!r}"
         )
-    features = np.empty((n, len(feature_names)), order="F")
-    names = set(kept.schema.names)
-    for j, f in enumerate(feature_names):
-        col = f"f_{f}"
-        features[:, j] = _numpy(kept.column(col), np.float64, np.nan) if col in names else np.nan
     strata, keys = _strata(kept, by)
     return LogBatch(
         decision_ids=ids,
         timestamps=_numpy(kept.column("timestamp"), np.float64),
-        rewards=_numpy(reward_col if kept is batch else kept.column("reward"), np.float64),
+        rewards=rows.rewards,
         actions=actions,
         logged_probs=logged,
         logging_probs=probs,
-        features=features,
+        features=_features(kept, feature_names),
         strata=strata,
         keys=keys,
-        n_fallback=int(fallback.sum()),
-        n_no_reward=int(no_reward.sum()),
+        n_fallback=rows.n_fallback,
+        n_no_reward=rows.n_no_reward,
     )
 
 
@@ -190,12 +264,19 @@ def _strata(table, by: Sequence[str]) -> tuple[np.ndarray, tuple[tuple[object, .
             column = column.combine_chunks()
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
-        encoded = pc.dictionary_encode(column)
+        encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: its own stratum
         values = encoded.dictionary.to_pylist()
         idx = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = codes * (len(values) + 1) + idx
         dictionaries.append((values, len(values) + 1))
-    unique, inverse = np.unique(codes, return_inverse=True)
+    size = math.prod(base for _, base in dictionaries)
+    if size <= max(4 * n, 1 << 16):  # few combinations: count instead of sorting
+        unique = np.flatnonzero(np.bincount(codes, minlength=size))
+        lookup = np.zeros(size, dtype=np.int64)
+        lookup[unique] = np.arange(unique.size)
+        inverse = lookup[codes]
+    else:
+        unique, inverse = np.unique(codes, return_inverse=True)
     keys = []
     for code in unique.tolist():
         parts = []

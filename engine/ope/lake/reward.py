@@ -43,8 +43,16 @@ def fold_of(timestamps: np.ndarray, n_folds: int) -> np.ndarray:
 
 
 def regressors(features: np.ndarray) -> np.ndarray:
-    """The reward model's inputs: features with NaN (absent in a row) as 0."""
-    return np.where(np.isnan(features), 0.0, features)
+    """The reward model's inputs: features with NaN (absent in a row) as 0.
+
+    ``features`` itself when it has no NaN (it is not written to).
+    """
+    missing = np.isnan(features)
+    if not missing.any():
+        return features
+    out = features.copy(order="K")  # keeps the column-major layout of a batch
+    out[missing] = 0.0
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,15 +106,22 @@ class RewardStats:
         n_actions: int,
     ) -> RewardStats:
         """The moments of one batch's regressors ``x`` and rewards, per time fold and action."""
-        folds = fold_of(timestamps, n_folds)
-        z = np.hstack([x, rewards[:, None]])
-        p = z.shape[1]
+        n, d = x.shape
+        cell = fold_of(timestamps, n_folds) * n_actions + actions
+        # rows grouped by cell (in their order within a cell), so each cell is a slice
+        order = np.argsort(cell, kind="stable")
+        bounds = np.zeros(n_folds * n_actions + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cell, minlength=n_folds * n_actions), out=bounds[1:])
+        z = np.empty((n, d + 1), order="F")  # gathered column by column: contiguous reads
+        for j in range(d):
+            np.take(x[:, j], order, out=z[:, j])
+        np.take(rewards, order, out=z[:, d])
         cells = []
         for k in range(n_folds):
             row = []
             for a in range(n_actions):
-                sel = (folds == k) & (actions == a)
-                row.append(Moments.of(z[sel]) if sel.any() else Moments.empty(p))
+                lo, hi = bounds[k * n_actions + a], bounds[k * n_actions + a + 1]
+                row.append(Moments.of(z[lo:hi]) if hi > lo else Moments.empty(d + 1))
             cells.append(tuple(row))
         return cls(tuple(cells))
 
@@ -174,9 +189,7 @@ class RewardModel:
         offsets = self.intercept - np.einsum("kad,kad->ka", self.centre, slopes)
         if n_folds == 1:
             return x @ slopes[0].T + offsets[0]
-        out = np.empty((x.shape[0], n_actions))
-        for k in range(n_folds):
-            sel = folds == k
-            if sel.any():
-                out[sel] = x[sel] @ slopes[k].T + offsets[k]
-        return out
+        # every fold's prediction of every row in one product, then each row's own fold
+        every = (x @ slopes.reshape(n_folds * n_actions, -1).T).reshape(-1, n_folds, n_actions)
+        rows = np.arange(x.shape[0])
+        return every[rows, folds] + offsets[folds]

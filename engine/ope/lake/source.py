@@ -8,12 +8,62 @@ it) is read in chunks and converted to the lake layout on the fly.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import queue
+import threading
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 BATCH_ROWS = 65_536
 """Rows per Arrow record batch in the stream backend."""
+PREFETCH = 2
+"""Batches read ahead of the consumer by the stream backend's reader thread."""
+_DONE = object()
+
+
+def prefetched(items: Iterator, depth: int = PREFETCH) -> Generator:
+    """``items``, produced by a background thread at most ``depth`` items ahead.
+
+    Reading (Parquet decoding releases the GIL) overlaps the consumer's work while memory
+    stays bounded by ``depth`` items. An error in the producer is raised in the consumer; a
+    consumer that stops early stops the producer.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer's thread
+            slots.put((_DONE, exc))
+
+    worker = threading.Thread(target=produce, name="cartwise-lake-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+            del item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 @dataclass(frozen=True)
@@ -45,22 +95,34 @@ class Source:
         )
         return ds.dataset(self.location, format="parquet", partitioning=partitioning)
 
-    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
-        """Arrow record batches (Parquet) or tables (store chunks) holding ``columns``."""
+    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Generator:
+        """Arrow record batches (Parquet) or tables (store chunks) holding ``columns``.
+
+        A Parquet source is read one row group at a time, with :data:`PREFETCH` batches decoded
+        ahead in a background thread: memory is bounded by a few row groups whatever the
+        dataset's size (``Dataset.to_batches`` queues decoded batches without bound when the
+        consumer is slower than the reader, so its peak grows with the log).
+        """
         if self.kind == "parquet":
-            # little read-ahead: memory stays at a few row groups, whatever the dataset's size
-            yield from self.dataset().to_batches(
-                columns=list(columns),
-                batch_size=batch_rows,
-                batch_readahead=2,
-                fragment_readahead=1,
-            )
+            yield from prefetched(self._row_groups(list(columns), batch_rows), PREFETCH)
             return
         from engine.decision_log.lake import lake_schema, read_chunks, to_arrow
 
         schema = lake_schema(self.action_names, self.feature_names)
         for frame in read_chunks(self.location, chunk_rows=batch_rows):
             yield to_arrow(frame, schema).select(list(columns))
+
+    def _row_groups(self, columns: list[str], batch_rows: int) -> Iterator:
+        dataset = self.dataset()
+        for fragment in dataset.get_fragments():
+            for piece in fragment.split_by_row_group():
+                yield from piece.to_batches(
+                    schema=dataset.schema,  # fills the hive `day` column of the piece
+                    columns=columns,
+                    batch_size=batch_rows,
+                    batch_readahead=0,
+                    fragment_readahead=0,
+                )
 
     def table(self, columns: Sequence[str]):
         """The whole source as one Arrow table (the memory backend)."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from engine.ope.api import summarize
 from engine.ope.estimators import DEFAULT_DROS_LAMBDA, DEFAULT_SWITCH_THRESHOLD
-from engine.ope.lake.batch import LogBatch, read_batch
+from engine.ope.lake.batch import LogBatch, read_batch, read_reward_batch
 from engine.ope.lake.reward import RewardModel, RewardStats, regressors
 from engine.ope.lake.target import TargetSpec
 from engine.ope.merge import Summaries, finalize
@@ -110,7 +110,7 @@ class LakeStats:
 
 def reward_batch_stats(batch, plan: Plan) -> RewardStats | None:
     """Pass 1 of DR: the reward-model moments of one batch (None when it keeps no row)."""
-    rows = read_batch(batch, plan.action_names, plan.feature_names, plan.by)
+    rows = read_reward_batch(batch, plan.action_names, plan.feature_names)
     if rows.n == 0:
         return None
     return RewardStats.of(
