@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.actions import CHANNELS
+from engine.actions import CHANNELS, CHECKOUT_STEPS
 from engine.parsed import (
     EMPTY,
     NO_CHANNELS,
@@ -42,7 +42,14 @@ from engine.parsed import (
     new_parsed_context,
     summarise_orders,
 )
-from engine.validation import MISSING, check_bool, check_integer, check_number, fail
+from engine.validation import (
+    MISSING,
+    check_bool,
+    check_choice,
+    check_integer,
+    check_number,
+    fail,
+)
 
 __all__ = [
     "NO_ORDERS",
@@ -321,6 +328,12 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
     value = get("minutes_since_abandon")
     if value is not None and (type(value) not in numbers or not 0 <= value <= _MAX):
         _check_nonneg("session.minutes_since_abandon", value)
+    count = get("cart_sessions")
+    if count is not None and (type(count) is not int or not 1 <= count <= max_count):
+        _check_int("session.cart_sessions", count, 1, max_count)
+    step = get("checkout_step")
+    if step is not None and (type(step) is not str or step not in CHECKOUT_STEPS):
+        _shared(check_choice, "session.checkout_step", step, choices=CHECKOUT_STEPS)
 
 
 def _check_channels(channels: Any) -> tuple[Any, ...]:
