@@ -136,8 +136,10 @@ def profit_by_policy(scoreboard: pd.DataFrame, path: Path) -> Path:
 
 
 def risk_reliability(warmup: Any, path: Path) -> Path:
-    """Reliability diagram of the warm-up's abandonment-risk model on held-out carts: mean
-    predicted probability against the observed unprompted-return rate, per equal-count bin."""
+    """Reliability diagram of the warm-up's abandonment-risk model on held-out carts.
+
+    Mean predicted probability against the observed unprompted-return rate, per equal-count bin.
+    """
     table = warmup.reliability
     fig = new_figure(5.5, 4.5)
     ax = fig.add_subplot()

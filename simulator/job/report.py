@@ -14,8 +14,11 @@ from simulator.training.intent import decile_table
 
 
 def engine_intent_table(decisions: pd.DataFrame) -> pd.DataFrame:
-    """Per intent decile (true ``p_return``) of the given decisions: the share of carts given a
-    coupon and the true profit per cart of the engine, the rule and the oracle on the same carts."""
+    """Per intent decile (true ``p_return``) of the given decisions: coupon share and profit.
+
+    The share of carts given a coupon and the true profit per cart of the engine, the rule and the
+    oracle on the same carts.
+    """
     er = decisions[[f"er_{a}" for a in ACTION_NAMES]].to_numpy()
     engine = decisions["action"].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
     chosen = {

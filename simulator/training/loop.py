@@ -151,7 +151,7 @@ def run_policy(
     _, info = env.reset(seed=int(seed))
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(1)[0])
     if isinstance(getattr(policy, "features", None), BatchFeatures):
-        # the policy's own builder (it may carry a CF or risk model), and its one transform per batch
+        # the policy's own builder (it may hold a CF or risk model), one transform per batch
         shadow = FullInformationPolicy(features=policy.features.builder)
         shadow.features = policy.features
     else:

@@ -80,8 +80,10 @@ class Scoreboard:
         return markdown_table(self.summary, self.seeds)
 
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write runs/summary/curves CSVs (and ``intent_deciles.csv``), ``scoreboard.md`` and
-        ``learning_curves.png`` to ``out``."""
+        """Write the CSVs, ``scoreboard.md`` and ``learning_curves.png`` to ``out``.
+
+        The CSVs: runs, summary, curves, and ``intent_deciles.csv`` when there is an intent table.
+        """
         from simulator.training.plots import learning_curve_plot
 
         folder = Path(out)
@@ -106,8 +108,10 @@ class Scoreboard:
 
 
 def intent_rows(result: TrainingResult) -> pd.DataFrame:
-    """:func:`~simulator.training.intent.decile_table` of one run's last 20% of carts: the policy
-    (``policy_*`` columns), the rule and the oracle on the same carts."""
+    """:func:`~simulator.training.intent.decile_table` of one run's last 20% of carts.
+
+    Columns ``policy_*`` for the policy, ``rule_*`` and ``oracle_*`` for those on the same carts.
+    """
     trace = result.trace
     last = slice(int(np.floor(result.carts * (1.0 - LAST_SHARE))), result.carts)
     truth = trace["truth"][last]
