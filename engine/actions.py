@@ -18,6 +18,9 @@ ACTION_NAMES: tuple[str, ...] = (
 CHANNELS: tuple[str, ...] = ("email", "sms", "push")
 """The contact channels a context's ``channels`` opt-ins name."""
 
+CHECKOUT_STEPS: tuple[str, ...] = ("cart", "shipping", "payment")
+"""Values of a context's ``session.checkout_step`` (the furthest step reached), in order."""
+
 ACTION_CHANNELS: dict[str, tuple[str, ...]] = {
     "none": (),
     "recommendation": ("email", "push"),

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from engine.actions import CHANNELS
+from engine.actions import CHANNELS, CHECKOUT_STEPS
 from engine.context_checks import (
     _DEFAULT_LIMITS,
     _INF,
@@ -43,6 +43,7 @@ from engine.context_checks import (
     _check_nonneg,
     _check_string,
     _check_unicode,
+    _shared,
     describe,
 )
 from engine.context_history import _check_history
@@ -55,6 +56,9 @@ from engine.parsed import (
     cart_totals,
     new_parsed_context,
     summarise_orders,
+)
+from engine.validation import (
+    check_choice,
 )
 
 __all__ = [
@@ -149,6 +153,12 @@ def _check_session(session: Any, limits: ContextLimits) -> None:
     value = get("minutes_since_abandon")
     if value is not None and (type(value) not in numbers or not 0 <= value <= _MAX):
         _check_nonneg("session.minutes_since_abandon", value)
+    count = get("cart_sessions")
+    if count is not None and (type(count) is not int or not 1 <= count <= max_count):
+        _check_int("session.cart_sessions", count, 1, max_count)
+    step = get("checkout_step")
+    if step is not None and (type(step) is not str or step not in CHECKOUT_STEPS):
+        _shared(check_choice, "session.checkout_step", step, choices=CHECKOUT_STEPS)
 
 
 def _check_channels(channels: Any) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -75,7 +75,7 @@ RECOVERY_FEATURES: tuple[str, ...] = (
 _NO_RECOVERY = [0.0] * len(RECOVERY_FEATURES)
 
 
-def recovery_values(ctx: Mapping[str, Any]) -> list[float]:
+def recovery_values(ctx: ParsedContext | Mapping[str, Any]) -> list[float]:
     """:data:`RECOVERY_FEATURES` of a validated context (zeros without ``recovery``)."""
     recovery = ctx.recovery if isinstance(ctx, ParsedContext) else ctx.get("recovery")
     if not recovery:
@@ -132,6 +132,12 @@ PROFILE_SCALING: dict[str, tuple[float, float]] = {
     "hour_cos": (0.0, 1.0),
     "cart_value_log": (4.0, 1.0),
     "cart_size_log": (1.0, 0.5),
+    "checkout_shipping": (0.0, 1.0),
+    "checkout_payment": (0.0, 1.0),
+    "cart_sessions_log": (0.3, 0.4),
+    "session_minutes_log": (1.8, 0.8),
+    "tenure_days_log": (5.5, 1.0),
+    "basket_ratio_log": (0.0, 0.8),
 }
 
 
@@ -190,7 +196,7 @@ class FeatureBuilder:
             + ([RISK_FEATURE] if risk is not None else [])
             + (list(RECOVERY_FEATURES) if recovery else [])
         )
-        names += extra + [BIAS_FEATURE]
+        names += [*extra, BIAS_FEATURE]
         centre += [0.0] * (len(extra) + 1)
         scale += [1.0] * (len(extra) + 1)
         self.feature_names: tuple[str, ...] = tuple(names)
@@ -231,7 +237,7 @@ class FeatureBuilder:
         caller already has it (the engine reuses it for the recommendation payload).
         """
         if type(ctx) is not ParsedContext:
-            ctx = parse_context(ctx)
+            ctx = parse_context(cast("Mapping[str, Any]", ctx))
         out = np.fromiter(self._values(ctx, cf_items), np.float64)
         out -= self._centre
         out *= self._inv_scale
@@ -240,7 +246,9 @@ class FeatureBuilder:
     def transform_many(self, contexts: Iterable[ParsedContext | Mapping[str, Any]]) -> np.ndarray:
         """Feature matrix of valid contexts, shape ``(n, n_features)``."""
         rows = [
-            self._values(ctx if type(ctx) is ParsedContext else parse_context(ctx))
+            self._values(
+                ctx if type(ctx) is ParsedContext else parse_context(cast("Mapping[str, Any]", ctx))
+            )
             for ctx in contexts
         ]
         if not rows:
@@ -250,7 +258,7 @@ class FeatureBuilder:
         out *= self._inv_scale
         return out
 
-    def reward_divisor(self, X: np.ndarray) -> np.ndarray:
+    def reward_divisor(self, X: np.ndarray) -> np.ndarray | np.float64:
         """What a learner divides the reward of each feature row of ``X`` by.
 
         The cart's value (recovered from the ``cart_value_log`` feature) over
@@ -261,7 +269,8 @@ class FeatureBuilder:
         >>> b = FeatureBuilder()
         >>> x = b.transform({"user_id": "u1", "timestamp": 0.0,
         ...                  "cart": [{"item_id": "i1", "price": 37.0, "quantity": 2}]})
-        >>> round(float(b.reward_divisor(x)), 6), float(FeatureBuilder(reward_per_value=False).reward_divisor(x))
+        >>> plain = FeatureBuilder(reward_per_value=False)
+        >>> round(float(b.reward_divisor(x)), 6), float(plain.reward_divisor(x))
         (1.0, 1.0)
         """
         if isinstance(X, np.ndarray) and X.shape == (self.n_features,):  # the engine's reward path
@@ -279,9 +288,9 @@ class FeatureBuilder:
         column = X[..., self._value_column]
         if not self.reward_per_value:
             return np.ones_like(column)
-        value = np.expm1(column * self._value_scale + self._value_centre)
-        return np.maximum(value / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
+        values = np.expm1(column * self._value_scale + self._value_centre)
+        return np.maximum(values / REWARD_REFERENCE_VALUE, MIN_REWARD_DIVISOR)
 
     def named(self, ctx: ParsedContext | Mapping[str, Any]) -> dict[str, float]:
         """``{name: value}`` of :meth:`transform` (for logs and debugging)."""
-        return dict(zip(self.feature_names, self.transform(ctx).tolist()))
+        return dict(zip(self.feature_names, self.transform(ctx).tolist(), strict=True))

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -72,6 +72,12 @@ PROFILE_FEATURES: tuple[str, ...] = (
     "hour_cos",
     "cart_value_log",  # log1p(sum of price * quantity)
     "cart_size_log",  # log1p(total quantity)
+    "checkout_shipping",  # session.checkout_step reached shipping (1 / 0)
+    "checkout_payment",  # session.checkout_step reached payment (1 / 0)
+    "cart_sessions_log",  # log(session.cart_sessions), 0 when unknown
+    "session_minutes_log",  # log1p(session.session_seconds / 60), 0 when unknown
+    "tenure_days_log",  # log1p(days since history.first_seen), 0 when unknown
+    "basket_ratio_log",  # log(cart value / mean order value), clipped to [-5, 5]; 0 without orders
 )
 
 #: Action name -> family used for the per-family conversion rates.
@@ -97,8 +103,17 @@ _DEFAULT_CART_TO_ABANDON = 5.0  # minutes, used when the session does not say
 _DEFAULT_SINCE_ABANDON = 30.0
 _HOUR_SIN = tuple(math.sin(2.0 * math.pi * h / 24.0) for h in range(24))
 _HOUR_COS = tuple(math.cos(2.0 * math.pi * h / 24.0) for h in range(24))
-_DEVICES = {"mobile": (1.0, 0.0, 0.0), "desktop": (0.0, 1.0, 0.0), "tablet": (0.0, 0.0, 1.0)}
+_DEVICES: dict[Any, tuple[float, float, float]] = {
+    "mobile": (1.0, 0.0, 0.0),
+    "desktop": (0.0, 1.0, 0.0),
+    "tablet": (0.0, 0.0, 1.0),
+}
 _NO_DEVICE = (0.0, 0.0, 0.0)
+#: session.checkout_step -> (checkout_shipping, checkout_payment); "cart" or unknown: (0, 0)
+_STEPS: dict[Any, tuple[float, float]] = {"shipping": (1.0, 0.0), "payment": (0.0, 1.0)}
+_NO_STEP = (0.0, 0.0)
+_MAX_BASKET_LOG = 5.0
+_log = math.log
 _log1p = math.log1p
 
 
@@ -184,7 +199,7 @@ def profile_values(ctx: ParsedContext | Mapping[str, Any]) -> list[float]:
     :func:`~engine.context.validate_context` returned, or a valid record (parsed here).
     """
     if type(ctx) is not ParsedContext:
-        ctx = parse_context(ctx)
+        ctx = parse_context(cast("Mapping[str, Any]", ctx))
     now = ctx.timestamp
     session = ctx.session
     history = ctx.history
@@ -213,12 +228,38 @@ def profile_values(ctx: ParsedContext | Mapping[str, Any]) -> list[float]:
         out += (_HOUR_SIN[hour], _HOUR_COS[hour])
     out.append(_log1p(min(ctx.cart_value, _MAX_MONEY)))
     out.append(_log1p(ctx.cart_units))
+    out += _intent_features(ctx, s_get, h_get("first_seen"))
     return out
+
+
+def _intent_features(
+    ctx: ParsedContext, s_get: Callable[[str], Any], first_seen: float | None
+) -> tuple[float, float, float, float, float, float]:
+    """checkout_shipping .. basket_ratio_log (6 values): what checkout sees of purchase intent."""
+    shipping, payment = _STEPS.get(s_get("checkout_step"), _NO_STEP)
+    cart_sessions = s_get("cart_sessions")
+    seconds = s_get("session_seconds")
+    days = 0.0 if first_seen is None else (ctx.timestamp - first_seen) / DAY
+    n_orders, total_value = ctx.orders.count, ctx.orders.total_value
+    value = ctx.cart_value
+    if n_orders and value > 0.0 and total_value > 0.0:
+        ratio = _log(min(value, _MAX_MONEY)) - _log(min(total_value / n_orders, _MAX_MONEY))
+        basket = max(-_MAX_BASKET_LOG, min(ratio, _MAX_BASKET_LOG))
+    else:
+        basket = 0.0
+    return (
+        shipping,
+        payment,
+        _log(cart_sessions) if cart_sessions else 0.0,
+        _log1p(min(seconds, _MAX_MONEY) / 60.0) if seconds else 0.0,
+        _log1p(min(days, _MAX_DAYS)) if days > 0.0 else 0.0,
+        basket,
+    )
 
 
 def behaviour_profile(ctx: ParsedContext | Mapping[str, Any]) -> dict[str, float]:
     """The profile of a validated context as a dict, keys in PROFILE_FEATURES order."""
-    return dict(zip(PROFILE_FEATURES, map(float, profile_values(ctx))))
+    return dict(zip(PROFILE_FEATURES, map(float, profile_values(ctx)), strict=True))
 
 
 def profile_matrix(contexts: Iterable[ParsedContext | Mapping[str, Any]]) -> np.ndarray:

@@ -34,7 +34,7 @@ def retrain_from_log(
     learner_options: Mapping[str, Any] | None = None,
     propensity_floor: float | None = None,
     since: float | None = None,
-    reward_divisor: Callable[[np.ndarray], np.ndarray] | None = None,
+    reward_divisor: Callable[[np.ndarray], np.ndarray | np.float64] | None = None,
     backend: str = "memory",
     **lake_options: Any,
 ) -> Learner:

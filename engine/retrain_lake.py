@@ -38,7 +38,7 @@ class RetrainPlan:
     fit_intercept: bool
     reward_scale: float
     since: float | None
-    reward_divisor: Callable[[np.ndarray], np.ndarray] | None
+    reward_divisor: Callable[[np.ndarray], np.ndarray | np.float64] | None
 
 
 @dataclass(eq=False)
@@ -149,7 +149,7 @@ def retrain_lake(
     learner_options: Mapping[str, Any] | None = None,
     propensity_floor: float | None = None,
     since: float | None = None,
-    reward_divisor: Callable[[np.ndarray], np.ndarray] | None = None,
+    reward_divisor: Callable[[np.ndarray], np.ndarray | np.float64] | None = None,
     batch_rows: int = 65_536,
     spark: Any = None,
     spark_master: str = "local[2]",

@@ -10,7 +10,7 @@ Example:
     >>> env = gym.make("CartRecovery-v0", n_shoppers=500)
     >>> obs, info = env.reset(seed=0)
     >>> sorted(info)
-    ['action_mask', 'context', 'expected_reward', 'shopper_type']
+    ['action_mask', 'context', 'expected_reward', 'p_return', 'shopper_type']
     >>> action = simulator.oracle_action(info)
     >>> obs, reward, terminated, truncated, info = env.step(action)
     >>> terminated

@@ -1,4 +1,4 @@
-"""The embedded engine on simulated checkout traffic: decide -> outcome -> reward, with the truth."""
+"""The embedded engine on simulated checkout traffic: decide, outcome, reward, with the truth."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from engine import DecisionEngine
+from policies import RulePolicy
 from simulator.shop.constants import ACTION_NAMES
 
 
@@ -19,7 +21,9 @@ from simulator.shop.constants import ACTION_NAMES
 class EngineRun:
     """What the engine did, with the simulator's truth beside every decision."""
 
-    decisions: pd.DataFrame  # decision_id, action, type, value, none, oracle, er_<action>...
+    #: decision_id, action, type, value, none, oracle, converted, coupon_cost, fallback, p_return
+    #: (the cart's true p0), rule_action and oracle_action (indices), er_<action>...
+    decisions: pd.DataFrame
     health: dict[str, Any]
     log_path: Path
     model_version: str
@@ -38,6 +42,7 @@ def run_engine(
     _, info = env.reset(seed=seed)
     rows = []
     index = {a: i for i, a in enumerate(ACTION_NAMES)}
+    rule = RulePolicy()
     for _ in tqdm(
         range(carts),
         desc="engine on live traffic",
@@ -51,6 +56,7 @@ def run_engine(
         engine.reward(decision.decision_id, reward, timestamp=info["context"]["timestamp"] + 3600.0)
         er = info["expected_reward"]
         mask = info["action_mask"] > 0
+        rule_action = int(rule.probabilities(info["context"], mask).argmax())
         rows.append(
             (
                 decision.decision_id,
@@ -62,6 +68,9 @@ def run_engine(
                 bool(step["converted"]),
                 step["coupon_cost"],
                 decision.fallback,
+                info["p_return"],
+                rule_action,
+                int(np.where(mask, er, -np.inf).argmax()),
                 *er,
             )
         )
@@ -77,6 +86,9 @@ def run_engine(
         "converted",
         "coupon_cost",
         "fallback",
+        "p_return",
+        "rule_action",
+        "oracle_action",
     ] + [f"er_{a}" for a in ACTION_NAMES]
     return EngineRun(
         pd.DataFrame(rows, columns=columns), engine.health(), log_path, engine.model_version

@@ -37,6 +37,7 @@ from simulator.job.plots import (
     ope_truth_plot,
     profit_by_policy,
     profit_by_type,
+    risk_reliability,
 )
 from simulator.job.warmup import Warmup, run_warmup
 from simulator.training import run_policy
@@ -164,6 +165,7 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
         ),
         "ope": ope_truth_plot(ope_table, out / "ope_forest.png"),
         "abtest": out / "abtest" / "abtest_profit_effects.png",
+        "risk": risk_reliability(warm, out / "risk_reliability.png"),
     }
     result = JobResult(
         out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,4 +136,30 @@ def profit_by_policy(scoreboard: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Profit by policy (last 20% of carts of each run)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _save(fig, path, tight=True)
+
+
+def risk_reliability(warmup: Any, path: Path) -> Path:
+    """Reliability diagram of the warm-up's abandonment-risk model on held-out carts.
+
+    Mean predicted probability against the observed unprompted-return rate, per equal-count bin.
+    """
+    table = warmup.reliability
+    fig = new_figure(5.5, 4.5)
+    ax = fig.add_subplot()
+    top = float(max(table["predicted"].max(), table["observed"].max())) * 1.1
+    ax.plot([0, top], [0, top], ":", color="grey", label="perfect calibration")
+    ax.plot(
+        table["predicted"], table["observed"], "o-", lw=2, label="risk model (equal-count bins)"
+    )
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("predicted P(return and buy, no action)")
+    ax.set_ylabel("observed return rate")
+    ax.set_title(
+        f"Risk model on held-out carts: ECE {warmup.risk_ece:.3f}, "
+        f"AUC {warmup.risk_auc:.2f} (truth {warmup.truth_auc:.2f})"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
     return _save(fig, path, tight=True)

@@ -5,8 +5,28 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import pandas as pd
+
 from simulator.html_report import embed_png, frame_html, page, section
 from simulator.job.config import RunConfig
+from simulator.shop.constants import ACTION_NAMES
+from simulator.training.intent import decile_table
+
+
+def engine_intent_table(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Per intent decile (true ``p_return``) of the given decisions: coupon share and profit.
+
+    The share of carts given a coupon and the true profit per cart of the engine, the rule and the
+    oracle on the same carts.
+    """
+    er = decisions[[f"er_{a}" for a in ACTION_NAMES]].to_numpy()
+    engine = decisions["action"].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
+    chosen = {
+        "engine": engine,
+        "rule": decisions["rule_action"].to_numpy(),
+        "oracle": decisions["oracle_action"].to_numpy(),
+    }
+    return decile_table(decisions["p_return"].to_numpy(), er, chosen)
 
 
 def summary_lines(result) -> list[str]:
@@ -20,7 +40,7 @@ def summary_lines(result) -> list[str]:
     lines = [
         f"Cartwise run: report in {result.out / 'report.html'}",
         f"  CF precision@10 {w.cf_precision:.3f} vs popularity {w.popularity_precision:.3f};"
-        f" risk-model AUC {w.risk_auc:.2f}",
+        f" risk-model AUC {w.risk_auc:.2f} (truth {w.truth_auc:.2f}), ECE {w.risk_ece:.3f}",
         f"  Engine ({len(d)} carts, last 20%): {tail['value'].mean():.2f} USD/cart"
         f" vs none {tail['none'].mean():.2f} and oracle {tail['oracle'].mean():.2f}"
         f" -> {share:.0%} of the oracle's gain; fallbacks {int(d['fallback'].sum())}",
@@ -81,8 +101,12 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
         f"<p>{w.carts} carts under current practice (a reminder to everyone, a 30% holdout). "
         f"Collaborative filtering ranks held-out purchases with precision@10 {w.cf_precision:.3f} "
         f"against {w.popularity_precision:.3f} for popularity. The abandonment-risk model (return "
-        f"and buy unprompted) reaches AUC {w.risk_auc:.2f} on the holdout carts.</p>\n"
+        f"and buy unprompted) reaches AUC {w.risk_auc:.2f} on held-out holdout carts, against "
+        f"{w.truth_auc:.2f} for the carts' true return probability on the same returns (the "
+        f"ceiling: {w.risk_auc / w.truth_auc:.0%} of it); its expected calibration error is "
+        f"{w.risk_ece:.3f}.</p>\n"
     )
+    parts.append(embed_png(result.figures["risk"]))
     parts.append(section("2. The embedded engine on live checkout traffic"))
     parts.append(
         f"<p>{len(d)} carts served by <code>DecisionEngine</code> (learner "
@@ -99,6 +123,12 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
         "<p>What the engine chose in the last 20% of carts, by hidden type (shares):</p>\n"
     )
     parts.append(frame_html(mix.reset_index(), "{:.2f}"))
+    parts.append(
+        "<p>Decisions by purchase intent (deciles of the cart's true probability of returning to "
+        "buy unprompted, last 20% of carts): share of carts given a coupon and expected profit per "
+        "cart, for the engine, the hand rule and the oracle on the same carts.</p>\n"
+    )
+    parts.append(frame_html(engine_intent_table(tail), "{:.3f}"))
     parts.append(section("3. Scoreboard: policies learning online in the simulator"))
     parts.append(frame_html(result.scoreboard, "{:.3f}"))
     parts.append(embed_png(result.figures["by_policy"]))

@@ -17,7 +17,7 @@ from engine.cf import (
     precision_recall_at_k,
 )
 from engine.profile import PROFILE_FEATURES, profile_matrix
-from engine.risk import RiskModel
+from engine.risk import RiskModel, expected_calibration_error, reliability_table, roc_auc
 from simulator.shop.constants import ACTION_NAMES
 
 HOLDOUT_SHARE = 0.3  # carts the shop leaves alone (a standing holdout): they label the risk model
@@ -25,12 +25,23 @@ HOLDOUT_SHARE = 0.3  # carts the shop leaves alone (a standing holdout): they la
 
 @dataclass
 class Warmup:
+    """The models fitted before Cartwise, and how well the risk model does on held-out carts.
+
+    ``risk_auc`` and ``risk_ece`` are those of a risk model fitted on the first half of the
+    holdout carts and scored on the second half; ``truth_auc`` is the AUC of those carts' true
+    ``p0`` against the same realised returns (the ceiling); ``reliability`` is the
+    :func:`~engine.risk.reliability_table` of that half.
+    """
+
     cf: CFModel
     risk: RiskModel
     cf_precision: float
     popularity_precision: float
     risk_auc: float
     carts: int
+    truth_auc: float = float("nan")
+    risk_ece: float = float("nan")
+    reliability: dict[str, np.ndarray] | None = None
 
 
 def current_practice(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -52,6 +63,7 @@ def run_warmup(carts: int, seed: int, shop: Mapping[str, Any], progress: bool = 
     contexts: list[dict] = []
     holdout_ctx: list[dict] = []
     holdout_y: list[bool] = []
+    holdout_p: list[float] = []
     for _ in tqdm(
         range(-(-carts // batch)),
         desc="warm-up (current practice)",
@@ -60,12 +72,14 @@ def run_warmup(carts: int, seed: int, shop: Mapping[str, Any], progress: bool = 
     ):
         actions = current_practice(info["action_mask"], rng)
         batch_ctx = list(info["context"])
+        p_return = info["p_return"]
         _, _, _, _, info_next = envs.step(actions)
         converted = info_next["final_info"]["converted"]
         contexts.extend(batch_ctx)
         for i in np.flatnonzero(actions == 0):
             holdout_ctx.append(batch_ctx[i])
             holdout_y.append(bool(converted[i]))
+            holdout_p.append(float(p_return[i]))
         info = info_next
     train, test = holdout_last_orders(contexts)
     cf_eval = CFModel(n_factors=16, seed=seed).fit(train)
@@ -76,18 +90,10 @@ def run_warmup(carts: int, seed: int, shop: Mapping[str, Any], progress: bool = 
     y = np.array(holdout_y, dtype=int)
     half = len(y) // 2
     risk_eval = RiskModel(feature_names=PROFILE_FEATURES).fit(X[:half], y[:half])
-    auc = _auc(risk_eval.predict_proba(X[half:]), y[half:])
+    predicted = risk_eval.predict_proba(X[half:])
+    auc = roc_auc(predicted, y[half:])
+    truth_auc = roc_auc(holdout_p[half:], y[half:])
+    ece = expected_calibration_error(predicted, y[half:])
+    table = reliability_table(predicted, y[half:])
     risk = RiskModel(feature_names=PROFILE_FEATURES).fit(X, y)
-    return Warmup(cf, risk, cf_p, pop_p, auc, len(contexts))
-
-
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve by the rank-sum formula (ties averaged)."""
-    from scipy.stats import rankdata
-
-    pos = labels == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return Warmup(cf, risk, cf_p, pop_p, auc, len(contexts), truth_auc, ece, table)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from simulator.shop.catalog import Catalog
-from simulator.shop.constants import CHANNELS, DAY, DEVICES
+from simulator.shop.constants import CHANNELS, CHECKOUT_STEPS, DAY, DEVICES
 from simulator.shop.population import Population
 from simulator.shop.shoppers import MAX_LINES, ShopperState
 
@@ -74,6 +74,9 @@ class CartBatch:
     direct_time: np.ndarray  # (n, MAX_DIRECT) timestamps
     outcome_u: np.ndarray  # uniforms that decide purchases
     purchase_delay_hours: np.ndarray
+    checkout_step: np.ndarray  # furthest checkout step reached: 0 cart, 1 shipping, 2 payment
+    cart_sessions: np.ndarray  # sessions in which the shopper had this cart (>= 1)
+    intent_noise: np.ndarray  # standard normal: the part of the cart's intent nobody observes
     # Filled by arrive/evaluate:
     type_index: np.ndarray = field(default=None)  # type at arrival
     history_head: np.ndarray = field(default=None)  # (n, 2) newest order/contact event at arrival
@@ -84,6 +87,7 @@ class CartBatch:
     contact_cost: np.ndarray = field(default=None)
     action_mask: np.ndarray = field(default=None)
     observation: np.ndarray = field(default=None)
+    intent: np.ndarray = field(default=None)  # intent shift (simulator.shop.response.intent_shift)
 
     def __len__(self) -> int:
         return len(self.shopper)
@@ -102,8 +106,9 @@ class CartView:
         self._price = catalog.price.tolist()
 
     def observe(self, batch: CartBatch, rows: Any, s: np.ndarray, t_now: np.ndarray) -> np.ndarray:
-        """Observation vectors (float32, clipped to ``OBS_LOW``/``OBS_HIGH``) of ``batch[rows]``,
-        whose shoppers are ``s`` at times ``t_now``.
+        """Observation vectors (float32, clipped to ``OBS_LOW``/``OBS_HIGH``) of ``batch[rows]``.
+
+        ``s`` are the rows' shoppers and ``t_now`` their decision times.
         """
         pop, st = self._population, self._state
         n_orders = st.n_orders[s]
@@ -143,14 +148,14 @@ class CartView:
     def context(self, batch: CartBatch, i: int) -> dict[str, Any]:
         """The raw record checkout would send for cart ``i`` (see docs/context-schema.md).
 
-        It shows the shopper's history as snapshotted when the batch arrived (``batch.history_head``,
-        ``batch.counters``), so events recorded since never leak into it.
+        It shows the shopper's history as snapshotted when the batch arrived
+        (``batch.history_head``, ``batch.counters``), so events recorded since never leak into it.
         """
         s = int(batch.shopper[i])
         pop, st = self._population, self._state
         item_ids, cats, price = self._item_ids, self._cat_of_item, self._price
         cart = []
-        for item, q in zip(batch.items[i].tolist(), batch.quantity[i].tolist()):
+        for item, q in zip(batch.items[i].tolist(), batch.quantity[i].tolist(), strict=True):
             if item < 0:
                 break
             cart.append(
@@ -177,8 +182,10 @@ class CartView:
                 "minutes_cart_to_abandon": float(batch.minutes_to_abandon[i]),
                 "minutes_since_abandon": float(batch.minutes_since_abandon[i]),
                 "shipping_page_views": int(batch.shipping_views[i]),
+                "checkout_step": CHECKOUT_STEPS[batch.checkout_step[i]],
+                "cart_sessions": int(batch.cart_sessions[i]),
             },
-            "channels": dict(zip(CHANNELS, pop.channels[s].tolist())),
+            "channels": dict(zip(CHANNELS, pop.channels[s].tolist(), strict=True)),
             "history": {
                 "first_seen": float(st.first_seen[s]),
                 "sessions": sessions,

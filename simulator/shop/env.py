@@ -66,7 +66,9 @@ class CartRecoveryEnv(gym.Env):
     On reset and step: ``context`` (the raw record checkout sends, docs/context-schema.md; its
     history lists are shared, treat them as read-only), ``shopper_type``, ``expected_reward``
     (true expected profit of every action, aligned with ``action_names``; an undeliverable action's
-    is ``none``'s, so its argmax is the best action the shopper can receive), ``action_mask``.
+    is ``none``'s, so its argmax is the best action the shopper can receive), ``action_mask``,
+    ``p_return`` (the cart's true probability of returning to buy with no action: its purchase
+    intent, ``p0`` of :mod:`simulator.shop.response`).
     On step also: ``converted``, ``revenue``, ``coupon_cost``, ``profit``, ``contact_cost``,
     ``purchase_delay_hours``, ``purchase_probability`` (true probability the chosen action
     converts), ``delivered`` (False when the chosen action could not reach the shopper).
@@ -133,6 +135,7 @@ class CartRecoveryEnv(gym.Env):
             "shopper_type": self._types[i],
             "expected_reward": batch.expected_reward[i].copy(),
             "action_mask": batch.action_mask[i].copy(),
+            "p_return": float(batch.purchase_probability[i, 0]),
         }
         self._outcome = None
         return batch.observation[i].copy(), dict(self._info)
@@ -170,6 +173,7 @@ class CartRecoveryEnv(gym.Env):
             "shopper_type": reset_info["shopper_type"],
             "expected_reward": reset_info["expected_reward"].copy(),
             "action_mask": reset_info["action_mask"].copy(),
+            "p_return": reset_info["p_return"],
             **outcome,
         }
         return batch.observation[i].copy(), outcome["profit"], True, False, info

@@ -4,11 +4,21 @@ The model, for one cart of value ``V`` and margin ``M`` (both USD):
 
 ``p(a) = p0 + (1 - p0) * lift(type, a)``, where
 
-* ``p0`` — the shopper returns and buys with no prompt. Base rate per type averages ~8% of
-  abandoners (SeeWhy, "~8% return and buy with no prompt"). It rises a little with loyalty (past
-  orders), falls for expensive carts, and falls with **coupon conditioning**: a shopper who keeps
-  receiving coupons learns to wait for one (``p0 * (1 - 0.6 e)`` for coupon expectation ``e``).
-* ``lift`` — the share of non-returners an action converts, by type (docs/architecture.md):
+* ``p0`` — the shopper returns and buys with no prompt: the cart's **purchase intent**. Its logit
+  (:func:`intent_logit`) is the sum of a base per type, loyalty (past orders), cart value, and the
+  intent shift of :func:`intent_shift`: what checkout observes of the cart (the furthest checkout
+  step reached, the sessions with this cart, time spent in the session, visitor tenure, cart value
+  against the shopper's usual basket, device, hour) plus noise no observer sees. ``p0`` spans about
+  1% to 40% (1st to 99th percentile) and averages ~8% of abandoners (SeeWhy, "~8% return and buy
+  with no prompt"). It falls with **coupon conditioning**: a shopper who keeps receiving coupons
+  learns to wait for one (``p0 * (1 - 0.6 e)`` for coupon expectation ``e``). Callers that pass no
+  intent (``intent=None``) get the earlier law without it: a base rate per type, a little higher
+  with past orders, lower for dear carts (the multi-touch model of
+  :mod:`~simulator.shop.sequence_model` uses it until it passes each cart's ``CartBatch.intent``).
+* ``lift`` — the share of non-returners an action converts, by type (docs/architecture.md), times
+  the cart's **persuadability** (:func:`persuadability`, from the intent logit; with intent only):
+  "lost causes" (the lowest intent) barely respond, "persuadables" respond fully, "sure things"
+  (the highest intent) respond less and buy anyway, so a coupon there mostly gives margin away:
 
   - *recall_message*: forgetful 10%, others 1-2.5%. The population-average incremental recovery of a
     plain reminder is ~3.3% of carts, the "3-5% of carts recovered" of abandoned-cart e-mails
@@ -61,6 +71,26 @@ FATIGUE_DAYS = 7.0
 EXPECTATION_DAYS = 45.0
 CONDITIONING_STEP = np.array([0.15, 0.35, 0.15, 0.15])  # expectation gained per coupon received
 REFERENCE_VALUE = 80.0
+# Purchase intent (the logit of p0): base per type, loyalty, cart value, and the intent shift.
+P0_LOGIT = np.log(P0_BASE / (1.0 - P0_BASE))
+LOYALTY = 0.35  # per log1p(past orders, at most 10): returning customers come back more
+VALUE_ELASTICITY = -0.2  # per log(value / REFERENCE_VALUE), clipped to [log 0.7, log 1.3]
+INTENT_OFFSET = -1.86  # keeps the population mean of p0 at ~8% once the shift spreads the logits
+INTENT_STEP = np.array([0.0, 0.7, 1.4])  # furthest checkout step reached: cart, shipping, payment
+INTENT_CART_SESSIONS = 0.7  # per log(sessions in which the shopper came back to this cart)
+INTENT_SESSION_TIME = 0.35  # per log(session minutes / 5), clipped to [-2, 2]
+INTENT_TENURE = 0.15  # per log1p(days since first seen / 30)
+INTENT_BASKET = -0.3  # per log(cart value / the shopper's mean order value), clipped to [-1.5, 2]
+INTENT_DEVICE = np.array([-0.3, 0.25, 0.0])  # mobile, desktop, tablet
+INTENT_HOUR = 0.25  # times cos(2 pi (hour - 20) / 24): evening carts are likelier to return
+INTENT_HOUR_PEAK = 20.0
+INTENT_NOISE_SD = 0.5  # what no observer sees: the shopper's own circumstances
+# Persuadability: PERSUADE_SCALE sigmoid(s (z - LOST)) sigmoid(-s (z - SURE)), z the intent logit.
+PERSUADE_LOST = np.log(0.02 / 0.98)  # intent below ~2%: a lost cause, barely moved
+PERSUADE_SURE = np.log(0.30 / 0.70)  # intent above ~30%: a sure thing, decided already
+PERSUADE_SLOPE = 1.5
+PERSUADE_SCALE = 1.45
+P0_CAP = 0.6  # with intent; 0.5 without
 
 # Per-action arrays, in ACTION_NAMES order.
 COUPON_ACTIONS = np.array([a in COUPON_PERCENT for a in ACTION_NAMES])
@@ -81,7 +111,7 @@ _PRICE_SENSITIVE = SHOPPER_TYPES.index("price_sensitive")
 
 @dataclass
 class CartResponse:
-    """Per-cart, per-action quantities (each array is (n_carts, n_actions), in ``ACTION_NAMES`` order)."""
+    """Per-cart, per-action quantities: arrays (n_carts, n_actions), in ``ACTION_NAMES`` order."""
 
     purchase_probability: np.ndarray
     cost_if_bought: np.ndarray  # coupon + offer cost, paid only if the cart is bought
@@ -93,10 +123,94 @@ class CartResponse:
     )
 
 
-def base_probability(
-    type_index: np.ndarray, value: np.ndarray, n_orders: np.ndarray, expectation: np.ndarray
+def intent_shift(
+    checkout_step: np.ndarray,
+    cart_sessions: np.ndarray,
+    session_minutes: np.ndarray,
+    tenure_days: np.ndarray,
+    basket_ratio: np.ndarray,
+    device: np.ndarray,
+    hour: np.ndarray,
+    noise: np.ndarray,
 ) -> np.ndarray:
-    """``p0``: the probability that the shopper returns and buys with no prompt (see module notes)."""
+    """The part of each cart's intent logit that comes from the session and the visitor.
+
+    Args:
+        checkout_step: furthest checkout step reached (0 cart, 1 shipping, 2 payment).
+        cart_sessions: sessions in which the shopper had this cart (>= 1).
+        session_minutes: length of the abandoning session.
+        tenure_days: days since the shopper was first seen.
+        basket_ratio: cart value over the shopper's mean order value (1 for a first order).
+        device: index into ``DEVICES``.
+        hour: local hour 0..23.
+        noise: standard normal draws, scaled by ``INTENT_NOISE_SD`` (unobservable).
+
+    Returns:
+        The shift, to be added to the logit of the per-type base (:func:`intent_logit`).
+
+    >>> one = np.ones(2)
+    >>> shift = intent_shift(np.array([0, 2]), np.array([1, 3]), np.array([5.0, 12.0]),
+    ...                      30 * one, one, np.array([1, 1]), np.array([20, 20]), 0 * one)
+    >>> bool(shift[1] - shift[0] > 2.0)  # reached payment, came back three times, lingered
+    True
+    """
+    hour_term = np.cos((hour - INTENT_HOUR_PEAK) * (2.0 * np.pi / 24.0))
+    minutes = np.maximum(session_minutes, 1e-3) / 5.0
+    return (
+        INTENT_OFFSET
+        + INTENT_STEP[checkout_step]
+        + INTENT_CART_SESSIONS * np.log(cart_sessions)
+        + INTENT_SESSION_TIME * np.clip(np.log(minutes), -2.0, 2.0)
+        + INTENT_TENURE * np.log1p(np.maximum(tenure_days, 0.0) / 30.0)
+        + INTENT_BASKET * np.clip(np.log(basket_ratio), -1.5, 2.0)
+        + INTENT_DEVICE[device]
+        + INTENT_HOUR * hour_term
+        + INTENT_NOISE_SD * noise
+    )
+
+
+def intent_logit(
+    type_index: np.ndarray, value: np.ndarray, n_orders: np.ndarray, intent: np.ndarray
+) -> np.ndarray:
+    """Logit of ``p0`` before coupon conditioning.
+
+    The sum of the type's base, loyalty, the cart value's term and ``intent``
+    (:func:`intent_shift`).
+    """
+    value_term = np.clip(
+        VALUE_ELASTICITY * np.log(value / REFERENCE_VALUE), np.log(0.7), np.log(1.3)
+    )
+    loyalty = LOYALTY * np.log1p(np.minimum(n_orders, 10))
+    return P0_LOGIT[type_index] + loyalty + value_term + intent
+
+
+def persuadability(intent_logit: np.ndarray) -> np.ndarray:
+    """Multiplier of every action's lift: small for lost causes and sure things, ~1.2 between.
+
+    >>> m = persuadability(np.log(np.array([0.005, 0.08, 0.5]) / np.array([0.995, 0.92, 0.5])))
+    >>> bool(m[0] < 0.3 < m[2] < m[1])
+    True
+    """
+    z = intent_logit
+    rise = 1.0 + np.exp(-PERSUADE_SLOPE * (z - PERSUADE_LOST))
+    fall = 1.0 + np.exp(PERSUADE_SLOPE * (z - PERSUADE_SURE))
+    return PERSUADE_SCALE / (rise * fall)
+
+
+def base_probability(
+    type_index: np.ndarray,
+    value: np.ndarray,
+    n_orders: np.ndarray,
+    expectation: np.ndarray,
+    intent: np.ndarray | None = None,
+) -> np.ndarray:
+    """``p0``: the probability that the shopper returns and buys with no prompt (module notes).
+
+    ``intent``: each cart's :func:`intent_shift`; None gives the law without purchase intent.
+    """
+    if intent is not None:
+        z = intent_logit(type_index, value, n_orders, intent)
+        return np.minimum((1.0 - 0.6 * expectation) / (1.0 + np.exp(-z)), P0_CAP)
     p0 = (
         P0_BASE[type_index]
         * (1.0 + 0.04 * np.minimum(n_orders, 10))
@@ -116,19 +230,24 @@ def cart_response(
     n_orders: np.ndarray,
     config: SimConfig,
     deliverable: np.ndarray | None = None,
+    intent: np.ndarray | None = None,
 ) -> CartResponse:
     """Purchase probability, costs and expected profit of every action for a batch of carts.
 
     ``deliverable`` (n_carts, n_actions), nonzero where the shopper can receive the action: an
     action that cannot be delivered has the outcome of ``none`` (same purchase probability, no
     cost, no contact cost). None: every action can be delivered.
+
+    ``intent`` (n_carts,): each cart's :func:`intent_shift`; it sets ``p0`` and scales every lift
+    by :func:`persuadability`. None: the law without purchase intent (module notes).
+    ``purchase_probability[:, 0]`` (action ``none``) is the cart's true ``p0``.
     """
     t = type_index
     n = len(t)
     e = expectation if config.coupon_conditioning else np.zeros(n)
     load = fatigue_load if config.fatigue else np.zeros(n)
     value_ratio = value / REFERENCE_VALUE
-    p0 = base_probability(t, value, n_orders, e)
+    p0 = base_probability(t, value, n_orders, e, intent)
 
     urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
     coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio**0.25, 0.6, 1.5), 1.0)
@@ -141,7 +260,10 @@ def cart_response(
         lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
     lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
     lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
-    damp = np.exp(-FATIGUE_RATE * load)[:, None]
+    damp = np.exp(-FATIGUE_RATE * load)
+    if intent is not None:
+        damp = damp * persuadability(intent_logit(t, value, n_orders, intent))
+    damp = damp[:, None]
     non_coupon = np.where(COUPON_ACTIONS, 1.0 + 0.3 * e[:, None], 1.0 - 0.5 * e[:, None])
     lift = np.clip(lift * damp * non_coupon, 0.0, 0.95)
     p = p0[:, None] + (1.0 - p0[:, None]) * lift

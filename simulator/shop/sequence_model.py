@@ -183,6 +183,7 @@ class CartParams:
     n_orders: np.ndarray
     channel: np.ndarray  # (n, n_actions): channel index each action is sent on (-1 for none)
     touch_minutes: np.ndarray  # (n, K)
+    intent: np.ndarray | None = None  # purchase-intent shift (CartBatch.intent); None: no intent
 
     def __len__(self) -> int:
         return len(self.value)
@@ -273,6 +274,7 @@ def solve(
             load.reshape(-1),
             np.repeat(params.n_orders, P),
             config,
+            intent=None if params.intent is None else np.repeat(params.intent, P),
         )
         p0 = resp.base_probability.reshape(n, P)
         lift = resp.lift.reshape(n, P, N_ACTIONS)
@@ -295,7 +297,11 @@ def solve(
         e_eff = e_after if config.coupon_conditioning else np.zeros_like(e_after)
         if k + 1 < K:
             p0_after = base_probability(
-                t[:, None, None], params.value[:, None, None], params.n_orders[:, None, None], e_eff
+                t[:, None, None],
+                params.value[:, None, None],
+                params.n_orders[:, None, None],
+                e_eff,
+                None if params.intent is None else params.intent[:, None, None],
             )
             tail = unprompted_hazard(p0_after, rest[:, k + 1, None, None])
         else:

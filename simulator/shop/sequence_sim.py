@@ -142,6 +142,7 @@ class FlowSimulator:
             st.n_orders[s],
             channel_of_actions(opt_in),
             tau,
+            batch.intent,
         )
         mask = batch.action_mask.astype(bool)
         tables = solve(params, mask, self.config, seq)

@@ -24,7 +24,7 @@ _SCALAR_BUILD = 3  # up to this many records are built element by element
 
 
 def decayed(level: Any, since: Any, now: Any, days: float) -> Any:
-    """``level``, set at time ``since``, decayed exponentially to time ``now`` (time constant ``days``)."""
+    """``level``, set at time ``since``, decayed exponentially to ``now`` (time scale ``days``)."""
     return level * np.exp(-(now - since) / (days * DAY))
 
 
@@ -37,7 +37,7 @@ def _latest(shopper: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 class ShopperState:
-    """Per-shopper counters, fatigue, coupon expectation and order/contact histories (arrays of ``n``).
+    """Per-shopper counters, fatigue, coupon expectation and order/contact histories (``n`` each).
 
     Args:
         n: number of shoppers.
@@ -53,6 +53,7 @@ class ShopperState:
         self.carts_abandoned = np.zeros(n, dtype=np.int64)
         self.first_seen = np.full(n, float(start_time))
         self.last_order_time = np.full(n, -np.inf)
+        self.order_value_sum = np.zeros(n)  # paid value of all orders (usual basket: / n_orders)
         self.coupon_orders = np.zeros(n, dtype=np.int64)
         self.discount_sum = np.zeros(n)
         self.n_contacts = np.zeros(n, dtype=np.int64)
@@ -107,6 +108,7 @@ class ShopperState:
             shopper, time=time, items=items, value=paid, coupon=coupon, recovered_by=recovered_by
         )
         np.add.at(self.n_orders, shopper, 1)
+        np.add.at(self.order_value_sum, shopper, paid)
         used = coupon > 0
         np.add.at(self.coupon_orders, shopper[used], 1)
         np.add.at(self.discount_sum, shopper[used], coupon[used])
@@ -123,8 +125,10 @@ class ShopperState:
         value: np.ndarray,
         delay_hours: np.ndarray,
     ) -> None:
-        """Apply resolved carts: one abandoned cart each, a contact for every action but ``none``
-        (fatigue), coupon conditioning for coupons, an order for every conversion.
+        """Apply resolved carts: one abandoned cart each, and what each action and outcome adds.
+
+        Every action but ``none`` is a contact (fatigue), coupons condition the shopper, and every
+        conversion is an order.
 
         Carts are simultaneous: several carts of one shopper all count, and fatigue and expectation
         decay to the shopper's latest cart before their increments are added.
@@ -151,9 +155,10 @@ class ShopperState:
         actions: np.ndarray,
         converted: np.ndarray,
     ) -> None:
-        """Apply recovery actions sent (rows with ``none`` are skipped): contact history and
-        fatigue for every contact, coupon conditioning for coupons. Rows are simultaneous, as in
-        :meth:`record_outcomes`.
+        """Apply recovery actions sent (rows with ``none`` are skipped).
+
+        Contact history and fatigue for every contact, coupon conditioning for coupons. Rows are
+        simultaneous, as in :meth:`record_outcomes`.
         """
         sent = actions != NONE
         if sent.any():
@@ -186,8 +191,9 @@ class ShopperState:
 
     # ------------------------------------------------------------------ history records
     def build_new_records(self) -> None:
-        """Build, in bulk, the records of every event not built yet (so that contexts seldom build
-        records one at a time).
+        """Build, in bulk, the records of every event not built yet.
+
+        So contexts seldom build records one at a time.
         """
         for name, store, build in (
             ("orders", self.orders, self._build_order_records),
@@ -214,7 +220,7 @@ class ShopperState:
                 )
                 for j in idx
             ]
-            times, items, values, coupons, recovered = (list(c) for c in zip(*rows))
+            times, items, values, coupons, recovered = (list(c) for c in zip(*rows, strict=True))
         else:
             times = cols["time"][idx].tolist()
             items = cols["items"][idx].tolist()

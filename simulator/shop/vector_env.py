@@ -63,12 +63,13 @@ class CartRecoveryVectorEnv(VectorEnv):
     rewards, and the observations and infos of the *next* carts. The resolved carts' outcomes are in
     ``info["final_info"]`` (``converted``, ``revenue``, ``coupon_cost``, ``profit``,
     ``contact_cost``, ``purchase_delay_hours``, ``delivered``, ``expected_reward``,
-    ``purchase_probability`` of the chosen action, ``shopper_type``) and their observations in
-    ``info["final_obs"]``. An action a shopper cannot receive (``action_mask`` 0) is not delivered:
-    it has the outcome of ``none`` and ``delivered`` False.
+    ``purchase_probability`` of the chosen action, ``shopper_type``, ``p_return``) and their
+    observations in ``info["final_obs"]``. An action a shopper cannot receive (``action_mask`` 0)
+    is not delivered: it has the outcome of ``none`` and ``delivered`` False.
 
     ``info`` holds ``context`` (a :class:`ContextBatch`), ``shopper_type`` (object array),
-    ``expected_reward`` (num_envs, 7) and ``action_mask`` (num_envs, 7). Carts of one step are
+    ``expected_reward`` (num_envs, 7), ``action_mask`` (num_envs, 7) and ``p_return`` (num_envs,):
+    each cart's true probability of returning to buy with no action. Carts of one step are
     simultaneous: two carts of the same shopper in one batch both see the state before the batch.
     ``render_mode``: None, ``"ansi"`` or ``"rgb_array"``; ``render()`` gives one frame per cart.
 
@@ -142,6 +143,7 @@ class CartRecoveryVectorEnv(VectorEnv):
             "shopper_type": _TYPE_NAMES[b.type_index],
             "expected_reward": b.expected_reward.copy(),
             "action_mask": b.action_mask.copy(),
+            "p_return": b.purchase_probability[:, 0].copy(),
         }
 
     def step(self, actions: Any):
@@ -168,6 +170,7 @@ class CartRecoveryVectorEnv(VectorEnv):
         outcome["expected_reward"] = old.expected_reward
         outcome["purchase_probability"] = old.purchase_probability[np.arange(self.num_envs), acts]
         outcome["shopper_type"] = _TYPE_NAMES[old.type_index]
+        outcome["p_return"] = old.purchase_probability[:, 0].copy()
         final_obs = old.observation
         self._next_batch()
         infos = self._infos()

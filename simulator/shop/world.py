@@ -29,6 +29,7 @@ from simulator.shop.carts import MAX_DIRECT, OBS_HIGH, OBS_LOW, OBS_NAMES, CartB
 from simulator.shop.catalog import Catalog
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_CHANNELS, ACTION_NAMES, CHANNELS, DAY
+from simulator.shop.intent import cart_intent, draw_intent_observables, intent_rng
 from simulator.shop.population import Population
 from simulator.shop.response import DISCOUNT, cart_response
 from simulator.shop.sampling import (
@@ -60,6 +61,7 @@ class ShopWorld:
     def __init__(self, config: SimConfig, rng: np.random.Generator) -> None:
         self.config = config
         self.rng = rng
+        self._intent_rng = intent_rng(rng)
         catalog_rng = (
             np.random.default_rng(config.seed_catalog) if config.seed_catalog is not None else rng
         )
@@ -167,6 +169,7 @@ class ShopWorld:
             direct_time,
             outcome_u,
             np.round(delay, 2),
+            *draw_intent_observables(self._intent_rng, t, sessions_since),
         )
 
     def _draw_shoppers(self, n: int, time: np.ndarray) -> np.ndarray:
@@ -242,6 +245,9 @@ class ShopWorld:
             batch.contact_cost = np.empty(shape)
             batch.action_mask = np.empty(shape, dtype=np.int8)
             batch.observation = np.empty((len(batch), len(OBS_NAMES)), dtype=np.float32)
+            batch.intent = np.empty(len(batch))
+        intent = cart_intent(batch, rows, st, self.population.device[s])
+        batch.intent[rows] = intent
         resp = cart_response(
             batch.type_index[rows],
             batch.value[rows],
@@ -253,6 +259,7 @@ class ShopWorld:
             st.n_orders[s],
             self.config,
             deliverable=mask,
+            intent=intent,
         )
         batch.expected_reward[rows] = resp.expected_reward
         batch.purchase_probability[rows] = resp.purchase_probability

@@ -53,8 +53,9 @@ class TrainingResult:
     ``curve`` has one entry per window: ``carts`` (end of the window), and the mean ``value`` of
     the policy, ``none``, ``rule``, ``full_information`` and ``oracle`` over the window's carts.
     ``trace`` keeps per-cart arrays (``value``, ``none``, ``rule``, ``oracle``,
-    ``full_information``, ``converted``, ``coupon_cost``, ``truth``, ``mask``, ``action``) for
-    further analysis.
+    ``full_information``, ``converted``, ``coupon_cost``, ``truth``, ``mask``, ``action``,
+    ``rule_action``, ``p_return``: the cart's true unprompted-return probability) for further
+    analysis.
     """
 
     policy: str
@@ -156,9 +157,12 @@ def run_policy(
     env = CartRecoveryVectorEnv(num_envs=batch, config=config)
     _, info = env.reset(seed=int(seed))
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(1)[0])
-    shadow = FullInformationPolicy()
     if isinstance(getattr(policy, "features", None), BatchFeatures):
-        shadow.features = policy.features  # same features, and one transform per batch for both
+        # the policy's own builder (it may hold a CF or risk model), one transform per batch
+        shadow = FullInformationPolicy(features=policy.features.builder)
+        shadow.features = policy.features
+    else:
+        shadow = FullInformationPolicy()
     rule = RulePolicy()
     n_actions = len(ACTION_NAMES)
     truth_all = np.empty((carts, n_actions))
@@ -169,6 +173,7 @@ def run_policy(
     converted = np.empty(carts, dtype=bool)
     coupon_cost = np.empty(carts)
     profit = np.empty(carts)
+    p_return = np.empty(carts)
     padded = np.zeros(batch, dtype=np.int64)
     start = time.perf_counter()
     done = 0
@@ -211,6 +216,7 @@ def run_policy(
                 )
             shadow.update_batch(contexts, actions, np.ones(n), reward[:n], truth)
             truth_all[rows], mask_all[rows], chosen[rows] = truth, mask, actions
+            p_return[rows] = info["p_return"][:n]
             converted[rows] = final["converted"][:n]
             coupon_cost[rows] = final["coupon_cost"][:n]
             profit[rows] = final["profit"][:n]
@@ -235,6 +241,7 @@ def run_policy(
         curve_points,
         seconds,
         env.config,
+        p_return,
     )
 
 
@@ -254,6 +261,7 @@ def _score(
     curve_points: int,
     seconds: float,
     config: SimConfig,
+    p_return: np.ndarray,
 ) -> TrainingResult:
     rows = np.arange(carts)
     per_cart = {
@@ -301,5 +309,7 @@ def _score(
             "truth": truth,
             "mask": mask,
             "action": chosen,
+            "rule_action": rule_chosen,
+            "p_return": p_return,
         },
     )

@@ -21,7 +21,8 @@ import pandas as pd
 
 from policies import make_policy
 from simulator.shop.config import SimConfig
-from simulator.training.loop import TrainingResult, run_policy
+from simulator.training.intent import decile_table
+from simulator.training.loop import LAST_SHARE, TrainingResult, run_policy
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ class Scoreboard:
 
     ``runs``: one row per (policy, seed) with :data:`METRICS` (and :data:`SHIFT_METRICS` under a
     shift); ``curves``: the learning curves of every run (long format); ``summary``: one row per
-    policy with ``<metric>_mean`` and ``<metric>_sd`` columns.
+    policy with ``<metric>_mean`` and ``<metric>_sd`` columns; ``intent``: per policy and intent
+    decile (of the true ``p_return``, last 20% of carts, mean over seeds) the share of carts given
+    a coupon and the profit per cart of the policy, of the rule and of the oracle on the policy's
+    own carts (:func:`intent_rows`).
     """
 
     runs: pd.DataFrame
@@ -69,13 +73,17 @@ class Scoreboard:
     carts: int
     seeds: tuple[int, ...]
     shift_at: int | None = None
+    intent: pd.DataFrame | None = None
 
     def to_markdown(self) -> str:
         """The summary as a markdown table (mean ± sd over seeds)."""
         return markdown_table(self.summary, self.seeds)
 
     def write(self, out: str | Path) -> dict[str, Path]:
-        """Write the runs, summary and curves CSVs, ``scoreboard.md`` and the plot to ``out``."""
+        """Write the CSVs, ``scoreboard.md`` and ``learning_curves.png`` to ``out``.
+
+        The CSVs: runs, summary, curves, and ``intent_deciles.csv`` when there is an intent table.
+        """
         from simulator.training.plots import learning_curve_plot
 
         folder = Path(out)
@@ -87,6 +95,9 @@ class Scoreboard:
             "markdown": folder / "scoreboard.md",
             "plot": folder / "learning_curves.png",
         }
+        if self.intent is not None:
+            paths["intent"] = folder / "intent_deciles.csv"
+            self.intent.to_csv(paths["intent"], index=False)
         self.runs.to_csv(paths["runs"], index=False)
         self.summary.to_csv(paths["summary"], index=False)
         self.curves.to_csv(paths["curves"], index=False)
@@ -94,6 +105,22 @@ class Scoreboard:
         paths["markdown"].write_text(f"# {title}\n\n{self.to_markdown()}\n", encoding="utf-8")
         learning_curve_plot(self.curves, paths["plot"], shift_at=self.shift_at, title=title)
         return paths
+
+
+def intent_rows(result: TrainingResult) -> pd.DataFrame:
+    """:func:`~simulator.training.intent.decile_table` of one run's last 20% of carts.
+
+    Columns ``policy_*`` for the policy, ``rule_*`` and ``oracle_*`` for those on the same carts.
+    """
+    trace = result.trace
+    last = slice(int(np.floor(result.carts * (1.0 - LAST_SHARE))), result.carts)
+    truth = trace["truth"][last]
+    oracle = np.where(trace["mask"][last], truth, -np.inf).argmax(axis=1)
+    chosen = {"policy": trace["action"][last], "rule": trace["rule_action"][last], "oracle": oracle}
+    table = decile_table(trace["p_return"][last], truth, chosen)
+    table.insert(0, "seed", result.seed)
+    table.insert(0, "policy", result.policy)
+    return table
 
 
 def first_shifted_cart(shift_at: int, batch: int) -> int:
@@ -229,7 +256,7 @@ def compare_policies(
     kwargs = dict(policy_kwargs or {})
     for name in names:
         make_policy(name, **kwargs.get(name, {}))  # fail fast on a bad name before any long run
-    rows, curves, shift_at = [], [], None
+    rows, curves, intent, shift_at = [], [], [], None
     for name in names:
         for seed in seed_list:
             result = run_policy(
@@ -247,6 +274,7 @@ def compare_policies(
                 else first_shifted_cart(result.shift_at, result.batch)
             )
             rows.append(run_row(result))
+            intent.append(intent_rows(result))
             curve = pd.DataFrame(result.curve)
             curve.insert(0, "seed", seed)
             curve.insert(0, "policy", name)
@@ -259,6 +287,8 @@ def compare_policies(
                 result.gain_share,
             )
     runs = pd.DataFrame(rows)
+    by_decile = pd.concat(intent, ignore_index=True).drop(columns="seed")
+    by_decile = by_decile.groupby(["policy", "decile"], sort=False).mean().reset_index()
     return Scoreboard(
         runs,
         pd.concat(curves, ignore_index=True),
@@ -266,6 +296,7 @@ def compare_policies(
         carts,
         tuple(seed_list),
         shift_at,
+        by_decile,
     )
 
 

@@ -36,7 +36,7 @@ def test_names_per_configuration():
     assert bare.feature_names == (*PROFILE_FEATURES, BIAS_FEATURE)
     assert FeatureBuilder(cf=CF).feature_names == PROFILE_FEATURES + CF_FEATURES + (BIAS_FEATURE,)
     assert FULL.feature_names == PROFILE_FEATURES + CF_FEATURES + (RISK_FEATURE, BIAS_FEATURE)
-    assert FULL.n_features == 35 and len(set(FULL.feature_names)) == 35
+    assert FULL.n_features == 41 and len(set(FULL.feature_names)) == 41
     assert set(PROFILE_SCALING) == set(PROFILE_FEATURES)
 
 

@@ -40,6 +40,8 @@ def known_context():
             "minutes_cart_to_abandon": 3.5,
             "minutes_since_abandon": 30.0,
             "shipping_page_views": 2,
+            "checkout_step": "payment",
+            "cart_sessions": 3,
         },
         "channels": {"email": True, "sms": False, "push": True},
         "history": {
@@ -73,7 +75,7 @@ def known_context():
 
 
 def test_names_are_unique_and_match_values():
-    assert len(set(PROFILE_FEATURES)) == len(PROFILE_FEATURES) == 27
+    assert len(set(PROFILE_FEATURES)) == len(PROFILE_FEATURES) == 33
     ctx = known_context()
     assert list(behaviour_profile(ctx)) == list(PROFILE_FEATURES)
     assert len(profile_values(ctx)) == len(PROFILE_FEATURES)
@@ -111,9 +113,37 @@ def test_hand_computed_profile():
         "hour_cos": 0.0,
         "cart_value_log": math.log(50.5),
         "cart_size_log": math.log(4),
+        "checkout_shipping": 0.0,
+        "checkout_payment": 1.0,
+        "cart_sessions_log": math.log(3),
+        "session_minutes_log": math.log1p(412.0 / 60.0),
+        "tenure_days_log": math.log(301),
+        "basket_ratio_log": math.log(49.5 / 100.0),  # the cart against the mean of two orders
     }
     for name, value in expected.items():
         assert p[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_intent_features_are_neutral_when_the_context_does_not_say():
+    p = behaviour_profile(factory.minimal_context())
+    for name in (
+        "checkout_shipping",
+        "checkout_payment",
+        "cart_sessions_log",
+        "session_minutes_log",
+        "tenure_days_log",
+        "basket_ratio_log",
+    ):
+        assert p[name] == 0.0, name
+    ctx = known_context()
+    ctx["session"]["checkout_step"] = "shipping"
+    ctx["cart"][0]["price"] = 1e9  # an absurd cart: the basket ratio is clipped
+    p = behaviour_profile(ctx)
+    assert (p["checkout_shipping"], p["checkout_payment"], p["basket_ratio_log"]) == (1.0, 0.0, 5.0)
+    ctx["session"]["checkout_step"] = "cart"
+    ctx["history"]["first_seen"] = NOW + DAY  # a clock skew: no negative tenure
+    p = behaviour_profile(ctx)
+    assert (p["checkout_shipping"], p["checkout_payment"], p["tenure_days_log"]) == (0, 0, 0)
 
 
 def test_empty_history_takes_priors_and_neutral_values():

@@ -33,7 +33,8 @@ def test_quick_run_writes_a_complete_report(tmp_path, capsys):
         "5. Simulated A/B test",
     ):
         assert heading in html
-    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)) == 6
+    images = re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)
+    assert len(images) == 7  # with the risk model's reliability plot
     folder = reports[0].parent
     for name in (
         "decisions.db",
@@ -43,6 +44,7 @@ def test_quick_run_writes_a_complete_report(tmp_path, capsys):
         "ope_forest.png",
         "profit_by_policy.png",
         "profit_by_type.png",
+        "risk_reliability.png",
     ):
         assert (folder / name).exists(), name
 

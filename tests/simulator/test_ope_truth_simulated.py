@@ -6,11 +6,17 @@ Simulation helpers (exploring logger, targets, log frames) live in
 ``tests/support/ope_simulation.py`` (the 200-seed check is
 ``tests/benchmarks/test_bench_ope_coverage.py``).
 
-Measured (seed 0, 50,000 carts, 50% rule + 50% uniform logger), relative error of the estimate
-for the targets none / coupon_10 / uniform / rule / linear, in %:
-ipw +2.1 / +3.1 / -2.5 / -1.1 / -0.3; snipw +0.7 / +5.6 / -2.4 / -1.3 / +0.9;
-dr +0.2 / +6.2 / -2.7 / -1.4 / +1.7; sndr +0.2 / +6.3 / -2.7 / -1.4 / +1.8;
-dm +0.4 / +2.1 / -4.1 / -0.1 / -1.8 (all within 1.1 se except dm: up to 11 se, model bias).
+Measured (seed 0, 50,000 carts, 50% rule + 50% uniform logger, with purchase intent, issue 22),
+relative error of the estimate for the targets none / coupon_10 / uniform / rule / linear, in %:
+ipw +5.2 / -4.4 / +2.1 / +2.1 / -11.3; snipw +4.0 / -3.8 / +2.6 / +1.6 / -10.1;
+dr +3.2 / -4.5 / +2.4 / +1.7 / -10.6; sndr +3.3 / -4.6 / +2.4 / +1.7 / -10.8;
+dm +11.2 / +2.7 / +5.3 / -1.3 / +0.2. The unbiased estimators are within 2.3 se (the linear
+target's four estimates, one draw of the same log, 2.1-2.3 se low); their standard errors are
+2.5% to 7.7% of the truth. The test holds the estimates to 3 se and the standard errors to 10% of
+the truth: before purchase intent it held the realised error to 10% of the truth (and to 4 se),
+which the linear target now misses at 2.2 se. A 10% bar on one seed's realised error sat at 1.3
+to 4 se depending on the target, a chance event rather than a property of the estimators; the
+150-seed coverage test below checks them against their nominal rate.
 """
 
 import re
@@ -48,8 +54,8 @@ def test_estimates_match_the_truth_on_50k_logged_carts():
         table = evaluate_decision_log(data, target, seed=1)
         for est in UNBIASED:
             value, se = table.loc[est, ["value", "se"]]
-            assert abs(value - truth) <= 4 * se, (name, est, value, truth, se)
-            assert abs(value - truth) <= 0.1 * abs(truth), (name, est, value, truth)
+            assert abs(value - truth) <= 3 * se, (name, est, value, truth, se)
+            assert se <= 0.1 * abs(truth), (name, est, se, truth)
     # The on-policy row is the logging policy's value on the same carts.
     logged = sim.true_value(logging_policy)
     value, se = table.loc["on-policy", ["value", "se"]]

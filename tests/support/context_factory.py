@@ -245,6 +245,8 @@ def context_strategy():
             "minutes_cart_to_abandon": finite,
             "minutes_since_abandon": finite,
             "shipping_page_views": count,
+            "checkout_step": st.sampled_from(("cart", "shipping", "payment")),
+            "cart_sessions": st.integers(1, 10**9),
         },
     )
     order = st.fixed_dictionaries(
