@@ -21,14 +21,13 @@ import psycopg
 import psycopg_pool
 
 from .pg_schema import migrate
-from .records import DecisionRecord, OutcomeRecord
+from .records import DecisionRecord, OutcomeRecord, packed_features
 from .schema import (
     DECISION_COLUMNS,
     decode_f32,
     decode_f64,
     decode_mask,
     decode_names,
-    encode_f32,
     encode_f64,
     encode_mask,
     encode_names,
@@ -165,7 +164,7 @@ class PostgresStore:
         columns: list[list[Any]] = [[] for _ in range(15)]
         vocab: dict[str, tuple[str, str]] = {}
         for rec in decisions:
-            names = tuple(rec.features)
+            names, features = packed_features(rec.features)
             action_set = vocab_id("actions", rec.actions)
             feature_set = vocab_id("features", names)
             if action_set not in self._stored_vocab:
@@ -184,7 +183,7 @@ class PostgresStore:
                 encode_f64(rec.probabilities),
                 encode_mask(rec.actions, rec.eligible),
                 feature_set,
-                encode_f32(tuple(rec.features.values())),
+                features,
                 rec.payload_json,
                 rec.fallback,
                 rec.timestamp + window,

@@ -10,10 +10,12 @@ import enum
 import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from engine.validation import check_non_negative, check_number, check_probability
 
@@ -85,6 +87,82 @@ def _feature_names(names: tuple) -> tuple[str, ...]:
     return tuple(_text("feature name", name) for name in names)
 
 
+# one encoder for every payload: json.dumps with non-default options builds a new one per call
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_FLOAT32 = np.dtype("<f4")
+
+
+class PackedFeatures(Mapping[str, float]):
+    """A decision's features as the log stores them: names and a little-endian float32 blob.
+
+    What the engine hands the log: packing one array costs far less than a dict of Python
+    floats, and the stores write :attr:`blob` as it is. As a mapping it reads like the dict
+    it replaces (values rounded to float32, as the store returns them).
+
+    >>> f = PackedFeatures.from_array(("cart_value", "items"), np.array([59.9, 2.0]))
+    >>> dict(f) == {"cart_value": float(np.float32(59.9)), "items": 2.0}
+    True
+    >>> PackedFeatures.from_array(("a",), np.array([np.inf]))
+    Traceback (most recent call last):
+    ...
+    ValueError: features['a'] == inf, must be a finite number in [-3.4028234663852886e+38, \
+3.4028234663852886e+38]
+    """
+
+    __slots__ = ("_values", "blob", "names")
+
+    def __init__(self, names: tuple[str, ...], blob: bytes) -> None:
+        if len(blob) != 4 * len(names):
+            raise ValueError(
+                f"features blob of {len(blob)} bytes, must hold {len(names)} float32 values"
+            )
+        self.names = _feature_names(_hashable("feature names", names))
+        self.blob = blob
+        self._values: tuple[float, ...] | None = None
+
+    @classmethod
+    def from_array(cls, names: tuple[str, ...], values: np.ndarray) -> PackedFeatures:
+        """Pack a 1-D float array; ValueError naming the first value float32 cannot hold."""
+        if len(values) != len(names):
+            raise ValueError(f"features: {len(values)} values for {len(names)} names")
+        if len(values) and not float(np.abs(values).max()) <= FLOAT32_MAX:  # NaN fails too
+            for name, value in zip(names, values.tolist(), strict=True):
+                check_number(value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX)
+        return cls(names, values.astype(_FLOAT32).tobytes())
+
+    def values_tuple(self) -> tuple[float, ...]:
+        """The values as Python floats (decoded once)."""
+        if self._values is None:
+            self._values = tuple(np.frombuffer(self.blob, dtype=_FLOAT32).tolist())
+        return self._values
+
+    def __getitem__(self, name: str) -> float:
+        try:
+            return self.values_tuple()[self.names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"PackedFeatures({dict(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PackedFeatures, (self.names, self.blob))
+
+
+def packed_features(features: Mapping[str, float]) -> tuple[tuple[str, ...], bytes]:
+    """(names, float32 blob) of a record's features, as the stores write them."""
+    if type(features) is PackedFeatures:
+        return features.names, features.blob
+    values = np.array(tuple(features.values()), dtype=np.float64)
+    return tuple(features), values.astype(_FLOAT32).tobytes()
+
+
 def _as_list(raw: Any) -> Any:
     """Numpy arrays -> lists of Python floats; other sequences unchanged."""
     return raw.tolist() if hasattr(raw, "tolist") and not isinstance(raw, (str, bytes)) else raw
@@ -103,7 +181,9 @@ class DecisionRecord:
 
     ``actions`` is the full action catalogue (order fixed by the engine), ``probabilities``
     the policy's distribution over all of it (0 for ineligible actions), ``eligible`` the
-    actions the guardrails allowed and ``action`` the one sampled.
+    actions the guardrails allowed and ``action`` the one sampled. ``features`` is a mapping
+    name -> float, or (what the engine passes) :class:`PackedFeatures`, already in the
+    store's float32 format.
 
     >>> r = DecisionRecord(
     ...     timestamp=1767225600.0, user_hash="ab12", model_version="m1",
@@ -152,7 +232,11 @@ class DecisionRecord:
         if type(self.payload) is not dict and not isinstance(self.payload, Mapping):
             raise ValueError(f"payload == {self.payload!r}, must be a mapping")
         try:
-            encoded = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+            encoded = (
+                "{}"
+                if type(self.payload) is dict and not self.payload
+                else _PAYLOAD_ENCODER.encode(self.payload)
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"payload == {self.payload!r}, must be JSON-serialisable: {exc}"
@@ -160,6 +244,82 @@ class DecisionRecord:
         put(self, "payload_json", encoded)
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback == {self.fallback!r}, must be a bool")
+
+    @classmethod
+    def from_engine(
+        cls,
+        *,
+        decision_id: str,
+        timestamp: float,
+        user_hash: str,
+        model_version: str,
+        actions: tuple[str, ...],
+        probabilities: tuple[float, ...],
+        eligible: tuple[str, ...],
+        action_index: int,
+        features: PackedFeatures,
+        payload: dict[str, Any],
+    ) -> DecisionRecord:
+        """A record built on the engine's hot path, with only the checks its inputs can fail.
+
+        The engine validated the context (timestamp), the caller's decision id and its own
+        catalogue, hashes the user itself, and samples ``action_index`` among ``eligible``, so
+        those are taken as given; the learner's ``probabilities`` (must be a distribution, 0
+        off ``eligible``, > 0 at the action), the packed ``features`` (checked when packed)
+        and the ``payload`` (must encode as JSON) are checked as by the constructor.
+
+        >>> r = DecisionRecord.from_engine(
+        ...     decision_id="d1", timestamp=100.0, user_hash="ab12", model_version="m1",
+        ...     actions=("none", "coupon_5"), probabilities=(0.25, 0.75),
+        ...     eligible=("none", "coupon_5"), action_index=1,
+        ...     features=PackedFeatures.from_array(("bias",), np.ones(1)), payload={})
+        >>> r.action, r.probability, dict(r.features)
+        ('coupon_5', 0.75, {'bias': 1.0})
+        """
+        if type(features) is not PackedFeatures:
+            raise ValueError(f"features == {features!r}, must be PackedFeatures")
+        ineligible = _ineligible(actions, eligible)
+        probs = tuple(map(float, probabilities))
+        total = math.fsum(probs)
+        if (
+            len(probs) != len(actions)
+            or not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE  # NaN fails too
+            or not 0.0 <= min(probs) <= max(probs) <= 1.0
+            or not probs[action_index] > 0.0
+            or any(probs[i] != 0.0 for i in ineligible)
+        ):  # let the constructor say what is wrong
+            return cls(
+                decision_id=decision_id,
+                timestamp=timestamp,
+                user_hash=user_hash,
+                model_version=model_version,
+                actions=actions,
+                probabilities=probs,
+                eligible=eligible,
+                action=actions[action_index],
+                features=features,
+                payload=payload,
+            )
+        try:
+            encoded = _PAYLOAD_ENCODER.encode(payload) if payload else "{}"
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"payload == {payload!r}, must be JSON-serialisable: {exc}") from None
+        record = cls.__new__(cls)
+        put = object.__setattr__
+        put(record, "decision_id", decision_id)
+        put(record, "timestamp", timestamp)
+        put(record, "user_hash", user_hash)
+        put(record, "model_version", model_version)
+        put(record, "actions", actions)
+        put(record, "probabilities", probs)
+        put(record, "eligible", eligible)
+        put(record, "action", actions[action_index])
+        put(record, "features", features)
+        put(record, "payload", payload)
+        put(record, "fallback", False)
+        put(record, "action_index", action_index)
+        put(record, "payload_json", encoded)
+        return record
 
     def _checked_probabilities(
         self, actions: tuple[str, ...], ineligible: tuple[int, ...]
@@ -187,8 +347,10 @@ class DecisionRecord:
             )
         return probs
 
-    def _checked_features(self) -> dict[str, float]:
+    def _checked_features(self) -> Mapping[str, float]:
         features = self.features
+        if type(features) is PackedFeatures:  # names checked and values packed when built
+            return features
         if type(features) is not dict and not isinstance(features, Mapping):
             raise ValueError(f"features == {features!r}, must be a mapping name -> float")
         names = _feature_names(_hashable("feature names", tuple(features)))
