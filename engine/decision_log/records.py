@@ -90,6 +90,8 @@ def _feature_names(names: tuple) -> tuple[str, ...]:
 # one encoder for every payload: json.dumps with non-default options builds a new one per call
 _PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _FLOAT32 = np.dtype("<f4")
+_FLOAT32_MAX_SQUARED = FLOAT32_MAX * FLOAT32_MAX
+_KNOWN_NAMES: dict[int, tuple[str, ...]] = {}  # id -> feature-name tuples already checked
 
 
 class PackedFeatures(Mapping[str, float]):
@@ -102,11 +104,10 @@ class PackedFeatures(Mapping[str, float]):
     >>> f = PackedFeatures.from_array(("cart_value", "items"), np.array([59.9, 2.0]))
     >>> dict(f) == {"cart_value": float(np.float32(59.9)), "items": 2.0}
     True
-    >>> PackedFeatures.from_array(("a",), np.array([np.inf]))
+    >>> PackedFeatures.from_array(("a",), np.array([np.inf]))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: features['a'] == inf, must be a finite number in [-3.4028234663852886e+38, \
-3.4028234663852886e+38]
+    ValueError: features['a'] == inf, must be a number in [...]
     """
 
     __slots__ = ("_values", "blob", "names")
@@ -116,7 +117,13 @@ class PackedFeatures(Mapping[str, float]):
             raise ValueError(
                 f"features blob of {len(blob)} bytes, must hold {len(names)} float32 values"
             )
-        self.names = _feature_names(_hashable("feature names", names))
+        known = _KNOWN_NAMES.get(id(names))  # the engine passes the same tuple every time
+        if known is not names:
+            known = _feature_names(_hashable("feature names", names))
+            if len(_KNOWN_NAMES) >= 1024:
+                _KNOWN_NAMES.clear()
+            _KNOWN_NAMES[id(names)] = names  # kept alive here, so its id cannot be reused
+        self.names = known
         self.blob = blob
         self._values: tuple[float, ...] | None = None
 
@@ -125,7 +132,9 @@ class PackedFeatures(Mapping[str, float]):
         """Pack a 1-D float array; ValueError naming the first value float32 cannot hold."""
         if len(values) != len(names):
             raise ValueError(f"features: {len(values)} values for {len(names)} names")
-        if len(values) and not float(np.abs(values).max()) <= FLOAT32_MAX:  # NaN fails too
+        # one dot product checks them all: |v| <= FLOAT32_MAX for each v if the sum of squares
+        # is at most FLOAT32_MAX**2 (finite in float64); NaN and inf fail it
+        if not float(values.dot(values)) <= _FLOAT32_MAX_SQUARED:
             for name, value in zip(names, values.tolist(), strict=True):
                 check_number(value, f"features[{name!r}]", low=-FLOAT32_MAX, high=FLOAT32_MAX)
         return cls(names, values.astype(_FLOAT32).tobytes())
@@ -286,7 +295,7 @@ class DecisionRecord:
             or not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE  # NaN fails too
             or not 0.0 <= min(probs) <= max(probs) <= 1.0
             or not probs[action_index] > 0.0
-            or any(probs[i] != 0.0 for i in ineligible)
+            or (ineligible and any(probs[i] != 0.0 for i in ineligible))
         ):  # let the constructor say what is wrong
             return cls(
                 decision_id=decision_id,
