@@ -119,7 +119,7 @@ class PackedFeatures(Mapping[str, float]):
             )
         known = _KNOWN_NAMES.get(id(names))  # the engine passes the same tuple every time
         if known is not names:
-            known = _feature_names(_hashable("feature names", names))
+            known = _unique_feature_names(_hashable("feature names", names))
             if len(_KNOWN_NAMES) >= 1024:
                 _KNOWN_NAMES.clear()
             _KNOWN_NAMES[id(names)] = names  # kept alive here, so its id cannot be reused
@@ -170,6 +170,11 @@ def packed_features(features: Mapping[str, float]) -> tuple[tuple[str, ...], byt
         return features.names, features.blob
     values = np.array(tuple(features.values()), dtype=np.float64)
     return tuple(features), values.astype(_FLOAT32).tobytes()
+
+
+@lru_cache(maxsize=1024)
+def _unique_feature_names(names: tuple) -> tuple[str, ...]:
+    return _names("feature names", names)
 
 
 def _as_list(raw: Any) -> Any:
