@@ -152,3 +152,11 @@ def test_engine_features_are_stored_and_read_back_as_before():
     assert one is not None and two is not None
     assert dict(one.features) == dict(two.features)
     assert dict(one.features) == {n: float(np.float32(v)) for n, v in zip(NAMES, x, strict=True)}
+
+
+def test_engine_records_survive_the_spill_files_pickling():
+    rec = engine_record(payload={"channel": "sms", "items": ["i1", "i2"]})
+    back = pickle.loads(pickle.dumps([rec], protocol=pickle.HIGHEST_PROTOCOL))[0]
+    assert back == rec
+    assert back.payload_json == '{"channel":"sms","items":["i1","i2"]}'
+    assert packed_features(back.features) == packed_features(rec.features)
