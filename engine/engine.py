@@ -29,6 +29,7 @@ from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
 from engine.decision_log import DecisionLog, DecisionRecord, user_hasher
 from engine.decision_log.hashing import DEV_SALT
+from engine.decision_log.records import PackedFeatures
 from engine.engine_fallback import FallbackMixin
 from engine.engine_models import ModelsMixin, Served
 from engine.engine_outcomes import OutcomesMixin
@@ -314,7 +315,7 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         )  # eligible actions only
         if self.log is not None:
             self.log.append_decision(
-                DecisionRecord(
+                DecisionRecord.from_engine(
                     decision_id=decision_id,
                     timestamp=ctx.timestamp,
                     user_hash=user_hash,
@@ -322,8 +323,8 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
                     actions=names,
                     probabilities=tuple(probs),
                     eligible=tuple(probabilities),
-                    action=action,
-                    features=dict(zip(features.feature_names, x.tolist(), strict=True)),
+                    action_index=a,
+                    features=PackedFeatures.from_array(features.feature_names, x),
                     payload=payload,
                 )
             )

@@ -7,60 +7,46 @@ so the writer thread can never be handed a row that fails to encode.
 from __future__ import annotations
 
 import enum
-import json
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from engine.validation import check_non_negative, check_number, check_probability
 
+from .packed import (
+    _PAYLOAD_ENCODER,
+    FLOAT32_MAX,
+    PackedFeatures,
+    _hashable,
+    _json_safe,
+    _names,
+    _text,
+    packed_features,
+)
+
+__all__ = [
+    "FLOAT32_MAX",
+    "OUTCOME_SOURCES",
+    "PROBABILITY_SUM_TOLERANCE",
+    "DecisionRecord",
+    "OutcomeReceipt",
+    "OutcomeRecord",
+    "OutcomeStatus",
+    "PackedFeatures",
+    "check_timestamp",
+    "packed_features",
+]
+
 #: Allowed values of an outcome's ``source``.
 OUTCOME_SOURCES = ("reward", "event", "default")
-
-#: Largest magnitude a feature may have (features are stored as float32).
-FLOAT32_MAX = 3.4028234663852886e38
 
 #: Tolerance on ``sum(probabilities) == 1``.
 PROBABILITY_SUM_TOLERANCE = 1e-6
 
 
-def _text(name: str, value: Any, max_len: int = 256) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= max_len:
-        raise ValueError(f"{name} == {value!r}, must be a non-empty str of at most {max_len} chars")
-    return value
-
-
-def _names(name: str, values: Any) -> tuple[str, ...]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} == {values!r}, must be a sequence of names")
-    out = tuple(_text(f"{name}[{i}]", v) for i, v in enumerate(values))
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} == {list(out)!r}, names must be unique")
-    return out
-
-
-def _hashable(name: str, values: Any) -> tuple:
-    if type(values) is tuple:
-        try:
-            hash(values)
-            return values
-        except TypeError:
-            raise ValueError(f"{name} == {values!r}, must contain only names") from None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-        raise ValueError(f"{name} == {values!r}, must be a sequence of names")
-    out = tuple(values)
-    try:
-        hash(out)
-    except TypeError:
-        raise ValueError(f"{name} == {values!r}, must contain only names") from None
-    return out
-
-
-# The engine sends the same catalogue, eligibility sets and feature names over and over:
-# validate each distinct one once.
 @lru_cache(maxsize=1024)
 def _catalogue(actions: tuple) -> dict[str, int]:
     names = _names("actions", actions)
@@ -103,7 +89,9 @@ class DecisionRecord:
 
     ``actions`` is the full action catalogue (order fixed by the engine), ``probabilities``
     the policy's distribution over all of it (0 for ineligible actions), ``eligible`` the
-    actions the guardrails allowed and ``action`` the one sampled.
+    actions the guardrails allowed and ``action`` the one sampled. ``features`` is a mapping
+    name -> float, or (what the engine passes) :class:`PackedFeatures`, already in the
+    store's float32 format.
 
     >>> r = DecisionRecord(
     ...     timestamp=1767225600.0, user_hash="ab12", model_version="m1",
@@ -126,7 +114,9 @@ class DecisionRecord:
     fallback: bool = False
     decision_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     action_index: int = field(init=False)
-    payload_json: str = field(init=False, repr=False)
+    # the payload as JSON text; None until first read for the engine's records, whose payloads
+    # are checked to be JSON-safe on the hot path and encoded by the writer thread
+    _payload_json: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -152,14 +142,108 @@ class DecisionRecord:
         if type(self.payload) is not dict and not isinstance(self.payload, Mapping):
             raise ValueError(f"payload == {self.payload!r}, must be a mapping")
         try:
-            encoded = json.dumps(self.payload, separators=(",", ":"), allow_nan=False)
+            encoded = (
+                "{}"
+                if type(self.payload) is dict and not self.payload
+                else _PAYLOAD_ENCODER.encode(self.payload)
+            )
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"payload == {self.payload!r}, must be JSON-serialisable: {exc}"
             ) from None
-        put(self, "payload_json", encoded)
+        put(self, "_payload_json", encoded)
         if not isinstance(self.fallback, bool):
             raise ValueError(f"fallback == {self.fallback!r}, must be a bool")
+
+    @classmethod
+    def from_engine(
+        cls,
+        *,
+        decision_id: str,
+        timestamp: float,
+        user_hash: str,
+        model_version: str,
+        actions: tuple[str, ...],
+        probabilities: tuple[float, ...],
+        eligible: tuple[str, ...],
+        action_index: int,
+        features: PackedFeatures,
+        payload: dict[str, Any],
+    ) -> DecisionRecord:
+        """A record built on the engine's hot path, with only the checks its inputs can fail.
+
+        The engine validated the context (timestamp), the caller's decision id and its own
+        catalogue, hashes the user itself, and samples ``action_index`` among ``eligible``, so
+        those are taken as given; the learner's ``probabilities`` (must be a distribution, 0
+        off ``eligible``, > 0 at the action), the packed ``features`` (checked when packed)
+        and the ``payload`` (must encode as JSON) are checked as by the constructor.
+
+        >>> import numpy as np
+        >>> r = DecisionRecord.from_engine(
+        ...     decision_id="d1", timestamp=100.0, user_hash="ab12", model_version="m1",
+        ...     actions=("none", "coupon_5"), probabilities=(0.25, 0.75),
+        ...     eligible=("none", "coupon_5"), action_index=1,
+        ...     features=PackedFeatures.from_array(("bias",), np.ones(1)), payload={})
+        >>> r.action, r.probability, dict(r.features)
+        ('coupon_5', 0.75, {'bias': 1.0})
+        """
+        if type(features) is not PackedFeatures:
+            raise ValueError(f"features == {features!r}, must be PackedFeatures")
+        ineligible = _ineligible(actions, eligible)
+        probs = tuple(map(float, probabilities))
+        total = math.fsum(probs)
+        if (
+            len(probs) != len(actions)
+            or not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE  # NaN fails too
+            or not 0.0 <= min(probs) <= max(probs) <= 1.0
+            or not probs[action_index] > 0.0
+            or (ineligible and any(probs[i] != 0.0 for i in ineligible))
+        ):  # let the constructor say what is wrong
+            return cls(
+                decision_id=decision_id,
+                timestamp=timestamp,
+                user_hash=user_hash,
+                model_version=model_version,
+                actions=actions,
+                probabilities=probs,
+                eligible=eligible,
+                action=actions[action_index],
+                features=features,
+                payload=payload,
+            )
+        encoded: str | None = None  # the writer thread encodes a JSON-safe payload
+        if not _json_safe(payload):
+            try:
+                encoded = _PAYLOAD_ENCODER.encode(payload)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"payload == {payload!r}, must be JSON-serialisable: {exc}"
+                ) from None
+        record = cls.__new__(cls)
+        put = object.__setattr__
+        put(record, "decision_id", decision_id)
+        put(record, "timestamp", timestamp)
+        put(record, "user_hash", user_hash)
+        put(record, "model_version", model_version)
+        put(record, "actions", actions)
+        put(record, "probabilities", probs)
+        put(record, "eligible", eligible)
+        put(record, "action", actions[action_index])
+        put(record, "features", features)
+        put(record, "payload", payload)
+        put(record, "fallback", False)
+        put(record, "action_index", action_index)
+        put(record, "_payload_json", encoded)
+        return record
+
+    @property
+    def payload_json(self) -> str:
+        """The payload as compact JSON text (what the stores write)."""
+        encoded = self._payload_json
+        if encoded is None:
+            encoded = _PAYLOAD_ENCODER.encode(self.payload) if self.payload else "{}"
+            object.__setattr__(self, "_payload_json", encoded)
+        return encoded
 
     def _checked_probabilities(
         self, actions: tuple[str, ...], ineligible: tuple[int, ...]
@@ -187,8 +271,10 @@ class DecisionRecord:
             )
         return probs
 
-    def _checked_features(self) -> dict[str, float]:
+    def _checked_features(self) -> Mapping[str, float]:
         features = self.features
+        if type(features) is PackedFeatures:  # names checked and values packed when built
+            return features
         if type(features) is not dict and not isinstance(features, Mapping):
             raise ValueError(f"features == {features!r}, must be a mapping name -> float")
         names = _feature_names(_hashable("feature names", tuple(features)))

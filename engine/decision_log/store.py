@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from .records import DecisionRecord, OutcomeRecord
+from .records import DecisionRecord, OutcomeRecord, packed_features
 from .schema import (
     DDL,
     DECISION_COLUMNS,
@@ -39,7 +39,6 @@ from .schema import (
     decode_f64,
     decode_mask,
     decode_names,
-    encode_f32,
     encode_f64,
     encode_mask,
     encode_names,
@@ -207,7 +206,7 @@ class SQLiteStore:
         rows = []
         for rec in decisions:
             action_set = vocab_id("actions", rec.actions)
-            names = tuple(rec.features)
+            names, features = packed_features(rec.features)
             feature_set = vocab_id("features", names)
             vocab[action_set] = ("actions", rec.actions)
             vocab[feature_set] = ("features", names)
@@ -224,7 +223,7 @@ class SQLiteStore:
                     encode_f64(rec.probabilities),
                     encode_mask(rec.actions, rec.eligible),
                     feature_set,
-                    encode_f32(tuple(rec.features.values())),
+                    features,
                     rec.payload_json,
                     int(rec.fallback),
                     rec.timestamp + window,
