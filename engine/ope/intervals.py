@@ -126,14 +126,15 @@ def skew_corrected_interval(
     With ``skewness == 0`` it is the normal interval.
 
     >>> lo, hi = skew_corrected_interval(1.0, 2.0, 3.0, 400, 0.95)
-    >>> round(1.0 - lo, 3) < round(hi - 1.0, 3)
-    True
+    >>> round(1.0 - lo, 3), round(hi - 1.0, 3)  # normal: 0.196 on both sides
+    (0.177, 0.222)
     """
     z = normal_quantile(confidence) / math.sqrt(n)
     if not math.isfinite(skewness) or skewness == 0.0:
         return value - sd * z, value + sd * z
 
     def inverse(y: float) -> float:
-        return 3.0 / skewness * (np.cbrt(1.0 + skewness * (y - skewness / (6.0 * n))) - 1.0)
+        u = 1.0 + skewness * (y - skewness / (6.0 * n))
+        return 3.0 / skewness * (math.copysign(abs(u) ** (1.0 / 3.0), u) - 1.0)
 
     return value - sd * inverse(z), value - sd * inverse(-z)
