@@ -1,4 +1,8 @@
-"""Confidence intervals: normal (delta-method) and a vectorised Poisson bootstrap.
+"""Confidence intervals: normal (delta-method), skewness-corrected and a Poisson bootstrap.
+
+The skewness-corrected interval (:func:`skew_corrected_interval`, Hall 1992) needs the first
+three moments of the per-row terms; their third co-moments merge chunk by chunk
+(:func:`merge_third_comoment`) like the second ones.
 
 The bootstrap gives every row an independent Poisson(1) count per replicate (the "Poisson
 bootstrap", which approximates multinomial resampling and, unlike it, can be generated chunk by
