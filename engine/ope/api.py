@@ -175,8 +175,10 @@ def evaluate(
             Default: ``ipw, snipw, dm, dr, sndr, switch-dr``, keeping only ``ipw, snipw`` when
             there is no reward model. ``on-policy`` (mean logged reward) is always added.
         confidence: level of the two-sided intervals.
-        ci: ``"analytic"`` (normal, delta method for the self-normalised estimators) or
-            ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap replicates).
+        ci: ``"analytic"`` (normal, delta method for the self-normalised estimators),
+            ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap replicates)
+            or ``"skew"`` (Hall's skewness-corrected interval from the terms' first three
+            moments; see docs/ope-engine-logs.md for when it helps).
         n_bootstrap: replicates of the bootstrap interval (``ci="bootstrap"`` only).
         rng: randomness for the bootstrap and the cross-fitting folds (or give ``seed``).
         seed: seed of a fresh generator used instead of ``rng`` (one of them at most).

@@ -1,4 +1,8 @@
-"""Confidence intervals: normal (delta-method) and a vectorised Poisson bootstrap.
+"""Confidence intervals: normal (delta-method), skewness-corrected and a Poisson bootstrap.
+
+The skewness-corrected interval (:func:`skew_corrected_interval`, Hall 1992) needs the first
+three moments of the per-row terms; their third co-moments merge chunk by chunk
+(:func:`merge_third_comoment`) like the second ones.
 
 The bootstrap gives every row an independent Poisson(1) count per replicate (the "Poisson
 bootstrap", which approximates multinomial resampling and, unlike it, can be generated chunk by
@@ -83,3 +87,58 @@ def percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[floa
     alpha = 1.0 - confidence
     low, high = np.quantile(finite, [alpha / 2.0, 1.0 - alpha / 2.0])
     return float(low), float(high)
+
+
+def third_comoment(centred: np.ndarray) -> np.ndarray:
+    """``(p, p, p)`` sums of triple products of the centred ``(p, n)`` per-row terms."""
+    p = centred.shape[0]
+    out = np.empty((p, p, p))
+    for j in range(p):
+        for k in range(j, p):
+            out[j, k] = out[k, j] = (centred[j] * centred[k]) @ centred.T
+    return out
+
+
+def merge_third_comoment(
+    a: tuple[int, np.ndarray, np.ndarray],
+    b: tuple[int, np.ndarray, np.ndarray],
+    delta: np.ndarray,
+) -> np.ndarray:
+    """Third co-moment of the union of two row sets (Pebay 2008's pairwise update).
+
+    ``a`` and ``b`` are ``(n, second co-moment, third co-moment)`` of each set and ``delta`` the
+    mean of ``b`` minus the mean of ``a``.
+    """
+    (na, m2a, m3a), (nb, m2b, m3b) = a, b
+    n = na + nb
+    cross = (na * m2b - nb * m2a) / n
+    term = np.einsum("jk,l->jkl", cross, delta)
+    sym = term + term.transpose(0, 2, 1) + term.transpose(2, 1, 0)
+    cube = np.einsum("j,k,l->jkl", delta, delta, delta)
+    return m3a + m3b + cube * (na * nb * (na - nb) / n**2) + sym
+
+
+def skew_corrected_interval(
+    value: float, sd: float, skewness: float, n: int, confidence: float
+) -> tuple[float, float]:
+    """Hall's (1992) skewness-corrected interval for a mean-like estimate.
+
+    ``sd`` and ``skewness`` are those of the (linearised) per-row terms, ``n`` the row count.
+    The studentised error ``T = (value - truth) / sd`` is mapped by the monotone cubic
+    ``g(T) = T + s T^2 / 3 + s^2 T^3 / 27 + s / (6 n)`` (``s`` the skewness), whose
+    ``sqrt(n) g(T)`` is standard normal up to ``O(1/n)``; inverting it gives the interval.
+    With ``skewness == 0`` it is the normal interval.
+
+    >>> lo, hi = skew_corrected_interval(1.0, 2.0, 3.0, 400, 0.95)
+    >>> round(1.0 - lo, 3), round(hi - 1.0, 3)  # normal: 0.196 on both sides
+    (0.177, 0.222)
+    """
+    z = normal_quantile(confidence) / math.sqrt(n)
+    if not math.isfinite(skewness) or skewness == 0.0:
+        return value - sd * z, value + sd * z
+
+    def inverse(y: float) -> float:
+        u = 1.0 + skewness * (y - skewness / (6.0 * n))
+        return 3.0 / skewness * (math.copysign(abs(u) ** (1.0 / 3.0), u) - 1.0)
+
+    return value - sd * inverse(z), value - sd * inverse(-z)

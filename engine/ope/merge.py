@@ -2,7 +2,8 @@
 
 A :class:`Summary` holds, for one estimator, the row count, the mean vector and the matrix of
 centred cross-products of its per-row terms (merged exactly with Chan et al.'s pairwise
-update), the importance-weight sums for the diagnostics and, optionally, Poisson-bootstrap
+update), the tensor of centred triple products (Pebay's update; for the skewness-corrected
+interval), the importance-weight sums for the diagnostics and, optionally, Poisson-bootstrap
 sums. Chunks summarised separately and added give the same table as the whole data.
 """
 
@@ -20,13 +21,20 @@ import numpy as np
 import pandas as pd
 
 from engine.ope.estimators import ESTIMATORS
-from engine.ope.intervals import normal_quantile, percentile_interval
+from engine.ope.intervals import (
+    merge_third_comoment,
+    normal_quantile,
+    percentile_interval,
+    skew_corrected_interval,
+    third_comoment,
+)
 from engine.validation import check_choice, check_confidence
 
 logger = logging.getLogger(__name__)
 
-#: The interval methods: ``"analytic"`` (normal) or ``"bootstrap"`` (bootstrap percentiles).
-CI_METHODS = ("analytic", "bootstrap")
+#: The interval methods: ``"analytic"`` (normal), ``"bootstrap"`` (bootstrap percentiles) or
+#: ``"skew"`` (Hall's skewness-corrected normal interval, see docs/ope-engine-logs.md).
+CI_METHODS = ("analytic", "bootstrap", "skew")
 
 COLUMNS = (
     "value",
@@ -57,6 +65,7 @@ class Summary:
     zero_target: int
     boot_sums: np.ndarray | None = field(default=None)  # (B, p)
     boot_counts: np.ndarray | None = field(default=None)  # (B,)
+    comoment3: np.ndarray | None = field(default=None)  # (p, p, p): sum of centred triples
 
     @classmethod
     def from_terms(
@@ -90,6 +99,7 @@ class Summary:
             int(zero_target),
             None if boot is None else boot[0],
             None if boot is None else boot[1],
+            third_comoment(centred),
         )
 
     @property
@@ -122,6 +132,13 @@ class Summary:
         if mine is not None and theirs is not None:
             boot_sums = mine[0] + theirs[0]
             boot_counts = mine[1] + theirs[1]
+        comoment3 = None
+        if self.comoment3 is not None and other.comoment3 is not None:
+            comoment3 = merge_third_comoment(
+                (self.n, self.comoment, self.comoment3),
+                (other.n, other.comoment, other.comoment3),
+                delta,
+            )
         return Summary(
             self.estimator,
             self.params,
@@ -135,6 +152,7 @@ class Summary:
             self.zero_target + other.zero_target,
             boot_sums,
             boot_counts,
+            comoment3,
         )
 
     @property
@@ -153,6 +171,21 @@ class Summary:
         var = float(grad @ (self.comoment / (self.n - 1)) @ grad) / self.n
         return math.sqrt(var) if var >= 0 else math.nan
 
+    @property
+    def skewness(self) -> float:
+        """Skewness of the linearised per-row terms ``grad g . (T_i - mean)`` (NaN if unknown).
+
+        The estimate's own skewness is about this divided by ``sqrt(n)``.
+        """
+        if self.n < 2 or self.comoment3 is None:
+            return math.nan
+        grad = ESTIMATORS[self.estimator].gradient(self.mean)
+        if not np.all(np.isfinite(grad)):
+            return math.nan
+        m2 = float(grad @ self.comoment @ grad) / self.n
+        m3 = float(np.einsum("jkl,j,k,l->", self.comoment3, grad, grad, grad)) / self.n
+        return m3 / m2**1.5 if m2 > 0 else math.nan
+
     def row(self, confidence: float, ci: str) -> dict[str, float]:
         """One table row: estimate, interval, standard error and diagnostics."""
         value = self.value
@@ -160,6 +193,13 @@ class Summary:
             se = self.se
             half = normal_quantile(confidence) * se
             low, high = value - half, value + half
+        elif ci == "skew":
+            if self.comoment3 is None:
+                raise ValueError("ci == 'skew' but the summary holds no third co-moment")
+            se = self.se
+            low, high = skew_corrected_interval(
+                value, se * math.sqrt(self.n), self.skewness, self.n, confidence
+            )
         else:
             boot = self.bootstrap
             if boot is None:

@@ -48,13 +48,15 @@ def offline_evaluation(
     seed: int = 0,
     estimators: Sequence[str] = OPE_ESTIMATORS,
     reward_model: str = DEFAULT_REWARD_MODEL,
+    ci: str = "analytic",
 ) -> pd.DataFrame:
     """One row per target and estimator: estimate, interval, truth, coverage and diagnostics.
 
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
     ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
     with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does) is
-    fitted once and shared by the targets; intervals are the analytic (normal) ones. Columns:
+    fitted once and shared by the targets; intervals are ``ci`` ones (default analytic, i.e.
+    normal; ``"skew"`` for Hall's skewness-corrected ones, see docs/ope-engine-logs.md). Columns:
     ``target, estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight
     diagnostics ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when
     the overlap is fine).
@@ -88,6 +90,7 @@ def offline_evaluation(
             lambda X, names, eligible, p=probs: p,
             estimators=tuple(estimators),
             confidence=confidence,
+            ci=ci,
             seed=seed,
             **model,
         )

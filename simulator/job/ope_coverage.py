@@ -49,12 +49,15 @@ def coverage_config(
 
 
 def seed_table(
-    seed: int, cfg: RunConfig, reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,)
+    seed: int,
+    cfg: RunConfig,
+    reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
+    cis: Sequence[str] = ("analytic",),
 ) -> pd.DataFrame:
     """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``).
 
-    With ``seed`` and ``reward_model`` columns: one block of rows per reward model, all on the
-    same log.
+    With ``seed``, ``reward_model`` and ``ci`` columns: one block of rows per reward model and
+    interval method (``engine.ope`` ``ci`` values), all on the same log.
     """
     shop = {
         "n_shoppers": cfg.shop.n_shoppers,
@@ -86,16 +89,20 @@ def seed_table(
     truth = truth_matrix(run.decisions, data)
     tables = []
     for model in reward_models:
-        table = offline_evaluation(
-            data, truth, cfg.ope.targets, cfg.ope.confidence, seed, reward_model=model
-        )
-        table.insert(0, "reward_model", model)
-        table.insert(0, "seed", seed)
-        tables.append(table)
+        for ci in cis:
+            table = offline_evaluation(
+                data, truth, cfg.ope.targets, cfg.ope.confidence, seed, reward_model=model, ci=ci
+            )
+            table.insert(0, "ci", ci)
+            table.insert(0, "reward_model", model)
+            table.insert(0, "seed", seed)
+            tables.append(table)
     return pd.concat(tables, ignore_index=True)
 
 
-def _seed_table_args(args: tuple[int, RunConfig, tuple[str, ...]]) -> pd.DataFrame:
+def _seed_table_args(
+    args: tuple[int, RunConfig, tuple[str, ...], tuple[str, ...]],
+) -> pd.DataFrame:
     return seed_table(*args)
 
 
@@ -104,6 +111,7 @@ def coverage_table(
     cfg: RunConfig | None = None,
     processes: int = 1,
     reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
+    cis: Sequence[str] = ("analytic",),
 ) -> pd.DataFrame:
     """:func:`seed_table` of every seed, concatenated.
 
@@ -116,11 +124,14 @@ def coverage_table(
     if processes < 1:
         raise ValueError(f"processes == {processes}, must be >= 1")
     if processes == 1:
-        tables = [seed_table(s, cfg, reward_models) for s in seeds]
+        tables = [seed_table(s, cfg, reward_models, cis) for s in seeds]
     else:
         with ProcessPoolExecutor(processes) as pool:
             tables = list(
-                pool.map(_seed_table_args, [(s, cfg, tuple(reward_models)) for s in seeds])
+                pool.map(
+                    _seed_table_args,
+                    [(s, cfg, tuple(reward_models), tuple(cis)) for s in seeds],
+                )
             )
     table = pd.concat(tables, ignore_index=True)
     table["error"] = table["value"] - table["true_value"]
@@ -129,12 +140,12 @@ def coverage_table(
 
 
 def coverage_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per reward model, target and estimator, summarised over seeds.
+    """Per reward model, interval method, target and estimator, summarised over seeds.
 
     Coverage, share of misses below the truth, mean error (bias) with its standard error, mean
     absolute error and mean interval width.
     """
-    g = table.groupby(["reward_model", "target", "estimator"], sort=False)
+    g = table.groupby(["reward_model", "ci", "target", "estimator"], sort=False)
     out = pd.DataFrame(
         {
             "seeds": g.size(),

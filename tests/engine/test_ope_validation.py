@@ -100,7 +100,10 @@ def test_good_input_passes_and_tolerates_tiny_rounding():
 PARAM_CASES = [
     ({"confidence": 1.5}, r"confidence == 1.5, must be a number in \(0, 1\)$"),
     ({"confidence": 0.0}, r"confidence == 0.0, must be a number in \(0, 1\)$"),
-    ({"ci": "percentile"}, r"ci == 'percentile', must be one of \['analytic', 'bootstrap'\]$"),
+    (
+        {"ci": "percentile"},
+        r"ci == 'percentile', must be one of \['analytic', 'bootstrap', 'skew'\]$",
+    ),
     ({"ci": "bootstrap", "n_bootstrap": 0}, r"n_bootstrap == 0, must be an int >= 1$"),
     ({"estimators": ["ipw", "ips"]}, r"estimators contains 'ips', must be among"),
     ({"estimators": ["ipw", "ipw"]}, r"contains duplicates"),
