@@ -33,6 +33,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from bench_utils import best_seconds, scale
+from ope_streams import HIGH_WATER_MB
 
 from engine.ope import evaluate_log
 from engine.ope.lake.batch import required_columns
@@ -158,22 +159,20 @@ def test_bench_lake_backends(benchmark, big_lake, request):
     assert _max_rel(memory, stream) < 1e-9 and _max_rel(memory, on_spark) < 1e-9
 
 
-RSS_CHILD = """
+RSS_CHILD = (
+    """
 import json, sys, time
 from engine.ope import evaluate_log
-
-def high_water_mb():  # this process's own peak (ru_maxrss would inherit the parent's at fork)
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-
+"""
+    + HIGH_WATER_MB
+    + """
 t = time.perf_counter()
 estimators = ("ipw", "snipw", "dr")
 table = evaluate_log(sys.argv[1], policy="rule", estimators=estimators, backend="stream")
 print(json.dumps({"rss_mb": high_water_mb(), "seconds": time.perf_counter() - t,
                   "n": int(table.loc["ipw", "n"])}))
 """
+)
 FILES_PER_DAY, DAYS = 8, 10
 
 

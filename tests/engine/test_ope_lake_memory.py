@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lake_generator import write_lake
+from ope_streams import HIGH_WATER_MB
 
 from engine.ope import evaluate_log
 from engine.ope.lake.source import prefetched
@@ -38,22 +39,20 @@ GROWTH_MB = 64.0
 """Allowed peak-RSS growth from SMALL to BIG rows: the allocator's high-water mark varies by
 about 40 MB from run to run; the previous reader grew by 230 MB."""
 
-CHILD = """
+CHILD = (
+    """
 import json, sys
 from engine.ope import evaluate_log
-
-def high_water_mb():  # this process's own peak (ru_maxrss would inherit the parent's at fork)
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-
+"""
+    + HIGH_WATER_MB
+    + """
 before = high_water_mb()
 table = evaluate_log(sys.argv[1], policy="rule", estimators=("ipw", "snipw", "dr"),
                      backend="stream", by=("model_version",))
 print(json.dumps({"imports_mb": before, "peak_mb": high_water_mb(),
                   "n": int(table.loc[("(all)", "ipw"), "n"])}))
 """
+)
 
 
 def _peak(path: Path) -> dict:
