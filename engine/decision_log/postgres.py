@@ -64,10 +64,13 @@ class OutcomeEvent:
     order_id: str | None = None
 
 
-def event_of(outcome: OutcomeRecord) -> OutcomeEvent:
-    """The event a log outcome is written as (its id makes a replay a no-op)."""
+def event_of(outcome: OutcomeRecord, event_id: str | None = None) -> OutcomeEvent:
+    """The event of an outcome; ``event_id`` defaults to ``d:<decision id>``.
+
+    The default is the id a log outcome is written with: it makes a replay a no-op.
+    """
     return OutcomeEvent(
-        "d:" + outcome.decision_id,
+        "d:" + outcome.decision_id if event_id is None else event_id,
         outcome.decision_id,
         None,
         outcome.timestamp,
