@@ -20,10 +20,7 @@ tested in ``tests/engine/test_ope_lake.py``).
 Timings are taken in alternating blocks (one call of each per block, best of 3).
 """
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from bench_utils import best_seconds, scale
-from ope_streams import HIGH_WATER_MB
+from ope_streams import HIGH_WATER_MB, child_json
 
 from engine.ope import evaluate_log
 from engine.ope.lake.batch import required_columns
@@ -177,16 +174,7 @@ FILES_PER_DAY, DAYS = 8, 10
 
 
 def _stream_rss(path: Path) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-c", RSS_CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(RSS_CHILD, path, ROOT)
 
 
 def _subset(full: Path, out: Path, days: int, files: int) -> Path:

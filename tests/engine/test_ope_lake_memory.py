@@ -13,10 +13,6 @@ Bounded reading must give the same peak within a small allowance; the previous r
 between these sizes.
 """
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lake_generator import write_lake
-from ope_streams import HIGH_WATER_MB
+from ope_streams import HIGH_WATER_MB, child_json
 
 from engine.ope import evaluate_log
 from engine.ope.lake.source import prefetched
@@ -56,17 +52,7 @@ print(json.dumps({"imports_mb": before, "peak_mb": high_water_mb(),
 
 
 def _peak(path: Path) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(CHILD, path, ROOT)
 
 
 @pytest.mark.slow

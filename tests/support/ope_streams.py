@@ -3,6 +3,10 @@
 ``HIGH_WATER_MB`` is source text for the child processes that measure a run's peak RSS.
 """
 
+import json
+import os
+import subprocess
+import sys
 import tracemalloc
 
 from engine import ope
@@ -41,3 +45,21 @@ def stream_peak_bytes(chunks, estimators):
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def child_json(code, path, cwd):
+    """Run ``code`` in a fresh single-threaded Python with ``path`` as its argument.
+
+    Returns the JSON object its last output line prints (fails naming the child's error).
+    """
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
