@@ -236,23 +236,10 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
         _check_recovery(recovery, limits)
     history = get("history")
     if history is None:
-        return new_parsed_context(
-            (
-                user_id,
-                float(ts),
-                cart,
-                value,
-                units,
-                channels or EMPTY,
-                channel_key,
-                session or EMPTY,
-                EMPTY,
-                (),
-                NO_ORDERS,
-                recovery or EMPTY,
-            )
-        )
-    orders = _check_history(history, limits)
+        history, contacts, orders = EMPTY, (), NO_ORDERS
+    else:
+        orders = _check_history(history, limits)
+        contacts = history.get("contacts") or ()
     return new_parsed_context(
         (
             user_id,
@@ -264,7 +251,7 @@ def validate_context(ctx: Any, limits: ContextLimits = _DEFAULT_LIMITS) -> Parse
             channel_key,
             session or EMPTY,
             history or EMPTY,
-            history.get("contacts") or (),
+            contacts,
             orders,
             recovery or EMPTY,
         )

@@ -56,11 +56,16 @@ def aggregate(
     _, first_row = np.unique(unit_codes, return_index=True)
     unit_arm = arm_codes[first_row]
     switched = arm_codes != unit_arm[unit_codes]
+
+    def offenders(bad_rows: np.ndarray) -> tuple[int, object]:
+        """How many units have a row in ``bad_rows``, and the first such unit's value."""
+        bad_units = np.unique(unit_codes[bad_rows])
+        return bad_units.size, plain(df[unit].to_numpy()[first_row[bad_units[0]]])
+
     if switched.any():
-        bad_units = np.unique(unit_codes[switched])
-        example = plain(df[unit].to_numpy()[first_row[bad_units[0]]])
+        count, example = offenders(switched)
         raise ValueError(
-            f"column {unit!r}: {bad_units.size} unit(s) appear in more than one arm of column "
+            f"column {unit!r}: {count} unit(s) appear in more than one arm of column "
             f"{arm!r}, e.g. {unit} == {example!r}; randomisation must be by {unit!r}"
         )
     if look is None:
@@ -83,11 +88,10 @@ def aggregate(
         values = numeric_values(df, name)
         varying = values != values[first_row][unit_codes]
         if varying.any():
-            bad_units = np.unique(unit_codes[varying])
-            example = plain(df[unit].to_numpy()[first_row[bad_units[0]]])
+            count, example = offenders(varying)
             raise ValueError(
                 f"covariate column {name!r} must be constant per unit but varies for "
-                f"{bad_units.size} unit(s), e.g. {unit} == {example!r}"
+                f"{count} unit(s), e.g. {unit} == {example!r}"
             )
         covariate_values[name] = values[first_row]
     return UnitData(

@@ -10,7 +10,6 @@ replayed batch inserts nothing twice.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Sequence
@@ -21,18 +20,9 @@ import psycopg
 import psycopg_pool
 
 from .pg_schema import migrate
-from .records import DecisionRecord, OutcomeRecord, packed_features
-from .schema import (
-    DECISION_COLUMNS,
-    decode_f32,
-    decode_f64,
-    decode_mask,
-    decode_names,
-    encode_f64,
-    encode_mask,
-    encode_names,
-    vocab_id,
-)
+from .records import DecisionRecord, OutcomeRecord
+from .schema import DECISION_COLUMNS, decode_names
+from .store_rows import VocabularyCache, decision_rows, record_of_row
 
 POOL_TIMEOUT_S = 2.0  # longest wait for a connection before a write or read counts as failed
 CONNECT_TIMEOUT_S = 3
@@ -74,10 +64,13 @@ class OutcomeEvent:
     order_id: str | None = None
 
 
-def event_of(outcome: OutcomeRecord) -> OutcomeEvent:
-    """The event a log outcome is written as (its id makes a replay a no-op)."""
+def event_of(outcome: OutcomeRecord, event_id: str | None = None) -> OutcomeEvent:
+    """The event of an outcome; ``event_id`` defaults to ``d:<decision id>``.
+
+    The default is the id a log outcome is written with: it makes a replay a no-op.
+    """
     return OutcomeEvent(
-        "d:" + outcome.decision_id,
+        "d:" + outcome.decision_id if event_id is None else event_id,
         outcome.decision_id,
         None,
         outcome.timestamp,
@@ -131,7 +124,9 @@ class PostgresStore:
         self._pool.open(wait=False)
         self._ready = False
         self._ready_lock = threading.Lock()
-        self._vocab: dict[str, tuple[str, ...]] = {}
+        self._vocab = VocabularyCache(
+            self._read, "SELECT names FROM vocabularies WHERE vocab_id = %s", "the decision log"
+        )
         self._stored_vocab: set[str] = set()
 
     # ------------------------------------------------------------------ schema
@@ -161,35 +156,10 @@ class PostgresStore:
             (decisions, outcome events) inserted; replayed rows are not counted.
         """
         self.open()
-        columns: list[list[Any]] = [[] for _ in range(15)]
-        vocab: dict[str, tuple[str, str]] = {}
-        for rec in decisions:
-            names, features = packed_features(rec.features)
-            action_set = vocab_id("actions", rec.actions)
-            feature_set = vocab_id("features", names)
-            if action_set not in self._stored_vocab:
-                vocab[action_set] = ("actions", encode_names(rec.actions))
-            if feature_set not in self._stored_vocab:
-                vocab[feature_set] = ("features", encode_names(names))
-            row = (
-                rec.decision_id,
-                rec.timestamp,
-                rec.user_hash,
-                rec.model_version,
-                rec.action,
-                rec.action_index,
-                rec.probabilities[rec.action_index],
-                action_set,
-                encode_f64(rec.probabilities),
-                encode_mask(rec.actions, rec.eligible),
-                feature_set,
-                features,
-                rec.payload_json,
-                rec.fallback,
-                rec.timestamp + window,
-            )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
+        rows, vocab = decision_rows(decisions, window, self._stored_vocab)
+        columns: list[list[Any]] = [list(column) for column in zip(*rows, strict=True)]
+        if not rows:
+            columns = [[] for _ in range(15)]
         events = [event_of(o) if isinstance(o, OutcomeRecord) else o for o in outcomes]
         n_dec = n_out = 0
         with self._pool.connection() as conn, conn.transaction():
@@ -292,51 +262,7 @@ class PostgresStore:
         rows = self._read(
             f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = %s", (decision_id,)
         )
-        if not rows:
-            return None
-        (
-            did,
-            ts,
-            user_hash,
-            model_version,
-            action,
-            _index,
-            _prob,
-            action_set,
-            probs,
-            mask,
-            feature_set,
-            features,
-            payload,
-            fallback,
-            _closes,
-        ) = rows[0]
-        actions = self._names(action_set)
-        eligible = [name for name, ok in zip(actions, decode_mask(bytes(mask)), strict=True) if ok]
-        return DecisionRecord(
-            decision_id=did,
-            timestamp=ts,
-            user_hash=user_hash,
-            model_version=model_version,
-            actions=actions,
-            probabilities=tuple(decode_f64(bytes(probs)).tolist()),
-            eligible=tuple(eligible),
-            action=action,
-            features=dict(
-                zip(self._names(feature_set), decode_f32(bytes(features)).tolist(), strict=True)
-            ),
-            payload=json.loads(payload),
-            fallback=bool(fallback),
-        )
-
-    def _names(self, vid: str) -> tuple[str, ...]:
-        names = self._vocab.get(vid)
-        if names is None:
-            rows = self._read("SELECT names FROM vocabularies WHERE vocab_id = %s", (vid,))
-            if not rows:
-                raise ValueError(f"vocabulary {vid!r} missing from the decision log")
-            names = self._vocab[vid] = decode_names(rows[0][0])
-        return names
+        return record_of_row(rows[0], self._vocab.names) if rows else None
 
     def read_rows(
         self, since: float | None = None, until: float | None = None

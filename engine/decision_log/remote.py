@@ -53,18 +53,9 @@ def record_outcome(
     )  # validates the fields
     target = _opened(store)
     if is_postgres_url(store):
-        from .postgres import OutcomeEvent, new_event_id
+        from .postgres import event_of, new_event_id
 
-        event = OutcomeEvent(
-            new_event_id(),
-            outcome.decision_id,
-            None,
-            outcome.timestamp,
-            outcome.reward,
-            outcome.source,
-            outcome.order_id,
-        )
-        return target.report([event])[0]
+        return target.report([event_of(outcome, new_event_id())])[0]
     receipt = target.append_outcome(
         outcome.decision_id, outcome.reward, outcome.timestamp, "reward", order_id
     )

@@ -18,7 +18,6 @@ checkpoint, copying only what the background ones have not, lets it restart.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -27,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from .records import DecisionRecord, OutcomeRecord, packed_features
+from .records import DecisionRecord, OutcomeRecord
 from .schema import (
     DDL,
     DECISION_COLUMNS,
@@ -35,17 +34,10 @@ from .schema import (
     OUTCOME_INSERT,
     SCHEMA_VERSION,
     VOCAB_INSERT,
-    decode_f32,
-    decode_f64,
-    decode_mask,
-    decode_names,
-    encode_f64,
-    encode_mask,
-    encode_names,
     padded_chunks,
     values_sql,
-    vocab_id,
 )
+from .store_rows import VocabularyCache, decision_rows, record_of_row
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +87,9 @@ class SQLiteStore:
         self._checkpointer: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._checkpoint_lock = threading.Lock()
-        self._vocab: dict[str, tuple[str, ...]] = {}  # vocab_id -> names, for reads
+        self._vocab = VocabularyCache(
+            self._read, "SELECT names FROM vocabularies WHERE vocab_id = ?", repr(path)
+        )
         self._stored_vocab: set[str] = set()  # vocab ids known to be committed
 
     # ------------------------------------------------------------------ connections
@@ -202,38 +196,8 @@ class SQLiteStore:
         one are ignored (not counted as inserted). On error the transaction is rolled back
         and the exception re-raised.
         """
-        vocab: dict[str, tuple[str, tuple[str, ...]]] = {}
-        rows = []
-        for rec in decisions:
-            action_set = vocab_id("actions", rec.actions)
-            names, features = packed_features(rec.features)
-            feature_set = vocab_id("features", names)
-            vocab[action_set] = ("actions", rec.actions)
-            vocab[feature_set] = ("features", names)
-            rows.append(
-                (
-                    rec.decision_id,
-                    rec.timestamp,
-                    rec.user_hash,
-                    rec.model_version,
-                    rec.action,
-                    rec.action_index,
-                    rec.probabilities[rec.action_index],
-                    action_set,
-                    encode_f64(rec.probabilities),
-                    encode_mask(rec.actions, rec.eligible),
-                    feature_set,
-                    features,
-                    rec.payload_json,
-                    int(rec.fallback),
-                    rec.timestamp + window,
-                )
-            )
-        new_vocab = [
-            (vid, kind, encode_names(names))
-            for vid, (kind, names) in vocab.items()
-            if vid not in self._stored_vocab
-        ]
+        rows, vocab = decision_rows(decisions, window, self._stored_vocab)
+        new_vocab = [(vid, kind, names) for vid, (kind, names) in vocab.items()]
         # (statement, parameters, counts as: 0 vocabulary, 1 decisions, 2 outcomes); the
         # outcome_resolves_decision trigger marks the decisions of new outcomes resolved
         statements = [
@@ -302,55 +266,11 @@ class SQLiteStore:
         rows = self._read(
             f"SELECT {DECISION_COLUMNS} FROM decisions WHERE decision_id = ?", (decision_id,)
         )
-        if not rows:
-            return None
-        (
-            did,
-            ts,
-            user_hash,
-            model_version,
-            action,
-            _index,
-            _prob,
-            action_set,
-            probs,
-            mask,
-            feature_set,
-            features,
-            payload,
-            fallback,
-            _closes,
-        ) = rows[0]
-        actions = self._names(action_set)
-        eligible = [name for name, ok in zip(actions, decode_mask(mask), strict=True) if ok]
-        return DecisionRecord(
-            decision_id=did,
-            timestamp=ts,
-            user_hash=user_hash,
-            model_version=model_version,
-            actions=actions,
-            probabilities=tuple(decode_f64(probs).tolist()),
-            eligible=tuple(eligible),
-            action=action,
-            features=dict(
-                zip(self._names(feature_set), decode_f32(features).tolist(), strict=True)
-            ),
-            payload=json.loads(payload),
-            fallback=bool(fallback),
-        )
+        return record_of_row(rows[0], self._vocab.names) if rows else None
 
     def sweep(self) -> int:
         """Nothing waits in a one-process store: outcomes are checked before they are written."""
         return 0
-
-    def _names(self, vid: str) -> tuple[str, ...]:
-        names = self._vocab.get(vid)
-        if names is None:
-            rows = self._read("SELECT names FROM vocabularies WHERE vocab_id = ?", (vid,))
-            if not rows:
-                raise ValueError(f"vocabulary {vid!r} missing from {self.path!r}")
-            names = self._vocab[vid] = decode_names(rows[0][0])
-        return names
 
 
 def _when_unlocked(call: Callable[..., T], *args: object) -> T:

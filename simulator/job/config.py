@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.training.sequence_loop import DEFAULT_SEQUENCE_POLICIES
+
 
 @dataclass(frozen=True)
 class ShopSection:
@@ -91,14 +93,7 @@ class SequenceSection:
     """``[sequence]``: multi-touch flows on CartRecoverySequence-v0 against the DP optimum."""
 
     carts: int = 20_000  # flows per policy on CartRecoverySequence-v0 (0: skip the section)
-    policies: tuple[str, ...] = (
-        "seq:reminder",
-        "seq:3-reminders",
-        "seq:reminders-coupon",
-        "seq:rule",
-        "seq:linucb",
-        "seq:fqi",
-    )
+    policies: tuple[str, ...] = DEFAULT_SEQUENCE_POLICIES
 
 
 @dataclass(frozen=True)

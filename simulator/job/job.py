@@ -42,6 +42,7 @@ from simulator.job.plots import (
 from simulator.job.warmup import Warmup, run_warmup
 from simulator.training import run_policy
 from simulator.training.plots import learning_curve_plot
+from simulator.training.scoreboard import run_row
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,22 @@ def run_job(cfg: RunConfig, progress: bool = True) -> JobResult:
     return result
 
 
+#: The run scoreboard's columns after ``policy`` (a selection of the training scoreboard's row).
+_BOARD_COLUMNS = (
+    "value_last",
+    "none",
+    "best_static",
+    "best_static_action",
+    "rule",
+    "full_information",
+    "oracle",
+    "gain_share",
+    "conversion_last",
+    "coupon_cost_last",
+    "carts_per_second",
+)
+
+
 def _scoreboard(
     cfg: RunConfig, shop: dict[str, Any], progress: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -198,22 +215,8 @@ def _scoreboard(
             batch=cfg.train.batch,
             progress=progress,
         )
-        rows.append(
-            {
-                "policy": name,
-                "value_last": result.value_last,
-                "none": result.none,
-                "best_static": result.best_static,
-                "best_static_action": result.best_static_action,
-                "rule": result.rule,
-                "full_information": result.full_information,
-                "oracle": result.oracle,
-                "gain_share": result.gain_share,
-                "conversion_last": result.conversion_last,
-                "coupon_cost_last": result.coupon_cost_last,
-                "carts_per_second": result.carts_per_second,
-            }
-        )
+        row = run_row(result)
+        rows.append({"policy": name, **{column: row[column] for column in _BOARD_COLUMNS}})
         curve = pd.DataFrame(result.curve)
         curve["policy"], curve["seed"] = name, cfg.seed
         curves.append(curve)

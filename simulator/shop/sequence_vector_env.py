@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
@@ -16,6 +14,7 @@ from simulator.shop.env import make_config
 from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.sequence_records import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, type_names
 from simulator.shop.sequence_sim import FlowSimulator
+from simulator.shop.vector_common import check_actions, check_num_envs, record_index, set_spaces
 from simulator.shop.world import ShopWorld
 
 
@@ -32,12 +31,7 @@ class FlowContexts(Sequence):
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        j = int(i)
-        if j < 0:
-            j += len(self)
-        if not 0 <= j < len(self):
-            raise IndexError(f"context index {i} out of range for {len(self)} envs")
-        return self._sim.context(j)
+        return self._sim.context(record_index(i, len(self), f"{len(self)} envs"))
 
     def freeze(self) -> list[dict[str, Any]]:
         """Every record now (they change when the env steps)."""
@@ -79,19 +73,13 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         block_size: int | None = None,
         **overrides: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(
-                f"CartRecoverySequenceVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1"
-            )
+        check_num_envs(num_envs, "CartRecoverySequenceVectorEnv")
         overrides.pop("render_mode", None)
         self.config = make_config(config, overrides)
         self.sequence = SequenceConfig.from_value(sequence)
         self.num_envs = num_envs
         self.block_size = block_size or max(num_envs, 256)
-        self.single_action_space = spaces.Discrete(len(ACTION_NAMES))
-        self.single_observation_space = spaces.Box(SEQ_OBS_LOW, SEQ_OBS_HIGH, dtype=np.float32)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        set_spaces(self, SEQ_OBS_LOW, SEQ_OBS_HIGH)
         self.world: ShopWorld | None = None
         self.sim: FlowSimulator | None = None
         self._all = np.arange(num_envs)
@@ -128,18 +116,7 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         """Send one touch in every slot; ended flows restart in the same step (see the class)."""
         if self.sim is None:
             raise RuntimeError("CartRecoverySequenceVectorEnv: call reset() before step()")
-        acts = np.asarray(actions)
-        if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
-            raise ValueError(
-                f"actions has shape {acts.shape} and dtype {acts.dtype}, "
-                f"must be {self.num_envs} integers"
-            )
-        bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
-        if len(bad):
-            raise ValueError(
-                f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})"
-            )
-        out = self.sim.step(self._all, acts.astype(np.int64))
+        out = self.sim.step(self._all, check_actions(actions, self.num_envs))
         terminated = out.pop("terminated")
         reward = out.pop("reward")
         final_obs = None

@@ -6,14 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES, SHOPPER_TYPES
 from simulator.shop.env import make_config
 from simulator.shop.render import RENDER_MODES, check_render_mode, render_cart
+from simulator.shop.vector_common import check_actions, check_num_envs, record_index, set_spaces
 from simulator.shop.world import OBS_HIGH, OBS_LOW, OBS_NAMES, CartBatch, ShopWorld
 
 _TYPE_NAMES = np.array(SHOPPER_TYPES, dtype=object)
@@ -47,11 +46,7 @@ class ContextBatch(Sequence):
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             return [self._world.context(self._batch, j) for j in range(*i.indices(len(self)))]
-        j = int(i)
-        if j < 0:
-            j += len(self)
-        if not 0 <= j < len(self):
-            raise IndexError(f"context index {i} out of range for a batch of {len(self)}")
+        j = record_index(i, len(self), f"a batch of {len(self)}")
         return self._world.context(self._batch, j)
 
 
@@ -103,17 +98,11 @@ class CartRecoveryVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(
-                f"CartRecoveryVectorEnv: num_envs == {num_envs!r}, must be an integer >= 1"
-            )
+        check_num_envs(num_envs, "CartRecoveryVectorEnv")
         self.render_mode = check_render_mode(render_mode)
         self.config = make_config(config, overrides)
         self.num_envs = num_envs
-        self.single_action_space = spaces.Discrete(len(ACTION_NAMES))
-        self.single_observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        set_spaces(self, OBS_LOW, OBS_HIGH)
         self.world: ShopWorld | None = None
         self._batch: CartBatch | None = None
 
@@ -154,19 +143,9 @@ class CartRecoveryVectorEnv(VectorEnv):
         """
         if self._batch is None:
             raise RuntimeError("CartRecoveryVectorEnv: call reset() before step()")
-        acts = np.asarray(actions)
-        if acts.shape != (self.num_envs,) or not np.issubdtype(acts.dtype, np.integer):
-            raise ValueError(
-                f"actions has shape {acts.shape} and dtype {acts.dtype}, "
-                f"must be {self.num_envs} integers"
-            )
-        bad = np.flatnonzero((acts < 0) | (acts >= len(ACTION_NAMES)))
-        if len(bad):
-            raise ValueError(
-                f"actions[{bad[0]}] == {acts[bad[0]]}, must be in [0, {len(ACTION_NAMES)})"
-            )
+        acts = check_actions(actions, self.num_envs)
         old = self._batch
-        outcome = self.world.resolve(old, np.arange(self.num_envs), acts.astype(np.int64))
+        outcome = self.world.resolve(old, np.arange(self.num_envs), acts)
         outcome["expected_reward"] = old.expected_reward
         outcome["purchase_probability"] = old.purchase_probability[np.arange(self.num_envs), acts]
         outcome["shopper_type"] = _TYPE_NAMES[old.type_index]

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from bench_utils import LARGE, per_call_seconds, record_ratio
 
+from engine.actions import ACTION_NAMES
 from engine.decision_log import DecisionLog, DecisionRecord, read_log
 from engine.decision_log.schema import (
     DDL,
@@ -31,15 +32,7 @@ from engine.decision_log.schema import (
 )
 
 N = 50_000 if LARGE else 2_000
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES
 FEATURES = [f"f{j:02d}" for j in range(24)]
 # batch append may cost at most this many no-op hand-offs (~0.1 us); the writer may take at
 # most this many times a raw executemany of pre-encoded rows (measured: about 40x and 2x)

@@ -20,10 +20,7 @@ tested in ``tests/engine/test_ope_lake.py``).
 Timings are taken in alternating blocks (one call of each per block, best of 3).
 """
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from bench_utils import best_seconds, scale
+from ope_streams import HIGH_WATER_MB, child_json
 
 from engine.ope import evaluate_log
 from engine.ope.lake.batch import required_columns
@@ -158,36 +156,25 @@ def test_bench_lake_backends(benchmark, big_lake, request):
     assert _max_rel(memory, stream) < 1e-9 and _max_rel(memory, on_spark) < 1e-9
 
 
-RSS_CHILD = """
+RSS_CHILD = (
+    """
 import json, sys, time
 from engine.ope import evaluate_log
-
-def high_water_mb():  # this process's own peak (ru_maxrss would inherit the parent's at fork)
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-
+"""
+    + HIGH_WATER_MB
+    + """
 t = time.perf_counter()
 estimators = ("ipw", "snipw", "dr")
 table = evaluate_log(sys.argv[1], policy="rule", estimators=estimators, backend="stream")
 print(json.dumps({"rss_mb": high_water_mb(), "seconds": time.perf_counter() - t,
                   "n": int(table.loc["ipw", "n"])}))
 """
+)
 FILES_PER_DAY, DAYS = 8, 10
 
 
 def _stream_rss(path: Path) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-c", RSS_CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(RSS_CHILD, path, ROOT)
 
 
 def _subset(full: Path, out: Path, days: int, files: int) -> Path:

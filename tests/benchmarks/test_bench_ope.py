@@ -13,11 +13,10 @@ Size: ``n = 10,000 * scale`` rows, where ``CARTWISE_BENCH_SCALE`` is ``small`` (
 * streaming: the tracemalloc peak of ``evaluate_stream`` over 10 chunks vs 1 chunk.
 """
 
-import tracemalloc
-
 import numpy as np
 import pytest
 from bench_utils import best_seconds, scale
+from ope_streams import stream_peak_bytes, synthetic_chunks
 
 from engine import ope
 from engine.ope.synthetic import SyntheticWorld
@@ -114,30 +113,13 @@ def test_bench_analytic_vs_plain_and_bootstrap(benchmark, data):
     assert info["speedup_analytic_vs_naive_bootstrap"] >= 10, info
 
 
-def _as_chunk(s):
-    return {
-        "rewards": s.rewards,
-        "actions": s.actions,
-        "logged_probs": s.logged_probs,
-        "target_probs": s.target_probs,
-        "estimated_rewards": s.expected_rewards,
-    }
-
-
 def _chunks(n_chunks: int, rows: int):
     world = SyntheticWorld.make(n_actions=7, seed=0)
-    rng = np.random.default_rng(2)
-    for _ in range(n_chunks):
-        yield _as_chunk(world.sample(rows, rng))  # hold no reference between chunks
+    return synthetic_chunks(world, np.random.default_rng(2), n_chunks, rows)
 
 
 def _stream_peak(n_chunks: int, rows: int) -> int:
-    tracemalloc.start()
-    try:
-        ope.evaluate_stream(_chunks(n_chunks, rows), estimators=NAMES)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return stream_peak_bytes(_chunks(n_chunks, rows), NAMES)
 
 
 def test_bench_stream_memory_is_bounded(benchmark):

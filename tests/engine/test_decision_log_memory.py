@@ -5,17 +5,10 @@ import os
 import resource
 import time
 
+from engine.actions import ACTION_NAMES
 from engine.decision_log import DecisionLog, DecisionRecord
 
-ACTIONS = (
-    "none",
-    "recommendation",
-    "coupon_5",
-    "coupon_10",
-    "coupon_20",
-    "time_limited_offer",
-    "recall_message",
-)
+ACTIONS = ACTION_NAMES
 PROBS = (0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1)
 FEATURES = [f"f{j}" for j in range(20)]
 N = 200_000

@@ -13,10 +13,6 @@ Bounded reading must give the same peak within a small allowance; the previous r
 between these sizes.
 """
 
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lake_generator import write_lake
+from ope_streams import HIGH_WATER_MB, child_json
 
 from engine.ope import evaluate_log
 from engine.ope.lake.source import prefetched
@@ -38,36 +35,24 @@ GROWTH_MB = 64.0
 """Allowed peak-RSS growth from SMALL to BIG rows: the allocator's high-water mark varies by
 about 40 MB from run to run; the previous reader grew by 230 MB."""
 
-CHILD = """
+CHILD = (
+    """
 import json, sys
 from engine.ope import evaluate_log
-
-def high_water_mb():  # this process's own peak (ru_maxrss would inherit the parent's at fork)
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-
+"""
+    + HIGH_WATER_MB
+    + """
 before = high_water_mb()
 table = evaluate_log(sys.argv[1], policy="rule", estimators=("ipw", "snipw", "dr"),
                      backend="stream", by=("model_version",))
 print(json.dumps({"imports_mb": before, "peak_mb": high_water_mb(),
                   "n": int(table.loc[("(all)", "ipw"), "n"])}))
 """
+)
 
 
 def _peak(path: Path) -> dict:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(CHILD, path, ROOT)
 
 
 @pytest.mark.slow

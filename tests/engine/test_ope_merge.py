@@ -1,11 +1,11 @@
 """Chunked summaries merge exactly into the whole-data result; streaming keeps memory bounded."""
 
 import itertools
-import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pytest
+from ope_streams import stream_peak_bytes, synthetic_chunks
 
 from engine import ope
 from engine.ope.synthetic import SyntheticWorld
@@ -119,29 +119,9 @@ def test_stream_reports_bad_chunk_by_index(log):
         ope.evaluate_stream([])
 
 
-def _as_chunk(s):
-    return {
-        "rewards": s.rewards,
-        "actions": s.actions,
-        "logged_probs": s.logged_probs,
-        "target_probs": s.target_probs,
-        "estimated_rewards": s.expected_rewards,
-    }
-
-
-def _generated_chunks(n_chunks: int, rows: int):
-    rng = np.random.default_rng(0)
-    for _ in range(n_chunks):
-        yield _as_chunk(WORLD.sample(rows, rng))  # hold no reference between chunks
-
-
 def _peak_bytes(n_chunks: int, rows: int) -> int:
-    tracemalloc.start()
-    try:
-        ope.evaluate_stream(_generated_chunks(n_chunks, rows), estimators=ALL)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    chunks = synthetic_chunks(WORLD, np.random.default_rng(0), n_chunks, rows)
+    return stream_peak_bytes(chunks, ALL)
 
 
 def test_stream_memory_does_not_grow_with_number_of_chunks():
