@@ -16,7 +16,6 @@ import pandas as pd
 
 from policies import make_policy
 from simulator.shop.sequence_model import (
-    CartParams,
     SequenceConfig,
     fixed_flow_probabilities,
     policy_value,
@@ -33,24 +32,8 @@ def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> 
     env = CartRecoverySequenceVectorEnv(1, config=dict(shop), block_size=carts)
     env.reset(seed=seed)
     sim = env.sim
-    block = sim._block
-    batch, world = block.batch, sim.world
-    tau = block.arrays["tau"]
-    t1 = block.arrays["abandon_time"] + tau[:, 0] * 60.0
-    st, s = world.shoppers, batch.shopper
-    params = CartParams(
-        batch.type_index,
-        batch.value,
-        batch.margin,
-        world.population.match[s],
-        st.expectation_at(s, t1),
-        st.fatigue_at(s, t1),
-        st.n_orders[s],
-        block.arrays["opt_channel"],
-        tau,
-    )
-    mask = block.arrays["mask"]
-    n, K = len(batch), sim.K
+    params, mask = sim.block_inputs()
+    n, K = len(params), sim.K
     none = policy_value(
         solve(params, mask, sim.config, sim.seq),
         fixed_flow_probabilities([np.zeros(n, dtype=np.int64)] * K, mask),

@@ -73,6 +73,7 @@ class _Block:
 
     batch: CartBatch
     arrays: dict[str, np.ndarray]
+    params: CartParams  # the flow model's inputs the block was solved with
     next_row: int = 0
 
 
@@ -171,7 +172,11 @@ class FlowSimulator:
             arrays[name] = np.concatenate(
                 [np.broadcast_to(p, (m, p.shape[1], N_ACTIONS)) for p in parts], axis=1
             )
-        return _Block(batch, arrays)
+        return _Block(batch, arrays, params)
+
+    def block_inputs(self) -> tuple[CartParams, np.ndarray]:
+        """The current block's flow-model inputs and action mask, as it was solved with."""
+        return self._block.params, self._block.arrays["mask"]
 
     def refill(self, slots: np.ndarray) -> None:
         """Start new flows in ``slots`` with the next carts."""
