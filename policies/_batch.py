@@ -31,7 +31,8 @@ def normalise_batch(scores: np.ndarray, mask: np.ndarray, name: str) -> np.ndarr
     A row with no mass on an eligible action becomes uniform over its eligible actions.
     """
     p = np.asarray(scores, dtype=np.float64)
-    if p.shape != mask.shape or not np.all(np.isfinite(p)) or np.any(p < 0):
+    # NaN fails both comparisons, -inf the first, +inf the second
+    if p.shape != mask.shape or (p.size and not (p.min() >= 0 and p.max() < np.inf)):
         raise ValueError(f"policy {name!r} returned invalid scores of shape {p.shape}")
     p = np.where(mask, p, 0.0)
     total = p.sum(axis=1, keepdims=True)

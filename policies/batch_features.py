@@ -56,7 +56,10 @@ class BatchFeatures:
         logged = {str(n)[2:] if str(n).startswith("f_") else str(n) for n in feature_names}
         absent = [n for n in self.names if n in RECOVERY_FEATURES and n not in logged]
         if not absent:
-            return X[:, column_index(feature_names, self.names)]
+            index = column_index(feature_names, self.names)
+            if index == list(range(X.shape[1])):  # already in this builder's order
+                return X
+            return X[:, index]
         present = [n for n in self.names if n not in absent]
         out = np.zeros((X.shape[0], len(self.names)))
         out[:, [self.names.index(n) for n in present]] = X[:, column_index(feature_names, present)]

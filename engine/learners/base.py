@@ -295,7 +295,15 @@ class Learner(ABC):
         return arr
 
     def _check_X(self, X: np.ndarray) -> np.ndarray:
-        arr = as_float_matrix("X", X, self.n_features)
+        arr = np.asarray(X, dtype=np.float64)
+        # fast path: two reductions, no temporaries (NaN fails both comparisons)
+        if (
+            arr.ndim == 2
+            and arr.shape[1] == self.n_features
+            and (not arr.size or (arr.min() > -_MAX_ABS and arr.max() < _MAX_ABS))
+        ):
+            return arr
+        arr = as_float_matrix("X", arr, self.n_features)
         if arr.size and not np.abs(arr).max() < _MAX_ABS:
             raise ValueError(f"X has entries with |x| >= {_MAX_ABS:g}, all must be smaller")
         return arr

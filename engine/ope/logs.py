@@ -246,10 +246,14 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
     target_names = getattr(target, "action_names", None)
     names = data.action_names if target_names is None else tuple(target_names)
     col = [names.index(a) if a in names else -1 for a in data.action_names]
-    eligible = np.zeros((data.n, len(names)), dtype=bool)
-    for j, k in enumerate(col):
-        if k >= 0:
-            eligible[:, k] = data.eligible[:, j]
+    same_order = col == list(range(len(names)))  # the usual case: no column shuffling
+    if same_order:
+        eligible = np.array(data.eligible, dtype=bool)  # a copy: the target may write to it
+    else:
+        eligible = np.zeros((data.n, len(names)), dtype=bool)
+        for j, k in enumerate(col):
+            if k >= 0:
+                eligible[:, k] = data.eligible[:, j]
     if hasattr(target, "feature_probabilities"):
         try:
             raw = target.feature_probabilities(data.features, data.feature_names, eligible)
@@ -268,27 +272,47 @@ def target_probabilities(data: LogDataset, target: TargetFn | Any) -> np.ndarray
             f"target returned shape {probs.shape}, must be {eligible.shape} "
             f"(rows x actions {list(names)})"
         )
-    bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
-    if bad.any():
+    _check_target_rows(probs, eligible, names, data.decision_ids)
+    if same_order:
+        return probs.copy() if probs is raw else probs
+    out = np.zeros((data.n, data.n_actions))
+    for j, k in enumerate(col):
+        if k >= 0:
+            out[:, j] = probs[:, k]
+    return out
+
+
+def _check_target_rows(
+    probs: np.ndarray, eligible: np.ndarray, names: Sequence[str], ids: Sequence[str]
+) -> None:
+    """Raise naming the rows where ``probs`` is not finite, negative or outside ``eligible``.
+
+    Whole-array reductions decide whether any row is bad; the per-row scan that names the rows
+    runs only then (a row's mass off ``eligible`` cannot exceed ``A`` times the largest entry).
+    """
+    if not probs.size:
+        return
+    # NaN makes both comparisons False; +-inf fails one of them
+    if not (probs.min() >= 0.0 and probs.max() < np.inf):
+        bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
         rows = np.flatnonzero(bad)
         raise ValueError(
-            f"target returned {probs[rows[0]].tolist()} in {_rows_note(rows, data.decision_ids)}, "
+            f"target returned {probs[rows[0]].tolist()} in {_rows_note(rows, ids)}, "
             "probabilities must be finite and >= 0"
         )
+    if eligible.all():
+        return
     outside = np.where(eligible, 0.0, probs)
+    if outside.max() * probs.shape[1] <= MASS_TOLERANCE:
+        return
     bad = outside.sum(axis=1) > MASS_TOLERANCE
     if bad.any():
         rows = np.flatnonzero(bad)
         j = int(np.argmax(outside[rows[0]]))
         raise ValueError(
             f"target puts probability {outside[rows[0], j]:.3g} on {names[j]!r}, which the logging "
-            f"policy could not take (p_{names[j]} == 0), in {_rows_note(rows, data.decision_ids)}"
+            f"policy could not take (p_{names[j]} == 0), in {_rows_note(rows, ids)}"
         )
-    out = np.zeros((data.n, data.n_actions))
-    for j, k in enumerate(col):
-        if k >= 0:
-            out[:, j] = probs[:, k]
-    return out
 
 
 def reward_model_features(features: np.ndarray) -> np.ndarray:

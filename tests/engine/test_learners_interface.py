@@ -287,6 +287,29 @@ def test_call_arguments_are_validated(name):
     assert learner.n_updates == 0  # nothing invalid was learnt
 
 
+def test_batch_variances_match_the_one_row_form_across_blocks():
+    """The blocked ``(rows, p) x (p, A * p)`` product agrees with ``z^T C_a z`` per row."""
+    from engine.learners._ridge import _ROW_BLOCK, RidgeStats
+
+    rng = np.random.default_rng(5)
+    stats = RidgeStats(4, 6, 1.0)
+    Z = rng.normal(size=(2 * _ROW_BLOCK + 37, 6))  # two full blocks and a partial one
+    stats.add_many(Z, rng.integers(4, size=Z.shape[0]), rng.normal(size=Z.shape[0]))
+    rows = np.array([np.einsum("i,aij,j->a", z, stats.covariance, z) for z in Z])
+    np.testing.assert_allclose(stats.variances(Z), rows, rtol=1e-12, atol=0)
+    assert stats.variances(Z[:0]).shape == (0, 4)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 2e30, -2e30])
+def test_batch_rows_with_bad_entries_are_refused(bad):
+    learner = LinUCBLearner(ACTIONS, FEATURES)
+    X = np.zeros((3, N_D))
+    X[2, 1] = bad
+    message = "non-finite" if not np.isfinite(bad) else "entries with"
+    with pytest.raises(ValueError, match=message):
+        learner.probabilities_batch(X, np.ones((3, N_A), bool))
+
+
 def test_zero_one_masks_and_empty_batches_are_accepted():
     learner = make_learner("linucb", ACTIONS, FEATURES)
     x = np.ones(N_D)

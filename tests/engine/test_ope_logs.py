@@ -268,6 +268,39 @@ def test_bad_targets_are_refused():
         target_probabilities(data, CannotDecide())
 
 
+def test_target_checks_name_the_bad_rows():
+    data = read_log_dataset(make_frame(6))  # rows 0 and 3 cannot get recall_message
+
+    def with_value(row, col, value):
+        def target(X, names, eligible):
+            out = eligible / eligible.sum(axis=1, keepdims=True)
+            out[row, col] = value
+            return out
+
+        return target
+
+    for value in (np.nan, np.inf, -np.inf, -0.5):
+        with pytest.raises(ValueError, match=r"must be finite and >= 0") as info:
+            target_probabilities(data, with_value(4, 1, value))
+        assert "rows 4 (decision_id d4)" in str(info.value)
+    with pytest.raises(ValueError, match=r"on 'recall_message'.*rows 3 \(decision_id d3\)"):
+        target_probabilities(data, with_value(3, 2, 0.25))
+    tiny = target_probabilities(data, with_value(3, 2, 1e-10))  # below MASS_TOLERANCE: kept
+    assert tiny[3, 2] == 1e-10
+
+
+def test_target_output_is_returned_as_a_copy_in_log_order():
+    data = read_log_dataset(make_frame(6))
+    returned = np.tile([0.2, 0.8, 0.0], (6, 1))
+    probs = target_probabilities(data, lambda X, names, eligible: returned)
+    np.testing.assert_array_equal(probs, returned)
+    assert probs is not returned
+    seen = []
+    target_probabilities(data, lambda X, names, eligible: seen.append(eligible) or returned)
+    assert seen[0] is not data.eligible
+    np.testing.assert_array_equal(seen[0], data.eligible)
+
+
 # ---------------------------------------------------------------- features and the reward model
 def test_missing_features_get_zero_and_an_indicator():
     X = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, 4.0], [3.0, np.nan, 5.0]])
