@@ -27,10 +27,10 @@ install-dev: $(DEV_STAMP)
 demo: $(CORE_STAMP)
 	$(BIN)/cartwise run $(DEMO_ARGS)
 
-## make lint: ruff (lint + format check) on the code, mypy on engine/
+## make lint: ruff (lint + format check) on the code and the docs' Python blocks, mypy on engine/
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check engine simulator policies tests
-	$(BIN)/ruff format --check engine simulator policies tests
+	$(BIN)/ruff format --check engine simulator policies tests README.md docs
 	$(BIN)/mypy
 
 ## make test: lint, then run the whole test suite (benchmarks run once, untimed)
