@@ -215,8 +215,7 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         )
         self._follower: ModelFollower | None = attach_model_loop(
             self,
-            log_path,
-            store,
+            self.log,
             follow_models=follow_models,
             model_poll_seconds=model_poll_seconds,
             shared_guardrails=shared_guardrails,

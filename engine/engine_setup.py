@@ -86,24 +86,22 @@ def open_log(
 
 def attach_model_loop(
     engine: Any,
-    log_path: str | os.PathLike[str] | None,
-    store: str | os.PathLike[str] | None,
+    log: DecisionLog | None,
     *,
     follow_models: bool,
     model_poll_seconds: float,
     shared_guardrails: bool,
 ) -> ModelFollower | None:
-    """With a ``postgresql://`` store, join the store's model loop and shared guardrails.
+    """With a ``postgresql://`` decision log, join the store's model loop and shared guardrails.
 
     Returns the model follower (None when ``follow_models`` is off or the store is not
     PostgreSQL); ``follow_models=True`` without a PostgreSQL store is a ``ValueError``.
     """
-    url = store if store is not None else log_path
-    if url is not None and is_postgres_url(url):
+    if log is not None and is_postgres_url(log.path):
         from engine.model_loop.hooks import attach_to_store
 
         return attach_to_store(
-            engine, str(url), follow_models, model_poll_seconds, shared_guardrails
+            engine, str(log.path), follow_models, model_poll_seconds, shared_guardrails
         )
     if follow_models:
         raise ValueError("follow_models=True needs a postgresql:// store")
