@@ -181,7 +181,8 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         self.limits = limits or ContextLimits()
         self.recommend_k = recommend_k
         self.max_pending = max_pending
-        self._salt = resolve_salt(salt, stores=log is not None or log_path is not None)
+        stores = log is not None or log_path is not None or store is not None
+        self._salt = resolve_salt(salt, stores=stores)
         self._hash_user = user_hasher(self._salt)
         features = FeatureBuilder(cf=cf, risk=risk, reward_per_value=reward_per_value)
         model, self.learner_name, tuned_floor = build_learner(

@@ -458,4 +458,6 @@ def test_development_salt_warns_and_shows_in_health(tmp_path, caplog, monkeypatc
     monkeypatch.setenv("CARTWISE_ENV", "production")
     with pytest.raises(ValueError, match="development salt"):
         DecisionEngine(tmp_path / "f.db", seed=0, learner="linucb")
+    with pytest.raises(ValueError, match="development salt"):  # store= is log_path's alias
+        DecisionEngine(store=tmp_path / "g.db", seed=0, learner="linucb")
     DecisionEngine(seed=0, learner="linucb").close()  # no store: nothing hashed is kept
