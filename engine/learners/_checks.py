@@ -39,13 +39,21 @@ def check_names(name: str, values: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def as_float_matrix(name: str, value: object, n_cols: int) -> np.ndarray:
-    """Return ``value`` as a finite float64 array of shape ``(n, n_cols)``."""
+def as_float_matrix(
+    name: str, value: object, n_cols: int, max_abs: float = float("inf")
+) -> np.ndarray:
+    """``value`` as a finite float64 ``(n, n_cols)`` array whose entries are below ``max_abs``.
+
+    Two whole-array reductions decide (NaN fails both comparisons); the error is worked out only
+    when one fails.
+    """
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != n_cols:
         raise ValueError(f"{name}.shape == {arr.shape}, must be (n, {n_cols})")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains non-finite values, all entries must be finite")
+    if arr.size and not (arr.min() > -max_abs and arr.max() < max_abs):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains non-finite values, all entries must be finite")
+        raise ValueError(f"{name} has entries with |x| >= {max_abs:g}, all must be smaller")
     return arr
 
 

@@ -295,18 +295,7 @@ class Learner(ABC):
         return arr
 
     def _check_X(self, X: np.ndarray) -> np.ndarray:
-        arr = np.asarray(X, dtype=np.float64)
-        # fast path: two reductions, no temporaries (NaN fails both comparisons)
-        if (
-            arr.ndim == 2
-            and arr.shape[1] == self.n_features
-            and (not arr.size or (arr.min() > -_MAX_ABS and arr.max() < _MAX_ABS))
-        ):
-            return arr
-        arr = as_float_matrix("X", arr, self.n_features)
-        if arr.size and not np.abs(arr).max() < _MAX_ABS:
-            raise ValueError(f"X has entries with |x| >= {_MAX_ABS:g}, all must be smaller")
-        return arr
+        return as_float_matrix("X", X, self.n_features, max_abs=_MAX_ABS)
 
     def _check_eligible(self, eligible: np.ndarray) -> np.ndarray:
         mask = _as_mask("eligible", eligible)
