@@ -18,7 +18,7 @@ The model, for one cart of value ``V`` and margin ``M`` (both USD):
   the cart's **persuadability** (:func:`persuadability`, from the intent logit; with intent only),
   which follows the uplift-modelling segments and depends on what the action does:
 
-  - "lost causes" (intent under ~2%) respond to nothing;
+  - "lost causes" (intent under ~2%) barely respond to anything;
   - a *nudge* (``recall_message``, ``recommendation``) reaches a shopper who was interrupted or
     missing information, so it works better the nearer the shopper was to buying: its multiplier
     rises with intent to ~1.25 and stays there; on a "sure thing" it converts part of the few who
@@ -99,7 +99,7 @@ INTENT_NOISE_SD = 0.5  # what no observer sees: the shopper's own circumstances
 # Persuadability (uplift segments), on the intent logit z: every action's lift is scaled by
 # sigmoid(s (z - LOST)), so lost causes barely respond; price incentives (coupons, the offer) also
 # by sigmoid(-s (z - SURE)), so they move persuadables and not sure things, who buy anyway. The
-# scales keep each action's population-average lift that of the law without persuadability.
+# scales keep the population-average coupon_10 and reminder figures (docs/architecture.md).
 PERSUADE_LOST = np.log(0.02 / 0.98)  # intent below ~2%: a lost cause, barely moved
 PERSUADE_SURE = np.log(0.15 / 0.85)  # intent above ~15%: decided already, price does not move it
 PERSUADE_SLOPE = 1.5
@@ -203,7 +203,7 @@ def intent_logit(
 def persuadability(intent_logit: np.ndarray) -> np.ndarray:
     """Multiplier of each action's lift, (n_carts, n_actions) in ``ACTION_NAMES`` order.
 
-    Lost causes (intent below ~2%) respond to nothing; reminders and recommendations work better
+    Lost causes (intent below ~2%) barely respond; reminders and recommendations work better
     the nearer the shopper was to buying (up to ~1.25x); price incentives peak on persuadables
     (~5% intent, ~1.3x) and fall away for sure things, who buy anyway.
 
