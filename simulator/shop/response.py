@@ -13,15 +13,26 @@ The model, for one cart of value ``V`` and margin ``M`` (both USD):
   with no prompt"). It falls with **coupon conditioning**: a shopper who keeps receiving coupons
   learns to wait for one (``p0 * (1 - 0.6 e)`` for coupon expectation ``e``). Callers that pass no
   intent (``intent=None``) get the earlier law without it: a base rate per type, a little higher
-  with past orders, lower for dear carts (the multi-touch model of
-  :mod:`~simulator.shop.sequence_model` uses it until it passes each cart's ``CartBatch.intent``).
+  with past orders, lower for dear carts.
 * ``lift`` — the share of non-returners an action converts, by type (docs/architecture.md), times
-  the cart's **persuadability** (:func:`persuadability`, from the intent logit; with intent only):
-  "lost causes" (the lowest intent) barely respond, "persuadables" respond fully, "sure things"
-  (the highest intent) respond less and buy anyway, so a coupon there mostly gives margin away:
+  the cart's **persuadability** (:func:`persuadability`, from the intent logit; with intent only),
+  which follows the uplift-modelling segments and depends on what the action does:
+
+  - "lost causes" (intent under ~2%) barely respond to anything;
+  - a *nudge* (``recall_message``, ``recommendation``) reaches a shopper who was interrupted or
+    missing information, so it works better the nearer the shopper was to buying: its multiplier
+    rises with intent to ~1.25 and stays there; on a "sure thing" it converts part of the few who
+    would not have come back (``1 - p0`` is small already);
+  - a *price incentive* (the coupons, ``time_limited_offer``) moves "persuadables", shoppers on
+    the fence whom the price tips over: its multiplier peaks (~1.3) near 5% intent and falls away
+    above ~15%, where the shopper has decided already; there a coupon mostly gives margin away.
+
+  The two scales (``PERSUADE_SCALE_PRICE``, ``PERSUADE_SCALE_MESSAGE``) keep the population-average
+  figures below where they were (coupon_10 ~1.9x the unprompted rate, reminder ~3.1%); the shape
+  only moves each action's lift between intent levels. Per action and type:
 
   - *recall_message*: forgetful 10%, others 1-2.5%. The population-average incremental recovery of a
-    plain reminder is ~3.3% of carts, the "3-5% of carts recovered" of abandoned-cart e-mails
+    plain reminder is ~3.1% of carts, the "3-5% of carts recovered" of abandoned-cart e-mails
     (Klaviyo, 9.3M sends: open ~41%, click ~9.5%, i.e. roughly a third of clickers buy).
   - *coupon_k*: dose-response ``c_max (1 - exp(-k / s))`` per type. Price-sensitive shoppers have
     ``c_max = 0.24``, scaled by cart value (high-value carts respond more), which roughly doubles
@@ -85,15 +96,20 @@ INTENT_DEVICE = np.array([-0.3, 0.25, 0.0])  # mobile, desktop, tablet
 INTENT_HOUR = 0.25  # times cos(2 pi (hour - 20) / 24): evening carts are likelier to return
 INTENT_HOUR_PEAK = 20.0
 INTENT_NOISE_SD = 0.5  # what no observer sees: the shopper's own circumstances
-# Persuadability: PERSUADE_SCALE sigmoid(s (z - LOST)) sigmoid(-s (z - SURE)), z the intent logit.
+# Persuadability (uplift segments), on the intent logit z: every action's lift is scaled by
+# sigmoid(s (z - LOST)), so lost causes barely respond; price incentives (coupons, the offer) also
+# by sigmoid(-s (z - SURE)), so they move persuadables and not sure things, who buy anyway. The
+# scales keep the population-average coupon_10 and reminder figures (docs/architecture.md).
 PERSUADE_LOST = np.log(0.02 / 0.98)  # intent below ~2%: a lost cause, barely moved
-PERSUADE_SURE = np.log(0.30 / 0.70)  # intent above ~30%: a sure thing, decided already
+PERSUADE_SURE = np.log(0.15 / 0.85)  # intent above ~15%: decided already, price does not move it
 PERSUADE_SLOPE = 1.5
-PERSUADE_SCALE = 1.45
+PERSUADE_SCALE_PRICE = 1.85  # coupons and the time-limited offer
+PERSUADE_SCALE_MESSAGE = 1.26  # reminder and recommendation
 P0_CAP = 0.6  # with intent; 0.5 without
 
 # Per-action arrays, in ACTION_NAMES order.
 COUPON_ACTIONS = np.array([a in COUPON_PERCENT for a in ACTION_NAMES])
+PRICE_ACTIONS = COUPON_ACTIONS | (np.array(ACTION_NAMES) == "time_limited_offer")
 CONTACT_ACTIONS = np.array(
     [bool(ACTION_CHANNELS[a]) for a in ACTION_NAMES]
 )  # every action sent to the shopper
@@ -185,16 +201,26 @@ def intent_logit(
 
 
 def persuadability(intent_logit: np.ndarray) -> np.ndarray:
-    """Multiplier of every action's lift: small for lost causes and sure things, ~1.2 between.
+    """Multiplier of each action's lift, (n_carts, n_actions) in ``ACTION_NAMES`` order.
 
-    >>> m = persuadability(np.log(np.array([0.005, 0.08, 0.5]) / np.array([0.995, 0.92, 0.5])))
-    >>> bool(m[0] < 0.3 < m[2] < m[1])
+    Lost causes (intent below ~2%) barely respond; reminders and recommendations work better
+    the nearer the shopper was to buying (up to ~1.25x); price incentives peak on persuadables
+    (~5% intent, ~1.3x) and fall away for sure things, who buy anyway.
+
+    >>> z = np.log(np.array([0.005, 0.05, 0.4]) / np.array([0.995, 0.95, 0.6]))
+    >>> m = persuadability(z)
+    >>> coupon, reminder = ACTION_NAMES.index("coupon_10"), ACTION_NAMES.index("recall_message")
+    >>> bool(m[0, coupon] < 0.3 and m[2, coupon] < 0.3 < 1.0 < m[1, coupon])
+    True
+    >>> bool(m[0, reminder] < 0.3 < m[1, reminder] < m[2, reminder])
     True
     """
-    z = intent_logit
-    rise = 1.0 + np.exp(-PERSUADE_SLOPE * (z - PERSUADE_LOST))
-    fall = 1.0 + np.exp(PERSUADE_SLOPE * (z - PERSUADE_SURE))
-    return PERSUADE_SCALE / (rise * fall)
+    z = np.asarray(intent_logit, dtype=np.float64)[:, None]
+    engaged = 1.0 / (1.0 + np.exp(-PERSUADE_SLOPE * (z - PERSUADE_LOST)))
+    undecided = 1.0 / (1.0 + np.exp(PERSUADE_SLOPE * (z - PERSUADE_SURE)))
+    price = PERSUADE_SCALE_PRICE * engaged * undecided
+    message = PERSUADE_SCALE_MESSAGE * engaged
+    return np.where(PRICE_ACTIONS[None, :], price, message)
 
 
 def base_probability(
@@ -260,10 +286,9 @@ def cart_response(
         lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
     lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
     lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
-    damp = np.exp(-FATIGUE_RATE * load)
+    damp = np.exp(-FATIGUE_RATE * load)[:, None]
     if intent is not None:
         damp = damp * persuadability(intent_logit(t, value, n_orders, intent))
-    damp = damp[:, None]
     non_coupon = np.where(COUPON_ACTIONS, 1.0 + 0.3 * e[:, None], 1.0 - 0.5 * e[:, None])
     lift = np.clip(lift * damp * non_coupon, 0.0, 0.95)
     p = p0[:, None] + (1.0 - p0[:, None]) * lift

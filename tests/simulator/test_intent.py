@@ -124,8 +124,12 @@ def test_uplift_segments_lost_causes_persuadables_sure_things():
     er = resp.expected_reward
     assert er[2, coupon] < er[2, 0]  # a sure thing: the coupon only gives margin away
     assert er[1, coupon] > er[1, 0]  # a persuadable: the coupon pays
+    reminder = ACTION_NAMES.index("recall_message")
+    assert p[2, reminder] - p[2, 0] > uplift[2]  # a sure thing: a reminder still moves more
     m = persuadability(np.log(np.array([0.005, 0.08, 0.6]) / np.array([0.995, 0.92, 0.4])))
-    assert m[1] > 1.0 > 3 * m[0] and m[2] < 0.6 * m[1]
+    assert m.shape == (3, len(ACTION_NAMES))
+    assert m[1, coupon] > 1.0 > 3 * m[0, coupon] and m[2, coupon] < 0.1 * m[1, coupon]
+    assert 3 * m[0, reminder] < 1.0 < m[1, reminder] <= m[2, reminder]  # nudges need intent
 
 
 def test_with_the_risk_feature_a_learner_stops_paying_coupons_to_sure_things():
