@@ -13,6 +13,9 @@ coverage per estimator and target for ``auto`` (``coverage_*``), the normal inte
 estimator (``coverage_analytic_*``) and Hall's for every estimator (``coverage_skew_*``); DM
 absolute errors (``dm_abs_error_*``); the DR/IPW interval width ratio with the default intervals
 (``dr_ipw_width_ratio``) and with normal intervals for both (``dr_ipw_width_ratio_normal``).
+Not met on today's shop (with purchase intent) for DR and SNDR, whose normal interval covers
+86.7-90.0% on some targets (seeds 0-59 and 1000-1119, docs/ope-engine-logs.md): at large scale this
+benchmark fails on them until their interval is fixed (the goal is the issue's, not loosened).
 The default (small) size runs 4 seeds x 1,000 carts and checks only that the table is complete.
 """
 
