@@ -67,6 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument(
+        "--ci",
+        choices=("auto", "analytic", "skew", "bootstrap"),
+        default="auto",
+        help="intervals: auto (Hall's skewness-corrected for IPW and SNIPW, normal for the "
+        "others; default), analytic (normal), skew (Hall's for all) or bootstrap (without "
+        "--backend only)",
+    )
+    p.add_argument(
         "--estimators",
         nargs="+",
         metavar="NAME",
@@ -137,6 +145,7 @@ def _slug(label: str) -> str:
 def _evaluate(args: argparse.Namespace) -> int:
     from engine.ope import forest_plot
     from engine.ope.logs import evaluate_decision_log, read_log_dataset
+    from engine.ope.merge import describe_intervals
 
     log_path = Path(args.log)
     if args.backend is not None or log_path.is_dir():
@@ -148,7 +157,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     target, label, name = _target(args)
     data = read_log_dataset(log_path)
     table = evaluate_decision_log(
-        data, target, estimators=args.estimators, confidence=args.confidence, seed=args.seed
+        data,
+        target,
+        estimators=args.estimators,
+        confidence=args.confidence,
+        ci=args.ci,
+        seed=args.seed,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,8 +175,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(
         f"{data.n_read:,} decisions read, {data.n:,} evaluated "
         f"(dropped {dropped['fallback']:,} fallback, {dropped['no_reward']:,} without reward); "
-        f"{table.attrs['confidence']:.0%} "
-        f"{table.attrs['ci']} intervals; value = mean profit per cart"
+        f"{table.attrs['confidence']:.0%} {describe_intervals(table.attrs['ci'])}; "
+        "value = mean profit per cart"
     )
     print("on-policy = mean logged reward, the logging policy's own value (the reference)")
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
@@ -175,7 +189,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
     from engine.ope import evaluate_lake, forest_plot
+    from engine.ope.merge import describe_intervals
 
+    if args.ci == "bootstrap":
+        raise ValueError("--ci bootstrap applies without --backend only (not on a lake)")
     if not log_path.exists():
         raise ValueError(f"--log == {args.log!r}: no such file or folder")
     if args.model is None and args.greedy:
@@ -192,6 +209,7 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
         backend=backend,
         by=tuple(args.by),
         confidence=args.confidence,
+        ci=args.ci,
         seed=args.seed,
         greedy=args.greedy,
         spark_master=args.spark_master,
@@ -217,8 +235,8 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
     print(f"Off-policy evaluation of {label} on {log_path} (backend {backend})")
     print(
         f"{n:,} decisions evaluated (dropped {table.attrs['n_fallback']:,} fallback, "
-        f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} analytic "
-        "intervals; value = mean profit per cart"
+        f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
+        f"{describe_intervals(table.attrs['ci'])}; value = mean profit per cart"
     )
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format, w_p99="{:.3g}".format)

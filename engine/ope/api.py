@@ -20,7 +20,7 @@ from engine.ope.estimators import (
     resolve,
 )
 from engine.ope.intervals import bootstrap_sums
-from engine.ope.merge import CI_METHODS, Summaries, Summary, finalize, weight_stats
+from engine.ope.merge import CI_METHODS, DEFAULT_CI, Summaries, Summary, finalize, weight_stats
 from engine.ope.reward_model import cross_fit_rewards
 from engine.ope.validation import ValidatedFeedback, make_rng, validate
 from engine.validation import check_choice, check_confidence, check_integer
@@ -148,7 +148,7 @@ def evaluate(
     estimators: Sequence[str] | None = None,
     confidence: float = 0.95,
     *,
-    ci: str = "analytic",
+    ci: str = DEFAULT_CI,
     n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
@@ -175,10 +175,12 @@ def evaluate(
             Default: ``ipw, snipw, dm, dr, sndr, switch-dr``, keeping only ``ipw, snipw`` when
             there is no reward model. ``on-policy`` (mean logged reward) is always added.
         confidence: level of the two-sided intervals.
-        ci: ``"analytic"`` (normal, delta method for the self-normalised estimators),
-            ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap replicates)
-            or ``"skew"`` (Hall's skewness-corrected interval from the terms' first three
-            moments; see docs/ope-engine-logs.md for when it helps).
+        ci: ``"auto"`` (default: ``"skew"`` for IPW and SNIPW, ``"analytic"`` for the others,
+            see :func:`engine.ope.merge.interval_method`), ``"analytic"`` (normal, delta method
+            for the self-normalised estimators), ``"bootstrap"`` (percentile interval of
+            ``n_bootstrap`` Poisson-bootstrap replicates) or ``"skew"`` (Hall's
+            skewness-corrected interval from the terms' first three moments). Measured
+            coverage and the reasons for the default: docs/ope-engine-logs.md.
         n_bootstrap: replicates of the bootstrap interval (``ci="bootstrap"`` only).
         rng: randomness for the bootstrap and the cross-fitting folds (or give ``seed``).
         seed: seed of a fresh generator used instead of ``rng`` (one of them at most).
@@ -221,7 +223,7 @@ def evaluate_stream(
     estimators: Sequence[str] | None = None,
     confidence: float = 0.95,
     *,
-    ci: str = "analytic",
+    ci: str = DEFAULT_CI,
     n_bootstrap: int = 1000,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
@@ -232,8 +234,8 @@ def evaluate_stream(
     Each chunk is a mapping with the keys ``rewards, actions, logged_probs, target_probs`` and
     optionally ``estimated_rewards`` or ``contexts`` (cross-fitted within the chunk). ``params``
     are passed to :func:`summarize` (``switch_threshold``, ``dros_lambda``, ``n_folds``,
-    ``reward_model``). Analytic results equal those of :func:`evaluate` on the concatenated
-    rows (to rounding); bootstrap ones are statistically equivalent but not identical.
+    ``reward_model``). Analytic, skew and auto results equal those of :func:`evaluate` on the
+    concatenated rows (to rounding); bootstrap ones are statistically equivalent but not identical.
     """
     confidence, n_boot = _check_ci(confidence, ci, n_bootstrap)
     generator = make_rng(rng, seed)

@@ -32,9 +32,48 @@ from engine.validation import check_choice, check_confidence
 
 logger = logging.getLogger(__name__)
 
-#: The interval methods: ``"analytic"`` (normal), ``"bootstrap"`` (bootstrap percentiles) or
-#: ``"skew"`` (Hall's skewness-corrected normal interval, see docs/ope-engine-logs.md).
-CI_METHODS = ("analytic", "bootstrap", "skew")
+#: The interval methods: ``"auto"`` (the default: ``"skew"`` for the pure importance-weighting
+#: estimators, ``"analytic"`` for the others, see :func:`interval_method`), ``"analytic"``
+#: (normal, delta method), ``"bootstrap"`` (bootstrap percentiles) or ``"skew"`` (Hall's
+#: skewness-corrected interval). Why ``"auto"`` is the default: docs/ope-engine-logs.md.
+CI_METHODS = ("auto", "analytic", "bootstrap", "skew")
+DEFAULT_CI = "auto"
+
+
+def describe_intervals(ci: str) -> str:
+    """Plain words for the intervals of method ``ci`` (for printed reports).
+
+    >>> describe_intervals("auto")
+    "auto intervals (Hall's skewness-corrected for ipw, snipw; normal for the others)"
+    """
+    if ci == "auto":
+        skewed = [n for n in ESTIMATORS if interval_method(n, ci) == "skew"]
+        return (
+            f"auto intervals (Hall's skewness-corrected for {', '.join(skewed)}; "
+            "normal for the others)"
+        )
+    return {
+        "analytic": "normal (analytic) intervals",
+        "skew": "Hall's skewness-corrected intervals",
+    }.get(ci, f"{ci} intervals")
+
+
+def interval_method(estimator: str, ci: str) -> str:
+    """The interval ``ci`` gives ``estimator``: ``"auto"`` resolved, other methods unchanged.
+
+    ``"auto"`` is Hall's skewness-corrected interval for the estimators that weight rewards
+    without a reward model (``ipw``, ``snipw``: their normal interval misses low when weighted
+    rare rewards skew the terms) and the normal one for the others (``dm``, ``on-policy`` and
+    the doubly robust family, which Hall's correction over-corrects on the engine's logs).
+
+    >>> interval_method("ipw", "auto"), interval_method("dr", "auto"), interval_method("dr", "skew")
+    ('skew', 'analytic', 'skew')
+    """
+    if ci != "auto":
+        return ci
+    est = ESTIMATORS[estimator]
+    return "skew" if est.weights is not None and not est.needs_model else "analytic"
+
 
 COLUMNS = (
     "value",
@@ -189,6 +228,7 @@ class Summary:
     def row(self, confidence: float, ci: str) -> dict[str, float]:
         """One table row: estimate, interval, standard error and diagnostics."""
         value = self.value
+        ci = interval_method(self.estimator, ci)
         if ci == "analytic":
             se = self.se
             half = normal_quantile(confidence) * se
@@ -279,9 +319,12 @@ def merge(summaries: Iterable[Summary] | Iterable[Summaries]) -> Summary | Summa
 
 
 def finalize(
-    summary: Summary | Summaries, confidence: float = 0.95, ci: str = "analytic"
+    summary: Summary | Summaries, confidence: float = 0.95, ci: str = DEFAULT_CI
 ) -> pd.DataFrame:
     """Turn (merged) summaries into the result table, indexed by estimator.
+
+    ``ci`` is one of :data:`CI_METHODS`; ``attrs["ci_methods"]`` says which interval each row
+    got (``"auto"`` resolved by :func:`interval_method`).
 
     Columns: ``value, ci_low, ci_high, se`` and the diagnostics ``n, ess`` (effective sample
     size ``(sum w)^2 / sum w^2`` of the importance weights the estimator uses), ``max_weight``,
@@ -296,5 +339,9 @@ def finalize(
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS))
     table.index.name = "estimator"
     table["n"] = table["n"].astype(np.int64)
-    table.attrs.update(confidence=confidence, ci=ci)
+    table.attrs.update(
+        confidence=confidence,
+        ci=ci,
+        ci_methods={name: interval_method(name, ci) for name in items},
+    )
     return table

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.ope.merge import CI_METHODS
 from simulator.training.sequence_loop import DEFAULT_SEQUENCE_POLICIES
 
 
@@ -75,6 +76,11 @@ class OpeSection:
 
     targets: tuple[str, ...] = ("rule", "static:recall_message", "static:coupon_10", "uniform")
     confidence: float = 0.95
+    ci: str = "auto"  # interval method of engine.ope.evaluate: auto, analytic, skew or bootstrap
+
+    def __post_init__(self) -> None:
+        if self.ci not in CI_METHODS:
+            raise ValueError(f"config: ope.ci == {self.ci!r}, must be one of {list(CI_METHODS)}")
 
 
 @dataclass(frozen=True)

@@ -227,5 +227,10 @@ def _offline_evaluation(cfg: RunConfig, run: EngineRun) -> pd.DataFrame:
     """Score candidate policies on the engine's log, beside their true value on the same carts."""
     data = read_log_dataset(run.log_path)
     return offline_evaluation(
-        data, truth_matrix(run.decisions, data), cfg.ope.targets, cfg.ope.confidence, cfg.seed
+        data,
+        truth_matrix(run.decisions, data),
+        cfg.ope.targets,
+        cfg.ope.confidence,
+        cfg.seed,
+        ci=cfg.ope.ci,
     )

@@ -23,6 +23,7 @@ from engine.ope.logs import (
     reward_scale,
     target_probabilities,
 )
+from engine.ope.merge import DEFAULT_CI
 from engine.ope.reward_model import cross_fit_rewards
 from policies import make_policy
 
@@ -48,15 +49,16 @@ def offline_evaluation(
     seed: int = 0,
     estimators: Sequence[str] = OPE_ESTIMATORS,
     reward_model: str = DEFAULT_REWARD_MODEL,
-    ci: str = "analytic",
+    ci: str = DEFAULT_CI,
 ) -> pd.DataFrame:
     """One row per target and estimator: estimate, interval, truth, coverage and diagnostics.
 
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
     ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
     with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does) is
-    fitted once and shared by the targets; intervals are ``ci`` ones (default analytic, i.e.
-    normal; ``"skew"`` for Hall's skewness-corrected ones, see docs/ope-engine-logs.md). Columns:
+    fitted once and shared by the targets; intervals are ``ci`` ones (default ``"auto"``: Hall's
+    skewness-corrected interval for IPW and SNIPW, the normal one for DM, DR and SNDR; see
+    :func:`engine.ope.evaluate` and docs/ope-engine-logs.md). Columns:
     ``target, estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight
     diagnostics ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when
     the overlap is fine).
@@ -116,6 +118,7 @@ def offline_evaluation(
     frame = pd.DataFrame(rows)
     frame.attrs["logging_value"] = float(np.mean(data.rewards))
     frame.attrs["rows"] = data.n
+    frame.attrs["ci"] = ci
     return frame
 
 

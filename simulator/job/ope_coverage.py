@@ -31,6 +31,7 @@ import pandas as pd
 from engine import DecisionEngine
 from engine.guardrails import GuardrailConfig
 from engine.ope.logs import DEFAULT_REWARD_MODEL, read_log_dataset
+from engine.ope.merge import DEFAULT_CI
 from simulator.job.config import QUICK, RunConfig, load_config
 from simulator.job.engine_run import run_engine
 from simulator.job.offline import offline_evaluation, truth_matrix
@@ -52,7 +53,7 @@ def seed_table(
     seed: int,
     cfg: RunConfig,
     reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
-    cis: Sequence[str] = ("analytic",),
+    cis: Sequence[str] = (DEFAULT_CI,),
 ) -> pd.DataFrame:
     """The job's OPE table for one seed (``cfg.seed`` replaced by ``seed``).
 
@@ -111,7 +112,7 @@ def coverage_table(
     cfg: RunConfig | None = None,
     processes: int = 1,
     reward_models: Sequence[str] = (DEFAULT_REWARD_MODEL,),
-    cis: Sequence[str] = ("analytic",),
+    cis: Sequence[str] = (DEFAULT_CI,),
 ) -> pd.DataFrame:
     """:func:`seed_table` of every seed, concatenated.
 

@@ -67,6 +67,16 @@ def summary_lines(result) -> list[str]:
     return lines
 
 
+def _interval_note(ci: str) -> str:
+    """One sentence saying which intervals the OPE table shows."""
+    if ci == "auto":
+        return (
+            "Intervals: Hall's skewness-corrected ones for IPW and SNIPW, normal ones for DM, "
+            "DR and SNDR (ci = auto; why: docs/ope-engine-logs.md)."
+        )
+    return f"Intervals: ci = {ci} for every estimator."
+
+
 def _ope_warnings_html(ope) -> str:
     """One plain warning per target whose importance weights make its estimates untrustworthy."""
     if "warning" not in ope.columns:
@@ -136,7 +146,8 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(section("4. Off-policy evaluation on the engine's decision log"))
     parts.append(
         f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies "
-        "scored without deploying them, beside their true value on the same carts.</p>\n"
+        "scored without deploying them, beside their true value on the same carts. "
+        f"{html.escape(_interval_note(result.ope.attrs.get('ci', 'auto')))}</p>\n"
     )
     parts.append(frame_html(result.ope, "{:.3f}"))
     parts.append(_ope_warnings_html(result.ope))

@@ -5,16 +5,18 @@ the embedded engine learning online with its exploration floor) and the job's OP
 the default targets, beside each target's truth on exactly the logged carts.
 
 ``CARTWISE_BENCH_SCALE=large`` (``make bench``): 120 seeds x 4,000 carts, two processes. Held
-to 92-98% for every target of DR and SNDR, the job's headline estimators (120 intervals per
-target: binomial sd 2.0 points). Reported only: IPW and SNIPW, whose normal intervals lose
-coverage to the skew of weighted rare purchases (measured 90% and 85% on
-``static:coupon_10``, docs/ope-engine-logs.md), and DM, which has no valid interval. Reported:
-coverage per estimator and target, DM absolute error of the boosted reward model and of the
-per-action ridge one (``dm_abs_error_*``) and the DR/IPW interval width ratio; the coverage of
-Hall's skewness-corrected intervals (``ci="skew"``) on the same logs as ``coverage_skew_*``
-(reported only: it holds IPW and SNIPW but over-corrects DR and SNDR on ``static:coupon_10``,
-docs/ope-engine-logs.md). The default
-(small) size runs 4 seeds x 1,000 carts and checks only that the table is complete.
+to 92-98% for every default target (120 intervals per target: binomial sd 2.0 points) with the
+default intervals (``ci="auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
+normal one for DR and SNDR; why: docs/ope-engine-logs.md), and the boosted reward model's DM
+absolute error held to at most a third of the per-action ridge model's (issue 23). Reported:
+coverage per estimator and target for ``auto`` (``coverage_*``), the normal interval for every
+estimator (``coverage_analytic_*``) and Hall's for every estimator (``coverage_skew_*``); DM
+absolute errors (``dm_abs_error_*``); the DR/IPW interval width ratio with the default intervals
+(``dr_ipw_width_ratio``) and with normal intervals for both (``dr_ipw_width_ratio_normal``).
+Not met on today's shop (with purchase intent) for DR and SNDR, whose normal interval covers
+86.7-90.0% on some targets (seeds 0-59 and 1000-1119, docs/ope-engine-logs.md): at large scale this
+benchmark fails on them until their interval is fixed (the goal is the issue's, not loosened).
+The default (small) size runs 4 seeds x 1,000 carts and checks only that the table is complete.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from simulator.job.ope_coverage import coverage_config, coverage_summary, covera
 SEEDS = 120 if LARGE else 4
 CARTS = 4_000 if LARGE else 1_000
 PROCESSES = 2 if LARGE else 1
-HELD = ("dr", "sndr")
-CIS = ("analytic", "skew")
+HELD = ("ipw", "snipw", "dr", "sndr")
+CIS = ("auto", "analytic", "skew")
 
 
 def _run():
@@ -51,17 +53,20 @@ def test_bench_engine_log_coverage(benchmark) -> None:
     summary = coverage_summary(table)
     info = benchmark.extra_info
     info.update(seeds=SEEDS, carts=CARTS)
-    boosted = summary.loc[("boosted", "analytic")]
+    default = summary.loc[("boosted", "auto")]
     for (ci, target, est), row in summary.loc["boosted"].iterrows():
-        tag = "" if ci == "analytic" else f"{ci}_"
+        tag = "" if ci == "auto" else f"{ci}_"
         info[f"coverage_{tag}{est}_{target}"] = round(float(row["coverage"]), 4)
-    dm = summary.xs(("analytic", "dm"), level=("ci", "estimator"))["abs_error"]
+    dm = summary.xs(("auto", "dm"), level=("ci", "estimator"))["abs_error"]
     dm = dm.groupby(level="reward_model").mean()
     info.update({f"dm_abs_error_{k}": round(float(v), 4) for k, v in dm.items()})
-    widths = boosted["width"].groupby(level="estimator").mean()
+    widths = default["width"].groupby(level="estimator").mean()
     info["dr_ipw_width_ratio"] = round(float(widths["dr"] / widths["ipw"]), 4)
+    normal = summary.loc[("boosted", "analytic")]["width"].groupby(level="estimator").mean()
+    info["dr_ipw_width_ratio_normal"] = round(float(normal["dr"] / normal["ipw"]), 4)
     assert len(table) == SEEDS * 4 * 5 * 2 * len(CIS)
     if LARGE:
         for est in HELD:
-            cov = boosted.xs(est, level="estimator")["coverage"]
+            cov = default.xs(est, level="estimator")["coverage"]
             assert ((cov >= 0.92) & (cov <= 0.98)).all(), (est, cov.to_dict())
+        assert dm["boosted"] <= dm["auto"] / 3, dm.to_dict()

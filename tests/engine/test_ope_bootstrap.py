@@ -53,7 +53,7 @@ def test_bootstrap_is_deterministic_for_a_seed_and_varies_with_it(log):
     c = ope.evaluate(*args, estimated_rewards=q_hat, ci="bootstrap", n_bootstrap=200, seed=4)
     np.testing.assert_array_equal(a.to_numpy(float), b.to_numpy(float))
     assert not np.array_equal(a["ci_low"].to_numpy(), c["ci_low"].to_numpy())
-    analytic = ope.evaluate(*args, estimated_rewards=q_hat)
+    analytic = ope.evaluate(*args, estimated_rewards=q_hat, ci="analytic")
     np.testing.assert_array_equal(a["value"].to_numpy(), analytic["value"].to_numpy())
     assert a.attrs["ci"] == "bootstrap" and analytic.attrs["ci"] == "analytic"
 
@@ -65,7 +65,7 @@ def test_bootstrap_se_and_interval_agree_with_the_delta_method(log):
     boot = ope.evaluate(
         *args, estimated_rewards=q_hat, estimators=names, ci="bootstrap", n_bootstrap=1_000, seed=11
     )
-    analytic = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names)
+    analytic = ope.evaluate(*args, estimated_rewards=q_hat, estimators=names, ci="analytic")
     # se of a bootstrap sd from 1,000 replicates is ~2.2%; allow 10%.
     np.testing.assert_allclose(boot["se"], analytic["se"], rtol=0.10)
     for name in names:

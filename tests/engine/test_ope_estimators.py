@@ -100,7 +100,9 @@ def test_standard_errors_match_influence_functions(log):
         "snipw": (w * r - snipw * w) / w.mean(),  # linearisation of a ratio of means
         "sndr": d + (w * res - sndr_term * w) / w.mean(),
     }
-    table = ope.evaluate(r, a, p, target, estimated_rewards=q_hat, estimators=list(influence))
+    table = ope.evaluate(
+        r, a, p, target, estimated_rewards=q_hat, estimators=list(influence), ci="analytic"
+    )
     z = 1.959963984540054
     for name, phi in influence.items():
         se = np.std(phi, ddof=1) / math.sqrt(n)
@@ -185,8 +187,8 @@ def test_default_estimators_depend_on_model_and_on_policy_is_always_there(log):
 def test_confidence_level_scales_interval(log):
     data, _, target = log
     args = (data.rewards, data.actions, data.logged_probs, target)
-    t90 = ope.evaluate(*args, confidence=0.90)
-    t99 = ope.evaluate(*args, confidence=0.99)
+    t90 = ope.evaluate(*args, confidence=0.90, ci="analytic")
+    t99 = ope.evaluate(*args, confidence=0.99, ci="analytic")
     width = lambda t: t.loc["ipw", "ci_high"] - t.loc["ipw", "ci_low"]  # noqa: E731
     np.testing.assert_allclose(
         width(t99) / width(t90), 2.5758293035489 / 1.6448536269514722, rtol=1e-10

@@ -109,6 +109,36 @@ def test_memory_backend_equals_the_estimators_on_the_same_arrays(lake):
             rtol=1e-12,
         )
     assert table.loc["ipw", "n"] == data.n and table.attrs["n_fallback"] == 1
+    # Intervals: the default (auto) is Hall's for IPW/SNIPW, as in engine.ope.evaluate.
+    cols = ["ci_low", "ci_high"]
+    assert table.attrs["ci"] == "auto" and direct.attrs["ci"] == "auto"
+    assert table.attrs["ci_methods"] == {
+        "ipw": "skew",
+        "snipw": "skew",
+        "dr": "analytic",
+        "on-policy": "analytic",
+    }
+    for ci in ("auto", "analytic"):
+        lake = evaluate_log(
+            out, policy="rule", estimators=("ipw", "snipw"), backend="memory", ci=ci
+        )
+        ref = ope.evaluate(
+            data.rewards, data.actions, data.logged_probs, pi, estimators=["ipw", "snipw"], ci=ci
+        )
+        np.testing.assert_allclose(
+            lake.loc[["ipw", "snipw"], cols].to_numpy(float),
+            ref.loc[["ipw", "snipw"], cols].to_numpy(float),
+            rtol=1e-12,
+        )
+    normal = evaluate_log(
+        out, policy="rule", estimators=ESTIMATORS, backend="memory", ci="analytic"
+    )
+    assert not np.allclose(
+        normal.loc["ipw", cols].to_numpy(float), table.loc["ipw", cols].to_numpy(float)
+    )
+    np.testing.assert_allclose(
+        normal.loc["dr", cols].to_numpy(float), table.loc["dr", cols].to_numpy(float), rtol=1e-12
+    )
 
 
 def test_ridge_reward_model_matches_scikit_learn_on_the_other_fold():
@@ -150,6 +180,12 @@ def test_memory_and_stream_agree_overall_and_by_stratum(lake, policy):
         log_path, policy=target, estimators=ESTIMATORS, backend="stream", by=BY, batch_rows=500
     )
     assert_same(memory, from_store)
+    # Hall's interval for every estimator: the third co-moments merge exactly across batches.
+    skew = {"estimators": ESTIMATORS, "by": BY, "ci": "skew"}
+    assert_same(
+        evaluate_log(out, policy=target, backend="memory", **skew),
+        evaluate_log(out, policy=target, backend="stream", batch_rows=333, **skew),
+    )
     strata = memory.index.droplevel("estimator").unique()
     assert len(strata) >= 4  # 3 days x versions, plus the total
     totals = memory.xs(("(all)", "(all)"), level=list(BY))
@@ -169,10 +205,11 @@ def test_spark_agrees_with_memory_and_stream(lake, spark):
         out, policy=str(model_path), estimators=ESTIMATORS, backend="spark", by=BY, spark=spark
     )
     assert_same(memory, on_spark)
-    rule_memory = evaluate_log(out, policy="rule", estimators=("ipw", "snipw"), backend="memory")
-    rule_spark = evaluate_log(
-        out, policy="rule", estimators=("ipw", "snipw"), backend="spark", spark=spark
-    )
+    # Hall's interval for every estimator: third co-moments merged across partitions.
+    skew = {"estimators": ESTIMATORS, "ci": "skew"}
+    rule_memory = evaluate_log(out, policy="rule", backend="memory", **skew)
+    rule_spark = evaluate_log(out, policy="rule", backend="spark", spark=spark, **skew)
+    assert rule_spark.attrs["ci_methods"]["dr"] == "skew"
     assert_same(rule_memory, rule_spark)
 
 
@@ -222,6 +259,8 @@ def test_bad_arguments_are_named(lake):
         evaluate_log(out, policy="nope", backend="memory")
     with pytest.raises(ValueError, match="has no column 'region'"):
         evaluate_log(out, policy="rule", backend="memory", by=("region",))
+    with pytest.raises(ValueError, match=r"ci == 'bootstrap', must be one of \['auto', 'analytic'"):
+        evaluate_log(out, policy="rule", backend="memory", ci="bootstrap")
 
 
 def test_without_a_backend_evaluate_log_is_the_in_memory_frame_evaluation(lake):

@@ -82,3 +82,47 @@ def test_skew_interval_covers_a_rare_big_reward_mean_better_than_normal():
     # Measured with this seed: normal 0.860, skew 0.964 (binomial sd 0.007 at 1,000 reps).
     assert normal < 0.90
     assert 0.93 <= skew <= 0.98
+
+
+def test_auto_is_skew_for_ipw_and_snipw_and_normal_for_the_others(log):
+    data, q_hat, rewards = log
+    args = (rewards, data.actions, data.logged_probs, data.target_probs)
+    tables = {
+        ci: ope.evaluate(*args, estimated_rewards=q_hat, estimators=ALL, ci=ci)
+        for ci in ("auto", "analytic", "skew")
+    }
+    auto = tables["auto"]
+    assert auto.attrs["ci"] == "auto"
+    assert {n for n, m in auto.attrs["ci_methods"].items() if m == "skew"} == {"ipw", "snipw"}
+    for name in ALL:
+        source = tables["skew" if name in ("ipw", "snipw") else "analytic"]
+        np.testing.assert_array_equal(auto.loc[name].to_numpy(), source.loc[name].to_numpy())
+    # The default is auto, and the skew interval does differ from the normal one here.
+    np.testing.assert_array_equal(
+        ope.evaluate(*args).to_numpy(), ope.evaluate(*args, ci="auto").to_numpy()
+    )
+    assert abs(auto.loc["ipw", "ci_high"] - tables["analytic"].loc["ipw", "ci_high"]) > 1e-3
+
+
+def test_auto_intervals_of_a_stream_equal_the_whole_data_ones(log):
+    data, q_hat, rewards = log
+    chunks = (
+        {
+            "rewards": rewards[lo:hi],
+            "actions": data.actions[lo:hi],
+            "logged_probs": data.logged_probs[lo:hi],
+            "target_probs": data.target_probs[lo:hi],
+            "estimated_rewards": q_hat[lo:hi],
+        }
+        for lo, hi in itertools.pairwise([0, 7, 2_000, 2_001, 6_000])
+    )
+    streamed = ope.evaluate_stream(chunks, estimators=ALL)
+    whole = ope.evaluate(
+        rewards,
+        data.actions,
+        data.logged_probs,
+        data.target_probs,
+        estimated_rewards=q_hat,
+        estimators=ALL,
+    )
+    np.testing.assert_allclose(streamed.to_numpy(float), whole.to_numpy(float), rtol=1e-10)

@@ -47,3 +47,10 @@ def test_bad_files(tmp_path):
     unknown.write_text("[shopp]\nn_shoppers = 3\n")
     with pytest.raises(ValueError, match=r"unknown key 'shopp\.n_shoppers'"):
         load_config(unknown)
+
+
+def test_ope_interval_method_is_checked_when_the_config_loads() -> None:
+    assert load_config(None).ope.ci == "auto"
+    assert load_config(None, {"ope.ci": "analytic"}).ope.ci == "analytic"
+    with pytest.raises(ValueError, match=r"config: ope.ci == 'normal', must be one of \['auto'"):
+        load_config(None, {"ope.ci": "normal"})

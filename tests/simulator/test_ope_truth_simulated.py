@@ -183,15 +183,28 @@ def test_cartwise_evaluate_policy(engine_log, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     expected = evaluate_decision_log(log_path, make_policy("rule"), seed=0, confidence=0.9)
+    assert expected.attrs["ci"] == "auto"
     values = _printed_table(printed)
     assert set(values) == set(expected.index)
     for est, value in values.items():
         assert value == pytest.approx(expected.loc[est, "value"], abs=5e-5)
-    assert "dropped 1 fallback, 250 without reward" in printed and "90% analytic" in printed
+    assert "dropped 1 fallback, 250 without reward" in printed
+    assert "90% auto intervals (Hall's skewness-corrected for ipw, snipw;" in printed
     png = (out / "ope_rule.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     saved = pd.read_csv(out / "ope_rule.csv", index_col=0)
-    np.testing.assert_allclose(saved["value"], expected["value"], rtol=1e-9)
+    cols = ["value", "ci_low", "ci_high"]
+    np.testing.assert_allclose(saved[cols], expected[cols], rtol=1e-9)
+    # --ci analytic: the normal interval for every estimator, IPW's narrower on this log.
+    assert cartwise([*argv_of(log_path, out), "--confidence", "0.9", "--ci", "analytic"]) == 0
+    assert "90% normal (analytic) intervals" in capsys.readouterr().out
+    normal = pd.read_csv(out / "ope_rule.csv", index_col=0)
+    np.testing.assert_allclose(normal.loc["dr", cols], saved.loc["dr", cols], rtol=1e-9)
+    assert not np.allclose(normal.loc["ipw", cols], saved.loc["ipw", cols], rtol=1e-6)
+
+
+def argv_of(log_path, out):
+    return ["evaluate", "--log", str(log_path), "--policy", "rule", "--out", str(out)]
 
 
 @pytest.mark.parametrize("greedy", [False, True])
@@ -228,6 +241,8 @@ def test_cartwise_evaluate_model(engine_log, tmp_path, capsys, greedy):
         (["--policy", "nope"], "policy name == 'nope'"),
         (["--policy", "rule", "--estimators", "ipw", "magic"], "estimators contains 'magic'"),
         (["--policy", "rule", "--confidence", "1.5"], "confidence == 1.5"),
+        (["--policy", "rule", "--ci", "bootstrap", "--backend", "memory"], "--ci bootstrap"),
+        (["--policy", "rule", "--ci", "normal"], "invalid choice: 'normal'"),
     ],
 )
 def test_cartwise_evaluate_reports_bad_input_in_one_line(

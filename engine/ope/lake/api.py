@@ -22,11 +22,15 @@ from engine.ope.lake.batch import REQUIRED, check_columns, required_columns, rew
 from engine.ope.lake.source import BATCH_ROWS, Source, open_source
 from engine.ope.lake.stats import Plan, batch_stats, reward_batch_stats, table
 from engine.ope.lake.target import target_spec
-from engine.validation import check_confidence, check_integer
+from engine.ope.merge import DEFAULT_CI
+from engine.validation import check_choice, check_confidence, check_integer
 
 logger = logging.getLogger(__name__)
 
 LAKE_DEFAULT_ESTIMATORS = ("ipw", "snipw", "dr")
+LAKE_CI_METHODS = ("auto", "analytic", "skew")
+"""Interval methods of the lake (the bootstrap is not offered: its replicates would differ by
+backend)."""
 
 
 def _progress(enabled: bool, source: Source, backend: str, what: str) -> Any:
@@ -66,6 +70,7 @@ def evaluate_lake(
     backend: str = "memory",
     by: Sequence[str] = (),
     confidence: float = 0.95,
+    ci: str = DEFAULT_CI,
     seed: int = 0,
     greedy: bool = False,
     n_folds: int = 2,
@@ -89,6 +94,9 @@ def evaluate_lake(
             ``"spark"`` (per-partition statistics, merged on the driver).
         by: stratum columns, e.g. ``("model_version", "day")``.
         confidence: level of the two-sided intervals.
+        ci: ``"auto"`` (default: Hall's skewness-corrected interval for IPW and SNIPW, the
+            normal one for the others), ``"analytic"`` (normal) or ``"skew"`` (Hall's for every
+            estimator); see :func:`engine.ope.evaluate` and docs/ope-engine-logs.md.
         seed: seed of a named policy.
         greedy: with a saved model, evaluate its exploit action instead of its probabilities.
         n_folds: cross-fitting folds of the DR reward model.
@@ -102,8 +110,9 @@ def evaluate_lake(
     The DM/DR reward model is a ridge regression per action and fold fitted from sums on a
     first pass over the log (:mod:`engine.ope.lake.reward`; it reads only the reward, action,
     timestamp and feature columns, and keeps fixed-size sums, no row); it is cross-fitted by a
-    hash of the timestamp, so no row's prediction uses its own reward. Intervals are analytic (delta
-    method) from the merged statistics, so backends agree to rounding.
+    hash of the timestamp, so no row's prediction uses its own reward. Intervals come from the
+    merged first, second and third moments of the per-row terms (merged exactly across batches
+    and partitions), so backends agree to rounding.
 
     Returns:
         DataFrame indexed by ``(*by, estimator)``: one row per stratum and estimator, then the
@@ -113,6 +122,7 @@ def evaluate_lake(
     if backend not in BACKENDS:
         raise ValueError(f"backend == {backend!r}, must be one of {BACKENDS}")
     confidence = check_confidence(confidence)
+    check_choice(ci, "ci", LAKE_CI_METHODS)
     n_folds = check_integer(n_folds, "n_folds", low=1)
     batch_rows = check_integer(batch_rows, "batch_rows", low=1)
     by = (by,) if isinstance(by, str) else tuple(by)
@@ -153,7 +163,7 @@ def evaluate_lake(
             raise ValueError(f"the log at {src.location!r} has no row to evaluate")
         plan = plan.with_model(stats.fit())
     merged = _run(backend, src, columns, batch_stats, plan, progress, "evaluating", **options)
-    out = table(merged, by, confidence)
+    out = table(merged, by, confidence, ci)
     out.attrs.update(backend=backend, policy=spec.label, source=src.location)
     logger.info(
         "evaluated %s on %s (%s): %d batches", spec.label, src.location, backend, merged.n_batches
@@ -161,4 +171,4 @@ def evaluate_lake(
     return out
 
 
-__all__ = ["LAKE_DEFAULT_ESTIMATORS", "REQUIRED", "evaluate_lake"]
+__all__ = ["LAKE_CI_METHODS", "LAKE_DEFAULT_ESTIMATORS", "REQUIRED", "evaluate_lake"]

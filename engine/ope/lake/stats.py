@@ -22,7 +22,7 @@ from engine.ope.estimators import DEFAULT_DROS_LAMBDA, DEFAULT_SWITCH_THRESHOLD
 from engine.ope.lake.batch import LogBatch, read_batch, read_reward_batch
 from engine.ope.lake.reward import RewardModel, RewardStats, regressors
 from engine.ope.lake.target import TargetSpec
-from engine.ope.merge import Summaries, finalize
+from engine.ope.merge import DEFAULT_CI, Summaries, finalize
 
 TOTAL = "(all)"
 """Stratum label of the total rows."""
@@ -152,18 +152,21 @@ def batch_stats(batch, plan: Plan) -> LakeStats:
     return out
 
 
-def _rows(summ: Summaries, hist: np.ndarray, confidence: float) -> pd.DataFrame:
-    t = finalize(summ, confidence)
+def _rows(summ: Summaries, hist: np.ndarray, confidence: float, ci: str) -> pd.DataFrame:
+    t = finalize(summ, confidence, ci)
     for q in QUANTILES:
         t[f"w_p{round(q * 100)}"] = histogram_quantile(hist, q)
     return t
 
 
-def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFrame:
+def table(
+    stats: LakeStats, by: Sequence[str], confidence: float, ci: str = DEFAULT_CI
+) -> pd.DataFrame:
     """One row per stratum and estimator, then the total (stratum values ``(all)``).
 
-    Columns: those of :func:`engine.ope.finalize` plus the weight quantiles ``w_p50, w_p90,
-    w_p99``. The index is ``(*by, "estimator")`` (just ``estimator`` without strata).
+    Columns: those of :func:`engine.ope.finalize` (intervals of method ``ci``) plus the weight
+    quantiles ``w_p50, w_p90, w_p99``. The index is ``(*by, "estimator")`` (just ``estimator``
+    without strata).
     """
     if not stats.strata:
         raise ValueError(
@@ -178,8 +181,8 @@ def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFram
         if k:
             total_summ, total_hist = total_summ + summ, total_hist + hist
         if by:
-            frames.append((key, _rows(summ, hist, confidence)))
-    frames.append(((TOTAL,) * len(by), _rows(total_summ, total_hist, confidence)))
+            frames.append((key, _rows(summ, hist, confidence, ci)))
+    frames.append(((TOTAL,) * len(by), _rows(total_summ, total_hist, confidence, ci)))
     parts = []
     for key, t in frames:
         t = t.reset_index()
@@ -189,7 +192,8 @@ def table(stats: LakeStats, by: Sequence[str], confidence: float) -> pd.DataFram
     out = pd.concat(parts, ignore_index=True).set_index([*by, "estimator"])
     out.attrs.update(
         confidence=confidence,
-        ci="analytic",
+        ci=ci,
+        ci_methods=frames[-1][1].attrs["ci_methods"],
         n_fallback=stats.n_fallback,
         n_no_reward=stats.n_no_reward,
         n_batches=stats.n_batches,
