@@ -18,7 +18,6 @@ import numpy as np
 
 from simulator.shop.carts import OBS_NAMES
 from simulator.shop.response import DISCOUNT
-from simulator.shop.sequence_model import N_ACTIONS
 from simulator.shop.sequence_records import (
     _SINCE,
     SEQ_OBS_HIGH,
@@ -43,12 +42,13 @@ class OneFlow:
     def __init__(self, sim: FlowSimulator) -> None:
         self.sim = sim
         self.K = sim.K
-        self.offsets = sim.offsets.tolist()
         self._pending: list[tuple[Any, ...]] = []
         self._queued: set[int] = set()
         self.block: _Block
         self.row = 0
         self.start()
+        self._child = sim.child.tolist()  # the state graph's moves (set by the first block)
+        self._contact = sim.contact_cost.tolist()
 
     # ------------------------------------------------------------------ carts
     def start(self) -> None:
@@ -65,7 +65,7 @@ class OneFlow:
         self.tau = a["tau"][r].tolist()
         self.type_index = int(a["type_index"][r])
         self.touch = 0
-        self.prefix = 0
+        self.state = 0
         self.actions: list[int] = []
         self.opened: list[bool] = []
         self.clicked: list[bool] = []
@@ -75,8 +75,7 @@ class OneFlow:
     def truth(self) -> tuple[np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward)`` of the current touch (views, 7 each)."""
         a, r = self.block.arrays, self.row
-        g = self.offsets[self.touch] + self.prefix
-        return a["q"][r, g], a["immediate"][r, g]
+        return a["q"][r, self.state], a["immediate"][r, self.state]
 
     def observe(self) -> np.ndarray:
         """The observation (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
@@ -110,16 +109,16 @@ class OneFlow:
         Returns the outcomes of :meth:`FlowSimulator.step` for one slot, as Python scalars.
         """
         a_arr, r, k = self.block.arrays, self.row, self.touch
-        g = self.offsets[k] + self.prefix
+        g = self.state
         delivered = bool(self.mask[action])
         a = action if delivered else NONE
         u = a_arr["u"][r, k].tolist()
-        natural = u[0] < a_arr["natural"][r, g, 0]
+        natural = u[0] < a_arr["natural"][r, g]
         p_prompt = float(a_arr["prompted"][r, g, a])
         prompted = u[1] < p_prompt
         bought = natural or prompted
         profit = float(a_arr["profit"][r, g, a])
-        reward = (profit if bought else 0.0) - float(a_arr["contact"][r, g, a])
+        reward = (profit if bought else 0.0) - self._contact[a]
         unsub = not bought and u[2] < a_arr["unsubscribe"][r, g, a]
         tail_bought = unsub and u[3] < a_arr["tail"][r, g, a]
         if tail_bought:
@@ -133,7 +132,7 @@ class OneFlow:
             open_p = (
                 _OPEN[self.type_index]
                 * _CHANNEL[max(chan, 0)]
-                * math.exp(-0.15 * float(a_arr["fatigue"][r, g, 0]))
+                * math.exp(-0.15 * float(a_arr["fatigue"][r, g]))
             )
             opened = bought or u[4] < open_p
             clicked = opened and ((bought and prompted) or u[5] < min(0.05 + 2.0 * p_prompt, 0.8))
@@ -163,7 +162,7 @@ class OneFlow:
                 out["purchase_hours_after_abandon"] = self.tau[k] / 60.0 + delay
             self._end(k, converted, bool(prompted and not natural), bool(unsub), a, delay)
         else:
-            self.prefix = self.prefix * N_ACTIONS + a
+            self.state = self._child[g][a]
             self.touch += 1
         held = max(_DISCOUNT[x] for x in self.actions)
         out["coupon_cost"] = held * float(a_arr["value"][r]) if converted else 0.0

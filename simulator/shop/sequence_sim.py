@@ -2,9 +2,10 @@
 
 Both sequence envs run on :class:`FlowSimulator`. Carts come from the shared :class:`ShopWorld`
 in blocks (drawn, arrived and evaluated together, so carts of one block are simultaneous, as in
-the vector single-step env); each block is solved exactly
-(:func:`simulator.shop.sequence_model.solve`) and its uniforms are drawn at once. A slot that
-ends its flow takes the next cart of the block. Ended flows are written to the shoppers' state
+the vector single-step env); each block is solved exactly over the flow's merged states
+(:func:`simulator.shop.sequence_dp.solve_states`) and its uniforms are drawn at once. A slot
+that ends its flow takes the next cart of the block; each slot tracks its state, which the
+action sent moves along the state graph. Ended flows are written to the shoppers' state
 (contacts, fatigue, coupon conditioning, the order, unsubscribes) when they end.
 """
 
@@ -18,16 +19,13 @@ import numpy as np
 from simulator.shop.carts import CartBatch
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import CHANNELS
-from simulator.shop.response import DISCOUNT
+from simulator.shop.response import CONTACT_ACTIONS, DISCOUNT
+from simulator.shop.sequence_dp import fixed_flow_value, solve_states
 from simulator.shop.sequence_model import (
-    N_ACTIONS,
     CartParams,
     SequenceConfig,
     channel_of_actions,
-    fixed_flow_probabilities,
     interval_hours,
-    policy_value,
-    solve,
 )
 from simulator.shop.sequence_records import (
     flow_context,
@@ -53,17 +51,16 @@ _FIELDS_CART = (
     "delay_hours",
     "opt_channel",
 )
-_FIELDS_TABLE = (
+_FIELDS_TABLE = (  # StateTables fields each slot keeps of its cart
+    "q",
+    "immediate",
     "buy",
     "prompted",
-    "natural",
     "profit",
-    "contact",
     "unsubscribe",
     "tail",
+    "natural",
     "fatigue",
-    "immediate",
-    "q",
 )
 
 
@@ -74,6 +71,7 @@ class _Block:
     batch: CartBatch
     arrays: dict[str, np.ndarray]
     params: CartParams  # the flow model's inputs the block was solved with
+    serial: int = 0
     next_row: int = 0
 
 
@@ -86,6 +84,8 @@ class FlowSimulator:
         seq: the flow's settings.
         num_slots: flows stepped together.
         block_size: carts drawn per block.
+        build_records: build the history records of new events with every block (for a caller
+            that builds a context at every touch); otherwise contexts build them on access.
     """
 
     def __init__(
@@ -95,19 +95,24 @@ class FlowSimulator:
         seq: SequenceConfig,
         num_slots: int,
         block_size: int,
+        build_records: bool = False,
     ) -> None:
         self.world, self.config, self.seq = world, config, seq
         self.rng = world.rng
         self.n = num_slots
         self.K = seq.n_touches
         self.block_size = max(block_size, 1)
-        self.offsets = np.concatenate([[0], np.cumsum(N_ACTIONS ** np.arange(self.K))])
+        self.build_records = build_records
+        self.contact_cost = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)
+        self.child: np.ndarray | None = None  # the state graph's moves, set by the first block
         self._block: _Block | None = None
-        self.slot: dict[str, np.ndarray] = {}
-        self.batch_of: list[CartBatch | None] = [None] * num_slots
+        self._serial = 0
+        self.blocks: dict[int, _Block] = {}  # the blocks whose carts are in slots
+        self.slot: dict[str, np.ndarray] = {}  # per-cart arrays of the slots' carts
+        self.block_of = np.zeros(num_slots, dtype=np.int64)
         self.row_of = np.zeros(num_slots, dtype=np.int64)
         self.touch = np.zeros(num_slots, dtype=np.int64)
-        self.prefix = np.zeros(num_slots, dtype=np.int64)
+        self.state = np.zeros(num_slots, dtype=np.int64)
         self.prev_action = np.zeros((num_slots, self.K), dtype=np.int64)
         self.prev_opened = np.zeros((num_slots, self.K), dtype=bool)
         self.prev_clicked = np.zeros((num_slots, self.K), dtype=bool)
@@ -120,7 +125,8 @@ class FlowSimulator:
         batch = world.draw_batch(self.block_size)
         world.arrive(batch)
         world.evaluate(batch)
-        world.build_new_records()
+        if self.build_records:
+            world.build_new_records()
         m = len(batch)
         tau = np.tile(np.asarray(seq.touch_minutes), (m, 1))
         if seq.first_touch_from_cart:
@@ -146,7 +152,8 @@ class FlowSimulator:
             batch.intent,
         )
         mask = batch.action_mask.astype(bool)
-        tables = solve(params, mask, self.config, seq)
+        tables = solve_states(params, mask, self.config, seq)
+        self.child = tables.graph.child
         arrays: dict[str, np.ndarray] = {
             "shopper": s,
             "type_index": batch.type_index,
@@ -160,19 +167,12 @@ class FlowSimulator:
             "mask": mask,
             "obs": batch.observation,
             "u": self.rng.random((m, self.K, 7)),
-            "none_value": policy_value(
-                tables, fixed_flow_probabilities([np.zeros(m, dtype=np.int64)] * self.K, mask)
-            ),
+            "none_value": fixed_flow_value(tables, np.zeros((m, self.K), dtype=np.int64), mask),
         }
-        names = {"profit": "profit_if_bought"}
         for name in _FIELDS_TABLE:
-            parts = getattr(tables, names.get(name, name))
-            if parts[0].ndim == 2:
-                parts = [p[:, :, None] for p in parts]
-            arrays[name] = np.concatenate(
-                [np.broadcast_to(p, (m, p.shape[1], N_ACTIONS)) for p in parts], axis=1
-            )
-        return _Block(batch, arrays, params)
+            arrays[name] = getattr(tables, name)
+        self._serial += 1
+        return _Block(batch, arrays, params, self._serial)
 
     def block_inputs(self) -> tuple[CartParams, np.ndarray]:
         """The current block's flow-model inputs and action mask, as it was solved with."""
@@ -190,32 +190,74 @@ class FlowSimulator:
             rows = np.arange(block.next_row, block.next_row + take)
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
+                if name in _FIELDS_TABLE:  # read from the block (see _gather)
+                    continue
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
                 self.slot[name][target] = arr[rows]
-            for j in target.tolist():
-                self.batch_of[j] = block.batch
+            self.blocks[block.serial] = block
+            self.block_of[target] = block.serial
             self.row_of[target] = rows
             block.next_row += take
             done += take
+        if len(self.blocks) > 1:
+            live = set(np.unique(self.block_of).tolist())
+            for serial in [b for b in self.blocks if b not in live]:
+                del self.blocks[serial]
         self.touch[slots] = 0
-        self.prefix[slots] = 0
+        self.state[slots] = 0
         self.prev_action[slots] = NONE
         self.prev_opened[slots] = False
         self.prev_clicked[slots] = False
         self.episode_return[slots] = 0.0
 
-    # ------------------------------------------------------------------ what is seen
-    def _g(self, slots: np.ndarray) -> np.ndarray:
-        return self.offsets[self.touch[slots]] + self.prefix[slots]
+    # ------------------------------------------------------------------ the solved tables
+    def _groups(self, slots: np.ndarray) -> list[tuple[dict[str, np.ndarray], Any, np.ndarray]]:
+        """The slots' carts by block: ``(block arrays, positions in slots, rows in the block)``."""
+        ids = self.block_of[slots]
+        rows = self.row_of[slots]
+        if len(ids) == 0 or ids.min() == ids.max():
+            serial = int(ids[0]) if len(ids) else next(iter(self.blocks))
+            return [(self.blocks[serial].arrays, slice(None), rows)]
+        out = []
+        for serial in np.unique(ids).tolist():
+            pos = np.flatnonzero(ids == serial)
+            out.append((self.blocks[serial].arrays, pos, rows[pos]))
+        return out
 
+    @staticmethod
+    def _gather(
+        groups: list[tuple[dict[str, np.ndarray], Any, np.ndarray]],
+        name: str,
+        g: np.ndarray,
+        a: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Table ``name`` of the slots' carts at states ``g`` (and actions ``a``; else rows)."""
+        if len(groups) == 1:
+            arrays, _, rows = groups[0]
+            return arrays[name][rows, g] if a is None else arrays[name][rows, g, a]
+        first = groups[0][0][name]
+        shape = (len(g), *first.shape[2:]) if a is None else (len(g),)
+        out = np.empty(shape, dtype=first.dtype)
+        for arrays, pos, rows in groups:
+            out[pos] = (
+                arrays[name][rows, g[pos]] if a is None else arrays[name][rows, g[pos], a[pos]]
+            )
+        return out
+
+    # ------------------------------------------------------------------ what is seen
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward, action mask)`` of the current touch.
 
         Each is ``(m, 7)``.
         """
-        g = self._g(slots)
-        return self.slot["q"][slots, g], self.slot["immediate"][slots, g], self.slot["mask"][slots]
+        g = self.state[slots]
+        groups = self._groups(slots)
+        return (
+            self._gather(groups, "q", g),
+            self._gather(groups, "immediate", g),
+            self.slot["mask"][slots],
+        )
 
     def observe(self, slots: np.ndarray) -> np.ndarray:
         """Observations (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
@@ -233,7 +275,7 @@ class FlowSimulator:
         """The record checkout would send at the slot's current touch (docs/context-schema.md)."""
         k = int(self.touch[slot])
         return flow_context(
-            self.world.context(self.batch_of[slot], int(self.row_of[slot])),
+            self.world.context(self.blocks[self.block_of[slot]].batch, int(self.row_of[slot])),
             float(self.slot["abandon_time"][slot]),
             self.slot["tau"][slot].tolist(),
             self.prev_action[slot, :k].tolist(),
@@ -246,19 +288,19 @@ class FlowSimulator:
 
         The flow sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
         """
-        sl = self.slot
         m = len(slots)
         rows = np.arange(m)
-        mask = sl["mask"][slots]
+        mask = self.slot["mask"][slots]
+        groups = self._groups(slots)
         alive = np.ones(m)
-        prefix = np.zeros(m, dtype=np.int64)
+        g = np.zeros(m, dtype=np.int64)
         value = np.zeros(m)
         for k in range(self.K):
             a = np.where(mask[rows, actions[:, k]], actions[:, k], NONE)
-            g = self.offsets[k] + prefix
-            value += alive * sl["immediate"][slots, g, a]
-            alive = alive * (1.0 - sl["buy"][slots, g, a]) * (1.0 - sl["unsubscribe"][slots, g, a])
-            prefix = prefix * N_ACTIONS + a
+            value += alive * self._gather(groups, "immediate", g, a)
+            alive = alive * (1.0 - self._gather(groups, "buy", g, a))
+            alive = alive * (1.0 - self._gather(groups, "unsubscribe", g, a))
+            g = self.child[g, a]
         return value
 
     # ------------------------------------------------------------------ dynamics
@@ -274,19 +316,20 @@ class FlowSimulator:
         sl = self.slot
         m = len(slots)
         k = self.touch[slots]
-        g = self._g(slots)
+        g = self.state[slots]
         delivered = sl["mask"][slots, actions]
         a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
-        natural = u[:, 0] < sl["natural"][slots, g, 0]
-        p_prompt = sl["prompted"][slots, g, a]
+        groups = self._groups(slots)
+        natural = u[:, 0] < self._gather(groups, "natural", g)
+        p_prompt = self._gather(groups, "prompted", g, a)
         prompted = u[:, 1] < p_prompt
         bought = natural | prompted
-        profit = sl["profit"][slots, g, a]
-        contact = sl["contact"][slots, g, a]
+        profit = self._gather(groups, "profit", g, a)
+        contact = self.contact_cost[a]
         reward = np.where(bought, profit, 0.0) - contact
-        unsub = ~bought & (u[:, 2] < sl["unsubscribe"][slots, g, a])
-        tail_bought = unsub & (u[:, 3] < sl["tail"][slots, g, a])
+        unsub = ~bought & (u[:, 2] < self._gather(groups, "unsubscribe", g, a))
+        tail_bought = unsub & (u[:, 3] < self._gather(groups, "tail", g, a))
         reward += np.where(tail_bought, profit, 0.0) - np.where(
             unsub, self.seq.unsubscribe_cost, 0.0
         )
@@ -297,14 +340,14 @@ class FlowSimulator:
         open_p = (
             _OPEN_RATE[sl["type_index"][slots]]
             * _CHANNEL_OPEN[np.maximum(chan, 0)]
-            * np.exp(-0.15 * sl["fatigue"][slots, g, 0])
+            * np.exp(-0.15 * self._gather(groups, "fatigue", g))
         )
         opened = sent & (bought | (u[:, 4] < open_p))
         clicked = opened & (bought & prompted | (u[:, 5] < np.minimum(0.05 + 2.0 * p_prompt, 0.8)))
         self.prev_action[slots, k] = a
         self.prev_opened[slots, k] = opened
         self.prev_clicked[slots, k] = clicked
-        expected = sl["immediate"][slots, g, a]
+        expected = self._gather(groups, "immediate", g, a)
         self.episode_return[slots] += reward
         out = {
             "reward": reward,
@@ -340,7 +383,7 @@ class FlowSimulator:
         else:
             out["purchase_hours_after_abandon"] = np.full(m, np.nan)
         going = ~terminated
-        self.prefix[slots[going]] = self.prefix[slots[going]] * N_ACTIONS + a[going]
+        self.state[slots[going]] = self.child[g[going], a[going]]
         self.touch[slots[going]] += 1
         held = np.where(
             np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[self.prev_action[slots]], 0.0
@@ -360,20 +403,17 @@ class FlowSimulator:
     ) -> None:
         """Write ended flows to the shoppers' state and the population's opt-ins."""
         sl = self.slot
-        items = (
-            np.stack(
+        items = None
+        if converted.any():
+            won = slots[converted]
+            items = np.stack(
                 [
-                    self.batch_of[s].items[r]
-                    for s, r in zip(
-                        slots[converted].tolist(),
-                        self.row_of[slots[converted]].tolist(),
-                        strict=True,
+                    self.blocks[b].batch.items[r]
+                    for b, r in zip(
+                        self.block_of[won].tolist(), self.row_of[won].tolist(), strict=True
                     )
                 ]
             )
-            if converted.any()
-            else None
-        )
         write_flows(
             self.world,
             sl["shopper"][slots],
