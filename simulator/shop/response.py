@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -285,18 +286,25 @@ def lift_damping(fatigue_load: np.ndarray, persuade: np.ndarray | None = None) -
 
 
 def damped_lift(
-    raw: np.ndarray, damp: np.ndarray, expectation: np.ndarray, out: np.ndarray | None = None
+    raw: np.ndarray,
+    damp: np.ndarray,
+    expectation: np.ndarray,
+    out: np.ndarray | None = None,
+    action_axis: int = -1,
 ) -> np.ndarray:
-    """Lifts (``damp.shape + (n_actions,)``) from :func:`raw_lift` (broadcast against ``damp``).
+    """Lifts from :func:`raw_lift`, with an action axis inserted in ``damp``'s shape.
 
-    ``damp`` from :func:`lift_damping`, coupons raised and the other actions lowered by the
-    coupon expectation; written to ``out`` if given.
+    ``damp`` from :func:`lift_damping` (shaped like ``expectation``); coupons are raised and the
+    other actions lowered by the coupon expectation. ``raw`` broadcasts against the result;
+    written to ``out`` if given.
     """
-    e = expectation[..., None]
+    e = np.expand_dims(expectation, action_axis)
     coupon, other = 1.0 + 0.3 * e, 1.0 - 0.5 * e
-    lift = np.multiply(raw, damp[..., None], out=out)
+    lift = np.multiply(raw, np.expand_dims(damp, action_axis), out=out)
+    index: list[Any] = [slice(None)] * lift.ndim
     for cols, is_coupon in COUPON_RUNS:  # column runs: cheaper than a full-width np.where
-        lift[..., cols] *= coupon if is_coupon else other
+        index[action_axis] = cols
+        lift[tuple(index)] *= coupon if is_coupon else other
     return np.clip(lift, 0.0, 0.95, out=lift)
 
 

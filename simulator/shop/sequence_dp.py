@@ -137,14 +137,15 @@ def state_graph(n_touches: int) -> StateGraph:
 class StateTables:
     """The solved flows of ``n`` carts over the states of ``graph``.
 
-    Per-action fields are ``(n, n_states, 7)`` arrays over (cart, state, action): ``q``
-    (expected return to the end with optimal play afterwards), ``immediate`` (the touch's
-    expected reward), ``buy`` (purchase before the next touch), ``prompted`` (the message's
-    lift), ``profit`` (margin net of the incentive held if bought; contact cost not included),
-    ``unsubscribe`` and ``tail`` (an unprompted purchase after unsubscribing). Per-state fields
-    are ``(n, n_states)``: ``natural`` (the interval's unprompted hazard) and ``fatigue`` (the
-    fatigue load at the touch). An action outside a cart's mask has ``none``'s ``q`` and
-    ``immediate``; its other fields are the action's as if delivered (readers play ``none``).
+    Per-action fields are ``(n_states, 7, n)`` arrays over (state, action, cart), so that the
+    solver's operations run over long contiguous rows: ``q`` (expected return to the end with
+    optimal play afterwards), ``immediate`` (the touch's expected reward), ``buy`` (purchase
+    before the next touch), ``prompted`` (the message's lift), ``profit`` (margin net of the
+    incentive held if bought; contact cost not included), ``unsubscribe`` and ``tail`` (an
+    unprompted purchase after unsubscribing). Per-state fields are ``(n_states, n)``:
+    ``natural`` (the interval's unprompted hazard) and ``fatigue`` (the fatigue load at the
+    touch). An action outside a cart's mask has ``none``'s ``q`` and ``immediate``; its other
+    fields are the action's as if delivered (readers play ``none``).
     """
 
     graph: StateGraph
@@ -158,6 +159,46 @@ class StateTables:
     natural: np.ndarray
     fatigue: np.ndarray
 
+    def by_prefix(self, name: str, k: int) -> np.ndarray:
+        """Field ``name`` at touch ``k`` for every prefix: ``(n, 7 ** k, 7)`` or ``(n, 7 ** k)``.
+
+        The layout of :func:`simulator.shop.sequence_model.solve`'s tables.
+        """
+        x = getattr(self, name)[self.graph.state_of_prefixes(k)]
+        return np.moveaxis(x, -1, 0)
+
+    @classmethod
+    def empty(cls, graph: StateGraph, n: int) -> StateTables:
+        """Unfilled tables for ``n`` carts (memory for :func:`solve_states` to reuse)."""
+        S = graph.n_states
+        return cls(
+            graph,
+            *(np.empty((S, N_ACTIONS, n)) for _ in _FIELDS),
+            np.empty((S, n)),
+            np.empty((S, n)),
+        )
+
+    def __len__(self) -> int:
+        return self.q.shape[-1]
+
+
+class Workspace:
+    """The solver's temporary arrays, kept between calls (fresh memory costs page faults)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """An array of ``shape`` (contents undefined) under ``name``."""
+        key = (name, shape)
+        if key not in self._arrays:
+            self._arrays[key] = np.empty(shape)
+        return self._arrays[key]
+
+
+_FIELDS = ("q", "immediate", "buy", "prompted", "profit", "unsubscribe", "tail")
+CHUNK = 1024  # carts solved together (larger blocks in chunks: arrays that stay in cache)
+
 
 def solve_states(
     params: CartParams,
@@ -165,40 +206,34 @@ def solve_states(
     config: SimConfig,
     seq: SequenceConfig,
     restrict_touches: int | None = None,
+    out: StateTables | None = None,
+    work: Workspace | None = None,
 ) -> StateTables:
     """Exact optimal Q and the touch quantities of every state and action for ``n`` carts.
 
     The same model and conventions as :func:`simulator.shop.sequence_model.solve` (``mask``:
     deliverable actions, the others have ``none``'s outcome; ``restrict_touches``: ``none``
-    forced from that touch on), over the merged states of :func:`state_graph`. Carts are solved
-    in chunks of :data:`CHUNK` (arrays that stay in the processor's cache).
+    forced from that touch on), over the merged states of :func:`state_graph`, in chunks of
+    :data:`CHUNK` carts. ``out``: tables of ``n`` carts to write (every entry is written);
+    ``work``: temporary arrays to reuse.
     """
     n, K = len(params), seq.n_touches
     graph = state_graph(K)
-    S = graph.n_states
     mask = np.asarray(mask, dtype=bool)
-    tables = StateTables(
-        graph, *(np.empty((n, S, N_ACTIONS)) for _ in range(7)), np.empty((n, S)), np.empty((n, S))
-    )
+    if out is None or out.graph is not graph or len(out) != n:
+        out = StateTables.empty(graph, n)
+    tables = out
+    work = Workspace() if work is None else work
     for lo in range(0, n, CHUNK):
         part = slice(lo, min(lo + CHUNK, n))
-        chunk = StateTables(graph, *(getattr(tables, f)[part] for f in _FIELDS))
-        _solve_chunk(_rows(params, part), mask[part], config, seq, restrict_touches, chunk)
+        chunk = StateTables(
+            graph,
+            *(getattr(tables, f)[:, :, part] for f in _FIELDS),
+            tables.natural[:, part],
+            tables.fatigue[:, part],
+        )
+        _solve_chunk(_rows(params, part), mask[part], config, seq, restrict_touches, chunk, work)
     return tables
-
-
-CHUNK = 256
-_FIELDS = (
-    "q",
-    "immediate",
-    "buy",
-    "prompted",
-    "profit",
-    "unsubscribe",
-    "tail",
-    "natural",
-    "fatigue",
-)
 
 
 def _rows(params: CartParams, part: slice) -> CartParams:
@@ -218,133 +253,135 @@ def _solve_chunk(
     seq: SequenceConfig,
     restrict_touches: int | None,
     tables: StateTables,
+    work: Workspace,
 ) -> None:
     """:func:`solve_states` for one chunk of carts, written into ``tables`` (views).
 
     Each state's quantities follow :func:`~simulator.shop.sequence_model.solve` operation by
-    operation (so the results are the same numbers); the quantities that depend on the state
-    only through the best coupon held (profit) are computed once per coupon level.
+    operation (so the results are the same numbers); the profit, which depends on the state
+    only through the best coupon held, is computed once per coupon level. Arrays are (state,
+    action, cart) or (state, cart): per-cart quantities broadcast along the last axis.
     """
     n, K = len(params), seq.n_touches
     graph = tables.graph
     tau = params.touch_minutes
+    tau_t = tau.T  # (touch, cart)
     cdf = unprompted_cdf((tau - tau[:, :1]) / _MINUTE)
-    share = np.diff(np.concatenate([cdf, np.ones((n, 1))], axis=1), axis=1)
-    rest = 1.0 - cdf
+    share = np.diff(np.concatenate([cdf, np.ones((n, 1))], axis=1), axis=1).T
+    rest = (1.0 - cdf).T
     base = np.array([seq.unsubscribe_base[c] for c in CHANNELS])
-    chan = params.channel
-    unsub_rate = np.where(chan >= 0, base[np.maximum(chan, 0)], 0.0)[:, None, :]
+    chan = params.channel.T
+    unsub_rate = np.where(chan >= 0, base[np.maximum(chan, 0)], 0.0)  # (7, cart)
     t = params.type_index
-    step = CONDITIONING_STEP[t][:, None]
-    intent = None if params.intent is None else params.intent[:, None]
-    law = UnpromptedLaw.of(t[:, None], params.value[:, None], params.n_orders[:, None], intent)
-    law_after = UnpromptedLaw(law.scale[:, :, None], law.with_intent)
+    step = CONDITIONING_STEP[t]
+    law = UnpromptedLaw.of(t, params.value, params.n_orders, params.intent)
     persuade = None
     if params.intent is not None:
         persuade = persuadability(intent_logit(t, params.value, params.n_orders, params.intent))
-        persuade = persuade[:, None]
     # profit if bought: margin net of the best incentive, per coupon level held before the touch
-    held_after = np.maximum(graph.held_levels[:, None], DISCOUNT[None, :])  # (levels, 7)
-    profit_at = params.margin[:, None, None] - np.maximum(
-        incentive_cost(params.value, config)[:, None, :],
-        held_after * params.value[:, None, None],
-    )
-    contact = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)
+    held_after = np.maximum(graph.held_levels[:, None], DISCOUNT[None, :])[:, :, None]
+    profit_at = params.margin - np.maximum(
+        incentive_cost(params.value, config).T, held_after * params.value
+    )  # (level, 7, cart)
+    contact = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)[:, None]
     widest = int(np.diff(graph.offsets).max())
-    scratch = np.empty((3, n, widest, N_ACTIONS))
-    cont = np.empty((n, graph.n_states, N_ACTIONS))  # P(the flow goes on to the next touch)
+    scratch = work.get("scratch", (3, widest, N_ACTIONS, n))
+    cont = work.get("cont", (graph.n_states, N_ACTIONS, n))  # P(the flow goes on to next touch)
 
-    e = np.empty((n, graph.n_states))
+    e = work.get("expectation", (graph.n_states, n))
     load = tables.fatigue
-    e[:, 0], load[:, 0] = params.expectation, params.fatigue
+    e[0], load[0] = params.expectation, params.fatigue
     for k in range(K):
         sl = graph.touch_states(k)
         w = sl.stop - sl.start
-        t1, t2, t3 = scratch[0, :, :w], scratch[1, :, :w], scratch[2, :, :w]
-        ek, lk = e[:, sl], load[:, sl]
+        t1, t2, t3 = scratch[0, :w], scratch[1, :w], scratch[2, :w]
+        ek, lk = e[sl], load[sl]
         e_eff = ek if config.coupon_conditioning else np.zeros_like(ek)
-        raw = raw_lift(t, params.value, params.match, tau[:, k])[:, None, :]
+        raw = raw_lift(t, params.value, params.match, tau[:, k]).T
         damp = lift_damping(lk if config.fatigue else np.zeros_like(lk), persuade)
-        lift = damped_lift(raw, damp, e_eff, out=tables.prompted[:, sl])
-        h = tables.natural[:, sl]
-        h[...] = unprompted_hazard(law.at(e_eff), share[:, k : k + 1])
-        buy = np.multiply((1.0 - h)[:, :, None], lift, out=tables.buy[:, sl])
-        buy += h[:, :, None]
-        profit = tables.profit[:, sl]
-        np.take(profit_at, graph.held_level[sl], axis=1, out=profit)
+        lift = damped_lift(raw, damp, e_eff, out=tables.prompted[sl], action_axis=1)
+        h = tables.natural[sl]
+        h[...] = unprompted_hazard(law.at(e_eff), share[k])
+        buy = np.multiply((1.0 - h)[:, None, :], lift, out=tables.buy[sl])
+        buy += h[:, None, :]
+        profit = tables.profit[sl]
+        np.take(profit_at, graph.held_level[sl], axis=0, out=profit)
         last = graph.last_contact[sl]
-        gap_hours = (tau[:, k : k + 1] - np.where(last >= 0, tau[:, last], -np.inf)) / _MINUTE
+        sent_at = np.where((last >= 0)[:, None], tau_t[np.maximum(last, 0)], -np.inf)
+        gap_hours = (tau_t[k] - sent_at) / _MINUTE
         freq = 1.0 + 2.0 * np.exp(-gap_hours / seq.unsubscribe_gap_hours)
-        u = tables.unsubscribe[:, sl]
-        np.multiply(unsub_rate, (graph.contacts[sl] * freq)[:, :, None], out=u)
+        u = tables.unsubscribe[sl]
+        np.multiply(unsub_rate, (graph.contacts[sl, None] * freq)[:, None, :], out=u)
         np.minimum(u, 0.5, out=u)  # none's rate is 0: no contact, no risk
         e_coupon = 1.0 - (1.0 - ek) * (1.0 - step)
-        tail = tables.tail[:, sl]
+        tail = tables.tail[sl]
         # immediate = buy * profit - contact + (1 - buy) * u * (tail * profit - unsubscribe_cost)
         stay = np.subtract(1.0, buy, out=t2)
         np.multiply(stay, u, out=t3)
         if k + 1 < K:
-            after = np.stack([ek, e_coupon], axis=2)  # (n, states, no coupon / coupon)
-            p0_after = law_after.at(after if config.coupon_conditioning else np.zeros_like(after))
-            tail2 = unprompted_hazard(p0_after, rest[:, k + 1, None, None])
+            after = np.stack([ek, e_coupon])  # (no coupon / coupon, state, cart)
+            p0_after = law.at(after if config.coupon_conditioning else np.zeros_like(after))
+            tail2 = unprompted_hazard(p0_after, rest[k + 1])
             for cols, is_coupon in COUPON_RUNS:
-                tail[..., cols] = tail2[:, :, None, int(is_coupon)]
+                tail[:, cols] = tail2[int(is_coupon), :, None, :]
             np.multiply(tail, profit, out=t1)
             t1 -= seq.unsubscribe_cost
             t3 *= t1
             np.subtract(1.0, u, out=t1)
-            np.multiply(stay, t1, out=cont[:, sl])
+            np.multiply(stay, t1, out=cont[sl])
         else:  # no next touch: no purchase after unsubscribing
             tail[...] = 0.0
             t3 *= -seq.unsubscribe_cost  # = 0 * profit - unsubscribe_cost
-        imm = np.multiply(buy, profit, out=tables.immediate[:, sl])
+        imm = np.multiply(buy, profit, out=tables.immediate[sl])
         imm -= contact
         imm += t3
         if k + 1 < K:  # the next touch's states, each from one prefix that reaches it
             nxt = graph.touch_states(k + 1)
             par, a = graph.parent[nxt] - sl.start, graph.via[nxt]
-            dt = ((tau[:, k + 1] - tau[:, k]) * _MINUTE)[:, None]
-            e_from = np.where(COUPON_ACTIONS[a], e_coupon[:, par], ek[:, par])
-            e[:, nxt] = e_from * np.exp(-dt / (EXPECTATION_DAYS * DAY))
-            load[:, nxt] = (lk[:, par] + CONTACT_ACTIONS[a]) * np.exp(-dt / (FATIGUE_DAYS * DAY))
+            dt = (tau[:, k + 1] - tau[:, k]) * _MINUTE
+            e_from = np.where(COUPON_ACTIONS[a][:, None], e_coupon[par], ek[par])
+            e[nxt] = e_from * np.exp(-dt / (EXPECTATION_DAYS * DAY))
+            load[nxt] = (lk[par] + CONTACT_ACTIONS[a][:, None]) * np.exp(
+                -dt / (FATIGUE_DAYS * DAY)
+            )
 
     # an undeliverable action is none: its q and immediate are none's (the other fields are not
     # read for it), and the optimum picks among the deliverable actions only
-    blocked = ~mask[:, None, :]
+    blocked = ~mask.T  # (7, cart)
     any_blocked = bool(blocked.any())
     imm = tables.immediate
     if any_blocked:
-        np.copyto(imm, np.broadcast_to(imm[:, :, :1], imm.shape), where=blocked)
-    v = np.empty((n, graph.n_states))  # optimal value of every state (from the last touch back)
+        np.copyto(imm, np.broadcast_to(imm[:, :1], imm.shape), where=blocked)
+    only = None if mask[:, 0].all() else blocked
+    v = work.get("value", (graph.n_states, n))  # optimal value of each state (filled backwards)
     for k in reversed(range(K)):
         sl = graph.touch_states(k)
-        q = tables.q[:, sl]
+        q = tables.q[sl]
         if k + 1 < K:
-            t1 = scratch[0, :, : sl.stop - sl.start]
-            np.take(v, graph.child[sl], axis=1, out=t1)
-            t1 *= cont[:, sl]
-            np.add(imm[:, sl], t1, out=q)
+            t1 = scratch[0, : sl.stop - sl.start]
+            np.take(v, graph.child[sl], axis=0, out=t1)
+            t1 *= cont[sl]
+            np.add(imm[sl], t1, out=q)
             if any_blocked:
-                np.copyto(q, np.broadcast_to(q[:, :, :1], q.shape), where=blocked)
+                np.copyto(q, np.broadcast_to(q[:, :1], q.shape), where=blocked)
         else:
-            q[...] = imm[:, sl]
+            q[...] = imm[sl]
         if restrict_touches is not None and k >= restrict_touches:
-            q[...] = q[:, :, :1]
-        v[:, sl] = _best(q, blocked if any_blocked and not mask[:, 0].all() else None)
+            q[...] = q[:, :1]
+        v[sl] = _best(q, only)
 
 
 def _best(q: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
-    """Max of ``q`` over its last axis, skipping ``blocked`` entries if given.
+    """Max of ``q`` (state, action, cart) over actions, skipping ``blocked`` ones if given.
 
     Undeliverable entries hold none's value, so while ``none`` is deliverable the plain max is
-    the max over the deliverable actions. Column by column: much faster than a reduction over a
-    short last axis.
+    the max over the deliverable actions. Action by action: much faster than a reduction.
     """
     if blocked is not None:
         q = np.where(blocked, -np.inf, q)
-    best = np.maximum(q[..., 0], q[..., 1])
-    for a in range(2, q.shape[-1]):
-        np.maximum(best, q[..., a], out=best)
+    best = np.maximum(q[:, 0], q[:, 1])
+    for a in range(2, q.shape[1]):
+        np.maximum(best, q[:, a], out=best)
     return best
 
 
@@ -357,9 +394,9 @@ def fixed_flow_value(tables: StateTables, flow: np.ndarray, mask: np.ndarray) ->
     value = np.zeros(n)
     for k in range(graph.n_touches):
         a = np.where(mask[rows, flow[:, k]], flow[:, k], NONE)
-        value += alive * tables.immediate[rows, state, a]
+        value += alive * tables.immediate[state, a, rows]
         alive = (
-            alive * (1.0 - tables.buy[rows, state, a]) * (1.0 - tables.unsubscribe[rows, state, a])
+            alive * (1.0 - tables.buy[state, a, rows]) * (1.0 - tables.unsubscribe[state, a, rows])
         )
         state = graph.child[state, a]
     return value

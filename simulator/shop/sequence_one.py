@@ -56,6 +56,8 @@ class OneFlow:
         sim = self.sim
         if sim._block is None or sim._block.next_row >= len(sim._block.batch):
             self.flush()
+            if sim._block is not None:  # its last flow has ended
+                sim.recycle(sim._block)
             sim._block = sim._new_block()
         block = sim._block
         self.block, self.row = block, block.next_row
@@ -75,7 +77,7 @@ class OneFlow:
     def truth(self) -> tuple[np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward)`` of the current touch (views, 7 each)."""
         a, r = self.block.arrays, self.row
-        return a["q"][r, self.state], a["immediate"][r, self.state]
+        return a["q"][self.state, :, r], a["immediate"][self.state, :, r]
 
     def observe(self) -> np.ndarray:
         """The observation (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
@@ -113,14 +115,14 @@ class OneFlow:
         delivered = bool(self.mask[action])
         a = action if delivered else NONE
         u = a_arr["u"][r, k].tolist()
-        natural = u[0] < a_arr["natural"][r, g]
-        p_prompt = float(a_arr["prompted"][r, g, a])
+        natural = u[0] < a_arr["natural"][g, r]
+        p_prompt = float(a_arr["prompted"][g, a, r])
         prompted = u[1] < p_prompt
         bought = natural or prompted
-        profit = float(a_arr["profit"][r, g, a])
+        profit = float(a_arr["profit"][g, a, r])
         reward = (profit if bought else 0.0) - self._contact[a]
-        unsub = not bought and u[2] < a_arr["unsubscribe"][r, g, a]
-        tail_bought = unsub and u[3] < a_arr["tail"][r, g, a]
+        unsub = not bought and u[2] < a_arr["unsubscribe"][g, a, r]
+        tail_bought = unsub and u[3] < a_arr["tail"][g, a, r]
         if tail_bought:
             reward += profit
         if unsub:
@@ -132,7 +134,7 @@ class OneFlow:
             open_p = (
                 _OPEN[self.type_index]
                 * _CHANNEL[max(chan, 0)]
-                * math.exp(-0.15 * float(a_arr["fatigue"][r, g]))
+                * math.exp(-0.15 * float(a_arr["fatigue"][g, r]))
             )
             opened = bought or u[4] < open_p
             clicked = opened and ((bought and prompted) or u[5] < min(0.05 + 2.0 * p_prompt, 0.8))
@@ -144,7 +146,7 @@ class OneFlow:
         out: dict[str, Any] = {
             "reward": reward,
             "terminated": bool(terminated),
-            "expected_reward": float(a_arr["immediate"][r, g, a]),
+            "expected_reward": float(a_arr["immediate"][g, a, r]),
             "converted": converted,
             "prompted": bool(prompted and not natural),
             "unsubscribed": bool(unsub),

@@ -20,8 +20,9 @@ from simulator.shop.carts import CartBatch
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import CHANNELS
 from simulator.shop.response import CONTACT_ACTIONS, DISCOUNT
-from simulator.shop.sequence_dp import fixed_flow_value, solve_states
+from simulator.shop.sequence_dp import StateTables, Workspace, fixed_flow_value, solve_states
 from simulator.shop.sequence_model import (
+    N_ACTIONS,
     CartParams,
     SequenceConfig,
     channel_of_actions,
@@ -71,6 +72,7 @@ class _Block:
     batch: CartBatch
     arrays: dict[str, np.ndarray]
     params: CartParams  # the flow model's inputs the block was solved with
+    tables: StateTables
     serial: int = 0
     next_row: int = 0
 
@@ -108,6 +110,8 @@ class FlowSimulator:
         self._block: _Block | None = None
         self._serial = 0
         self.blocks: dict[int, _Block] = {}  # the blocks whose carts are in slots
+        self._work = Workspace()
+        self._spare: list[StateTables] = []  # tables of dropped blocks, for the next ones
         self.slot: dict[str, np.ndarray] = {}  # per-cart arrays of the slots' carts
         self.block_of = np.zeros(num_slots, dtype=np.int64)
         self.row_of = np.zeros(num_slots, dtype=np.int64)
@@ -152,7 +156,8 @@ class FlowSimulator:
             batch.intent,
         )
         mask = batch.action_mask.astype(bool)
-        tables = solve_states(params, mask, self.config, seq)
+        spare = self._spare.pop() if self._spare else None
+        tables = solve_states(params, mask, self.config, seq, out=spare, work=self._work)
         self.child = tables.graph.child
         arrays: dict[str, np.ndarray] = {
             "shopper": s,
@@ -172,7 +177,14 @@ class FlowSimulator:
         for name in _FIELDS_TABLE:
             arrays[name] = getattr(tables, name)
         self._serial += 1
-        return _Block(batch, arrays, params, self._serial)
+        return _Block(batch, arrays, params, tables, self._serial)
+
+    def recycle(self, block: _Block) -> None:
+        """``block``'s tables will not be read again: reuse their memory for a later block."""
+        for name in _FIELDS_TABLE:  # a stray read fails instead of seeing another block's
+            block.arrays.pop(name, None)
+        if len(self._spare) < 4:
+            self._spare.append(block.tables)
 
     def block_inputs(self) -> tuple[CartParams, np.ndarray]:
         """The current block's flow-model inputs and action mask, as it was solved with."""
@@ -202,8 +214,9 @@ class FlowSimulator:
             done += take
         if len(self.blocks) > 1:
             live = set(np.unique(self.block_of).tolist())
+            live.add(self._block.serial)
             for serial in [b for b in self.blocks if b not in live]:
-                del self.blocks[serial]
+                self.recycle(self.blocks.pop(serial))
         self.touch[slots] = 0
         self.state[slots] = 0
         self.prev_action[slots] = NONE
@@ -232,17 +245,24 @@ class FlowSimulator:
         g: np.ndarray,
         a: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Table ``name`` of the slots' carts at states ``g`` (and actions ``a``; else rows)."""
+        """Table ``name`` of the slots' carts at states ``g``.
+
+        Per-action tables at actions ``a``, or their ``(m, 7)`` rows when ``a`` is None.
+        """
+
+        def pick(table: np.ndarray, rows: np.ndarray, g: np.ndarray, a: Any) -> np.ndarray:
+            if table.ndim == 2:
+                return table[g, rows]
+            return table[g, :, rows] if a is None else table[g, a, rows]
+
         if len(groups) == 1:
             arrays, _, rows = groups[0]
-            return arrays[name][rows, g] if a is None else arrays[name][rows, g, a]
+            return pick(arrays[name], rows, g, a)
         first = groups[0][0][name]
-        shape = (len(g), *first.shape[2:]) if a is None else (len(g),)
+        shape = (len(g), N_ACTIONS) if first.ndim == 3 and a is None else (len(g),)
         out = np.empty(shape, dtype=first.dtype)
         for arrays, pos, rows in groups:
-            out[pos] = (
-                arrays[name][rows, g[pos]] if a is None else arrays[name][rows, g[pos], a[pos]]
-            )
+            out[pos] = pick(arrays[name], rows, g[pos], None if a is None else a[pos])
         return out
 
     # ------------------------------------------------------------------ what is seen
