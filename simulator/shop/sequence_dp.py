@@ -197,7 +197,6 @@ class Workspace:
 
 
 _FIELDS = ("q", "immediate", "buy", "prompted", "profit", "unsubscribe", "tail")
-CHUNK = 1024  # carts solved together (larger blocks in chunks: arrays that stay in cache)
 
 
 def solve_states(
@@ -213,55 +212,34 @@ def solve_states(
 
     The same model and conventions as :func:`simulator.shop.sequence_model.solve` (``mask``:
     deliverable actions, the others have ``none``'s outcome; ``restrict_touches``: ``none``
-    forced from that touch on), over the merged states of :func:`state_graph`, in chunks of
-    :data:`CHUNK` carts. ``out``: tables of ``n`` carts to write (every entry is written);
-    ``work``: temporary arrays to reuse.
-    """
-    n, K = len(params), seq.n_touches
-    graph = state_graph(K)
-    mask = np.asarray(mask, dtype=bool)
-    if out is None or out.graph is not graph or len(out) != n:
-        out = StateTables.empty(graph, n)
-    tables = out
-    work = Workspace() if work is None else work
-    for lo in range(0, n, CHUNK):
-        part = slice(lo, min(lo + CHUNK, n))
-        chunk = StateTables(
-            graph,
-            *(getattr(tables, f)[:, :, part] for f in _FIELDS),
-            tables.natural[:, part],
-            tables.fatigue[:, part],
-        )
-        _solve_chunk(_rows(params, part), mask[part], config, seq, restrict_touches, chunk, work)
-    return tables
-
-
-def _rows(params: CartParams, part: slice) -> CartParams:
-    """The carts ``part`` of ``params``."""
-    return CartParams(
-        **{
-            f: None if getattr(params, f) is None else getattr(params, f)[part]
-            for f in params.__dataclass_fields__
-        }
-    )
-
-
-def _solve_chunk(
-    params: CartParams,
-    mask: np.ndarray,
-    config: SimConfig,
-    seq: SequenceConfig,
-    restrict_touches: int | None,
-    tables: StateTables,
-    work: Workspace,
-) -> None:
-    """:func:`solve_states` for one chunk of carts, written into ``tables`` (views).
+    forced from that touch on), over the merged states of :func:`state_graph`. ``out``:
+    tables of ``n`` carts to write (every entry is written); ``work``: temporary arrays to
+    reuse. All carts are solved together (numpy's cost per call is spread over more of them).
 
     Each state's quantities follow :func:`~simulator.shop.sequence_model.solve` operation by
     operation (so the results are the same numbers); the profit, which depends on the state
     only through the best coupon held, is computed once per coupon level. Arrays are (state,
     action, cart) or (state, cart): per-cart quantities broadcast along the last axis.
     """
+    graph = state_graph(seq.n_touches)
+    n = len(params)
+    if out is None or out.graph is not graph or len(out) != n:
+        out = StateTables.empty(graph, n)
+    _solve(params, np.asarray(mask, dtype=bool), config, seq, restrict_touches, out, work)
+    return out
+
+
+def _solve(
+    params: CartParams,
+    mask: np.ndarray,
+    config: SimConfig,
+    seq: SequenceConfig,
+    restrict_touches: int | None,
+    tables: StateTables,
+    work: Workspace | None,
+) -> None:
+    """The body of :func:`solve_states`, writing ``tables``."""
+    work = Workspace() if work is None else work
     n, K = len(params), seq.n_touches
     graph = tables.graph
     tau = params.touch_minutes
@@ -348,10 +326,9 @@ def _solve_chunk(
     # an undeliverable action is none: its q and immediate are none's (the other fields are not
     # read for it), and the optimum picks among the deliverable actions only
     blocked = ~mask.T  # (7, cart)
-    any_blocked = bool(blocked.any())
+    carts_blocked = [(a, np.flatnonzero(blocked[a])) for a in range(N_ACTIONS) if blocked[a].any()]
     imm = tables.immediate
-    if any_blocked:
-        np.copyto(imm, np.broadcast_to(imm[:, :1], imm.shape), where=blocked)
+    _as_none(imm, carts_blocked)
     only = None if mask[:, 0].all() else blocked
     v = work.get("value", (graph.n_states, n))  # optimal value of each state (filled backwards)
     for k in reversed(range(K)):
@@ -362,13 +339,18 @@ def _solve_chunk(
             np.take(v, graph.child[sl], axis=0, out=t1)
             t1 *= cont[sl]
             np.add(imm[sl], t1, out=q)
-            if any_blocked:
-                np.copyto(q, np.broadcast_to(q[:, :1], q.shape), where=blocked)
+            _as_none(q, carts_blocked)
         else:
             q[...] = imm[sl]
         if restrict_touches is not None and k >= restrict_touches:
             q[...] = q[:, :1]
         v[sl] = _best(q, only)
+
+
+def _as_none(x: np.ndarray, carts_blocked: list[tuple[int, np.ndarray]]) -> None:
+    """Give the blocked ``(action, carts)`` of ``x`` (state, action, cart) none's entries."""
+    for a, carts in carts_blocked:
+        x[:, a, carts] = x[:, NONE, carts]
 
 
 def _best(q: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
@@ -382,6 +364,15 @@ def _best(q: np.ndarray, blocked: np.ndarray | None) -> np.ndarray:
     best = np.maximum(q[:, 0], q[:, 1])
     for a in range(2, q.shape[1]):
         np.maximum(best, q[:, a], out=best)
+    return best
+
+
+def best_eligible(q: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(m,)`` max of each row of ``q`` (m, 7) over its ``mask``-ed actions, column by column."""
+    x = np.where(mask, q, -np.inf)
+    best = x[:, 0].copy()
+    for a in range(1, x.shape[1]):
+        np.maximum(best, x[:, a], out=best)
     return best
 
 

@@ -114,6 +114,8 @@ class FlowSimulator:
         self._spare: list[StateTables] = []  # tables of dropped blocks, for the next ones
         self.slot: dict[str, np.ndarray] = {}  # per-cart arrays of the slots' carts
         self.block_of = np.zeros(num_slots, dtype=np.int64)
+        self._every = np.arange(num_slots)
+        self._every_groups: list[tuple[dict[str, np.ndarray], Any, np.ndarray]] | None = None
         self.row_of = np.zeros(num_slots, dtype=np.int64)
         self.touch = np.zeros(num_slots, dtype=np.int64)
         self.state = np.zeros(num_slots, dtype=np.int64)
@@ -193,6 +195,7 @@ class FlowSimulator:
     def refill(self, slots: np.ndarray) -> None:
         """Start new flows in ``slots`` with the next carts."""
         slots = np.asarray(slots, dtype=np.int64)
+        self._every_groups = None
         done = 0
         while done < len(slots):
             if self._block is None or self._block.next_row >= len(self._block.batch):
@@ -226,7 +229,19 @@ class FlowSimulator:
 
     # ------------------------------------------------------------------ the solved tables
     def _groups(self, slots: np.ndarray) -> list[tuple[dict[str, np.ndarray], Any, np.ndarray]]:
-        """The slots' carts by block: ``(block arrays, positions in slots, rows in the block)``."""
+        """The slots' carts by block: ``(block arrays, positions in slots, rows in the block)``.
+
+        Kept for all slots in order until the next refill.
+        """
+        every = len(slots) == self.n and np.array_equal(slots, self._every)
+        if every and self._every_groups is not None:
+            return self._every_groups
+        groups = self._group(slots)
+        if every:
+            self._every_groups = groups
+        return groups
+
+    def _group(self, slots: np.ndarray) -> list[tuple[dict[str, np.ndarray], Any, np.ndarray]]:
         ids = self.block_of[slots]
         rows = self.row_of[slots]
         if len(ids) == 0 or ids.min() == ids.max():
