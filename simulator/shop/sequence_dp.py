@@ -319,9 +319,7 @@ def _solve(
             dt = (tau[:, k + 1] - tau[:, k]) * _MINUTE
             e_from = np.where(COUPON_ACTIONS[a][:, None], e_coupon[par], ek[par])
             e[nxt] = e_from * np.exp(-dt / (EXPECTATION_DAYS * DAY))
-            load[nxt] = (lk[par] + CONTACT_ACTIONS[a][:, None]) * np.exp(
-                -dt / (FATIGUE_DAYS * DAY)
-            )
+            load[nxt] = (lk[par] + CONTACT_ACTIONS[a][:, None]) * np.exp(-dt / (FATIGUE_DAYS * DAY))
 
     # an undeliverable action is none: its q and immediate are none's (the other fields are not
     # read for it), and the optimum picks among the deliverable actions only

@@ -18,6 +18,7 @@ import numpy as np
 
 from simulator.shop.carts import OBS_NAMES
 from simulator.shop.response import DISCOUNT
+from simulator.shop.sequence_blocks import Block
 from simulator.shop.sequence_records import (
     _SINCE,
     SEQ_OBS_HIGH,
@@ -26,7 +27,7 @@ from simulator.shop.sequence_records import (
     flow_context,
     write_flows,
 )
-from simulator.shop.sequence_sim import _CHANNEL_OPEN, _OPEN_RATE, FlowSimulator, _Block
+from simulator.shop.sequence_sim import _CHANNEL_OPEN, _OPEN_RATE, FlowSimulator
 from simulator.shop.shoppers import NONE
 
 _BASE = len(OBS_NAMES)
@@ -44,7 +45,7 @@ class OneFlow:
         self.K = sim.K
         self._pending: list[tuple[Any, ...]] = []
         self._queued: set[int] = set()
-        self.block: _Block
+        self.block: Block
         self.row = 0
         self.start()
         self._child = sim.child.tolist()  # the state graph's moves (set by the first block)

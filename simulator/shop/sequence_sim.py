@@ -11,23 +11,23 @@ action sent moves along the state graph. Ended flows are written to the shoppers
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from simulator.shop.carts import CartBatch
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import CHANNELS
 from simulator.shop.response import CONTACT_ACTIONS, DISCOUNT
-from simulator.shop.sequence_dp import StateTables, Workspace, fixed_flow_value, solve_states
-from simulator.shop.sequence_model import (
-    N_ACTIONS,
-    CartParams,
-    SequenceConfig,
-    channel_of_actions,
-    interval_hours,
+from simulator.shop.sequence_blocks import (
+    TABLE_FIELDS,
+    Block,
+    Groups,
+    draw_block,
+    gather,
+    group_slots,
 )
+from simulator.shop.sequence_dp import StateTables, Workspace
+from simulator.shop.sequence_model import CartParams, SequenceConfig
 from simulator.shop.sequence_records import (
     flow_context,
     flow_observations,
@@ -52,29 +52,6 @@ _FIELDS_CART = (
     "delay_hours",
     "opt_channel",
 )
-_FIELDS_TABLE = (  # StateTables fields each slot keeps of its cart
-    "q",
-    "immediate",
-    "buy",
-    "prompted",
-    "profit",
-    "unsubscribe",
-    "tail",
-    "natural",
-    "fatigue",
-)
-
-
-@dataclass
-class _Block:
-    """A solved block of carts (arrays over its carts)."""
-
-    batch: CartBatch
-    arrays: dict[str, np.ndarray]
-    params: CartParams  # the flow model's inputs the block was solved with
-    tables: StateTables
-    serial: int = 0
-    next_row: int = 0
 
 
 class FlowSimulator:
@@ -107,15 +84,15 @@ class FlowSimulator:
         self.build_records = build_records
         self.contact_cost = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)
         self.child: np.ndarray | None = None  # the state graph's moves, set by the first block
-        self._block: _Block | None = None
+        self._block: Block | None = None
         self._serial = 0
-        self.blocks: dict[int, _Block] = {}  # the blocks whose carts are in slots
+        self.blocks: dict[int, Block] = {}  # the blocks whose carts are in slots
         self._work = Workspace()
         self._spare: list[StateTables] = []  # tables of dropped blocks, for the next ones
         self.slot: dict[str, np.ndarray] = {}  # per-cart arrays of the slots' carts
         self.block_of = np.zeros(num_slots, dtype=np.int64)
         self._every = np.arange(num_slots)
-        self._every_groups: list[tuple[dict[str, np.ndarray], Any, np.ndarray]] | None = None
+        self._every_groups: Groups | None = None
         self.row_of = np.zeros(num_slots, dtype=np.int64)
         self.touch = np.zeros(num_slots, dtype=np.int64)
         self.state = np.zeros(num_slots, dtype=np.int64)
@@ -126,64 +103,24 @@ class FlowSimulator:
         self.refill(np.arange(num_slots))
 
     # ------------------------------------------------------------------ carts
-    def _new_block(self) -> _Block:
-        world, seq = self.world, self.seq
-        batch = world.draw_batch(self.block_size)
-        world.arrive(batch)
-        world.evaluate(batch)
-        if self.build_records:
-            world.build_new_records()
-        m = len(batch)
-        tau = np.tile(np.asarray(seq.touch_minutes), (m, 1))
-        if seq.first_touch_from_cart:
-            tau[:, 0] = batch.minutes_since_abandon
-            for k in range(1, self.K):
-                tau[:, k] = np.maximum(tau[:, k], tau[:, k - 1] + 1.0)
-        abandon = batch.time - batch.minutes_since_abandon * 60.0
-        t1 = abandon + tau[:, 0] * 60.0
-        if seq.first_touch_from_cart:
-            t1 = batch.time
-        st, s = world.shoppers, batch.shopper
-        opt_in = world.population.channels[s]
-        params = CartParams(
-            batch.type_index,
-            batch.value,
-            batch.margin,
-            world.population.match[s],
-            st.expectation_at(s, t1),
-            st.fatigue_at(s, t1),
-            st.n_orders[s],
-            channel_of_actions(opt_in),
-            tau,
-            batch.intent,
-        )
-        mask = batch.action_mask.astype(bool)
+    def _new_block(self) -> Block:
         spare = self._spare.pop() if self._spare else None
-        tables = solve_states(params, mask, self.config, seq, out=spare, work=self._work)
-        self.child = tables.graph.child
-        arrays: dict[str, np.ndarray] = {
-            "shopper": s,
-            "type_index": batch.type_index,
-            "value": batch.value,
-            "margin": batch.margin,
-            "abandon_time": abandon,
-            "delay_hours": batch.purchase_delay_hours,
-            "opt_channel": params.channel,
-            "tau": tau,
-            "interval": interval_hours(tau),
-            "mask": mask,
-            "obs": batch.observation,
-            "u": self.rng.random((m, self.K, 7)),
-            "none_value": fixed_flow_value(tables, np.zeros((m, self.K), dtype=np.int64), mask),
-        }
-        for name in _FIELDS_TABLE:
-            arrays[name] = getattr(tables, name)
         self._serial += 1
-        return _Block(batch, arrays, params, tables, self._serial)
+        block = draw_block(
+            self.world,
+            self.seq,
+            self.block_size,
+            self._serial,
+            self.build_records,
+            spare,
+            self._work,
+        )
+        self.child = block.tables.graph.child
+        return block
 
-    def recycle(self, block: _Block) -> None:
+    def recycle(self, block: Block) -> None:
         """``block``'s tables will not be read again: reuse their memory for a later block."""
-        for name in _FIELDS_TABLE:  # a stray read fails instead of seeing another block's
+        for name in TABLE_FIELDS:  # a stray read fails instead of seeing another block's
             block.arrays.pop(name, None)
         if len(self._spare) < 4:
             self._spare.append(block.tables)
@@ -205,7 +142,7 @@ class FlowSimulator:
             rows = np.arange(block.next_row, block.next_row + take)
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
-                if name in _FIELDS_TABLE:  # read from the block (see _gather)
+                if name in TABLE_FIELDS:  # read from the block (see _gather)
                     continue
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
@@ -228,7 +165,7 @@ class FlowSimulator:
         self.episode_return[slots] = 0.0
 
     # ------------------------------------------------------------------ the solved tables
-    def _groups(self, slots: np.ndarray) -> list[tuple[dict[str, np.ndarray], Any, np.ndarray]]:
+    def _groups(self, slots: np.ndarray) -> Groups:
         """The slots' carts by block: ``(block arrays, positions in slots, rows in the block)``.
 
         Kept for all slots in order until the next refill.
@@ -236,49 +173,10 @@ class FlowSimulator:
         every = len(slots) == self.n and np.array_equal(slots, self._every)
         if every and self._every_groups is not None:
             return self._every_groups
-        groups = self._group(slots)
+        groups = group_slots(self.blocks, self.block_of, self.row_of, slots)
         if every:
             self._every_groups = groups
         return groups
-
-    def _group(self, slots: np.ndarray) -> list[tuple[dict[str, np.ndarray], Any, np.ndarray]]:
-        ids = self.block_of[slots]
-        rows = self.row_of[slots]
-        if len(ids) == 0 or ids.min() == ids.max():
-            serial = int(ids[0]) if len(ids) else next(iter(self.blocks))
-            return [(self.blocks[serial].arrays, slice(None), rows)]
-        out = []
-        for serial in np.unique(ids).tolist():
-            pos = np.flatnonzero(ids == serial)
-            out.append((self.blocks[serial].arrays, pos, rows[pos]))
-        return out
-
-    @staticmethod
-    def _gather(
-        groups: list[tuple[dict[str, np.ndarray], Any, np.ndarray]],
-        name: str,
-        g: np.ndarray,
-        a: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Table ``name`` of the slots' carts at states ``g``.
-
-        Per-action tables at actions ``a``, or their ``(m, 7)`` rows when ``a`` is None.
-        """
-
-        def pick(table: np.ndarray, rows: np.ndarray, g: np.ndarray, a: Any) -> np.ndarray:
-            if table.ndim == 2:
-                return table[g, rows]
-            return table[g, :, rows] if a is None else table[g, a, rows]
-
-        if len(groups) == 1:
-            arrays, _, rows = groups[0]
-            return pick(arrays[name], rows, g, a)
-        first = groups[0][0][name]
-        shape = (len(g), N_ACTIONS) if first.ndim == 3 and a is None else (len(g),)
-        out = np.empty(shape, dtype=first.dtype)
-        for arrays, pos, rows in groups:
-            out[pos] = pick(arrays[name], rows, g[pos], None if a is None else a[pos])
-        return out
 
     # ------------------------------------------------------------------ what is seen
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -289,8 +187,8 @@ class FlowSimulator:
         g = self.state[slots]
         groups = self._groups(slots)
         return (
-            self._gather(groups, "q", g),
-            self._gather(groups, "immediate", g),
+            gather(groups, "q", g),
+            gather(groups, "immediate", g),
             self.slot["mask"][slots],
         )
 
@@ -332,9 +230,9 @@ class FlowSimulator:
         value = np.zeros(m)
         for k in range(self.K):
             a = np.where(mask[rows, actions[:, k]], actions[:, k], NONE)
-            value += alive * self._gather(groups, "immediate", g, a)
-            alive = alive * (1.0 - self._gather(groups, "buy", g, a))
-            alive = alive * (1.0 - self._gather(groups, "unsubscribe", g, a))
+            value += alive * gather(groups, "immediate", g, a)
+            alive = alive * (1.0 - gather(groups, "buy", g, a))
+            alive = alive * (1.0 - gather(groups, "unsubscribe", g, a))
             g = self.child[g, a]
         return value
 
@@ -356,15 +254,15 @@ class FlowSimulator:
         a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
         groups = self._groups(slots)
-        natural = u[:, 0] < self._gather(groups, "natural", g)
-        p_prompt = self._gather(groups, "prompted", g, a)
+        natural = u[:, 0] < gather(groups, "natural", g)
+        p_prompt = gather(groups, "prompted", g, a)
         prompted = u[:, 1] < p_prompt
         bought = natural | prompted
-        profit = self._gather(groups, "profit", g, a)
+        profit = gather(groups, "profit", g, a)
         contact = self.contact_cost[a]
         reward = np.where(bought, profit, 0.0) - contact
-        unsub = ~bought & (u[:, 2] < self._gather(groups, "unsubscribe", g, a))
-        tail_bought = unsub & (u[:, 3] < self._gather(groups, "tail", g, a))
+        unsub = ~bought & (u[:, 2] < gather(groups, "unsubscribe", g, a))
+        tail_bought = unsub & (u[:, 3] < gather(groups, "tail", g, a))
         reward += np.where(tail_bought, profit, 0.0) - np.where(
             unsub, self.seq.unsubscribe_cost, 0.0
         )
@@ -375,14 +273,14 @@ class FlowSimulator:
         open_p = (
             _OPEN_RATE[sl["type_index"][slots]]
             * _CHANNEL_OPEN[np.maximum(chan, 0)]
-            * np.exp(-0.15 * self._gather(groups, "fatigue", g))
+            * np.exp(-0.15 * gather(groups, "fatigue", g))
         )
         opened = sent & (bought | (u[:, 4] < open_p))
         clicked = opened & (bought & prompted | (u[:, 5] < np.minimum(0.05 + 2.0 * p_prompt, 0.8)))
         self.prev_action[slots, k] = a
         self.prev_opened[slots, k] = opened
         self.prev_clicked[slots, k] = clicked
-        expected = self._gather(groups, "immediate", g, a)
+        expected = gather(groups, "immediate", g, a)
         self.episode_return[slots] += reward
         out = {
             "reward": reward,
