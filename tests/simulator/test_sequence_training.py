@@ -75,7 +75,7 @@ def test_sequence_ope_intervals_cover_the_exact_truth(logging_flow):
     reminder, coupon_10, from logs of a flow mixed 50% with uniform exploration, over 30 fixed
     seeds.
 
-    Tolerance: over 400 seeds of 3,000 flows these intervals covered 92.3-94.8% (docs/
+    Tolerance: over 400 seeds of 3,000 flows these intervals covered 92.25-94.75% (docs/
     benchmarks.md); at a true coverage of 0.92, 24 or more of 30 seeds cover with probability
     0.992 (binomial), so the test fails only if coverage falls clearly below that. The normal
     interval is not checked: with the three-reminders logging flow it covers about 89%.
