@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.ope.intervals import bootstrap_sums, normal_quantile, percentile_interval
+from engine.ope.intervals import (
+    bootstrap_sums,
+    normal_quantile,
+    percentile_interval,
+    skew_corrected_interval,
+)
 from engine.validation import check_confidence, check_integer
 
 SEQUENCE_ESTIMATORS = ("pdis", "dr")
@@ -134,21 +139,28 @@ def evaluate_sequences(
     n_boot: int = 0,
     seed: int = 0,
     studentized: bool = False,
+    skew: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Estimates with intervals: ``{estimator: {"value", "se", "ci_low", "ci_high"}}``.
 
-    Intervals are normal (``value +- z se`` over episodes) unless ``n_boot > 0``: Poisson
-    bootstrap intervals over episodes, percentile intervals, or with ``studentized`` bootstrap-t
-    intervals ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) /
-    se*``. Importance weights make the episode terms very skewed (a rare episode that follows
-    the target to its last touch carries a large weight): a sample that lacks those episodes
-    has both a low estimate and a small ``se``, so normal intervals fall short above; the
-    bootstrap-t interval reaches further up.
+    Intervals are normal (``value +- z se`` over episodes), with ``skew`` Hall's
+    skewness-corrected interval (:func:`engine.ope.intervals.skew_corrected_interval`, from the
+    skewness of the episode terms), or with ``n_boot > 0`` Poisson bootstrap intervals over
+    episodes: percentile intervals, or with ``studentized`` bootstrap-t intervals
+    ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) / se*``.
+    Importance weights make the episode terms very skewed (a rare episode that follows the
+    target to its last touch carries a large weight): a sample that lacks those episodes has
+    both a low estimate and a small ``se``, so normal intervals fall short above; the skew
+    and bootstrap-t intervals reach further up (coverage figures: docs/benchmarks.md).
     """
     confidence = check_confidence(confidence)
     n_boot = check_integer(n_boot, "n_boot", low=0)
     if not isinstance(studentized, bool):
         raise ValueError(f"studentized == {studentized!r}, must be a bool")
+    if not isinstance(skew, bool):
+        raise ValueError(f"skew == {skew!r}, must be a bool")
+    if skew and n_boot:
+        raise ValueError(f"skew == True with n_boot == {n_boot}: choose one interval")
     terms = episode_terms(rewards, valid, actions, logging, target, q_hat)
     n = len(next(iter(terms.values())))
     if n < 2:
@@ -165,7 +177,11 @@ def evaluate_sequences(
         t = terms[name]
         value = float(t.mean())
         se = float(t.std(ddof=1) / math.sqrt(n))
-        if sums is None or counts is None:
+        if skew:
+            sd = float(t.std())
+            skewness = float(np.mean((t - value) ** 3) / sd**3) if sd > 0 else 0.0
+            low, high = skew_corrected_interval(value, se * math.sqrt(n), skewness, n, confidence)
+        elif sums is None or counts is None:
             low, high = value - z * se, value + z * se
         elif not studentized:
             low, high = percentile_interval(sums[:, j] / np.maximum(counts, 1), confidence)

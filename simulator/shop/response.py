@@ -59,6 +59,8 @@ the outcome, costs and expected reward of ``none``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +117,15 @@ CONTACT_ACTIONS = np.array(
 )  # every action sent to the shopper
 DISCOUNT = np.array([COUPON_PERCENT.get(a, 0) / 100 for a in ACTION_NAMES])
 _COLUMN = {a: k for k, a in enumerate(ACTION_NAMES)}
+
+
+def _runs(flags: np.ndarray) -> list[tuple[slice, bool]]:
+    """``(columns, flag)`` of the runs of equal consecutive flags."""
+    edges = [0, *(j for j in range(1, len(flags)) if flags[j] != flags[j - 1]), len(flags)]
+    return [(slice(a, b), bool(flags[a])) for a, b in pairwise(edges)]
+
+
+COUPON_RUNS = _runs(COUPON_ACTIONS)  # (columns, coupon?) runs of consecutive actions
 _NONE = _COLUMN["none"]
 _MODELLED = {"none", "recommendation", "time_limited_offer", "recall_message", *COUPON_PERCENT}
 if set(ACTION_NAMES) != _MODELLED:
@@ -234,15 +245,101 @@ def base_probability(
 
     ``intent``: each cart's :func:`intent_shift`; None gives the law without purchase intent.
     """
-    if intent is not None:
-        z = intent_logit(type_index, value, n_orders, intent)
-        return np.minimum((1.0 - 0.6 * expectation) / (1.0 + np.exp(-z)), P0_CAP)
-    p0 = (
-        P0_BASE[type_index]
-        * (1.0 + 0.04 * np.minimum(n_orders, 10))
-        * np.clip((value / REFERENCE_VALUE) ** -0.2, 0.7, 1.3)
-    )
-    return np.minimum(p0 * (1.0 - 0.6 * expectation), 0.5)
+    return UnpromptedLaw.of(type_index, value, n_orders, intent).at(expectation)
+
+
+@dataclass(frozen=True)
+class UnpromptedLaw:
+    """``p0`` of carts as a function of their coupon expectation (:func:`base_probability`).
+
+    Built once per cart (:meth:`of`) and evaluated at many expectations (:meth:`at`), as the
+    multi-touch dynamic program does for every state of a flow; the same arithmetic either way.
+    """
+
+    scale: np.ndarray  # with intent: 1 + exp(-logit); without: p0 before conditioning
+    with_intent: bool
+
+    @classmethod
+    def of(
+        cls,
+        type_index: np.ndarray,
+        value: np.ndarray,
+        n_orders: np.ndarray,
+        intent: np.ndarray | None = None,
+    ) -> UnpromptedLaw:
+        """The law of carts (arrays of one shape, broadcast against later expectations)."""
+        if intent is not None:
+            z = intent_logit(type_index, value, n_orders, intent)
+            return cls(1.0 + np.exp(-z), True)
+        p0 = (
+            P0_BASE[type_index]
+            * (1.0 + 0.04 * np.minimum(n_orders, 10))
+            * np.clip((value / REFERENCE_VALUE) ** -0.2, 0.7, 1.3)
+        )
+        return cls(p0, False)
+
+    def at(self, expectation: np.ndarray) -> np.ndarray:
+        """``p0`` at coupon expectation ``expectation``."""
+        if self.with_intent:
+            return np.minimum((1.0 - 0.6 * expectation) / self.scale, P0_CAP)
+        return np.minimum(self.scale * (1.0 - 0.6 * expectation), 0.5)
+
+
+def raw_lift(
+    type_index: np.ndarray, value: np.ndarray, match: np.ndarray, delay_minutes: np.ndarray
+) -> np.ndarray:
+    """``(n, n_actions)`` lift of each action before persuadability, fatigue and expectation."""
+    t = type_index
+    urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
+    value_ratio = value / REFERENCE_VALUE
+    coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio**0.25, 0.6, 1.5), 1.0)
+    lift = np.empty((len(t), len(ACTION_NAMES)))
+    lift[:, _COLUMN["none"]] = 0.0
+    lift[:, _COLUMN["recommendation"]] = REC_BASE[t] + REC_MATCH[t] * match
+    for action, percent in COUPON_PERCENT.items():
+        pct = float(percent)
+        dose = COUPON_MAX[t] * (1.0 - np.exp(-pct / COUPON_SCALE[t])) * coupon_value_scale
+        lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
+    lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
+    lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
+    return lift
+
+
+def lift_damping(fatigue_load: np.ndarray) -> np.ndarray:
+    """Multiplier of every lift from fatigue: ``exp(-0.35 L)`` (persuadability, per action, goes
+    on the raw lifts: ``raw_lift(...) * persuadability(...)``)."""
+    return np.exp(-FATIGUE_RATE * fatigue_load)
+
+
+def damped_lift(
+    raw: np.ndarray,
+    damp: np.ndarray,
+    expectation: np.ndarray,
+    out: np.ndarray | None = None,
+    action_axis: int = -1,
+) -> np.ndarray:
+    """Lifts from :func:`raw_lift`, with an action axis inserted in ``damp``'s shape.
+
+    ``damp`` from :func:`lift_damping` (shaped like ``expectation``); coupons are raised and the
+    other actions lowered by the coupon expectation. ``raw`` broadcasts against the result;
+    written to ``out`` if given.
+    """
+    e = np.expand_dims(expectation, action_axis)
+    coupon, other = 1.0 + 0.3 * e, 1.0 - 0.5 * e
+    lift = np.multiply(raw, np.expand_dims(damp, action_axis), out=out)
+    index: list[Any] = [slice(None)] * lift.ndim
+    for cols, is_coupon in COUPON_RUNS:  # column runs: cheaper than a full-width np.where
+        index[action_axis] = cols
+        lift[tuple(index)] *= coupon if is_coupon else other
+    return np.clip(lift, 0.0, 0.95, out=lift)
+
+
+def incentive_cost(value: np.ndarray, config: SimConfig) -> np.ndarray:
+    """``(n, n_actions)`` cost of each action's incentive if the cart is bought (coupon, offer)."""
+    offer = np.minimum(config.offer_cost_share * value, config.offer_cost_cap)
+    cost = DISCOUNT[None, :] * value[:, None]
+    cost[:, _COLUMN["time_limited_offer"]] = offer
+    return cost
 
 
 def cart_response(
@@ -272,30 +369,14 @@ def cart_response(
     n = len(t)
     e = expectation if config.coupon_conditioning else np.zeros(n)
     load = fatigue_load if config.fatigue else np.zeros(n)
-    value_ratio = value / REFERENCE_VALUE
     p0 = base_probability(t, value, n_orders, e, intent)
-
-    urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
-    coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio**0.25, 0.6, 1.5), 1.0)
-    lift = np.empty((n, len(ACTION_NAMES)))
-    lift[:, _COLUMN["none"]] = 0.0
-    lift[:, _COLUMN["recommendation"]] = REC_BASE[t] + REC_MATCH[t] * match
-    for action, percent in COUPON_PERCENT.items():
-        pct = float(percent)
-        dose = COUPON_MAX[t] * (1.0 - np.exp(-pct / COUPON_SCALE[t])) * coupon_value_scale
-        lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
-    lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
-    lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
-    damp = np.exp(-FATIGUE_RATE * load)[:, None]
+    raw = raw_lift(t, value, match, delay_minutes)
     if intent is not None:
-        damp = damp * persuadability(intent_logit(t, value, n_orders, intent))
-    non_coupon = np.where(COUPON_ACTIONS, 1.0 + 0.3 * e[:, None], 1.0 - 0.5 * e[:, None])
-    lift = np.clip(lift * damp * non_coupon, 0.0, 0.95)
+        raw = raw * persuadability(intent_logit(t, value, n_orders, intent))
+    lift = damped_lift(raw, lift_damping(load), e)
     p = p0[:, None] + (1.0 - p0[:, None]) * lift
 
-    offer = np.minimum(config.offer_cost_share * value, config.offer_cost_cap)
-    cost = DISCOUNT[None, :] * value[:, None]
-    cost[:, _COLUMN["time_limited_offer"]] = offer
+    cost = incentive_cost(value, config)
     contact = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)[None, :].repeat(n, axis=0)
     if deliverable is not None:
         blocked = deliverable == 0

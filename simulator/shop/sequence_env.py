@@ -95,7 +95,9 @@ class CartRecoverySequenceEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None or self.world is None or self.flow is None:
             self.world = ShopWorld(self.config, self.np_random)
-            self.sim = FlowSimulator(self.world, self.config, self.sequence, 0, self.block_size)
+            self.sim = FlowSimulator(
+                self.world, self.config, self.sequence, 0, self.block_size, build_records=True
+            )
             self.flow = OneFlow(self.sim)
         else:
             self.flow.start()

@@ -18,7 +18,7 @@ import numpy as np
 
 from simulator.shop.carts import OBS_NAMES
 from simulator.shop.response import DISCOUNT
-from simulator.shop.sequence_model import N_ACTIONS
+from simulator.shop.sequence_blocks import Block
 from simulator.shop.sequence_records import (
     _SINCE,
     SEQ_OBS_HIGH,
@@ -27,7 +27,7 @@ from simulator.shop.sequence_records import (
     flow_context,
     write_flows,
 )
-from simulator.shop.sequence_sim import _CHANNEL_OPEN, _OPEN_RATE, FlowSimulator, _Block
+from simulator.shop.sequence_sim import _CHANNEL_OPEN, _OPEN_RATE, FlowSimulator
 from simulator.shop.shoppers import NONE
 
 _BASE = len(OBS_NAMES)
@@ -43,12 +43,13 @@ class OneFlow:
     def __init__(self, sim: FlowSimulator) -> None:
         self.sim = sim
         self.K = sim.K
-        self.offsets = sim.offsets.tolist()
         self._pending: list[tuple[Any, ...]] = []
         self._queued: set[int] = set()
-        self.block: _Block
+        self.block: Block
         self.row = 0
         self.start()
+        self._child = sim.child.tolist()  # the state graph's moves (set by the first block)
+        self._contact = sim.contact_cost.tolist()
 
     # ------------------------------------------------------------------ carts
     def start(self) -> None:
@@ -56,6 +57,8 @@ class OneFlow:
         sim = self.sim
         if sim._block is None or sim._block.next_row >= len(sim._block.batch):
             self.flush()
+            if sim._block is not None:  # its last flow has ended
+                sim.recycle(sim._block)
             sim._block = sim._new_block()
         block = sim._block
         self.block, self.row = block, block.next_row
@@ -65,7 +68,7 @@ class OneFlow:
         self.tau = a["tau"][r].tolist()
         self.type_index = int(a["type_index"][r])
         self.touch = 0
-        self.prefix = 0
+        self.state = 0
         self.actions: list[int] = []
         self.opened: list[bool] = []
         self.clicked: list[bool] = []
@@ -75,8 +78,7 @@ class OneFlow:
     def truth(self) -> tuple[np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward)`` of the current touch (views, 7 each)."""
         a, r = self.block.arrays, self.row
-        g = self.offsets[self.touch] + self.prefix
-        return a["q"][r, g], a["immediate"][r, g]
+        return a["q"][self.state, :, r], a["immediate"][self.state, :, r]
 
     def observe(self) -> np.ndarray:
         """The observation (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
@@ -110,18 +112,18 @@ class OneFlow:
         Returns the outcomes of :meth:`FlowSimulator.step` for one slot, as Python scalars.
         """
         a_arr, r, k = self.block.arrays, self.row, self.touch
-        g = self.offsets[k] + self.prefix
+        g = self.state
         delivered = bool(self.mask[action])
         a = action if delivered else NONE
         u = a_arr["u"][r, k].tolist()
-        natural = u[0] < a_arr["natural"][r, g, 0]
-        p_prompt = float(a_arr["prompted"][r, g, a])
+        natural = u[0] < a_arr["natural"][g, r]
+        p_prompt = float(a_arr["prompted"][g, a, r])
         prompted = u[1] < p_prompt
         bought = natural or prompted
-        profit = float(a_arr["profit"][r, g, a])
-        reward = (profit if bought else 0.0) - float(a_arr["contact"][r, g, a])
-        unsub = not bought and u[2] < a_arr["unsubscribe"][r, g, a]
-        tail_bought = unsub and u[3] < a_arr["tail"][r, g, a]
+        profit = float(a_arr["profit"][g, a, r])
+        reward = (profit if bought else 0.0) - self._contact[a]
+        unsub = not bought and u[2] < a_arr["unsubscribe"][g, a, r]
+        tail_bought = unsub and u[3] < a_arr["tail"][g, a, r]
         if tail_bought:
             reward += profit
         if unsub:
@@ -133,7 +135,7 @@ class OneFlow:
             open_p = (
                 _OPEN[self.type_index]
                 * _CHANNEL[max(chan, 0)]
-                * math.exp(-0.15 * float(a_arr["fatigue"][r, g, 0]))
+                * math.exp(-0.15 * float(a_arr["fatigue"][g, r]))
             )
             opened = bought or u[4] < open_p
             clicked = opened and ((bought and prompted) or u[5] < min(0.05 + 2.0 * p_prompt, 0.8))
@@ -145,7 +147,7 @@ class OneFlow:
         out: dict[str, Any] = {
             "reward": reward,
             "terminated": bool(terminated),
-            "expected_reward": float(a_arr["immediate"][r, g, a]),
+            "expected_reward": float(a_arr["immediate"][g, a, r]),
             "converted": converted,
             "prompted": bool(prompted and not natural),
             "unsubscribed": bool(unsub),
@@ -163,7 +165,7 @@ class OneFlow:
                 out["purchase_hours_after_abandon"] = self.tau[k] / 60.0 + delay
             self._end(k, converted, bool(prompted and not natural), bool(unsub), a, delay)
         else:
-            self.prefix = self.prefix * N_ACTIONS + a
+            self.state = self._child[g][a]
             self.touch += 1
         held = max(_DISCOUNT[x] for x in self.actions)
         out["coupon_cost"] = held * float(a_arr["value"][r]) if converted else 0.0

@@ -2,33 +2,32 @@
 
 Both sequence envs run on :class:`FlowSimulator`. Carts come from the shared :class:`ShopWorld`
 in blocks (drawn, arrived and evaluated together, so carts of one block are simultaneous, as in
-the vector single-step env); each block is solved exactly
-(:func:`simulator.shop.sequence_model.solve`) and its uniforms are drawn at once. A slot that
-ends its flow takes the next cart of the block. Ended flows are written to the shoppers' state
+the vector single-step env); each block is solved exactly over the flow's merged states
+(:func:`simulator.shop.sequence_dp.solve_states`) and its uniforms are drawn at once. A slot
+that ends its flow takes the next cart of the block; each slot tracks its state, which the
+action sent moves along the state graph. Ended flows are written to the shoppers' state
 (contacts, fatigue, coupon conditioning, the order, unsubscribes) when they end.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from simulator.shop.carts import CartBatch
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import CHANNELS
-from simulator.shop.response import DISCOUNT
-from simulator.shop.sequence_model import (
-    N_ACTIONS,
-    CartParams,
-    SequenceConfig,
-    channel_of_actions,
-    fixed_flow_probabilities,
-    interval_hours,
-    policy_value,
-    solve,
+from simulator.shop.response import CONTACT_ACTIONS, DISCOUNT
+from simulator.shop.sequence_blocks import (
+    TABLE_FIELDS,
+    Block,
+    Groups,
+    draw_block,
+    gather,
+    group_slots,
 )
+from simulator.shop.sequence_dp import StateTables, Workspace
+from simulator.shop.sequence_model import CartParams, SequenceConfig
 from simulator.shop.sequence_records import (
     flow_context,
     flow_observations,
@@ -53,28 +52,6 @@ _FIELDS_CART = (
     "delay_hours",
     "opt_channel",
 )
-_FIELDS_TABLE = (
-    "buy",
-    "prompted",
-    "natural",
-    "profit",
-    "contact",
-    "unsubscribe",
-    "tail",
-    "fatigue",
-    "immediate",
-    "q",
-)
-
-
-@dataclass
-class _Block:
-    """A solved block of carts (arrays over its carts)."""
-
-    batch: CartBatch
-    arrays: dict[str, np.ndarray]
-    params: CartParams  # the flow model's inputs the block was solved with
-    next_row: int = 0
 
 
 class FlowSimulator:
@@ -86,6 +63,8 @@ class FlowSimulator:
         seq: the flow's settings.
         num_slots: flows stepped together.
         block_size: carts drawn per block.
+        build_records: build the history records of new events with every block (for a caller
+            that builds a context at every touch); otherwise contexts build them on access.
     """
 
     def __init__(
@@ -95,19 +74,28 @@ class FlowSimulator:
         seq: SequenceConfig,
         num_slots: int,
         block_size: int,
+        build_records: bool = False,
     ) -> None:
         self.world, self.config, self.seq = world, config, seq
         self.rng = world.rng
         self.n = num_slots
         self.K = seq.n_touches
         self.block_size = max(block_size, 1)
-        self.offsets = np.concatenate([[0], np.cumsum(N_ACTIONS ** np.arange(self.K))])
-        self._block: _Block | None = None
-        self.slot: dict[str, np.ndarray] = {}
-        self.batch_of: list[CartBatch | None] = [None] * num_slots
+        self.build_records = build_records
+        self.contact_cost = np.where(CONTACT_ACTIONS, config.contact_cost, 0.0)
+        self.child: np.ndarray | None = None  # the state graph's moves, set by the first block
+        self._block: Block | None = None
+        self._serial = 0
+        self.blocks: dict[int, Block] = {}  # the blocks whose carts are in slots
+        self._work = Workspace()
+        self._spare: list[StateTables] = []  # tables of dropped blocks, for the next ones
+        self.slot: dict[str, np.ndarray] = {}  # per-cart arrays of the slots' carts
+        self.block_of = np.zeros(num_slots, dtype=np.int64)
+        self._every = np.arange(num_slots)
+        self._every_groups: Groups | None = None
         self.row_of = np.zeros(num_slots, dtype=np.int64)
         self.touch = np.zeros(num_slots, dtype=np.int64)
-        self.prefix = np.zeros(num_slots, dtype=np.int64)
+        self.state = np.zeros(num_slots, dtype=np.int64)
         self.prev_action = np.zeros((num_slots, self.K), dtype=np.int64)
         self.prev_opened = np.zeros((num_slots, self.K), dtype=bool)
         self.prev_clicked = np.zeros((num_slots, self.K), dtype=bool)
@@ -115,64 +103,27 @@ class FlowSimulator:
         self.refill(np.arange(num_slots))
 
     # ------------------------------------------------------------------ carts
-    def _new_block(self) -> _Block:
-        world, seq = self.world, self.seq
-        batch = world.draw_batch(self.block_size)
-        world.arrive(batch)
-        world.evaluate(batch)
-        world.build_new_records()
-        m = len(batch)
-        tau = np.tile(np.asarray(seq.touch_minutes), (m, 1))
-        if seq.first_touch_from_cart:
-            tau[:, 0] = batch.minutes_since_abandon
-            for k in range(1, self.K):
-                tau[:, k] = np.maximum(tau[:, k], tau[:, k - 1] + 1.0)
-        abandon = batch.time - batch.minutes_since_abandon * 60.0
-        t1 = abandon + tau[:, 0] * 60.0
-        if seq.first_touch_from_cart:
-            t1 = batch.time
-        st, s = world.shoppers, batch.shopper
-        opt_in = world.population.channels[s]
-        params = CartParams(
-            batch.type_index,
-            batch.value,
-            batch.margin,
-            world.population.match[s],
-            st.expectation_at(s, t1),
-            st.fatigue_at(s, t1),
-            st.n_orders[s],
-            channel_of_actions(opt_in),
-            tau,
-            batch.intent,
+    def _new_block(self) -> Block:
+        spare = self._spare.pop() if self._spare else None
+        self._serial += 1
+        block = draw_block(
+            self.world,
+            self.seq,
+            self.block_size,
+            self._serial,
+            self.build_records,
+            spare,
+            self._work,
         )
-        mask = batch.action_mask.astype(bool)
-        tables = solve(params, mask, self.config, seq)
-        arrays: dict[str, np.ndarray] = {
-            "shopper": s,
-            "type_index": batch.type_index,
-            "value": batch.value,
-            "margin": batch.margin,
-            "abandon_time": abandon,
-            "delay_hours": batch.purchase_delay_hours,
-            "opt_channel": params.channel,
-            "tau": tau,
-            "interval": interval_hours(tau),
-            "mask": mask,
-            "obs": batch.observation,
-            "u": self.rng.random((m, self.K, 7)),
-            "none_value": policy_value(
-                tables, fixed_flow_probabilities([np.zeros(m, dtype=np.int64)] * self.K, mask)
-            ),
-        }
-        names = {"profit": "profit_if_bought"}
-        for name in _FIELDS_TABLE:
-            parts = getattr(tables, names.get(name, name))
-            if parts[0].ndim == 2:
-                parts = [p[:, :, None] for p in parts]
-            arrays[name] = np.concatenate(
-                [np.broadcast_to(p, (m, p.shape[1], N_ACTIONS)) for p in parts], axis=1
-            )
-        return _Block(batch, arrays, params)
+        self.child = block.tables.graph.child
+        return block
+
+    def recycle(self, block: Block) -> None:
+        """``block``'s tables will not be read again: reuse their memory for a later block."""
+        for name in TABLE_FIELDS:  # a stray read fails instead of seeing another block's
+            block.arrays.pop(name, None)
+        if len(self._spare) < 4:
+            self._spare.append(block.tables)
 
     def block_inputs(self) -> tuple[CartParams, np.ndarray]:
         """The current block's flow-model inputs and action mask, as it was solved with."""
@@ -181,6 +132,7 @@ class FlowSimulator:
     def refill(self, slots: np.ndarray) -> None:
         """Start new flows in ``slots`` with the next carts."""
         slots = np.asarray(slots, dtype=np.int64)
+        self._every_groups = None
         done = 0
         while done < len(slots):
             if self._block is None or self._block.next_row >= len(self._block.batch):
@@ -190,32 +142,55 @@ class FlowSimulator:
             rows = np.arange(block.next_row, block.next_row + take)
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
+                if name in TABLE_FIELDS:  # read from the block (see _gather)
+                    continue
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
                 self.slot[name][target] = arr[rows]
-            for j in target.tolist():
-                self.batch_of[j] = block.batch
+            self.blocks[block.serial] = block
+            self.block_of[target] = block.serial
             self.row_of[target] = rows
             block.next_row += take
             done += take
+        if len(self.blocks) > 1:
+            live = set(np.unique(self.block_of).tolist())
+            live.add(self._block.serial)
+            for serial in [b for b in self.blocks if b not in live]:
+                self.recycle(self.blocks.pop(serial))
         self.touch[slots] = 0
-        self.prefix[slots] = 0
+        self.state[slots] = 0
         self.prev_action[slots] = NONE
         self.prev_opened[slots] = False
         self.prev_clicked[slots] = False
         self.episode_return[slots] = 0.0
 
-    # ------------------------------------------------------------------ what is seen
-    def _g(self, slots: np.ndarray) -> np.ndarray:
-        return self.offsets[self.touch[slots]] + self.prefix[slots]
+    # ------------------------------------------------------------------ the solved tables
+    def _groups(self, slots: np.ndarray) -> Groups:
+        """The slots' carts by block: ``(block arrays, positions in slots, rows in the block)``.
 
+        Kept for all slots in order until the next refill.
+        """
+        every = len(slots) == self.n and np.array_equal(slots, self._every)
+        if every and self._every_groups is not None:
+            return self._every_groups
+        groups = group_slots(self.blocks, self.block_of, self.row_of, slots)
+        if every:
+            self._every_groups = groups
+        return groups
+
+    # ------------------------------------------------------------------ what is seen
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward, action mask)`` of the current touch.
 
         Each is ``(m, 7)``.
         """
-        g = self._g(slots)
-        return self.slot["q"][slots, g], self.slot["immediate"][slots, g], self.slot["mask"][slots]
+        g = self.state[slots]
+        groups = self._groups(slots)
+        return (
+            gather(groups, "q", g),
+            gather(groups, "immediate", g),
+            self.slot["mask"][slots],
+        )
 
     def observe(self, slots: np.ndarray) -> np.ndarray:
         """Observations (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
@@ -233,7 +208,7 @@ class FlowSimulator:
         """The record checkout would send at the slot's current touch (docs/context-schema.md)."""
         k = int(self.touch[slot])
         return flow_context(
-            self.world.context(self.batch_of[slot], int(self.row_of[slot])),
+            self.world.context(self.blocks[self.block_of[slot]].batch, int(self.row_of[slot])),
             float(self.slot["abandon_time"][slot]),
             self.slot["tau"][slot].tolist(),
             self.prev_action[slot, :k].tolist(),
@@ -246,19 +221,19 @@ class FlowSimulator:
 
         The flow sends ``actions[:, k]`` at touch ``k`` (``none`` where ineligible).
         """
-        sl = self.slot
         m = len(slots)
         rows = np.arange(m)
-        mask = sl["mask"][slots]
+        mask = self.slot["mask"][slots]
+        groups = self._groups(slots)
         alive = np.ones(m)
-        prefix = np.zeros(m, dtype=np.int64)
+        g = np.zeros(m, dtype=np.int64)
         value = np.zeros(m)
         for k in range(self.K):
             a = np.where(mask[rows, actions[:, k]], actions[:, k], NONE)
-            g = self.offsets[k] + prefix
-            value += alive * sl["immediate"][slots, g, a]
-            alive = alive * (1.0 - sl["buy"][slots, g, a]) * (1.0 - sl["unsubscribe"][slots, g, a])
-            prefix = prefix * N_ACTIONS + a
+            value += alive * gather(groups, "immediate", g, a)
+            alive = alive * (1.0 - gather(groups, "buy", g, a))
+            alive = alive * (1.0 - gather(groups, "unsubscribe", g, a))
+            g = self.child[g, a]
         return value
 
     # ------------------------------------------------------------------ dynamics
@@ -274,19 +249,20 @@ class FlowSimulator:
         sl = self.slot
         m = len(slots)
         k = self.touch[slots]
-        g = self._g(slots)
+        g = self.state[slots]
         delivered = sl["mask"][slots, actions]
         a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
-        natural = u[:, 0] < sl["natural"][slots, g, 0]
-        p_prompt = sl["prompted"][slots, g, a]
+        groups = self._groups(slots)
+        natural = u[:, 0] < gather(groups, "natural", g)
+        p_prompt = gather(groups, "prompted", g, a)
         prompted = u[:, 1] < p_prompt
         bought = natural | prompted
-        profit = sl["profit"][slots, g, a]
-        contact = sl["contact"][slots, g, a]
+        profit = gather(groups, "profit", g, a)
+        contact = self.contact_cost[a]
         reward = np.where(bought, profit, 0.0) - contact
-        unsub = ~bought & (u[:, 2] < sl["unsubscribe"][slots, g, a])
-        tail_bought = unsub & (u[:, 3] < sl["tail"][slots, g, a])
+        unsub = ~bought & (u[:, 2] < gather(groups, "unsubscribe", g, a))
+        tail_bought = unsub & (u[:, 3] < gather(groups, "tail", g, a))
         reward += np.where(tail_bought, profit, 0.0) - np.where(
             unsub, self.seq.unsubscribe_cost, 0.0
         )
@@ -297,14 +273,14 @@ class FlowSimulator:
         open_p = (
             _OPEN_RATE[sl["type_index"][slots]]
             * _CHANNEL_OPEN[np.maximum(chan, 0)]
-            * np.exp(-0.15 * sl["fatigue"][slots, g, 0])
+            * np.exp(-0.15 * gather(groups, "fatigue", g))
         )
         opened = sent & (bought | (u[:, 4] < open_p))
         clicked = opened & (bought & prompted | (u[:, 5] < np.minimum(0.05 + 2.0 * p_prompt, 0.8)))
         self.prev_action[slots, k] = a
         self.prev_opened[slots, k] = opened
         self.prev_clicked[slots, k] = clicked
-        expected = sl["immediate"][slots, g, a]
+        expected = gather(groups, "immediate", g, a)
         self.episode_return[slots] += reward
         out = {
             "reward": reward,
@@ -340,7 +316,7 @@ class FlowSimulator:
         else:
             out["purchase_hours_after_abandon"] = np.full(m, np.nan)
         going = ~terminated
-        self.prefix[slots[going]] = self.prefix[slots[going]] * N_ACTIONS + a[going]
+        self.state[slots[going]] = self.child[g[going], a[going]]
         self.touch[slots[going]] += 1
         held = np.where(
             np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[self.prev_action[slots]], 0.0
@@ -360,20 +336,17 @@ class FlowSimulator:
     ) -> None:
         """Write ended flows to the shoppers' state and the population's opt-ins."""
         sl = self.slot
-        items = (
-            np.stack(
+        items = None
+        if converted.any():
+            won = slots[converted]
+            items = np.stack(
                 [
-                    self.batch_of[s].items[r]
-                    for s, r in zip(
-                        slots[converted].tolist(),
-                        self.row_of[slots[converted]].tolist(),
-                        strict=True,
+                    self.blocks[b].batch.items[r]
+                    for b, r in zip(
+                        self.block_of[won].tolist(), self.row_of[won].tolist(), strict=True
                     )
                 ]
             )
-            if converted.any()
-            else None
-        )
         write_flows(
             self.world,
             sl["shopper"][slots],

@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from simulator.shop.config import SimConfig
 from simulator.shop.constants import ACTION_NAMES
 from simulator.shop.env import make_config
+from simulator.shop.sequence_dp import best_eligible
 from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.sequence_records import SEQ_OBS_HIGH, SEQ_OBS_LOW, SEQ_OBS_NAMES, type_names
 from simulator.shop.sequence_sim import FlowSimulator
@@ -105,7 +106,7 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         return {
             "context": FlowContexts(sim),
             "q_optimal": q.copy(),
-            "optimal_value": np.where(mask, q, -np.inf).max(axis=1),
+            "optimal_value": best_eligible(q, mask),
             "expected_reward": immediate.copy(),
             "action_mask": mask.astype(np.int8),
             "touch": sim.touch + 1,
@@ -122,8 +123,12 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         final_obs = None
         ended = np.flatnonzero(terminated)
         if len(ended):
-            final_obs = self.sim.observe(self._all)
+            last_obs = self.sim.observe(ended)  # the ended flows' last state, before the restart
             self.sim.refill(ended)
+        obs = self.sim.observe(self._all)
+        if len(ended):  # the other slots' flows go on: their entries are their next observation
+            final_obs = obs.copy()
+            final_obs[ended] = last_obs
         infos = self._infos()
         out["shopper_type"] = infos["shopper_type"].copy()
         infos.update(
@@ -133,7 +138,7 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
             _final_info=terminated.copy(),
         )
         return (
-            self.sim.observe(self._all),
+            obs,
             reward,
             terminated,
             np.zeros(self.num_envs, dtype=bool),

@@ -28,11 +28,17 @@ def log_flows(
     config: Mapping[str, Any] | None = None,
     num_envs: int = 256,
 ) -> dict[str, Any]:
-    """``carts`` logged flows of an exploring logging flow, with the target flow's truth.
+    """The first ``carts`` flows started under an exploring logging flow, with the target's truth.
 
     Returns ``rewards``, ``valid``, ``actions``, ``logging`` (n, K), ``target`` (n, K, A)
     probabilities of the target flow, ``true_value`` (the target's exact mean value on
     these carts) and ``logging_value`` (mean realised return of the logging policy).
+
+    Flows are kept in the order they *start* and logging runs until all of them have ended.
+    Keeping the first ``carts`` flows to *end* instead would select on the outcome: of the
+    carts started last, only those whose flow ended early (a purchase at an early touch) would
+    be kept, which biased both estimators upward (+0.06 USD, 2.3 standard errors over 400
+    seeds) while the truth, a property of the cart, stayed unselected.
     """
     env = CartRecoverySequenceVectorEnv(num_envs, config=config)
     _, info = env.reset(seed=seed)
@@ -43,20 +49,22 @@ def log_flows(
     target_actions = np.array([[index[target[k]] if k < len(target) else 0 for k in range(K)]])
     rng = np.random.default_rng([seed, 11])
     slots = np.arange(num_envs)
-    truth = sim.flow_value(slots, np.repeat(target_actions, num_envs, axis=0))
-    buf = {name: np.zeros((num_envs, K)) for name in ("rewards", "logging")}
-    acts = np.zeros((num_envs, K), dtype=np.int64)
-    valid = np.zeros((num_envs, K), dtype=bool)
-    tgt = np.zeros((num_envs, K, A))
-    out: dict[str, list] = {
-        "rewards": [],
-        "logging": [],
-        "actions": [],
-        "valid": [],
-        "target": [],
-        "truth": [],
-    }
-    while len(out["truth"]) < carts:
+    flow = slots.copy()  # the start order of each slot's flow
+    started = num_envs
+    rewards, logging = np.zeros((carts, K)), np.ones((carts, K))
+    actions, valid = np.zeros((carts, K), dtype=np.int64), np.zeros((carts, K), dtype=bool)
+    target_p = np.zeros((carts, K, A))
+    truth = np.full(carts, np.nan)
+    ended_flows = 0
+
+    def start(where: np.ndarray) -> None:  # the exact value of the target on new flows
+        kept = flow[where] < carts
+        truth[flow[where][kept]] = sim.flow_value(
+            where[kept], np.repeat(target_actions, int(kept.sum()), axis=0)
+        )
+
+    start(slots)
+    while ended_flows < carts:
         mask = info["action_mask"].astype(bool)
         touch = info["touch"] - 1
         values = sim.slot["value"]
@@ -66,29 +74,24 @@ def log_flows(
         pi = target_flow.decide_touches(touch, values, mask)
         a = sample_actions(mu, rng)
         _, reward, term, _, info = env.step(a)
-        buf["rewards"][slots, touch] = reward
-        buf["logging"][slots, touch] = mu[slots, a]
-        acts[slots, touch] = a
-        valid[slots, touch] = True
-        tgt[slots, touch] = pi
+        keep = flow < carts
+        rows, ks = flow[keep], touch[keep]
+        rewards[rows, ks] = reward[keep]
+        logging[rows, ks] = mu[slots, a][keep]
+        actions[rows, ks] = a[keep]
+        valid[rows, ks] = True
+        target_p[rows, ks] = pi[keep]
         ended = np.flatnonzero(term)
-        for name, arr in (
-            ("rewards", buf["rewards"]),
-            ("logging", buf["logging"]),
-            ("actions", acts),
-            ("valid", valid),
-            ("target", tgt),
-            ("truth", truth),
-        ):
-            out[name].extend(arr[ended].copy())
-        if len(ended):
-            buf["rewards"][ended] = 0.0
-            buf["logging"][ended] = 1.0
-            acts[ended] = 0
-            valid[ended] = False
-            tgt[ended] = 0.0
-            truth[ended] = sim.flow_value(ended, np.repeat(target_actions, len(ended), axis=0))
-    res = {name: np.array(v[:carts]) for name, v in out.items()}
-    res["true_value"] = float(res.pop("truth").mean())
-    res["logging_value"] = float(res["rewards"].sum(axis=1).mean())
-    return res
+        ended_flows += int((flow[ended] < carts).sum())
+        flow[ended] = started + np.arange(len(ended))  # the env restarts them in slot order
+        started += len(ended)
+        start(ended)
+    return {
+        "rewards": rewards,
+        "valid": valid,
+        "actions": actions,
+        "logging": logging,
+        "target": target_p,
+        "true_value": float(truth.mean()),
+        "logging_value": float(rewards.sum(axis=1).mean()),
+    }

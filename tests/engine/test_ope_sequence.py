@@ -54,12 +54,12 @@ def test_bootstrap_interval_and_bad_input():
 
 def test_studentized_interval_reaches_further_up_on_rare_large_weights():
     """One touch, logging picks the target's action with probability 0.05 (weight 20) and it pays
-    1 with probability 0.3: the terms are rare and large. The bootstrap-t interval is asymmetric
-    (longer above, where a sample short of the rare terms has both a low value and a small se)
-    and still covers the truth 0.3 in most samples."""
+    1 with probability 0.3: the terms are rare and large. The bootstrap-t and skew-corrected
+    intervals are asymmetric (longer above, where a sample short of the rare terms has both a low
+    value and a small se) and still cover the truth 0.3 in most samples."""
     rng = np.random.default_rng(4)
-    covered = {"normal": 0, "studentized": 0}
-    upper_longer = 0
+    covered = {"normal": 0, "studentized": 0, "skew": 0}
+    upper_longer = skew_longer = 0
     for _ in range(150):
         n = 400
         a = (rng.random((n, 1)) < 0.05).astype(int)
@@ -70,10 +70,18 @@ def test_studentized_interval_reaches_further_up_on_rare_large_weights():
         valid = np.ones((n, 1), dtype=bool)
         normal = evaluate_sequences(r, valid, a, mu, pi)["pdis"]
         student = evaluate_sequences(r, valid, a, mu, pi, n_boot=400, studentized=True)["pdis"]
+        skew = evaluate_sequences(r, valid, a, mu, pi, skew=True)["pdis"]
         covered["normal"] += normal["ci_low"] <= 0.3 <= normal["ci_high"]
         covered["studentized"] += student["ci_low"] <= 0.3 <= student["ci_high"]
+        covered["skew"] += skew["ci_low"] <= 0.3 <= skew["ci_high"]
         upper_longer += student["ci_high"] - student["value"] > student["value"] - student["ci_low"]
-    assert upper_longer > 130, upper_longer
-    assert covered["studentized"] >= 0.85 * 150 and covered["normal"] >= 0.85 * 150, covered
+        skew_longer += skew["ci_high"] - skew["value"] > skew["value"] - skew["ci_low"]
+        assert skew["value"] == normal["value"] and skew["se"] == normal["se"]
+    assert upper_longer > 130 and skew_longer > 130, (upper_longer, skew_longer)
+    assert min(covered.values()) >= 0.85 * 150, covered
     with pytest.raises(ValueError, match="studentized == 'yes', must be a bool"):
         evaluate_sequences(r, valid, a, mu, pi, studentized="yes")
+    with pytest.raises(ValueError, match="skew == 1, must be a bool"):
+        evaluate_sequences(r, valid, a, mu, pi, skew=1)
+    with pytest.raises(ValueError, match="skew == True with n_boot == 100"):
+        evaluate_sequences(r, valid, a, mu, pi, skew=True, n_boot=100)
