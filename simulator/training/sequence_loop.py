@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.sampling import sample_actions
 from policies import Policy, make_policy
-from policies.sequence import FittedQPolicy, FlowPolicy
+from policies.sequence import FlowPolicy
 from simulator.shop.config import SimConfig
 from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.sequence_vector_env import CartRecoverySequenceVectorEnv
@@ -100,6 +100,7 @@ def run_sequence_policy(
     sim = env.sim
     rng = np.random.default_rng([seed, 7])
     kind = policy_kind(policy)
+    learns_flows = kind == "sequence" and hasattr(policy, "observe")
     n = num_envs
     acc = np.zeros(n)
     optimal = info["optimal_value"].copy()
@@ -126,12 +127,14 @@ def run_sequence_policy(
         X = None
         if isinstance(policy, FlowPolicy):
             probs = policy.decide_touches(info["touch"] - 1, sim.slot["value"], mask)
+        elif getattr(policy, "needs_truth", False):  # the myopic oracle
+            probs = policy.probabilities_batch([{}] * n, mask, truth=info["expected_reward"])
         else:
             contexts = info["context"].freeze()
             if hasattr(policy, "features"):
                 X = policy.features.many(contexts)
             probs = policy.probabilities_batch(contexts, mask)
-        if isinstance(policy, FittedQPolicy) and pending is not None:
+        if learns_flows and pending is not None:
             px, pa, pr, live = pending
             policy.observe(
                 px[live], pa[live], pr[live], np.zeros(live.sum(), dtype=bool), X[live], mask[live]
@@ -144,7 +147,7 @@ def run_sequence_policy(
         contacts += actions != 0
         if kind == "bandit":
             policy.update_batch(contexts, actions, chosen, reward)
-        elif isinstance(policy, FittedQPolicy):
+        elif learns_flows:
             if term.any():
                 dummy = np.zeros((term.sum(), X.shape[1]))
                 policy.observe(
@@ -172,7 +175,7 @@ def run_sequence_policy(
         optimal[ended] = new_info["optimal_value"][ended]
         none[ended] = sim.slot["none_value"][ended]
         since_fit += len(ended)
-        if isinstance(policy, FittedQPolicy) and since_fit >= fit_every:
+        if learns_flows and since_fit >= fit_every:
             policy.fit()
             since_fit = 0
         info = new_info
