@@ -19,10 +19,11 @@ the unsubscribes more contacts risk). Rewards are taught per cart value, as in t
 DP optimum is in docs/benchmarks.md.
 
 >>> import numpy as np
->>> policy = FittedQPolicy(n_touches=2)
->>> X = np.zeros((1, len(policy.features.names)))
->>> policy.probabilities_batch  # doctest: +ELLIPSIS
-<bound method ...>
+>>> policy = FittedQPolicy(n_touches=2, epsilon=0.0)
+>>> cart = [{"item_id": "i", "price": 30.0, "quantity": 1}]
+>>> ctx = {"user_id": "u", "timestamp": 0.0, "cart": cart, "recovery": {"touch": 1, "previous": []}}
+>>> policy.kind, float(policy.probabilities(ctx, np.ones(7, dtype=bool)).sum())
+('sequence', 1.0)
 """
 
 from __future__ import annotations

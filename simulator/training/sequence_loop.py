@@ -1,13 +1,14 @@
 """Train and score one policy on ``CartRecoverySequence-v0`` (native vector env), and compare many.
 
 At every step each slot's policy decision is sampled from the policy's probabilities for the
-slot's current touch. Learning: bandits (``kind == "bandit"``) learn each touch's reward; the
-sequence learner (``kind == "sequence"``) stores transitions and refits every ``fit_every``
-flows. Values come from the truth: the value of a flow is the sum over its touches of the
-expected reward of the action taken (``info["expected_reward"]``), which is unbiased for the
-policy's expected return and free of purchase noise; beside it, each flow's exact optimum
-(``optimal_value`` at its first touch) and the exact value of sending nothing. Headline figures
-are over the last 20% of flows.
+slot's current touch (a policy that ``needs_truth``, the myopic oracle, is given the touch's
+expected rewards). Learning: bandits (``kind == "bandit"``) learn each touch's reward; the
+sequence learner (``kind == "sequence"``) observes each transition and refits every
+``fit_every`` flows. Values come from the truth: the value of a flow is the sum over its
+touches of the expected reward of the action taken (``info["expected_reward"]``), which is
+unbiased for the policy's expected return and free of purchase noise; beside it, each flow's
+exact optimum (``optimal_value`` at its first touch) and the exact value of sending nothing.
+Headline figures are over the last 20% of flows.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DEFAULT_SEQUENCE_POLICIES = (
     "seq:rule",
     "seq:linucb",
     "seq:fqi",
+    "seq:myopic-oracle",
 )
 
 
