@@ -2,10 +2,11 @@
 
 :class:`FittedQPolicy` models ``Q_k(x, a) = R(x, a) + C_k(x, a)`` at touch ``k``:
 
-* ``R`` — the touch's expected reward: one ridge model per action across touches (the touch
+* ``R`` — the touch's expected reward: a linear model per action across touches (the touch
   index is a feature), updated with every touch's reward as it arrives and played with a
-  LinUCB confidence bonus: the per-touch bandit's model (``seq:linucb``). With
-  ``deviation_ridge`` the action models are pooled (:class:`~policies.ridge_models.PooledRidge`).
+  LinUCB confidence bonus, as the per-touch bandit (``seq:linucb``) does; by default the action
+  models are pooled (:class:`~policies.ridge_models.PooledRidge`: a weight shared by the
+  actions plus penalised deviations), ``deviation_ridge=None`` gives LinUCB's independent ones.
 * ``C_k`` — what follows the touch: ``E[V_{k+1}(x') ; the flow goes on | x, a]`` with ``V_{k+1}
   = max_a Q_{k+1}``, one ridge model per (touch, action), ``C = 0`` at the last touch. Refitted
   every ``fit_every`` flows backwards from the last touch on every transition stored, the
@@ -50,9 +51,9 @@ class FittedQPolicy(FeatureVectorPolicy):
         ridge: penalty of the reward models.
         continuation_ridge: penalty of the continuation models.
         continuation: learn ``C`` (False: the myopic bandit with this learner's reward model).
-        deviation_ridge: None: one independent reward model per action. A number: pooled reward
-            models ``x . (w + d_a)`` with this penalty on the deviations ``d_a`` (``ridge`` on
-            ``w`` and on the deviations' intercepts).
+        deviation_ridge: a number: pooled reward models ``x . (w + d_a)`` with this penalty on
+            the deviations ``d_a`` (``ridge`` on ``w`` and on the deviations' intercepts). None:
+            one independent reward model per action (LinUCB's).
         reward_scale: rewards (per cart value) are divided by this before fitting.
         fit_every: flows between refits of ``C`` when trained online
             (:func:`simulator.training.sequence_loop.run_sequence_policy`).
@@ -74,7 +75,7 @@ class FittedQPolicy(FeatureVectorPolicy):
         ridge: float = 30.0,
         continuation_ridge: float = 30.0,
         continuation: bool = True,
-        deviation_ridge: float | None = None,
+        deviation_ridge: float | None = 300.0,
         reward_scale: float = 10.0,
         fit_every: int = 250,
         seed: Any = 0,

@@ -136,15 +136,17 @@ def test_fitted_q_needs_recovery_features():
         FittedQPolicy(features=FeatureBuilder())
 
 
-def test_sequence_learner_is_no_worse_than_the_myopic_bandit_on_small_runs():
-    """Non-inferiority on fixed seeds 0-2 (6,000 flows each, a 5,000-shopper shop).
+def test_sequence_learner_beats_the_myopic_bandit_on_small_runs():
+    """Fixed seeds 0-2, 6,000 flows each on a 5,000-shopper shop.
 
     Measured on seeds 0-9 at this size, the paired difference of the share of the DP optimum's
-    gain (sequence learner minus per-touch LinUCB) has mean +0.022 and sd 0.046 per seed. The
-    mean over three seeds then has sd 0.027; the bar sits 3 sd below zero. It fails if the
-    learner loses to the bandit by that much (the fitted Q it replaced did, by 0.07 at 60k
-    carts). A clear win is not asserted: the simulator's myopic optimum is within 0.5% of the
-    optimum (tests/simulator/test_sequence_report.py), so looking ahead cannot add much.
+    gain (``seq:fqi`` minus per-touch LinUCB ``seq:linucb``) has mean +0.059 and sd 0.037 per
+    seed, so the mean over three seeds has sd 0.021 and the bar (0) sits 2.8 sd below its
+    expectation. The win is the pooled reward model's, learning the actions' shared part from
+    every touch, not the look-ahead's: the same learner without its continuation measured the
+    same, and the simulator's myopic optimum is within 0.5% of the optimum
+    (tests/simulator/test_sequence_report.py). At 60k flows the margin shrinks to +0.012
+    (docs/benchmarks.md).
     """
     from simulator.training.sequence_loop import run_sequence_policy
 
@@ -158,4 +160,4 @@ def test_sequence_learner_is_no_worse_than_the_myopic_bandit_on_small_runs():
             for name in ("seq:fqi", "seq:linucb")
         ]
         diffs.append(shares[0] - shares[1])
-    assert np.mean(diffs) > -3 * 0.046 / np.sqrt(3), diffs
+    assert np.mean(diffs) > 0.0, diffs
