@@ -12,7 +12,7 @@
   every ``fit_every`` flows backwards from the last touch on every transition stored, the
   targets bootstrapped from the next touch's current model.
 
-At the last touch the learner is the bandit; before it, the continuation is what a flow-aware
+At the last touch the learner is its reward bandit; before it, the continuation is what a flow-aware
 policy adds (the value of keeping a coupon for later, the cost of a purchase now ending the flow,
 the unsubscribes more contacts risk). Rewards are taught per cart value, as in the engine
 (:meth:`engine.features.FeatureBuilder.reward_divisor`), and divided by ``reward_scale`` so that
