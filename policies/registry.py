@@ -5,7 +5,8 @@ Names: ``none``, ``static:<action>`` for every other action, ``uniform``, ``rule
 default exploration), ``vw-epsilon``, ``vw-squarecb``, ``vw-bag``, ``vw-cover``, ``vw-rnd``,
 ``linucb``, ``lints``; for multi-touch flows (:mod:`policies.sequence`) the fixed flows
 ``seq:reminder``, ``seq:3-reminders``, ``seq:reminders-coupon``, ``seq:rule``, the per-touch
-bandits ``seq:linucb``, ``seq:vw`` and the sequence learner ``seq:fqi``. Learner policies start
+bandits ``seq:linucb``, ``seq:vw``, the sequence learner ``seq:fqi`` and ``seq:myopic-oracle``
+(each touch's best action for that touch's expected reward, from the truth). Learner policies start
 from the settings in :data:`LEARNER_SETTINGS` (tuned on the simulator, see the module notes
 there); keyword arguments override them.
 
@@ -30,7 +31,8 @@ from policies.full_information import FullInformationPolicy
 from policies.learner_policy import LearnerPolicy
 from policies.oracle import OraclePolicy
 from policies.rule import RulePolicy
-from policies.sequence import FLOWS, FittedQPolicy, FlowPolicy
+from policies.sequence import FLOWS, FlowPolicy
+from policies.sequence_learner import FittedQPolicy
 from policies.static import StaticPolicy
 from policies.uniform import UniformPolicy
 
@@ -74,6 +76,13 @@ def _flow_bandit(name: str) -> Callable[..., Policy]:
     return build
 
 
+def _myopic_oracle(**kw: Any) -> Policy:
+    """The best action for this touch's expected reward under the truth (no look-ahead)."""
+    policy = OraclePolicy(**kw)
+    policy.name, policy.kind = "seq:myopic-oracle", "oracle"
+    return policy
+
+
 _BUILDERS: dict[str, Callable[..., Policy]] = {
     "none": _static("none"),
     **{f"static:{a}": _static(a) for a in ACTION_NAMES if a != "none"},
@@ -88,6 +97,7 @@ _BUILDERS: dict[str, Callable[..., Policy]] = {
     },
     **{f"seq:{name}": _flow_bandit(name) for name in ("linucb", "vw")},
     "seq:fqi": lambda seed=0, **kw: FittedQPolicy(seed=seed, **kw),
+    "seq:myopic-oracle": lambda seed=0, **kw: _myopic_oracle(**kw),
 }
 
 

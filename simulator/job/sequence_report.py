@@ -3,7 +3,8 @@
 Values are true expected profit per cart (USD): each policy's flows are scored by
 :func:`simulator.training.sequence_loop.run_sequence_policy` (last 20% of flows, each run's own
 shop); the incremental value of touch 2 and touch 3 is exact, from the DP tables of a fresh
-shop's first carts: the optimum allowed 1, 2 or 3 touches, and 1, 2 or 3 reminders.
+shop's first carts: the optimum allowed 1, 2 or 3 touches, the myopic optimum, and 1, 2 or 3
+reminders.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 from policies import make_policy
 from simulator.shop.sequence_model import (
     SequenceConfig,
+    TouchTables,
     fixed_flow_probabilities,
     policy_value,
     solve,
@@ -28,7 +30,12 @@ _REMINDER = 6  # recall_message in ACTION_NAMES order
 
 
 def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> pd.DataFrame:
-    """Exact value per cart of the optimum and of reminder flows with 1, 2 and 3 touches."""
+    """Exact value per cart of the optimum and of reminder flows with 1, 2 and 3 touches.
+
+    Beside them the *myopic optimum*: each touch's best action for that touch's expected reward
+    (with the hidden shopper known), i.e. the best a per-touch bandit could do; its distance to
+    the optimum is all that looking ahead can add.
+    """
     env = CartRecoverySequenceVectorEnv(1, config=dict(shop), block_size=carts)
     env.reset(seed=seed)
     sim = env.sim
@@ -44,11 +51,34 @@ def touch_increments(seed: int, shop: Mapping[str, Any], carts: int = 2_048) -> 
         best = np.where(mask, tables.q[0][:, 0], -np.inf).max(axis=1).mean()
         flow = [np.full(n, _REMINDER if k < touches else 0) for k in range(K)]
         reminders = policy_value(tables, fixed_flow_probabilities(flow, mask)).mean()
-        rows.append({"touches": touches, "optimum": best, "reminders": reminders, "none": none})
+        myopic = policy_value(tables, _myopic_probabilities(tables, mask, touches)).mean()
+        rows.append(
+            {
+                "touches": touches,
+                "optimum": best,
+                "myopic_optimum": myopic,
+                "reminders": reminders,
+                "none": none,
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["optimum_increment"] = frame["optimum"].diff().fillna(frame["optimum"] - none)
     frame["reminders_increment"] = frame["reminders"].diff().fillna(frame["reminders"] - none)
     return frame
+
+
+def _myopic_probabilities(tables: TouchTables, mask: np.ndarray, touches: int) -> list[np.ndarray]:
+    """The myopic optimum's probabilities for :func:`policy_value`.
+
+    At each of the first ``touches`` touches the action with the best expected reward of that
+    touch alone (it knows the hidden shopper), ``none`` after.
+    """
+    eye = np.eye(mask.shape[1])
+    out = []
+    for k, immediate in enumerate(tables.immediate):
+        best = np.where(mask[:, None, :], immediate, -np.inf).argmax(axis=2)
+        out.append(eye[best if k < touches else np.zeros_like(best)])
+    return out
 
 
 def sequence_scoreboard(

@@ -1,13 +1,14 @@
 """Train and score one policy on ``CartRecoverySequence-v0`` (native vector env), and compare many.
 
 At every step each slot's policy decision is sampled from the policy's probabilities for the
-slot's current touch. Learning: bandits (``kind == "bandit"``) learn each touch's reward; the
-sequence learner (``kind == "sequence"``) stores transitions and refits every ``fit_every``
-flows. Values come from the truth: the value of a flow is the sum over its touches of the
-expected reward of the action taken (``info["expected_reward"]``), which is unbiased for the
-policy's expected return and free of purchase noise; beside it, each flow's exact optimum
-(``optimal_value`` at its first touch) and the exact value of sending nothing. Headline figures
-are over the last 20% of flows.
+slot's current touch (a policy that ``needs_truth``, the myopic oracle, is given the touch's
+expected rewards). Learning: bandits (``kind == "bandit"``) learn each touch's reward; the
+sequence learner (``kind == "sequence"``) observes each transition and refits every
+``fit_every`` flows. Values come from the truth: the value of a flow is the sum over its
+touches of the expected reward of the action taken (``info["expected_reward"]``), which is
+unbiased for the policy's expected return and free of purchase noise; beside it, each flow's
+exact optimum (``optimal_value`` at its first touch) and the exact value of sending nothing.
+Headline figures are over the last 20% of flows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from engine.sampling import sample_actions
 from policies import Policy, make_policy
-from policies.sequence import FittedQPolicy, FlowPolicy
+from policies.sequence import FlowPolicy
 from simulator.shop.config import SimConfig
 from simulator.shop.sequence_model import SequenceConfig
 from simulator.shop.sequence_vector_env import CartRecoverySequenceVectorEnv
@@ -38,6 +39,7 @@ DEFAULT_SEQUENCE_POLICIES = (
     "seq:rule",
     "seq:linucb",
     "seq:fqi",
+    "seq:myopic-oracle",
 )
 
 
@@ -100,6 +102,7 @@ def run_sequence_policy(
     sim = env.sim
     rng = np.random.default_rng([seed, 7])
     kind = policy_kind(policy)
+    learns_flows = kind == "sequence" and hasattr(policy, "observe")
     n = num_envs
     acc = np.zeros(n)
     optimal = info["optimal_value"].copy()
@@ -126,12 +129,14 @@ def run_sequence_policy(
         X = None
         if isinstance(policy, FlowPolicy):
             probs = policy.decide_touches(info["touch"] - 1, sim.slot["value"], mask)
+        elif getattr(policy, "needs_truth", False):  # the myopic oracle
+            probs = policy.probabilities_batch([{}] * n, mask, truth=info["expected_reward"])
         else:
             contexts = info["context"].freeze()
             if hasattr(policy, "features"):
                 X = policy.features.many(contexts)
             probs = policy.probabilities_batch(contexts, mask)
-        if isinstance(policy, FittedQPolicy) and pending is not None:
+        if learns_flows and pending is not None:
             px, pa, pr, live = pending
             policy.observe(
                 px[live], pa[live], pr[live], np.zeros(live.sum(), dtype=bool), X[live], mask[live]
@@ -144,7 +149,7 @@ def run_sequence_policy(
         contacts += actions != 0
         if kind == "bandit":
             policy.update_batch(contexts, actions, chosen, reward)
-        elif isinstance(policy, FittedQPolicy):
+        elif learns_flows:
             if term.any():
                 dummy = np.zeros((term.sum(), X.shape[1]))
                 policy.observe(
@@ -172,7 +177,7 @@ def run_sequence_policy(
         optimal[ended] = new_info["optimal_value"][ended]
         none[ended] = sim.slot["none_value"][ended]
         since_fit += len(ended)
-        if isinstance(policy, FittedQPolicy) and since_fit >= fit_every:
+        if learns_flows and since_fit >= fit_every:
             policy.fit()
             since_fit = 0
         info = new_info

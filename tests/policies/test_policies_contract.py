@@ -89,7 +89,10 @@ def test_probabilities_stay_valid_after_learning(name):
     )
 
 
-@pytest.mark.parametrize("name", [n for n in available_policies() if n != "oracle"])
+ORACLES = ("oracle", "seq:myopic-oracle")  # they decide from the truth, never from features
+
+
+@pytest.mark.parametrize("name", [n for n in available_policies() if n not in ORACLES])
 def test_feature_probabilities_agree_with_context_probabilities(name):
     contexts, mask, _truth = simulated_batch()
     builder = FeatureBuilder()
@@ -112,9 +115,10 @@ def test_feature_probabilities_name_missing_features():
         make_policy("rule").feature_probabilities(np.zeros((len(mask), 1)), ["f_other"], mask)
 
 
-def test_oracle_cannot_decide_from_features_or_without_truth():
+@pytest.mark.parametrize("name", ORACLES)
+def test_oracle_cannot_decide_from_features_or_without_truth(name):
     contexts, mask, _ = simulated_batch()
-    oracle = make_policy("oracle")
+    oracle = make_policy(name)
     with pytest.raises(NotImplementedError):
         oracle.feature_probabilities(np.zeros((len(mask), 2)), ["a", "b"], mask)
     with pytest.raises(ValueError, match="needs truth"):
