@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 from engine.cf import CFModel
 from engine.context import ContextError, ContextLimits, validate_context
 from engine.decision import Decision
-from engine.decision_log import DecisionLog, DecisionRecord, user_hasher
+from engine.decision_log import DecisionLog, user_hasher
+from engine.decision_log.engine_decision import new_engine_decision
 from engine.decision_log.hashing import DEV_SALT
-from engine.decision_log.records import PackedFeatures
 from engine.engine_fallback import FallbackMixin
 from engine.engine_models import ModelsMixin, Served
 from engine.engine_outcomes import OutcomesMixin
@@ -313,19 +313,23 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         probabilities = dict(
             itertools.compress(zip(names, probs, strict=True), mask)
         )  # eligible actions only
-        if self.log is not None:
-            self.log.append_decision(
-                DecisionRecord.from_engine(
-                    decision_id=decision_id,
-                    timestamp=ctx.timestamp,
-                    user_hash=user_hash,
-                    model_version=version,
-                    actions=names,
-                    probabilities=tuple(probs),
-                    eligible=tuple(probabilities),
-                    action_index=a,
-                    features=PackedFeatures.from_array(features.feature_names, x),
-                    payload=payload,
+        log = self.log
+        if log is not None:  # the writer thread builds and checks the record
+            log.append_engine_decision(
+                new_engine_decision(
+                    (
+                        decision_id,
+                        ctx.timestamp,
+                        user_hash,
+                        version,
+                        names,
+                        probs,
+                        mask,
+                        a,
+                        features.feature_names,
+                        x,
+                        payload,
+                    )
                 )
             )
         self.guardrails.commit(ctx, user_hash, action)

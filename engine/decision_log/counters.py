@@ -17,6 +17,7 @@ COUNTER_NAMES = (
     "defaulted",
     "read_errors",
     "deferred",
+    "invalid_decisions",
 )
 
 

@@ -13,6 +13,7 @@ from engine.validation import check_choice, check_integer, check_number, check_p
 
 from .checkpointer import Checkpointer
 from .counters import LogCounters
+from .engine_decision import EngineDecision
 from .hashing import hash_user_id, salt_bytes
 from .outcomes import OutcomeDesk
 from .pending import PendingIndex
@@ -141,6 +142,7 @@ class DecisionLog:
             flush_interval=self.flush_interval,
             flush_events=self.flush_events,
             disk=self._disk,
+            prepare=self._prepare,
         )
         self._outcomes = OutcomeDesk(
             self._store,
@@ -170,6 +172,20 @@ class DecisionLog:
         if self._sync:
             self._writer.commit_through(seq)
         return record.decision_id
+
+    def append_engine_decision(self, entry: EngineDecision) -> None:
+        """Log a decision of :class:`~engine.engine.DecisionEngine` (its hot path).
+
+        The record is built and checked by the writer thread (:meth:`EngineDecision.to_record`);
+        until then the buffered entry answers outcomes and reads. Never blocks on the disk in
+        batch mode.
+        """
+        if self._closed:
+            self._check_open()
+        self._pending.add_decision(entry)
+        seq = self._writer.submit(entry)
+        if self._sync:
+            self._writer.commit_through(seq)
 
     def append_outcome(
         self,
@@ -293,7 +309,8 @@ class DecisionLog:
           ``unknown_ids``, ``unattributed`` (user outcomes with no open decision),
           ``deferred`` (shared store: outcomes for decisions not stored yet, left to the
           store's join),
-          ``defaulted`` (default rewards given by :meth:`close_expired`).
+          ``defaulted`` (default rewards given by :meth:`close_expired`),
+          ``invalid_decisions`` (engine decisions whose record failed its checks: not logged).
         """
         stats = self._writer.stats()
         pending = self._pending.sizes()
@@ -323,6 +340,36 @@ class DecisionLog:
         if not callable(self.default_reward):
             return float(self.default_reward)
         return check_number(self.default_reward(action), f"default_reward({action!r})")
+
+    def _prepare(self, events: list[Any]) -> list[Any]:
+        """Build the records of the engine's decisions in ``events`` (the writer thread).
+
+        A decision whose record fails its checks (a learner or feature bug: the engine's
+        invariants make it impossible otherwise) is left out, counted as
+        ``invalid_decisions`` and logged at ERROR.
+        """
+        out: list[Any] = []
+        built: list[tuple[EngineDecision, DecisionRecord]] = []
+        invalid: list[EngineDecision] = []
+        for event in events:
+            if type(event) is EngineDecision:
+                try:
+                    record = event.to_record()
+                except Exception as exc:  # never lose the rest of the batch
+                    invalid.append(event)
+                    logger.error(
+                        "decision %s not logged: its record is invalid: %s", event.decision_id, exc
+                    )
+                    continue
+                built.append((event, record))
+                event = record
+            out.append(event)
+        if built:
+            self._pending.replace(built)
+        if invalid:
+            self._pending.forget(invalid)
+            self._counters.bump("invalid_decisions", len(invalid))
+        return out
 
     def _commit(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
         decisions = [e for e in batch if type(e) is DecisionRecord]

@@ -10,26 +10,44 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from .engine_decision import EngineDecision
 from .records import DecisionRecord, OutcomeRecord
 
 FORGET_CHUNK = 64  # events removed per lock hold
 
+#: A buffered decision: a record, or the engine's plain values the writer turns into one.
+Buffered = DecisionRecord | EngineDecision
+
 
 class PendingIndex:
-    """Buffered decisions (by id and by user) and outcomes (by decision id); thread-safe."""
+    """Buffered decisions (by id and by user) and outcomes (by decision id); thread-safe.
+
+    The engine's decisions are indexed as :class:`EngineDecision` when ``decide`` hands them
+    over, and replaced by their record when the writer has built it (:meth:`replace`), so an
+    outcome finds its decision at any point between ``decide`` and the commit.
+    """
 
     def __init__(self, attribution_window: float) -> None:
         self.attribution_window = attribution_window
         self._lock = threading.Lock()
-        self._decisions: dict[str, DecisionRecord] = {}
+        self._decisions: dict[str, Buffered] = {}
         self._by_user: dict[str, list[str]] = {}
         self._outcomes: dict[str, OutcomeRecord] = {}
 
-    def add_decision(self, record: DecisionRecord) -> None:
+    def add_decision(self, record: Buffered) -> None:
         """Index a decision handed to the writer."""
         with self._lock:
             self._decisions[record.decision_id] = record
             self._by_user.setdefault(record.user_hash, []).append(record.decision_id)
+
+    def replace(self, pairs: Sequence[tuple[EngineDecision, DecisionRecord]]) -> None:
+        """Index each record in place of the engine decision it was built from."""
+        decisions = self._decisions
+        for start in range(0, len(pairs), FORGET_CHUNK):
+            with self._lock:
+                for entry, record in pairs[start : start + FORGET_CHUNK]:
+                    if decisions.get(entry.decision_id) is entry:
+                        decisions[entry.decision_id] = record
 
     def add_outcome(self, outcome: OutcomeRecord) -> None:
         """Index an outcome handed to the writer (the decision's only one)."""
@@ -39,7 +57,13 @@ class PendingIndex:
     def decision(self, decision_id: str) -> DecisionRecord | None:
         """The buffered decision with this id, or None."""
         with self._lock:
-            return self._decisions.get(decision_id)
+            found = self._decisions.get(decision_id)
+        if isinstance(found, EngineDecision):
+            try:
+                return found.to_record()
+            except ValueError:  # the writer will count and log it
+                return None
+        return found
 
     def state(self, decision_id: str) -> tuple[bool, bool]:
         """(decision buffered?, outcome buffered?)."""
@@ -78,7 +102,7 @@ class PendingIndex:
             }
             return closed, set(self._outcomes)
 
-    def forget(self, events: Sequence[DecisionRecord | OutcomeRecord]) -> None:
+    def forget(self, events: Sequence[Buffered | OutcomeRecord]) -> None:
         """Remove committed (or dropped) events, a few at a time.
 
         Callers adding events (the decide path) never wait for more than one short chunk.
@@ -87,16 +111,17 @@ class PendingIndex:
             with self._lock:
                 for event in events[start : start + FORGET_CHUNK]:
                     decision_id = event.decision_id
-                    if type(event) is DecisionRecord:
-                        if self._decisions.get(decision_id) is event:
-                            del self._decisions[decision_id]
-                        ids = self._by_user.get(event.user_hash)
-                        if ids is not None and decision_id in ids:
-                            ids.remove(decision_id)
-                            if not ids:
-                                del self._by_user[event.user_hash]
-                    elif self._outcomes.get(decision_id) is event:
-                        del self._outcomes[decision_id]
+                    if isinstance(event, OutcomeRecord):
+                        if self._outcomes.get(decision_id) is event:
+                            del self._outcomes[decision_id]
+                        continue
+                    if self._decisions.get(decision_id) is event:
+                        del self._decisions[decision_id]
+                    ids = self._by_user.get(event.user_hash)
+                    if ids is not None and decision_id in ids:
+                        ids.remove(decision_id)
+                        if not ids:
+                            del self._by_user[event.user_hash]
 
     def sizes(self) -> tuple[int, int]:
         """(buffered decisions, buffered outcomes)."""

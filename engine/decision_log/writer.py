@@ -54,6 +54,10 @@ class BatchWriter:
         flush_interval, flush_events: Background commit cadence: a commit starts once the oldest
             buffered event is ``flush_interval / 2`` seconds old, or sooner once ``flush_events``
             events are queued.
+        disk: The spill file for batches the store cannot take (see the module docstring).
+        prepare: Turns the events taken from the queue into what ``commit`` writes (called by
+            the committing thread, outside the buffer lock, before a commit or a spill; it must
+            not raise: events it leaves out are gone).
     """
 
     def __init__(
@@ -68,8 +72,10 @@ class BatchWriter:
         flush_events: int,
         name: str = "decision-log-writer",
         disk: SpillFile | None = None,
+        prepare: Callable[[list[Any]], list[Any]] | None = None,
     ) -> None:
         self._commit = commit
+        self._prepare = prepare
         self._on_committed = on_committed
         self._on_dropped = on_dropped
         self._queue_size = queue_size
@@ -271,6 +277,8 @@ class BatchWriter:
             self._queue.clear()
             self._sync_wanted = False
             seq = self._seq
+        if self._prepare is not None and from_queue:
+            from_queue = self._prepare(from_queue)
         batch = from_spill + from_queue
         if self._disk is not None:
             return self._drain_with_disk(self._disk, batch, len(from_queue), seq, backing_off)
