@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 REQUIRED = ("decision_id", "timestamp", "action", "probability", "reward", "fallback")
-REWARD_REQUIRED = ("decision_id", "timestamp", "action", "reward", "fallback")
-"""Columns of the reward model's pass (:func:`read_reward_batch`)."""
+REWARD_REQUIRED = ("timestamp", "action", "reward", "fallback")
+"""Columns of the reward model's pass (:func:`read_reward_batch`): no ``decision_id``, which
+only names a bad row, and the estimators' pass checks every row naming it."""
 SUM_TOLERANCE = 1e-6
 """Allowed deviation of a row's logged probabilities (``p_<action>``) from summing to 1."""
 PROB_TOLERANCE = 1e-6
@@ -119,8 +120,12 @@ class _Kept:
     n_no_reward: int
 
 
-def _keep(batch, action_names: Sequence[str]) -> _Kept:
-    """The rows that are not fallback and have a settled reward, their actions checked."""
+def _keep(batch, action_names: Sequence[str], strict: bool = True) -> _Kept:
+    """The rows that are not fallback and have a settled reward, their actions checked.
+
+    ``strict=False`` (no ``decision_id`` column): rows with an unknown action are dropped
+    instead of raising (the reward pass; the estimators' pass raises naming them).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -128,9 +133,13 @@ def _keep(batch, action_names: Sequence[str]) -> _Kept:
     reward_col = batch.column("reward")
     no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
     keep = ~(fallback | no_reward)
+    value_set = pa.array(list(action_names), pa.string())
+    if not strict:
+        known = pc.is_in(batch.column("action"), value_set=value_set)
+        keep &= _numpy(pc.fill_null(known, False), bool)
     kept = batch.filter(pa.array(keep)) if not keep.all() else batch
-    ids = LazyIds(kept.column("decision_id"))
-    index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
+    ids = LazyIds(kept.column("decision_id") if strict else pa.nulls(kept.num_rows, pa.string()))
+    index = pc.index_in(kept.column("action"), value_set=value_set)
     if index.null_count:
         unknown = _numpy(pc.is_null(index), bool)
         value = kept.column("action")[int(np.flatnonzero(unknown)[0])].as_py()
@@ -183,7 +192,7 @@ def read_reward_batch(
     checks them on every row.
     """
     check_columns(batch.schema.names, (), (), "the log", REWARD_REQUIRED)
-    rows = _keep(batch, action_names)
+    rows = _keep(batch, action_names, strict=False)
     return RewardRows(
         _features(rows.table, feature_names),
         rows.actions,
@@ -262,9 +271,16 @@ def _strata(table, by: Sequence[str]) -> tuple[np.ndarray, tuple[tuple[object, .
         column = table.column(col)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+        encoded = None
         if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: its own stratum
+            if column.null_count == 0 and len(pc.unique(column.dictionary)) == len(
+                column.dictionary
+            ):  # e.g. a hive partition value: its codes are the strata already
+                encoded = column
+            else:
+                column = column.cast(column.type.value_type)
+        if encoded is None:
+            encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: own stratum
         values = encoded.dictionary.to_pylist()
         idx = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = codes * (len(values) + 1) + idx
