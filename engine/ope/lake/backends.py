@@ -2,8 +2,9 @@
 
 Each backend applies a per-batch function (``fn(batch, plan)``, returning something with ``+``)
 to its batches and merges the results: ``memory`` reads the whole source as one batch,
-``stream`` iterates the Parquet row groups' record batches with a bounded read-ahead
-(:meth:`~engine.ope.lake.source.Source.batches`; memory bounded by a few batches),
+``stream`` hands the Parquet row groups (:meth:`~engine.ope.lake.source.Source.pieces`) to a
+few worker threads and merges their results in row-group order (memory bounded by a few batches
+per worker; a store source is read by one thread with a bounded read-ahead),
 ``spark`` runs the function in ``mapInArrow`` on every partition with the plan broadcast, and the
 driver merges the pickled per-partition results with the same ``+``.
 """
