@@ -84,11 +84,6 @@ class Piece:
     constants: tuple[tuple[str, Any], ...]
     schema: Any
 
-    @property
-    def num_rows(self) -> int:
-        """Rows of the row group."""
-        return int(self.metadata.row_group(self.row_group).num_rows)
-
     def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
         """The row group's record batches (at most ``batch_rows`` rows each) with ``columns``."""
         import pyarrow as pa
