@@ -22,7 +22,10 @@ def add_intercept(X: np.ndarray) -> np.ndarray:
     """Append a constant-1 column to a ``(d,)`` vector or ``(n, d)`` matrix."""
     if X.ndim == 1:
         return np.append(X, 1.0)
-    return np.hstack([X, np.ones((X.shape[0], 1))])
+    out = np.empty((X.shape[0], X.shape[1] + 1))  # row-major whatever X's layout: see variances
+    out[:, :-1] = X
+    out[:, -1] = 1.0
+    return out
 
 
 def _inverse_spd(matrix: np.ndarray) -> np.ndarray:
@@ -79,6 +82,8 @@ class RidgeStats:
         if Z.ndim == 1:
             return np.maximum(np.einsum("i,aij,j->a", Z, self.covariance, Z), 0.0)
         n_actions, n_dims = self.coef.shape
+        # row blocks of a row-major Z are contiguous: about 2x faster than column-major ones
+        Z = np.ascontiguousarray(Z)
         # one matrix product for all actions: (n, p) @ (p, A * p) -> (n, A, p)
         stacked = self.covariance.transpose(1, 0, 2).reshape(n_dims, n_actions * n_dims)
         n = Z.shape[0]

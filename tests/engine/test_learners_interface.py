@@ -298,6 +298,8 @@ def test_batch_variances_match_the_one_row_form_across_blocks():
     rows = np.array([np.einsum("i,aij,j->a", z, stats.covariance, z) for z in Z])
     np.testing.assert_allclose(stats.variances(Z), rows, rtol=1e-12, atol=0)
     assert stats.variances(Z[:0]).shape == (0, 4)
+    # a column-major Z (as the data lake builds features) takes the row-major path: same values
+    np.testing.assert_array_equal(stats.variances(np.asfortranarray(Z)), stats.variances(Z))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 2e30, -2e30])

@@ -77,6 +77,7 @@ def evaluate_lake(
     switch_threshold: float = DEFAULT_SWITCH_THRESHOLD,
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     batch_rows: int = BATCH_ROWS,
+    workers: int | None = None,
     spark: Any = None,
     spark_master: str = "local[2]",
     progress: bool = False,
@@ -103,6 +104,8 @@ def evaluate_lake(
         switch_threshold: Switch-DR ``tau``.
         dros_lambda: DR-OS ``lambda``.
         batch_rows: rows per batch (stream, and chunks of a SQLite source).
+        workers: threads of the stream backend, each folding one Parquet row group at a time
+            (default: the machine's cores, at most 4); the answer does not depend on it.
         spark: a SparkSession to use (``backend="spark"``); else one is started.
         spark_master: the master of the session started when ``spark`` is None.
         progress: a tqdm bar over rows (stream) or partitions (spark).
@@ -125,6 +128,8 @@ def evaluate_lake(
     check_choice(ci, "ci", LAKE_CI_METHODS)
     n_folds = check_integer(n_folds, "n_folds", low=1)
     batch_rows = check_integer(batch_rows, "batch_rows", low=1)
+    if workers is not None:
+        workers = check_integer(workers, "workers", low=1)
     by = (by,) if isinstance(by, str) else tuple(by)
     src = open_source(source)
     actions, features = src.action_names, src.feature_names
@@ -147,7 +152,12 @@ def evaluate_lake(
         needs_model,
     )
     columns = required_columns(actions, features, by)
-    options = {"batch_rows": batch_rows, "spark": spark, "master": spark_master}
+    options = {
+        "batch_rows": batch_rows,
+        "workers": workers,
+        "spark": spark,
+        "master": spark_master,
+    }
     if needs_model:
         stats = _run(
             backend,
@@ -159,10 +169,11 @@ def evaluate_lake(
             "reward model",
             **options,
         )
-        if stats is None:
-            raise ValueError(f"the log at {src.location!r} has no row to evaluate")
-        plan = plan.with_model(stats.fit())
+        if stats is not None:  # else pass 2 keeps no row either, or names a bad one
+            plan = plan.with_model(stats.fit())
     merged = _run(backend, src, columns, batch_stats, plan, progress, "evaluating", **options)
+    if merged is None:
+        raise ValueError(f"the log at {src.location!r} has no row to evaluate")
     out = table(merged, by, confidence, ci)
     out.attrs.update(backend=backend, policy=spec.label, source=src.location)
     logger.info(

@@ -2,15 +2,18 @@
 
 Each backend applies a per-batch function (``fn(batch, plan)``, returning something with ``+``)
 to its batches and merges the results: ``memory`` reads the whole source as one batch,
-``stream`` iterates the Parquet row groups' record batches with a bounded read-ahead
-(:meth:`~engine.ope.lake.source.Source.batches`; memory bounded by a few batches),
+``stream`` hands the Parquet row groups (:meth:`~engine.ope.lake.source.Source.pieces`) to a
+few worker threads and merges their results in row-group order (memory bounded by a few batches
+per worker; a store source is read by one thread with a bounded read-ahead),
 ``spark`` runs the function in ``mapInArrow`` on every partition with the plan broadcast, and the
 driver merges the pickled per-partition results with the same ``+``.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import logging
 import os
 import pickle
@@ -18,13 +21,17 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from engine.ope.lake.source import BATCH_ROWS, Source
+from engine.ope.lake.target import set_worker_slot
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("memory", "stream", "spark")
+MAX_WORKERS = 4
+"""Most worker threads the stream backend starts by default (each holds a batch or two)."""
 
 
 def _merge(total: Any, part: Any) -> Any:
@@ -38,6 +45,11 @@ def run_memory(source: Source, columns: Sequence[str], fn: Callable, plan: Any, 
     return fn(source.table(columns), plan)
 
 
+def default_workers() -> int:
+    """Worker threads of the stream backend: the machine's cores, at most :data:`MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
 def run_stream(
     source: Source,
     columns: Sequence[str],
@@ -46,9 +58,60 @@ def run_stream(
     *,
     batch_rows: int = BATCH_ROWS,
     progress: Any = None,
+    workers: int | None = None,
     **_: Any,
 ) -> Any:
-    """``fn`` batch by batch; only the running merge and the read-ahead batches are held."""
+    """``fn`` batch by batch; only the running merge and the batches in work are held.
+
+    A Parquet source is read and folded by ``workers`` threads, one row group per task (Parquet
+    decoding and numpy release the GIL); the results are merged in row-group order, so the
+    answer is the same bit for bit whatever the number of workers. At most ``2 * workers``
+    row groups are in flight, ``workers`` of them decoded at once.
+    """
+    workers = default_workers() if workers is None else workers
+    if source.kind != "parquet" or workers <= 1:
+        return _run_sequential(source, columns, fn, plan, batch_rows, progress)
+    cols = list(columns)
+
+    def work(piece) -> tuple[Any, int]:
+        total, rows = None, 0
+        for batch in piece.batches(cols, batch_rows):
+            total = _merge(total, fn(batch, plan))
+            rows += batch.num_rows
+            del batch
+        return total, rows
+
+    slots = itertools.count()
+    total = None
+    pending: collections.deque = collections.deque()
+    pool = ThreadPoolExecutor(
+        workers,
+        thread_name_prefix="cartwise-lake-worker",
+        initializer=lambda: set_worker_slot(next(slots)),
+    )
+    try:
+        for piece in source.pieces():
+            pending.append(pool.submit(work, piece))
+            while len(pending) > 2 * workers or (pending and pending[0].done()):
+                total = _merge_result(total, pending.popleft().result(), progress)
+        while pending:
+            total = _merge_result(total, pending.popleft().result(), progress)
+    finally:
+        for future in pending:  # an error: drop the work not started yet
+            future.cancel()
+        pool.shutdown(wait=True)
+    return total
+
+
+def _merge_result(total: Any, result: tuple[Any, int], progress: Any) -> Any:
+    if progress is not None:
+        progress.update(result[1])
+    return _merge(total, result[0])
+
+
+def _run_sequential(
+    source: Source, columns: Sequence[str], fn: Callable, plan: Any, batch_rows: int, progress: Any
+) -> Any:
     total = None
     with contextlib.closing(source.batches(columns, batch_rows)) as batches:
         for batch in batches:  # closed on an error too: the reader thread stops at once

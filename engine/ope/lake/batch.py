@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 REQUIRED = ("decision_id", "timestamp", "action", "probability", "reward", "fallback")
-REWARD_REQUIRED = ("decision_id", "timestamp", "action", "reward", "fallback")
-"""Columns of the reward model's pass (:func:`read_reward_batch`)."""
+REWARD_REQUIRED = ("timestamp", "action", "reward", "fallback")
+"""Columns of the reward model's pass (:func:`read_reward_batch`): no ``decision_id``, which
+only names a bad row, and the estimators' pass checks every row naming it."""
 SUM_TOLERANCE = 1e-6
 """Allowed deviation of a row's logged probabilities (``p_<action>``) from summing to 1."""
 PROB_TOLERANCE = 1e-6
@@ -25,18 +26,23 @@ PROB_TOLERANCE = 1e-6
 
 
 class LazyIds(Sequence):
-    """``decision_id`` values of a batch, converted to Python strings only when indexed (errors)."""
+    """``decision_id`` values of a batch's kept rows, made Python strings only when indexed.
 
-    def __init__(self, column) -> None:
+    ``index``: the kept rows' positions in the batch (None: all rows are kept).
+    """
+
+    def __init__(self, column, index: np.ndarray | None = None) -> None:
         self._column = column
+        self._index = index
 
     def __len__(self) -> int:
-        return len(self._column)
+        return len(self._column) if self._index is None else int(self._index.size)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        return str(self._column[int(i)].as_py())
+        row = int(i) if self._index is None else int(self._index[int(i)])
+        return str(self._column[row].as_py())
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,8 @@ def _numpy(column, dtype, fill: float | None = None) -> np.ndarray:
 
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
-    if fill is not None and column.null_count:
+    nan_fill = fill is not None and math.isnan(fill) and pa.types.is_floating(column.type)
+    if fill is not None and column.null_count and not nan_fill:  # floats convert nulls to NaN
         import pyarrow.compute as pc
 
         column = pc.fill_null(column, fill)
@@ -111,16 +118,42 @@ def reward_columns(feature_names: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class _Kept:
-    table: Any  # the batch's kept rows (pyarrow RecordBatch or Table)
+    """A batch's kept rows: the batch and their positions (``index``; None when all are kept).
+
+    Columns are converted to numpy and then subset (:meth:`column`), so the batch's other
+    columns are never copied by an Arrow filter.
+    """
+
+    batch: Any  # pyarrow RecordBatch or Table
+    index: np.ndarray | None
     ids: LazyIds
     actions: np.ndarray
     rewards: np.ndarray
     n_fallback: int
     n_no_reward: int
 
+    @property
+    def n(self) -> int:
+        """Number of kept rows."""
+        return int(self.rewards.shape[0])
 
-def _keep(batch, action_names: Sequence[str]) -> _Kept:
-    """The rows that are not fallback and have a settled reward, their actions checked."""
+    def column(self, name: str, dtype, fill: float | None = None, out=None) -> np.ndarray:
+        """The kept rows of column ``name`` as numpy (written to ``out`` when given)."""
+        values = _numpy(self.batch.column(name), dtype, fill)
+        if self.index is not None:
+            return np.take(values, self.index, out=out)
+        if out is None:
+            return values
+        out[...] = values
+        return out
+
+
+def _keep(batch, action_names: Sequence[str], strict: bool = True) -> _Kept:
+    """The rows that are not fallback and have a settled reward, their actions checked.
+
+    ``strict=False`` (no ``decision_id`` column): rows with an unknown action are dropped
+    instead of raising (the reward pass; the estimators' pass raises naming them).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -128,34 +161,45 @@ def _keep(batch, action_names: Sequence[str]) -> _Kept:
     reward_col = batch.column("reward")
     no_reward = ~fallback & _numpy(pc.is_null(reward_col, nan_is_null=True), bool)
     keep = ~(fallback | no_reward)
-    kept = batch.filter(pa.array(keep)) if not keep.all() else batch
-    ids = LazyIds(kept.column("decision_id"))
-    index = pc.index_in(kept.column("action"), value_set=pa.array(list(action_names), pa.string()))
-    if index.null_count:
-        unknown = _numpy(pc.is_null(index), bool)
-        value = kept.column("action")[int(np.flatnonzero(unknown)[0])].as_py()
+    value_set = pa.array(list(action_names), pa.string())
+    action = batch.column("action")
+    index = pc.index_in(action, value_set=value_set)
+    codes = _numpy(pc.fill_null(index, -1), np.int64)
+    if not strict:
+        keep &= codes >= 0
+    rows = None if keep.all() else np.flatnonzero(keep)
+    ids = LazyIds(batch.column("decision_id") if strict else pa.nulls(len(batch)), rows)
+    actions = codes if rows is None else codes[rows]
+    if strict and actions.size and actions.min() < 0:
+        unknown = actions < 0
+        first = int(np.flatnonzero(unknown)[0])
+        value = action[first if rows is None else int(rows[first])].as_py()
         raise ValueError(
             f"column 'action' == {value!r} in {_first_rows(unknown, ids)}, "
             f"must be one of {list(action_names)}"
         )
-    rewards = _numpy(reward_col if kept is batch else kept.column("reward"), np.float64)
+    rewards = _numpy(reward_col, np.float64)
     return _Kept(
-        kept,
+        batch,
+        rows,
         ids,
-        _numpy(index, np.int64),
-        rewards,
+        actions,
+        rewards if rows is None else rewards[rows],
         int(fallback.sum()),
         int(no_reward.sum()),
     )
 
 
-def _features(kept, feature_names: Sequence[str]) -> np.ndarray:
+def _features(kept: _Kept, feature_names: Sequence[str]) -> np.ndarray:
     """``(n, d)`` float64 features, NaN where a column is absent or a value null."""
-    features = np.empty((kept.num_rows, len(feature_names)), order="F")
-    names = set(kept.schema.names)
+    features = np.empty((kept.n, len(feature_names)), order="F")
+    names = set(kept.batch.schema.names)
     for j, f in enumerate(feature_names):
         col = f"f_{f}"
-        features[:, j] = _numpy(kept.column(col), np.float64, np.nan) if col in names else np.nan
+        if col in names:
+            kept.column(col, np.float64, np.nan, out=features[:, j])
+        else:
+            features[:, j] = np.nan
     return features
 
 
@@ -183,12 +227,12 @@ def read_reward_batch(
     checks them on every row.
     """
     check_columns(batch.schema.names, (), (), "the log", REWARD_REQUIRED)
-    rows = _keep(batch, action_names)
+    rows = _keep(batch, action_names, strict=False)
     return RewardRows(
-        _features(rows.table, feature_names),
+        _features(rows, feature_names),
         rows.actions,
         rows.rewards,
-        _numpy(rows.table.column("timestamp"), np.float64),
+        rows.column("timestamp", np.float64),
     )
 
 
@@ -203,10 +247,10 @@ def read_batch(
     """
     check_columns(batch.schema.names, action_names, by, "the log")
     rows = _keep(batch, action_names)
-    kept, ids, actions, n = rows.table, rows.ids, rows.actions, rows.table.num_rows
+    ids, actions, n = rows.ids, rows.actions, rows.n
     probs = np.empty((n, len(action_names)), order="F")  # filled column by column
     for j, a in enumerate(action_names):
-        probs[:, j] = _numpy(kept.column(f"p_{a}"), np.float64, 0.0)
+        rows.column(f"p_{a}", np.float64, 0.0, out=probs[:, j])
     bad = ~np.isfinite(probs).all(axis=1) | (probs < 0).any(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -222,7 +266,7 @@ def read_batch(
             f"columns p_<action> sum to {float(sums[row])!r} in {_first_rows(bad, ids)}, "
             f"must sum to 1 (within {SUM_TOLERANCE})"
         )
-    logged = _numpy(kept.column("probability"), np.float64)
+    logged = rows.column("probability", np.float64)
     at_logged = probs[np.arange(n), actions]
     bad = ~((logged > 0.0) & (logged <= 1.0)) | (np.abs(at_logged - logged) > PROB_TOLERANCE)
     if bad.any():
@@ -232,15 +276,15 @@ def read_batch(
             f"must be in (0, 1] and equal p_{action_names[actions[row]]} == "
             f"{float(at_logged[row])!r}"
         )
-    strata, keys = _strata(kept, by)
+    strata, keys = _strata(rows.batch, by, rows.index)
     return LogBatch(
         decision_ids=ids,
-        timestamps=_numpy(kept.column("timestamp"), np.float64),
+        timestamps=rows.column("timestamp", np.float64),
         rewards=rows.rewards,
         actions=actions,
         logged_probs=logged,
         logging_probs=probs,
-        features=_features(kept, feature_names),
+        features=_features(rows, feature_names),
         strata=strata,
         keys=keys,
         n_fallback=rows.n_fallback,
@@ -248,27 +292,41 @@ def read_batch(
     )
 
 
-def _strata(table, by: Sequence[str]) -> tuple[np.ndarray, tuple[tuple[object, ...], ...]]:
-    """Per-row stratum code and the key (tuple of ``by`` values) of each code."""
+def _strata(
+    table, by: Sequence[str], index: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple[tuple[object, ...], ...]]:
+    """Per-row stratum code and the key (tuple of ``by`` values) of each code.
+
+    ``index``: the positions of the rows to code (None: all); only their strata get codes.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = table.num_rows
+    n = table.num_rows if index is None else int(index.size)
     if not by:
         return np.zeros(n, dtype=np.int64), ((),)
-    codes = np.zeros(n, dtype=np.int64)
+    codes = np.zeros(table.num_rows, dtype=np.int64)
     dictionaries = []
     for col in by:
         column = table.column(col)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+        encoded = None
         if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: its own stratum
+            if column.null_count == 0 and len(pc.unique(column.dictionary)) == len(
+                column.dictionary
+            ):  # e.g. a hive partition value: its codes are the strata already
+                encoded = column
+            else:
+                column = column.cast(column.type.value_type)
+        if encoded is None:
+            encoded = pc.dictionary_encode(column, null_encoding="encode")  # null: own stratum
         values = encoded.dictionary.to_pylist()
         idx = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         codes = codes * (len(values) + 1) + idx
         dictionaries.append((values, len(values) + 1))
+    if index is not None:
+        codes = codes[index]
     size = math.prod(base for _, base in dictionaries)
     if size <= max(4 * n, 1 << 16):  # few combinations: count instead of sorting
         unique = np.flatnonzero(np.bincount(codes, minlength=size))

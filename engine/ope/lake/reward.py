@@ -64,10 +64,14 @@ class Moments:
     comoment: np.ndarray  # (p, p)
 
     @classmethod
-    def of(cls, z: np.ndarray) -> Moments:
-        """The moments of the rows of ``z`` (``n x p``)."""
+    def of(cls, z: np.ndarray, overwrite: bool = False) -> Moments:
+        """The moments of the rows of ``z`` (``n x p``); ``overwrite``: centre ``z`` in place."""
         mean = z.mean(axis=0)
-        centred = z - mean
+        if overwrite:
+            z -= mean
+            centred = z
+        else:
+            centred = z - mean
         return cls(z.shape[0], mean, centred.T @ centred)
 
     @classmethod
@@ -108,6 +112,8 @@ class RewardStats:
         """The moments of one batch's regressors ``x`` and rewards, per time fold and action."""
         n, d = x.shape
         cell = fold_of(timestamps, n_folds) * n_actions + actions
+        if n_folds * n_actions <= np.iinfo(np.int16).max:
+            cell = cell.astype(np.int16)  # a stable sort of 16-bit keys is a radix sort
         # rows grouped by cell (in their order within a cell), so each cell is a slice
         order = np.argsort(cell, kind="stable")
         bounds = np.zeros(n_folds * n_actions + 1, dtype=np.int64)
@@ -121,7 +127,9 @@ class RewardStats:
             row = []
             for a in range(n_actions):
                 lo, hi = bounds[k * n_actions + a], bounds[k * n_actions + a + 1]
-                row.append(Moments.of(z[lo:hi]) if hi > lo else Moments.empty(d + 1))
+                row.append(
+                    Moments.of(z[lo:hi], overwrite=True) if hi > lo else Moments.empty(d + 1)
+                )
             cells.append(tuple(row))
         return cls(tuple(cells))
 

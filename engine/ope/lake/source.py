@@ -13,6 +13,9 @@ import threading
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 BATCH_ROWS = 65_536
 """Rows per Arrow record batch in the stream backend."""
@@ -66,6 +69,50 @@ def prefetched(items: Iterator, depth: int = PREFETCH) -> Generator:
                 worker.join(0.05)
 
 
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """One row group of one Parquet file, readable on any thread (each read opens the file).
+
+    ``constants`` are the file's hive partition values (``day``), ``schema`` the dataset's
+    unified schema: a requested column the file lacks is read as nulls of its type.
+    """
+
+    path: str
+    filesystem: Any
+    metadata: Any  # the file's parsed pyarrow.parquet.FileMetaData, shared by its pieces
+    row_group: int
+    constants: tuple[tuple[str, Any], ...]
+    schema: Any
+
+    def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
+        """The row group's record batches (at most ``batch_rows`` rows each) with ``columns``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        constants = dict(self.constants)
+        stored = set(self.metadata.schema.names)
+        read = [c for c in columns if c in stored]
+        with self.filesystem.open_input_file(self.path) as handle:
+            reader = pq.ParquetFile(handle, metadata=self.metadata)
+            for batch in reader.iter_batches(
+                batch_rows, row_groups=[self.row_group], columns=read, use_threads=False
+            ):
+                n = batch.num_rows
+                arrays = []
+                for c in columns:
+                    kind = self.schema.field(c).type
+                    if c in stored:
+                        array = batch.column(c)
+                        arrays.append(array if array.type == kind else array.cast(kind))
+                    elif c in constants:  # one dictionary entry: a constant column costs nothing
+                        values = pa.array([constants[c]], kind)
+                        codes = pa.array(np.zeros(n, dtype=np.int32))
+                        arrays.append(pa.DictionaryArray.from_arrays(codes, values))
+                    else:
+                        arrays.append(pa.nulls(n, kind))
+                yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
 @dataclass(frozen=True)
 class Source:
     """An opened source: its column names and how to read it."""
@@ -111,6 +158,24 @@ class Source:
         schema = lake_schema(self.action_names, self.feature_names)
         for frame in read_chunks(self.location, chunk_rows=batch_rows):
             yield to_arrow(frame, schema).select(list(columns))
+
+    def pieces(self) -> Iterator[Piece]:
+        """The row groups of a Parquet source, file by file in the dataset's order."""
+        import pyarrow.dataset as ds
+
+        dataset = self.dataset()
+        for fragment in dataset.get_fragments():
+            keys = ds.get_partition_keys(fragment.partition_expression)
+            metadata = fragment.metadata
+            for k in range(metadata.num_row_groups):
+                yield Piece(
+                    fragment.path,
+                    fragment.filesystem,
+                    metadata,
+                    k,
+                    tuple(keys.items()),
+                    dataset.schema,
+                )
 
     def _row_groups(self, columns: list[str], batch_rows: int) -> Iterator:
         dataset = self.dataset()

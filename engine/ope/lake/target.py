@@ -20,8 +20,19 @@ from typing import Any
 
 import numpy as np
 
-_CACHE: dict[str, Any] = {}
+_CACHE: dict[tuple[str, int], Any] = {}
 _LOCK = threading.Lock()
+_SLOT = threading.local()
+
+
+def set_worker_slot(slot: int) -> None:
+    """Give this thread its own copy of every built policy (``slot``: the worker's number).
+
+    A learner serialises its scoring under its own lock, so the stream backend's worker
+    threads each score with their own copy (built once per process and slot) to run in
+    parallel; the main thread and Spark's single-threaded workers use slot 0.
+    """
+    _SLOT.slot = int(slot)
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,11 @@ class TargetSpec:
         """The policy object (built once per process)."""
         if self.kind == "object":
             return self.payload
+        key = (self.key, getattr(_SLOT, "slot", 0))
         with _LOCK:
-            if self.key not in _CACHE:
-                _CACHE[self.key] = self._build()
-            return _CACHE[self.key]
+            if key not in _CACHE:
+                _CACHE[key] = self._build()
+            return _CACHE[key]
 
     def _build(self) -> Any:
         import importlib
