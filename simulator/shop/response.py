@@ -306,8 +306,11 @@ def raw_lift(
 
 
 def lift_damping(fatigue_load: np.ndarray) -> np.ndarray:
-    """Multiplier of every lift from fatigue: ``exp(-0.35 L)`` (persuadability, per action, goes
-    on the raw lifts: ``raw_lift(...) * persuadability(...)``)."""
+    """Multiplier of every lift from fatigue: ``exp(-0.35 L)``.
+
+    Persuadability is per action, so it multiplies the raw lifts instead:
+    ``raw_lift(...) * persuadability(...)``.
+    """
     return np.exp(-FATIGUE_RATE * fatigue_load)
 
 
