@@ -222,6 +222,34 @@ def test_stream_workers_fold_in_row_group_order_whatever_their_number(lake, tmp_
         evaluate_log(copy, policy="rule", backend="stream", workers=0)
 
 
+@pytest.mark.parametrize("backend, workers", [("memory", None), ("stream", 1), ("stream", 2)])
+def test_backends_fold_with_one_blas_thread_and_restore_the_limit(lake, backend, workers):
+    """The fold runs with BLAS limited to one thread (the backend's threads already fill the
+    cores); the caller's limit is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from engine.ope.lake.backends import RUNNERS
+    from engine.ope.lake.source import open_source
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+
+    def fold(batch, plan) -> int:
+        seen.append(blas_threads())
+        return batch.num_rows
+
+    source = open_source(lake[2])
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        rows = RUNNERS[backend](source, ["decision_id"], fold, None, workers=workers)
+        after = blas_threads()
+    assert before == after == {2}
+    assert seen and all(s == {1} for s in seen)
+    assert rows == pq.ParquetDataset(lake[2]).read(columns=["decision_id"]).num_rows
+
+
 def test_spark_agrees_with_memory_and_stream(lake, spark):
     _, model_path, out = lake
     memory = evaluate_log(
