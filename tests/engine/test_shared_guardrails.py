@@ -156,3 +156,37 @@ def test_store_unreachable_coupons_stop_other_actions_go_on(pg_url, tmp_path):
         proxy.restore()
         eng.close()
         proxy.close()
+
+
+def test_contact_claim_waits_at_most_its_timeout_when_the_store_is_cut(pg_url):
+    """A claim is on the decision's path: with the store cut it gives up (None: decide by the
+    local cap) within the pool's timeout, not seconds later, and in between retries the store
+    is not tried at all."""
+    import time
+
+    from engine.contact_caps import ContactCaps
+
+    host, port = "127.0.0.1", int(PG_URL.split("@")[1].split(":")[1].split("/")[0])
+    proxy = TcpProxy(host, port)
+    url = pg_url.replace(f"{host}:{port}", f"{host}:{proxy.port}")
+    caps = ContactCaps(url, pool_size=1, retry_seconds=0.3)
+
+    def timed_claim(user: str) -> tuple[bool | None, float]:
+        start = time.perf_counter()
+        return caps.claim(user, T0, 3600.0, 2, []), time.perf_counter() - start
+
+    try:
+        assert caps.claim("u1", T0, 3600.0, 2, []) is True
+        proxy.cut()
+        assert timed_claim("u2")[0] is None  # the pooled connection breaks at once
+        result, quiet = timed_claim("u3")
+        assert result is None and quiet < 0.05, quiet  # within retry_seconds: not tried
+        time.sleep(0.4)
+        result, waited = timed_claim("u4")  # the pool has no connection to hand out now
+        assert result is None
+        assert waited < 0.75, waited  # the default timeout is 0.25 s; it was 2 s before
+        assert caps.state()["store_errors"] == 2
+    finally:
+        proxy.restore()
+        caps.close()
+        proxy.close()
