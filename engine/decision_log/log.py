@@ -13,6 +13,7 @@ from engine.validation import check_choice, check_integer, check_number, check_p
 
 from .checkpointer import Checkpointer
 from .counters import LogCounters
+from .engine_batch import PreparedDecision, prepare_batch
 from .engine_decision import EngineDecision
 from .hashing import hash_user_id, salt_bytes
 from .outcomes import OutcomeDesk
@@ -342,37 +343,26 @@ class DecisionLog:
         return check_number(self.default_reward(action), f"default_reward({action!r})")
 
     def _prepare(self, events: list[Any]) -> list[Any]:
-        """Build the records of the engine's decisions in ``events`` (the writer thread).
+        """Check the engine's decisions in ``events`` and build their rows (the writer thread).
 
-        A decision whose record fails its checks (a learner or feature bug: the engine's
-        invariants make it impossible otherwise) is left out, counted as
-        ``invalid_decisions`` and logged at ERROR.
+        See :func:`~engine.decision_log.engine_batch.prepare_batch`. A decision whose record
+        fails its checks (a learner or feature bug: the engine's invariants make it impossible
+        otherwise) is left out, counted as ``invalid_decisions`` and logged at ERROR.
         """
-        out: list[Any] = []
-        built: list[tuple[EngineDecision, DecisionRecord]] = []
-        invalid: list[EngineDecision] = []
-        for event in events:
-            if type(event) is EngineDecision:
-                try:
-                    record = event.to_record()
-                except Exception as exc:  # never lose the rest of the batch
-                    invalid.append(event)
-                    logger.error(
-                        "decision %s not logged: its record is invalid: %s", event.decision_id, exc
-                    )
-                    continue
-                built.append((event, record))
-                event = record
-            out.append(event)
+        out, built, invalid = prepare_batch(events, self.attribution_window)
         if built:
             self._pending.replace(built)
         if invalid:
-            self._pending.forget(invalid)
+            for entry, reason in invalid:
+                logger.error(
+                    "decision %s not logged: its record is invalid: %s", entry.decision_id, reason
+                )
+            self._pending.forget([entry for entry, _ in invalid])
             self._counters.bump("invalid_decisions", len(invalid))
         return out
 
-    def _commit(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
-        decisions = [e for e in batch if type(e) is DecisionRecord]
+    def _commit(self, batch: Sequence[PreparedDecision | DecisionRecord | OutcomeRecord]) -> None:
+        decisions = [e for e in batch if type(e) is PreparedDecision or type(e) is DecisionRecord]
         outcomes = [e for e in batch if type(e) is OutcomeRecord]
         n_dec, n_out = self._store.write(decisions, outcomes, self.attribution_window)
         bump = self._counters.bump
@@ -385,6 +375,8 @@ class DecisionLog:
                 "%d decisions with an already-logged decision_id ignored", len(decisions) - n_dec
             )
 
-    def _committed(self, batch: Sequence[DecisionRecord | OutcomeRecord]) -> None:
+    def _committed(
+        self, batch: Sequence[PreparedDecision | DecisionRecord | OutcomeRecord]
+    ) -> None:
         self._pending.forget(batch)
         self._checkpointer.notify()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from .engine_batch import PreparedDecision
 from .engine_decision import EngineDecision
 from .records import DecisionRecord, OutcomeRecord
 
@@ -23,8 +24,9 @@ class PendingIndex:
     """Buffered decisions (by id and by user) and outcomes (by decision id); thread-safe.
 
     The engine's decisions are indexed as :class:`EngineDecision` when ``decide`` hands them
-    over, and replaced by their record when the writer has built it (:meth:`replace`), so an
-    outcome finds its decision at any point between ``decide`` and the commit.
+    over and stay so until committed (the writer's :class:`PreparedDecision` carries the entry;
+    one that took the record path is replaced by its record, :meth:`replace`), so an outcome
+    finds its decision at any point between ``decide`` and the commit.
     """
 
     def __init__(self, attribution_window: float) -> None:
@@ -102,7 +104,7 @@ class PendingIndex:
             }
             return closed, set(self._outcomes)
 
-    def forget(self, events: Sequence[Buffered | OutcomeRecord]) -> None:
+    def forget(self, events: Sequence[Buffered | PreparedDecision | OutcomeRecord]) -> None:
         """Remove committed (or dropped) events, a few at a time.
 
         Callers adding events (the decide path) never wait for more than one short chunk.
@@ -110,6 +112,8 @@ class PendingIndex:
         for start in range(0, len(events), FORGET_CHUNK):
             with self._lock:
                 for event in events[start : start + FORGET_CHUNK]:
+                    if isinstance(event, PreparedDecision):
+                        event = event.entry
                     decision_id = event.decision_id
                     if isinstance(event, OutcomeRecord):
                         if self._outcomes.get(decision_id) is event:

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
+from .engine_batch import PreparedDecision
 from .pg_schema import migrate
 from .records import DecisionRecord, OutcomeRecord
 from .schema import DECISION_COLUMNS, decode_names
@@ -146,7 +147,7 @@ class PostgresStore:
     # ------------------------------------------------------------------ writes
     def write(
         self,
-        decisions: Sequence[DecisionRecord],
+        decisions: Sequence[DecisionRecord | PreparedDecision],
         outcomes: Sequence[OutcomeRecord | OutcomeEvent],
         window: float,
     ) -> tuple[int, int]:

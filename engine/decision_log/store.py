@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from .engine_batch import PreparedDecision
 from .records import DecisionRecord, OutcomeRecord
 from .schema import (
     DDL,
@@ -188,7 +189,10 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ writes
     def write(
-        self, decisions: Sequence[DecisionRecord], outcomes: Sequence[OutcomeRecord], window: float
+        self,
+        decisions: Sequence[DecisionRecord | PreparedDecision],
+        outcomes: Sequence[OutcomeRecord],
+        window: float,
     ) -> tuple[int, int]:
         """Write a batch in one transaction; return (decisions inserted, outcomes inserted).
 

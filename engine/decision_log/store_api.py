@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .engine_batch import PreparedDecision
 from .records import DecisionRecord, OutcomeRecord
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -44,7 +45,10 @@ class Store(Protocol):
         """Release connections."""
 
     def write(
-        self, decisions: Sequence[DecisionRecord], outcomes: Sequence[OutcomeRecord], window: float
+        self,
+        decisions: Sequence[DecisionRecord | PreparedDecision],
+        outcomes: Sequence[OutcomeRecord],
+        window: float,
     ) -> tuple[int, int]:
         """Write a batch in one transaction; return (decisions inserted, outcomes inserted).
 

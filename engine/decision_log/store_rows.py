@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .engine_batch import PreparedDecision
 from .records import DecisionRecord, packed_features
 from .schema import (
     decode_f32,
@@ -30,12 +31,13 @@ ReadFn = Callable[[str, Sequence[object]], list[tuple]]
 
 
 def decision_rows(
-    decisions: Sequence[DecisionRecord], window: float, stored_vocab: set[str]
+    decisions: Sequence[DecisionRecord | PreparedDecision], window: float, stored_vocab: set[str]
 ) -> tuple[list[tuple[Any, ...]], dict[str, tuple[str, str]]]:
     """The ``decisions`` rows of a batch and the vocabularies it names that are not stored yet.
 
     Args:
-        decisions: The batch.
+        decisions: The batch: records, and the engine's decisions the writer thread already
+            turned into rows (:mod:`~engine.decision_log.engine_batch`).
         window: Reward window (seconds): a row's ``window_closes`` is its timestamp plus this.
         stored_vocab: Vocabulary ids known to be committed already (left out of the result).
 
@@ -46,6 +48,14 @@ def decision_rows(
     rows = []
     new: dict[str, tuple[str, tuple[str, ...]]] = {}
     for rec in decisions:
+        if isinstance(rec, PreparedDecision):
+            row = rec.row
+            if row[7] not in stored_vocab:
+                new[row[7]] = ("actions", rec.entry.actions)
+            if row[10] not in stored_vocab:
+                new[row[10]] = ("features", rec.entry.feature_names)
+            rows.append(row)
+            continue
         names, features = packed_features(rec.features)
         action_set = vocab_id("actions", rec.actions)
         feature_set = vocab_id("features", names)

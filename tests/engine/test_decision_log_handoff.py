@@ -43,7 +43,7 @@ class PausedPrepare:
         self.inner = log._prepare
         self.taken = threading.Event()  # the writer took a batch from the queue
         self.go_build = threading.Event()
-        self.built = threading.Event()  # records built and indexed, not committed
+        self.built = threading.Event()  # rows (or records) built, not committed
         self.go_commit = threading.Event()
         log._writer._prepare = self
 
@@ -77,8 +77,8 @@ def test_outcomes_join_a_decision_at_every_stage_before_its_commit(tmp_path):
     assert log.outcome_for_user("u-early", 2.0, 1767225602.0, hashed=True).decision_id == "early"
     paused.go_build.set()
     assert paused.built.wait(10)
-    # stage 3: built and indexed, not committed
-    assert not isinstance(log._pending._decisions["queued"], EngineDecision)
+    # stage 3: row built (the index keeps the entry until the commit), not committed
+    assert log.get_decision("queued").action == "coupon_5"
     assert log.append_outcome("queued", 9.0, 1767225603.0).status.value == "duplicate"
     paused.go_commit.set()
     assert log.flush()
