@@ -4,7 +4,7 @@ Logs are arrays over ``n`` episodes and ``K`` touches: ``rewards`` (n, K), ``val
 touch happened: the flow had not ended), ``logging`` (n, K) the logging probability of the action
 taken, ``target`` (n, K, A) the target policy's probabilities at each logged touch, ``actions``
 (n, K). Each estimator is the mean of one term per episode, so episodes are the i.i.d. units of
-the normal and bootstrap intervals (:mod:`engine.ope.intervals`).
+the intervals (:mod:`engine.ope.intervals`; :func:`evaluate_sequences`' ``ci``).
 
 * per-decision importance sampling (Precup et al. 2000):
   ``sum_k rho_{1:k} r_k`` with ``rho_{1:k} = prod_{j<=k} pi(a_j|s_j) / mu_j``;
@@ -32,8 +32,9 @@ from engine.ope.intervals import (
     normal_quantile,
     percentile_interval,
     skew_corrected_interval,
+    skew_t_interval,
 )
-from engine.validation import check_confidence, check_integer
+from engine.validation import check_choice, check_confidence, check_integer
 
 SEQUENCE_ESTIMATORS = ("pdis", "dr")
 
@@ -128,6 +129,13 @@ def episode_terms(
     return {"pdis": pdis, "dr": dr}
 
 
+SEQUENCE_INTERVALS = ("skew-t", "hall", "normal", "percentile", "bootstrap-t")
+"""Interval methods of :func:`evaluate_sequences` (the last two are bootstrap intervals)."""
+
+DEFAULT_BOOTSTRAP = 1000
+"""Resamples of the bootstrap intervals when ``n_boot`` is not given."""
+
+
 def evaluate_sequences(
     rewards: Any,
     valid: Any,
@@ -136,39 +144,48 @@ def evaluate_sequences(
     target: Any,
     q_hat: np.ndarray | None = None,
     confidence: float = 0.95,
-    n_boot: int = 0,
+    ci: str = "skew-t",
+    n_boot: int | None = None,
     seed: int = 0,
-    studentized: bool = False,
-    skew: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Estimates with intervals: ``{estimator: {"value", "se", "ci_low", "ci_high"}}``.
 
-    Intervals are normal (``value +- z se`` over episodes), with ``skew`` Hall's
-    skewness-corrected interval (:func:`engine.ope.intervals.skew_corrected_interval`, from the
-    skewness of the episode terms), or with ``n_boot > 0`` Poisson bootstrap intervals over
-    episodes: percentile intervals, or with ``studentized`` bootstrap-t intervals
-    ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) / se*``.
-    Importance weights make the episode terms very skewed (a rare episode that follows the
-    target to its last touch carries a large weight): a sample that lacks those episodes has
-    both a low estimate and a small ``se``, so normal intervals fall short above; the skew
-    and bootstrap-t intervals reach further up (coverage figures: docs/benchmarks.md).
+    ``ci`` picks the interval, from the episode terms (``se`` is their standard error):
+
+    * ``"skew-t"`` (default): Hall's skewness-corrected interval with a Student-t critical
+      value of ``2 n / (kurtosis - 1)`` degrees of freedom
+      (:func:`engine.ope.intervals.skew_t_interval`; ``kurtosis`` the terms' fourth
+      standardised moment, 3 for normal terms, where this is the normal interval);
+    * ``"hall"``: Hall's interval with the normal critical value
+      (:func:`engine.ope.intervals.skew_corrected_interval`);
+    * ``"normal"``: ``value +- z se``;
+    * ``"percentile"`` and ``"bootstrap-t"``: Poisson bootstrap over episodes (``n_boot``
+      resamples, default 1,000, from ``seed``): percentile intervals, or bootstrap-t
+      ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) / se*``.
+
+    Importance weights make the episode terms skewed and heavy-tailed (a rare episode that
+    follows the target to its last touch carries a large weight): a sample short of those
+    episodes has both a low estimate and a small ``se``, so normal intervals fall short above.
+    Hall's correction reaches further up for the skew, the t quantile widens for the noise of
+    ``se`` itself (coverage figures: docs/benchmarks.md).
     """
     confidence = check_confidence(confidence)
-    n_boot = check_integer(n_boot, "n_boot", low=0)
-    if not isinstance(studentized, bool):
-        raise ValueError(f"studentized == {studentized!r}, must be a bool")
-    if not isinstance(skew, bool):
-        raise ValueError(f"skew == {skew!r}, must be a bool")
-    if skew and n_boot:
-        raise ValueError(f"skew == True with n_boot == {n_boot}: choose one interval")
+    ci = check_choice(ci, "ci", SEQUENCE_INTERVALS)
+    bootstrap = ci in ("percentile", "bootstrap-t")
+    if n_boot is not None and not bootstrap:
+        raise ValueError(
+            f"n_boot == {n_boot!r} with ci == {ci!r}: only ci='percentile' or "
+            "'bootstrap-t' resample"
+        )
+    n_boot = check_integer(DEFAULT_BOOTSTRAP if n_boot is None else n_boot, "n_boot", low=1)
     terms = episode_terms(rewards, valid, actions, logging, target, q_hat)
     n = len(next(iter(terms.values())))
     if n < 2:
         raise ValueError(f"rewards has {n} episodes, must have at least 2")
     z = normal_quantile(confidence)
     out: dict[str, dict[str, float]] = {}
-    sums = counts = None
-    if n_boot:
+    sums = counts = np.empty(0)
+    if bootstrap:
         columns = [terms[name] for name in SEQUENCE_ESTIMATORS]
         columns += [t * t for t in columns]  # second moments, for the studentized replicates
         sums, counts = bootstrap_sums(np.column_stack(columns), n_boot, np.random.default_rng(seed))
@@ -177,18 +194,34 @@ def evaluate_sequences(
         t = terms[name]
         value = float(t.mean())
         se = float(t.std(ddof=1) / math.sqrt(n))
-        if skew:
-            sd = float(t.std())
-            skewness = float(np.mean((t - value) ** 3) / sd**3) if sd > 0 else 0.0
-            low, high = skew_corrected_interval(value, se * math.sqrt(n), skewness, n, confidence)
-        elif sums is None or counts is None:
+        if ci in ("skew-t", "hall"):
+            skewness, kurtosis = _shape(t, value)
+            if ci == "hall":
+                low, high = skew_corrected_interval(
+                    value, se * math.sqrt(n), skewness, n, confidence
+                )
+            else:
+                low, high = skew_t_interval(
+                    value, se * math.sqrt(n), skewness, kurtosis, n, confidence
+                )
+        elif ci == "normal":
             low, high = value - z * se, value + z * se
-        elif not studentized:
+        elif ci == "percentile":
             low, high = percentile_interval(sums[:, j] / np.maximum(counts, 1), confidence)
         else:
             low, high = _studentized(sums[:, j], sums[:, p + j], counts, value, se, confidence)
         out[name] = {"value": value, "se": se, "ci_low": low, "ci_high": high}
     return out
+
+
+def _shape(t: np.ndarray, mean: float) -> tuple[float, float]:
+    """Skewness and (plain, not excess) kurtosis of the terms; ``(0, 3)`` if they are constant."""
+    d = t - mean
+    m2 = float(np.mean(d * d))
+    if m2 <= 0.0:
+        return 0.0, 3.0
+    d3 = d * d * d
+    return float(np.mean(d3)) / m2**1.5, float(np.mean(d3 * d)) / m2**2
 
 
 def _studentized(

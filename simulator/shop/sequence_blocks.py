@@ -36,6 +36,7 @@ TABLE_FIELDS = (  # StateTables fields a block holds, read in place
     "fatigue",
 )
 Groups = list[tuple[dict[str, np.ndarray], Any, np.ndarray]]
+_ACTIONS = np.arange(N_ACTIONS)
 
 
 @dataclass
@@ -152,3 +153,59 @@ def gather(groups: Groups, name: str, g: np.ndarray, a: np.ndarray | None = None
     for arrays, pos, rows in groups:
         out[pos] = pick(arrays[name], rows, g[pos], None if a is None else a[pos])
     return out
+
+
+class Picker:
+    """Reads of the grouped carts' tables at states ``g`` (and actions ``a``), by flat index.
+
+    :func:`gather`'s results, with the flat indices into each block's (C-ordered) tables
+    computed once for all the tables read, and each read one ``np.take``.
+    """
+
+    def __init__(self, groups: Groups, g: np.ndarray, a: np.ndarray | None = None) -> None:
+        self.m = len(g)
+        self._groups = groups
+        self._g = g
+        self._index: dict[int, list[np.ndarray]] = {}  # by table rank (1: rows of 7)
+        self._a = a
+
+    def state(self, name: str) -> np.ndarray:
+        """``(m,)`` entries of a per-state table (``natural``, ``fatigue``) at ``g``."""
+        return self._read(name, 2)
+
+    def action(self, name: str) -> np.ndarray:
+        """``(m,)`` entries of a per-action table at ``(g, a)``."""
+        return self._read(name, 3)
+
+    def rows(self, name: str) -> np.ndarray:
+        """``(m, 7)`` rows of a per-action table at ``g`` (every action)."""
+        return self._read(name, 1)
+
+    def _indices(self, kind: int) -> list[np.ndarray]:
+        if kind not in self._index:
+            out = []
+            for arrays, pos, rows in self._groups:
+                whole = isinstance(pos, slice)
+                g = self._g if whole else self._g[pos]
+                n = arrays["natural"].shape[-1]  # the block's carts
+                if kind == 2:
+                    out.append(g * n + rows)
+                elif kind == 3:
+                    if self._a is None:
+                        raise ValueError("Picker: no actions given")
+                    a = self._a if whole else self._a[pos]
+                    out.append((g * N_ACTIONS + a) * n + rows)
+                else:
+                    out.append((g[:, None] * N_ACTIONS + _ACTIONS) * n + rows[:, None])
+            self._index[kind] = out
+        return self._index[kind]
+
+    def _read(self, name: str, kind: int) -> np.ndarray:
+        groups, index = self._groups, self._indices(kind)
+        if len(groups) == 1:
+            return np.take(groups[0][0][name], index[0])
+        shape = (self.m, N_ACTIONS) if kind == 1 else (self.m,)
+        out = np.empty(shape, dtype=groups[0][0][name].dtype)
+        for (arrays, pos, _), at in zip(groups, index, strict=True):
+            out[pos] = np.take(arrays[name], at)
+        return out

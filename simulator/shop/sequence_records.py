@@ -56,9 +56,10 @@ def flow_observations(
 ) -> np.ndarray:
     """Observations (float32, :data:`SEQ_OBS_NAMES`) of flows at their touch ``touch`` (0-based).
 
-    ``cart_obs`` are the carts' single-step observations, ``minutes_now`` the minutes since
-    abandonment at this touch; ``actions``, ``opened``, ``clicked`` (flows, touches) the flows'
-    earlier touches (entries from ``touch`` on are ignored).
+    ``cart_obs`` are the carts' single-step observations (clipped to ``OBS_LOW``/``OBS_HIGH``
+    already, as :class:`~simulator.shop.world.ShopWorld` makes them), ``minutes_now`` the
+    minutes since abandonment at this touch; ``actions``, ``opened``, ``clicked`` (flows,
+    touches) the flows' earlier touches (entries from ``touch`` on are ignored).
     """
     m, k = len(touch), touch
     n_cart = len(OBS_NAMES)
@@ -74,7 +75,12 @@ def flow_observations(
     obs[:, n_cart + 2] = has_last & opened[rows, last]
     obs[:, n_cart + 3] = has_last & clicked[rows, last]
     obs[:, n_cart + 4] = np.where(before, DISCOUNT[actions], 0.0).max(axis=1) * 5.0
-    return np.clip(obs, SEQ_OBS_LOW, SEQ_OBS_HIGH, out=obs)
+    # the cart's columns are clipped already (ShopWorld's observations): clip the written ones
+    since = obs[:, _SINCE]
+    np.clip(since, SEQ_OBS_LOW[_SINCE], SEQ_OBS_HIGH[_SINCE], out=since)
+    flow = obs[:, n_cart:]
+    np.clip(flow, SEQ_OBS_LOW[n_cart:], SEQ_OBS_HIGH[n_cart:], out=flow)
+    return obs
 
 
 def flow_context(

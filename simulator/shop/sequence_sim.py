@@ -22,6 +22,7 @@ from simulator.shop.sequence_blocks import (
     TABLE_FIELDS,
     Block,
     Groups,
+    Picker,
     draw_block,
     gather,
     group_slots,
@@ -140,13 +141,14 @@ class FlowSimulator:
             block = self._block
             take = min(len(slots) - done, len(block.batch) - block.next_row)
             rows = np.arange(block.next_row, block.next_row + take)
+            taken = slice(block.next_row, block.next_row + take)  # the rows, as a view
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
                 if name in TABLE_FIELDS:  # read from the block (see _gather)
                     continue
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
-                self.slot[name][target] = arr[rows]
+                self.slot[name][target] = arr[taken]
             self.blocks[block.serial] = block
             self.block_of[target] = block.serial
             self.row_of[target] = rows
@@ -170,7 +172,7 @@ class FlowSimulator:
 
         Kept for all slots in order until the next refill.
         """
-        every = len(slots) == self.n and np.array_equal(slots, self._every)
+        every = self._is_every(slots)
         if every and self._every_groups is not None:
             return self._every_groups
         groups = group_slots(self.blocks, self.block_of, self.row_of, slots)
@@ -178,22 +180,31 @@ class FlowSimulator:
             self._every_groups = groups
         return groups
 
+    def _is_every(self, slots: np.ndarray) -> bool:
+        """Whether ``slots`` are all slots in order."""
+        return len(slots) == self.n and np.array_equal(slots, self._every)
+
     # ------------------------------------------------------------------ what is seen
     def truth(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(q_optimal, immediate expected reward, action mask)`` of the current touch.
 
-        Each is ``(m, 7)``.
+        Each is ``(m, 7)``, a new array.
         """
-        g = self.state[slots]
-        groups = self._groups(slots)
-        return (
-            gather(groups, "q", g),
-            gather(groups, "immediate", g),
-            self.slot["mask"][slots],
-        )
+        pick = Picker(self._groups(slots), self.state[slots])
+        return pick.rows("q"), pick.rows("immediate"), self.slot["mask"][slots]
 
     def observe(self, slots: np.ndarray) -> np.ndarray:
         """Observations (float32, :data:`SEQ_OBS_NAMES`) of the current touch."""
+        if self._is_every(slots):  # read the arrays in place (flow_observations only reads)
+            k = self.touch
+            return flow_observations(
+                self.slot["obs"],
+                self.slot["tau"][self._every, k],
+                k,
+                self.prev_action,
+                self.prev_opened,
+                self.prev_clicked,
+            )
         k = self.touch[slots]
         return flow_observations(
             self.slot["obs"][slots],
@@ -248,21 +259,26 @@ class FlowSimulator:
         """
         sl = self.slot
         m = len(slots)
+        every = self._is_every(slots)
+
+        def of(x: np.ndarray) -> np.ndarray:  # x[slots] (in place when every slot, read-only)
+            return x if every else x[slots]
+
         k = self.touch[slots]
         g = self.state[slots]
         delivered = sl["mask"][slots, actions]
         a = np.where(delivered, actions, NONE)  # an undeliverable action is played as none
         u = sl["u"][slots, k]  # (m, 7) uniforms of this touch
-        groups = self._groups(slots)
-        natural = u[:, 0] < gather(groups, "natural", g)
-        p_prompt = gather(groups, "prompted", g, a)
+        pick = Picker(self._groups(slots), g, a)
+        natural = u[:, 0] < pick.state("natural")
+        p_prompt = pick.action("prompted")
         prompted = u[:, 1] < p_prompt
         bought = natural | prompted
-        profit = gather(groups, "profit", g, a)
+        profit = pick.action("profit")
         contact = self.contact_cost[a]
         reward = np.where(bought, profit, 0.0) - contact
-        unsub = ~bought & (u[:, 2] < gather(groups, "unsubscribe", g, a))
-        tail_bought = unsub & (u[:, 3] < gather(groups, "tail", g, a))
+        unsub = ~bought & (u[:, 2] < pick.action("unsubscribe"))
+        tail_bought = unsub & (u[:, 3] < pick.action("tail"))
         reward += np.where(tail_bought, profit, 0.0) - np.where(
             unsub, self.seq.unsubscribe_cost, 0.0
         )
@@ -271,17 +287,20 @@ class FlowSimulator:
         sent = a != NONE
         chan = sl["opt_channel"][slots, a]
         open_p = (
-            _OPEN_RATE[sl["type_index"][slots]]
+            _OPEN_RATE[of(sl["type_index"])]
             * _CHANNEL_OPEN[np.maximum(chan, 0)]
-            * np.exp(-0.15 * gather(groups, "fatigue", g))
+            * np.exp(-0.15 * pick.state("fatigue"))
         )
         opened = sent & (bought | (u[:, 4] < open_p))
         clicked = opened & (bought & prompted | (u[:, 5] < np.minimum(0.05 + 2.0 * p_prompt, 0.8)))
         self.prev_action[slots, k] = a
         self.prev_opened[slots, k] = opened
         self.prev_clicked[slots, k] = clicked
-        expected = gather(groups, "immediate", g, a)
-        self.episode_return[slots] += reward
+        expected = pick.action("immediate")
+        if every:
+            self.episode_return += reward
+        else:
+            self.episode_return[slots] += reward
         out = {
             "reward": reward,
             "terminated": terminated,
@@ -291,7 +310,7 @@ class FlowSimulator:
             "unsubscribed": unsub,
             "delivered": delivered,
             "touch": k + 1,
-            "episode_return": self.episode_return[slots].copy(),
+            "episode_return": of(self.episode_return).copy(),
         }
         ended = np.flatnonzero(terminated)
         if len(ended):
@@ -319,9 +338,9 @@ class FlowSimulator:
         self.state[slots[going]] = self.child[g[going], a[going]]
         self.touch[slots[going]] += 1
         held = np.where(
-            np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[self.prev_action[slots]], 0.0
+            np.arange(self.K)[None, :] <= k[:, None], DISCOUNT[of(self.prev_action)], 0.0
         ).max(axis=1)
-        out["coupon_cost"] = np.where(out["converted"], held * sl["value"][slots], 0.0)
+        out["coupon_cost"] = np.where(out["converted"], held * of(sl["value"]), 0.0)
         return out
 
     def _record(
@@ -337,16 +356,17 @@ class FlowSimulator:
         """Write ended flows to the shoppers' state and the population's opt-ins."""
         sl = self.slot
         items = None
-        if converted.any():
+        if converted.any():  # the orders' items, read from each block at once
             won = slots[converted]
-            items = np.stack(
-                [
-                    self.blocks[b].batch.items[r]
-                    for b, r in zip(
-                        self.block_of[won].tolist(), self.row_of[won].tolist(), strict=True
-                    )
-                ]
-            )
+            ids, rows = self.block_of[won], self.row_of[won]
+            first = self.blocks[int(ids[0])].batch.items
+            if ids.min() == ids.max():
+                items = first[rows]
+            else:
+                items = np.empty((len(won), *first.shape[1:]), dtype=first.dtype)
+                for serial in np.unique(ids).tolist():
+                    pos = np.flatnonzero(ids == serial)
+                    items[pos] = self.blocks[serial].batch.items[rows[pos]]
         write_flows(
             self.world,
             sl["shopper"][slots],

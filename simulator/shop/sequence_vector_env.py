@@ -105,9 +105,9 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         q, immediate, mask = sim.truth(self._all)
         return {
             "context": FlowContexts(sim),
-            "q_optimal": q.copy(),
+            "q_optimal": q,  # truth's arrays are new ones
             "optimal_value": best_eligible(q, mask),
-            "expected_reward": immediate.copy(),
+            "expected_reward": immediate,
             "action_mask": mask.astype(np.int8),
             "touch": sim.touch + 1,
             "shopper_type": type_names(sim.slot["type_index"]),

@@ -4,6 +4,7 @@
 eligible actions) on ``CartRecoverySequence-v0`` and returns the trajectories as the arrays
 :func:`engine.ope.sequence.evaluate_sequences` takes, plus the exact value of a target fixed flow
 on the very carts logged (from the DP tables), so estimators can be checked against the truth.
+:func:`sequence_coverage` counts how often each interval covers that truth over seeds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.actions import ACTION_NAMES
+from engine.ope.sequence import SEQUENCE_ESTIMATORS, evaluate_sequences
 from engine.sampling import sample_actions
 from policies.sequence import FlowPolicy
 from simulator.shop.sequence_vector_env import CartRecoverySequenceVectorEnv
@@ -95,3 +97,45 @@ def log_flows(
         "true_value": float(truth.mean()),
         "logging_value": float(rewards.sum(axis=1).mean()),
     }
+
+
+COVERAGE_TARGET = ("recall_message", "recall_message", "coupon_10")
+"""The target flow of the coverage measurement: reminder, reminder, coupon_10 last."""
+
+
+def sequence_coverage(
+    seeds: Sequence[int],
+    carts: int,
+    logging_flow: Sequence[str],
+    cis: Sequence[str] = ("skew-t", "hall", "normal"),
+    target: Sequence[str] = COVERAGE_TARGET,
+    explore: float = 0.5,
+    config: Mapping[str, Any] | None = None,
+    n_boot: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """Coverage of the exact truth by each interval of :func:`evaluate_sequences`, over seeds.
+
+    Per seed, :func:`log_flows` logs ``carts`` flows; returns ``{"<estimator>/<ci>": {"covered",
+    "below", "above", "seeds"}}``: the counts of 95% intervals holding the truth, lying wholly
+    below it and wholly above it. Bootstrap intervals draw ``n_boot`` resamples from the seed.
+    """
+    out = {
+        f"{name}/{ci}": {"covered": 0, "below": 0, "above": 0, "seeds": 0}
+        for name in SEQUENCE_ESTIMATORS
+        for ci in cis
+    }
+    for seed in seeds:
+        logs = log_flows(carts, seed, target, logging_flow, explore=explore, config=config)
+        args = (logs["rewards"], logs["valid"], logs["actions"], logs["logging"], logs["target"])
+        truth = logs["true_value"]
+        for ci in cis:
+            boot = {"n_boot": n_boot, "seed": seed} if ci in ("percentile", "bootstrap-t") else {}
+            res = evaluate_sequences(*args, ci=ci, **boot)
+            for name in SEQUENCE_ESTIMATORS:
+                row = out[f"{name}/{ci}"]
+                low, high = res[name]["ci_low"], res[name]["ci_high"]
+                row["seeds"] += 1
+                row["below"] += high < truth
+                row["above"] += low > truth
+                row["covered"] += low <= truth <= high
+    return out

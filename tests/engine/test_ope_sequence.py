@@ -42,7 +42,7 @@ def test_dr_with_the_true_q_has_no_variance_on_a_deterministic_flow():
 
 def test_bootstrap_interval_and_bad_input():
     r, valid, a, mu, pi = _toy(2000, np.random.default_rng(2))
-    res = evaluate_sequences(r, valid, a, mu, pi, n_boot=200, seed=3)
+    res = evaluate_sequences(r, valid, a, mu, pi, ci="percentile", n_boot=200, seed=3)
     assert res["pdis"]["ci_low"] < res["pdis"]["value"] < res["pdis"]["ci_high"]
     assert res["pdis"]["ci_high"] - res["pdis"]["ci_low"] == pytest.approx(
         2 * 1.96 * res["pdis"]["se"], rel=0.2
@@ -52,14 +52,33 @@ def test_bootstrap_interval_and_bad_input():
         evaluate_sequences(r, valid, a, mu, pi)
 
 
-def test_studentized_interval_reaches_further_up_on_rare_large_weights():
+def test_skew_t_is_the_normal_interval_for_gaussian_terms():
+    """Gaussian episode terms: skewness about 0 and kurtosis about 3, so dof is about n and the
+    skew-t interval matches the normal one to within a few per mille of its width."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    r = rng.normal(1.0, 2.0, (n, 1))
+    valid = np.ones((n, 1), dtype=bool)
+    a = np.zeros((n, 1), dtype=int)
+    pi = np.ones((n, 1, 1))
+    skew_t = evaluate_sequences(r, valid, a, np.ones((n, 1)), pi)["pdis"]
+    normal = evaluate_sequences(r, valid, a, np.ones((n, 1)), pi, ci="normal")["pdis"]
+    width = normal["ci_high"] - normal["ci_low"]
+    assert skew_t["value"] == normal["value"] and skew_t["se"] == normal["se"]
+    assert skew_t["ci_low"] == pytest.approx(normal["ci_low"], abs=0.005 * width)
+    assert skew_t["ci_high"] == pytest.approx(normal["ci_high"], abs=0.005 * width)
+
+
+def test_skewed_intervals_reach_further_up_on_rare_large_weights():
     """One touch, logging picks the target's action with probability 0.05 (weight 20) and it pays
-    1 with probability 0.3: the terms are rare and large. The bootstrap-t and skew-corrected
+    1 with probability 0.3: the terms are rare and large. The bootstrap-t, Hall and skew-t
     intervals are asymmetric (longer above, where a sample short of the rare terms has both a low
-    value and a small se) and still cover the truth 0.3 in most samples."""
+    value and a small se) and cover the truth 0.3 in most of 150 fixed-seed samples; skew-t is
+    Hall's interval widened by a t quantile, so it holds Hall's."""
     rng = np.random.default_rng(4)
-    covered = {"normal": 0, "studentized": 0, "skew": 0}
-    upper_longer = skew_longer = 0
+    kinds = ("normal", "bootstrap-t", "hall", "skew-t")
+    covered = dict.fromkeys(kinds, 0)
+    upper_longer = dict.fromkeys(kinds, 0)
     for _ in range(150):
         n = 400
         a = (rng.random((n, 1)) < 0.05).astype(int)
@@ -68,20 +87,28 @@ def test_studentized_interval_reaches_further_up_on_rare_large_weights():
         pi = np.zeros((n, 1, 2))
         pi[..., 1] = 1.0
         valid = np.ones((n, 1), dtype=bool)
-        normal = evaluate_sequences(r, valid, a, mu, pi)["pdis"]
-        student = evaluate_sequences(r, valid, a, mu, pi, n_boot=400, studentized=True)["pdis"]
-        skew = evaluate_sequences(r, valid, a, mu, pi, skew=True)["pdis"]
-        covered["normal"] += normal["ci_low"] <= 0.3 <= normal["ci_high"]
-        covered["studentized"] += student["ci_low"] <= 0.3 <= student["ci_high"]
-        covered["skew"] += skew["ci_low"] <= 0.3 <= skew["ci_high"]
-        upper_longer += student["ci_high"] - student["value"] > student["value"] - student["ci_low"]
-        skew_longer += skew["ci_high"] - skew["value"] > skew["value"] - skew["ci_low"]
-        assert skew["value"] == normal["value"] and skew["se"] == normal["se"]
-    assert upper_longer > 130 and skew_longer > 130, (upper_longer, skew_longer)
+        res = {
+            ci: evaluate_sequences(
+                r, valid, a, mu, pi, ci=ci, **({"n_boot": 400} if ci == "bootstrap-t" else {})
+            )["pdis"]
+            for ci in kinds
+        }
+        for ci, x in res.items():
+            covered[ci] += x["ci_low"] <= 0.3 <= x["ci_high"]
+            upper_longer[ci] += x["ci_high"] - x["value"] > x["value"] - x["ci_low"]
+            assert x["value"] == res["normal"]["value"] and x["se"] == res["normal"]["se"]
+        assert res["skew-t"]["ci_low"] <= res["hall"]["ci_low"]
+        assert res["skew-t"]["ci_high"] >= res["hall"]["ci_high"]
+    assert min(upper_longer[ci] for ci in kinds[1:]) > 130, upper_longer
     assert min(covered.values()) >= 0.85 * 150, covered
-    with pytest.raises(ValueError, match="studentized == 'yes', must be a bool"):
-        evaluate_sequences(r, valid, a, mu, pi, studentized="yes")
-    with pytest.raises(ValueError, match="skew == 1, must be a bool"):
-        evaluate_sequences(r, valid, a, mu, pi, skew=1)
-    with pytest.raises(ValueError, match="skew == True with n_boot == 100"):
-        evaluate_sequences(r, valid, a, mu, pi, skew=True, n_boot=100)
+    assert covered["skew-t"] >= covered["hall"], covered
+
+
+def test_interval_choice_is_validated():
+    r, valid, a, mu, pi = _toy(50, np.random.default_rng(6))
+    with pytest.raises(ValueError, match=r"ci == 'skew', must be one of \['skew-t', 'hall'"):
+        evaluate_sequences(r, valid, a, mu, pi, ci="skew")
+    with pytest.raises(ValueError, match="n_boot == 100 with ci == 'skew-t'"):
+        evaluate_sequences(r, valid, a, mu, pi, n_boot=100)
+    with pytest.raises(ValueError, match="n_boot == 0, must be"):
+        evaluate_sequences(r, valid, a, mu, pi, ci="bootstrap-t", n_boot=0)
