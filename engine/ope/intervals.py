@@ -133,15 +133,21 @@ def skew_corrected_interval(
     >>> round(1.0 - lo, 3), round(hi - 1.0, 3)  # normal: 0.196 on both sides
     (0.177, 0.222)
     """
-    z = normal_quantile(confidence) / math.sqrt(n)
+    return _hall_interval(value, sd, skewness, n, normal_quantile(confidence) / math.sqrt(n))
+
+
+def _hall_interval(
+    value: float, sd: float, skewness: float, n: int, critical: float
+) -> tuple[float, float]:
+    """Hall's cubic inverted at ``+-critical`` (the scaled critical value of the interval)."""
     if not math.isfinite(skewness) or skewness == 0.0:
-        return value - sd * z, value + sd * z
+        return value - sd * critical, value + sd * critical
 
     def inverse(y: float) -> float:
         u = 1.0 + skewness * (y - skewness / (6.0 * n))
         return 3.0 / skewness * (math.copysign(abs(u) ** (1.0 / 3.0), u) - 1.0)
 
-    return value - sd * inverse(z), value - sd * inverse(-z)
+    return value - sd * inverse(critical), value - sd * inverse(-critical)
 
 
 def kurtosis_dof(kurtosis: float, n: int) -> float:
@@ -192,12 +198,5 @@ def skew_t_interval(
     >>> round(1.0 - lo, 3), round(hi - 1.0, 3)
     (0.2, 0.257)
     """
-    c = t_quantile(confidence, kurtosis_dof(kurtosis, n)) / math.sqrt(n)
-    if not math.isfinite(skewness) or skewness == 0.0:
-        return value - sd * c, value + sd * c
-
-    def inverse(y: float) -> float:
-        u = 1.0 + skewness * (y - skewness / (6.0 * n))
-        return 3.0 / skewness * (math.copysign(abs(u) ** (1.0 / 3.0), u) - 1.0)
-
-    return value - sd * inverse(c), value - sd * inverse(-c)
+    critical = t_quantile(confidence, kurtosis_dof(kurtosis, n)) / math.sqrt(n)
+    return _hall_interval(value, sd, skewness, n, critical)
