@@ -68,10 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument(
         "--ci",
-        choices=("auto", "analytic", "skew", "bootstrap"),
+        choices=("auto", "analytic", "skew", "floor", "bootstrap"),
         default="auto",
-        help="intervals: auto (Hall's skewness-corrected for IPW and SNIPW, normal for the "
-        "others; default), analytic (normal), skew (Hall's for all) or bootstrap (without "
+        help="intervals: auto (Hall's skewness-corrected for IPW and SNIPW, variance-floored "
+        "normal for DR and SNDR (normal on a lake), normal for the others; default), analytic "
+        "(normal), skew (Hall's for all), floor or bootstrap (floor and bootstrap without "
         "--backend only)",
     )
     p.add_argument(
@@ -171,11 +172,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     title = f"{label} on {log_path.name}\nmean profit per cart, USD ({data.n:,} decisions)"
     png = forest_plot(table, out / f"{stem}.png", title=title)
     dropped = data.dropped
+    intervals = describe_intervals(table.attrs["ci"], table.attrs["ci_methods"])
     print(f"Off-policy evaluation of {label} on {log_path}")
     print(
         f"{data.n_read:,} decisions read, {data.n:,} evaluated "
         f"(dropped {dropped['fallback']:,} fallback, {dropped['no_reward']:,} without reward); "
-        f"{table.attrs['confidence']:.0%} {describe_intervals(table.attrs['ci'])}; "
+        f"{table.attrs['confidence']:.0%} {intervals}; "
         "value = mean profit per cart"
     )
     print("on-policy = mean logged reward, the logging policy's own value (the reference)")
@@ -191,8 +193,8 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
     from engine.ope import evaluate_lake, forest_plot
     from engine.ope.merge import describe_intervals
 
-    if args.ci == "bootstrap":
-        raise ValueError("--ci bootstrap applies without --backend only (not on a lake)")
+    if args.ci in ("bootstrap", "floor"):
+        raise ValueError(f"--ci {args.ci} applies without --backend only (not on a lake)")
     if not log_path.exists():
         raise ValueError(f"--log == {args.log!r}: no such file or folder")
     if args.model is None and args.greedy:
@@ -232,11 +234,12 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
         out / f"{stem}.png",
         title=f"{label} on {log_path.name}\nmean profit per cart, USD ({n:,} decisions)",
     )
+    intervals = describe_intervals(table.attrs["ci"], table.attrs["ci_methods"])
     print(f"Off-policy evaluation of {label} on {log_path} (backend {backend})")
     print(
         f"{n:,} decisions evaluated (dropped {table.attrs['n_fallback']:,} fallback, "
         f"{table.attrs['n_no_reward']:,} without reward); {table.attrs['confidence']:.0%} "
-        f"{describe_intervals(table.attrs['ci'])}; value = mean profit per cart"
+        f"{intervals}; value = mean profit per cart"
     )
     formats = {c: "{:.4f}".format for c in ("value", "ci_low", "ci_high", "se")}
     formats.update(ess="{:,.0f}".format, max_weight="{:.3g}".format, w_p99="{:.3g}".format)

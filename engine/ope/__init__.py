@@ -26,7 +26,7 @@ from engine.ope.logs import LogDataset, read_log_dataset
 from engine.ope.merge import Summaries, Summary, finalize, merge
 from engine.ope.plots import forest_plot
 from engine.ope.readers import LoggedFeedback, from_obp, read_dsjson, target_probs_at_positions
-from engine.ope.reward_model import cross_fit_rewards
+from engine.ope.reward_model import cross_fit_reward_moments, cross_fit_rewards
 from engine.ope.validation import validate
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Summaries",
     "Summary",
     "WeightDiagnostics",
+    "cross_fit_reward_moments",
     "cross_fit_rewards",
     "evaluate",
     "evaluate_lake",

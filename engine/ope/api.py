@@ -21,14 +21,14 @@ from engine.ope.estimators import (
 )
 from engine.ope.intervals import bootstrap_sums
 from engine.ope.merge import CI_METHODS, DEFAULT_CI, Summaries, Summary, finalize, weight_stats
-from engine.ope.reward_model import cross_fit_rewards
+from engine.ope.reward_model import cross_fit_reward_moments, cross_fit_rewards
 from engine.ope.validation import ValidatedFeedback, make_rng, validate
 from engine.validation import check_choice, check_confidence, check_integer
 
 logger = logging.getLogger(__name__)
 
 CHUNK_KEYS = ("rewards", "actions", "logged_probs", "target_probs")
-OPTIONAL_CHUNK_KEYS = ("estimated_rewards", "contexts")
+OPTIONAL_CHUNK_KEYS = ("estimated_rewards", "contexts", "estimated_variances")
 
 
 def _check_ci(confidence: float, ci: str, n_bootstrap: int) -> tuple[float, int]:
@@ -50,6 +50,7 @@ def _summarize_data(
     zero_target = int(np.count_nonzero(terms.target_logged == 0.0))
     blocks: list[np.ndarray] = []
     weights: list[tuple[float, float, float] | None] = []
+    gaps: list[float | None] = []
     # ipw, snipw, dr and sndr share one weight array: summarise it once. Entries keep the
     # array alive so that an id is never reused by a later temporary.
     stats_by_id: dict[int, tuple[np.ndarray, tuple[float, float, float]]] = {}
@@ -58,8 +59,10 @@ def _summarize_data(
         blocks.append(np.stack(est.columns(terms, params)).astype(np.float64, copy=False))
         if est.weights is None:
             weights.append(None)
+            gaps.append(None)
             continue
         w = est.weights(terms, params)
+        gaps.append(None if est.residual_column is None else terms.variance_gap(w))
         if id(w) not in stats_by_id:
             stats_by_id[id(w)] = (w, weight_stats(w))
         weights.append(stats_by_id[id(w)][1])
@@ -70,14 +73,16 @@ def _summarize_data(
         edges = np.cumsum([0] + [b.shape[0] for b in blocks])
         boots = [(sums[:, lo:hi], counts) for lo, hi in itertools.pairwise(edges)]
     out = {}
-    for name, block, w_stats, boot in zip(names, blocks, weights, boots, strict=True):
+    for name, block, w_stats, boot, gap in zip(names, blocks, weights, boots, gaps, strict=True):
         est = ESTIMATORS[name]
         p = (
             ()
             if est.parameter is None
             else ((est.parameter, float(getattr(params, est.parameter))),)
         )
-        out[name] = Summary.from_terms(name, p, data.n_actions, block, w_stats, zero_target, boot)
+        out[name] = Summary.from_terms(
+            name, p, data.n_actions, block, w_stats, zero_target, boot, gap
+        )
     return Summaries(out)
 
 
@@ -98,19 +103,28 @@ def summarize(
     n_folds: int = 2,
     reward_model: str = "auto",
     reward_scale: ArrayLike | None = None,
+    estimated_variances: object | None = None,
 ) -> Summaries:
     """Mergeable sufficient statistics of each estimator over one chunk of rows.
 
     Arguments are those of :func:`evaluate`; ``n_bootstrap > 0`` also stores Poisson-bootstrap
     sums (so that ``finalize(..., ci="bootstrap")`` works on merged chunks). With
-    ``contexts=``, the reward model is cross-fitted *within this chunk*.
+    ``contexts=``, the reward model (mean and variance) is cross-fitted *within this chunk*.
 
     >>> a = summarize([1.0, 0.0], [0, 1], [0.5, 0.5], [[1.0, 0.0], [1.0, 0.0]], estimators=["ipw"])
     >>> b = summarize([1.0], [0], [0.5], [[1.0, 0.0]], estimators=["ipw"])
     >>> round((a + b)["ipw"].value, 6)  # mean of (2, 0, 2)
     1.333333
     """
-    data = validate(rewards, actions, logged_probs, target_probs, estimated_rewards, contexts)
+    data = validate(
+        rewards,
+        actions,
+        logged_probs,
+        target_probs,
+        estimated_rewards,
+        contexts,
+        estimated_variances,
+    )
     if data.estimated_rewards is not None and data.contexts is not None:
         raise ValueError("estimated_rewards and contexts both given, pass only one")
     params = EstimatorParams(switch_threshold, dros_lambda)
@@ -122,7 +136,7 @@ def summarize(
     if need_model and data.estimated_rewards is None:
         if data.contexts is None:  # resolve() already refused model estimators without a model
             raise ValueError("estimators need a reward model: pass estimated_rewards or contexts")
-        q = cross_fit_rewards(
+        fit_args = (
             data.contexts,
             data.actions,
             data.rewards,
@@ -132,8 +146,13 @@ def summarize(
             reward_model,
             reward_scale,
         )
+        v = None
+        if any(ESTIMATORS[n].residual_column is not None for n in names):
+            q, v = cross_fit_reward_moments(*fit_args)  # the variances feed ci="floor"
+        else:
+            q = cross_fit_rewards(*fit_args)
         data = ValidatedFeedback(
-            data.rewards, data.actions, data.logged_probs, data.target_probs, q, None
+            data.rewards, data.actions, data.logged_probs, data.target_probs, q, None, v
         )
     return _summarize_data(data, names, params, n_bootstrap, generator)
 
@@ -157,6 +176,7 @@ def evaluate(
     n_folds: int = 2,
     reward_model: str = "auto",
     reward_scale: ArrayLike | None = None,
+    estimated_variances: object | None = None,
 ) -> pd.DataFrame:
     """Estimate the value of a target policy from logged bandit feedback.
 
@@ -168,19 +188,28 @@ def evaluate(
         estimated_rewards: ``(n, n_actions)`` reward-model predictions for DM/DR-type estimators.
         contexts: ``(n, d)`` features; the reward model is then fitted by ``n_folds``-fold
             cross-fitting (``reward_model``: ``auto`` (ridge, or logistic for 0/1 rewards),
-            ``ridge``, ``logistic`` or ``boosted``, see :mod:`engine.ope.reward_model`).
+            ``ridge``, ``logistic`` or ``boosted``, see :mod:`engine.ope.reward_model`), with
+            the reward's conditional variance for the ``"floor"`` interval.
+        estimated_variances: ``(n, n_actions)`` the reward model's conditional variance of each
+            action's reward (with ``estimated_rewards``; e.g. from
+            :func:`engine.ope.reward_model.cross_fit_reward_moments`). Without it (and without
+            ``contexts``) the ``"floor"`` interval falls back to the normal one.
         reward_scale: ``(n,)`` positive per-row reward scale for the reward model (it fits
             ``reward / scale``), e.g. the cart value when rewards are profits.
         estimators: names among ``ipw, snipw, dm, dr, sndr, switch-dr, dr-os, on-policy``.
             Default: ``ipw, snipw, dm, dr, sndr, switch-dr``, keeping only ``ipw, snipw`` when
             there is no reward model. ``on-policy`` (mean logged reward) is always added.
         confidence: level of the two-sided intervals.
-        ci: ``"auto"`` (default: ``"skew"`` for IPW and SNIPW, ``"analytic"`` for the others,
-            see :func:`engine.ope.merge.interval_method`), ``"analytic"`` (normal, delta method
-            for the self-normalised estimators), ``"bootstrap"`` (percentile interval of
-            ``n_bootstrap`` Poisson-bootstrap replicates) or ``"skew"`` (Hall's
-            skewness-corrected interval from the terms' first three moments). Measured
-            coverage and the reasons for the default: docs/ope-engine-logs.md.
+        ci: ``"auto"`` (default: ``"skew"`` for IPW and SNIPW, ``"floor"`` for DR and SNDR,
+            ``"analytic"`` for the others, see :func:`engine.ope.merge.interval_method`),
+            ``"analytic"`` (normal, delta method for the self-normalised estimators),
+            ``"bootstrap"`` (percentile interval of ``n_bootstrap`` Poisson-bootstrap
+            replicates), ``"skew"`` (Hall's skewness-corrected interval from the terms' first
+            three moments) or ``"floor"`` (normal, with a variance that never counts the
+            squared weighted residuals below their conditional expectation, see
+            :meth:`engine.ope.merge.Summary.floor_se`; doubly robust estimators with reward
+            variances only, normal for the others). Measured coverage and the reasons for the
+            default: docs/ope-engine-logs.md.
         n_bootstrap: replicates of the bootstrap interval (``ci="bootstrap"`` only).
         rng: randomness for the bootstrap and the cross-fitting folds (or give ``seed``).
         seed: seed of a fresh generator used instead of ``rng`` (one of them at most).
@@ -214,6 +243,7 @@ def evaluate(
         n_folds=n_folds,
         reward_model=reward_model,
         reward_scale=reward_scale,
+        estimated_variances=estimated_variances,
     )
     return finalize(summaries, confidence, ci)
 
@@ -232,10 +262,12 @@ def evaluate_stream(
     """Evaluate chunk by chunk, keeping only the mergeable summaries in memory.
 
     Each chunk is a mapping with the keys ``rewards, actions, logged_probs, target_probs`` and
-    optionally ``estimated_rewards`` or ``contexts`` (cross-fitted within the chunk). ``params``
-    are passed to :func:`summarize` (``switch_threshold``, ``dros_lambda``, ``n_folds``,
-    ``reward_model``). Analytic, skew and auto results equal those of :func:`evaluate` on the
-    concatenated rows (to rounding); bootstrap ones are statistically equivalent but not identical.
+    optionally ``estimated_rewards`` (with ``estimated_variances``) or ``contexts``
+    (cross-fitted within the chunk). ``params`` are passed to :func:`summarize`
+    (``switch_threshold``, ``dros_lambda``, ``n_folds``, ``reward_model``). Analytic, skew,
+    floor and auto results equal those of :func:`evaluate` on the concatenated rows (to
+    rounding: the floor's variance gap is a plain sum); bootstrap ones are statistically
+    equivalent but not identical.
     """
     confidence, n_boot = _check_ci(confidence, ci, n_bootstrap)
     generator = make_rng(rng, seed)

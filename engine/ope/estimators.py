@@ -77,6 +77,7 @@ class RowTerms:
     target_logged: np.ndarray  # pi(a_i | x_i)
     dm: np.ndarray | None  # d_i
     model_logged: np.ndarray | None  # q_i
+    variance_logged: np.ndarray | None = None  # sigma^2_i: reward-model variance at (x_i, a_i)
 
     @classmethod
     def from_data(cls, data: ValidatedFeedback) -> RowTerms:
@@ -84,11 +85,13 @@ class RowTerms:
         flat = np.arange(data.n) * data.n_actions + data.actions  # faster than [rows, actions]
         target_logged = data.target_probs.ravel()[flat]
         weights = target_logged / data.logged_probs
-        dm = q = None
+        dm = q = v = None
         if data.estimated_rewards is not None:
             dm = np.einsum("ij,ij->i", data.target_probs, data.estimated_rewards)
             q = data.estimated_rewards.ravel()[flat]
-        return cls(data.rewards, weights, target_logged, dm, q)
+        if data.estimated_variances is not None:
+            v = data.estimated_variances.ravel()[flat]
+        return cls(data.rewards, weights, target_logged, dm, q, v)
 
     def direct(self) -> np.ndarray:
         """The direct-method terms ``d_i`` (estimators that need a reward model only)."""
@@ -101,6 +104,17 @@ class RowTerms:
         if self.model_logged is None:
             raise ValueError(_NO_MODEL)
         return weights * (self.rewards - self.model_logged)
+
+    def variance_gap(self, weights: np.ndarray) -> float | None:
+        """``sum(weights^2 (sigma^2_i - (r_i - q_i)^2))``, or None without variances.
+
+        The amount by which the squared weighted residuals fall short of (or, negative, exceed)
+        their conditional expectation given the contexts and actions (the ``"floor"`` interval).
+        """
+        if self.variance_logged is None or self.model_logged is None:
+            return None
+        residual = self.rewards - self.model_logged
+        return float(np.sum(weights**2 * (self.variance_logged - residual**2)))
 
 
 def _mean0(m: np.ndarray) -> np.ndarray:
@@ -155,6 +169,7 @@ class Estimator:
     gradient: Callable[[np.ndarray], np.ndarray]
     weights: Callable[[RowTerms, EstimatorParams], np.ndarray] | None
     parameter: str | None = None  # name of the EstimatorParams field it uses
+    residual_column: int | None = None  # column holding weights(t, p) * (r - q), if any
 
 
 ESTIMATORS: dict[str, Estimator] = {
@@ -185,6 +200,7 @@ ESTIMATORS: dict[str, Estimator] = {
             _mean0,
             _grad_linear,
             lambda t, p: t.weights,
+            residual_column=0,
         ),
         Estimator(
             "sndr",
@@ -193,6 +209,7 @@ ESTIMATORS: dict[str, Estimator] = {
             _sndr,
             _grad_sndr,
             lambda t, p: t.weights,
+            residual_column=1,
         ),
         Estimator(
             "switch-dr",
@@ -202,6 +219,7 @@ ESTIMATORS: dict[str, Estimator] = {
             _grad_linear,
             _switch_weights,
             "switch_threshold",
+            0,
         ),
         Estimator(
             "dr-os",
@@ -211,6 +229,7 @@ ESTIMATORS: dict[str, Estimator] = {
             _grad_linear,
             _shrunk_weights,
             "dros_lambda",
+            0,
         ),
     )
 }

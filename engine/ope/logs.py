@@ -369,12 +369,14 @@ def evaluate_decision_log(
     ``df_or_path`` is anything :func:`read_log_dataset` reads, or its result (to score
     several targets without reading the log again). ``evaluate_kwargs`` go to
     :func:`engine.ope.evaluate` (``estimators``, ``confidence``, ``ci``, ``seed``...). Unless
-    they give ``estimated_rewards`` or ``contexts``, the DM/DR reward model is cross-fitted on
-    the logged features (:func:`reward_model_features`), by default with the
-    :data:`DEFAULT_REWARD_MODEL` and the cart value as reward scale (:func:`reward_scale`); with
-    no feature columns only IPW-type estimators are available. The table's ``attrs`` also carry
-    ``n_read``, ``dropped`` and ``diagnostics`` (:func:`engine.ope.diagnostics.weight_diagnostics`
-    of the target on this log, whose warnings are also logged).
+    they give ``estimated_rewards`` (optionally with ``estimated_variances``) or ``contexts``,
+    the DM/DR reward model (mean and conditional variance, the latter for DR's and SNDR's
+    ``"floor"`` interval) is cross-fitted on the logged features (:func:`reward_model_features`),
+    by default with the :data:`DEFAULT_REWARD_MODEL` and the cart value as reward scale
+    (:func:`reward_scale`); with no feature columns only IPW-type estimators are available.
+    The table's ``attrs`` also carry ``n_read``, ``dropped`` and ``diagnostics``
+    (:func:`engine.ope.diagnostics.weight_diagnostics` of the target on this log, whose
+    warnings are also logged).
     """
     from engine.ope.diagnostics import weight_diagnostics
 

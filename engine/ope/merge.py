@@ -3,7 +3,8 @@
 A :class:`Summary` holds, for one estimator, the row count, the mean vector and the matrix of
 centred cross-products of its per-row terms (merged exactly with Chan et al.'s pairwise
 update), the tensor of centred triple products (Pebay's update; for the skewness-corrected
-interval), the importance-weight sums for the diagnostics and, optionally, Poisson-bootstrap
+interval), the importance-weight sums for the diagnostics, for the doubly robust estimators
+the variance gap of the ``"floor"`` interval (a plain sum) and, optionally, Poisson-bootstrap
 sums. Chunks summarised separately and added give the same table as the whole data.
 """
 
@@ -32,47 +33,71 @@ from engine.validation import check_choice, check_confidence
 
 logger = logging.getLogger(__name__)
 
-#: The interval methods: ``"auto"`` (the default: ``"skew"`` for the pure importance-weighting
-#: estimators, ``"analytic"`` for the others, see :func:`interval_method`), ``"analytic"``
-#: (normal, delta method), ``"bootstrap"`` (bootstrap percentiles) or ``"skew"`` (Hall's
-#: skewness-corrected interval). Why ``"auto"`` is the default: docs/ope-engine-logs.md.
-CI_METHODS = ("auto", "analytic", "bootstrap", "skew")
+#: The interval methods: ``"auto"`` (the default, see :func:`interval_method`: Hall's
+#: skewness-corrected interval for ``ipw`` and ``snipw``, the variance-floored normal one for
+#: ``dr`` and ``sndr``, the normal one for the others), ``"analytic"`` (normal, delta method),
+#: ``"bootstrap"`` (bootstrap percentiles), ``"skew"`` (Hall's skewness-corrected interval) or
+#: ``"floor"`` (normal with the variance floor of :meth:`Summary.floor_se` for the doubly robust
+#: family, normal for the others). Why ``"auto"`` is the default: docs/ope-engine-logs.md.
+CI_METHODS = ("auto", "analytic", "bootstrap", "skew", "floor")
 DEFAULT_CI = "auto"
+FLOOR_AUTO = ("dr", "sndr")
+"""Estimators that ``"auto"`` gives the ``"floor"`` interval (when reward variances are known)."""
 
 
-def describe_intervals(ci: str) -> str:
+def describe_intervals(ci: str, methods: Mapping[str, str] | None = None) -> str:
     """Plain words for the intervals of method ``ci`` (for printed reports).
 
-    >>> describe_intervals("auto")
-    "auto intervals (Hall's skewness-corrected for ipw, snipw; normal for the others)"
+    ``methods`` is a table's ``attrs["ci_methods"]`` (what each row got); without it, ``"auto"``
+    is described for every estimator as :func:`interval_method` resolves it.
+
+    >>> describe_intervals("auto", {"ipw": "skew", "dr": "analytic", "dm": "analytic"})
+    "auto intervals (Hall's skewness-corrected for ipw; normal for the others)"
     """
     if ci == "auto":
-        skewed = [n for n in ESTIMATORS if interval_method(n, ci) == "skew"]
-        return (
-            f"auto intervals (Hall's skewness-corrected for {', '.join(skewed)}; "
-            "normal for the others)"
-        )
+        if methods is None:
+            methods = {n: interval_method(n, ci) for n in ESTIMATORS}
+        parts = [
+            f"{words} for {', '.join(n for n, m in methods.items() if m == method)}"
+            for method, words in (
+                ("skew", "Hall's skewness-corrected"),
+                ("floor", "variance-floored normal"),
+            )
+            if method in methods.values()
+        ]
+        return f"auto intervals ({'; '.join([*parts, 'normal for the others'])})"
     return {
         "analytic": "normal (analytic) intervals",
         "skew": "Hall's skewness-corrected intervals",
+        "floor": "normal intervals, variance-floored for the doubly robust estimators",
     }.get(ci, f"{ci} intervals")
 
 
 def interval_method(estimator: str, ci: str) -> str:
-    """The interval ``ci`` gives ``estimator``: ``"auto"`` resolved, other methods unchanged.
+    """The interval ``ci`` gives ``estimator``: ``"auto"`` and ``"floor"`` resolved.
 
     ``"auto"`` is Hall's skewness-corrected interval for the estimators that weight rewards
     without a reward model (``ipw``, ``snipw``: their normal interval misses low when weighted
-    rare rewards skew the terms) and the normal one for the others (``dm``, ``on-policy`` and
-    the doubly robust family, which Hall's correction over-corrects on the engine's logs).
+    rare rewards skew the terms), the ``"floor"`` interval for ``dr`` and ``sndr`` (their
+    normal interval is too short on logs that happen to hold few heavily weighted purchases)
+    and the normal one for the others (``dm``, ``on-policy``, ``switch-dr``, ``dr-os``).
+    ``"floor"`` is the normal interval for estimators without a weighted reward-model residual.
+    A summary without reward variances gets the normal interval instead of the floored one
+    (:meth:`Summary.interval_method`).
 
     >>> interval_method("ipw", "auto"), interval_method("dr", "auto"), interval_method("dr", "skew")
-    ('skew', 'analytic', 'skew')
+    ('skew', 'floor', 'skew')
+    >>> interval_method("dm", "auto"), interval_method("ipw", "floor")
+    ('analytic', 'analytic')
     """
-    if ci != "auto":
-        return ci
     est = ESTIMATORS[estimator]
-    return "skew" if est.weights is not None and not est.needs_model else "analytic"
+    if ci == "auto":
+        if estimator in FLOOR_AUTO:
+            return "floor"
+        return "skew" if est.weights is not None and not est.needs_model else "analytic"
+    if ci == "floor" and est.residual_column is None:
+        return "analytic"
+    return ci
 
 
 COLUMNS = (
@@ -105,6 +130,8 @@ class Summary:
     boot_sums: np.ndarray | None = field(default=None)  # (B, p)
     boot_counts: np.ndarray | None = field(default=None)  # (B,)
     comoment3: np.ndarray | None = field(default=None)  # (p, p, p): sum of centred triples
+    # sum_i w_i^2 (sigma^2_i - (r_i - q_i)^2) of the estimator's residual weights, or None
+    variance_gap: float | None = field(default=None)
 
     @classmethod
     def from_terms(
@@ -116,11 +143,14 @@ class Summary:
         weight_stats: tuple[float, float, float] | None,
         zero_target: int,
         boot: tuple[np.ndarray, np.ndarray] | None = None,
+        variance_gap: float | None = None,
     ) -> Summary:
         """Summarise the ``(p, n)`` per-row ``terms`` of one estimator.
 
         ``weight_stats`` is ``(sum, sum of squares, max)`` of its importance weights (see
-        :func:`weight_stats`), or None for estimators without weights.
+        :func:`weight_stats`), or None for estimators without weights. ``variance_gap`` is
+        :meth:`engine.ope.estimators.RowTerms.variance_gap` of the estimator's residual weights
+        (doubly robust estimators with known reward variances; else None).
         """
         mean = terms.mean(axis=1)  # along contiguous rows: pairwise summation
         centred = terms - mean[:, None]
@@ -139,6 +169,7 @@ class Summary:
             None if boot is None else boot[0],
             None if boot is None else boot[1],
             third_comoment(centred),
+            None if variance_gap is None else float(variance_gap),
         )
 
     @property
@@ -163,6 +194,14 @@ class Summary:
             mine is not None and theirs is not None and mine[0].shape != theirs[0].shape
         ):
             raise ValueError("cannot merge summaries with different n_bootstrap")
+        if (self.variance_gap is None) != (other.variance_gap is None):
+            raise ValueError(
+                "cannot merge summaries with and without reward variances (variance_gap): "
+                "pass estimated_variances (or contexts) for every chunk or for none"
+            )
+        gap = None
+        if self.variance_gap is not None and other.variance_gap is not None:
+            gap = self.variance_gap + other.variance_gap
         n = self.n + other.n
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
@@ -192,6 +231,7 @@ class Summary:
             boot_sums,
             boot_counts,
             comoment3,
+            gap,
         )
 
     @property
@@ -211,6 +251,37 @@ class Summary:
         return math.sqrt(var) if var >= 0 else math.nan
 
     @property
+    def floor_se(self) -> float:
+        """Standard error with the variance floor (the ``"floor"`` interval; NaN if unknown).
+
+        With ``s^2`` the sample variance of the linearised per-row terms, ``c`` the gradient
+        of the estimate along the weighted-residual column and ``G`` the variance gap
+        ``sum_i w_i^2 (sigma^2_i - (r_i - q_i)^2)``, the variance is
+        ``(s^2 + max(0, c^2 G / (n - 1))) / n``: where the squared weighted residuals of this
+        sample fall short of their conditional expectation (a log that happens to hold few
+        heavily weighted purchases), the expectation is used. Never below :attr:`se`; equal to
+        it when no ``sigma^2_i`` exceeds its squared residual.
+        """
+        col = ESTIMATORS[self.estimator].residual_column
+        if self.n < 2 or col is None or self.variance_gap is None:
+            return math.nan
+        grad = ESTIMATORS[self.estimator].gradient(self.mean)
+        if not np.all(np.isfinite(grad)):
+            return math.nan
+        s2 = float(grad @ (self.comoment / (self.n - 1)) @ grad)
+        extra = max(0.0, float(grad[col]) ** 2 * self.variance_gap / (self.n - 1))
+        var = (s2 + extra) / self.n
+        return math.sqrt(var) if var >= 0 else math.nan
+
+    def interval_method(self, ci: str) -> str:
+        """:func:`interval_method` for this summary.
+
+        ``"floor"`` becomes ``"analytic"`` without reward variances (no :attr:`variance_gap`).
+        """
+        method = interval_method(self.estimator, ci)
+        return "analytic" if method == "floor" and self.variance_gap is None else method
+
+    @property
     def skewness(self) -> float:
         """Skewness of the linearised per-row terms ``grad g . (T_i - mean)`` (NaN if unknown).
 
@@ -228,9 +299,9 @@ class Summary:
     def row(self, confidence: float, ci: str) -> dict[str, float]:
         """One table row: estimate, interval, standard error and diagnostics."""
         value = self.value
-        ci = interval_method(self.estimator, ci)
-        if ci == "analytic":
-            se = self.se
+        ci = self.interval_method(ci)
+        if ci in ("analytic", "floor"):
+            se = self.se if ci == "analytic" else self.floor_se
             half = normal_quantile(confidence) * se
             low, high = value - half, value + half
         elif ci == "skew":
@@ -324,7 +395,8 @@ def finalize(
     """Turn (merged) summaries into the result table, indexed by estimator.
 
     ``ci`` is one of :data:`CI_METHODS`; ``attrs["ci_methods"]`` says which interval each row
-    got (``"auto"`` resolved by :func:`interval_method`).
+    got (``"auto"`` and ``"floor"`` resolved by :meth:`Summary.interval_method`). With
+    ``"floor"`` (and ``"auto"`` for DR and SNDR) the ``se`` column is the floored one.
 
     Columns: ``value, ci_low, ci_high, se`` and the diagnostics ``n, ess`` (effective sample
     size ``(sum w)^2 / sum w^2`` of the importance weights the estimator uses), ``max_weight``,
@@ -342,6 +414,6 @@ def finalize(
     table.attrs.update(
         confidence=confidence,
         ci=ci,
-        ci_methods={name: interval_method(name, ci) for name in items},
+        ci_methods={name: s.interval_method(ci) for name, s in items.items()},
     )
     return table

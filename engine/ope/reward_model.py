@@ -15,6 +15,10 @@ for the rows of the fold, so a row's predictions never depend on its own reward.
 ``scale`` (optional, one positive number per row) makes the model fit ``reward / scale`` and
 predict ``scale * prediction``: for rewards proportional to a known size (profit and cart value)
 the model then learns a per-unit effect that is shared across sizes.
+
+:func:`cross_fit_reward_moments` also fits the reward's conditional variance (the same model on
+the squared reward, on the same folds), which the doubly robust estimators' ``"floor"`` interval
+uses (:mod:`engine.ope.merge`).
 """
 
 from __future__ import annotations
@@ -100,24 +104,18 @@ def fold_ids(n: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
     return folds
 
 
-def cross_fit_rewards(
+def _cross_fit(
     contexts: np.ndarray,
     actions: np.ndarray,
     rewards: np.ndarray,
     n_actions: int,
     rng: np.random.Generator,
-    n_folds: int = 2,
-    model: str = "auto",
-    scale: ArrayLike | None = None,
-) -> np.ndarray:
-    """Out-of-fold predictions ``(n, n_actions)`` of the expected reward of every action.
-
-    ``model``: ``"ridge"``, ``"logistic"`` (rewards must be 0/1), ``"boosted"`` (pooled
-    gradient-boosted trees, see the module docstring) or ``"auto"`` (logistic for 0/1 rewards,
-    ridge otherwise). ``scale``: ``(n,)`` positive per-row reward scale (fit ``reward / scale``,
-    predict times ``scale``); not with ``logistic``. ``n_folds=1`` fits on all rows and predicts
-    in-sample (no cross-fitting). Deterministic for a given generator state.
-    """
+    n_folds: int,
+    model: str,
+    scale: ArrayLike | None,
+    variances: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Out-of-fold means and (with ``variances``) conditional variances, on the reward scale."""
     n_folds = check_integer(n_folds, "n_folds", low=1)
     if model not in MODELS:
         raise ValueError(f"reward_model == {model!r}, must be one of {MODELS}")
@@ -136,20 +134,76 @@ def cross_fit_rewards(
     if n_folds > 1 and n < 2 * n_folds:
         raise ValueError(f"n_folds == {n_folds} needs at least {2 * n_folds} rows, got {n}")
     folds = fold_ids(n, n_folds, rng)
-    out = np.empty((n, n_actions))
+    # Logistic: the variance of a 0/1 reward is q (1 - q), no second model needed.
+    second = variances and kind != "logistic"
+    targets = [rewards, rewards**2] if second else [rewards]
+    outs = [np.empty((n, n_actions)) for _ in targets]
     for k in range(n_folds):
         test = folds == k
         train = ~test if n_folds > 1 else test
-        if kind == "boosted":
-            out[test] = _boosted_fit_predict(
-                contexts[train], actions[train], rewards[train], contexts[test], n_actions
-            )
-            continue
-        fallback = float(rewards[train].mean())
-        for a in range(n_actions):
-            rows = train & (actions == a)
-            out[test, a] = _fit_predict(
-                kind, contexts[rows], rewards[rows], contexts[test], fallback
-            )
+        for y, out in zip(targets, outs, strict=True):
+            if kind == "boosted":
+                out[test] = _boosted_fit_predict(
+                    contexts[train], actions[train], y[train], contexts[test], n_actions
+                )
+                continue
+            fallback = float(y[train].mean())
+            for a in range(n_actions):
+                rows = train & (actions == a)
+                out[test, a] = _fit_predict(kind, contexts[rows], y[rows], contexts[test], fallback)
     logger.debug("cross-fitted %s reward models: %d folds x %d actions", kind, n_folds, n_actions)
-    return out if scale is None else out * scale[:, None]
+    mean = outs[0]
+    var = None
+    if variances:
+        var = np.maximum(outs[1] - mean**2 if second else mean * (1.0 - mean), 0.0)
+    if scale is not None:
+        mean = mean * scale[:, None]
+        var = None if var is None else var * (scale**2)[:, None]
+    return mean, var
+
+
+def cross_fit_rewards(
+    contexts: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    rng: np.random.Generator,
+    n_folds: int = 2,
+    model: str = "auto",
+    scale: ArrayLike | None = None,
+) -> np.ndarray:
+    """Out-of-fold predictions ``(n, n_actions)`` of the expected reward of every action.
+
+    ``model``: ``"ridge"``, ``"logistic"`` (rewards must be 0/1), ``"boosted"`` (pooled
+    gradient-boosted trees, see the module docstring) or ``"auto"`` (logistic for 0/1 rewards,
+    ridge otherwise). ``scale``: ``(n,)`` positive per-row reward scale (fit ``reward / scale``,
+    predict times ``scale``); not with ``logistic``. ``n_folds=1`` fits on all rows and predicts
+    in-sample (no cross-fitting). Deterministic for a given generator state.
+    """
+    mean, _ = _cross_fit(contexts, actions, rewards, n_actions, rng, n_folds, model, scale, False)
+    return mean
+
+
+def cross_fit_reward_moments(
+    contexts: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    n_actions: int,
+    rng: np.random.Generator,
+    n_folds: int = 2,
+    model: str = "auto",
+    scale: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold conditional mean and variance ``(n, n_actions)`` of every action's reward.
+
+    Arguments as :func:`cross_fit_rewards`, whose predictions the mean equals for the same
+    generator state (same folds, same fits). The variance ``E[(r - q(x, a))^2 | x, a]`` is
+    ``max(0, m2 - q^2)`` with ``m2`` the same kind of model fitted to the squared reward (per
+    unit of ``scale``, times ``scale^2``), on the same folds; for ``logistic`` it is
+    ``q (1 - q)``. It feeds the ``"floor"`` interval of the doubly robust estimators
+    (:func:`engine.ope.merge.interval_method`).
+    """
+    mean, var = _cross_fit(contexts, actions, rewards, n_actions, rng, n_folds, model, scale, True)
+    if var is None:  # unreachable: _cross_fit returns variances when asked
+        raise RuntimeError("no variances were fitted")
+    return mean, var

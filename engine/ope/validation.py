@@ -30,6 +30,7 @@ class ValidatedFeedback:
     target_probs: np.ndarray  # (n, n_actions) float64, rows sum to 1
     estimated_rewards: np.ndarray | None  # (n, n_actions) float64
     contexts: np.ndarray | None  # (n, d) float64
+    estimated_variances: np.ndarray | None = None  # (n, n_actions) float64, >= 0
 
     @property
     def n(self) -> int:
@@ -107,6 +108,7 @@ def validate(
     target_probs: object,
     estimated_rewards: object | None = None,
     contexts: object | None = None,
+    estimated_variances: object | None = None,
 ) -> ValidatedFeedback:
     """Validate and convert one batch of logged bandit feedback.
 
@@ -129,7 +131,18 @@ def validate(
         else check_matrix("estimated_rewards", estimated_rewards, n, pi.shape[1])
     )
     x = None if contexts is None else check_matrix("contexts", contexts, n)
-    return ValidatedFeedback(r, a, p, pi, q, x)
+    v = None
+    if estimated_variances is not None:
+        if q is None:
+            raise ValueError("estimated_variances given without estimated_rewards, pass both")
+        v = check_matrix("estimated_variances", estimated_variances, n, pi.shape[1])
+        negative = v < 0.0
+        if negative.any():
+            row, more = first_bad_row(negative.any(axis=1))
+            raise ValueError(
+                f"estimated_variances row {row} == {v[row].tolist()}, must be >= 0{more}"
+            )
+    return ValidatedFeedback(r, a, p, pi, q, x, v)
 
 
 def make_rng(rng: np.random.Generator | None, seed: int | None) -> np.random.Generator:

@@ -76,7 +76,7 @@ class OpeSection:
 
     targets: tuple[str, ...] = ("rule", "static:recall_message", "static:coupon_10", "uniform")
     confidence: float = 0.95
-    ci: str = "auto"  # interval method of engine.ope.evaluate: auto, analytic, skew or bootstrap
+    ci: str = "auto"  # engine.ope.evaluate's intervals: auto, analytic, skew, floor, bootstrap
 
     def __post_init__(self) -> None:
         if self.ci not in CI_METHODS:

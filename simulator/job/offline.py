@@ -24,7 +24,7 @@ from engine.ope.logs import (
     target_probabilities,
 )
 from engine.ope.merge import DEFAULT_CI
-from engine.ope.reward_model import cross_fit_rewards
+from engine.ope.reward_model import cross_fit_reward_moments
 from policies import make_policy
 
 OPE_ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr")
@@ -55,9 +55,10 @@ def offline_evaluation(
 
     ``expected_rewards`` is :func:`truth_matrix` (true expected profit, rows and columns of
     ``data``). The DM/DR reward model (``reward_model``, cross-fitted on the logged features
-    with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does) is
-    fitted once and shared by the targets; intervals are ``ci`` ones (default ``"auto"``: Hall's
-    skewness-corrected interval for IPW and SNIPW, the normal one for DM, DR and SNDR; see
+    with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does; mean
+    and conditional variance) is fitted once and shared by the targets; intervals are ``ci``
+    ones (default ``"auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
+    variance-floored normal one for DR and SNDR, the normal one for DM; see
     :func:`engine.ope.evaluate` and docs/ope-engine-logs.md). Columns:
     ``target, estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight
     diagnostics ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when
@@ -68,12 +69,12 @@ def offline_evaluation(
             f"expected_rewards has shape {expected_rewards.shape}, "
             f"must be {(data.n, data.n_actions)}"
         )
-    q = None
+    model: dict[str, np.ndarray] = {}
     if data.features.shape[1]:
         scale = (
             None if reward_model == "logistic" else reward_scale(data.features, data.feature_names)
         )
-        q = cross_fit_rewards(
+        q, v = cross_fit_reward_moments(
             reward_model_features(data.features),
             data.actions,
             data.rewards,
@@ -82,11 +83,11 @@ def offline_evaluation(
             model=reward_model,
             scale=scale,
         )
+        model = {"estimated_rewards": q, "estimated_variances": v}
     rows = []
     for name in targets:
         policy = make_policy(name, seed=seed)
         probs = target_probabilities(data, policy)
-        model = {} if q is None else {"estimated_rewards": q}
         table = evaluate_decision_log(
             data,
             lambda X, names, eligible, p=probs: p,

@@ -71,8 +71,9 @@ def _interval_note(ci: str) -> str:
     """One sentence saying which intervals the OPE table shows."""
     if ci == "auto":
         return (
-            "Intervals: Hall's skewness-corrected ones for IPW and SNIPW, normal ones for DM, "
-            "DR and SNDR (ci = auto; why: docs/ope-engine-logs.md)."
+            "Intervals: Hall's skewness-corrected ones for IPW and SNIPW, normal ones with a "
+            "variance floor for DR and SNDR, normal ones for DM (ci = auto; why: "
+            "docs/ope-engine-logs.md)."
         )
     return f"Intervals: ci = {ci} for every estimator."
 

@@ -7,15 +7,13 @@ the default targets, beside each target's truth on exactly the logged carts.
 ``CARTWISE_BENCH_SCALE=large`` (``make bench``): 120 seeds x 4,000 carts, two processes. Held
 to 92-98% for every default target (120 intervals per target: binomial sd 2.0 points) with the
 default intervals (``ci="auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
-normal one for DR and SNDR; why: docs/ope-engine-logs.md), and the boosted reward model's DM
-absolute error held to at most a third of the per-action ridge model's (issue 23). Reported:
-coverage per estimator and target for ``auto`` (``coverage_*``), the normal interval for every
-estimator (``coverage_analytic_*``) and Hall's for every estimator (``coverage_skew_*``); DM
-absolute errors (``dm_abs_error_*``); the DR/IPW interval width ratio with the default intervals
-(``dr_ipw_width_ratio``) and with normal intervals for both (``dr_ipw_width_ratio_normal``).
-Not met on today's shop (with purchase intent) for DR and SNDR, whose normal interval covers
-86.7-90.0% on some targets (seeds 0-59 and 1000-1119, docs/ope-engine-logs.md): at large scale this
-benchmark fails on them until their interval is fixed (the goal is the issue's, not loosened).
+variance-floored normal one for DR and SNDR; why: docs/ope-engine-logs.md), and the boosted
+reward model's DM absolute error held to at most a third of the per-action ridge model's
+(issue 23). Reported: coverage per estimator and target for ``auto`` (``coverage_*``), the
+normal interval for every estimator (``coverage_analytic_*``) and Hall's for every estimator
+(``coverage_skew_*``); DM absolute errors (``dm_abs_error_*``); the DR/IPW interval width ratio
+with the default intervals (``dr_ipw_width_ratio``) and with normal intervals for both
+(``dr_ipw_width_ratio_normal``). Measured figures (held-out seeds): docs/benchmarks.md.
 The default (small) size runs 4 seeds x 1,000 carts and checks only that the table is complete.
 """
 

@@ -102,7 +102,7 @@ PARAM_CASES = [
     ({"confidence": 0.0}, r"confidence == 0.0, must be a number in \(0, 1\)$"),
     (
         {"ci": "percentile"},
-        r"ci == 'percentile', must be one of \['auto', 'analytic', 'bootstrap', 'skew'\]$",
+        r"ci == 'percentile', must be one of \['auto', 'analytic', 'bootstrap', 'skew', 'floor'\]$",
     ),
     ({"ci": "bootstrap", "n_bootstrap": 0}, r"n_bootstrap == 0, must be an int >= 1$"),
     ({"estimators": ["ipw", "ips"]}, r"estimators contains 'ips', must be among"),
