@@ -239,16 +239,28 @@ class Summary:
         """Point estimate."""
         return float(ESTIMATORS[self.estimator].value(self.mean))
 
+    def _gradient(self) -> np.ndarray | None:
+        """The estimate's gradient at the mean terms, or None (under 2 rows, or not finite)."""
+        if self.n < 2:
+            return None
+        grad = ESTIMATORS[self.estimator].gradient(self.mean)
+        return grad if np.all(np.isfinite(grad)) else None
+
+    def _delta_se(self, floor_column: int | None = None) -> float:
+        """Delta-method standard error; with ``floor_column``, floored by the variance gap."""
+        grad = self._gradient()
+        if grad is None:
+            return math.nan
+        var = float(grad @ (self.comoment / (self.n - 1)) @ grad)
+        if floor_column is not None and self.variance_gap is not None:
+            var += max(0.0, float(grad[floor_column]) ** 2 * self.variance_gap / (self.n - 1))
+        var /= self.n
+        return math.sqrt(var) if var >= 0 else math.nan
+
     @property
     def se(self) -> float:
         """Standard error by the delta method (the plain CLT one for linear estimators)."""
-        if self.n < 2:
-            return math.nan
-        grad = ESTIMATORS[self.estimator].gradient(self.mean)
-        if not np.all(np.isfinite(grad)):
-            return math.nan
-        var = float(grad @ (self.comoment / (self.n - 1)) @ grad) / self.n
-        return math.sqrt(var) if var >= 0 else math.nan
+        return self._delta_se()
 
     @property
     def floor_se(self) -> float:
@@ -263,15 +275,9 @@ class Summary:
         it when no ``sigma^2_i`` exceeds its squared residual.
         """
         col = ESTIMATORS[self.estimator].residual_column
-        if self.n < 2 or col is None or self.variance_gap is None:
+        if col is None or self.variance_gap is None:
             return math.nan
-        grad = ESTIMATORS[self.estimator].gradient(self.mean)
-        if not np.all(np.isfinite(grad)):
-            return math.nan
-        s2 = float(grad @ (self.comoment / (self.n - 1)) @ grad)
-        extra = max(0.0, float(grad[col]) ** 2 * self.variance_gap / (self.n - 1))
-        var = (s2 + extra) / self.n
-        return math.sqrt(var) if var >= 0 else math.nan
+        return self._delta_se(col)
 
     def interval_method(self, ci: str) -> str:
         """:func:`interval_method` for this summary.
@@ -287,10 +293,7 @@ class Summary:
 
         The estimate's own skewness is about this divided by ``sqrt(n)``.
         """
-        if self.n < 2 or self.comoment3 is None:
-            return math.nan
-        grad = ESTIMATORS[self.estimator].gradient(self.mean)
-        if not np.all(np.isfinite(grad)):
+        if self.comoment3 is None or (grad := self._gradient()) is None:
             return math.nan
         m2 = float(grad @ self.comoment @ grad) / self.n
         m3 = float(np.einsum("jkl,j,k,l->", self.comoment3, grad, grad, grad)) / self.n
