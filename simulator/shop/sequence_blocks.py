@@ -2,7 +2,7 @@
 
 A :class:`Block` is a batch of carts drawn, arrived and evaluated together, with its flows solved
 exactly (:func:`simulator.shop.sequence_dp.solve_states`) and the uniforms of its flows drawn at
-once. :func:`draw_block` makes one; :func:`group_slots` and :func:`gather` read the solved
+once. :func:`draw_block` makes one; :func:`group_slots` and :class:`Picker` read the solved
 tables of carts spread over several blocks without copying them per slot.
 """
 
@@ -133,33 +133,11 @@ def group_slots(
     return out
 
 
-def gather(groups: Groups, name: str, g: np.ndarray, a: np.ndarray | None = None) -> np.ndarray:
-    """Table ``name`` of the grouped carts at states ``g``.
-
-    Per-action tables at actions ``a``, or their ``(m, 7)`` rows when ``a`` is None.
-    """
-
-    def pick(table: np.ndarray, rows: np.ndarray, g: np.ndarray, a: Any) -> np.ndarray:
-        if table.ndim == 2:
-            return table[g, rows]
-        return table[g, :, rows] if a is None else table[g, a, rows]
-
-    if len(groups) == 1:
-        arrays, _, rows = groups[0]
-        return pick(arrays[name], rows, g, a)
-    first = groups[0][0][name]
-    shape = (len(g), N_ACTIONS) if first.ndim == 3 and a is None else (len(g),)
-    out = np.empty(shape, dtype=first.dtype)
-    for arrays, pos, rows in groups:
-        out[pos] = pick(arrays[name], rows, g[pos], None if a is None else a[pos])
-    return out
-
-
 class Picker:
     """Reads of the grouped carts' tables at states ``g`` (and actions ``a``), by flat index.
 
-    :func:`gather`'s results, with the flat indices into each block's (C-ordered) tables
-    computed once for all the tables read, and each read one ``np.take``.
+    The flat indices into each block's (C-ordered) tables are computed once for all the tables
+    read, and each read is one ``np.take``.
     """
 
     def __init__(self, groups: Groups, g: np.ndarray, a: np.ndarray | None = None) -> None:

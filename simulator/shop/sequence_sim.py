@@ -24,7 +24,6 @@ from simulator.shop.sequence_blocks import (
     Groups,
     Picker,
     draw_block,
-    gather,
     group_slots,
 )
 from simulator.shop.sequence_dp import StateTables, Workspace
@@ -144,7 +143,7 @@ class FlowSimulator:
             taken = slice(block.next_row, block.next_row + take)  # the rows, as a view
             target = slots[done : done + take]
             for name, arr in block.arrays.items():
-                if name in TABLE_FIELDS:  # read from the block (see _gather)
+                if name in TABLE_FIELDS:  # read from the block (see Picker)
                     continue
                 if name not in self.slot:
                     self.slot[name] = np.zeros((self.n, *arr.shape[1:]), dtype=arr.dtype)
@@ -241,9 +240,10 @@ class FlowSimulator:
         value = np.zeros(m)
         for k in range(self.K):
             a = np.where(mask[rows, actions[:, k]], actions[:, k], NONE)
-            value += alive * gather(groups, "immediate", g, a)
-            alive = alive * (1.0 - gather(groups, "buy", g, a))
-            alive = alive * (1.0 - gather(groups, "unsubscribe", g, a))
+            pick = Picker(groups, g, a)
+            value += alive * pick.action("immediate")
+            alive = alive * (1.0 - pick.action("buy"))
+            alive = alive * (1.0 - pick.action("unsubscribe"))
             g = self.child[g, a]
         return value
 
