@@ -129,8 +129,11 @@ def episode_terms(
     return {"pdis": pdis, "dr": dr}
 
 
-SEQUENCE_INTERVALS = ("skew-t", "hall", "normal", "percentile", "bootstrap-t")
-"""Interval methods of :func:`evaluate_sequences` (the last two are bootstrap intervals)."""
+BOOTSTRAP_INTERVALS = ("percentile", "bootstrap-t")
+"""Interval methods of :func:`evaluate_sequences` that resample (``n_boot``, ``seed``)."""
+
+SEQUENCE_INTERVALS = ("skew-t", "hall", "normal", *BOOTSTRAP_INTERVALS)
+"""Interval methods of :func:`evaluate_sequences`."""
 
 DEFAULT_BOOTSTRAP = 1000
 """Resamples of the bootstrap intervals when ``n_boot`` is not given."""
@@ -171,7 +174,7 @@ def evaluate_sequences(
     """
     confidence = check_confidence(confidence)
     ci = check_choice(ci, "ci", SEQUENCE_INTERVALS)
-    bootstrap = ci in ("percentile", "bootstrap-t")
+    bootstrap = ci in BOOTSTRAP_INTERVALS
     if n_boot is not None and not bootstrap:
         raise ValueError(
             f"n_boot == {n_boot!r} with ci == {ci!r}: only ci='percentile' or "

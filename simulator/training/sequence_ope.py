@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.actions import ACTION_NAMES
-from engine.ope.sequence import SEQUENCE_ESTIMATORS, evaluate_sequences
+from engine.ope.sequence import BOOTSTRAP_INTERVALS, SEQUENCE_ESTIMATORS, evaluate_sequences
 from engine.sampling import sample_actions
 from policies.sequence import FlowPolicy
 from simulator.shop.sequence_vector_env import CartRecoverySequenceVectorEnv
@@ -129,7 +129,7 @@ def sequence_coverage(
         args = (logs["rewards"], logs["valid"], logs["actions"], logs["logging"], logs["target"])
         truth = logs["true_value"]
         for ci in cis:
-            boot = {"n_boot": n_boot, "seed": seed} if ci in ("percentile", "bootstrap-t") else {}
+            boot = {"n_boot": n_boot, "seed": seed} if ci in BOOTSTRAP_INTERVALS else {}
             res = evaluate_sequences(*args, ci=ci, **boot)
             for name in SEQUENCE_ESTIMATORS:
                 row = out[f"{name}/{ci}"]
