@@ -86,6 +86,16 @@ class PreparedDecision(NamedTuple):
         """The decision's id."""
         return self.entry.decision_id
 
+    @property
+    def action_set(self) -> str:
+        """The vocabulary id of the decision's actions (the row's ``action_set``)."""
+        return self.row[7]
+
+    @property
+    def feature_set(self) -> str:
+        """The vocabulary id of the decision's feature names (the row's ``feature_set``)."""
+        return self.row[10]
+
 
 #: ``_prepared((entry, row))``: a :class:`PreparedDecision` without the generated ``__new__``.
 _prepared = partial(tuple.__new__, PreparedDecision)

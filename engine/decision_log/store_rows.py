@@ -49,12 +49,11 @@ def decision_rows(
     new: dict[str, tuple[str, tuple[str, ...]]] = {}
     for rec in decisions:
         if isinstance(rec, PreparedDecision):
-            row = rec.row
-            if row[7] not in stored_vocab:
-                new[row[7]] = ("actions", rec.entry.actions)
-            if row[10] not in stored_vocab:
-                new[row[10]] = ("features", rec.entry.feature_names)
-            rows.append(row)
+            if rec.action_set not in stored_vocab:
+                new[rec.action_set] = ("actions", rec.entry.actions)
+            if rec.feature_set not in stored_vocab:
+                new[rec.feature_set] = ("features", rec.entry.feature_names)
+            rows.append(rec.row)
             continue
         names, features = packed_features(rec.features)
         action_set = vocab_id("actions", rec.actions)
