@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import vowpalwabbit
 from bench_utils import LARGE
+from env_contexts import simulator_contexts
 
 import simulator  # noqa: F401
 from engine import DecisionEngine
@@ -33,14 +34,7 @@ TIMED = 20_000 if LARGE else 500
 
 @pytest.fixture(scope="module")
 def contexts():
-    env = gym.make("CartRecovery-v0")
-    _, info = env.reset(seed=0)
-    out = []
-    for i in range(N_CONTEXTS):
-        out.append(info["context"])
-        env.step(i % 7)
-        _, info = env.reset()
-    return out
+    return simulator_contexts(N_CONTEXTS)
 
 
 @pytest.fixture(scope="module")

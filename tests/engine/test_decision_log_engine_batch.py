@@ -117,18 +117,11 @@ def decisions_of(events):
 
 def engine_entries(tmp_path, n=300):
     """What a real engine (VW, CF payloads) hands its log for ``n`` simulated carts."""
-    import gymnasium as gym
+    from env_contexts import simulator_contexts
 
-    import simulator  # noqa: F401
     from engine.cf import CFModel, interactions_from_contexts
 
-    env = gym.make("CartRecovery-v0")
-    _, info = env.reset(seed=3)
-    contexts = []
-    for i in range(n):
-        contexts.append(info["context"])
-        env.step(i % 7)
-        _, info = env.reset()
+    contexts = simulator_contexts(n, seed=3)
     cf = CFModel(n_factors=4).fit(interactions_from_contexts(contexts))
     eng = DecisionEngine(store=str(tmp_path / "cap.db"), seed=0, learner="vw", cf=cf)
     captured = []

@@ -44,19 +44,12 @@ def _helper() -> ctypes.CDLL:
 def measure(store: str, n: int) -> None:
     """Run the three parts (empty, raw VW predict, checkout decide), ``n`` calls each."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-    import gymnasium as gym
+    from env_contexts import simulator_contexts
 
-    import simulator  # noqa: F401
     from engine import DecisionEngine
     from engine.cf import CFModel, interactions_from_contexts
 
-    env = gym.make("CartRecovery-v0")
-    _, info = env.reset(seed=0)
-    contexts = []
-    for i in range(n + 300):
-        contexts.append(info["context"])
-        env.step(i % 7)
-        _, info = env.reset()
+    contexts = simulator_contexts(n + 300)
     cf = CFModel(n_factors=16).fit(interactions_from_contexts(contexts))
     path = None if store == "off" else store
     if store == "sqlite":

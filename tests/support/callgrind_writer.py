@@ -24,19 +24,12 @@ N_DECISIONS, BATCH, WINDOW = 2000, 100, 3600.0
 
 def engine_entries(n: int) -> list:
     """The ``EngineDecision`` entries a VW + CF engine queues for ``n`` simulated carts."""
-    import gymnasium as gym
+    from env_contexts import simulator_contexts
 
-    import simulator  # noqa: F401
     from engine import DecisionEngine
     from engine.cf import CFModel, interactions_from_contexts
 
-    env = gym.make("CartRecovery-v0")
-    _, info = env.reset(seed=0)
-    contexts = []
-    for i in range(n):
-        contexts.append(info["context"])
-        env.step(i % 7)
-        _, info = env.reset()
+    contexts = simulator_contexts(n)
     cf = CFModel(n_factors=16).fit(interactions_from_contexts(contexts[:600]))
     store = os.path.join(tempfile.mkdtemp(), "cap.db")
     eng = DecisionEngine(store=store, seed=0, learner="vw", cf=cf)
