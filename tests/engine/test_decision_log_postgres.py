@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from tcp_proxy import TcpProxy
 
 from engine import DecisionEngine, read_log, record_order, record_outcome
 from engine.decision_log import DecisionLog, DecisionRecord
+from engine.decision_log.postgres import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S
 
 pytestmark = pytest.mark.postgres
 
@@ -201,7 +203,7 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
     proxy = TcpProxy(host, int(port))
     proxied = pg_url.replace(host_port, f"127.0.0.1:{proxy.port}")
     eng = DecisionEngine(seed=0, log=DecisionLog(proxied, spill_dir=tmp_path / "spill"))
-    decisions, slowest, health_during = [], 0.0, None
+    decisions, latencies, health_during = [], [], None
     start = time.monotonic()
     i = 0
     try:
@@ -213,7 +215,7 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
                 proxy.restore()
             t = time.perf_counter()
             decisions.append(eng.decide(cart(i)))
-            slowest = max(slowest, time.perf_counter() - t)
+            latencies.append(time.perf_counter() - t)
             i += 1
             time.sleep(0.002)
         deadline = time.monotonic() + 60
@@ -224,7 +226,13 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
     finally:
         proxy.close()
     assert not any(d.fallback for d in decisions)
-    assert slowest < 0.5  # decide never waited for the store
+    # decide never waited for the store: the log's writer waits up to POOL_TIMEOUT_S (2 s) for a
+    # connection and CONNECT_TIMEOUT_S (3 s) to connect, so a decide that waited on either would
+    # take seconds. The contact-cap claim is bounded by its own 0.25 s pool timeout; the rest of
+    # the bound is room for a loaded 2-core CI machine (one decide took 0.52 s there)
+    slowest, median = max(latencies), float(np.median(latencies))
+    assert slowest < min(POOL_TIMEOUT_S, CONNECT_TIMEOUT_S) / 2, slowest
+    assert median < 0.01, median
     assert health_during["spill_file_events"] > 0 and not health_during["healthy"]
     with psycopg.connect(pg_url) as conn:
         stored = conn.execute(
@@ -235,7 +243,8 @@ def test_outage_decide_keeps_answering_and_nothing_is_lost(pg_url, tmp_path):
     assert {did for did, _ in stored} == {d.decision_id for d in decisions}
     print(
         f"\noutage: {len(decisions)} decisions, {health_during['spill_file_events']} in the spill "
-        f"file during the 10 s cut, slowest decide {slowest * 1000:.1f} ms"
+        f"file during the 10 s cut, slowest decide {slowest * 1000:.1f} ms, "
+        f"median {median * 1000:.2f} ms"
     )
 
 
