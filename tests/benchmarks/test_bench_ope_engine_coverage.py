@@ -7,7 +7,7 @@ the default targets, beside each target's truth on exactly the logged carts.
 ``CARTWISE_BENCH_SCALE=large`` (``make bench``): 240 seeds (2000-2119 and 3000-3119, never used to
 choose a method) x 4,000 carts, two processes. Held to 92-98% for every estimator and default
 target (240 intervals per cell: binomial sd 1.4 points, so a well-calibrated interval leaves the
-band by chance in about 4% of cells; with 120 seeds, sd 2.0, it would in about 14%) with the
+band by chance in about 2.5% of cells; with 120 seeds, sd 2.0, it would in about 14%) with the
 default intervals (``ci="auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
 variance-floored normal one for DR and SNDR; why: docs/ope-engine-logs.md), and the boosted
 reward model's DM absolute error held to at most a third of the per-action ridge model's
