@@ -84,7 +84,7 @@ def offline_evaluation(
             scale=scale,
         )
         model = {"estimated_rewards": q, "estimated_variances": v}
-    rows = []
+    rows, methods = [], {}
     for name in targets:
         policy = make_policy(name, seed=seed)
         probs = target_probabilities(data, policy)
@@ -99,6 +99,7 @@ def offline_evaluation(
         )
         true_value = float(np.mean(np.sum(probs * expected_rewards, axis=1)))
         diag = table.attrs["diagnostics"]
+        methods.update(table.attrs.get("ci_methods", {}))
         for estimator in (e for e in estimators if e in table.index):
             r = table.loc[estimator]
             rows.append(
@@ -120,6 +121,7 @@ def offline_evaluation(
     frame.attrs["logging_value"] = float(np.mean(data.rewards))
     frame.attrs["rows"] = data.n
     frame.attrs["ci"] = ci
+    frame.attrs["ci_methods"] = {e: m for e, m in methods.items() if e in estimators}
     return frame
 
 

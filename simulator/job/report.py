@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.ope.merge import describe_intervals
 from simulator.html_report import embed_png, frame_html, page, section
 from simulator.job.config import RunConfig
 from simulator.shop.constants import ACTION_NAMES
@@ -67,15 +68,12 @@ def summary_lines(result) -> list[str]:
     return lines
 
 
-def _interval_note(ci: str) -> str:
-    """One sentence saying which intervals the OPE table shows."""
-    if ci == "auto":
-        return (
-            "Intervals: Hall's skewness-corrected ones for IPW and SNIPW, normal ones with a "
-            "variance floor for DR and SNDR, normal ones for DM (ci = auto; why: "
-            "docs/ope-engine-logs.md)."
-        )
-    return f"Intervals: ci = {ci} for every estimator."
+def _interval_note(ope) -> str:
+    """One sentence saying which intervals the OPE table shows (what each estimator got)."""
+    ci = ope.attrs.get("ci", "auto")
+    words = describe_intervals(ci, ope.attrs.get("ci_methods"))
+    why = " (why: docs/ope-engine-logs.md)" if ci == "auto" else ""
+    return f"Intervals: {words}{why}."
 
 
 def _ope_warnings_html(ope) -> str:
@@ -148,7 +146,7 @@ def write_job_report(result, cfg: RunConfig, abtest_html: Path) -> Path:
     parts.append(
         f"<p>{result.ope.attrs.get('rows')} logged decisions with rewards; candidate policies "
         "scored without deploying them, beside their true value on the same carts. "
-        f"{html.escape(_interval_note(result.ope.attrs.get('ci', 'auto')))}</p>\n"
+        f"{html.escape(_interval_note(result.ope))}</p>\n"
     )
     parts.append(frame_html(result.ope, "{:.3f}"))
     parts.append(_ope_warnings_html(result.ope))

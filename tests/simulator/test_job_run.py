@@ -33,6 +33,11 @@ def test_quick_run_writes_a_complete_report(tmp_path, capsys):
         "5. Simulated A/B test",
     ):
         assert heading in html
+    # the OPE section names the interval each estimator got (DR and SNDR: the floored one)
+    note = re.search(r"Intervals: auto intervals \((.*?)\)", html)
+    assert note is not None
+    assert "variance-floored normal for dr, sndr" in note.group(1)
+    assert "skewness-corrected for ipw, snipw" in note.group(1)
     images = re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)
     assert len(images) == 7  # with the risk model's reliability plot
     folder = reports[0].parent
