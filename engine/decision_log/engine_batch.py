@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .engine_decision import EngineDecision
-from .packed import _PAYLOAD_ENCODER, FLOAT32_MAX, _hashable, _unique_feature_names
-from .records import PROBABILITY_SUM_TOLERANCE, DecisionRecord, _catalogue
+from .packed import FLOAT32_MAX, PAYLOAD_ENCODER, hashable_values, unique_feature_names
+from .records import PROBABILITY_SUM_TOLERANCE, DecisionRecord, action_catalogue
 from .schema import vocab_id
 
 __all__ = ["PreparedDecision", "prepare_batch"]
@@ -39,14 +39,14 @@ _SUM_MARGIN = PROBABILITY_SUM_TOLERANCE / 2.0
 
 
 def _payload_encoder() -> Callable[[Any], str]:
-    """The C encoder behind ``_PAYLOAD_ENCODER.encode``, built once instead of per call.
+    """The C encoder behind ``PAYLOAD_ENCODER.encode``, built once instead of per call.
 
     ``JSONEncoder.encode`` builds a new C encoder for every payload; this one has the same
     options (compact separators, ASCII, no NaN), without the circular-reference check (a
     payload that recurses raises, and the record path then says what is wrong).
     """
     make = getattr(json_encoder, "c_make_encoder", None)  # the C accelerator, when built
-    base = _PAYLOAD_ENCODER
+    base = PAYLOAD_ENCODER
     if make is None:  # no C accelerator: the encoder as it is
         return base.encode
     # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
@@ -157,8 +157,8 @@ def _prepare_group(
     first = entries[0]
     actions, names = first.actions, first.feature_names
     try:
-        _catalogue(_hashable("actions", actions))
-        _unique_feature_names(_hashable("feature names", names))
+        action_catalogue(hashable_values("actions", actions))
+        unique_feature_names(hashable_values("feature names", names))
         k, d, n = len(actions), len(names), len(entries)
         probs = np.array([e.probabilities for e in entries], dtype=_FLOAT64)
         mask = np.array([e.eligible for e in entries], dtype=bool)

@@ -35,7 +35,12 @@ def _names(name: str, values: Any) -> tuple[str, ...]:
     return out
 
 
-def _hashable(name: str, values: Any) -> tuple:
+def hashable_values(name: str, values: Any) -> tuple:
+    """``values`` as a hashable tuple of names (the key of the validation caches below).
+
+    >>> hashable_values("actions", ["none", "coupon_5"])
+    ('none', 'coupon_5')
+    """
     if type(values) is tuple:
         try:
             hash(values)
@@ -57,7 +62,7 @@ def _hashable(name: str, values: Any) -> tuple:
 
 
 # one encoder for every payload: json.dumps with non-default options builds a new one per call
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _FLOAT32 = np.dtype("<f4")
 _FLOAT32_MAX_SQUARED = FLOAT32_MAX * FLOAT32_MAX
 _KNOWN_NAMES: dict[int, tuple[str, ...]] = {}  # id -> feature-name tuples already checked
@@ -88,7 +93,7 @@ class PackedFeatures(Mapping[str, float]):
             )
         known = _KNOWN_NAMES.get(id(names))  # the engine passes the same tuple every time
         if known is not names:
-            known = _unique_feature_names(_hashable("feature names", names))
+            known = unique_feature_names(hashable_values("feature names", names))
             if len(_KNOWN_NAMES) >= 1024:
                 _KNOWN_NAMES.clear()
             _KNOWN_NAMES[id(names)] = names  # kept alive here, so its id cannot be reused
@@ -165,5 +170,6 @@ def packed_features(features: Mapping[str, float]) -> tuple[tuple[str, ...], byt
 
 
 @lru_cache(maxsize=1024)
-def _unique_feature_names(names: tuple) -> tuple[str, ...]:
+def unique_feature_names(names: tuple) -> tuple[str, ...]:
+    """``names`` checked once per distinct tuple: non-empty strings, no duplicates."""
     return _names("feature names", names)

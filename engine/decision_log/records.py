@@ -17,13 +17,13 @@ from typing import Any
 from engine.validation import check_non_negative, check_number, check_probability
 
 from .packed import (
-    _PAYLOAD_ENCODER,
     FLOAT32_MAX,
+    PAYLOAD_ENCODER,
     PackedFeatures,
-    _hashable,
     _json_safe,
     _names,
     _text,
+    hashable_values,
     packed_features,
 )
 
@@ -48,7 +48,8 @@ PROBABILITY_SUM_TOLERANCE = 1e-6
 
 
 @lru_cache(maxsize=1024)
-def _catalogue(actions: tuple) -> dict[str, int]:
+def action_catalogue(actions: tuple) -> dict[str, int]:
+    """Each action's index in the catalogue ``actions``, checked once per distinct tuple."""
     names = _names("actions", actions)
     if not names:
         raise ValueError("actions == [], must name at least one action")
@@ -57,7 +58,7 @@ def _catalogue(actions: tuple) -> dict[str, int]:
 
 @lru_cache(maxsize=4096)
 def _ineligible(actions: tuple, eligible: tuple) -> tuple[int, ...]:
-    index = _catalogue(actions)
+    index = action_catalogue(actions)
     names = _names("eligible", eligible)
     unknown = [name for name in names if name not in index]
     if unknown:
@@ -124,10 +125,10 @@ class DecisionRecord:
         put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
         put(self, "user_hash", _text("user_hash", self.user_hash, 128))
         put(self, "model_version", _text("model_version", self.model_version))
-        actions = _hashable("actions", self.actions)
-        index = _catalogue(actions)
+        actions = hashable_values("actions", self.actions)
+        index = action_catalogue(actions)
         put(self, "actions", actions)
-        eligible = _hashable("eligible", self.eligible)
+        eligible = hashable_values("eligible", self.eligible)
         ineligible = _ineligible(actions, eligible)
         put(self, "eligible", eligible)
         if self.action not in eligible:
@@ -145,7 +146,7 @@ class DecisionRecord:
             encoded = (
                 "{}"
                 if type(self.payload) is dict and not self.payload
-                else _PAYLOAD_ENCODER.encode(self.payload)
+                else PAYLOAD_ENCODER.encode(self.payload)
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(
@@ -214,7 +215,7 @@ class DecisionRecord:
         encoded: str | None = None  # the writer thread encodes a JSON-safe payload
         if not _json_safe(payload):
             try:
-                encoded = _PAYLOAD_ENCODER.encode(payload)
+                encoded = PAYLOAD_ENCODER.encode(payload)
             except (TypeError, ValueError) as exc:
                 raise ValueError(
                     f"payload == {payload!r}, must be JSON-serialisable: {exc}"
@@ -241,7 +242,7 @@ class DecisionRecord:
         """The payload as compact JSON text (what the stores write)."""
         encoded = self._payload_json
         if encoded is None:
-            encoded = _PAYLOAD_ENCODER.encode(self.payload) if self.payload else "{}"
+            encoded = PAYLOAD_ENCODER.encode(self.payload) if self.payload else "{}"
             object.__setattr__(self, "_payload_json", encoded)
         return encoded
 
@@ -277,7 +278,7 @@ class DecisionRecord:
             return features
         if type(features) is not dict and not isinstance(features, Mapping):
             raise ValueError(f"features == {features!r}, must be a mapping name -> float")
-        names = _feature_names(_hashable("feature names", tuple(features)))
+        names = _feature_names(hashable_values("feature names", tuple(features)))
         values = tuple(features.values())
         if all(type(v) is float and -FLOAT32_MAX <= v <= FLOAT32_MAX for v in values):
             return dict(zip(names, values, strict=True))
