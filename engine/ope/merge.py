@@ -35,14 +35,18 @@ logger = logging.getLogger(__name__)
 
 #: The interval methods: ``"auto"`` (the default, see :func:`interval_method`: Hall's
 #: skewness-corrected interval for ``ipw`` and ``snipw``, the variance-floored normal one for
-#: ``dr`` and ``sndr``, the normal one for the others), ``"analytic"`` (normal, delta method),
-#: ``"bootstrap"`` (bootstrap percentiles), ``"skew"`` (Hall's skewness-corrected interval) or
-#: ``"floor"`` (normal with the variance floor of :meth:`Summary.floor_se` for the doubly robust
-#: family, normal for the others). Why ``"auto"`` is the default: docs/ope-engine-logs.md.
+#: ``dr`` and ``sndr``, none for ``dm``, the normal one for the others), ``"analytic"``
+#: (normal, delta method), ``"bootstrap"`` (bootstrap percentiles), ``"skew"`` (Hall's
+#: skewness-corrected interval) or ``"floor"`` (normal with the variance floor of
+#: :meth:`Summary.floor_se` for the doubly robust family, normal for the others).
+#: Why ``"auto"`` is the default: docs/ope-engine-logs.md.
 CI_METHODS = ("auto", "analytic", "bootstrap", "skew", "floor")
 DEFAULT_CI = "auto"
 FLOOR_AUTO = ("dr", "sndr")
 """Estimators that ``"auto"`` gives the ``"floor"`` interval (when reward variances are known)."""
+NO_INTERVAL_AUTO = ("dm",)
+"""Estimators that ``"auto"`` gives no interval (``"none"``): their error is the reward model's
+bias, which the spread of their per-row terms does not measure (DR is DM plus an estimate of it)."""
 
 
 def describe_intervals(ci: str, methods: Mapping[str, str] | None = None) -> str:
@@ -51,21 +55,25 @@ def describe_intervals(ci: str, methods: Mapping[str, str] | None = None) -> str
     ``methods`` is a table's ``attrs["ci_methods"]`` (what each row got); without it, ``"auto"``
     is described for every estimator as :func:`interval_method` resolves it.
 
-    >>> describe_intervals("auto", {"ipw": "skew", "dr": "analytic", "dm": "analytic"})
-    "auto intervals (Hall's skewness-corrected for ipw; normal for the others)"
+    >>> describe_intervals("auto", {"ipw": "skew", "dr": "floor", "dm": "none"})[:75]
+    "auto intervals (Hall's skewness-corrected for ipw; variance-floored normal "
+    >>> describe_intervals("auto", {"dr": "floor", "dm": "none"})[48:]
+    "none for dm, whose error is the reward model's bias)"
     """
     if ci == "auto":
         if methods is None:
             methods = {n: interval_method(n, ci) for n in ESTIMATORS}
         parts = [
-            f"{words} for {', '.join(n for n, m in methods.items() if m == method)}"
-            for method, words in (
-                ("skew", "Hall's skewness-corrected"),
-                ("floor", "variance-floored normal"),
+            f"{words} for {', '.join(n for n, m in methods.items() if m == method)}{why}"
+            for method, words, why in (
+                ("skew", "Hall's skewness-corrected", ""),
+                ("floor", "variance-floored normal", ""),
+                ("analytic", "normal", ""),
+                ("none", "none", ", whose error is the reward model's bias"),
             )
             if method in methods.values()
         ]
-        return f"auto intervals ({'; '.join([*parts, 'normal for the others'])})"
+        return f"auto intervals ({'; '.join(parts)})"
     return {
         "analytic": "normal (analytic) intervals",
         "skew": "Hall's skewness-corrected intervals",
@@ -80,18 +88,24 @@ def interval_method(estimator: str, ci: str) -> str:
     without a reward model (``ipw``, ``snipw``: their normal interval misses low when weighted
     rare rewards skew the terms), the ``"floor"`` interval for ``dr`` and ``sndr`` (their
     normal interval is too short on logs that happen to hold few heavily weighted purchases)
-    and the normal one for the others (``dm``, ``on-policy``, ``switch-dr``, ``dr-os``).
+    no interval (``"none"``: NaN bounds and standard error) for ``dm``, whose normal interval
+    measures only the sampling noise of the model's predictions, not the model's bias, and
+    so covers the truth far less often than it claims (30-44% of 95% intervals on engine
+    logs, docs/ope-engine-logs.md), and the normal one for the others (``on-policy``,
+    ``switch-dr``, ``dr-os``). ``"analytic"`` still gives ``dm`` its sampling interval.
     ``"floor"`` is the normal interval for estimators without a weighted reward-model residual.
     A summary without reward variances gets the normal interval instead of the floored one
     (:meth:`Summary.interval_method`).
 
     >>> interval_method("ipw", "auto"), interval_method("dr", "auto"), interval_method("dr", "skew")
     ('skew', 'floor', 'skew')
-    >>> interval_method("dm", "auto"), interval_method("ipw", "floor")
-    ('analytic', 'analytic')
+    >>> interval_method("dm", "auto"), interval_method("dm", "analytic")
+    ('none', 'analytic')
     """
     est = ESTIMATORS[estimator]
     if ci == "auto":
+        if estimator in NO_INTERVAL_AUTO:
+            return "none"
         if estimator in FLOOR_AUTO:
             return "floor"
         return "skew" if est.weights is not None and not est.needs_model else "analytic"
@@ -303,7 +317,9 @@ class Summary:
         """One table row: estimate, interval, standard error and diagnostics."""
         value = self.value
         ci = self.interval_method(ci)
-        if ci in ("analytic", "floor"):
+        if ci == "none":
+            se = low = high = math.nan
+        elif ci in ("analytic", "floor"):
             se = self.se if ci == "analytic" else self.floor_se
             half = normal_quantile(confidence) * se
             low, high = value - half, value + half

@@ -58,9 +58,10 @@ def offline_evaluation(
     with the cart value as scale, as :func:`engine.ope.logs.evaluate_decision_log` does; mean
     and conditional variance) is fitted once and shared by the targets; intervals are ``ci``
     ones (default ``"auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
-    variance-floored normal one for DR and SNDR, the normal one for DM; see
+    variance-floored normal one for DR and SNDR, none for DM; see
     :func:`engine.ope.evaluate` and docs/ope-engine-logs.md). Columns:
-    ``target, estimator, value, ci_low, ci_high, true_value, covered`` and the target's weight
+    ``target, estimator, value, ci_low, ci_high, true_value, covered`` (nullable boolean, NA
+    without an interval) and the target's weight
     diagnostics ``ess, max_weight, rare_share, warning`` (shared by its rows; empty warning when
     the overlap is fine).
     """
@@ -110,7 +111,7 @@ def offline_evaluation(
                     "ci_low": r["ci_low"],
                     "ci_high": r["ci_high"],
                     "true_value": true_value,
-                    "covered": bool(r["ci_low"] <= true_value <= r["ci_high"]),
+                    "covered": _covered(r["ci_low"], r["ci_high"], true_value),
                     "ess": diag.ess,
                     "max_weight": diag.max_weight,
                     "rare_share": diag.rare_share,
@@ -118,6 +119,7 @@ def offline_evaluation(
                 }
             )
     frame = pd.DataFrame(rows)
+    frame["covered"] = frame["covered"].astype("boolean")  # NA: the estimator has no interval
     frame.attrs["logging_value"] = float(np.mean(data.rewards))
     frame.attrs["rows"] = data.n
     frame.attrs["ci"] = ci
@@ -126,3 +128,10 @@ def offline_evaluation(
 
 
 __all__ = ["OPE_ESTIMATORS", "offline_evaluation", "truth_matrix"]
+
+
+def _covered(low: float, high: float, truth: float) -> bool | None:
+    """Whether ``[low, high]`` holds ``truth``; None when there is no interval (NaN bounds)."""
+    if np.isnan(low) or np.isnan(high):
+        return None
+    return bool(low <= truth <= high)

@@ -80,7 +80,9 @@ def ope_truth_plot(table: pd.DataFrame, path: Path) -> Path:
             ax.errorbar(
                 r["value"],
                 y,
-                xerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]],
+                xerr=None
+                if np.isnan(r["ci_low"])  # an estimate without an interval (DM): a dot
+                else [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]],
                 fmt="o",
                 color=colours[r["estimator"]],
                 capsize=3,

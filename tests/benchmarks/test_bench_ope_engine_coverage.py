@@ -9,7 +9,8 @@ choose a method) x 4,000 carts, two processes. Held to 92-98% for every estimato
 target (240 intervals per cell: binomial sd 1.4 points, so a well-calibrated interval leaves the
 band by chance in about 2.5% of cells; with 120 seeds, sd 2.0, it would in about 14%) with the
 default intervals (``ci="auto"``: Hall's skewness-corrected interval for IPW and SNIPW, the
-variance-floored normal one for DR and SNDR; why: docs/ope-engine-logs.md), and the boosted
+variance-floored normal one for DR and SNDR, none for DM, whose sampling interval ignores the
+model's bias and covers 30-44%; why: docs/ope-engine-logs.md), and the boosted
 reward model's DM absolute error held to at most a third of the per-action ridge model's
 (issue 23), and DR's default interval held to at most 0.7x IPW's on average (both covering).
 Reported: coverage per estimator and target for ``auto`` (``coverage_*``), the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import logging
 
+import pandas as pd
 from bench_utils import LARGE
 
 from simulator.job.ope_coverage import coverage_config, coverage_summary, coverage_table
@@ -57,6 +59,8 @@ def test_bench_engine_log_coverage(benchmark) -> None:
     default = summary.loc[("boosted", "auto")]
     for (ci, target, est), row in summary.loc["boosted"].iterrows():
         tag = "" if ci == "auto" else f"{ci}_"
+        if pd.isna(row["coverage"]):  # no interval (DM under auto)
+            continue
         info[f"coverage_{tag}{est}_{target}"] = round(float(row["coverage"]), 4)
     dm = summary.xs(("auto", "dm"), level=("ci", "estimator"))["abs_error"]
     dm = dm.groupby(level="reward_model").mean()

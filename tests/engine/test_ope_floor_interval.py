@@ -100,7 +100,7 @@ def test_auto_resolves_to_floor_only_with_variances(log):
     assert with_var.attrs["ci_methods"] == {
         "ipw": "skew",
         "snipw": "skew",
-        "dm": "analytic",
+        "dm": "none",
         "dr": "floor",
         "sndr": "floor",
         "switch-dr": "analytic",
@@ -109,6 +109,7 @@ def test_auto_resolves_to_floor_only_with_variances(log):
     without = ope.evaluate(r, a, mu, pi, estimated_rewards=q, estimators=names)
     assert without.attrs["ci_methods"]["dr"] == "analytic"
     assert without.attrs["ci_methods"]["sndr"] == "analytic"
+    assert without.attrs["ci_methods"]["dm"] == "none"
     floor_without = ope.evaluate(r, a, mu, pi, estimated_rewards=q, estimators=names, ci="floor")
     assert set(floor_without.attrs["ci_methods"].values()) == {"analytic"}
     printed = describe_intervals("auto", with_var.attrs["ci_methods"])

@@ -84,7 +84,7 @@ def test_skew_interval_covers_a_rare_big_reward_mean_better_than_normal():
     assert 0.93 <= skew <= 0.98
 
 
-def test_auto_is_skew_for_ipw_and_snipw_and_normal_for_the_others(log):
+def test_auto_is_skew_for_ipw_and_snipw_none_for_dm_and_normal_for_the_others(log):
     data, q_hat, rewards = log
     args = (rewards, data.actions, data.logged_probs, data.target_probs)
     tables = {
@@ -94,9 +94,13 @@ def test_auto_is_skew_for_ipw_and_snipw_and_normal_for_the_others(log):
     auto = tables["auto"]
     assert auto.attrs["ci"] == "auto"
     assert {n for n, m in auto.attrs["ci_methods"].items() if m == "skew"} == {"ipw", "snipw"}
+    assert {n for n, m in auto.attrs["ci_methods"].items() if m == "none"} == {"dm"}
     for name in ALL:
-        source = tables["skew" if name in ("ipw", "snipw") else "analytic"]
-        np.testing.assert_array_equal(auto.loc[name].to_numpy(), source.loc[name].to_numpy())
+        source = tables["skew" if name in ("ipw", "snipw") else "analytic"].loc[name].copy()
+        if name == "dm":  # same estimate and diagnostics, no interval and no standard error
+            assert source[["ci_low", "ci_high", "se"]].notna().all()
+            source[["ci_low", "ci_high", "se"]] = np.nan
+        np.testing.assert_array_equal(auto.loc[name].to_numpy(), source.to_numpy())
     # The default is auto, and the skew interval does differ from the normal one here.
     np.testing.assert_array_equal(
         ope.evaluate(*args).to_numpy(), ope.evaluate(*args, ci="auto").to_numpy()

@@ -38,6 +38,7 @@ def test_quick_run_writes_a_complete_report(tmp_path, capsys):
     assert note is not None
     assert "variance-floored normal for dr, sndr" in note.group(1)
     assert "skewness-corrected for ipw, snipw" in note.group(1)
+    assert "none for dm" in note.group(1)  # DM's error is model bias: no interval
     images = re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)
     assert len(images) == 7  # with the risk model's reliability plot
     folder = reports[0].parent
