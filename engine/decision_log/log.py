@@ -26,6 +26,12 @@ from .writer import BatchWriter
 
 logger = logging.getLogger(__name__)
 
+#: Default ``flush_interval`` (seconds) of ``"batch"`` durability. Each commit's rows are built on
+#: the writer thread holding the GIL, so a ``decide`` that arrives during that burst waits for
+#: it: shorter intervals mean smaller batches and shorter waits (the checkout p99), at the cost
+#: of more commits. 20 ms measured best on the checkout benchmark (docs/benchmarks.md).
+DEFAULT_FLUSH_INTERVAL = 0.02
+
 DURABILITIES = ("batch", "sync", "fsync")
 DefaultReward = float | Callable[[str], float]
 
@@ -50,6 +56,9 @@ class DecisionLog:
             being killed; concurrent callers share commits).
             ``"fsync"``: as ``"sync"`` and the WAL is fsynced at each commit (survives power
             loss; costs one fsync, 0.1 to 5 ms, per commit).
+        flush_interval, flush_events: ``"batch"`` cadence (default
+            :data:`DEFAULT_FLUSH_INTERVAL`, 20 ms, and 1,000 events). A longer interval means
+            fewer, larger commits and longer waits for a ``decide`` that meets one.
         queue_size, spill_size: Events held in memory waiting for the writer, and extra events held
             when the queue is full or the disk fails (default ``queue_size``); beyond both, events
             are dropped and counted. ``append_*`` never block on the disk.
@@ -85,7 +94,7 @@ class DecisionLog:
         path: str | os.PathLike[str],
         *,
         durability: str = "batch",
-        flush_interval: float = 0.05,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         flush_events: int = 1000,
         queue_size: int = 100_000,
         spill_size: int | None = None,
