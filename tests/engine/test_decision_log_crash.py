@@ -178,8 +178,8 @@ while True:
     i += 1
 """
 DECIDING_S = 1.5
-# The documented bound is flush_interval (20 ms by default) once the writer thread runs. The margin is
-# for a host with far more runnable threads than cores (this suite runs on 2 cores shared
+# The documented bound is flush_interval (20 ms by default) once the writer thread runs. The
+# margin is for a host with far more runnable threads than cores (this suite runs on 2 cores shared
 # with other jobs, load ~17): there each of the few waits of a commit cycle (thread wake-up,
 # the GIL held by a descheduled producer) can last a few scheduler slices of ~3 ms per
 # runnable thread. Measured worst over 20 kills at that load: 106 ms (README, decision log).
