@@ -141,6 +141,7 @@ def test_store_unreachable_coupons_stop_other_actions_go_on(pg_url, tmp_path):
 
         before = decide(200, 0)
         assert sum(d.action in COUPON_PERCENT for d in before) > 20
+        assert eng.guardrails.shared.budget.wait_idle()  # no reservation on its way
         reserved = eng.guardrails.shared.budget.state()["remaining"]
         proxy.cut()
         after = decide(400, 1000)
@@ -155,6 +156,79 @@ def test_store_unreachable_coupons_stop_other_actions_go_on(pg_url, tmp_path):
     finally:
         proxy.restore()
         eng.close()
+        proxy.close()
+
+
+def test_the_lease_reserves_ahead_and_returns_what_a_day_left(pg_url):
+    """The first hold finds the slice empty and waits for the reservation it asks for; later
+    holds find the next slice reserved before the last ran out. The ledger matches the lease."""
+    from engine.budget_lease import BudgetLease
+
+    day = 20_000
+    lease = BudgetLease(pg_url, 1000.0, slice_size=20.0, wait_seconds=10.0)
+    try:
+        assert lease.state()["reservations"] == 0
+        assert lease.hold(day, 5.0) is True  # waited for the first slice
+        lease.settle(day, 5.0, 0.0)
+        assert lease.wait_idle()
+        held = []
+        for _ in range(100):  # decisions spaced out: the refill lands between them
+            held.append(lease.hold(day, 5.0))
+            lease.settle(day, 5.0, 5.0)
+            assert lease.wait_idle()
+        assert all(held)
+        state = lease.state()
+        assert state["spent"] == 500.0 and state["reservations"] >= 25
+        assert state["reserved"] - state["spent"] == pytest.approx(state["remaining"])
+        ledger = _rows(pg_url, f"SELECT reserved FROM budget_ledger WHERE day = {day}")
+        assert ledger[0][0] == pytest.approx(state["reserved"])
+        assert lease.hold(day + 1, 5.0) is True  # a new day: yesterday's rest goes back
+        lease.settle(day + 1, 5.0, 0.0)
+        assert lease.wait_idle()
+        ledger = dict(_rows(pg_url, "SELECT day, reserved FROM budget_ledger"))
+        assert ledger[day] == pytest.approx(500.0)  # what was spent, nothing more
+        assert ledger[day + 1] == pytest.approx(20.0)
+    finally:
+        lease.close()
+    assert _rows(pg_url, f"SELECT reserved FROM budget_ledger WHERE day = {day + 1}")[0][0] == 0
+
+
+def test_a_hung_store_never_makes_a_hold_wait(pg_url, monkeypatch):
+    """A store that accepts connections and never answers costs the lease's background thread
+    its connect timeout; the first hold waits at most ``WAIT_SECONDS`` for it, the others answer
+    at once (no coupon), and coupons come back once the store does."""
+    import time
+
+    from engine import budget_lease
+    from engine.budget_lease import BudgetLease
+    from engine.decision_log.postgres import CONNECT_TIMEOUT_S
+
+    monkeypatch.setattr(budget_lease, "ERROR_BACKOFF_S", 0.2)
+    host, port = "127.0.0.1", int(PG_URL.split("@")[1].split(":")[1].split("/")[0])
+    proxy = TcpProxy(host, port)
+    url = pg_url.replace(f"{host}:{port}", f"{host}:{proxy.port}")
+    proxy.hang()
+    lease = BudgetLease(url, 1000.0, slice_size=20.0, retry_seconds=0.2)
+    day = 20_000
+    try:
+        took = []
+        for _ in range(2000):
+            start = time.perf_counter()
+            assert lease.hold(day, 5.0) is False
+            took.append(time.perf_counter() - start)
+        assert budget_lease.WAIT_SECONDS <= took[0] < 0.5, took[0]  # the old lease: 3 s
+        assert sum(took[1:]) < 0.5, sum(took[1:])  # 1,999 holds that did not wait
+        assert lease.state()["reserving"]  # the background thread waits for the store
+        assert lease.wait_idle(timeout=CONNECT_TIMEOUT_S + 5)
+        assert lease.state()["store_errors"] == 1 and lease.state()["reservations"] == 0
+        proxy.restore()
+        time.sleep(0.3)  # the back-off after the error
+        lease.wait_seconds = 10.0  # a healthy store answers well within it
+        assert lease.hold(day, 5.0) is True
+        lease.settle(day, 5.0, 0.0)
+    finally:
+        proxy.restore()
+        lease.close()
         proxy.close()
 
 

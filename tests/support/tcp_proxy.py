@@ -9,7 +9,8 @@ import threading
 
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to ``target``; :meth:`cut` drops every connection and
-    refuses new ones until :meth:`restore`."""
+    refuses new ones until :meth:`restore`; :meth:`hang` drops them and accepts new ones that
+    never answer (a store that hangs: a client waits for its connect timeout)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -18,6 +19,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._down = False
+        self._hung = False
+        self._held: list[socket.socket] = []  # accepted while hung, never answered
         self._closed = False
         self.accepted = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -29,12 +32,21 @@ class TcpProxy:
         for s in sockets:
             _close(s)
 
+    def hang(self) -> None:
+        self.cut()
+        with self._lock:
+            self._down, self._hung = False, True
+
     def restore(self) -> None:
         with self._lock:
-            self._down = False
+            self._down, self._hung = False, False
+            held, self._held = self._held, []
+        for s in held:
+            _close(s)
 
     def close(self) -> None:
         self._closed = True
+        self.restore()
         self.cut()
         _close(self._server)
 
@@ -46,6 +58,9 @@ class TcpProxy:
                 return
             with self._lock:
                 down = self._down
+                if self._hung:
+                    self._held.append(client)
+                    continue
             if down:
                 _close(client)
                 continue
