@@ -111,8 +111,9 @@ class DecisionEngine(OutcomesMixin, ModelsMixin, FallbackMixin):
         strict: raise ``ValueError`` on bad input instead of returning a fallback decision.
         fallback_action: the safe action returned on bad input (default ``"none"``).
         durability: ``"batch"`` (a background commit starts once the oldest buffered decision is
-            10 ms old, or at 1,000 events; a crash loses about the last 20 ms plus any time the
-            OS kept the writer thread waiting) or ``"sync"`` (acknowledged = committed).
+            10 ms old with SQLite, 25 ms with PostgreSQL, or at 1,000 events; a crash loses about
+            the last 20 or 50 ms plus any time the OS kept the writer thread waiting) or
+            ``"sync"`` (acknowledged = committed).
         salt: salt for hashing user ids (default: ``$CARTWISE_SALT``, else the published
             development salt :data:`DEV_SALT`; ``health()["salt"]`` says which). Opening a
             decision log with the development salt logs a WARNING, and raises ``ValueError`` when

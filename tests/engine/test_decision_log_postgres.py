@@ -91,17 +91,22 @@ def report(i):
 for i in sorted(todo)[-n_early:]:  # reported before their carts are decided: wait in the store
     report(i)
 last, deadline = 0, time.monotonic() + 500
+LAG = 10_000  # more than every decision the processes can hold uncommitted at once
 with psycopg.connect(url, autocommit=True) as conn:
-    # like an order service: outcomes of stored decisions
+    # like an order service: outcomes of stored decisions. decisions.seq is drawn at insert and
+    # the processes' transactions commit in another order, so a row can appear after rows with
+    # a higher seq: each poll looks LAG positions back (outcomes.seq, which the trainer reads,
+    # is commit order by design; decisions.seq is not)
     while todo and time.monotonic() < deadline:
         rows = conn.execute(
-            "SELECT seq, decision_id FROM decisions WHERE seq > %s ORDER BY seq", (last,)
+            "SELECT seq, decision_id FROM decisions WHERE seq > %s ORDER BY seq", (last - LAG,)
         ).fetchall()
-        for seq, did in rows:
-            last = seq
-            if int(did[1:]) in todo:
-                report(int(did[1:]))
-        if not rows:
+        fresh = [int(did[1:]) for _, did in rows if int(did[1:]) in todo]
+        for i in fresh:
+            report(i)
+        if rows:
+            last = max(last, rows[-1][0])
+        if not fresh:
             time.sleep(0.05)
 print(reported, round(busy, 3), statuses)
 """
