@@ -244,6 +244,17 @@ CREATE TABLE contact_caps (
 );
 """
 
+INDEX_PLANS_V3 = """
+-- PL/pgSQL caches each statement's plan per session. A plan made while the tables were nearly
+-- empty scanned them whole, and a long-lived connection (an order service's, a writer's) kept
+-- that plan as the tables grew, until an autoanalyze invalidated it: every join then read every
+-- decision. Every statement of these functions is a lookup by an indexed key, so they are
+-- planned with the indexes whatever the tables' size.
+ALTER FUNCTION cartwise_join_pending(double precision, double precision, text[], text[], text[])
+    SET enable_seqscan = off;
+ALTER FUNCTION cartwise_outcome_resolves_decision() SET enable_seqscan = off;
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -268,6 +279,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "settlement order, model registry and pointer, trainer checkpoint, budget leases,"
         " contact caps",
         MODEL_LOOP_V2,
+    ),
+    Migration(
+        3,
+        "decision_log",
+        "the join and settlement functions look rows up by their indexes whatever the tables' size",
+        INDEX_PLANS_V3,
     ),
 )
 
