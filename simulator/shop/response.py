@@ -269,14 +269,18 @@ class UnpromptedLaw:
     ) -> UnpromptedLaw:
         """The law of carts (arrays of one shape, broadcast against later expectations)."""
         if intent is not None:
-            z = intent_logit(type_index, value, n_orders, intent)
-            return cls(1.0 + np.exp(-z), True)
+            return cls.of_logit(intent_logit(type_index, value, n_orders, intent))
         p0 = (
             P0_BASE[type_index]
             * (1.0 + 0.04 * np.minimum(n_orders, 10))
             * np.clip((value / REFERENCE_VALUE) ** -0.2, 0.7, 1.3)
         )
         return cls(p0, False)
+
+    @classmethod
+    def of_logit(cls, logit: np.ndarray) -> UnpromptedLaw:
+        """The law of carts with purchase intent, from their :func:`intent_logit`."""
+        return cls(1.0 + np.exp(-logit), True)
 
     def at(self, expectation: np.ndarray) -> np.ndarray:
         """``p0`` at coupon expectation ``expectation``."""
@@ -290,7 +294,6 @@ def raw_lift(
 ) -> np.ndarray:
     """``(n, n_actions)`` lift of each action before persuadability, fatigue and expectation."""
     t = type_index
-    urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
     value_ratio = value / REFERENCE_VALUE
     coupon_value_scale = np.where(t == _PRICE_SENSITIVE, np.clip(value_ratio**0.25, 0.6, 1.5), 1.0)
     lift = np.empty((len(t), len(ACTION_NAMES)))
@@ -300,6 +303,16 @@ def raw_lift(
         pct = float(percent)
         dose = COUPON_MAX[t] * (1.0 - np.exp(-pct / COUPON_SCALE[t])) * coupon_value_scale
         lift[:, _COLUMN[action]] = dose + COUPON_REMINDER[t] * (1.0 + 0.1 * pct / 20.0)
+    return urgent_lift(t, delay_minutes, lift)
+
+
+def urgent_lift(type_index: np.ndarray, delay_minutes: np.ndarray, lift: np.ndarray) -> np.ndarray:
+    """Write the columns of :func:`raw_lift`'s ``lift`` that depend on the delay; return ``lift``.
+
+    The only columns that change between the touches of a flow (the urgent messages).
+    """
+    t = type_index
+    urgency = np.exp(-delay_minutes / URGENCY_MINUTES)
     lift[:, _COLUMN["time_limited_offer"]] = TLO_URGENT[t] * urgency + TLO_BASE[t]
     lift[:, _COLUMN["recall_message"]] = RECALL_URGENT[t] * urgency + RECALL_BASE[t]
     return lift

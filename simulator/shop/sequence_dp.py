@@ -37,6 +37,7 @@ from simulator.shop.response import (
     lift_damping,
     persuadability,
     raw_lift,
+    urgent_lift,
 )
 from simulator.shop.sequence_model import (
     _MINUTE,
@@ -131,6 +132,60 @@ def state_graph(n_touches: int) -> StateGraph:
         levels,
         level.astype(np.int64),
     )
+
+
+@dataclass(frozen=True)
+class TouchClasses:
+    """States of one touch grouped by what a per-state quantity depends on.
+
+    Each grouping is ``(first, of)``: the states (0-based within the touch) that stand for each
+    group, and each state's group; ``x[first]`` computed then taken at ``of`` equals ``x`` of every
+    state. ``coupons``: the touches that were coupons (the coupon expectation depends on no more);
+    ``contacts``: the touches that were contacts (the fatigue load); ``last``: the latest contact.
+    """
+
+    coupons: tuple[np.ndarray, np.ndarray]
+    contacts: tuple[np.ndarray, np.ndarray]
+    last: tuple[np.ndarray, np.ndarray]
+
+
+@lru_cache(maxsize=8)
+def touch_classes(n_touches: int) -> tuple[TouchClasses, ...]:
+    """The :class:`TouchClasses` of each touch of :func:`state_graph` ``(n_touches)``."""
+    graph = state_graph(n_touches)
+    marks: list[tuple[tuple[bool, ...], tuple[bool, ...]]] = [((), ())]
+    for s in range(1, graph.n_states):  # parents come first: extend the parent's marks
+        coupons, contacts = marks[graph.parent[s]]
+        a = graph.via[s]
+        marks.append(((*coupons, bool(COUPON_ACTIONS[a])), (*contacts, bool(CONTACT_ACTIONS[a]))))
+
+    def grouping(keys: list) -> tuple[np.ndarray, np.ndarray]:
+        index: dict = {}
+        of = np.array([index.setdefault(key, len(index)) for key in keys], dtype=np.int64)
+        first = np.array([keys.index(key) for key in index], dtype=np.int64)
+        return first, of
+
+    out = []
+    for k in range(n_touches):
+        sl = graph.touch_states(k)
+        out.append(
+            TouchClasses(
+                grouping([marks[s][0] for s in range(sl.start, sl.stop)]),
+                grouping([marks[s][1] for s in range(sl.start, sl.stop)]),
+                grouping(graph.last_contact[sl].tolist()),
+            )
+        )
+    return tuple(out)
+
+
+def _by_class(f, x: np.ndarray, grouping: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``f(x)`` for ``x`` (states, ...) whose rows are equal within each group of ``grouping``.
+
+    ``f`` runs on one row per group and its rows are taken back to every state: the same numbers
+    for less work where ``f`` is costly (``exp``, ``**``) and only a few groups are distinct.
+    """
+    first, of = grouping
+    return np.take(f(x[first]), of, axis=0)
 
 
 @dataclass
@@ -252,10 +307,11 @@ def _solve(
     unsub_rate = np.where(chan >= 0, base[np.maximum(chan, 0)], 0.0)  # (7, cart)
     t = params.type_index
     step = CONDITIONING_STEP[t]
-    law = UnpromptedLaw.of(t, params.value, params.n_orders, params.intent)
-    persuade = None
-    if params.intent is not None:
-        persuade = persuadability(intent_logit(t, params.value, params.n_orders, params.intent))
+    if params.intent is None:
+        law, persuade = UnpromptedLaw.of(t, params.value, params.n_orders), None
+    else:  # the intent logit once, for both
+        z = intent_logit(t, params.value, params.n_orders, params.intent)
+        law, persuade = UnpromptedLaw.of_logit(z), persuadability(z)
     # profit if bought: margin net of the best incentive, per coupon level held before the touch
     held_after = np.maximum(graph.held_levels[:, None], DISCOUNT[None, :])[:, :, None]
     profit_at = params.margin - np.maximum(
@@ -269,26 +325,31 @@ def _solve(
     e = work.get("expectation", (graph.n_states, n))
     load = tables.fatigue
     e[0], load[0] = params.expectation, params.fatigue
+    classes = touch_classes(K)
+    raw_k = raw_lift(t, params.value, params.match, tau[:, 0])
     for k in range(K):
         sl = graph.touch_states(k)
+        cl = classes[k]  # the costly per-state quantities are computed once per distinct state
         w = sl.stop - sl.start
         t1, t2, t3 = scratch[0, :w], scratch[1, :w], scratch[2, :w]
         ek, lk = e[sl], load[sl]
         e_eff = ek if config.coupon_conditioning else np.zeros_like(ek)
-        raw = raw_lift(t, params.value, params.match, tau[:, k])
-        raw = (raw if persuade is None else raw * persuade).T  # (7, cart)
-        damp = lift_damping(lk if config.fatigue else np.zeros_like(lk))
+        if k:  # only the urgent messages' lifts change from touch to touch
+            urgent_lift(t, tau[:, k], raw_k)
+        raw = (raw_k if persuade is None else raw_k * persuade).T  # (7, cart)
+        damp = _by_class(lift_damping, lk if config.fatigue else np.zeros_like(lk), cl.contacts)
         lift = damped_lift(raw, damp, e_eff, out=tables.prompted[sl], action_axis=1)
         h = tables.natural[sl]
-        h[...] = unprompted_hazard(law.at(e_eff), share[k])
+        h[...] = _by_class(lambda x, k=k: unprompted_hazard(law.at(x), share[k]), e_eff, cl.coupons)
         buy = np.multiply((1.0 - h)[:, None, :], lift, out=tables.buy[sl])
         buy += h[:, None, :]
         profit = tables.profit[sl]
         np.take(profit_at, graph.held_level[sl], axis=0, out=profit)
-        last = graph.last_contact[sl]
+        first, of = cl.last
+        last = graph.last_contact[sl][first]
         sent_at = np.where((last >= 0)[:, None], tau_t[np.maximum(last, 0)], -np.inf)
         gap_hours = (tau_t[k] - sent_at) / _MINUTE
-        freq = 1.0 + 2.0 * np.exp(-gap_hours / seq.unsubscribe_gap_hours)
+        freq = np.take(1.0 + 2.0 * np.exp(-gap_hours / seq.unsubscribe_gap_hours), of, axis=0)
         u = tables.unsubscribe[sl]
         np.multiply(unsub_rate, (graph.contacts[sl, None] * freq)[:, None, :], out=u)
         np.minimum(u, 0.5, out=u)  # none's rate is 0: no contact, no risk
@@ -298,9 +359,10 @@ def _solve(
         stay = np.subtract(1.0, buy, out=t2)
         np.multiply(stay, u, out=t3)
         if k + 1 < K:
-            after = np.stack([ek, e_coupon])  # (no coupon / coupon, state, cart)
+            first, of = cl.coupons
+            after = np.stack([ek[first], e_coupon[first]])  # (no coupon / coupon, class, cart)
             p0_after = law.at(after if config.coupon_conditioning else np.zeros_like(after))
-            tail2 = unprompted_hazard(p0_after, rest[k + 1])
+            tail2 = np.take(unprompted_hazard(p0_after, rest[k + 1]), of, axis=1)
             for cols, is_coupon in COUPON_RUNS:
                 tail[:, cols] = tail2[int(is_coupon), :, None, :]
             np.multiply(tail, profit, out=t1)
