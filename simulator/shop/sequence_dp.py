@@ -298,13 +298,15 @@ def _solve(
     n, K = len(params), seq.n_touches
     graph = tables.graph
     tau = params.touch_minutes
-    tau_t = tau.T  # (touch, cart)
+    # (touch, cart) and (action, cart) arrays are made C-contiguous: a transposed view would make
+    # every operation that broadcasts them over the states step through memory with a stride
+    tau_t = np.ascontiguousarray(tau.T)
     cdf = unprompted_cdf((tau - tau[:, :1]) / _MINUTE)
-    share = np.diff(np.concatenate([cdf, np.ones((n, 1))], axis=1), axis=1).T
-    rest = (1.0 - cdf).T
+    share = np.ascontiguousarray(np.diff(np.concatenate([cdf, np.ones((n, 1))], axis=1), axis=1).T)
+    rest = np.ascontiguousarray((1.0 - cdf).T)
     base = np.array([seq.unsubscribe_base[c] for c in CHANNELS])
     chan = params.channel.T
-    unsub_rate = np.where(chan >= 0, base[np.maximum(chan, 0)], 0.0)  # (7, cart)
+    unsub_rate = np.ascontiguousarray(np.where(chan >= 0, base[np.maximum(chan, 0)], 0.0))
     t = params.type_index
     step = CONDITIONING_STEP[t]
     if params.intent is None:
@@ -336,7 +338,7 @@ def _solve(
         e_eff = ek if config.coupon_conditioning else np.zeros_like(ek)
         if k:  # only the urgent messages' lifts change from touch to touch
             urgent_lift(t, tau[:, k], raw_k)
-        raw = (raw_k if persuade is None else raw_k * persuade).T  # (7, cart)
+        raw = np.ascontiguousarray((raw_k if persuade is None else raw_k * persuade).T)
         damp = _by_class(lift_damping, lk if config.fatigue else np.zeros_like(lk), cl.contacts)
         lift = damped_lift(raw, damp, e_eff, out=tables.prompted[sl], action_axis=1)
         h = tables.natural[sl]
