@@ -122,13 +122,14 @@ class CartRecoverySequenceVectorEnv(VectorEnv):
         reward = out.pop("reward")
         final_obs = None
         ended = np.flatnonzero(terminated)
-        if len(ended):
-            last_obs = self.sim.observe(ended)  # the ended flows' last state, before the restart
-            self.sim.refill(ended)
         obs = self.sim.observe(self._all)
-        if len(ended):  # the other slots' flows go on: their entries are their next observation
-            final_obs = obs.copy()
-            final_obs[ended] = last_obs
+        if len(ended):
+            # the ended flows' last state, before the restart; the other slots' flows go on, so
+            # their entries are their next observation (observations are computed row by row)
+            final_obs = obs
+            self.sim.refill(ended)
+            obs = obs.copy()
+            obs[ended] = self.sim.observe(ended)
         infos = self._infos()
         out["shopper_type"] = infos["shopper_type"].copy()
         infos.update(
