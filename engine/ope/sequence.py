@@ -113,6 +113,18 @@ def episode_terms(
     ``q_hat``: (K, A) per-touch model or (n, K, A) per logged touch; default
     :func:`fitted_q_by_touch`.
     """
+    return _terms(rewards, valid, actions, logging, target, q_hat)[0]
+
+
+def _terms(
+    rewards: Any,
+    valid: Any,
+    actions: Any,
+    logging: Any,
+    target: Any,
+    q_hat: np.ndarray | None,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """:func:`episode_terms` and each estimator's variance gap (see :func:`variance_gap`)."""
     r, v, a, mu, pi = _check(rewards, valid, actions, logging, target)
     n, K = r.shape
     rho = _ratios(v, a, mu, pi)
@@ -126,13 +138,42 @@ def episode_terms(
     q_taken = np.take_along_axis(q, a[:, :, None], axis=2)[:, :, 0]
     v_hat = (pi * q).sum(axis=2)
     dr = np.where(v, rho * (r - q_taken) + rho_prev * v_hat, 0.0).sum(axis=1)
-    return {"pdis": pdis, "dr": dr}
+    # DR = vhat_1 + sum_k rho_{1:k} (r_k + vhat_{k+1} - qhat_k(a_k)): its per-touch residuals
+    # are these temporal differences (vhat is 0 after the last touch); PDIS is DR with qhat = 0
+    v_next = np.zeros_like(v_hat)
+    v_next[:, :-1] = np.where(v[:, 1:], v_hat[:, 1:], 0.0)
+    residuals = {"pdis": r, "dr": r + v_next - q_taken}
+    gaps = {name: variance_gap(e, v, a, rho, pi.shape[2]) for name, e in residuals.items()}
+    return {"pdis": pdis, "dr": dr}, gaps
+
+
+def variance_gap(
+    residuals: np.ndarray, valid: np.ndarray, actions: np.ndarray, rho: np.ndarray, n_actions: int
+) -> float:
+    """``sum_i sum_k rho_ik^2 (sigma^2_k(a_ik) - e_ik^2)`` over the valid touches.
+
+    ``e`` are the per-touch residuals and ``sigma^2_k(a)`` their mean square over every logged
+    episode that took ``a`` at touch ``k``, weighted or not: the residuals' expected square,
+    pooled from many more episodes than the few a heavy weight falls on. Positive when the
+    weighted episodes' squared residuals fall short of it (a sample with few purchases on
+    them), the case where the sample variance is too small.
+    """
+    gap = 0.0
+    for k in range(residuals.shape[1]):
+        live = valid[:, k]
+        if not live.any():
+            continue
+        e2, taken = residuals[live, k] ** 2, actions[live, k]
+        counts = np.bincount(taken, minlength=n_actions)
+        sigma2 = np.bincount(taken, weights=e2, minlength=n_actions) / np.maximum(counts, 1)
+        gap += float(np.sum(rho[live, k] ** 2 * (sigma2[taken] - e2)))
+    return gap
 
 
 BOOTSTRAP_INTERVALS = ("percentile", "bootstrap-t")
 """Interval methods of :func:`evaluate_sequences` that resample (``n_boot``, ``seed``)."""
 
-SEQUENCE_INTERVALS = ("skew-t", "hall", "normal", *BOOTSTRAP_INTERVALS)
+SEQUENCE_INTERVALS = ("floor", "skew-t", "hall", "normal", *BOOTSTRAP_INTERVALS)
 """Interval methods of :func:`evaluate_sequences`."""
 
 DEFAULT_BOOTSTRAP = 1000
@@ -147,7 +188,7 @@ def evaluate_sequences(
     target: Any,
     q_hat: np.ndarray | None = None,
     confidence: float = 0.95,
-    ci: str = "skew-t",
+    ci: str = "floor",
     n_boot: int | None = None,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
@@ -155,7 +196,13 @@ def evaluate_sequences(
 
     ``ci`` picks the interval, from the episode terms (``se`` is their standard error):
 
-    * ``"skew-t"`` (default): Hall's skewness-corrected interval with a Student-t critical
+    * ``"floor"`` (default): ``value +- z se_floor``, with the variance floor of
+      :mod:`engine.ope`'s doubly robust intervals: ``se_floor^2 = (s^2 + max(0, gap / (n -
+      1))) / n``, ``s^2`` the terms' sample variance and ``gap`` :func:`variance_gap` of the
+      estimator's per-touch residuals (DR's temporal differences; PDIS's rewards, as DR with
+      ``qhat = 0``). When the weighted episodes' squared residuals fall short of their pooled
+      expectation, the expectation is used; ``se`` reports ``se_floor``;
+    * ``"skew-t"``: Hall's skewness-corrected interval with a Student-t critical
       value of ``2 n / (kurtosis - 1)`` degrees of freedom
       (:func:`engine.ope.intervals.skew_t_interval`; ``kurtosis`` the terms' fourth
       standardised moment, 3 for normal terms, where this is the normal interval);
@@ -167,10 +214,11 @@ def evaluate_sequences(
       ``[value - q_hi se, value - q_lo se]`` from the quantiles of ``(value* - value) / se*``.
 
     Importance weights make the episode terms skewed and heavy-tailed (a rare episode that
-    follows the target to its last touch carries a large weight): a sample short of those
-    episodes has both a low estimate and a small ``se``, so normal intervals fall short above.
-    Hall's correction reaches further up for the skew, the t quantile widens for the noise of
-    ``se`` itself (coverage figures: docs/benchmarks.md).
+    follows the target to its last touch carries a large weight): a sample short of purchases
+    on those episodes has both a low estimate and a small ``se``, so normal intervals fall short
+    above. The floor puts back the variance such a sample lacks; Hall's correction reaches
+    further up for the skew, the t quantile widens for the noise of ``se`` itself (coverage
+    figures: docs/benchmarks.md).
     """
     confidence = check_confidence(confidence)
     ci = check_choice(ci, "ci", SEQUENCE_INTERVALS)
@@ -181,7 +229,7 @@ def evaluate_sequences(
             "'bootstrap-t' resample"
         )
     n_boot = check_integer(DEFAULT_BOOTSTRAP if n_boot is None else n_boot, "n_boot", low=1)
-    terms = episode_terms(rewards, valid, actions, logging, target, q_hat)
+    terms, gaps = _terms(rewards, valid, actions, logging, target, q_hat)
     n = len(next(iter(terms.values())))
     if n < 2:
         raise ValueError(f"rewards has {n} episodes, must have at least 2")
@@ -197,7 +245,11 @@ def evaluate_sequences(
         t = terms[name]
         value = float(t.mean())
         se = float(t.std(ddof=1) / math.sqrt(n))
-        if ci in ("skew-t", "hall"):
+        if ci == "floor":
+            if gaps[name] > 0.0:
+                se = math.sqrt((float(t.var(ddof=1)) + gaps[name] / (n - 1)) / n)
+            low, high = value - z * se, value + z * se
+        elif ci in ("skew-t", "hall"):
             skewness, kurtosis = _shape(t, value)
             if ci == "hall":
                 low, high = skew_corrected_interval(

@@ -107,7 +107,7 @@ def sequence_coverage(
     seeds: Sequence[int],
     carts: int,
     logging_flow: Sequence[str],
-    cis: Sequence[str] = ("skew-t", "hall", "normal"),
+    cis: Sequence[str] = ("floor", "skew-t", "hall", "normal"),
     target: Sequence[str] = COVERAGE_TARGET,
     explore: float = 0.5,
     config: Mapping[str, Any] | None = None,
