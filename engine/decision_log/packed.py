@@ -2,7 +2,7 @@
 
 The engine hands the log its feature vector as :class:`PackedFeatures` (names and a float32
 blob, the stores' format) rather than a dict of Python floats, and its payloads are checked to
-be JSON-safe without encoding them (:func:`_json_safe`); both keep the decide path short.
+be JSON-safe without encoding them (:func:`json_safe_payload`); both keep the decide path short.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from engine.validation import check_number
 FLOAT32_MAX = 3.4028234663852886e38
 
 
-def _text(name: str, value: Any, max_len: int = 256) -> str:
+def checked_text(name: str, value: Any, max_len: int = 256) -> str:
+    """``value`` if a non-empty str of at most ``max_len`` chars; else ValueError naming it."""
     if not isinstance(value, str) or not 0 < len(value) <= max_len:
         raise ValueError(f"{name} == {value!r}, must be a non-empty str of at most {max_len} chars")
     return value
 
 
-def _names(name: str, values: Any) -> tuple[str, ...]:
+def checked_names(name: str, values: Any) -> tuple[str, ...]:
+    """``values`` as a tuple of unique :func:`checked_text` names; else ValueError naming it."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{name} == {values!r}, must be a sequence of names")
-    out = tuple(_text(f"{name}[{i}]", v) for i, v in enumerate(values))
+    out = tuple(checked_text(f"{name}[{i}]", v) for i, v in enumerate(values))
     if len(set(out)) != len(out):
         raise ValueError(f"{name} == {list(out)!r}, names must be unique")
     return out
@@ -138,7 +140,7 @@ class PackedFeatures(Mapping[str, float]):
         return (PackedFeatures, (self.names, self.blob))
 
 
-def _json_safe(payload: Any) -> bool:
+def json_safe_payload(payload: Any) -> bool:
     """Whether ``payload`` is a dict that surely encodes as JSON (without encoding it).
 
     True for str keys with str, int, finite float or list-of-str/int values (what the engine's
@@ -172,4 +174,4 @@ def packed_features(features: Mapping[str, float]) -> tuple[tuple[str, ...], byt
 @lru_cache(maxsize=1024)
 def unique_feature_names(names: tuple) -> tuple[str, ...]:
     """``names`` checked once per distinct tuple: non-empty strings, no duplicates."""
-    return _names("feature names", names)
+    return checked_names("feature names", names)

@@ -20,10 +20,10 @@ from .packed import (
     FLOAT32_MAX,
     PAYLOAD_ENCODER,
     PackedFeatures,
-    _json_safe,
-    _names,
-    _text,
+    checked_names,
+    checked_text,
     hashable_values,
+    json_safe_payload,
     packed_features,
 )
 
@@ -50,7 +50,7 @@ PROBABILITY_SUM_TOLERANCE = 1e-6
 @lru_cache(maxsize=1024)
 def action_catalogue(actions: tuple) -> dict[str, int]:
     """Each action's index in the catalogue ``actions``, checked once per distinct tuple."""
-    names = _names("actions", actions)
+    names = checked_names("actions", actions)
     if not names:
         raise ValueError("actions == [], must name at least one action")
     return {name: i for i, name in enumerate(names)}
@@ -59,7 +59,7 @@ def action_catalogue(actions: tuple) -> dict[str, int]:
 @lru_cache(maxsize=4096)
 def _ineligible(actions: tuple, eligible: tuple) -> tuple[int, ...]:
     index = action_catalogue(actions)
-    names = _names("eligible", eligible)
+    names = checked_names("eligible", eligible)
     unknown = [name for name in names if name not in index]
     if unknown:
         raise ValueError(f"eligible contains {unknown!r}, not in actions {list(actions)}")
@@ -69,7 +69,7 @@ def _ineligible(actions: tuple, eligible: tuple) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1024)
 def _feature_names(names: tuple) -> tuple[str, ...]:
-    return tuple(_text("feature name", name) for name in names)
+    return tuple(checked_text("feature name", name) for name in names)
 
 
 def _as_list(raw: Any) -> Any:
@@ -121,10 +121,10 @@ class DecisionRecord:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        put(self, "decision_id", _text("decision_id", self.decision_id, 128))
+        put(self, "decision_id", checked_text("decision_id", self.decision_id, 128))
         put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
-        put(self, "user_hash", _text("user_hash", self.user_hash, 128))
-        put(self, "model_version", _text("model_version", self.model_version))
+        put(self, "user_hash", checked_text("user_hash", self.user_hash, 128))
+        put(self, "model_version", checked_text("model_version", self.model_version))
         actions = hashable_values("actions", self.actions)
         index = action_catalogue(actions)
         put(self, "actions", actions)
@@ -213,7 +213,7 @@ class DecisionRecord:
                 payload=payload,
             )
         encoded: str | None = None  # the writer thread encodes a JSON-safe payload
-        if not _json_safe(payload):
+        if not json_safe_payload(payload):
             try:
                 encoded = PAYLOAD_ENCODER.encode(payload)
             except (TypeError, ValueError) as exc:
@@ -311,13 +311,13 @@ class OutcomeRecord:
 
     def __post_init__(self) -> None:
         put = object.__setattr__
-        put(self, "decision_id", _text("decision_id", self.decision_id, 128))
+        put(self, "decision_id", checked_text("decision_id", self.decision_id, 128))
         put(self, "timestamp", check_timestamp("timestamp", self.timestamp))
         put(self, "reward", check_number(self.reward, "reward"))
         if self.source not in OUTCOME_SOURCES:
             raise ValueError(f"source == {self.source!r}, must be one of {list(OUTCOME_SOURCES)}")
         if self.order_id is not None:
-            put(self, "order_id", _text("order_id", self.order_id))
+            put(self, "order_id", checked_text("order_id", self.order_id))
 
 
 class OutcomeStatus(enum.StrEnum):
