@@ -113,7 +113,7 @@ def episode_terms(
     ``q_hat``: (K, A) per-touch model or (n, K, A) per logged touch; default
     :func:`fitted_q_by_touch`.
     """
-    return _terms(rewards, valid, actions, logging, target, q_hat)[0]
+    return _terms(rewards, valid, actions, logging, target, q_hat, gaps=False)[0]
 
 
 def _terms(
@@ -123,8 +123,12 @@ def _terms(
     logging: Any,
     target: Any,
     q_hat: np.ndarray | None,
+    gaps: bool,
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """:func:`episode_terms` and each estimator's variance gap (see :func:`variance_gap`)."""
+    """:func:`episode_terms` and each estimator's :func:`variance_gap` (``{}`` without ``gaps``).
+
+    Only the ``"floor"`` interval reads the gaps, so the others skip their computation.
+    """
     r, v, a, mu, pi = _check(rewards, valid, actions, logging, target)
     n, K = r.shape
     rho = _ratios(v, a, mu, pi)
@@ -138,13 +142,15 @@ def _terms(
     q_taken = np.take_along_axis(q, a[:, :, None], axis=2)[:, :, 0]
     v_hat = (pi * q).sum(axis=2)
     dr = np.where(v, rho * (r - q_taken) + rho_prev * v_hat, 0.0).sum(axis=1)
+    if not gaps:
+        return {"pdis": pdis, "dr": dr}, {}
     # DR = vhat_1 + sum_k rho_{1:k} (r_k + vhat_{k+1} - qhat_k(a_k)): its per-touch residuals
     # are these temporal differences (vhat is 0 after the last touch); PDIS is DR with qhat = 0
     v_next = np.zeros_like(v_hat)
     v_next[:, :-1] = np.where(v[:, 1:], v_hat[:, 1:], 0.0)
     residuals = {"pdis": r, "dr": r + v_next - q_taken}
-    gaps = {name: variance_gap(e, v, a, rho, pi.shape[2]) for name, e in residuals.items()}
-    return {"pdis": pdis, "dr": dr}, gaps
+    gap = {name: variance_gap(e, v, a, rho, pi.shape[2]) for name, e in residuals.items()}
+    return {"pdis": pdis, "dr": dr}, gap
 
 
 def variance_gap(
@@ -229,7 +235,7 @@ def evaluate_sequences(
             "'bootstrap-t' resample"
         )
     n_boot = check_integer(DEFAULT_BOOTSTRAP if n_boot is None else n_boot, "n_boot", low=1)
-    terms, gaps = _terms(rewards, valid, actions, logging, target, q_hat)
+    terms, gaps = _terms(rewards, valid, actions, logging, target, q_hat, gaps=ci == "floor")
     n = len(next(iter(terms.values())))
     if n < 2:
         raise ValueError(f"rewards has {n} episodes, must have at least 2")
