@@ -61,8 +61,10 @@ class BatchFeatures:
                 return X
             return X[:, index]
         present = [n for n in self.names if n not in absent]
-        out = np.zeros((X.shape[0], len(self.names)))
-        out[:, [self.names.index(n) for n in present]] = X[:, column_index(feature_names, present)]
+        # column by column into a column-major array: contiguous copies whatever X's layout
+        out = np.zeros((X.shape[0], len(self.names)), order="F")
+        for src, name in zip(column_index(feature_names, present), present, strict=True):
+            out[:, self.names.index(name)] = X[:, src]
         return out
 
 

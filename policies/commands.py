@@ -107,7 +107,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="COLUMN",
         help="with --backend: strata, e.g. model_version day",
     )
+    p.add_argument(
+        "--reward-rows",
+        type=_reward_rows,
+        default=None,  # evaluate_lake's own default (not imported when the parser is built)
+        metavar="N|all",
+        help="with --backend: rows of a Parquet log the DR reward model is fitted on, a sample "
+        "spread over the log (default 262,144; all: every row)",
+    )
     p.set_defaults(func=_evaluate)
+
+
+def _reward_rows(text: str) -> int | str:
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--reward-rows == {text!r}, must be a positive integer or 'all'"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--reward-rows == {text!r}, must be >= 1 or 'all'")
+    return value
+
+
+def _reward_rows_option(value: int | str | None) -> dict[str, int | None]:
+    """``evaluate_lake``'s ``reward_rows`` for ``--reward-rows`` (none when not given)."""
+    if value is None:
+        return {}
+    return {"reward_rows": None if value == "all" else int(value)}
 
 
 def _target(args: argparse.Namespace) -> tuple[Any, str, str]:
@@ -216,6 +245,7 @@ def _evaluate_lake(args: argparse.Namespace, log_path: Path) -> int:
         greedy=args.greedy,
         spark_master=args.spark_master,
         progress=True,
+        **_reward_rows_option(args.reward_rows),
     )
     label = table.attrs["policy"] + (" (greedy)" if args.greedy else "")
     name = (

@@ -81,25 +81,44 @@ class RidgeStats:
         """Quadratic forms ``z^T C_a z`` with the same shapes as :meth:`means`."""
         if Z.ndim == 1:
             return np.maximum(np.einsum("i,aij,j->a", Z, self.covariance, Z), 0.0)
+        return self.scores(Z, intercept=False)[1]
+
+    def scores(self, X: np.ndarray, intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`means` and :meth:`variances` of the rows ``z = [x, 1]`` (or ``x``) of ``X``.
+
+        ``X`` is ``(n, d)`` in any memory layout; the design rows are built in blocks of
+        :data:`_ROW_BLOCK` rows that stay in cache (no ``(n, d + 1)`` copy of the batch).
+        """
+        if X.ndim == 1:
+            z = np.append(X, 1.0) if intercept else X
+            return self.means(z), self.variances(z)
         n_actions, n_dims = self.coef.shape
-        # row blocks of a row-major Z are contiguous: about 2x faster than column-major ones
-        Z = np.ascontiguousarray(Z)
-        # one matrix product for all actions: (n, p) @ (p, A * p) -> (n, A, p)
+        n, d = X.shape
+        if d + intercept != n_dims:
+            raise ValueError(f"X has {d} columns, must be {n_dims - intercept}")
+        # one matrix product for all actions: (rows, p) @ (p, A * p) -> (rows, A, p)
         stacked = self.covariance.transpose(1, 0, 2).reshape(n_dims, n_actions * n_dims)
-        n = Z.shape[0]
-        out = np.empty((n, n_actions))
-        buffer = np.empty((min(n, _ROW_BLOCK), n_actions * n_dims))  # reused by every block
+        coef_t = np.ascontiguousarray(self.coef.T)
+        means = np.empty((n, n_actions))
+        variances = np.empty((n, n_actions))
+        block_rows = min(n, _ROW_BLOCK)
+        design = np.empty((block_rows, n_dims))  # row-major: about 2x faster than column-major
+        if intercept:
+            design[:, d] = 1.0
+        projected = np.empty((block_rows, n_actions * n_dims))  # reused by every block
         for start in range(0, n, _ROW_BLOCK):
-            block = Z[start : start + _ROW_BLOCK]
-            rows = block.shape[0]
-            projected = np.matmul(block, stacked, out=buffer[:rows])
+            rows = min(_ROW_BLOCK, n - start)
+            z = design[:rows]
+            z[:, :d] = X[start : start + rows]
+            np.matmul(z, coef_t, out=means[start : start + rows])
+            np.matmul(z, stacked, out=projected[:rows])
             np.einsum(
                 "nap,np->na",
-                projected.reshape(rows, n_actions, n_dims),
-                block,
-                out=out[start : start + rows],
+                projected[:rows].reshape(rows, n_actions, n_dims),
+                z,
+                out=variances[start : start + rows],
             )
-        return np.maximum(out, 0.0, out=out)
+        return means, np.maximum(variances, 0.0, out=variances)
 
     def residual_variance(self, prior_variance: float, prior_weight: float) -> np.ndarray:
         """Per-action noise variance: residual sum of squares shrunk toward a prior value.
@@ -143,6 +162,10 @@ class RidgeLearnerMixin:
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         return add_intercept(X) if self.fit_intercept else X
+
+    def _scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ridge means and variances of every action for the rows (or the row) of ``X``."""
+        return self._stats.scores(X, self.fit_intercept)
 
     def _greedy_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         means = self._stats.means(self._design(X))

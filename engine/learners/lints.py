@@ -105,9 +105,8 @@ class LinTSLearner(RidgeLearnerMixin, Learner):
             return self._score_distribution(X)
 
     def _score_distribution(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        Z = self._design(X)
-        mean = self._stats.means(Z)
-        sd = self.posterior_scale * np.sqrt(self._stats.variances(Z) * self._noise_variance())
+        mean, variances = self._scores(X)
+        sd = self.posterior_scale * np.sqrt(variances * self._noise_variance())
         return mean, sd
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:

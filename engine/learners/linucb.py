@@ -84,8 +84,8 @@ class LinUCBLearner(RidgeLearnerMixin, Learner):
             return self._stats.coef.copy()
 
     def _ucb(self, X: np.ndarray) -> np.ndarray:
-        Z = self._design(X)
-        return self._stats.means(Z) + self.alpha * np.sqrt(self._stats.variances(Z))
+        means, variances = self._scores(X)
+        return means + self.alpha * np.sqrt(variances)
 
     def _probabilities_batch(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
         best = np.argmax(np.where(eligible, self._ucb(X), -np.inf), axis=-1)

@@ -79,6 +79,36 @@ def test_linucb_probabilities_follow_the_independent_ucb():
         assert learner.greedy(x, mask) == int(np.argmax(np.where(mask, means, -np.inf)))
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_batch_scores_equal_the_closed_form_row_by_row(order, intercept):
+    """``RidgeStats.scores`` builds the design rows in cached blocks from a batch in either
+    layout; means and ``z^T C_a z`` equal the closed form of every row (1,300 rows: two full
+    blocks and a partial one)."""
+    from engine.learners._ridge import RidgeStats
+
+    X, actions, rewards, _ = _data(3, 300)
+    p = N_D + intercept
+    design = np.column_stack([X, np.ones(len(X))]) if intercept else X
+    stats = RidgeStats(N_A, p, 1.5)
+    stats.add_many(design, actions, rewards)
+    rows = np.asarray(np.random.default_rng(4).normal(size=(1300, N_D)), order=order)
+    means, variances = stats.scores(rows, intercept)
+    z = np.column_stack([rows, np.ones(len(rows))]) if intercept else rows
+    cov = [
+        np.linalg.inv(1.5 * np.eye(p) + design[actions == a].T @ design[actions == a])
+        for a in range(N_A)
+    ]
+    expected = np.column_stack([np.einsum("ni,ij,nj->n", z, c, z) for c in cov])
+    np.testing.assert_allclose(variances, expected, rtol=1e-10)
+    np.testing.assert_allclose(means, z @ stats.coef.T, rtol=1e-12, atol=1e-12)
+    one_mean, one_var = stats.scores(rows[7], intercept)
+    np.testing.assert_allclose(one_mean, means[7], rtol=1e-12)
+    np.testing.assert_allclose(one_var, variances[7], rtol=1e-10)
+    with pytest.raises(ValueError, match=f"X has {N_D + 1} columns, must be {N_D}"):
+        stats.scores(np.zeros((2, N_D + 1)), intercept)
+
+
 def test_linucb_optimism_prefers_the_untried_action():
     """With equal means, the action with no data has the widest interval and wins the UCB."""
     learner = LinUCBLearner(ACTIONS, FEATURES, alpha=1.0, epsilon=0.0, reward_scale=1.0)

@@ -278,12 +278,12 @@ def test_weight_quantiles_come_from_an_exact_histogram():
     assert np.array_equal(weight_histogram(w[:4]) + weight_histogram(w[4:]), counts)
 
 
-def _rewrite(out, tmp_path, change):
+def _rewrite(out, tmp_path, change, **write_options):
     target = tmp_path / "bad"
-    for file in out.rglob("*.parquet"):
+    for file in sorted(out.rglob("*.parquet")):
         dest = target / file.relative_to(out)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(change(pq.read_table(file)), dest)
+        pq.write_table(change(pq.read_table(file)), dest, **write_options)
     return target
 
 
@@ -379,3 +379,119 @@ def test_a_null_stratum_value_is_its_own_stratum(lake, tmp_path):
     for version in kept["model_version"].dropna().unique():
         assert n.loc[version] == (kept["model_version"] == version).sum()
     assert n.loc["(all)"] == len(kept)
+
+
+# ---------------------------------------------------------------- the reward model's sample
+
+
+def test_a_sample_reads_the_first_rows_of_row_groups_spread_over_every_day(lake, tmp_path):
+    from engine.ope.lake.source import MIN_SAMPLE_GROUPS, open_source
+
+    log_path, _, out = lake
+    small_groups = _rewrite(out, tmp_path, lambda t: t, row_group_size=64)
+    src = open_source(small_groups)
+    groups = list(src.pieces())
+    total = sum(p.num_rows for p in groups)
+    assert len(groups) > 3 * MIN_SAMPLE_GROUPS
+    sample = src.sampled(1000)
+    assert sample is not src and len(sample.sample) == MIN_SAMPLE_GROUPS
+    positions = [
+        groups.index(next(g for g in groups if (g.path, g.row_group) == (f, k)))
+        for f, k, _ in sample.sample
+    ]
+    gaps = np.diff(positions)
+    assert gaps.min() >= len(groups) // MIN_SAMPLE_GROUPS - 1  # evenly spaced
+    table = sample.table(["decision_id", "timestamp", "day"])
+    # at most the bound plus one row per group (each group reads ceil(1000 / 16) rows or all
+    # of a shorter group)
+    assert 800 < table.num_rows == sum(r for *_, r in sample.sample) <= 1000 + len(sample.sample)
+    days = ds.dataset(out, partitioning="hive").to_table(columns=["day"])["day"].to_pylist()
+    assert set(table["day"].to_pylist()) == set(days)
+    expected = []
+    for path, group, rows in sample.sample:
+        read = pq.ParquetFile(path).read_row_group(group, columns=["decision_id"])
+        expected += read["decision_id"].to_pylist()[:rows]
+    assert table["decision_id"].to_pylist() == expected
+    streamed = [b for b in sample.batches(["decision_id"], batch_rows=20)]
+    assert max(b.num_rows for b in streamed) <= 20
+    assert [i for b in streamed for i in b["decision_id"].to_pylist()] == expected
+    assert src.sampled(None) is src and src.sampled(total) is src
+    store = open_source(log_path)
+    assert store.sampled(10) is store  # a decision-log store is read whole
+
+
+def test_every_backend_fits_the_reward_model_on_the_same_sample(lake, spark):
+    _, model_path, out = lake
+    kw = {"policy": str(model_path), "estimators": ESTIMATORS, "by": BY, "reward_rows": 1000}
+    memory = evaluate_log(out, backend="memory", **kw)
+    stream = evaluate_log(out, backend="stream", batch_rows=333, workers=2, **kw)
+    on_spark = evaluate_log(out, backend="spark", spark=spark, **kw)
+    assert_same(memory, stream)
+    assert_same(memory, on_spark)
+    n_sample = memory.attrs["reward_model_rows"]
+    # kept rows of the sample: at most the bound plus one per group (the fixture has 8 groups,
+    # so 125 rows of each); fallback and unsettled rows are left out
+    assert 700 <= n_sample <= 1008
+    assert stream.attrs["reward_model_rows"] == on_spark.attrs["reward_model_rows"] == n_sample
+    whole = evaluate_log(out, backend="memory", **{**kw, "reward_rows": None})
+    assert whole.attrs["reward_model_rows"] == whole.loc[("(all)", "(all)", "dr"), "n"]
+    # the sample changes DR (another reward model), not the importance-weighted estimators
+    assert not np.isclose(
+        whole.loc["(all)", "(all)", "dr"]["value"],
+        memory.loc["(all)", "(all)", "dr"]["value"],
+        rtol=1e-9,
+    )
+    assert_same(whole.xs("ipw", level="estimator"), memory.xs("ipw", level="estimator"))
+    with pytest.raises(ValueError, match="reward_rows == 0"):
+        evaluate_log(out, backend="memory", **{**kw, "reward_rows": 0})
+
+
+def test_dr_with_a_sampled_reward_model_covers_the_truth(tmp_path):
+    """A generated lake whose expected reward is known (0.5 x_0 + 0.2 a, unit noise): DR fitted
+    on a tenth of the rows covers the uniform policy's true value, with an interval within 2%
+    of DR fitted on every row, narrower than IPW's (measured: 1.45% wider; 10% with 2% of the
+    rows, 0.7% with a fifth: the model's own estimation error, 35 features per action)."""
+    from lake_generator import write_lake
+
+    from engine.features import FeatureBuilder
+
+    out = write_lake(tmp_path / "gen", 120_000, rows_per_file=20_000, days=3, row_group=5_000)
+    table = evaluate_log(
+        out, policy="uniform", estimators=("ipw", "dr"), backend="stream", reward_rows=12_000
+    )
+    assert table.attrs["reward_model_rows"] == 12_000
+    data = ds.dataset(out, partitioning="hive").to_table()
+    names = [n for n in data.column_names if n.startswith("p_")]
+    eligible = np.column_stack([data[n].to_numpy() > 0 for n in names])
+    x0 = data[f"f_{FeatureBuilder().feature_names[0]}"].to_numpy()
+    index = np.arange(len(names))
+    truth = float(np.mean(0.5 * x0 + 0.2 * (eligible @ index) / eligible.sum(axis=1)))
+    dr, ipw = table.loc["dr"], table.loc["ipw"]
+    assert dr["ci_low"] <= truth <= dr["ci_high"], (truth, dr[["ci_low", "ci_high"]])
+    whole = evaluate_log(
+        out, policy="uniform", estimators=("dr",), backend="stream", reward_rows=None
+    )
+    assert whole.attrs["reward_model_rows"] == 120_000
+    assert dr["se"] < 0.92 * ipw["se"]
+    assert dr["se"] < 1.02 * whole.loc["dr", "se"]
+
+
+def test_cli_reward_rows_sets_the_reward_models_sample(lake, tmp_path, capsys):
+    from engine.cli import main
+
+    _, _, out = lake
+
+    def dr_value(*argv: str) -> float:
+        rep = tmp_path / "rep"
+        args = ["evaluate", "--log", str(out), "--policy", "rule", "--out", str(rep), *argv]
+        assert main(args) == 0
+        return float(pd.read_csv(rep / "ope_rule.csv", index_col=0).loc["dr", "value"])
+
+    for argv, rows in ((("--reward-rows", "1000"), 1000), (("--reward-rows", "all"), None)):
+        expected = evaluate_log(out, policy="rule", backend="stream", reward_rows=rows)
+        assert dr_value(*argv) == pytest.approx(expected.loc["dr", "value"], rel=1e-12)
+    assert dr_value() == pytest.approx(dr_value("--reward-rows", "all"), rel=1e-12)  # small log
+    for bad in ("0", "many"):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--log", str(out), "--reward-rows", bad])
+        assert f"--reward-rows == {bad!r}" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import pandas as pd
 from engine.ope.estimators import DEFAULT_DROS_LAMBDA, DEFAULT_SWITCH_THRESHOLD, ESTIMATORS, resolve
 from engine.ope.lake.backends import BACKENDS, RUNNERS
 from engine.ope.lake.batch import REQUIRED, check_columns, required_columns, reward_columns
+from engine.ope.lake.reward import SAMPLE_ROWS
 from engine.ope.lake.source import BATCH_ROWS, Source, open_source
 from engine.ope.lake.stats import Plan, batch_stats, reward_batch_stats, table
 from engine.ope.lake.target import target_spec
@@ -74,6 +75,7 @@ def evaluate_lake(
     seed: int = 0,
     greedy: bool = False,
     n_folds: int = 2,
+    reward_rows: int | None = SAMPLE_ROWS,
     switch_threshold: float = DEFAULT_SWITCH_THRESHOLD,
     dros_lambda: float = DEFAULT_DROS_LAMBDA,
     batch_rows: int = BATCH_ROWS,
@@ -101,6 +103,9 @@ def evaluate_lake(
         seed: seed of a named policy.
         greedy: with a saved model, evaluate its exploit action instead of its probabilities.
         n_folds: cross-fitting folds of the DR reward model.
+        reward_rows: rows of a Parquet log the reward model is fitted on, a sample spread
+            over the log (:meth:`~engine.ope.lake.source.Source.sampled`); None: every row.
+            A decision-log store is always read whole.
         switch_threshold: Switch-DR ``tau``.
         dros_lambda: DR-OS ``lambda``.
         batch_rows: rows per batch (stream, and chunks of a SQLite source).
@@ -111,11 +116,13 @@ def evaluate_lake(
         progress: a tqdm bar over rows (stream) or partitions (spark).
 
     The DM/DR reward model is a ridge regression per action and fold fitted from sums on a
-    first pass over the log (:mod:`engine.ope.lake.reward`; it reads only the reward, action,
-    timestamp and feature columns, and keeps fixed-size sums, no row); it is cross-fitted by a
-    hash of the timestamp, so no row's prediction uses its own reward. Intervals come from the
-    merged first, second and third moments of the per-row terms (merged exactly across batches
-    and partitions), so backends agree to rounding.
+    first pass over a sample of at most ``reward_rows`` rows (:mod:`engine.ope.lake.reward`;
+    it reads only the reward, action, timestamp and feature columns, and keeps fixed-size
+    sums, no row); it is cross-fitted by a hash of the timestamp, so no row's prediction uses
+    its own reward. Every backend fits it on the same sample; with ``backend="spark"`` a
+    sample smaller than the log is read by the driver (the stream backend), not by Spark.
+    Intervals come from the merged first, second and third moments of the per-row terms (merged
+    exactly across batches and partitions), so backends agree to rounding.
 
     Returns:
         DataFrame indexed by ``(*by, estimator)``: one row per stratum and estimator, then the
@@ -127,6 +134,8 @@ def evaluate_lake(
     confidence = check_confidence(confidence)
     check_choice(ci, "ci", LAKE_CI_METHODS)
     n_folds = check_integer(n_folds, "n_folds", low=1)
+    if reward_rows is not None:
+        reward_rows = check_integer(reward_rows, "reward_rows", low=1)
     batch_rows = check_integer(batch_rows, "batch_rows", low=1)
     if workers is not None:
         workers = check_integer(workers, "workers", low=1)
@@ -152,6 +161,7 @@ def evaluate_lake(
         needs_model,
     )
     columns = required_columns(actions, features, by)
+    reward_model_rows = 0
     options = {
         "batch_rows": batch_rows,
         "workers": workers,
@@ -159,9 +169,10 @@ def evaluate_lake(
         "master": spark_master,
     }
     if needs_model:
+        sample = src.sampled(reward_rows)
         stats = _run(
-            backend,
-            src,
+            "stream" if backend == "spark" and sample is not src else backend,
+            sample,
             reward_columns(features),  # pass 1 reads no probability and no stratum
             reward_batch_stats,
             plan,
@@ -171,11 +182,17 @@ def evaluate_lake(
         )
         if stats is not None:  # else pass 2 keeps no row either, or names a bad one
             plan = plan.with_model(stats.fit())
+            reward_model_rows = stats.n
     merged = _run(backend, src, columns, batch_stats, plan, progress, "evaluating", **options)
     if merged is None:
         raise ValueError(f"the log at {src.location!r} has no row to evaluate")
     out = table(merged, by, confidence, ci)
-    out.attrs.update(backend=backend, policy=spec.label, source=src.location)
+    out.attrs.update(
+        backend=backend,
+        policy=spec.label,
+        source=src.location,
+        reward_model_rows=reward_model_rows,
+    )
     logger.info(
         "evaluated %s on %s (%s): %d batches", spec.label, src.location, backend, merged.n_batches
     )

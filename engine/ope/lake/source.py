@@ -7,11 +7,12 @@ it) is read in chunks and converted to the lake layout on the fly.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ BATCH_ROWS = 65_536
 """Rows per Arrow record batch in the stream backend."""
 PREFETCH = 2
 """Batches read ahead of the consumer by the stream backend's reader thread."""
+MIN_SAMPLE_GROUPS = 16
+"""Fewest row groups a sample (:meth:`Source.sampled`) is spread over, when the log has them."""
 _DONE = object()
 
 
@@ -74,7 +77,8 @@ class Piece:
     """One row group of one Parquet file, readable on any thread (each read opens the file).
 
     ``constants`` are the file's hive partition values (``day``), ``schema`` the dataset's
-    unified schema: a requested column the file lacks is read as nulls of its type.
+    unified schema: a requested column the file lacks is read as nulls of its type. ``limit``:
+    read only the row group's first ``limit`` rows (a piece of a sample).
     """
 
     path: str
@@ -83,6 +87,13 @@ class Piece:
     row_group: int
     constants: tuple[tuple[str, Any], ...]
     schema: Any
+    limit: int | None = None
+
+    @property
+    def num_rows(self) -> int:
+        """Rows this piece reads."""
+        rows = self.metadata.row_group(self.row_group).num_rows
+        return rows if self.limit is None else min(rows, self.limit)
 
     def batches(self, columns: Sequence[str], batch_rows: int = BATCH_ROWS) -> Iterator:
         """The row group's record batches (at most ``batch_rows`` rows each) with ``columns``."""
@@ -92,11 +103,20 @@ class Piece:
         constants = dict(self.constants)
         stored = set(self.metadata.schema.names)
         read = [c for c in columns if c in stored]
+        left = self.num_rows
         with self.filesystem.open_input_file(self.path) as handle:
             reader = pq.ParquetFile(handle, metadata=self.metadata)
             for batch in reader.iter_batches(
-                batch_rows, row_groups=[self.row_group], columns=read, use_threads=False
+                min(batch_rows, max(left, 1)),
+                row_groups=[self.row_group],
+                columns=read,
+                use_threads=False,
             ):
+                if left <= 0:
+                    break
+                if batch.num_rows > left:
+                    batch = batch.slice(0, left)
+                left -= batch.num_rows
                 n = batch.num_rows
                 arrays = []
                 for c in columns:
@@ -121,6 +141,8 @@ class Source:
     kind: str  # "parquet" or "store"
     names: tuple[str, ...]
     hive: bool = False
+    sample: tuple[tuple[str, int, int], ...] | None = None
+    """Read only these ``(file, row group, first rows)`` (:meth:`sampled`); None: every row."""
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -151,7 +173,12 @@ class Source:
         consumer is slower than the reader, so its peak grows with the log).
         """
         if self.kind == "parquet":
-            yield from prefetched(self._row_groups(list(columns), batch_rows), PREFETCH)
+            batches: Iterator
+            if self.sample is not None:
+                batches = (b for p in self.pieces() for b in p.batches(columns, batch_rows))
+            else:
+                batches = self._row_groups(list(columns), batch_rows)
+            yield from prefetched(batches, PREFETCH)
             return
         from engine.decision_log.lake import lake_schema, read_chunks, to_arrow
 
@@ -160,14 +187,19 @@ class Source:
             yield to_arrow(frame, schema).select(list(columns))
 
     def pieces(self) -> Iterator[Piece]:
-        """The row groups of a Parquet source, file by file in the dataset's order."""
+        """The row groups of a Parquet source (those of its sample), in the dataset's order."""
         import pyarrow.dataset as ds
 
+        limits = None if self.sample is None else {(f, g): n for f, g, n in self.sample}
         dataset = self.dataset()
         for fragment in dataset.get_fragments():
+            if limits is not None and not any(f == fragment.path for f, _ in limits):
+                continue
             keys = ds.get_partition_keys(fragment.partition_expression)
             metadata = fragment.metadata
             for k in range(metadata.num_row_groups):
+                if limits is not None and (fragment.path, k) not in limits:
+                    continue
                 yield Piece(
                     fragment.path,
                     fragment.filesystem,
@@ -175,7 +207,37 @@ class Source:
                     k,
                     tuple(keys.items()),
                     dataset.schema,
+                    None if limits is None else limits[fragment.path, k],
                 )
+
+    def sampled(self, max_rows: int | None) -> Source:
+        """This source reduced to about ``max_rows`` rows spread evenly over the log.
+
+        The sample takes the first rows of row groups at evenly spaced positions in the
+        dataset's order (at least :data:`MIN_SAMPLE_GROUPS` groups when the log has them, and
+        at most ``ceil(max_rows / groups)`` rows of each), so it reaches every part of a log
+        partitioned by day and reads at most ``max_rows`` rows plus one per group. The source
+        itself when ``max_rows`` is None, when it holds no more rows, or when it is a store
+        (a decision-log store is read whole).
+
+        >>> src = Source("logs/", "store", ())
+        >>> src.sampled(1000) is src
+        True
+        """
+        if max_rows is None or self.kind != "parquet" or self.sample is not None:
+            return self
+        groups = [(p.path, p.row_group, p.num_rows) for p in self.pieces()]
+        sizes = sorted(rows for _, _, rows in groups)
+        if sum(sizes) <= max_rows:
+            return self
+        median = max(sizes[len(sizes) // 2], 1)
+        m = min(len(groups), max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / median)))
+        per_group = math.ceil(max_rows / m)
+        picks = sorted({(2 * j + 1) * len(groups) // (2 * m) for j in range(m)})
+        return replace(
+            self,
+            sample=tuple((groups[g][0], groups[g][1], min(per_group, groups[g][2])) for g in picks),
+        )
 
     def _row_groups(self, columns: list[str], batch_rows: int) -> Iterator:
         dataset = self.dataset()
@@ -194,6 +256,9 @@ class Source:
         import pyarrow as pa
 
         if self.kind == "parquet":
+            if self.sample is not None:
+                batches = [b for p in self.pieces() for b in p.batches(columns, BATCH_ROWS)]
+                return pa.Table.from_batches(batches)
             return self.dataset().to_table(columns=list(columns))
         from engine.decision_log import read_log
         from engine.decision_log.lake import lake_schema, to_arrow
