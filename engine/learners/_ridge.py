@@ -87,7 +87,10 @@ class RidgeStats:
         """:meth:`means` and :meth:`variances` of the rows ``z = [x, 1]`` (or ``x``) of ``X``.
 
         ``X`` is ``(n, d)`` in any memory layout; the design rows are built in blocks of
-        :data:`_ROW_BLOCK` rows that stay in cache (no ``(n, d + 1)`` copy of the batch).
+        :data:`_ROW_BLOCK` rows that stay in cache (no ``(n, d + 1)`` copy of the batch). Columns
+        that are zero on every row of the batch (features a log never sets, such as a
+        single-touch log's recovery features) add nothing to either product and are left out
+        of them.
         """
         if X.ndim == 1:
             z = np.append(X, 1.0) if intercept else X
@@ -96,9 +99,16 @@ class RidgeStats:
         n, d = X.shape
         if d + intercept != n_dims:
             raise ValueError(f"X has {d} columns, must be {n_dims - intercept}")
+        covariance, coef = self.covariance, self.coef
+        used = np.flatnonzero(X.any(axis=0)) if n else np.arange(d)
+        if used.size < d:
+            X = X[:, used]  # keeps a column-major layout column-major
+            keep = np.append(used, d) if intercept else used
+            covariance, coef = covariance[:, keep][:, :, keep], coef[:, keep]
+            d, n_dims = used.size, keep.size
         # one matrix product for all actions: (rows, p) @ (p, A * p) -> (rows, A, p)
-        stacked = self.covariance.transpose(1, 0, 2).reshape(n_dims, n_actions * n_dims)
-        coef_t = np.ascontiguousarray(self.coef.T)
+        stacked = covariance.transpose(1, 0, 2).reshape(n_dims, n_actions * n_dims)
+        coef_t = np.ascontiguousarray(coef.T)
         means = np.empty((n, n_actions))
         variances = np.empty((n, n_actions))
         block_rows = min(n, _ROW_BLOCK)

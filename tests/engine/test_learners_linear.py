@@ -81,10 +81,11 @@ def test_linucb_probabilities_follow_the_independent_ucb():
 
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("intercept", [True, False])
-def test_batch_scores_equal_the_closed_form_row_by_row(order, intercept):
+@pytest.mark.parametrize("zero_column", [None, 1])
+def test_batch_scores_equal_the_closed_form_row_by_row(order, intercept, zero_column):
     """``RidgeStats.scores`` builds the design rows in cached blocks from a batch in either
-    layout; means and ``z^T C_a z`` equal the closed form of every row (1,300 rows: two full
-    blocks and a partial one)."""
+    layout, leaving out a column that is zero on every row; means and ``z^T C_a z`` equal the
+    closed form of every row (1,300 rows: two full blocks and a partial one)."""
     from engine.learners._ridge import RidgeStats
 
     X, actions, rewards, _ = _data(3, 300)
@@ -93,6 +94,8 @@ def test_batch_scores_equal_the_closed_form_row_by_row(order, intercept):
     stats = RidgeStats(N_A, p, 1.5)
     stats.add_many(design, actions, rewards)
     rows = np.asarray(np.random.default_rng(4).normal(size=(1300, N_D)), order=order)
+    if zero_column is not None:
+        rows[:, zero_column] = 0.0
     means, variances = stats.scores(rows, intercept)
     z = np.column_stack([rows, np.ones(len(rows))]) if intercept else rows
     cov = [

@@ -63,6 +63,14 @@ def _run(
             bar.close()
 
 
+def _target_order(target: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` in the order of the target's feature builder when it uses exactly them."""
+    order = getattr(getattr(target, "features", None), "names", None)
+    if order is not None and sorted(order) == sorted(names):
+        return tuple(order)
+    return names
+
+
 def evaluate_lake(
     source: str | os.PathLike[str],
     policy: Any,
@@ -148,7 +156,9 @@ def evaluate_lake(
     names = resolve(estimators, have_model=True)
     needs_model = any(ESTIMATORS[n].needs_model for n in names)
     spec = target_spec(policy, seed=seed, greedy=greedy)
-    spec.build()  # fail early on the driver (unknown name, damaged model)
+    # fail early on the driver (unknown name, damaged model); read the features in the
+    # target's own order when it has one, so it gets them without a column shuffle per batch
+    features = _target_order(spec.build(), features)
     plan = Plan(
         actions,
         features,
