@@ -50,6 +50,8 @@ def frozen_heap():
     gc.freeze()
     yield
     gc.unfreeze()
+    gc.collect()
+    gc.freeze()  # what is alive stays frozen, as tests/conftest.py leaves it after collection
 
 
 def _train(eng, contexts, n):
