@@ -28,8 +28,6 @@ from operator import mul
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from engine.profile import PROFILE_FEATURES
 from engine.validation import as_float_array, check_integer
@@ -102,6 +100,11 @@ class RiskModel:
             raise ValueError(f"y values == {sorted(labels)}, must be 0/1")
         if len(labels) < 2:
             raise ValueError(f"y has only class {labels.pop()}, must contain both 0 and 1")
+        # scikit-learn is imported here, not at module level: ``import engine`` (every checkout
+        # process) then does not pay its import time; only fitting a risk model needs it
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
         scaler = StandardScaler().fit(X)
         clf = LogisticRegression(C=self.C, max_iter=self.max_iter)
         clf.fit(scaler.transform(X), y.astype(int), sample_weight=sample_weight)
