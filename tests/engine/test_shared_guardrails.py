@@ -139,6 +139,14 @@ def test_store_unreachable_coupons_stop_other_actions_go_on(pg_url, tmp_path):
                 for i in range(n)
             ]
 
+        # The lease's first reservation opens its connection to the store. Let it land before
+        # the first phase: a hold waits at most 50 ms for a reservation, and on a loaded
+        # machine the connection once took longer than all 200 decisions (no coupon paid).
+        lease = eng.guardrails.shared.budget
+        day = int(T0 // 86_400)
+        assert lease.hold(day, 0.0)  # nothing held; asks for the first slice
+        lease.settle(day, 0.0, 0.0)
+        assert lease.wait_idle() and lease.state()["remaining"] == 40.0
         before = decide(200, 0)
         assert sum(d.action in COUPON_PERCENT for d in before) > 20
         assert eng.guardrails.shared.budget.wait_idle()  # no reservation on its way
