@@ -16,7 +16,7 @@ from pg_support import PG_URL
 from tcp_proxy import TcpProxy
 
 from engine import DecisionEngine
-from engine.actions import COUPON_PERCENT
+from engine.actions import COUPON_PERCENT, DAY
 from engine.guardrails import GuardrailConfig
 
 pytestmark = pytest.mark.postgres
@@ -143,7 +143,7 @@ def test_store_unreachable_coupons_stop_other_actions_go_on(pg_url, tmp_path):
         # the first phase: a hold waits at most 50 ms for a reservation, and on a loaded
         # machine the connection once took longer than all 200 decisions (no coupon paid).
         lease = eng.guardrails.shared.budget
-        day = int(T0 // 86_400)
+        day = int(T0 // DAY)
         assert lease.hold(day, 0.0)  # nothing held; asks for the first slice
         lease.settle(day, 0.0, 0.0)
         assert lease.wait_idle() and lease.state()["remaining"] == 40.0

@@ -175,7 +175,7 @@ class Source:
         if self.kind == "parquet":
             batches: Iterator
             if self.sample is not None:
-                batches = (b for p in self.pieces() for b in p.batches(columns, batch_rows))
+                batches = self._sample_batches(columns, batch_rows)
             else:
                 batches = self._row_groups(list(columns), batch_rows)
             yield from prefetched(batches, PREFETCH)
@@ -191,9 +191,10 @@ class Source:
         import pyarrow.dataset as ds
 
         limits = None if self.sample is None else {(f, g): n for f, g, n in self.sample}
+        files = None if self.sample is None else {f for f, _, _ in self.sample}
         dataset = self.dataset()
         for fragment in dataset.get_fragments():
-            if limits is not None and not any(f == fragment.path for f, _ in limits):
+            if files is not None and fragment.path not in files:
                 continue
             keys = ds.get_partition_keys(fragment.partition_expression)
             metadata = fragment.metadata
@@ -239,6 +240,11 @@ class Source:
             sample=tuple((groups[g][0], groups[g][1], min(per_group, groups[g][2])) for g in picks),
         )
 
+    def _sample_batches(self, columns: Sequence[str], batch_rows: int) -> Iterator:
+        """The record batches of a sampled source's pieces, in the dataset's order."""
+        for piece in self.pieces():
+            yield from piece.batches(columns, batch_rows)
+
     def _row_groups(self, columns: list[str], batch_rows: int) -> Iterator:
         dataset = self.dataset()
         for fragment in dataset.get_fragments():
@@ -257,8 +263,7 @@ class Source:
 
         if self.kind == "parquet":
             if self.sample is not None:
-                batches = [b for p in self.pieces() for b in p.batches(columns, BATCH_ROWS)]
-                return pa.Table.from_batches(batches)
+                return pa.Table.from_batches(list(self._sample_batches(columns, BATCH_ROWS)))
             return self.dataset().to_table(columns=list(columns))
         from engine.decision_log import read_log
         from engine.decision_log.lake import lake_schema, to_arrow
