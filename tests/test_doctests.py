@@ -1,4 +1,4 @@
-"""Every docstring example in the library runs and passes.
+"""Every docstring example in the library and in the tests' support modules runs and passes.
 
 Modules are found by scanning the sources for ``>>>``, so a new example is tested without being
 registered anywhere; each found module must really run examples (``attempted > 0``).
@@ -19,6 +19,9 @@ def _modules_with_examples():
             if ">>> " in path.read_text():
                 parts = path.relative_to(ROOT).with_suffix("").parts
                 yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    for path in sorted((ROOT / "tests" / "support").glob("*.py")):  # on pytest's pythonpath
+        if ">>> " in path.read_text():
+            yield path.stem
 
 
 @pytest.mark.parametrize("name", list(_modules_with_examples()))

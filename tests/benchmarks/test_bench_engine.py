@@ -20,8 +20,8 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-import vowpalwabbit
 from bench_utils import LARGE
+from checkout_loop import raw_vw_predict, timed_checkout
 from env_contexts import simulator_contexts
 
 import simulator  # noqa: F401
@@ -68,21 +68,6 @@ def _paired_latencies(ref, fn, items, n, block=500):
     return ref_out, out
 
 
-def _raw_vw_predict():
-    vw = vowpalwabbit.Workspace("--cb_explore_adf -q UA --epsilon 0.05 --quiet")
-    shared = "shared |U " + " ".join(f"f{i}:{0.1 * i:.3f}" for i in range(30))
-    example = [shared] + [f"|A a{j}:1 depth:{j / 10:.1f}" for j in range(7)]
-    for _ in range(200):
-        vw.learn(
-            [shared]
-            + [
-                f"0:{-1.0 if j == 2 else 0.0}:0.14 |A a{j}:1" if j == 2 else f"|A a{j}:1"
-                for j in range(7)
-            ]
-        )
-    return lambda _: vw.predict(example)
-
-
 def _record(benchmark, name, lat, ref):
     benchmark.extra_info[f"{name}_p50_us"] = round(np.percentile(lat, 50) / 1e3, 2)
     benchmark.extra_info[f"{name}_p99_us"] = round(np.percentile(lat, 99) / 1e3, 2)
@@ -112,7 +97,7 @@ def _warmed_engine(cf_model):
 
 def test_decide_latency_vs_raw_vw_predict(benchmark, contexts, cf_model):
     eng = _warmed_engine(cf_model)
-    raw = _raw_vw_predict()
+    raw = raw_vw_predict()
     benchmark(eng.decide, contexts[0])
     if not benchmark.disabled:
         ref, lat = _paired_latencies(raw, eng.decide, contexts, TIMED)
@@ -196,25 +181,8 @@ def test_checkout_latency_vs_raw_vw_predict(
     store = str(tmp_path / "log.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
     eng = DecisionEngine(store=store, seed=0, learner="vw", cf=cf_model)
     off = DecisionEngine(seed=0, learner="vw", cf=cf_model)
-    raw = _raw_vw_predict()
-    lag = 50  # outcomes arrive for decisions made this many calls earlier
-
-    def checkout(engine):
-        recent: list[tuple[str, float]] = []
-
-        def decide_then_report(ctx):  # timed: decide; untimed: the outcome of an older decision
-            start = time.perf_counter_ns()
-            d = engine.decide(ctx)
-            took = time.perf_counter_ns() - start
-            recent.append((d.decision_id, float(ctx["timestamp"])))
-            if len(recent) > lag:
-                did, ts = recent.pop(0)
-                engine.reward(did, 1.0 if hash(did) % 3 == 0 else 0.0, ts + 60.0)
-            return took
-
-        return decide_then_report
-
-    logged, unlogged = checkout(eng), checkout(off)
+    raw = raw_vw_predict()
+    logged, unlogged = timed_checkout(eng), timed_checkout(off)  # lagged outcomes, learning on
     for ctx in contexts[:300]:  # warm-up: caches, VW weights, the writer
         logged(ctx)
         unlogged(ctx)

@@ -43,7 +43,8 @@ def _helper() -> ctypes.CDLL:
 
 def measure(store: str, n: int) -> None:
     """Run the three parts (empty, raw VW predict, checkout decide), ``n`` calls each."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from checkout_loop import LaggedOutcomes, raw_vw_predict
     from env_contexts import simulator_contexts
 
     from engine import DecisionEngine
@@ -55,16 +56,8 @@ def measure(store: str, n: int) -> None:
     if store == "sqlite":
         path = os.path.join(tempfile.mkdtemp(), "log.db")
     eng = DecisionEngine(store=path, seed=0, learner="vw", cf=cf)
-    from test_bench_engine import _raw_vw_predict
-
-    raw = _raw_vw_predict()
-    recent: list[tuple[str, float]] = []
-
-    def report(ctx, d):
-        recent.append((d.decision_id, float(ctx["timestamp"])))
-        if len(recent) > 50:
-            did, ts = recent.pop(0)
-            eng.reward(did, 1.0 if hash(did) % 3 == 0 else 0.0, ts + 60.0)
+    raw = raw_vw_predict()
+    report = LaggedOutcomes(eng)
 
     for ctx in contexts[:300]:  # warm-up, as the benchmark
         report(ctx, eng.decide(ctx))

@@ -25,9 +25,9 @@ def measure(n: int) -> None:
     import os
 
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, os.path.join(here, "..", "benchmarks"))
+    sys.path.insert(0, here)
+    from checkout_loop import LaggedOutcomes, raw_vw_predict
     from env_contexts import simulator_contexts
-    from test_bench_engine import _raw_vw_predict
 
     from engine import DecisionEngine
     from engine.cf import CFModel, interactions_from_contexts
@@ -38,13 +38,9 @@ def measure(n: int) -> None:
     contexts = simulator_contexts(n + 300)
     cf = CFModel(n_factors=16).fit(interactions_from_contexts(contexts))
     eng = DecisionEngine(seed=0, learner="vw", cf=cf)
-    recent: list[tuple[str, float]] = []
+    report = LaggedOutcomes(eng)
     for ctx in contexts:  # train online as the benchmark's loop does
-        d = eng.decide(ctx)
-        recent.append((d.decision_id, float(ctx["timestamp"])))
-        if len(recent) > 50:
-            did, ts = recent.pop(0)
-            eng.reward(did, 1.0 if hash(did) % 3 == 0 else 0.0, ts + 60.0)
+        report(ctx, eng.decide(ctx))
     carts = contexts[300:]
     g, served = eng.guardrails, eng._model
     features, learner, cf = served.features, served.learner, served.features.cf
@@ -86,7 +82,7 @@ def measure(n: int) -> None:
     for ctx in carts:
         run_sequence(ctx, in_sequence)
     decide, raw_vw = [], []
-    raw = _raw_vw_predict()
+    raw = raw_vw_predict()
     for ctx in carts:
         start = clock()
         eng.decide(ctx)
