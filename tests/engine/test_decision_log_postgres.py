@@ -20,8 +20,10 @@ from tcp_proxy import TcpProxy
 from engine import DecisionEngine, read_log, record_order, record_outcome
 from engine.decision_log import DecisionLog, DecisionRecord
 from engine.decision_log.postgres import (
+    CHECK_IDLE_S,
     CONNECT_TIMEOUT_S,
     POOL_TIMEOUT_S,
+    IdleCheck,
     PostgresStore,
     event_of,
     new_event_id,
@@ -368,3 +370,40 @@ def test_read_log_gives_the_same_frame_for_both_stores(pg_url, tmp_path):
     import pandas as pd
 
     pd.testing.assert_frame_equal(sqlite_df, pg_df, check_dtype=True)
+
+
+def _terminate(pg_url, pid):
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_the_pool_checks_a_connection_only_after_it_was_idle(pg_url):
+    """A connection handed out again at once is used unchecked (a broken one fails its read,
+    and the pool discards it); one idle for CHECK_IDLE_S is checked and replaced if broken."""
+    store = PostgresStore(pg_url, pool_size=1)
+    try:
+        pid = store._read("SELECT pg_backend_pid()")[0][0]
+        _terminate(pg_url, pid)
+        with pytest.raises(psycopg.OperationalError):  # no check: the read meets the dead link
+            store.decision_state("no-such-id")
+        pid = store._read("SELECT pg_backend_pid()")[0][0]  # a new connection
+        assert store.decision_state("no-such-id") == (False, False)
+        _terminate(pg_url, pid)
+        time.sleep(CHECK_IDLE_S + 0.2)
+        assert store.decision_state("no-such-id") == (False, False)  # checked, replaced
+        assert store._read("SELECT pg_backend_pid()")[0][0] != pid
+    finally:
+        store.close()
+
+
+def test_idle_check_sends_a_round_trip_only_when_due(pg_url):
+    conn = psycopg.connect(pg_url, autocommit=True)
+    try:
+        lazy, eager = IdleCheck(idle_s=3600.0), IdleCheck(idle_s=0.0)
+        lazy(conn)  # first use: checked
+        _terminate(pg_url, conn.info.backend_pid)
+        lazy(conn)  # within the idle time: no round trip, so the dead link goes unnoticed
+        with pytest.raises(psycopg.OperationalError):
+            eager(conn)
+    finally:
+        conn.close()
