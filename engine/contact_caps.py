@@ -13,7 +13,8 @@ which PostgreSQL runs under the row's lock, so two processes can never both take
 Contacts stamped after ``now`` (another process's clock, or carts decided out of order) count
 too: the cap holds over every contact since ``now - window``.
 If the decision then samples ``none``, the slot is given back (one more statement, sent by a
-background thread). A decision with no contact action eligible costs nothing; one with a
+background thread together with the other releases queued by then, in one pipeline: one round
+trip for all of them). A decision with no contact action eligible costs nothing; one with a
 contact action eligible costs one round trip on the decision's path.
 
 If the store cannot be reached, :meth:`ContactCaps.claim` returns None and the engine falls
@@ -28,6 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -38,6 +40,9 @@ from engine.decision_log.postgres import CONNECT_TIMEOUT_S, migrate
 __all__ = ["ContactCaps"]
 
 logger = logging.getLogger(__name__)
+
+RELEASE_BATCH = 256
+"""Most queued releases sent together, as one pipeline (one round trip)."""
 
 _CLAIM = (
     "INSERT INTO contact_caps AS c (user_hash, times)"
@@ -129,12 +134,35 @@ class ContactCaps:
 
     def _release_loop(self) -> None:
         while True:
-            item = self._releases.get()
-            if item is None:
+            batch = [self._releases.get()]
+            while batch[-1] is not None and len(batch) < RELEASE_BATCH:
+                try:
+                    batch.append(self._releases.get_nowait())
+                except queue.Empty:
+                    break
+            items = [item for item in batch if item is not None]
+            if items:
+                sent = self._release_all(items)
+                if sent:
+                    self._count("released", len(items))
+            if batch[-1] is None:
                 return
-            user_hash, now = item
-            if self._run(_RELEASE, {"u": user_hash, "t": now}, fetch=False) is not None:
-                self._count("released")
+
+    def _release_all(self, items: list[tuple[str, float]]) -> bool:
+        """Send the releases of ``items`` in one pipeline (one round trip); False if it failed."""
+        if time.monotonic() < self._quiet_until:
+            return False
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext(),
+            ):
+                for user_hash, now in items:
+                    conn.execute(_RELEASE, {"u": user_hash, "t": now})
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            self._failed(exc)
+            return False
+        return True
 
     def state(self) -> dict[str, int]:
         """Counters: claimed, capped (refused by the cap), released, store_errors."""
@@ -148,23 +176,26 @@ class ContactCaps:
             self._releaser.join(timeout)
         self._pool.close()
 
-    def _run(self, sql: str, params: dict[str, Any], fetch: bool = True) -> bool | None:
+    def _run(self, sql: str, params: dict[str, Any]) -> bool | None:
+        """Whether ``sql`` returned a row; None if the store failed (or is being left alone)."""
         if time.monotonic() < self._quiet_until:
             return None
         try:
             with self._pool.connection() as conn:
-                cur = conn.execute(sql, params)
-                return cur.fetchone() is not None if fetch else True
+                return conn.execute(sql, params).fetchone() is not None
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            self._count("store_errors")
-            self._quiet_until = time.monotonic() + self.retry_seconds
-            logger.warning(
-                "contact caps: store unreachable (%s); using the per-process cap for %.0f s",
-                type(exc).__name__,
-                self.retry_seconds,
-            )
+            self._failed(exc)
             return None
 
-    def _count(self, key: str) -> None:
+    def _failed(self, exc: Exception) -> None:
+        self._count("store_errors")
+        self._quiet_until = time.monotonic() + self.retry_seconds
+        logger.warning(
+            "contact caps: store unreachable (%s); using the per-process cap for %.0f s",
+            type(exc).__name__,
+            self.retry_seconds,
+        )
+
+    def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
-            self.counts[key] += 1
+            self.counts[key] += n

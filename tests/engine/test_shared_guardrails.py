@@ -272,3 +272,26 @@ def test_contact_claim_waits_at_most_its_timeout_when_the_store_is_cut(pg_url):
         proxy.restore()
         caps.close()
         proxy.close()
+
+
+def test_releases_queued_together_give_back_every_slot(pg_url):
+    """Decisions that sampled ``none`` give their slots back; the releases queued meanwhile go
+    in one pipeline, and every one of them lands: the slots can be claimed again."""
+    from engine.contact_caps import RELEASE_BATCH, ContactCaps
+
+    users = [f"u{k}" for k in range(RELEASE_BATCH + 44)]  # more than one batch
+    caps = ContactCaps(pg_url)
+    try:
+        assert all(caps.claim(u, T0, 3600.0, 1, []) for u in users)
+        assert not any(caps.claim(u, T0 + 1, 3600.0, 1, []) for u in users[:5])  # capped
+        for u in users:
+            caps.release(u, T0)
+    finally:
+        caps.close()  # sends what is still queued
+    assert caps.state()["released"] == len(users)
+    caps = ContactCaps(pg_url)
+    try:
+        assert all(caps.claim(u, T0 + 2, 3600.0, 1, []) for u in users)  # every slot was free
+        assert caps.state()["store_errors"] == 0
+    finally:
+        caps.close()
