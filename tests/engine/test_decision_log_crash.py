@@ -182,14 +182,18 @@ DECIDING_S = 1.5
 # with other jobs, load ~17): there each of the few waits of a commit cycle (thread wake-up,
 # the GIL held by a descheduled producer) can last a few scheduler slices of ~3 ms per
 # runnable thread. Measured worst over 20 kills at that load: 106 ms (README, decision log).
-LOAD_MARGIN = 0.15
+# In runs of the suite (the other xdist worker busy beside the two children) the test failed
+# twice on December 3, 2026, once at 211 ms with the children's loops stalled only 21 ms: the
+# writer thread alone was kept from running. The margin was 150 ms, set when flush_interval
+# was 50 ms; it is now 250 ms, which keeps the base bound above those runs.
+LOAD_MARGIN = 0.25
 # On top of that, the bound allows what the same run shows the host took from the children:
 # the longest stall of a child's decide loop (gap between two acknowledgements, or from its
 # last one to the kill) over the last STALL_LOOKBACK_S. While a process is descheduled, or
 # its GIL held by a descheduled thread, its writer cannot commit either, so such a stall
 # delays the last commit by as much (215 ms was measured once against a fixed 200 ms bound
 # on a host loaded by other jobs). The allowance is capped at MAX_STALL_ALLOWANCE, so the
-# bound stays at most 320 ms: a writer that missed its deadline (e.g. one committing only
+# bound stays at most 420 ms: a writer that missed its deadline (e.g. one committing only
 # every flush_events, about 1 s of decisions here, or only on close) still fails.
 STALL_LOOKBACK_S = 0.5
 MAX_STALL_ALLOWANCE = 0.15
