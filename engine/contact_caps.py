@@ -28,8 +28,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -115,10 +116,8 @@ class ContactCaps:
         ``seen`` are the context's own contact times. True: claimed; False: the cap is reached
         (counting every process); None: the store is unavailable (decide by the local cap).
         """
-        result = self._run(
-            _CLAIM,
-            {"u": user_hash, "t": now, "since": now - window, "cap": cap, "seen": list(seen)},
-        )
+        params = {"u": user_hash, "t": now, "since": now - window, "cap": cap, "seen": list(seen)}
+        result = self._run(lambda conn: conn.execute(_CLAIM, params).fetchone() is not None)
         if result is None:
             return None
         self._count("claimed" if result else "capped")
@@ -141,28 +140,10 @@ class ContactCaps:
                 except queue.Empty:
                     break
             items = [item for item in batch if item is not None]
-            if items:
-                sent = self._release_all(items)
-                if sent:
-                    self._count("released", len(items))
+            if items and self._run(partial(_send_releases, items=items)):
+                self._count("released", len(items))
             if batch[-1] is None:
                 return
-
-    def _release_all(self, items: list[tuple[str, float]]) -> bool:
-        """Send the releases of ``items`` in one pipeline (one round trip); False if it failed."""
-        if time.monotonic() < self._quiet_until:
-            return False
-        try:
-            with (
-                self._pool.connection() as conn,
-                conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext(),
-            ):
-                for user_hash, now in items:
-                    conn.execute(_RELEASE, {"u": user_hash, "t": now})
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            self._failed(exc)
-            return False
-        return True
 
     def state(self) -> dict[str, int]:
         """Counters: claimed, capped (refused by the cap), released, store_errors."""
@@ -176,26 +157,31 @@ class ContactCaps:
             self._releaser.join(timeout)
         self._pool.close()
 
-    def _run(self, sql: str, params: dict[str, Any]) -> bool | None:
-        """Whether ``sql`` returned a row; None if the store failed (or is being left alone)."""
+    def _run(self, work: Callable[[psycopg.Connection[Any]], bool]) -> bool | None:
+        """``work(conn)`` on a pooled connection; None if the store failed (or is left alone)."""
         if time.monotonic() < self._quiet_until:
             return None
         try:
             with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchone() is not None
+                return work(conn)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            self._failed(exc)
+            self._count("store_errors")
+            self._quiet_until = time.monotonic() + self.retry_seconds
+            logger.warning(
+                "contact caps: store unreachable (%s); using the per-process cap for %.0f s",
+                type(exc).__name__,
+                self.retry_seconds,
+            )
             return None
-
-    def _failed(self, exc: Exception) -> None:
-        self._count("store_errors")
-        self._quiet_until = time.monotonic() + self.retry_seconds
-        logger.warning(
-            "contact caps: store unreachable (%s); using the per-process cap for %.0f s",
-            type(exc).__name__,
-            self.retry_seconds,
-        )
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+
+
+def _send_releases(conn: psycopg.Connection[Any], items: list[tuple[str, float]]) -> bool:
+    """Give back the slots of ``items`` in one pipeline (one round trip)."""
+    with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+        for user_hash, now in items:
+            conn.execute(_RELEASE, {"u": user_hash, "t": now})
+    return True
