@@ -15,6 +15,13 @@ tested in ``tests/engine/test_ope_lake.py``).
 * ``spark_rows_per_s`` (local[2]) and ``spark_startup_s`` (session start plus a first tiny job,
   timed by the shared session fixture);
   ``memory_rows_per_s``; ``max_rel_diff`` between the three backends' tables;
+* ``policy_alone_s``: the saved model's probabilities on every evaluated row, the features already
+  in memory, on one thread; ``policy_ceiling_vs_scan`` = scan wall * cores / (scan CPU +
+  policy_alone_s): the most any backend could reach against the scan if decoding cost it no more
+  CPU than the scan (``scan_cpu_s``), its cores were kept busy all the time, and DR, the checks
+  and the fold cost nothing. ``dense_product_s`` and ``product_ceiling_vs_scan``: the same with
+  the policy reduced to the float64 matrix product its quadratic forms take
+  (``(rows, d + 1) @ (d + 1, A * (d + 1))``);
 * peak RSS (``VmHWM``) of a child process streaming the generated log (IPW, SNIPW, DR), at full
   size and on a quarter and a twentieth of its files: ``rss_full_mb``, ``rss_quarter_mb``,
   ``rss_twentieth_mb`` (flat: about the same peak) and the log's size on disk.
@@ -24,6 +31,7 @@ Timings are taken in alternating blocks (one call of each per block, best of 3).
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +43,21 @@ from bench_utils import best_seconds, scale
 from ope_streams import HIGH_WATER_MB, child_json
 
 from engine.ope import evaluate_log
+from engine.ope.lake.backends import one_blas_thread
 from engine.ope.lake.batch import required_columns
 from engine.ope.lake.source import open_source
+from engine.ope.lake.target import target_spec
 
 SCALE = scale(large=100)
 N_ROWS = int(10_000 * SCALE)  # 1M rows at large
 N_RSS = 100_000 if SCALE == 1 else int(200_000 * SCALE)  # 20M rows at large
 ESTIMATORS = ("ipw", "snipw", "dr")
 ROOT = Path(__file__).resolve().parents[2]
+POLICY_BATCH = 65_536
+DENSE_BLOCK = 512
+"""Rows per product in ``_dense_product``: the block ``RidgeStats.scores`` uses, the fastest
+measured here (blocks of 65,536 rows: about 1.2x slower)."""
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _tile(src: Path, out: Path, n_rows: int, rows_per_file: int = 100_000) -> Path:
@@ -91,15 +106,64 @@ def _max_rel(a, b):
     return float(np.max(np.abs(x[ok] - y[ok]) / np.maximum(np.abs(x[ok]), 1e-300)))
 
 
-def _alternating(fns: dict, reps: int) -> dict:
-    """Best time of each function, timed in alternating blocks (one call of each per block)."""
+def _alternating(fns: dict, reps: int) -> tuple[dict, dict]:
+    """Best wall time and best CPU time (this process, every thread) of each function, timed in
+    alternating blocks (one call of each per block)."""
     best = dict.fromkeys(fns, float("inf"))
+    cpu = dict.fromkeys(fns, float("inf"))
     for _ in range(reps):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    return best, cpu
+
+
+def _policy_alone(path: Path, model_path: Path, src) -> tuple[Callable[[], None], int]:
+    """The saved model's probabilities on every row of the log, already in memory, on one thread
+    (and the number of rows evaluated).
+
+    The least work any backend does beyond reading: it must apply the target policy to each row.
+    The rows go in batches of :data:`POLICY_BATCH`, as the stream's row groups (a whole-log
+    matrix would run out of the caches and overstate that floor).
+    """
+    table = ds.dataset(path, format="parquet", partitioning="hive").to_table(
+        columns=[f"f_{f}" for f in src.feature_names] + [f"p_{a}" for a in src.action_names],
+        filter=~ds.field("fallback") & ds.field("reward").is_valid(),  # the rows evaluated
+    )
+    features = np.empty((table.num_rows, len(src.feature_names)), order="F")  # as a batch's
+    for j, f in enumerate(src.feature_names):
+        features[:, j] = table[f"f_{f}"].to_numpy(zero_copy_only=False)
+    eligible = np.column_stack([table[f"p_{a}"].to_numpy() > 0.0 for a in src.action_names])
+    policy = target_spec(str(model_path)).build()
+    starts = range(0, features.shape[0], POLICY_BATCH)
+
+    def run() -> None:
+        with one_blas_thread():
+            for i in starts:
+                rows = slice(i, i + POLICY_BATCH)
+                policy.feature_probabilities(features[rows], src.feature_names, eligible[rows])
+
+    return run, features.shape[0]
+
+
+def _dense_product(n_rows: int, n_dims: int, n_actions: int) -> Callable[[], None]:
+    """The product the quadratic forms ``z^T C_a z`` of every row and action take in float64
+    BLAS, alone: ``(rows, p) @ (p, A * p)`` in blocks of :data:`DENSE_BLOCK` rows, on one thread
+    (random numbers: its time depends on the shapes only)."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(min(n_rows, DENSE_BLOCK), n_dims))
+    stacked = rng.normal(size=(n_dims, n_actions * n_dims))
+    out = np.empty((z.shape[0], stacked.shape[1]))
+    sizes = [min(DENSE_BLOCK, n_rows - i) for i in range(0, n_rows, DENSE_BLOCK)]
+
+    def run() -> None:
+        with one_blas_thread():
+            for size in sizes:
+                np.matmul(z[:size], stacked, out=out[:size])
+
+    return run
 
 
 def test_bench_lake_backends(benchmark, big_lake, request):
@@ -116,7 +180,8 @@ def test_bench_lake_backends(benchmark, big_lake, request):
 
     stream = benchmark.pedantic(lambda: run("stream"), rounds=1, iterations=1)
     memory = run("memory")
-    t = _alternating(
+    policy_alone, n_evaluated = _policy_alone(path, model_path, src)
+    t, cpu = _alternating(
         {
             "scan": lambda: ds.dataset(path, format="parquet", partitioning="hive").to_table(
                 columns=columns
@@ -127,6 +192,12 @@ def test_bench_lake_backends(benchmark, big_lake, request):
             "stream_rule": lambda: run("stream", ("ipw", "snipw"), "rule"),
             "stream_rule_dr": lambda: run("stream", policy="rule"),
             "memory": lambda: run("memory"),
+            "policy_alone": policy_alone,
+            "dense_product": _dense_product(
+                n_evaluated,
+                len(src.feature_names) + 1,
+                len(src.action_names),
+            ),
         },
         reps,
     )
@@ -152,6 +223,11 @@ def test_bench_lake_backends(benchmark, big_lake, request):
         stream_vs_scan_rule_ipw=round(t["scan"] / t["stream_rule"], 3),
         stream_vs_scan_rule_dr=round(t["scan"] / t["stream_rule_dr"], 3),
         memory_rows_per_s=round(n / t["memory"]),
+        scan_cpu_s=round(cpu["scan"], 3),
+        policy_alone_s=round(t["policy_alone"], 3),
+        policy_ceiling_vs_scan=round(t["scan"] * CORES / (cpu["scan"] + t["policy_alone"]), 3),
+        dense_product_s=round(t["dense_product"], 3),
+        product_ceiling_vs_scan=round(t["scan"] * CORES / (cpu["scan"] + t["dense_product"]), 3),
         spark_rows_per_s=round(n / t_spark),
         spark_first_call_s=round(t_spark_first, 2),
         spark_startup_s=round(getattr(spark, "cartwise_startup_s", float("nan")), 2),
