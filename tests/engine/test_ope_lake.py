@@ -420,6 +420,70 @@ def test_a_sample_reads_the_first_rows_of_row_groups_spread_over_every_day(lake,
     assert store.sampled(10) is store  # a decision-log store is read whole
 
 
+def _many_files(out, folder, rows_per_file: int, row_group_size: int):
+    """The lake's rows rewritten per day into files of ``rows_per_file`` rows."""
+    for day_folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        table = pa.concat_tables(pq.read_table(f) for f in sorted(day_folder.glob("*.parquet")))
+        (folder / day_folder.name).mkdir(parents=True)
+        for k, start in enumerate(range(0, table.num_rows, rows_per_file)):
+            pq.write_table(
+                table.slice(start, rows_per_file),
+                folder / day_folder.name / f"part-{k:04d}.parquet",
+                row_group_size=row_group_size,
+            )
+    return folder
+
+
+def test_a_sample_of_a_log_of_many_files_reads_only_the_footers_it_needs(
+    lake, tmp_path, monkeypatch, spark
+):
+    from engine.ope.lake import source
+    from engine.ope.lake.source import FOOTER_SCAN_FILES, MIN_SAMPLE_GROUPS, open_source
+
+    _, model_path, out = lake
+    many = _many_files(out, tmp_path / "many", rows_per_file=30, row_group_size=10)
+    files = sorted(str(f) for f in many.rglob("*.parquet"))
+    assert len(files) > FOOTER_SCAN_FILES
+    src = open_source(many)
+    total = sum(p.num_rows for p in src.pieces())
+    read: list[str] = []
+    real_footer = source.footer
+    monkeypatch.setattr(source, "footer", lambda f: read.append(f.path) or real_footer(f))
+
+    sample = src.sampled(300)
+    assert len(read) == len(set(read)) < len(files) // 2  # each footer once, few of them
+    m = max(MIN_SAMPLE_GROUPS, 300 // 10)
+    assert len(set(read)) <= MIN_SAMPLE_GROUPS + m
+    picked = [files.index(f) for f, _, _ in sample.sample]
+    assert picked == sorted(picked)  # in the dataset's order
+    assert picked[0] < len(files) / m + 1 and picked[-1] > len(files) * (1 - 1 / m) - 2  # spread
+    assert np.diff(picked).max() <= 2 * len(files) / m + 1  # evenly
+    assert 250 < sum(r for *_, r in sample.sample) <= 300 + len(sample.sample)
+    table = sample.table(["decision_id", "day"])
+    expected = []
+    for path, group, rows in sample.sample:
+        got = pq.ParquetFile(path).read_row_group(group, columns=["decision_id"])
+        expected += got["decision_id"].to_pylist()[:rows]
+    assert table["decision_id"].to_pylist() == expected
+    days = {p.name.removeprefix("day=") for p in many.iterdir()}
+    assert set(table["day"].to_pylist()) == days
+
+    read.clear()  # a bound near the log's size: every footer, and the exact decision
+    assert src.sampled(total) is src and len(set(read)) == len(files)
+    assert src.sampled(total // 2 + 1).sample is not None
+
+    kw = {"policy": str(model_path), "estimators": ESTIMATORS, "by": BY, "reward_rows": 300}
+    monkeypatch.undo()
+    tables = [evaluate_log(many, backend=b, **kw) for b in ("memory", "stream")]
+    tables.append(evaluate_log(many, backend="spark", spark=spark, **kw))
+    fitted = sample.table(["fallback", "reward"]).to_pandas()  # the rows the model learns from
+    assert tables[0].attrs["reward_model_rows"] == (~fitted.fallback & fitted.reward.notna()).sum()
+    cols = ["value", "ci_low", "ci_high", "se"]
+    for other in tables[1:]:
+        assert other.attrs["reward_model_rows"] == tables[0].attrs["reward_model_rows"]
+        np.testing.assert_allclose(other[cols], tables[0][cols], rtol=1e-9, atol=1e-12)
+
+
 def test_every_backend_fits_the_reward_model_on_the_same_sample(lake, spark):
     _, model_path, out = lake
     kw = {"policy": str(model_path), "estimators": ESTIMATORS, "by": BY, "reward_rows": 1000}

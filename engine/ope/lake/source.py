@@ -24,6 +24,10 @@ PREFETCH = 2
 """Batches read ahead of the consumer by the stream backend's reader thread."""
 MIN_SAMPLE_GROUPS = 16
 """Fewest row groups a sample (:meth:`Source.sampled`) is spread over, when the log has them."""
+FOOTER_SCAN_FILES = 64
+"""A log of at most this many files is sampled from every file's footer; a larger one from the
+footers of the files its sample falls in (a driver sampling a remote lake of thousands of files
+would otherwise fetch every footer)."""
 _DONE = object()
 
 
@@ -133,6 +137,70 @@ class Piece:
                 yield pa.RecordBatch.from_arrays(arrays, names=list(columns))
 
 
+def footer(fragment: Any) -> Any:
+    """The parsed footer (``FileMetaData``) of a Parquet fragment: one read of the file's end."""
+    return fragment.metadata
+
+
+def _n_groups(n_groups: int, max_rows: int, median_rows: int) -> int:
+    """How many row groups a sample of ``max_rows`` is spread over."""
+    return min(n_groups, max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / max(median_rows, 1))))
+
+
+def _picks_by_bytes(fragments: list, max_rows: int) -> tuple[tuple[str, int, int], ...] | None:
+    """A sample's ``(file, row group, rows)`` at evenly spaced byte positions of the log.
+
+    File sizes come from the file system's listing; footers are read for the files the
+    positions fall in only. First :data:`MIN_SAMPLE_GROUPS` positions estimate the rows per
+    byte and the median row group; then the sample's own positions are placed. Within a file, a
+    position picks the row group holding the same share of the file's rows. None when the log
+    is estimated to hold no more than twice ``max_rows`` rows: the caller then reads every
+    footer and decides exactly.
+    """
+    filesystem = fragments[0].filesystem
+    sizes = np.array([info.size for info in filesystem.get_file_info([f.path for f in fragments])])
+    ends = np.cumsum(sizes)
+    total = int(ends[-1])
+    read: dict[int, Any] = {}
+
+    def files_at(m: int) -> list[tuple[int, float]]:
+        """``(file, share of the file)`` at ``m`` positions, each in the middle of its m-th."""
+        out = []
+        for j in range(m):
+            position = (2 * j + 1) * total / (2 * m)
+            f = min(int(np.searchsorted(ends, position, side="right")), len(fragments) - 1)
+            start = ends[f] - sizes[f]
+            out.append((f, (position - start) / max(int(sizes[f]), 1)))
+        return out
+
+    def metadata(f: int) -> Any:
+        if f not in read:
+            read[f] = footer(fragments[f])
+        return read[f]
+
+    first = files_at(MIN_SAMPLE_GROUPS)
+    seen = {f for f, _ in first}
+    rows_seen = sum(metadata(f).num_rows for f in seen)
+    bytes_seen = sum(int(sizes[f]) for f in seen)
+    if total * rows_seen / max(bytes_seen, 1) <= 2 * max_rows:
+        return None
+    group_rows = sorted(
+        metadata(f).row_group(k).num_rows for f in seen for k in range(metadata(f).num_row_groups)
+    )
+    m = max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / max(group_rows[len(group_rows) // 2], 1)))
+    per_group = math.ceil(max_rows / m)
+    picks: dict[tuple[int, int], int] = {}
+    for f, share in files_at(m):
+        meta = metadata(f)
+        if meta.num_row_groups == 0:
+            continue
+        counts = np.cumsum([meta.row_group(k).num_rows for k in range(meta.num_row_groups)])
+        row = min(share, 1.0) * counts[-1]
+        k = min(int(np.searchsorted(counts, row, side="right")), meta.num_row_groups - 1)
+        picks[f, k] = min(per_group, meta.row_group(k).num_rows)
+    return tuple((fragments[f].path, k, rows) for (f, k), rows in sorted(picks.items()))
+
+
 @dataclass(frozen=True)
 class Source:
     """An opened source: its column names and how to read it."""
@@ -197,7 +265,7 @@ class Source:
             if files is not None and fragment.path not in files:
                 continue
             keys = ds.get_partition_keys(fragment.partition_expression)
-            metadata = fragment.metadata
+            metadata = footer(fragment)
             for k in range(metadata.num_row_groups):
                 if limits is not None and (fragment.path, k) not in limits:
                     continue
@@ -217,9 +285,11 @@ class Source:
         The sample takes the first rows of row groups at evenly spaced positions in the
         dataset's order (at least :data:`MIN_SAMPLE_GROUPS` groups when the log has them, and
         at most ``ceil(max_rows / groups)`` rows of each), so it reaches every part of a log
-        partitioned by day and reads at most ``max_rows`` rows plus one per group. The source
-        itself when ``max_rows`` is None, when it holds no more rows, or when it is a store
-        (a decision-log store is read whole).
+        partitioned by day and reads at most ``max_rows`` rows plus one per group. A log of at
+        most :data:`FOOTER_SCAN_FILES` files spaces the groups by their order among all row
+        groups; a larger one spaces them by byte position and reads only the footers of the
+        files they fall in. The source itself when ``max_rows`` is None, when it holds no more
+        rows, or when it is a store (a decision-log store is read whole).
 
         >>> src = Source("logs/", "store", ())
         >>> src.sampled(1000) is src
@@ -227,12 +297,16 @@ class Source:
         """
         if max_rows is None or self.kind != "parquet" or self.sample is not None:
             return self
+        fragments = list(self.dataset().get_fragments())
+        if len(fragments) > FOOTER_SCAN_FILES:
+            by_bytes = _picks_by_bytes(fragments, max_rows)
+            if by_bytes is not None:
+                return replace(self, sample=by_bytes)
         groups = [(p.path, p.row_group, p.num_rows) for p in self.pieces()]
         sizes = sorted(rows for _, _, rows in groups)
         if sum(sizes) <= max_rows:
             return self
-        median = max(sizes[len(sizes) // 2], 1)
-        m = min(len(groups), max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / median)))
+        m = _n_groups(len(groups), max_rows, sizes[len(sizes) // 2])
         per_group = math.ceil(max_rows / m)
         picks = sorted({(2 * j + 1) * len(groups) // (2 * m) for j in range(m)})
         return replace(
