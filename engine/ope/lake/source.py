@@ -11,7 +11,7 @@ import math
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -142,9 +142,9 @@ def footer(fragment: Any) -> Any:
     return fragment.metadata
 
 
-def _n_groups(n_groups: int, max_rows: int, median_rows: int) -> int:
-    """How many row groups a sample of ``max_rows`` is spread over."""
-    return min(n_groups, max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / max(median_rows, 1))))
+def _n_groups(max_rows: int, median_rows: int) -> int:
+    """How many row groups a sample of ``max_rows`` is spread over (the log may have fewer)."""
+    return max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / max(median_rows, 1)))
 
 
 def _picks_by_bytes(fragments: list, max_rows: int) -> tuple[tuple[str, int, int], ...] | None:
@@ -187,7 +187,7 @@ def _picks_by_bytes(fragments: list, max_rows: int) -> tuple[tuple[str, int, int
     group_rows = sorted(
         metadata(f).row_group(k).num_rows for f in seen for k in range(metadata(f).num_row_groups)
     )
-    m = max(MIN_SAMPLE_GROUPS, math.ceil(max_rows / max(group_rows[len(group_rows) // 2], 1)))
+    m = _n_groups(max_rows, group_rows[len(group_rows) // 2])
     per_group = math.ceil(max_rows / m)
     picks: dict[tuple[int, int], int] = {}
     for f, share in files_at(m):
@@ -256,12 +256,16 @@ class Source:
 
     def pieces(self) -> Iterator[Piece]:
         """The row groups of a Parquet source (those of its sample), in the dataset's order."""
+        dataset = self.dataset()
+        return self._pieces(dataset, dataset.get_fragments())
+
+    def _pieces(self, dataset: Any, fragments: Iterable[Any]) -> Iterator[Piece]:
+        """:meth:`pieces` of ``dataset``'s ``fragments`` (already listed)."""
         import pyarrow.dataset as ds
 
         limits = None if self.sample is None else {(f, g): n for f, g, n in self.sample}
         files = None if self.sample is None else {f for f, _, _ in self.sample}
-        dataset = self.dataset()
-        for fragment in dataset.get_fragments():
+        for fragment in fragments:
             if files is not None and fragment.path not in files:
                 continue
             keys = ds.get_partition_keys(fragment.partition_expression)
@@ -297,16 +301,17 @@ class Source:
         """
         if max_rows is None or self.kind != "parquet" or self.sample is not None:
             return self
-        fragments = list(self.dataset().get_fragments())
+        dataset = self.dataset()
+        fragments = list(dataset.get_fragments())  # listed once; their footers cached on them
         if len(fragments) > FOOTER_SCAN_FILES:
             by_bytes = _picks_by_bytes(fragments, max_rows)
             if by_bytes is not None:
                 return replace(self, sample=by_bytes)
-        groups = [(p.path, p.row_group, p.num_rows) for p in self.pieces()]
+        groups = [(p.path, p.row_group, p.num_rows) for p in self._pieces(dataset, fragments)]
         sizes = sorted(rows for _, _, rows in groups)
         if sum(sizes) <= max_rows:
             return self
-        m = _n_groups(len(groups), max_rows, sizes[len(sizes) // 2])
+        m = min(len(groups), _n_groups(max_rows, sizes[len(sizes) // 2]))
         per_group = math.ceil(max_rows / m)
         picks = sorted({(2 * j + 1) * len(groups) // (2 * m) for j in range(m)})
         return replace(
